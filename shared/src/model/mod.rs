@@ -1,0 +1,378 @@
+//! The outbound event contract: the envelope every subscriber receives and what its `data` holds.
+//!
+//! Owns: [`Envelope`] (`{id, type, created_at, batch, data}`), [`EventData`] and its families,
+//! [`InboundEvent`] (one normalized provider item on its way through the pipeline), and the JSON
+//! Schema of the envelope. Must not: parse provider payloads or touch storage.
+
+mod conversation;
+mod event_type;
+mod message;
+mod notification;
+pub(crate) mod vocab;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::de::Error as _;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
+
+pub use conversation::{
+    Contact, ContactProfile, Conversation, ConversationContext, ConversationStatus, EndReason,
+    MessageSummary, Note,
+};
+pub use event_type::{EventType, Family, UnknownEventType};
+pub use message::*;
+pub use notification::{NotificationData, Participant, Subject, SubjectKind};
+
+use crate::ids::{EventId, SourceId};
+
+/// Which provider a source receives webhooks from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    /// Meta WhatsApp Cloud API (`whatsapp_business_account` webhooks).
+    Meta,
+    /// WAHA, the self-hosted WhatsApp HTTP API.
+    Waha,
+}
+
+impl Provider {
+    /// The lowercase name used in dedup keys and config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Meta => "meta",
+            Self::Waha => "waha",
+        }
+    }
+}
+
+/// Where an event came from (`data.source`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SourceInfo {
+    /// The configured source id (`/webhooks/{source_id}`).
+    pub id: SourceId,
+    /// The provider of that source.
+    pub provider: Provider,
+    /// Meta WhatsApp Business Account id (`entry.id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_account_id: Option<String>,
+    /// The business side of the chat: Meta `phone_number_id`, WAHA session name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_id: Option<String>,
+    /// The business's own phone number (Meta `display_phone_number`, WAHA `me.id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_phone_number: Option<String>,
+    /// WAHA engine (`WEBJS`, `NOWEB`, `GOWS`…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+}
+
+impl SourceInfo {
+    /// Source info with only id and provider known (parsers add the rest per item).
+    pub fn new(id: SourceId, provider: Provider) -> Self {
+        Self {
+            id,
+            provider,
+            business_account_id: None,
+            business_id: None,
+            business_phone_number: None,
+            engine: None,
+        }
+    }
+}
+
+/// `data` of `whatsapp.message.*` events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct MessageBody {
+    /// The message or the status update.
+    pub message: Message,
+    /// The customer as the provider described them on this item (profile name, ids).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactProfile>,
+}
+
+/// A hand-over of a conversation to an agent or team.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Transfer {
+    /// The agent taking over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_agent: Option<String>,
+    /// The team taking over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_team: Option<String>,
+    /// Free text for whoever takes over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+}
+
+/// `data` of `whatsapp.conversation.*` events (the conversation itself is `data.conversation`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ConversationBody {
+    /// Why it ended (`whatsapp.conversation.ended`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<EndReason>,
+    /// To whom it went (`whatsapp.conversation.transferred`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer: Option<Transfer>,
+}
+
+/// `data` of `whatsapp.contact.created|updated`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContactBody {
+    /// The contact as it is now.
+    pub contact: Contact,
+    /// The profile before the change (`updated` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ContactProfile>,
+}
+
+/// The family-specific part of `data`; which variant is fixed by the event type's [`Family`].
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EventBody {
+    /// Message and status events.
+    Message(Box<MessageBody>),
+    /// Conversation lifecycle events.
+    Conversation(ConversationBody),
+    /// Contact lifecycle events.
+    Contact(ContactBody),
+    /// Typed pass-through of everything else.
+    Notification(NotificationData),
+}
+
+impl EventBody {
+    /// A message-family body.
+    pub fn message(message: Message, contact: Option<ContactProfile>) -> Self {
+        Self::Message(Box::new(MessageBody { message, contact }))
+    }
+
+    /// The family of this body.
+    pub fn family(&self) -> Family {
+        match self {
+            Self::Message(_) => Family::Message,
+            Self::Conversation(_) => Family::Conversation,
+            Self::Contact(_) => Family::Contact,
+            Self::Notification(_) => Family::Notification,
+        }
+    }
+}
+
+/// One event's `data` (or one item of a batch's `data` array).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct EventData {
+    /// The item's own event id; set on batch items, where the envelope id names the batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_id: Option<EventId>,
+    /// Where it came from.
+    pub source: SourceInfo,
+    /// The conversation it belongs to, attached by the track stage; `null` when none applies.
+    #[serde(default)]
+    pub conversation: Option<Conversation>,
+    /// The family-specific fields.
+    #[serde(flatten)]
+    pub body: EventBody,
+}
+
+impl EventData {
+    /// Data with no conversation attached yet.
+    pub fn new(source: SourceInfo, body: EventBody) -> Self {
+        Self {
+            event_id: None,
+            source,
+            conversation: None,
+            body,
+        }
+    }
+
+    /// Decodes `data` whose shape is given by `event_type` (serde cannot pick an untagged variant
+    /// reliably, since all families share optional fields).
+    pub fn from_value(event_type: EventType, value: Value) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Common {
+            #[serde(default)]
+            event_id: Option<EventId>,
+            source: SourceInfo,
+            #[serde(default)]
+            conversation: Option<Conversation>,
+        }
+        let common = Common::deserialize(&value)?;
+        let body = match event_type.family() {
+            Family::Message => EventBody::Message(Box::new(MessageBody::deserialize(value)?)),
+            Family::Conversation => EventBody::Conversation(ConversationBody::deserialize(value)?),
+            Family::Contact => EventBody::Contact(ContactBody::deserialize(value)?),
+            Family::Notification => EventBody::Notification(NotificationData::deserialize(value)?),
+        };
+        Ok(Self {
+            event_id: common.event_id,
+            source: common.source,
+            conversation: common.conversation,
+            body,
+        })
+    }
+
+    /// The message, for message-family data.
+    pub fn message(&self) -> Option<&Message> {
+        match &self.body {
+            EventBody::Message(m) => Some(&m.message),
+            _ => None,
+        }
+    }
+}
+
+/// One normalized provider item on its way through the pipeline (ingest → track).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InboundEvent {
+    /// The event id subscribers will see.
+    pub id: EventId,
+    /// The event type.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// Key under which the track stage claims the item exactly once (see DESIGN "Dedup").
+    pub dedup_key: String,
+    /// When wagate received the webhook.
+    pub received_at: DateTime<Utc>,
+    /// When the provider says it happened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// The event data.
+    pub data: EventData,
+}
+
+impl<'de> Deserialize<'de> for InboundEvent {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Rest {
+            dedup_key: String,
+            received_at: DateTime<Utc>,
+            #[serde(default)]
+            occurred_at: Option<DateTime<Utc>>,
+        }
+        let r = Typed::<Rest>::deserialize(deserializer)?;
+        let data = EventData::from_value(r.event_type, r.data).map_err(D::Error::custom)?;
+        Ok(Self {
+            id: r.id,
+            event_type: r.event_type,
+            dedup_key: r.rest.dedup_key,
+            received_at: r.rest.received_at,
+            occurred_at: r.rest.occurred_at,
+            data,
+        })
+    }
+}
+
+/// What [`InboundEvent`] and [`Envelope`] share on the wire: an id and a type that decides how to
+/// read `data`, plus their own fields in `rest`.
+#[derive(Deserialize)]
+struct Typed<T> {
+    id: EventId,
+    #[serde(rename = "type")]
+    event_type: EventType,
+    data: Value,
+    #[serde(flatten)]
+    rest: T,
+}
+
+/// `data` of an envelope: one event's data, or a batch of them.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum EnvelopeData {
+    /// `batch: false`.
+    Single(Box<EventData>),
+    /// `batch: true`: inbound messages of one conversation, oldest first, each with `event_id`.
+    Batch(Vec<EventData>),
+}
+
+/// What every delivery POSTs: `{id, type, created_at, batch, data}`.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+#[schemars(title = "wagate event envelope")]
+pub struct Envelope {
+    /// The event id (for a batch: the batch's id; items carry their own `event_id`).
+    pub id: EventId,
+    /// The event type; for a batch, the type of every item.
+    #[serde(rename = "type")]
+    pub event_type: EventType,
+    /// When wagate created the event (RFC 3339, UTC).
+    pub created_at: DateTime<Utc>,
+    /// Whether `data` is an array of items.
+    pub batch: bool,
+    /// The event data.
+    pub data: EnvelopeData,
+}
+
+impl Envelope {
+    /// The envelope for one event.
+    pub fn single(event: InboundEvent) -> Self {
+        Self {
+            id: event.id,
+            event_type: event.event_type,
+            created_at: event.received_at,
+            batch: false,
+            data: EnvelopeData::Single(Box::new(event.data)),
+        }
+    }
+
+    /// The envelope for a batch of events of one type: each item keeps its own id.
+    pub fn batch(
+        id: EventId,
+        event_type: EventType,
+        created_at: DateTime<Utc>,
+        events: Vec<InboundEvent>,
+    ) -> Self {
+        let items = events
+            .into_iter()
+            .map(|e| EventData {
+                event_id: Some(e.id),
+                ..e.data
+            })
+            .collect();
+        Self {
+            id,
+            event_type,
+            created_at,
+            batch: true,
+            data: EnvelopeData::Batch(items),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Envelope {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        struct Rest {
+            created_at: DateTime<Utc>,
+            batch: bool,
+        }
+        let r = Typed::<Rest>::deserialize(deserializer)?;
+        let read = |v: Value| EventData::from_value(r.event_type, v).map_err(D::Error::custom);
+        let data = match (r.rest.batch, r.data) {
+            (true, Value::Array(items)) => {
+                EnvelopeData::Batch(items.into_iter().map(read).collect::<Result<_, _>>()?)
+            }
+            (false, v @ Value::Object(_)) => EnvelopeData::Single(Box::new(read(v)?)),
+            _ => {
+                return Err(D::Error::custom(
+                    "`data` must be an array when `batch` is true, else an object",
+                ));
+            }
+        };
+        Ok(Self {
+            id: r.id,
+            event_type: r.event_type,
+            created_at: r.rest.created_at,
+            batch: r.rest.batch,
+            data,
+        })
+    }
+}
+
+/// The JSON Schema (draft 2020-12) of [`Envelope`], pretty-printed, as committed in
+/// `schema/envelope.schema.json`.
+pub fn envelope_schema_json() -> String {
+    let schema = schemars::schema_for!(Envelope);
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+#[cfg(test)]
+mod tests;

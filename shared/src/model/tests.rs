@@ -1,0 +1,233 @@
+use chrono::{TimeZone, Utc};
+use serde_json::{Value, json};
+
+use super::*;
+use crate::ids::{ConversationId, SourceId};
+
+fn received_message(text: &str) -> InboundEvent {
+    let mut message = Message::new(format!("wamid.{text}"), Direction::Inbound);
+    message.from = Some("15550001111".into());
+    message.content = Some(MessageContent::Text(TextData { body: text.into() }));
+    let source = SourceInfo::new(SourceId::parse("src").unwrap(), Provider::Meta);
+    InboundEvent {
+        id: EventId::new(),
+        event_type: EventType::MessageReceived,
+        dedup_key: format!("meta:1:wamid.{text}"),
+        received_at: Utc.with_ymd_and_hms(2024, 10, 28, 5, 20, 1).unwrap(),
+        occurred_at: None,
+        data: EventData::new(source, EventBody::message(message, None)),
+    }
+}
+
+fn conversation() -> Conversation {
+    let at = Utc.with_ymd_and_hms(2024, 10, 28, 5, 0, 0).unwrap();
+    Conversation {
+        id: ConversationId::new(),
+        status: ConversationStatus::Active,
+        contact: ContactProfile {
+            wa_id: Some("15550001111".into()),
+            name: Some("Alice".into()),
+            ..Default::default()
+        },
+        business_id: "106540352242922".into(),
+        created_at: at,
+        last_active_at: at,
+        ended_at: None,
+        end_reason: None,
+        inbound_count: 1,
+        outbound_count: 0,
+        labels: vec!["vip".into()],
+        notes: vec![Note {
+            text: "called back".into(),
+            author: None,
+            created_at: at,
+        }],
+        context: ConversationContext {
+            summary: Some("1 message from Alice".into()),
+            ..Default::default()
+        },
+    }
+}
+
+#[test]
+fn a_single_envelope_has_the_documented_top_level_shape_and_round_trips() {
+    let mut event = received_message("hi");
+    event.data.conversation = Some(conversation());
+    let envelope = Envelope::single(event);
+    let value = serde_json::to_value(&envelope).unwrap();
+    let keys: Vec<&str> = value
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(keys, ["batch", "created_at", "data", "id", "type"]);
+    assert_eq!(value["type"], "whatsapp.message.received");
+    assert_eq!(value["batch"], false);
+    assert_eq!(value["created_at"], "2024-10-28T05:20:01Z");
+    assert_eq!(value["data"]["message"]["message_type"], "text");
+    assert_eq!(
+        value["data"]["message"]["message_type_data"],
+        json!({"body": "hi"})
+    );
+    assert_eq!(value["data"]["conversation"]["status"], "active");
+    let back: Envelope = serde_json::from_value(value).unwrap();
+    assert_eq!(back, envelope);
+}
+
+#[test]
+fn a_batch_envelope_carries_an_array_whose_items_keep_their_own_ids() {
+    let events = vec![received_message("one"), received_message("two")];
+    let ids: Vec<EventId> = events.iter().map(|e| e.id).collect();
+    let batch_id = EventId::new();
+    let envelope = Envelope::batch(batch_id, EventType::MessageReceived, Utc::now(), events);
+    let value = serde_json::to_value(&envelope).unwrap();
+    assert_eq!(value["batch"], true);
+    assert_eq!(value["id"], batch_id.to_string());
+    let items = value["data"].as_array().unwrap();
+    assert_eq!(items.len(), 2);
+    assert_eq!(items[0]["event_id"], ids[0].to_string());
+    assert_eq!(items[1]["message"]["message_type_data"]["body"], "two");
+    let back: Envelope = serde_json::from_value(value).unwrap();
+    assert_eq!(back, envelope);
+}
+
+#[test]
+fn envelopes_whose_data_does_not_match_batch_are_rejected() {
+    let mut value = serde_json::to_value(Envelope::single(received_message("x"))).unwrap();
+    value["batch"] = json!(true);
+    assert!(serde_json::from_value::<Envelope>(value).is_err());
+}
+
+#[test]
+fn every_family_round_trips_through_its_event_type() {
+    let source = SourceInfo::new(SourceId::parse("src").unwrap(), Provider::Waha);
+    let at = Utc::now();
+    let contact = Contact {
+        id: "ctc_1".into(),
+        profile: ContactProfile::default(),
+        created_at: at,
+        updated_at: at,
+    };
+    let bodies = [
+        (
+            EventType::ConversationEnded,
+            EventBody::Conversation(ConversationBody {
+                reason: Some(EndReason::Inactivity),
+                transfer: None,
+            }),
+        ),
+        (
+            EventType::ContactUpdated,
+            EventBody::Contact(ContactBody {
+                contact,
+                previous: Some(ContactProfile::default()),
+            }),
+        ),
+        (
+            EventType::SessionStatusUpdated,
+            EventBody::Notification(NotificationData::new(
+                "session.status",
+                json!({"status": "WORKING"}),
+            )),
+        ),
+    ];
+    for (event_type, body) in bodies {
+        let mut data = EventData::new(source.clone(), body);
+        data.conversation = Some(conversation());
+        let event = InboundEvent {
+            id: EventId::new(),
+            event_type,
+            dedup_key: "k".into(),
+            received_at: at,
+            occurred_at: Some(at),
+            data,
+        };
+        let text = serde_json::to_string(&event).unwrap();
+        assert_eq!(
+            serde_json::from_str::<InboundEvent>(&text).unwrap(),
+            event,
+            "{event_type}"
+        );
+    }
+}
+
+#[test]
+fn absent_provider_fields_are_left_out_not_nulled() {
+    let value = serde_json::to_value(Envelope::single(received_message("x"))).unwrap();
+    let message = value["data"]["message"].as_object().unwrap();
+    for absent in [
+        "to",
+        "context",
+        "referral",
+        "status",
+        "error",
+        "pricing",
+        "timestamp",
+    ] {
+        assert!(!message.contains_key(absent), "{absent} should be absent");
+    }
+    assert_eq!(value["data"]["conversation"], Value::Null);
+}
+
+#[test]
+fn message_status_ranks_are_monotonic_with_failed_terminal() {
+    use MessageStatus as S;
+    let order = [S::Pending, S::Sent, S::Delivered, S::Read, S::Failed];
+    for pair in order.windows(2) {
+        assert!(pair[0].rank() < pair[1].rank(), "{pair:?}");
+    }
+    assert_eq!(S::Played.rank(), S::Read.rank());
+    assert_eq!(S::from_wire("future").rank(), None);
+    assert_eq!(S::from_wire("future").as_str(), "future");
+}
+
+#[test]
+fn committed_json_schema_is_current() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/envelope.schema.json");
+    let generated = envelope_schema_json();
+    if std::env::var_os("WAGATE_BLESS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &generated).unwrap();
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        committed == generated,
+        "schema/envelope.schema.json is stale: run `WAGATE_BLESS=1 cargo test -p shared committed_json_schema_is_current`"
+    );
+}
+
+#[test]
+fn the_schema_names_every_event_type_and_message_type() {
+    let schema = envelope_schema_json();
+    for t in EventType::ALL {
+        assert!(schema.contains(t.as_str()), "{t} missing from schema");
+    }
+    for m in [
+        "text",
+        "image",
+        "video",
+        "audio",
+        "document",
+        "sticker",
+        "location",
+        "contacts",
+        "interactive",
+        "button",
+        "reaction",
+        "order",
+        "template",
+        "system",
+        "unsupported",
+        "request_welcome",
+        "edit",
+        "revoke",
+        "poll",
+    ] {
+        assert!(
+            schema.contains(&format!("\"{m}\"")),
+            "{m} missing from schema"
+        );
+    }
+}

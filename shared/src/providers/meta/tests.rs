@@ -1,0 +1,254 @@
+//! Semantics of the Meta parser beyond the fixture expectations (see `fixtures_test.rs`).
+
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use crate::model::{EventType, MessageContent, Provider};
+use crate::providers::test_support::{fixture, normalize};
+
+fn types(events: &[crate::model::InboundEvent]) -> Vec<EventType> {
+    events.iter().map(|e| e.event_type).collect()
+}
+
+#[test]
+fn one_post_fans_out_to_one_event_per_message_and_status_in_order() {
+    let events = normalize(Provider::Meta, &fixture("meta-multi-entry-batch.json"));
+    assert_eq!(
+        types(&events),
+        vec![
+            EventType::MessageReceived,
+            EventType::MessageReceived,
+            EventType::MessageDelivered,
+            EventType::MessageRead,
+            EventType::MessageReceived,
+        ]
+    );
+    let businesses: Vec<_> = events
+        .iter()
+        .map(|e| e.data.source.business_id.clone().unwrap())
+        .collect();
+    assert_eq!(
+        businesses[4], "106540352242923",
+        "second entry keeps its own phone number id"
+    );
+    assert!(businesses[..4].iter().all(|b| b == "106540352242922"));
+}
+
+#[test]
+fn a_retried_webhook_yields_the_same_dedup_keys_and_fresh_event_ids() {
+    let body = fixture("meta-multi-entry-batch.json");
+    let (first, second) = (
+        normalize(Provider::Meta, &body),
+        normalize(Provider::Meta, &body),
+    );
+    for (a, b) in first.iter().zip(&second) {
+        assert_eq!(a.dedup_key, b.dedup_key);
+        assert_ne!(a.id, b.id);
+    }
+    let notification = fixture("meta-template-status-update.json");
+    assert_eq!(
+        normalize(Provider::Meta, &notification)[0].dedup_key,
+        normalize(Provider::Meta, &notification)[0].dedup_key
+    );
+}
+
+#[test]
+fn each_status_of_one_message_has_its_own_dedup_key() {
+    let keys: Vec<String> = [
+        "meta-status-sent.json",
+        "meta-status-delivered.json",
+        "meta-status-read.json",
+    ]
+    .iter()
+    .map(|f| normalize(Provider::Meta, &fixture(f))[0].dedup_key.clone())
+    .collect();
+    let wamid = "wamid.HBgLMTU1NTAwMDExMTEVAgASGBQzRUIwQzc2N0QyNkExRDJGNUExRQ90A=";
+    assert_eq!(
+        keys,
+        ["sent", "delivered", "read"].map(|s| format!("meta:{wamid}:{s}"))
+    );
+}
+
+#[test]
+fn reaction_removal_is_recognised_with_empty_or_missing_emoji() {
+    for event in normalize(Provider::Meta, &fixture("meta-reaction-removed.json")) {
+        match &event.data.message().unwrap().content {
+            Some(MessageContent::Reaction(r)) => assert!(r.removed && r.emoji.is_none(), "{r:?}"),
+            other => panic!("not a reaction: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn users_known_only_by_business_scoped_id_keep_it_as_from_user_id() {
+    let events = normalize(Provider::Meta, &fixture("meta-user-id-only.json"));
+    let message = events[0].data.message().unwrap();
+    assert_eq!(message.from, None);
+    assert_eq!(
+        message.from_user_id.as_deref(),
+        Some("US.13491208655302741918")
+    );
+}
+
+#[test]
+fn a_malformed_item_is_passed_through_without_sinking_its_siblings() {
+    let events = normalize(Provider::Meta, &fixture("meta-unknown-message-type.json"));
+    assert_eq!(
+        types(&events),
+        vec![
+            EventType::MessageReceived,
+            EventType::ProviderEvent,
+            EventType::ProviderEvent
+        ]
+    );
+}
+
+#[test]
+fn bytes_that_are_not_json_are_a_parse_error() {
+    let source = crate::ids::SourceId::parse("s").unwrap();
+    for body in [&b""[..], b"{", b"not json", b"\xff\xfe"] {
+        let r = crate::providers::normalize(&source, Provider::Meta, body, chrono::Utc::now());
+        assert!(r.is_err(), "{body:?}");
+    }
+}
+
+#[test]
+fn json_that_is_not_a_meta_envelope_becomes_one_provider_event_with_the_raw_body() {
+    for body in [
+        json!([]),
+        json!("x"),
+        json!(42),
+        json!({"object": "whatsapp_business_account"}),
+        json!({"entry": []}),
+    ] {
+        let events = normalize(Provider::Meta, body.to_string().as_bytes());
+        assert_eq!(types(&events), vec![EventType::ProviderEvent], "{body}");
+        let raw = serde_json::to_value(&events[0].data).unwrap()["raw"].clone();
+        assert_eq!(raw, body);
+    }
+}
+
+#[test]
+fn an_envelope_with_no_entries_yields_no_events() {
+    let events = normalize(
+        Provider::Meta,
+        br#"{"object":"whatsapp_business_account","entry":[]}"#,
+    );
+    assert!(events.is_empty());
+}
+
+#[test]
+fn value_level_errors_and_messages_in_one_value_both_come_out() {
+    let events = normalize(
+        Provider::Meta,
+        &fixture("meta-interactive-missing-with-value-errors.json"),
+    );
+    assert_eq!(
+        types(&events),
+        vec![EventType::MessageReceived, EventType::ProviderError]
+    );
+}
+
+/// Arbitrary JSON values, nested a few levels, with keys Meta uses so parsers go deep.
+fn arb_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        any::<f64>()
+            .prop_filter("finite", |f| f.is_finite())
+            .prop_map(|f| json!(f)),
+        "[a-z0-9_.@ ]{0,12}".prop_map(Value::String),
+    ];
+    let keys = prop_oneof![
+        Just("object"),
+        Just("entry"),
+        Just("changes"),
+        Just("field"),
+        Just("value"),
+        Just("messages"),
+        Just("statuses"),
+        Just("metadata"),
+        Just("contacts"),
+        Just("type"),
+        Just("id"),
+        Just("from"),
+        Just("timestamp"),
+        Just("text"),
+        Just("interactive"),
+        Just("errors"),
+        Just("status"),
+        Just("calls"),
+        Just("event"),
+        Just("payload"),
+        Just("session"),
+        Just("me"),
+        Just("fromMe"),
+        Just("ack"),
+        Just("location"),
+        Just("vCards"),
+        Just("media"),
+        Just("_data"),
+        Just("reaction"),
+        Just("after"),
+    ];
+    leaf.prop_recursive(5, 64, 6, move |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::vec((keys.clone(), inner), 0..6).prop_map(|kv| Value::Object(
+                kv.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
+            )),
+        ]
+    })
+}
+
+pub(crate) fn arbitrary_json() -> impl Strategy<Value = Value> {
+    arb_json()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn never_panics_on_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
+        let source = crate::ids::SourceId::parse("s").unwrap();
+        let _ = crate::providers::normalize(&source, Provider::Meta, &body, chrono::Utc::now());
+    }
+
+    #[test]
+    fn never_panics_and_round_trips_on_arbitrary_json(value in arb_json()) {
+        let wrapped = json!({"object": "whatsapp_business_account", "entry": [&value]});
+        normalize(Provider::Meta, value.to_string().as_bytes());
+        normalize(Provider::Meta, wrapped.to_string().as_bytes());
+    }
+
+    #[test]
+    fn never_panics_on_a_fixture_with_one_value_replaced(path_seed in any::<u64>(), replacement in arb_json()) {
+        let mut doc: Value = serde_json::from_slice(&fixture("meta-multi-entry-batch.json")).unwrap();
+        replace_somewhere(&mut doc, path_seed, replacement);
+        normalize(Provider::Meta, doc.to_string().as_bytes());
+    }
+}
+
+/// Replaces one node of `doc`, chosen by `seed`, with `replacement`.
+pub(crate) fn replace_somewhere(doc: &mut Value, mut seed: u64, replacement: Value) {
+    let mut node = doc;
+    loop {
+        let len = match &*node {
+            Value::Array(a) => a.len(),
+            Value::Object(o) => o.len(),
+            _ => 0,
+        };
+        if len == 0 || seed % 4 == 0 {
+            *node = replacement;
+            return;
+        }
+        let index = usize::try_from(seed % len as u64).unwrap();
+        seed /= 4;
+        node = match node {
+            Value::Array(a) => &mut a[index],
+            Value::Object(o) => o.values_mut().nth(index).unwrap(),
+            _ => unreachable!(),
+        };
+    }
+}

@@ -1,0 +1,10 @@
+//! The one integration test binary: each module is a suite.
+
+#![allow(
+    clippy::panic,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests: a panic is how a test fails"
+)]
+
+mod schema;
