@@ -7,4 +7,7 @@
     reason = "tests: a panic is how a test fails"
 )]
 
+mod contract;
+mod ingest_events;
+mod ingest_moto;
 mod schema;

@@ -31,3 +31,5 @@ pub fn provider_fixtures(prefix: &str) -> Vec<(String, Vec<u8>)> {
     out.sort();
     out
 }
+
+pub mod moto;

@@ -234,6 +234,9 @@ pub struct InboundEvent {
     /// When the provider says it happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub occurred_at: Option<DateTime<Utc>>,
+    /// The webhook request this came from; its raw bytes are kept under this id for replay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
     /// The event data.
     pub data: EventData,
 }
@@ -246,6 +249,8 @@ impl<'de> Deserialize<'de> for InboundEvent {
             received_at: DateTime<Utc>,
             #[serde(default)]
             occurred_at: Option<DateTime<Utc>>,
+            #[serde(default)]
+            request_id: Option<String>,
         }
         let r = Typed::<Rest>::deserialize(deserializer)?;
         let data = EventData::from_value(r.event_type, r.data).map_err(D::Error::custom)?;
@@ -255,6 +260,7 @@ impl<'de> Deserialize<'de> for InboundEvent {
             dedup_key: r.rest.dedup_key,
             received_at: r.rest.received_at,
             occurred_at: r.rest.occurred_at,
+            request_id: r.rest.request_id,
             data,
         })
     }

@@ -15,6 +15,7 @@ fn received_message(text: &str) -> InboundEvent {
         dedup_key: format!("meta:1:wamid.{text}"),
         received_at: Utc.with_ymd_and_hms(2024, 10, 28, 5, 20, 1).unwrap(),
         occurred_at: None,
+        request_id: None,
         data: EventData::new(source, EventBody::message(message, None)),
     }
 }
@@ -141,6 +142,7 @@ fn every_family_round_trips_through_its_event_type() {
             dedup_key: "k".into(),
             received_at: at,
             occurred_at: Some(at),
+            request_id: None,
             data,
         };
         let text = serde_json::to_string(&event).unwrap();

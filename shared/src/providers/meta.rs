@@ -1033,16 +1033,21 @@ fn interactive(raw: &RawValue) -> Option<InteractiveData> {
         response: None,
         raw: None,
     };
+    // A missing or `null` object stays absent: `Some(Null)` would serialize as `null` and read
+    // back as `None`, changing the event on its way through the queue.
     match kind.as_str() {
         "button_reply" | "list_reply" => {}
         "nfm_reply" => {
             // `response_json` is JSON inside a string; keep the string if it does not decode.
-            data.response = reply.get("response_json").map(|r| match r {
-                Value::String(text) => serde_json::from_str(text).unwrap_or_else(|_| r.clone()),
-                other => other.clone(),
-            });
+            data.response = reply
+                .get("response_json")
+                .map(|r| match r {
+                    Value::String(text) => serde_json::from_str(text).unwrap_or_else(|_| r.clone()),
+                    other => other.clone(),
+                })
+                .filter(|r| !r.is_null());
         }
-        _ => data.raw = Some(reply),
+        _ => data.raw = Some(reply).filter(|r| !r.is_null()),
     }
     Some(data)
 }

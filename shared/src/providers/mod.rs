@@ -83,6 +83,7 @@ impl Ctx {
             dedup_key,
             received_at: self.received_at,
             occurred_at,
+            request_id: None,
             data: EventData::new(source, body),
         }
     }

@@ -61,6 +61,23 @@ pub fn verify_meta(
     Err(SignatureError::Mismatch)
 }
 
+/// The `X-Hub-Signature-256` value Meta would send for `body` (for tests and the `sign` tool).
+pub fn sign_meta(secret: &Secret, body: &[u8]) -> String {
+    format!("sha256={}", hex::encode(mac::<Hmac<Sha256>>(secret, body)))
+}
+
+/// The `X-Webhook-Hmac` value WAHA would send for `body` with `sha512`.
+pub fn sign_waha(secret: &Secret, body: &[u8]) -> String {
+    hex::encode(mac::<Hmac<Sha512>>(secret, body))
+}
+
+fn mac<M: Mac + hmac::digest::KeyInit>(secret: &Secret, body: &[u8]) -> Vec<u8> {
+    // HMAC takes keys of any length, so `new_from_slice` cannot fail here.
+    <M as Mac>::new_from_slice(secret.expose())
+        .map(|m| m.chain_update(body).finalize().into_bytes().to_vec())
+        .unwrap_or_default()
+}
+
 /// The HMAC algorithms WAHA can announce in `X-Webhook-Hmac-Algorithm`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WahaAlgorithm {
@@ -353,6 +370,33 @@ mod tests {
         assert_eq!(
             verify_waha(body, Some("sha512=00"), Some("sha512"), &secrets(&["k"])),
             Err(SignatureError::MalformedHeader("X-Webhook-Hmac"))
+        );
+    }
+
+    #[test]
+    fn signing_helpers_produce_what_the_verifiers_accept() {
+        let secret = Secret::from("k");
+        let body = br#"{"a":1}"#;
+        assert_eq!(
+            verify_meta(
+                body,
+                Some(&sign_meta(&secret, body)),
+                std::slice::from_ref(&secret)
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            verify_waha(
+                body,
+                Some(&sign_waha(&secret, body)),
+                Some("sha512"),
+                &[secret]
+            ),
+            Ok(())
+        );
+        assert_eq!(
+            sign_meta(&Secret::from(META_SECRET), META_ESCAPED_BODY.as_bytes()),
+            META_ESCAPED_SIG
         );
     }
 

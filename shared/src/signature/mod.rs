@@ -11,7 +11,8 @@ mod outbound;
 use std::fmt;
 
 pub use inbound::{
-    HandshakeOutcome, SignatureError, WahaAlgorithm, meta_handshake, verify_meta, verify_waha,
+    HandshakeOutcome, SignatureError, WahaAlgorithm, meta_handshake, sign_meta, sign_waha,
+    verify_meta, verify_waha,
 };
 pub use outbound::{
     EndpointSecret, InvalidEndpointSecret, StandardWebhookError, sign_standard_webhook,

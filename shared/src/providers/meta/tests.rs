@@ -149,6 +149,54 @@ fn value_level_errors_and_messages_in_one_value_both_come_out() {
     );
 }
 
+/// One inbound message in a minimal Meta envelope.
+fn envelope_with_message(message: &Value) -> Vec<u8> {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": "102290129340398",
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": {"phone_number_id": "106540352242922"},
+                    "messages": [message]
+                }
+            }]
+        }]
+    })
+    .to_string()
+    .into_bytes()
+}
+
+// Found by the `meta_normalize` fuzz target: an interactive reply whose kind-specific object is
+// missing (or null) came out as `raw: Some(Null)`, which serializes as `"raw": null` and reads
+// back as `None`, so the event changed on its way through the queue.
+#[test]
+fn interactive_reply_without_its_object_round_trips_with_no_raw() {
+    for interactive in [
+        json!({"type": "call_permission_reply"}),
+        json!({"type": "call_permission_reply", "call_permission_reply": null}),
+        json!({"type": "nfm_reply", "nfm_reply": {"response_json": null}}),
+        json!({"type": "nfm_reply", "nfm_reply": {"response_json": "null"}}),
+    ] {
+        let body = envelope_with_message(&json!({
+            "from": "15550001111",
+            "id": "wamid.X03",
+            "timestamp": "1730092801",
+            "type": "interactive",
+            "interactive": interactive,
+        }));
+        let events = normalize(Provider::Meta, &body);
+        assert_eq!(types(&events), vec![EventType::MessageReceived]);
+        let Some(MessageContent::Interactive(data)) = &events[0].data.message().unwrap().content
+        else {
+            panic!("not interactive: {:?}", events[0]);
+        };
+        assert_eq!((&data.raw, &data.response), (&None, &None), "{interactive}");
+    }
+}
+
 /// Arbitrary JSON values, nested a few levels, with keys Meta uses so parsers go deep.
 fn arb_json() -> impl Strategy<Value = Value> {
     let leaf = prop_oneof![

@@ -1,0 +1,338 @@
+//! [`DedupStore`] and [`BlobStore`] over one DynamoDB table.
+//!
+//! Table layout (single table, on-demand): partition key `pk` (S), sort key `sk` (S), TTL
+//! attribute `ttl` (N, epoch seconds). DynamoDB deletes expired items lazily (moto never does), so
+//! every read also checks `ttl` itself.
+//!
+//! | item | pk | sk | other attributes |
+//! |---|---|---|---|
+//! | dedup claim | `dedup#{key}` | `-` | `state` (`claimed`/`done`), `lease_until` (N, epoch ms) |
+//! | blob chunk | `blob#{key}` | `00000`, `00001`, … | `data` (B); chunk 0 also `chunks` (N) |
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use shared::ports::{BackendError, BlobStore, ClaimOutcome, DedupStore};
+
+use crate::error::backend_error;
+
+/// Largest chunk of a blob in one item (DynamoDB items hold at most 400 KB with their keys).
+const CHUNK_BYTES: usize = 350 * 1024;
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn epoch_secs_after(now: DateTime<Utc>, d: Duration) -> i64 {
+    now.timestamp()
+        .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
+    item.get(name)
+        .and_then(|v| v.as_n().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// The table shared by the DynamoDB adapters.
+#[derive(Debug, Clone)]
+struct Table {
+    client: Client,
+    name: String,
+}
+
+impl Table {
+    fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            client,
+            name: name.into(),
+        }
+    }
+
+    /// Opens the connection with a cheap call (see [`crate::SqsQueue::warm`]).
+    async fn warm(&self) {
+        if let Err(e) = self
+            .client
+            .describe_table()
+            .table_name(&self.name)
+            .send()
+            .await
+        {
+            tracing::warn!(error = %backend_error("DescribeTable", e), "table warm-up failed");
+        }
+    }
+}
+
+/// Dedup claims as conditional writes on the wagate table.
+#[derive(Debug, Clone)]
+pub struct DynamoDedupStore {
+    table: Table,
+}
+
+impl DynamoDedupStore {
+    /// The store on table `name`.
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            table: Table::new(client, name),
+        }
+    }
+
+    /// Opens the connection ahead of the first request.
+    pub async fn warm(&self) {
+        self.table.warm().await;
+    }
+
+    fn key(key: &str) -> HashMap<String, AttributeValue> {
+        HashMap::from([
+            ("pk".to_owned(), s(format!("dedup#{key}"))),
+            ("sk".to_owned(), s("-")),
+        ])
+    }
+
+    /// One conditional put: succeeds when the key is free, its lease ran out, or it expired.
+    async fn try_claim(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        ttl: Duration,
+    ) -> Result<bool, BackendError> {
+        let lease_until = now
+            .timestamp_millis()
+            .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
+        let mut item = Self::key(key);
+        item.insert("state".into(), s("claimed"));
+        item.insert("lease_until".into(), n(lease_until));
+        item.insert("ttl".into(), n(epoch_secs_after(now, ttl)));
+        let r = self
+            .table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(pk) OR (#state = :claimed AND lease_until < :now_ms) OR #ttl < :now_s",
+            )
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
+            .expression_attribute_values(":now_s", n(now.timestamp()))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend_error("PutItem", e)),
+        }
+    }
+}
+
+#[async_trait]
+impl DedupStore for DynamoDedupStore {
+    async fn claim(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        ttl: Duration,
+    ) -> Result<ClaimOutcome, BackendError> {
+        // Two rounds: if the holder's item disappears between our failed put and our read
+        // (released or expired), the second put wins it.
+        for _ in 0..2 {
+            if self.try_claim(key, now, lease, ttl).await? {
+                return Ok(ClaimOutcome::Claimed);
+            }
+            let item = self
+                .table
+                .client
+                .get_item()
+                .table_name(&self.table.name)
+                .set_key(Some(Self::key(key)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(|e| backend_error("GetItem", e))?
+                .item;
+            let Some(item) = item else { continue };
+            return Ok(
+                match item
+                    .get("state")
+                    .and_then(|v| v.as_s().ok())
+                    .map(String::as_str)
+                {
+                    Some("done") => ClaimOutcome::AlreadyDone,
+                    _ => {
+                        let ms = number(&item, "lease_until").unwrap_or_default();
+                        let lease_until = DateTime::from_timestamp_millis(ms).unwrap_or(now);
+                        ClaimOutcome::InProgress { lease_until }
+                    }
+                },
+            );
+        }
+        Err(BackendError::Unavailable(
+            "dedup claim kept racing with its holder".into(),
+        ))
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        let mut item = Self::key(key);
+        item.insert("state".into(), s("done"));
+        item.insert("ttl".into(), n(epoch_secs_after(now, ttl)));
+        self.table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| backend_error("PutItem", e))?;
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), BackendError> {
+        let r = self
+            .table
+            .client
+            .delete_item()
+            .table_name(&self.table.name)
+            .set_key(Some(Self::key(key)))
+            .condition_expression("#state = :claimed")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":claimed", s("claimed"))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // Already done or gone: nothing to give back.
+            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
+                Ok(())
+            }
+            Err(e) => Err(backend_error("DeleteItem", e)),
+        }
+    }
+}
+
+/// Blobs as chunked items on the wagate table.
+#[derive(Debug, Clone)]
+pub struct DynamoBlobStore {
+    table: Table,
+}
+
+impl DynamoBlobStore {
+    /// The store on table `name`.
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            table: Table::new(client, name),
+        }
+    }
+
+    /// Opens the connection ahead of the first request.
+    pub async fn warm(&self) {
+        self.table.warm().await;
+    }
+}
+
+#[async_trait]
+impl BlobStore for DynamoBlobStore {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        let chunks: Vec<&[u8]> = if bytes.is_empty() {
+            vec![&[][..]]
+        } else {
+            bytes.chunks(CHUNK_BYTES).collect()
+        };
+        let count = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
+        let puts = chunks.into_iter().enumerate().map(|(i, chunk)| {
+            let mut item = HashMap::from([
+                ("pk".to_owned(), s(format!("blob#{key}"))),
+                ("sk".to_owned(), s(format!("{i:05}"))),
+                ("data".to_owned(), AttributeValue::B(Blob::new(chunk))),
+                ("ttl".to_owned(), n(expires_at.timestamp())),
+            ]);
+            if i == 0 {
+                item.insert("chunks".into(), n(count));
+            }
+            self.table
+                .client
+                .put_item()
+                .table_name(&self.table.name)
+                .set_item(Some(item))
+                .send()
+        });
+        for r in futures::future::join_all(puts).await {
+            r.map_err(|e| backend_error("PutItem", e))?;
+        }
+        Ok(())
+    }
+
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Vec<u8>>, BackendError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let page = self
+                .table
+                .client
+                .query()
+                .table_name(&self.table.name)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(format!("blob#{key}")))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(|e| backend_error("Query", e))?;
+            items.extend(page.items.unwrap_or_default());
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        let Some(first) = items.first() else {
+            return Ok(None);
+        };
+        if number(first, "ttl").is_some_and(|t| t <= now.timestamp()) {
+            return Ok(None);
+        }
+        let count = usize::try_from(number(first, "chunks").unwrap_or(1)).unwrap_or(1);
+        if items.len() < count {
+            return Err(BackendError::Corrupt(format!(
+                "blob {key}: {} of {count} chunks",
+                items.len()
+            )));
+        }
+        let mut out = Vec::new();
+        for item in items.iter().take(count) {
+            let data = item
+                .get("data")
+                .and_then(|v| v.as_b().ok())
+                .ok_or_else(|| BackendError::Corrupt(format!("blob {key}: chunk without data")))?;
+            out.extend_from_slice(data.as_ref());
+        }
+        Ok(Some(out))
+    }
+}

@@ -1,0 +1,55 @@
+//! AWS adapters for the ports in `shared::ports`: [`SqsQueue`], [`DynamoDedupStore`],
+//! [`DynamoBlobStore`], plus client construction and resource provisioning.
+//!
+//! Owns: every AWS SDK call wagate makes, and the mapping of SDK errors to
+//! [`shared::ports::BackendError`] (retryable or not). Must not: hold pipeline logic.
+//! Clients honour `AWS_ENDPOINT_URL`, so pointing them at moto needs no special code path.
+
+mod dynamo;
+mod error;
+pub mod provision;
+mod sqs;
+
+pub use aws_config::SdkConfig;
+pub use dynamo::{DynamoBlobStore, DynamoDedupStore};
+pub use sqs::SqsQueue;
+pub use {aws_sdk_dynamodb, aws_sdk_sqs};
+
+use aws_config::BehaviorVersion;
+
+/// The SDK clients, built once per process from one [`SdkConfig`].
+#[derive(Debug, Clone)]
+pub struct Clients {
+    /// DynamoDB.
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    /// SQS.
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Clients {
+    /// Clients sharing `sdk`'s region, credentials, endpoint and HTTP connection pool settings.
+    pub fn new(sdk: &SdkConfig) -> Self {
+        Self {
+            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
+            sqs: aws_sdk_sqs::Client::new(sdk),
+        }
+    }
+}
+
+/// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`), built
+/// once at cold start and shared by every client.
+pub async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest()).load().await
+}
+
+/// An SDK configuration for a local endpoint (moto) with fixed test credentials.
+pub async fn local_sdk_config(endpoint_url: &str, region: &str) -> SdkConfig {
+    let credentials =
+        aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "wagate-local");
+    aws_config::defaults(BehaviorVersion::latest())
+        .endpoint_url(endpoint_url)
+        .region(aws_config::Region::new(region.to_owned()))
+        .credentials_provider(credentials)
+        .load()
+        .await
+}

@@ -1,0 +1,33 @@
+//! The ingest Lambda: wires configuration, SDK clients and adapters once at cold start, then
+//! serves API Gateway requests with [`ingest::handle`].
+
+use std::sync::Arc;
+
+use aws_adapters::{Clients, DynamoBlobStore, SqsQueue};
+use ingest::Config;
+use lambda_http::{Error, service_fn};
+use shared::pipeline::ingest::Ingest;
+use shared::ports::StaticSources;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_http::tracing::init_default_subscriber();
+    let config = Config::from_lookup(|k| std::env::var(k).ok())?;
+    let clients = Clients::new(&aws_adapters::sdk_config().await);
+    let queue = SqsQueue::new(clients.sqs, &config.inbound_queue_url);
+    let blobs = DynamoBlobStore::new(clients.dynamodb, &config.table_name);
+    // Open both connections now so the first webhook does not pay for the TLS handshakes.
+    tokio::join!(queue.warm(), blobs.warm());
+    tracing::info!(sources = config.sources.len(), "ingest ready");
+    let ingest = Ingest {
+        sources: Arc::new(StaticSources::new(config.sources)),
+        queue: Arc::new(queue),
+        blobs: Arc::new(blobs),
+        config: config.ingest,
+    };
+    let ingest = &ingest;
+    lambda_http::run(service_fn(move |req| async move {
+        Ok::<_, Error>(ingest::handle(ingest, req).await)
+    }))
+    .await
+}

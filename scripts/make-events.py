@@ -1,0 +1,129 @@
+#!/usr/bin/env python3
+"""Writes events/: Lambda events for `sam local invoke` and the handler tests.
+
+Every ingest event is an API Gateway HTTP API (payload 2.0) request whose body is a provider
+fixture from shared/fixtures/providers, signed with the documented test secrets below (the same
+ones events/env.json configures). Run it again after changing a fixture or a secret:
+
+    python3 scripts/make-events.py
+"""
+import base64
+import hashlib
+import hmac
+import json
+import pathlib
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "shared" / "fixtures" / "providers"
+EVENTS = ROOT / "events"
+
+META_SECRET = "meta_app_secret_example"
+VERIFY_TOKEN = "wagate-verify-token"
+WAHA_KEY = "waha_hmac_key_example"
+MAX_BODY_BYTES = 65536
+SOURCES = [
+    {"id": "meta-main", "provider": "meta", "secrets": [META_SECRET], "verify_token": VERIFY_TOKEN},
+    {"id": "waha-main", "provider": "waha", "secrets": [WAHA_KEY]},
+]
+
+
+def meta_sig(body: bytes) -> str:
+    return "sha256=" + hmac.new(META_SECRET.encode(), body, hashlib.sha256).hexdigest()
+
+
+def waha_sig(body: bytes) -> str:
+    return hmac.new(WAHA_KEY.encode(), body, hashlib.sha512).hexdigest()
+
+
+def http_event(method, source_id, body=b"", headers=None, query="", base64_body=False, n=0):
+    path = f"/webhooks/{source_id}"
+    route = f"{method} /webhooks/{{source_id}}" if method in ("GET", "POST") else "$default"
+    host = "abc123defg.execute-api.us-east-1.amazonaws.com"
+    all_headers = {"host": host, "user-agent": "wagate-events", "x-forwarded-proto": "https"}
+    if body:
+        all_headers["content-type"] = "application/json"
+        all_headers["content-length"] = str(len(body))
+    all_headers.update(headers or {})
+    event = {
+        "version": "2.0",
+        "routeKey": route,
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": all_headers,
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "abc123defg",
+            "domainName": host,
+            "domainPrefix": "abc123defg",
+            "http": {"method": method, "path": path, "protocol": "HTTP/1.1",
+                     "sourceIp": "203.0.113.10", "userAgent": "wagate-events"},
+            "requestId": f"wagate-event-{n:04d}",
+            "routeKey": route,
+            "stage": "$default",
+            "time": "21/Nov/2026:12:00:00 +0000",
+            "timeEpoch": 1795262400000,
+        },
+        "pathParameters": {"source_id": source_id},
+        "isBase64Encoded": base64_body,
+    }
+    if query:
+        params = {}
+        for pair in query.split("&"):
+            k, _, v = pair.partition("=")
+            params[k] = v
+        event["queryStringParameters"] = params
+    if body:
+        event["body"] = base64.b64encode(body).decode() if base64_body else body.decode("utf-8")
+    return event
+
+
+def fixture(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def main():
+    EVENTS.mkdir(exist_ok=True)
+    for old in EVENTS.glob("ingest-*.json"):
+        old.unlink()
+    cases = {}
+    for name in ["meta-text.json", "meta-image.json", "meta-status-delivered.json", "meta-status-failed.json",
+                 "meta-multi-entry-batch.json", "meta-unicode-escapes.json", "meta-template-status-update.json"]:
+        body = fixture(name)
+        cases[f"ingest-{name}"] = http_event("POST", "meta-main", body, {"x-hub-signature-256": meta_sig(body)})
+    for name in ["waha-message.json", "waha-message-ack.json", "waha-session-status.json"]:
+        body = fixture(name)
+        cases[f"ingest-{name}"] = http_event("POST", "waha-main", body, {
+            "x-webhook-hmac": waha_sig(body), "x-webhook-hmac-algorithm": "sha512",
+            "x-webhook-request-id": "req-" + name, "x-webhook-timestamp": "1730092801123"})
+    body = fixture("meta-text.json")
+    cases["ingest-meta-base64.json"] = http_event("POST", "meta-main", body, {"x-hub-signature-256": meta_sig(body)}, base64_body=True)
+    cases["ingest-meta-bad-signature.json"] = http_event("POST", "meta-main", body, {"x-hub-signature-256": meta_sig(body + b" ")})
+    cases["ingest-meta-missing-signature.json"] = http_event("POST", "meta-main", body)
+    waha_body = fixture("waha-message.json")
+    cases["ingest-waha-bad-signature.json"] = http_event("POST", "waha-main", waha_body, {
+        "x-webhook-hmac": "0" * 128, "x-webhook-hmac-algorithm": "sha512"})
+    cases["ingest-unknown-source.json"] = http_event("POST", "nobody", body, {"x-hub-signature-256": meta_sig(body)})
+    not_json = b"<xml>not json</xml>"
+    cases["ingest-meta-not-json.json"] = http_event("POST", "meta-main", not_json, {"x-hub-signature-256": meta_sig(not_json)})
+    padding = {"object": "whatsapp_business_account", "entry": [], "padding": "x" * MAX_BODY_BYTES}
+    big = json.dumps(padding, separators=(",", ":")).encode()
+    cases["ingest-oversized.json"] = http_event("POST", "meta-main", big, {"x-hub-signature-256": meta_sig(big)})
+    cases["ingest-meta-handshake.json"] = http_event(
+        "GET", "meta-main", query=f"hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444")
+    cases["ingest-meta-handshake-bad-token.json"] = http_event(
+        "GET", "meta-main", query="hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1158201444")
+    for n, (name, event) in enumerate(sorted(cases.items())):
+        event["requestContext"]["requestId"] = f"wagate-event-{n:04d}"
+        (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
+    env = {"IngestFunction": {
+        "WAGATE_SOURCES": json.dumps(SOURCES, separators=(",", ":")),
+        "TABLE_NAME": "wagate-local",
+        "INBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-inbound",
+        "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+    }}
+    (EVENTS / "env.json").write_text(json.dumps(env, indent=2) + "\n")
+    print(f"wrote {len(cases)} events and env.json to {EVENTS}")
+
+
+if __name__ == "__main__":
+    main()

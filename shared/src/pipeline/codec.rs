@@ -1,0 +1,255 @@
+//! How events travel between stages: queue message bodies, claim-checks for events too large for
+//! one message, and packing into SQS-sized batches.
+//!
+//! Must not: decide routing (stages do); talk to a queue except through the [`Queue`] port.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::model::InboundEvent;
+use crate::ports::{BackendError, BlobStore, OutgoingMessage, Queue, limits};
+
+/// Bodies above this go to the blob store and travel as a claim-check. It leaves room under the
+/// SQS limit for the message attributes SQS counts against the same 256 KiB.
+pub const INLINE_LIMIT: usize = limits::MAX_MESSAGE_BYTES - 8 * 1024;
+
+/// A queue message body: an event inline, or a pointer to it in the blob store.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Carried<T> {
+    /// The blob key under which the serialized item is stored.
+    ClaimCheck {
+        /// Blob key.
+        claim_check: String,
+    },
+    /// The item itself.
+    Inline(T),
+}
+
+/// Why a queue message could not be turned back into an item.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The body (or the blob it points to) is not a valid item.
+    #[error("malformed queue message: {0}")]
+    Malformed(#[from] serde_json::Error),
+    /// The claim-check points to a blob that is gone (expired or never written).
+    #[error("claim-checked item {0} is missing from the blob store")]
+    MissingBlob(String),
+    /// The blob store failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl DecodeError {
+    /// Whether a later retry may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Backend(e) if e.is_retryable())
+    }
+}
+
+/// The message body for `item`, claim-checking it under `blob_key` when it is too large to inline.
+pub async fn encode<T: Serialize + Sync>(
+    item: &T,
+    blob_key: &str,
+    blobs: &dyn BlobStore,
+    expires_at: DateTime<Utc>,
+) -> Result<String, BackendError> {
+    let body =
+        sqs_safe(serde_json::to_string(item).map_err(|e| BackendError::Rejected(e.to_string()))?);
+    if body.len() <= INLINE_LIMIT {
+        return Ok(body);
+    }
+    blobs.put(blob_key, body.as_bytes(), expires_at).await?;
+    let check: Carried<()> = Carried::ClaimCheck {
+        claim_check: blob_key.to_owned(),
+    };
+    serde_json::to_string(&check).map_err(|e| BackendError::Rejected(e.to_string()))
+}
+
+/// Escapes the characters SQS refuses (U+FFFE, U+FFFF; serde_json already escapes control
+/// characters) as JSON `\uXXXX`. They can only occur inside JSON strings, where the escape means
+/// the same character, so the document is unchanged for any JSON reader.
+fn sqs_safe(body: String) -> String {
+    if crate::ports::memory::sqs_allows(&body) {
+        return body;
+    }
+    let mut out = String::with_capacity(body.len() + 16);
+    for c in body.chars() {
+        if crate::ports::memory::sqs_allows(c.encode_utf8(&mut [0; 4])) {
+            out.push(c);
+        } else {
+            out.push_str(&format!("\\u{:04x}", u32::from(c)));
+        }
+    }
+    out
+}
+
+/// The item a message body carries, fetching claim-checked items from the blob store.
+pub async fn decode<T: for<'de> Deserialize<'de>>(
+    body: &str,
+    blobs: &dyn BlobStore,
+    now: DateTime<Utc>,
+) -> Result<T, DecodeError> {
+    match serde_json::from_str::<Carried<T>>(body)? {
+        Carried::Inline(item) => Ok(item),
+        Carried::ClaimCheck { claim_check } => {
+            let bytes = blobs
+                .get(&claim_check, now)
+                .await?
+                .ok_or(DecodeError::MissingBlob(claim_check))?;
+            Ok(serde_json::from_slice(&bytes)?)
+        }
+    }
+}
+
+/// Groups bodies into batches that respect the SQS entry and size limits, keeping their order.
+/// Entry ids are the bodies' indexes in `bodies`.
+pub fn pack(bodies: Vec<String>) -> Vec<Vec<OutgoingMessage>> {
+    let mut batches: Vec<Vec<OutgoingMessage>> = Vec::new();
+    let mut size = 0;
+    for (i, body) in bodies.into_iter().enumerate() {
+        let full = batches.last().is_none_or(|b| {
+            b.len() >= limits::MAX_BATCH_ENTRIES || size + body.len() > limits::MAX_MESSAGE_BYTES
+        });
+        if full {
+            batches.push(Vec::new());
+            size = 0;
+        }
+        size += body.len();
+        if let Some(batch) = batches.last_mut() {
+            batch.push(OutgoingMessage {
+                id: i.to_string(),
+                body,
+                delay: None,
+            });
+        }
+    }
+    batches
+}
+
+/// How many times a batch's retryable failures are sent again before giving up.
+const SEND_ATTEMPTS: usize = 3;
+
+/// Sends every batch, re-sending entries the queue reported as retryable failures. Succeeds only
+/// when every message is on the queue; otherwise nothing about the rest is promised (a retry of
+/// the whole request may duplicate some, which downstream dedup absorbs).
+pub async fn send_all(
+    queue: &dyn Queue,
+    batches: Vec<Vec<OutgoingMessage>>,
+) -> Result<usize, BackendError> {
+    let mut sent = 0;
+    for mut batch in batches {
+        for attempt in 1..=SEND_ATTEMPTS {
+            let failed = queue.send_batch(&batch).await?;
+            sent += batch.len() - failed.len();
+            if failed.is_empty() {
+                break;
+            }
+            if let Some(fatal) = failed.iter().find(|f| !f.retryable) {
+                return Err(BackendError::Rejected(format!(
+                    "queue refused a message: {}",
+                    fatal.reason
+                )));
+            }
+            if attempt == SEND_ATTEMPTS {
+                return Err(BackendError::Rejected(format!(
+                    "{} messages still failing after {SEND_ATTEMPTS} attempts",
+                    failed.len()
+                )));
+            }
+            let retry: std::collections::HashSet<&str> =
+                failed.iter().map(|f| f.id.as_str()).collect();
+            batch.retain(|m| retry.contains(m.id.as_str()));
+        }
+    }
+    Ok(sent)
+}
+
+/// Encodes, packs and sends inbound events (claim-checking large ones under `evt#{id}`).
+pub async fn enqueue_events(
+    events: &[InboundEvent],
+    queue: &dyn Queue,
+    blobs: &dyn BlobStore,
+    blob_expires_at: DateTime<Utc>,
+) -> Result<usize, BackendError> {
+    let mut bodies = Vec::with_capacity(events.len());
+    for event in events {
+        bodies.push(encode(event, &format!("evt#{}", event.id), blobs, blob_expires_at).await?);
+    }
+    send_all(queue, pack(bodies)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ports::memory::{MemoryBlobStore, MemoryQueue};
+
+    #[test]
+    fn packing_respects_entry_count_and_total_size_and_keeps_order() {
+        let small: Vec<String> = (0..23).map(|i| format!("m{i}")).collect();
+        let batches = pack(small);
+        assert_eq!(
+            batches.iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![10, 10, 3]
+        );
+        assert_eq!(batches[2][2].body, "m22");
+
+        let big = "x".repeat(100 * 1024);
+        let batches = pack(vec![big.clone(), big.clone(), big, "tail".into()]);
+        assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2]);
+        assert_eq!(batches[1][1].id, "3");
+    }
+
+    #[tokio::test]
+    async fn large_items_travel_as_claim_checks_and_come_back_whole() {
+        let blobs = MemoryBlobStore::new();
+        let now = Utc::now();
+        let expires = now + chrono::Duration::days(1);
+        let item = vec!["y".repeat(1024); 300];
+        let body = encode(&item, "evt#big", &blobs, expires).await.unwrap();
+        assert!(body.len() < 100, "{body}");
+        let back: Vec<String> = decode(&body, &blobs, now).await.unwrap();
+        assert_eq!(back, item);
+
+        let small = vec!["z".to_owned()];
+        let body = encode(&small, "evt#small", &blobs, expires).await.unwrap();
+        assert_eq!(body, r#"["z"]"#);
+        assert_eq!(
+            decode::<Vec<String>>(&body, &blobs, now).await.unwrap(),
+            small
+        );
+    }
+
+    #[tokio::test]
+    async fn characters_sqs_refuses_are_escaped_and_decode_back_unchanged() {
+        let blobs = MemoryBlobStore::new();
+        let text = vec!["odd \u{FFFF} and \u{FFFE} and \u{1} 👋".to_owned()];
+        let body = encode(&text, "evt#odd", &blobs, Utc::now()).await.unwrap();
+        assert!(crate::ports::memory::sqs_allows(&body), "{body:?}");
+        assert!(body.contains(r"\uffff"));
+        assert_eq!(
+            decode::<Vec<String>>(&body, &blobs, Utc::now())
+                .await
+                .unwrap(),
+            text
+        );
+    }
+
+    #[tokio::test]
+    async fn a_claim_check_to_a_missing_blob_is_reported_not_retried() {
+        let blobs = MemoryBlobStore::new();
+        let err = decode::<Vec<String>>(r#"{"claim_check":"evt#gone"}"#, &blobs, Utc::now())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::MissingBlob(_)));
+        assert!(!err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn send_all_puts_every_message_on_the_queue() {
+        let queue = MemoryQueue::new("q");
+        let bodies: Vec<String> = (0..25).map(|i| i.to_string()).collect();
+        assert_eq!(send_all(&queue, pack(bodies)).await.unwrap(), 25);
+        assert_eq!(queue.len(), 25);
+    }
+}

@@ -1,0 +1,225 @@
+//! The ingest stage: one provider HTTP request in, events on the inbound queue, one small answer out.
+//!
+//! Order of checks: source (404) → method → size (413) → signature over the raw bytes (401) →
+//! parse (400) → keep the raw request and enqueue every event (503 if either fails, so the
+//! provider retries and nothing verified is lost) → 200 `{"received": N}`. Answers never carry
+//! internal detail; logs carry ids and counts, never bodies, numbers or secrets.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use ulid::Ulid;
+
+use super::codec::enqueue_events;
+use crate::model::Provider;
+use crate::ports::{BackendError, BlobStore, Queue, SourceRegistry};
+use crate::providers::{ParseError, normalize};
+use crate::signature::{
+    HandshakeOutcome, SignatureError, meta_handshake, verify_meta, verify_waha,
+};
+
+/// Ingest settings.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Largest body accepted, in bytes; larger ones get 413.
+    pub max_body_bytes: usize,
+    /// How long raw requests (and claim-checked events) are kept for replay.
+    pub raw_ttl: Duration,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            max_body_bytes: 1024 * 1024,
+            raw_ttl: Duration::from_secs(7 * 24 * 3600),
+        }
+    }
+}
+
+/// The ingest stage with its ports.
+#[derive(Debug, Clone)]
+pub struct Ingest {
+    /// Configured sources.
+    pub sources: Arc<dyn SourceRegistry>,
+    /// The inbound queue (ingest → track).
+    pub queue: Arc<dyn Queue>,
+    /// Raw requests and oversized events.
+    pub blobs: Arc<dyn BlobStore>,
+    /// Limits and retention.
+    pub config: IngestConfig,
+}
+
+/// The HTTP method, reduced to what ingest distinguishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Method {
+    /// A webhook delivery.
+    Post,
+    /// Meta's subscription handshake.
+    Get,
+    /// Anything else.
+    Other,
+}
+
+/// What ingest needs of a request: the raw bytes and the few headers that matter.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestRequest<'a> {
+    /// The method.
+    pub method: Method,
+    /// `{source_id}` from the path.
+    pub source_id: &'a str,
+    /// The raw query string (for the handshake), without `?`.
+    pub query: &'a str,
+    /// The exact body bytes (already base64-decoded when API Gateway encoded them).
+    pub body: &'a [u8],
+    /// `X-Hub-Signature-256`.
+    pub hub_signature_256: Option<&'a str>,
+    /// `X-Webhook-Hmac`.
+    pub webhook_hmac: Option<&'a str>,
+    /// `X-Webhook-Hmac-Algorithm`.
+    pub webhook_hmac_algorithm: Option<&'a str>,
+}
+
+/// The answer to send back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IngestResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// `application/json` or `text/plain` (handshake).
+    pub content_type: &'static str,
+    /// The body.
+    pub body: String,
+    /// Events enqueued (0 unless 200 on a POST).
+    pub received: usize,
+}
+
+impl IngestResponse {
+    fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            status,
+            content_type: "application/json",
+            body: body.to_string(),
+            received: 0,
+        }
+    }
+
+    fn error(status: u16, code: &str, message: &str) -> Self {
+        Self::json(
+            status,
+            &json!({"error": {"code": code, "message": message}}),
+        )
+    }
+}
+
+impl Ingest {
+    /// Handles one request. Never fails: every outcome is an HTTP answer.
+    pub async fn handle(&self, req: IngestRequest<'_>, now: DateTime<Utc>) -> IngestResponse {
+        let Some(source) = self.sources.get(req.source_id) else {
+            tracing::info!(source_id = %truncate(req.source_id), "unknown source");
+            return IngestResponse::error(404, "unknown_source", "no webhook source with this id");
+        };
+        match req.method {
+            Method::Get if source.provider == Provider::Meta => {
+                return match meta_handshake(req.query, &source.verify_tokens) {
+                    HandshakeOutcome::Challenge(challenge) => {
+                        tracing::info!(source_id = %source.id, "handshake accepted");
+                        IngestResponse {
+                            status: 200,
+                            content_type: "text/plain",
+                            body: challenge,
+                            received: 0,
+                        }
+                    }
+                    HandshakeOutcome::Forbidden => {
+                        tracing::warn!(source_id = %source.id, "handshake refused");
+                        IngestResponse::error(403, "forbidden", "verification token mismatch")
+                    }
+                    HandshakeOutcome::NotHandshake => IngestResponse::error(
+                        400,
+                        "bad_request",
+                        "expected hub.mode, hub.verify_token and hub.challenge",
+                    ),
+                };
+            }
+            Method::Post => {}
+            _ => return IngestResponse::error(405, "method_not_allowed", "use POST for webhooks"),
+        }
+        if req.body.len() > self.config.max_body_bytes {
+            tracing::warn!(source_id = %source.id, bytes = req.body.len(), "body too large");
+            return IngestResponse::error(
+                413,
+                "payload_too_large",
+                "request body exceeds the limit",
+            );
+        }
+        let verified: Result<(), SignatureError> = match source.provider {
+            Provider::Meta => verify_meta(req.body, req.hub_signature_256, &source.secrets),
+            Provider::Waha => verify_waha(
+                req.body,
+                req.webhook_hmac,
+                req.webhook_hmac_algorithm,
+                &source.secrets,
+            ),
+        };
+        if let Err(e) = verified {
+            tracing::warn!(source_id = %source.id, reason = %e, "signature rejected");
+            return IngestResponse::error(401, "invalid_signature", "signature missing or invalid");
+        }
+        let mut events = match normalize(&source.id, source.provider, req.body, now) {
+            Ok(events) => events,
+            Err(ParseError::NotJson(_)) => {
+                tracing::warn!(source_id = %source.id, bytes = req.body.len(), "verified body is not JSON");
+                return IngestResponse::error(400, "invalid_body", "body is not valid JSON");
+            }
+        };
+        let request_id = Ulid::new().to_string();
+        for e in &mut events {
+            e.request_id = Some(request_id.clone());
+        }
+        let expires_at = now
+            + chrono::Duration::from_std(self.config.raw_ttl).unwrap_or(chrono::Duration::days(7));
+        let raw_key = format!("req#{request_id}");
+        let (stored, sent) = futures::join!(
+            self.blobs.put(&raw_key, req.body, expires_at),
+            enqueue_events(
+                &events,
+                self.queue.as_ref(),
+                self.blobs.as_ref(),
+                expires_at
+            ),
+        );
+        match stored.and(sent) {
+            Ok(received) => {
+                tracing::info!(source_id = %source.id, %request_id, events = received, bytes = req.body.len(), "accepted");
+                IngestResponse {
+                    received,
+                    ..IngestResponse::json(200, &json!({"received": received}))
+                }
+            }
+            Err(e) => unavailable(&source.id, &request_id, &e),
+        }
+    }
+}
+
+fn unavailable(
+    source_id: &crate::ids::SourceId,
+    request_id: &str,
+    e: &BackendError,
+) -> IngestResponse {
+    tracing::error!(%source_id, %request_id, error = %e, retryable = e.is_retryable(), "could not enqueue; asking the provider to retry");
+    IngestResponse::error(
+        503,
+        "unavailable",
+        "temporarily unable to accept the webhook; retry later",
+    )
+}
+
+/// A path segment for logs: unknown ids come from the URL, so keep them short.
+fn truncate(s: &str) -> &str {
+    let end = s.char_indices().nth(64).map_or(s.len(), |(i, _)| i);
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,5 @@
+//! The pipeline stages as pure async functions over the ports, shared by the Lambda functions and
+//! the local process.
+
+pub mod codec;
+pub mod ingest;

@@ -1,0 +1,393 @@
+//! In-memory backends for the ports: the embedded local mode and fast tests.
+//!
+//! They keep the semantics the AWS services have (SQS limits, visibility timeouts, receive counts,
+//! dead-lettering after a maximum number of receives; DynamoDB conditional claims and TTLs), and
+//! pass the same contract suites as the AWS adapters. State lives in the process: nothing here
+//! survives a restart.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::{
+    BackendError, BlobStore, ClaimOutcome, DedupStore, FailedEntry, OutgoingMessage, Queue,
+    ReceivedMessage, limits,
+};
+
+/// Locks a mutex, taking the data even if a panicking holder poisoned it (the state is kept
+/// consistent between statements, so a panic elsewhere cannot leave it half-written).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn chrono_after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+#[derive(Debug)]
+struct Stored {
+    message_id: String,
+    body: String,
+    visible_at: Instant,
+    receive_count: u32,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    /// Messages by arrival order.
+    messages: BTreeMap<u64, Stored>,
+    next_seq: u64,
+    /// Every receipt handed out, to the message it names.
+    receipts: HashMap<String, u64>,
+}
+
+/// Where a queue sends messages received too often.
+#[derive(Debug, Clone)]
+pub struct DeadLetter {
+    /// The dead-letter queue.
+    pub queue: Arc<MemoryQueue>,
+    /// Receives after which a message moves there (SQS `maxReceiveCount`).
+    pub max_receives: u32,
+}
+
+/// An SQS-like queue in memory.
+#[derive(Debug)]
+pub struct MemoryQueue {
+    name: String,
+    state: Mutex<QueueState>,
+    notify: Notify,
+    dead_letter: Option<DeadLetter>,
+}
+
+impl MemoryQueue {
+    /// A queue with no dead-letter queue.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            state: Mutex::default(),
+            notify: Notify::new(),
+            dead_letter: None,
+        }
+    }
+
+    /// A queue that moves a message to `dead_letter` once it has been received more than
+    /// `max_receives` times without being deleted.
+    pub fn with_dead_letter(name: impl Into<String>, dead_letter: DeadLetter) -> Self {
+        Self {
+            dead_letter: Some(dead_letter),
+            ..Self::new(name)
+        }
+    }
+
+    /// The queue's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Messages in the queue, visible or not.
+    pub fn len(&self) -> usize {
+        lock(&self.state).messages.len()
+    }
+
+    /// Whether the queue holds no message at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn push(&self, body: String, delay: Duration, receive_count: u32) {
+        let mut state = lock(&self.state);
+        let seq = state.next_seq;
+        state.next_seq += 1;
+        let message_id = format!("{}-{seq}", self.name);
+        state.messages.insert(
+            seq,
+            Stored {
+                message_id,
+                body,
+                visible_at: Instant::now() + delay,
+                receive_count,
+            },
+        );
+        drop(state);
+        self.notify.notify_waiters();
+    }
+
+    /// Takes up to `max` visible messages; also returns when the next hidden one turns visible.
+    fn take_visible(
+        &self,
+        max: usize,
+        visibility: Duration,
+    ) -> (Vec<ReceivedMessage>, Option<Instant>) {
+        let now = Instant::now();
+        let mut state = lock(&self.state);
+        let mut out = Vec::new();
+        let mut dead = Vec::new();
+        let mut next_visible: Option<Instant> = None;
+        let mut receipts = Vec::new();
+        for (seq, m) in state.messages.iter_mut() {
+            if out.len() >= max {
+                break;
+            }
+            if m.visible_at > now {
+                next_visible = Some(next_visible.map_or(m.visible_at, |n| n.min(m.visible_at)));
+                continue;
+            }
+            if let Some(dl) = &self.dead_letter
+                && m.receive_count >= dl.max_receives
+            {
+                dead.push(*seq);
+                continue;
+            }
+            m.receive_count += 1;
+            m.visible_at = now + visibility;
+            let receipt = format!("{}:{seq}:{}", self.name, ulid::Ulid::new());
+            receipts.push((receipt.clone(), *seq));
+            out.push(ReceivedMessage {
+                receipt,
+                message_id: m.message_id.clone(),
+                body: m.body.clone(),
+                receive_count: m.receive_count,
+            });
+        }
+        state.receipts.extend(receipts);
+        let moved: Vec<Stored> = dead
+            .iter()
+            .filter_map(|seq| state.messages.remove(seq))
+            .collect();
+        drop(state);
+        if let Some(dl) = &self.dead_letter {
+            for m in moved {
+                dl.queue.push(m.body, Duration::ZERO, 0);
+            }
+        }
+        (out, next_visible)
+    }
+
+    fn seq_of(&self, state: &QueueState, receipt: &str) -> Result<u64, BackendError> {
+        state
+            .receipts
+            .get(receipt)
+            .copied()
+            .filter(|seq| state.messages.contains_key(seq))
+            .ok_or_else(|| {
+                BackendError::Rejected(format!("receipt handle not valid for queue {}", self.name))
+            })
+    }
+}
+
+/// Whether SQS accepts every character of `body`: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+/// #x10000-#x10FFFF` (surrogates cannot occur in a Rust string).
+pub fn sqs_allows(body: &str) -> bool {
+    body.chars()
+        .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..))
+}
+
+/// Checks a batch against the SQS limits, as SQS would before accepting any of it.
+pub fn check_batch(messages: &[OutgoingMessage]) -> Result<(), BackendError> {
+    if messages.is_empty() || messages.len() > limits::MAX_BATCH_ENTRIES {
+        return Err(BackendError::Rejected(format!(
+            "a batch holds 1 to 10 entries, not {}",
+            messages.len()
+        )));
+    }
+    let ids: HashSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+    if ids.len() != messages.len() {
+        return Err(BackendError::Rejected(
+            "batch entry ids must be distinct".into(),
+        ));
+    }
+    let total: usize = messages.iter().map(|m| m.body.len()).sum();
+    if total > limits::MAX_MESSAGE_BYTES {
+        return Err(BackendError::Rejected(format!(
+            "batch of {total} bytes exceeds 262144"
+        )));
+    }
+    if messages.iter().any(|m| {
+        m.delay
+            .is_some_and(|d| d.as_secs() > limits::MAX_DELAY_SECS)
+    }) {
+        return Err(BackendError::Rejected("delay exceeds 900 seconds".into()));
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Queue for MemoryQueue {
+    async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<FailedEntry>, BackendError> {
+        check_batch(messages)?;
+        let mut failed = Vec::new();
+        for m in messages {
+            if sqs_allows(&m.body) {
+                self.push(m.body.clone(), m.delay.unwrap_or_default(), 0);
+            } else {
+                failed.push(FailedEntry {
+                    id: m.id.clone(),
+                    retryable: false,
+                    reason: "InvalidMessageContents".into(),
+                });
+            }
+        }
+        Ok(failed)
+    }
+
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, BackendError> {
+        let max = max.clamp(1, limits::MAX_BATCH_ENTRIES);
+        let deadline = Instant::now() + wait;
+        loop {
+            // Register for wake-ups before looking, so a send between the look and the wait
+            // is not missed.
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let (got, next_visible) = self.take_visible(max, visibility);
+            if !got.is_empty() || Instant::now() >= deadline {
+                return Ok(got);
+            }
+            let until = next_visible.map_or(deadline, |n| n.min(deadline));
+            let _ = tokio::time::timeout_at(until, notified).await;
+        }
+    }
+
+    async fn delete(&self, receipt: &str) -> Result<(), BackendError> {
+        let mut state = lock(&self.state);
+        let seq = self.seq_of(&state, receipt)?;
+        state.messages.remove(&seq);
+        state.receipts.retain(|_, s| *s != seq);
+        Ok(())
+    }
+
+    async fn change_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), BackendError> {
+        if visibility.as_secs() > limits::MAX_VISIBILITY_SECS {
+            return Err(BackendError::Rejected(
+                "visibility timeout exceeds 12 hours".into(),
+            ));
+        }
+        let mut state = lock(&self.state);
+        let seq = self.seq_of(&state, receipt)?;
+        if let Some(m) = state.messages.get_mut(&seq) {
+            m.visible_at = Instant::now() + visibility;
+        }
+        drop(state);
+        self.notify.notify_waiters();
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum ClaimState {
+    Claimed { lease_until: DateTime<Utc> },
+    Done,
+}
+
+/// Dedup claims in memory.
+#[derive(Debug, Default)]
+pub struct MemoryDedupStore {
+    entries: Mutex<HashMap<String, (ClaimState, DateTime<Utc>)>>,
+}
+
+impl MemoryDedupStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl DedupStore for MemoryDedupStore {
+    async fn claim(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        ttl: Duration,
+    ) -> Result<ClaimOutcome, BackendError> {
+        let mut entries = lock(&self.entries);
+        match entries.get(key) {
+            Some((_, expires_at)) if *expires_at <= now => {}
+            Some((ClaimState::Done, _)) => return Ok(ClaimOutcome::AlreadyDone),
+            Some((ClaimState::Claimed { lease_until }, _)) if *lease_until > now => {
+                return Ok(ClaimOutcome::InProgress {
+                    lease_until: *lease_until,
+                });
+            }
+            _ => {}
+        }
+        let state = ClaimState::Claimed {
+            lease_until: chrono_after(now, lease),
+        };
+        entries.insert(key.to_owned(), (state, chrono_after(now, ttl)));
+        Ok(ClaimOutcome::Claimed)
+    }
+
+    async fn complete(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<(), BackendError> {
+        lock(&self.entries).insert(key.to_owned(), (ClaimState::Done, chrono_after(now, ttl)));
+        Ok(())
+    }
+
+    async fn release(&self, key: &str) -> Result<(), BackendError> {
+        let mut entries = lock(&self.entries);
+        if matches!(entries.get(key), Some((ClaimState::Claimed { .. }, _))) {
+            entries.remove(key);
+        }
+        Ok(())
+    }
+}
+
+/// A stored blob and when it expires.
+type Expiring = (Vec<u8>, DateTime<Utc>);
+
+/// Blobs in memory.
+#[derive(Debug, Default)]
+pub struct MemoryBlobStore {
+    blobs: Mutex<HashMap<String, Expiring>>,
+}
+
+impl MemoryBlobStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl BlobStore for MemoryBlobStore {
+    async fn put(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        lock(&self.blobs).insert(key.to_owned(), (bytes.to_vec(), expires_at));
+        Ok(())
+    }
+
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Vec<u8>>, BackendError> {
+        let blobs = lock(&self.blobs);
+        Ok(blobs
+            .get(key)
+            .filter(|(_, expires_at)| *expires_at > now)
+            .map(|(b, _)| b.clone()))
+    }
+}

@@ -1,0 +1,233 @@
+//! Ports: the narrow traits the pipeline stages talk to storage and queues through.
+//!
+//! Owns: the capability contracts (what a conditional claim means, what a batch send may report,
+//! how TTLs behave) and their in-memory backend ([`memory`]). Must not: name a vendor. AWS adapters
+//! live in `functions/aws-adapters`; both backends pass the same contract suites in `tests/`.
+
+pub mod memory;
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::ids::SourceId;
+use crate::model::Provider;
+use crate::signature::Secret;
+
+/// A failure of a storage or queue backend.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The backend could not be reached or refused for now (network, throttling, 5xx): retry.
+    #[error("backend unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The request was invalid for the backend (too large, malformed): retrying will not help.
+    #[error("request rejected by backend: {0}")]
+    Rejected(String),
+    /// Stored data could not be decoded.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl BackendError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// Wraps any error as [`BackendError::Unavailable`].
+    pub fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Unavailable(Box::new(e))
+    }
+}
+
+/// SQS limits, kept by every queue backend so local runs fail where AWS would.
+pub mod limits {
+    /// Entries in one batch send.
+    pub const MAX_BATCH_ENTRIES: usize = 10;
+    /// Bytes in one message body, and in all bodies of one batch together (256 KiB).
+    pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+    /// Longest delivery delay (15 minutes).
+    pub const MAX_DELAY_SECS: u64 = 900;
+    /// Longest visibility timeout (12 hours).
+    pub const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
+}
+
+/// One message to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutgoingMessage {
+    /// Id of the entry within its batch (unique per batch; reported back on failure).
+    pub id: String,
+    /// The message body.
+    pub body: String,
+    /// Delay before the message becomes visible (at most 15 minutes).
+    pub delay: Option<Duration>,
+}
+
+/// One entry of a batch that the queue did not accept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedEntry {
+    /// The entry's [`OutgoingMessage::id`].
+    pub id: String,
+    /// Whether sending it again may succeed (throttling, internal error) or not (too large…).
+    pub retryable: bool,
+    /// The backend's reason code.
+    pub reason: String,
+}
+
+/// A message handed out by [`Queue::receive`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceivedMessage {
+    /// Handle for [`Queue::delete`] and [`Queue::change_visibility`]; valid for this receive only.
+    pub receipt: String,
+    /// The queue's id for the message (stable across receives).
+    pub message_id: String,
+    /// The body as sent.
+    pub body: String,
+    /// How many times it has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// A message queue with SQS semantics: at-least-once, batches of up to 10, visibility timeouts,
+/// and (when configured) a dead-letter queue after a maximum number of receives.
+#[async_trait]
+pub trait Queue: Send + Sync + Debug {
+    /// Sends up to [`limits::MAX_BATCH_ENTRIES`] messages whose bodies total at most
+    /// [`limits::MAX_MESSAGE_BYTES`]. Entries the queue refused are listed in the result; an `Err`
+    /// means the whole call failed and nothing may be assumed sent.
+    async fn send_batch(
+        &self,
+        messages: &[OutgoingMessage],
+    ) -> Result<Vec<FailedEntry>, BackendError>;
+
+    /// Receives up to `max` (1–10) visible messages, waiting up to `wait` for the first, and hides
+    /// them for `visibility`.
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, BackendError>;
+
+    /// Deletes a received message for good.
+    async fn delete(&self, receipt: &str) -> Result<(), BackendError>;
+
+    /// Makes a received message visible again after `visibility` (zero: now).
+    async fn change_visibility(
+        &self,
+        receipt: &str,
+        visibility: Duration,
+    ) -> Result<(), BackendError>;
+}
+
+/// What [`DedupStore::claim`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimOutcome {
+    /// The caller owns the key until its lease ends: do the work, then [`DedupStore::complete`].
+    Claimed,
+    /// Someone finished this key before: skip the work.
+    AlreadyDone,
+    /// Someone else holds a live lease; their work may still fail. Retry after this time.
+    InProgress {
+        /// When the other holder's lease runs out.
+        lease_until: DateTime<Utc>,
+    },
+}
+
+/// Exactly-once claims over keys, built on one conditional write.
+///
+/// A claim is a lease: a holder that crashes before [`DedupStore::complete`] loses the key when
+/// the lease ends, so a retry of the same work claims it again and nothing is lost.
+#[async_trait]
+pub trait DedupStore: Send + Sync + Debug {
+    /// Claims `key` if nobody holds it, or if the last holder's lease ended before `now`. Keys are
+    /// forgotten `ttl` after `now` (a completed key is remembered `ttl` after completion).
+    async fn claim(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        lease: Duration,
+        ttl: Duration,
+    ) -> Result<ClaimOutcome, BackendError>;
+
+    /// Marks a claimed key as done, so later claims answer [`ClaimOutcome::AlreadyDone`].
+    async fn complete(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+        ttl: Duration,
+    ) -> Result<(), BackendError>;
+
+    /// Gives a claimed key back early (the work failed), so a retry can claim it at once.
+    async fn release(&self, key: &str) -> Result<(), BackendError>;
+}
+
+/// Bytes stored under a key until a time (claim-check for raw requests and oversized events).
+#[async_trait]
+pub trait BlobStore: Send + Sync + Debug {
+    /// Stores `bytes` under `key` until `expires_at`, replacing what was there.
+    async fn put(
+        &self,
+        key: &str,
+        bytes: &[u8],
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), BackendError>;
+
+    /// The bytes under `key`, unless absent or expired at `now`.
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Vec<u8>>, BackendError>;
+}
+
+/// A configured webhook source: where `/webhooks/{id}` comes from and how to verify it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// `{source_id}` of the webhook URL.
+    pub id: SourceId,
+    /// Who sends to it.
+    pub provider: Provider,
+    /// Meta app secrets or WAHA HMAC keys; any one verifies (several during a rotation).
+    pub secrets: Vec<Secret>,
+    /// Meta verify tokens for the GET handshake.
+    pub verify_tokens: Vec<Secret>,
+}
+
+/// Looks up sources by id.
+pub trait SourceRegistry: Send + Sync + Debug {
+    /// The source, if configured.
+    fn get(&self, id: &str) -> Option<Arc<Source>>;
+}
+
+/// Sources fixed at start-up (from configuration).
+#[derive(Debug, Default, Clone)]
+pub struct StaticSources {
+    sources: std::collections::HashMap<String, Arc<Source>>,
+}
+
+impl StaticSources {
+    /// A registry of the given sources (a later duplicate id replaces an earlier one).
+    pub fn new(sources: impl IntoIterator<Item = Source>) -> Self {
+        Self {
+            sources: sources
+                .into_iter()
+                .map(|s| (s.id.as_str().to_owned(), Arc::new(s)))
+                .collect(),
+        }
+    }
+
+    /// How many sources there are.
+    pub fn len(&self) -> usize {
+        self.sources.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.sources.is_empty()
+    }
+}
+
+impl SourceRegistry for StaticSources {
+    fn get(&self, id: &str) -> Option<Arc<Source>> {
+        self.sources.get(id).cloned()
+    }
+}

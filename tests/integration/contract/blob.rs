@@ -1,0 +1,73 @@
+//! [`BlobStore`] contract: round trips byte for byte (large blobs included), overwrites, expiry.
+
+use std::sync::Arc;
+
+use chrono::{Duration, Utc};
+use shared::ports::BlobStore;
+use shared::ports::memory::MemoryBlobStore;
+use tests::moto;
+
+use super::for_each_backend;
+
+type Backend = Arc<dyn BlobStore>;
+
+fn memory() -> Backend {
+    Arc::new(MemoryBlobStore::new())
+}
+
+async fn on_moto() -> Backend {
+    let clients = moto::clients().await;
+    let table = moto::table(&clients).await;
+    Arc::new(aws_adapters::DynamoBlobStore::new(clients.dynamodb, table))
+}
+
+async fn blobs_round_trip_byte_for_byte(store: Backend) {
+    let now = Utc::now();
+    let later = now + Duration::days(7);
+    let small: Vec<u8> = (0..=255u8).collect();
+    let large: Vec<u8> = (0..1_100_000u32).map(|i| (i % 251) as u8).collect();
+    store.put("req#small", &small, later).await.unwrap();
+    store.put("req#large", &large, later).await.unwrap();
+    store.put("req#empty", b"", later).await.unwrap();
+    assert_eq!(store.get("req#small", now).await.unwrap(), Some(small));
+    assert_eq!(
+        store.get("req#large", now).await.unwrap(),
+        Some(large),
+        "chunked and reassembled"
+    );
+    assert_eq!(store.get("req#empty", now).await.unwrap(), Some(Vec::new()));
+    assert_eq!(store.get("req#missing", now).await.unwrap(), None);
+}
+for_each_backend!(blobs_round_trip_byte_for_byte, memory: super::memory(), moto: super::on_moto());
+
+async fn a_smaller_overwrite_replaces_a_larger_blob(store: Backend) {
+    let now = Utc::now();
+    let later = now + Duration::days(1);
+    store
+        .put("evt#x", &vec![1u8; 800_000], later)
+        .await
+        .unwrap();
+    store.put("evt#x", b"short", later).await.unwrap();
+    assert_eq!(
+        store.get("evt#x", now).await.unwrap(),
+        Some(b"short".to_vec())
+    );
+}
+for_each_backend!(a_smaller_overwrite_replaces_a_larger_blob, memory: super::memory(), moto: super::on_moto());
+
+async fn expired_blobs_are_gone(store: Backend) {
+    let now = Utc::now();
+    store
+        .put("req#old", b"bytes", now + Duration::seconds(10))
+        .await
+        .unwrap();
+    assert!(store.get("req#old", now).await.unwrap().is_some());
+    assert_eq!(
+        store
+            .get("req#old", now + Duration::seconds(11))
+            .await
+            .unwrap(),
+        None
+    );
+}
+for_each_backend!(expired_blobs_are_gone, memory: super::memory(), moto: super::on_moto());

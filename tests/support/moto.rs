@@ -1,0 +1,101 @@
+//! A moto server (DynamoDB + SQS over the wire on 127.0.0.1) for adapter and pipeline tests.
+//!
+//! `.ci/run` and `scripts/test.sh` start one and export `WAGATE_MOTO_URL`; without it, the first
+//! test that asks starts its own on a free port, through a small Python wrapper that kills moto
+//! when this test process exits (its stdin closes). Tests isolate themselves with unique table and
+//! queue names instead of resetting shared state, so they can run in parallel.
+
+use std::io::ErrorKind;
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use aws_adapters::{Clients, SqsQueue, provision};
+
+/// The moto endpoint, e.g. `http://127.0.0.1:5000`.
+pub fn url() -> String {
+    static URL: OnceLock<String> = OnceLock::new();
+    URL.get_or_init(|| match std::env::var("WAGATE_MOTO_URL") {
+        Ok(url) if !url.is_empty() => url,
+        _ => start(),
+    })
+    .clone()
+}
+
+/// Keeps the wrapper (and with it moto) alive as long as the test process.
+static CHILD: Mutex<Option<Child>> = Mutex::new(None);
+
+fn start() -> String {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port");
+    let wrapper = "import subprocess, sys\n\
+        p = subprocess.Popen(['moto_server', '-H', '127.0.0.1', '-p', sys.argv[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+        sys.stdin.read()\n\
+        p.kill()\n";
+    let child = Command::new("python3")
+        .args(["-c", wrapper, &port.to_string()])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("start moto_server (pip install 'moto[server]')");
+    *CHILD
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(child);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Ok(_) => return format!("http://127.0.0.1:{port}"),
+            Err(e) if e.kind() == ErrorKind::ConnectionRefused && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => panic!("moto_server did not come up on port {port}: {e}"),
+        }
+    }
+}
+
+/// SDK clients pointed at moto.
+pub async fn clients() -> Clients {
+    Clients::new(&aws_adapters::local_sdk_config(&url(), "us-east-1").await)
+}
+
+/// A name no other test uses.
+pub fn unique(prefix: &str) -> String {
+    format!("{prefix}-{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+/// A fresh wagate table on moto; returns its name.
+pub async fn table(clients: &Clients) -> String {
+    let name = unique("wagate");
+    provision::ensure_table(&clients.dynamodb, &name)
+        .await
+        .expect("create table on moto");
+    name
+}
+
+/// A fresh queue on moto (with a dead-letter queue after `max_receives` when given).
+pub async fn queue(
+    clients: &Clients,
+    visibility_secs: u32,
+    max_receives: Option<u32>,
+) -> (SqsQueue, Option<SqsQueue>) {
+    let dlq = match max_receives {
+        Some(max) => {
+            let url = provision::ensure_queue(&clients.sqs, &unique("dlq"), 30, None)
+                .await
+                .expect("create DLQ");
+            Some((SqsQueue::new(clients.sqs.clone(), &url), max))
+        }
+        None => None,
+    };
+    let url = provision::ensure_queue(
+        &clients.sqs,
+        &unique("q"),
+        visibility_secs,
+        dlq.as_ref().map(|(q, max)| (q.url(), *max)),
+    )
+    .await
+    .expect("create queue");
+    (SqsQueue::new(clients.sqs.clone(), url), dlq.map(|(q, _)| q))
+}
