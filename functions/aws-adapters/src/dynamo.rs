@@ -8,6 +8,10 @@
 //! |---|---|---|---|
 //! | dedup claim | `dedup#{key}` | `-` | `state` (`claimed`/`done`), `lease_until` (N, epoch ms) |
 //! | blob chunk | `blob#{key}` | `00000`, `00001`, … | `data` (B); chunk 0 also `chunks` (N) |
+//! | document | `doc#{key}` | `-` | `version` (N), `body` (S), optional `gsi1pk`/`gsi1sk` |
+//!
+//! Index `gsi1` (`gsi1pk`, `gsi1sk`, all attributes projected) is sparse: only documents written
+//! with an index entry (active conversations, by activity time) are in it.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -17,9 +21,11 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
-use shared::ports::{BackendError, BlobStore, ClaimOutcome, DedupStore};
+use shared::ports::{
+    BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentStore, DocumentWrite, Versioned,
+};
 
 use crate::error::backend_error;
 
@@ -107,7 +113,7 @@ impl DynamoDedupStore {
         now: DateTime<Utc>,
         lease: Duration,
         ttl: Duration,
-    ) -> Result<bool, BackendError> {
+    ) -> Result<Option<bool>, BackendError> {
         let lease_until = now
             .timestamp_millis()
             .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
@@ -121,6 +127,7 @@ impl DynamoDedupStore {
             .put_item()
             .table_name(&self.table.name)
             .set_item(Some(item))
+            .return_values(ReturnValue::AllOld)
             .condition_expression(
                 "attribute_not_exists(pk) OR (#state = :claimed AND lease_until < :now_ms) OR #ttl < :now_s",
             )
@@ -132,11 +139,17 @@ impl DynamoDedupStore {
             .send()
             .await;
         match r {
-            Ok(_) => Ok(true),
+            // The old item, if any: a live claim whose lease ran out means the key was retaken.
+            Ok(out) => Ok(Some(out.attributes.is_some_and(|old| {
+                old.get("state")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|s| s == "claimed")
+                    && number(&old, "ttl").is_some_and(|t| t > now.timestamp())
+            }))),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
             {
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(backend_error("PutItem", e)),
         }
@@ -155,8 +168,8 @@ impl DedupStore for DynamoDedupStore {
         // Two rounds: if the holder's item disappears between our failed put and our read
         // (released or expired), the second put wins it.
         for _ in 0..2 {
-            if self.try_claim(key, now, lease, ttl).await? {
-                return Ok(ClaimOutcome::Claimed);
+            if let Some(retaken) = self.try_claim(key, now, lease, ttl).await? {
+                return Ok(ClaimOutcome::Claimed { retaken });
             }
             let item = self
                 .table
@@ -334,5 +347,155 @@ impl BlobStore for DynamoBlobStore {
             out.extend_from_slice(data.as_ref());
         }
         Ok(Some(out))
+    }
+}
+
+/// Versioned JSON documents on the wagate table, listed in the `gsi1` index when they carry an
+/// index entry.
+///
+/// Item: `pk` = `doc#{key}`, `sk` = `-`, `version` (N), `body` (S, JSON), optional `ttl` (N),
+/// optional `gsi1pk` / `gsi1sk` (the index entry; absent means not indexed, a sparse index).
+#[derive(Debug, Clone)]
+pub struct DynamoDocumentStore {
+    table: Table,
+}
+
+/// The sparse secondary index on `gsi1pk` / `gsi1sk`.
+pub const INDEX_NAME: &str = "gsi1";
+
+impl DynamoDocumentStore {
+    /// The store on table `name`.
+    pub fn new(client: Client, name: impl Into<String>) -> Self {
+        Self {
+            table: Table::new(client, name),
+        }
+    }
+
+    /// Opens the connection ahead of the first request.
+    pub async fn warm(&self) {
+        self.table.warm().await;
+    }
+
+    fn read(
+        item: &HashMap<String, AttributeValue>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Versioned>, BackendError> {
+        if number(item, "ttl").is_some_and(|t| t <= now.timestamp()) {
+            return Ok(None);
+        }
+        let version = number(item, "version")
+            .and_then(|v| u64::try_from(v).ok())
+            .ok_or_else(|| BackendError::Corrupt("document without version".into()))?;
+        let text = item
+            .get("body")
+            .and_then(|v| v.as_s().ok())
+            .ok_or_else(|| BackendError::Corrupt("document without body".into()))?;
+        let body = serde_json::from_str(text).map_err(|e| BackendError::Corrupt(e.to_string()))?;
+        Ok(Some(Versioned { version, body }))
+    }
+}
+
+#[async_trait]
+impl DocumentStore for DynamoDocumentStore {
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
+        let out = self
+            .table
+            .client
+            .get_item()
+            .table_name(&self.table.name)
+            .key("pk", s(format!("doc#{key}")))
+            .key("sk", s("-"))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| backend_error("GetItem", e))?;
+        match out.item {
+            Some(item) => Self::read(&item, now),
+            None => Ok(None),
+        }
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: &serde_json::Value,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        let version = write.expected.unwrap_or(0) + 1;
+        let mut item = HashMap::from([
+            ("pk".to_owned(), s(format!("doc#{key}"))),
+            ("sk".to_owned(), s("-")),
+            (
+                "version".to_owned(),
+                n(i64::try_from(version).unwrap_or(i64::MAX)),
+            ),
+            ("body".to_owned(), s(body.to_string())),
+        ]);
+        if let Some(at) = write.expires_at {
+            item.insert("ttl".into(), n(at.timestamp()));
+        }
+        if let Some(index) = write.index {
+            item.insert("gsi1pk".into(), s(index.partition.clone()));
+            item.insert("gsi1sk".into(), s(index.sort.clone()));
+        }
+        let mut req = self
+            .table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .expression_attribute_names("#ttl", "ttl")
+            .expression_attribute_values(":now", n(write.now.timestamp()));
+        req = match write.expected {
+            None => req.condition_expression("attribute_not_exists(pk) OR #ttl <= :now"),
+            Some(v) => req
+                .condition_expression(
+                    "version = :v AND (attribute_not_exists(#ttl) OR #ttl > :now)",
+                )
+                .expression_attribute_values(":v", n(i64::try_from(v).unwrap_or(i64::MAX))),
+        };
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend_error("PutItem", e)),
+        }
+    }
+
+    async fn list_below(
+        &self,
+        partition: &str,
+        below: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, Versioned)>, BackendError> {
+        let out = self
+            .table
+            .client
+            .query()
+            .table_name(&self.table.name)
+            .index_name(INDEX_NAME)
+            .key_condition_expression("gsi1pk = :p AND gsi1sk < :b")
+            .expression_attribute_values(":p", s(partition))
+            .expression_attribute_values(":b", s(below))
+            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
+            .send()
+            .await
+            .map_err(|e| backend_error("Query", e))?;
+        let mut docs = Vec::new();
+        for item in out.items.unwrap_or_default() {
+            let key = item
+                .get("pk")
+                .and_then(|v| v.as_s().ok())
+                .and_then(|pk| pk.strip_prefix("doc#"))
+                .map(str::to_owned);
+            if let (Some(key), Some(doc)) = (key, Self::read(&item, now)?) {
+                docs.push((key, doc));
+            }
+        }
+        Ok(docs)
     }
 }

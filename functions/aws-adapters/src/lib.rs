@@ -11,7 +11,7 @@ pub mod provision;
 mod sqs;
 
 pub use aws_config::SdkConfig;
-pub use dynamo::{DynamoBlobStore, DynamoDedupStore};
+pub use dynamo::{DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore, INDEX_NAME};
 pub use sqs::SqsQueue;
 pub use {aws_sdk_dynamodb, aws_sdk_sqs};
 

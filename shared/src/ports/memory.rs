@@ -15,8 +15,8 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    BackendError, BlobStore, ClaimOutcome, DedupStore, FailedEntry, OutgoingMessage, Queue,
-    ReceivedMessage, limits,
+    BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentStore, DocumentWrite, FailedEntry,
+    IndexEntry, OutgoingMessage, Queue, ReceivedMessage, Versioned, limits,
 };
 
 /// Locks a mutex, taking the data even if a panicking holder poisoned it (the state is kept
@@ -332,8 +332,12 @@ impl DedupStore for MemoryDedupStore {
         let state = ClaimState::Claimed {
             lease_until: chrono_after(now, lease),
         };
-        entries.insert(key.to_owned(), (state, chrono_after(now, ttl)));
-        Ok(ClaimOutcome::Claimed)
+        let previous = entries.insert(key.to_owned(), (state, chrono_after(now, ttl)));
+        // Taking over an expired lease (not an expired key) means the last holder may have
+        // stopped halfway.
+        let retaken =
+            matches!(previous, Some((ClaimState::Claimed { .. }, expires_at)) if expires_at > now);
+        Ok(ClaimOutcome::Claimed { retaken })
     }
 
     async fn complete(
@@ -389,5 +393,98 @@ impl BlobStore for MemoryBlobStore {
             .get(key)
             .filter(|(_, expires_at)| *expires_at > now)
             .map(|(b, _)| b.clone()))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct StoredDocument {
+    doc: Versioned,
+    expires_at: Option<DateTime<Utc>>,
+    index: Option<IndexEntry>,
+}
+
+impl StoredDocument {
+    fn live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|t| t > now)
+    }
+}
+
+/// Documents in memory.
+#[derive(Debug, Default)]
+pub struct MemoryDocumentStore {
+    docs: Mutex<HashMap<String, StoredDocument>>,
+}
+
+impl MemoryDocumentStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl DocumentStore for MemoryDocumentStore {
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
+        Ok(lock(&self.docs)
+            .get(key)
+            .filter(|d| d.live(now))
+            .map(|d| d.doc.clone()))
+    }
+
+    async fn put(
+        &self,
+        key: &str,
+        body: &serde_json::Value,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        let mut docs = lock(&self.docs);
+        let current = docs
+            .get(key)
+            .filter(|d| d.live(write.now))
+            .map(|d| d.doc.version);
+        if current != write.expected {
+            return Ok(false);
+        }
+        let doc = Versioned {
+            version: write.expected.unwrap_or(0) + 1,
+            body: body.clone(),
+        };
+        docs.insert(
+            key.to_owned(),
+            StoredDocument {
+                doc,
+                expires_at: write.expires_at,
+                index: write.index.cloned(),
+            },
+        );
+        Ok(true)
+    }
+
+    async fn list_below(
+        &self,
+        partition: &str,
+        below: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, Versioned)>, BackendError> {
+        let docs = lock(&self.docs);
+        let mut found: Vec<(&str, &String, &StoredDocument)> = docs
+            .iter()
+            .filter(|(_, d)| d.live(now))
+            .filter_map(|(k, d)| {
+                let index = d.index.as_ref()?;
+                (index.partition == partition && index.sort.as_str() < below).then_some((
+                    index.sort.as_str(),
+                    k,
+                    d,
+                ))
+            })
+            .collect();
+        found.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|(_, k, d)| (k.clone(), d.doc.clone()))
+            .collect())
     }
 }

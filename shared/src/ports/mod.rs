@@ -126,7 +126,11 @@ pub trait Queue: Send + Sync + Debug {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClaimOutcome {
     /// The caller owns the key until its lease ends: do the work, then [`DedupStore::complete`].
-    Claimed,
+    Claimed {
+        /// The key was held before by a holder whose lease ran out (it may have crashed halfway),
+        /// so the caller should look for that holder's staged results before redoing the work.
+        retaken: bool,
+    },
     /// Someone finished this key before: skip the work.
     AlreadyDone,
     /// Someone else holds a live lease; their work may still fail. Retry after this time.
@@ -162,6 +166,68 @@ pub trait DedupStore: Send + Sync + Debug {
 
     /// Gives a claimed key back early (the work failed), so a retry can claim it at once.
     async fn release(&self, key: &str) -> Result<(), BackendError>;
+}
+
+/// A stored document and its version (for optimistic concurrency).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Versioned {
+    /// Starts at 1 and grows by one with every write.
+    pub version: u64,
+    /// The document.
+    pub body: serde_json::Value,
+}
+
+/// Where a document sits in the secondary index: documents are listed by `partition`, ordered by
+/// `sort` (for conversations: activity time). Documents written without one are not indexed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// The index partition.
+    pub partition: String,
+    /// The order within the partition (compared as strings).
+    pub sort: String,
+}
+
+/// JSON documents under keys, written with optimistic concurrency, optionally expiring and
+/// optionally listed in one secondary index. The domain stores (conversations, contacts, message
+/// statuses) are built on it in `pipeline::track::state`.
+#[async_trait]
+pub trait DocumentStore: Send + Sync + Debug {
+    /// The document under `key`, unless absent or expired at `now`.
+    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError>;
+
+    /// Writes `body` under `key` if the stored version is `expected` (`None`: no live document,
+    /// an expired one counts as absent). The new version is `expected + 1` (or 1). Returns
+    /// `false`, writing nothing, when the version did not match.
+    async fn put(
+        &self,
+        key: &str,
+        body: &serde_json::Value,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError>;
+
+    /// Live documents in index `partition` whose sort key is below `below`, lowest first, at
+    /// most `limit`. The index may lag the documents by a moment (DynamoDB GSIs are eventually
+    /// consistent); callers re-read before acting.
+    async fn list_below(
+        &self,
+        partition: &str,
+        below: &str,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<(String, Versioned)>, BackendError>;
+}
+
+/// The conditions and placement of one [`DocumentStore::put`].
+#[derive(Debug, Clone, Copy)]
+pub struct DocumentWrite<'a> {
+    /// The version the caller read (`None`: the document must not exist).
+    pub expected: Option<u64>,
+    /// When the write happens (expired documents count as absent).
+    pub now: DateTime<Utc>,
+    /// When the document expires, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Its index entry, if it is to be listed.
+    pub index: Option<&'a IndexEntry>,
 }
 
 /// Bytes stored under a key until a time (claim-check for raw requests and oversized events).

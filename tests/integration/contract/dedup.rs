@@ -42,7 +42,7 @@ async fn a_key_is_claimed_once_then_in_progress_then_done(store: Backend) {
     let k = key();
     assert_eq!(
         store.claim(&k, t0(), LEASE, TTL).await.unwrap(),
-        ClaimOutcome::Claimed
+        ClaimOutcome::Claimed { retaken: false }
     );
     assert_eq!(
         store.claim(&k, after(1), LEASE, TTL).await.unwrap(),
@@ -67,12 +67,12 @@ async fn an_expired_lease_can_be_taken_over(store: Backend) {
     let k = key();
     assert_eq!(
         store.claim(&k, t0(), LEASE, TTL).await.unwrap(),
-        ClaimOutcome::Claimed
+        ClaimOutcome::Claimed { retaken: false }
     );
     // The first holder crashed before completing: once its lease ends, a retry wins the key.
     assert_eq!(
         store.claim(&k, after(31), LEASE, TTL).await.unwrap(),
-        ClaimOutcome::Claimed
+        ClaimOutcome::Claimed { retaken: true }
     );
     assert_eq!(
         store.claim(&k, after(32), LEASE, TTL).await.unwrap(),
@@ -89,7 +89,7 @@ async fn a_released_key_can_be_claimed_at_once(store: Backend) {
     store.release(&k).await.unwrap();
     assert_eq!(
         store.claim(&k, after(1), LEASE, TTL).await.unwrap(),
-        ClaimOutcome::Claimed
+        ClaimOutcome::Claimed { retaken: false }
     );
     store.complete(&k, after(2), TTL).await.unwrap();
     store.release(&k).await.unwrap();
@@ -108,7 +108,7 @@ async fn keys_are_forgotten_after_their_ttl(store: Backend) {
     let past_ttl = after(1 + 7 * 24 * 3600 + 1);
     assert_eq!(
         store.claim(&k, past_ttl, LEASE, TTL).await.unwrap(),
-        ClaimOutcome::Claimed
+        ClaimOutcome::Claimed { retaken: false }
     );
 }
 for_each_backend!(keys_are_forgotten_after_their_ttl, memory: super::memory(), moto: super::on_moto());
@@ -128,7 +128,7 @@ async fn concurrent_claims_of_one_key_have_exactly_one_winner(store: Backend) {
         .collect();
     let winners = outcomes
         .iter()
-        .filter(|o| **o == ClaimOutcome::Claimed)
+        .filter(|o| matches!(o, ClaimOutcome::Claimed { .. }))
         .count();
     assert_eq!(winners, 1, "{outcomes:?}");
 }

@@ -3,6 +3,7 @@
 
 mod blob;
 mod dedup;
+mod documents;
 mod queue;
 
 /// Declares `memory` and `moto` tests for one suite function `$suite(backend)`.

@@ -1,0 +1,181 @@
+//! [`DocumentStore`] contract: versioned writes that fail on a stale version, creation that fails
+//! when the document exists, expiry, and the sparse index listing below a bound.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use serde_json::json;
+use shared::ports::memory::MemoryDocumentStore;
+use shared::ports::{DocumentStore, DocumentWrite, IndexEntry};
+use tests::moto;
+
+use super::for_each_backend;
+
+type Backend = Arc<dyn DocumentStore>;
+
+fn memory() -> Backend {
+    Arc::new(MemoryDocumentStore::new())
+}
+
+async fn on_moto() -> Backend {
+    let clients = moto::clients().await;
+    let table = moto::table(&clients).await;
+    Arc::new(aws_adapters::DynamoDocumentStore::new(
+        clients.dynamodb,
+        table,
+    ))
+}
+
+fn now() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()
+}
+
+fn write(expected: Option<u64>) -> DocumentWrite<'static> {
+    DocumentWrite {
+        expected,
+        now: now(),
+        expires_at: None,
+        index: None,
+    }
+}
+
+async fn writes_are_versioned_and_stale_versions_lose(store: Backend) {
+    let key = moto::unique("conv");
+    assert!(
+        store
+            .put(&key, &json!({"n": 1}), write(None))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put(&key, &json!({"n": 2}), write(None))
+            .await
+            .unwrap(),
+        "create fails when it exists"
+    );
+    let v1 = store.get(&key, now()).await.unwrap().unwrap();
+    assert_eq!((v1.version, v1.body.clone()), (1, json!({"n": 1})));
+    assert!(
+        store
+            .put(&key, &json!({"n": 2}), write(Some(1)))
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .put(&key, &json!({"n": 3}), write(Some(1)))
+            .await
+            .unwrap(),
+        "stale version loses"
+    );
+    let v2 = store.get(&key, now()).await.unwrap().unwrap();
+    assert_eq!((v2.version, v2.body), (2, json!({"n": 2})));
+    assert_eq!(store.get(&moto::unique("none"), now()).await.unwrap(), None);
+}
+for_each_backend!(writes_are_versioned_and_stale_versions_lose, memory: super::memory(), moto: super::on_moto());
+
+async fn concurrent_updates_of_one_version_have_one_winner(store: Backend) {
+    let key = moto::unique("contact");
+    store
+        .put(&key, &json!({"v": 0}), write(None))
+        .await
+        .unwrap();
+    let tasks: Vec<_> = (0..12)
+        .map(|i| {
+            let (store, key) = (store.clone(), key.clone());
+            tokio::spawn(async move {
+                store
+                    .put(&key, &json!({"v": i}), write(Some(1)))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    let wins = futures::future::join_all(tasks)
+        .await
+        .into_iter()
+        .filter(|r| *r.as_ref().unwrap())
+        .count();
+    assert_eq!(wins, 1);
+}
+for_each_backend!(concurrent_updates_of_one_version_have_one_winner, memory: super::memory(), moto: super::on_moto());
+
+async fn expired_documents_are_absent_and_can_be_created_again(store: Backend) {
+    let key = moto::unique("msg");
+    let short = DocumentWrite {
+        expires_at: Some(now() + Duration::seconds(60)),
+        ..write(None)
+    };
+    assert!(store.put(&key, &json!("old"), short).await.unwrap());
+    let later = now() + Duration::seconds(61);
+    assert_eq!(store.get(&key, later).await.unwrap(), None);
+    let again = DocumentWrite {
+        now: later,
+        ..write(None)
+    };
+    assert!(store.put(&key, &json!("new"), again).await.unwrap());
+    assert_eq!(store.get(&key, later).await.unwrap().unwrap().version, 1);
+    let stale = DocumentWrite {
+        now: later + Duration::days(1),
+        ..write(Some(1))
+    };
+    assert!(
+        store.put(&key, &json!("newer"), stale).await.unwrap(),
+        "no ttl on the new version"
+    );
+}
+for_each_backend!(expired_documents_are_absent_and_can_be_created_again, memory: super::memory(), moto: super::on_moto());
+
+async fn the_index_lists_documents_below_a_bound_in_order(store: Backend) {
+    let partition = moto::unique("active");
+    for (key, sort) in [
+        ("c", "2026-11-20T10:00:00Z"),
+        ("a", "2026-11-20T08:00:00Z"),
+        ("b", "2026-11-21T09:00:00Z"),
+    ] {
+        let entry = IndexEntry {
+            partition: partition.clone(),
+            sort: sort.into(),
+        };
+        let w = DocumentWrite {
+            index: Some(&entry),
+            ..write(None)
+        };
+        store
+            .put(&format!("{partition}-{key}"), &json!({"k": key}), w)
+            .await
+            .unwrap();
+    }
+    // Written without an index entry: not listed.
+    store
+        .put(&format!("{partition}-d"), &json!({"k": "d"}), write(None))
+        .await
+        .unwrap();
+    let found = store
+        .list_below(&partition, "2026-11-21T00:00:00Z", 10, now())
+        .await
+        .unwrap();
+    let keys: Vec<String> = found.iter().map(|(k, _)| k.clone()).collect();
+    assert_eq!(
+        keys,
+        vec![format!("{partition}-a"), format!("{partition}-c")]
+    );
+    let first = store
+        .list_below(&partition, "2026-11-21T00:00:00Z", 1, now())
+        .await
+        .unwrap();
+    assert_eq!(first.len(), 1);
+    // Rewriting without the entry takes a document out of the index.
+    let (key, doc) = &found[0];
+    store
+        .put(key, &doc.body, write(Some(doc.version)))
+        .await
+        .unwrap();
+    let after = store
+        .list_below(&partition, "2026-11-21T00:00:00Z", 10, now())
+        .await
+        .unwrap();
+    assert_eq!(after.len(), 1);
+}
+for_each_backend!(the_index_lists_documents_below_a_bound_in_order, memory: super::memory(), moto: super::on_moto());
