@@ -1,0 +1,416 @@
+//! The track stage: the raw stream of normalized provider events in, a clean stream out. Each
+//! item is claimed once (dedup), statuses only move forward, customers become contacts, messages
+//! open and feed conversations, and every event leaves with its conversation attached.
+//!
+//! Crash safety: an item is claimed with a lease. Its results are staged (an outbox document)
+//! before they are handed on, and the claim is completed after. A worker that dies halfway loses
+//! its lease; the SQS retry takes the key over, finds the staged results and hands on exactly
+//! those (same event ids), so nothing is lost and nothing is computed twice.
+
+pub mod state;
+pub mod sweep;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use self::state::{
+    Activity, ContactChange, ConversationKey, MessageActivity, State, StateError, StatusChange,
+    message_summary,
+};
+use crate::ids::EventId;
+use crate::model::{
+    ContactBody, ConversationBody, EventBody, EventData, EventType, InboundEvent, MessageStatus,
+};
+use crate::pipeline::codec::enqueue_events;
+use crate::ports::{BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentWrite, Queue};
+
+/// Where tracked events go next.
+#[async_trait]
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    /// Hands on `events` in order; `Ok` only when all of them are accepted.
+    async fn emit(&self, events: &[InboundEvent], now: DateTime<Utc>) -> Result<(), BackendError>;
+}
+
+/// Routes `whatsapp.message.received` to the buffer queue and everything else to the outbound
+/// queue (where fan-out to endpoints picks them up).
+#[derive(Debug, Clone)]
+pub struct QueueSink {
+    /// Inbound messages, to be batched per conversation.
+    pub buffer: Arc<dyn Queue>,
+    /// Every other event.
+    pub outbound: Arc<dyn Queue>,
+    /// Claim-checks for large events.
+    pub blobs: Arc<dyn BlobStore>,
+    /// How long claim-checked events are kept.
+    pub blob_ttl: Duration,
+}
+
+#[async_trait]
+impl EventSink for QueueSink {
+    async fn emit(&self, events: &[InboundEvent], now: DateTime<Utc>) -> Result<(), BackendError> {
+        let (buffered, direct): (Vec<InboundEvent>, Vec<InboundEvent>) = events
+            .iter()
+            .cloned()
+            .partition(|e| e.event_type.is_bufferable());
+        let expires =
+            now + chrono::Duration::from_std(self.blob_ttl).unwrap_or(chrono::Duration::days(7));
+        // Lifecycle events (contact, conversation) go first so they arrive before the message.
+        if !direct.is_empty() {
+            enqueue_events(
+                &direct,
+                self.outbound.as_ref(),
+                self.blobs.as_ref(),
+                expires,
+            )
+            .await?;
+        }
+        if !buffered.is_empty() {
+            enqueue_events(
+                &buffered,
+                self.buffer.as_ref(),
+                self.blobs.as_ref(),
+                expires,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+/// Track settings.
+#[derive(Debug, Clone)]
+pub struct TrackConfig {
+    /// How long processed items are remembered (Meta retries for days).
+    pub dedup_ttl: Duration,
+    /// How long a claim protects an item being processed; shorter than the queue's visibility
+    /// timeout so a retry after a crash finds the lease expired.
+    pub lease: Duration,
+    /// Inactivity after which a conversation ends.
+    pub idle: Duration,
+}
+
+impl Default for TrackConfig {
+    fn default() -> Self {
+        Self {
+            dedup_ttl: Duration::from_secs(8 * 24 * 3600),
+            lease: Duration::from_secs(60),
+            idle: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The track stage with its ports.
+#[derive(Debug, Clone)]
+pub struct Track {
+    /// Exactly-once claims.
+    pub dedup: Arc<dyn DedupStore>,
+    /// Statuses, contacts, conversations, staged results.
+    pub state: State,
+    /// Where events go next.
+    pub sink: Arc<dyn EventSink>,
+    /// Settings.
+    pub config: TrackConfig,
+}
+
+/// What happened to one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TrackOutcome {
+    /// Handed on these events (lifecycle events included), by type.
+    Emitted(Vec<EventType>),
+    /// Seen before: dropped.
+    Duplicate,
+    /// A status that does not move its message forward: dropped.
+    Stale,
+}
+
+/// Why an item could not be processed now.
+#[derive(Debug, thiserror::Error)]
+pub enum TrackError {
+    /// Another worker holds the item's claim; try again after its lease.
+    #[error("item is being processed elsewhere until {0}")]
+    Busy(DateTime<Utc>),
+    /// A store or queue failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// State could not be updated.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// Staged results did not decode.
+    #[error("staged results are corrupt: {0}")]
+    Corrupt(String),
+}
+
+impl TrackError {
+    /// Whether a later retry may succeed (otherwise the record ends in the DLQ).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Busy(_) => true,
+            Self::Backend(e) => e.is_retryable(),
+            Self::State(e) => e.is_retryable(),
+            Self::Corrupt(_) => false,
+        }
+    }
+}
+
+impl Track {
+    /// Processes one inbound event.
+    pub async fn process(
+        &self,
+        event: InboundEvent,
+        now: DateTime<Utc>,
+    ) -> Result<TrackOutcome, TrackError> {
+        let key = event.dedup_key.clone();
+        let retaken = match self
+            .dedup
+            .claim(&key, now, self.config.lease, self.config.dedup_ttl)
+            .await?
+        {
+            ClaimOutcome::AlreadyDone => return Ok(TrackOutcome::Duplicate),
+            ClaimOutcome::InProgress { lease_until } => return Err(TrackError::Busy(lease_until)),
+            ClaimOutcome::Claimed { retaken } => retaken,
+        };
+        let outbox_key = format!("outbox#{key}");
+        let staged = if retaken {
+            self.state.docs.get(&outbox_key, now).await?
+        } else {
+            None
+        };
+        let events = match staged {
+            Some(doc) => {
+                serde_json::from_value(doc.body).map_err(|e| TrackError::Corrupt(e.to_string()))?
+            }
+            None => {
+                // Message events change state; their results must survive a crash.
+                let stage = matches!(event.data.body, EventBody::Message(_));
+                let Some(events) = self.derive(event, now).await? else {
+                    self.dedup
+                        .complete(&key, now, self.config.dedup_ttl)
+                        .await?;
+                    return Ok(TrackOutcome::Stale);
+                };
+                // Stage before handing on: a crash after this point replays these exact events.
+                if stage {
+                    let body = serde_json::to_value(&events)
+                        .map_err(|e| TrackError::Corrupt(e.to_string()))?;
+                    let expires = now
+                        + chrono::Duration::from_std(self.config.dedup_ttl)
+                            .unwrap_or(chrono::Duration::days(8));
+                    let write = DocumentWrite {
+                        expected: None,
+                        now,
+                        expires_at: Some(expires),
+                        index: None,
+                    };
+                    self.state.docs.put(&outbox_key, &body, write).await?;
+                }
+                events
+            }
+        };
+        self.sink.emit(&events, now).await?;
+        self.dedup
+            .complete(&key, now, self.config.dedup_ttl)
+            .await?;
+        Ok(TrackOutcome::Emitted(
+            events.iter().map(|e| e.event_type).collect(),
+        ))
+    }
+
+    /// The events one item turns into, state updated on the way; `None` for a stale status.
+    async fn derive(
+        &self,
+        mut event: InboundEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Vec<InboundEvent>>, TrackError> {
+        let EventBody::Message(body) = &event.data.body else {
+            return Ok(Some(vec![event]));
+        };
+        let message = &body.message;
+        let source = event.data.source.clone();
+        let contact = body.contact.clone().unwrap_or_default();
+        let customer = message
+            .group_id
+            .clone()
+            .or(contact.key().map(str::to_owned));
+        let conversation_key = ConversationKey::new(&source, customer.as_deref());
+        let at = event
+            .occurred_at
+            .unwrap_or(event.received_at)
+            .min(event.received_at.max(now));
+
+        // A pure status update: move the status forward, attach the message's conversation.
+        if message.content.is_none() {
+            let status = message
+                .status
+                .clone()
+                .unwrap_or_else(|| MessageStatus::Other("unknown".into()));
+            let conversation_id = match self
+                .state
+                .advance_status(&source, &message.id, &status, now)
+                .await?
+            {
+                StatusChange::Stale { .. } => return Ok(None),
+                StatusChange::Advanced {
+                    conversation_id, ..
+                } => conversation_id,
+            };
+            let mut out = Vec::new();
+            if let Some(customer) = &customer
+                && message.group_id.is_none()
+                && let Some(change) = self.contact_event(&event, customer, &contact, now).await?
+            {
+                out.push(change);
+            }
+            event.data.conversation = match conversation_id {
+                Some(id) => self
+                    .state
+                    .conversation(id, now)
+                    .await?
+                    .map(|d| d.conversation),
+                None => match &conversation_key {
+                    Some(k) => self.state.active_conversation(k, now).await?,
+                    None => None,
+                },
+            };
+            out.push(event);
+            return Ok(Some(out));
+        }
+
+        let mut out = Vec::new();
+        if let Some(customer) = &customer
+            && let Some(change) = self
+                .contact_event(&event, contact.key().unwrap_or(customer), &contact, now)
+                .await?
+        {
+            out.push(change);
+        }
+        let Some(conversation_key) = conversation_key else {
+            out.push(event);
+            return Ok(Some(out));
+        };
+        let summary = message_summary(message, at);
+        let Activity {
+            conversation,
+            created,
+            ended,
+        } = self
+            .state
+            .record_activity(
+                &conversation_key,
+                &source,
+                MessageActivity {
+                    contact: &contact,
+                    summary: &summary,
+                    at,
+                },
+                self.config.idle,
+                now,
+            )
+            .await?;
+        let status = (message.direction == crate::model::Direction::Outbound)
+            .then_some(message.status.as_ref())
+            .flatten();
+        self.state
+            .link_message(&source, &message.id, conversation.id, status, now)
+            .await?;
+        if let Some(done) = ended {
+            out.push(conversation_event(
+                &event,
+                EventType::ConversationEnded,
+                done.ended_event_id,
+                &done.conversation,
+                now,
+            ));
+        }
+        if created {
+            out.push(conversation_event(
+                &event,
+                EventType::ConversationCreated,
+                None,
+                &conversation,
+                now,
+            ));
+        }
+        event.data.conversation = Some(conversation);
+        out.push(event);
+        Ok(Some(out))
+    }
+
+    /// `whatsapp.contact.created|updated` for the customer of `event`, if their profile is new.
+    async fn contact_event(
+        &self,
+        event: &InboundEvent,
+        customer: &str,
+        profile: &crate::model::ContactProfile,
+        now: DateTime<Utc>,
+    ) -> Result<Option<InboundEvent>, TrackError> {
+        let (event_type, body) = match self
+            .state
+            .upsert_contact(&event.data.source, customer, profile, now)
+            .await?
+        {
+            ContactChange::Unchanged(_) => return Ok(None),
+            ContactChange::Created(contact) => (
+                EventType::ContactCreated,
+                ContactBody {
+                    contact,
+                    previous: None,
+                },
+            ),
+            ContactChange::Updated { contact, previous } => (
+                EventType::ContactUpdated,
+                ContactBody {
+                    contact,
+                    previous: Some(previous),
+                },
+            ),
+        };
+        Ok(Some(derived(
+            event,
+            event_type,
+            None,
+            EventBody::Contact(body),
+            now,
+        )))
+    }
+}
+
+/// An event caused by `parent` (same source and request), keyed after it.
+fn derived(
+    parent: &InboundEvent,
+    event_type: EventType,
+    id: Option<EventId>,
+    body: EventBody,
+    now: DateTime<Utc>,
+) -> InboundEvent {
+    InboundEvent {
+        id: id.unwrap_or_default(),
+        event_type,
+        dedup_key: format!("{}#{}", parent.dedup_key, event_type.as_str()),
+        received_at: now,
+        occurred_at: parent.occurred_at,
+        request_id: parent.request_id.clone(),
+        data: EventData::new(parent.data.source.clone(), body),
+    }
+}
+
+fn conversation_event(
+    parent: &InboundEvent,
+    event_type: EventType,
+    id: Option<EventId>,
+    conversation: &crate::model::Conversation,
+    now: DateTime<Utc>,
+) -> InboundEvent {
+    let body = ConversationBody {
+        reason: conversation.end_reason,
+        transfer: None,
+    };
+    let mut e = derived(parent, event_type, id, EventBody::Conversation(body), now);
+    e.data.conversation = Some(conversation.clone());
+    e
+}
+
+#[cfg(test)]
+mod tests;

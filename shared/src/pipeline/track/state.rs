@@ -1,0 +1,713 @@
+//! The track stage's state over the [`DocumentStore`]: message statuses, contacts and
+//! conversations, each written with optimistic concurrency (read, decide, write if the version
+//! is unchanged, else read again).
+//!
+//! Document keys: `msg#{source}#{message id}` (status and conversation of one message),
+//! `contact#{contact id}`, `conv-active#{conversation key}` (pointer to the open conversation),
+//! `conv#{conversation id}` (the conversation; indexed in `conv-active` by last activity while
+//! open, in `conv-ending` while its `ended` event is being handed off).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::ids::{ConversationId, EventId};
+use crate::model::{
+    Contact, ContactProfile, Conversation, ConversationContext, ConversationStatus, Direction,
+    EndReason, MessageStatus, MessageSummary, SourceInfo,
+};
+use crate::ports::{BackendError, DocumentStore, DocumentWrite, IndexEntry, Versioned};
+
+/// Index partition of open conversations, ordered by last activity.
+pub const ACTIVE: &str = "conv-active";
+/// Index partition of conversations whose `ended` event has not been handed off yet.
+pub const ENDING: &str = "conv-ending";
+/// Optimistic-concurrency rounds before giving up (the caller retries the whole item later).
+const ROUNDS: usize = 8;
+
+/// A state operation lost every round to concurrent writers, or the backend failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// Other writers kept changing the same document.
+    #[error("document {0} kept changing under concurrent writers")]
+    Contention(String),
+    /// The store failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+    /// A stored document did not decode.
+    #[error("stored document {key} is not valid: {reason}")]
+    Corrupt {
+        /// The document key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl StateError {
+    /// Whether retrying the item later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Contention(_) => true,
+            Self::Backend(e) => e.is_retryable(),
+            Self::Corrupt { .. } => false,
+        }
+    }
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &str, doc: &Versioned) -> Result<T, StateError> {
+    serde_json::from_value(doc.body.clone()).map_err(|e| StateError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: Serialize>(key: &str, value: &T) -> Result<Value, StateError> {
+    serde_json::to_value(value).map_err(|e| StateError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
+}
+
+/// The state of the track stage.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Where everything is kept.
+    pub docs: Arc<dyn DocumentStore>,
+    /// How long message status documents live.
+    pub message_ttl: Duration,
+    /// Messages kept in a conversation's `recent_messages`.
+    pub recent_messages: usize,
+}
+
+/// What is known of one message.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct MessageDoc {
+    #[serde(default)]
+    status: Option<MessageStatus>,
+    #[serde(default)]
+    conversation_id: Option<ConversationId>,
+}
+
+/// The outcome of [`State::advance_status`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusChange {
+    /// The status moved forward (from `previous`); emit the event.
+    Advanced {
+        /// The status before.
+        previous: Option<MessageStatus>,
+        /// The conversation the message belongs to, if known.
+        conversation_id: Option<ConversationId>,
+    },
+    /// The status is not newer than what is recorded (late, duplicate or after a terminal one).
+    Stale {
+        /// The recorded status.
+        current: MessageStatus,
+    },
+}
+
+/// Whether `next` moves a message on from `current`: ranks only go up (`sent < delivered <
+/// read`, `played` ranks with `read`); `failed`/`deleted` are terminal; unknown statuses always
+/// pass (they carry no order).
+pub fn moves_forward(current: Option<&MessageStatus>, next: &MessageStatus) -> bool {
+    match (current.and_then(MessageStatus::rank), next.rank()) {
+        (_, None) | (None, _) => true,
+        (Some(c), Some(n)) => n > c,
+    }
+}
+
+/// Identifies a conversation: source + business number + customer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ConversationKey(String);
+
+impl ConversationKey {
+    /// The key for `customer` (user id, phone number or group id) on the business side of
+    /// `source`; `None` when the customer is unknown.
+    pub fn new(source: &SourceInfo, customer: Option<&str>) -> Option<Self> {
+        let customer = customer.filter(|c| !c.is_empty())?;
+        let business = source.business_id.as_deref().unwrap_or("-");
+        Some(Self(format!("{}|{business}|{customer}", source.id)))
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A conversation as stored: the public object plus what sweeping needs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ConversationDoc {
+    /// The conversation key.
+    pub key: String,
+    /// The source it belongs to (for events emitted without a triggering message).
+    pub source: SourceInfo,
+    /// The conversation.
+    pub conversation: Conversation,
+    /// The id of its `whatsapp.conversation.ended` event, fixed when it ends so a repeated
+    /// hand-off sends the same event.
+    #[serde(default)]
+    pub ended_event_id: Option<EventId>,
+}
+
+/// One message as [`State::record_activity`] sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct MessageActivity<'a> {
+    /// The customer's profile from the message.
+    pub contact: &'a ContactProfile,
+    /// The message's context line.
+    pub summary: &'a MessageSummary,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+}
+
+/// The outcome of [`State::record_activity`].
+#[derive(Debug, Clone)]
+pub struct Activity {
+    /// The conversation the message now belongs to.
+    pub conversation: Conversation,
+    /// True when this message opened it.
+    pub created: bool,
+    /// The previous conversation, ended here because it had been idle too long.
+    pub ended: Option<ConversationDoc>,
+}
+
+/// The outcome of [`State::upsert_contact`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContactChange {
+    /// First sight.
+    Created(Contact),
+    /// The profile changed.
+    Updated {
+        /// The contact now.
+        contact: Contact,
+        /// The profile before.
+        previous: ContactProfile,
+    },
+    /// Nothing new.
+    Unchanged(Contact),
+}
+
+/// A stable contact id per source and customer.
+pub fn contact_id(source: &SourceInfo, customer: &str) -> String {
+    let digest = Sha256::digest(format!("{}|{customer}", source.id).as_bytes());
+    format!("ctc_{}", hex::encode(&digest[..12]))
+}
+
+/// Where an open conversation sits in the activity index.
+fn active_entry(c: &Conversation) -> IndexEntry {
+    IndexEntry {
+        partition: ACTIVE.into(),
+        sort: format!(
+            "{}#{}",
+            c.last_active_at
+                .to_rfc3339_opts(SecondsFormat::Millis, true),
+            c.id
+        ),
+    }
+}
+
+/// The index bound for "last active at or before `cutoff`": index sort keys are
+/// `{time}#{id}`, and `~` sorts after every id character, so entries at exactly `cutoff` count.
+pub fn activity_bound(cutoff: DateTime<Utc>) -> String {
+    format!("{}#~", cutoff.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+impl State {
+    /// Moves `message_id`'s status to `status` if that is forward.
+    pub async fn advance_status(
+        &self,
+        source: &SourceInfo,
+        message_id: &str,
+        status: &MessageStatus,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange, StateError> {
+        let key = format!("msg#{}#{message_id}", source.id);
+        for _ in 0..ROUNDS {
+            let stored = self.docs.get(&key, now).await?;
+            let mut doc: MessageDoc = stored
+                .as_ref()
+                .map(|d| decode(&key, d))
+                .transpose()?
+                .unwrap_or_default();
+            if !moves_forward(doc.status.as_ref(), status) {
+                let current = doc.status.unwrap_or_else(|| status.clone());
+                return Ok(StatusChange::Stale { current });
+            }
+            let previous = doc.status.replace(status.clone());
+            let write = DocumentWrite {
+                expected: stored.map(|d| d.version),
+                now,
+                expires_at: Some(after(now, self.message_ttl)),
+                index: None,
+            };
+            if self.docs.put(&key, &encode(&key, &doc)?, write).await? {
+                return Ok(StatusChange::Advanced {
+                    previous,
+                    conversation_id: doc.conversation_id,
+                });
+            }
+        }
+        Err(StateError::Contention(key))
+    }
+
+    /// Records which conversation a message belongs to (and its status, for outbound messages).
+    pub async fn link_message(
+        &self,
+        source: &SourceInfo,
+        message_id: &str,
+        conversation_id: ConversationId,
+        status: Option<&MessageStatus>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let key = format!("msg#{}#{message_id}", source.id);
+        for _ in 0..ROUNDS {
+            let stored = self.docs.get(&key, now).await?;
+            let mut doc: MessageDoc = stored
+                .as_ref()
+                .map(|d| decode(&key, d))
+                .transpose()?
+                .unwrap_or_default();
+            doc.conversation_id = Some(conversation_id);
+            if let Some(s) = status.filter(|s| moves_forward(doc.status.as_ref(), s)) {
+                doc.status = Some(s.clone());
+            }
+            let write = DocumentWrite {
+                expected: stored.map(|d| d.version),
+                now,
+                expires_at: Some(after(now, self.message_ttl)),
+                index: None,
+            };
+            if self.docs.put(&key, &encode(&key, &doc)?, write).await? {
+                return Ok(());
+            }
+        }
+        Err(StateError::Contention(key))
+    }
+
+    /// Creates or updates the contact for `customer`, reporting what changed: a field counts as
+    /// changed when the provider sent it and it differs; fields not sent keep their value.
+    pub async fn upsert_contact(
+        &self,
+        source: &SourceInfo,
+        customer: &str,
+        profile: &ContactProfile,
+        now: DateTime<Utc>,
+    ) -> Result<ContactChange, StateError> {
+        let id = contact_id(source, customer);
+        let key = format!("contact#{id}");
+        for _ in 0..ROUNDS {
+            let stored = self.docs.get(&key, now).await?;
+            let (change, expected) = match &stored {
+                None => {
+                    let contact = Contact {
+                        id: id.clone(),
+                        profile: profile.clone(),
+                        created_at: now,
+                        updated_at: now,
+                    };
+                    (ContactChange::Created(contact), None)
+                }
+                Some(doc) => {
+                    let mut contact: Contact = decode(&key, doc)?;
+                    let previous = contact.profile.clone();
+                    let merged = ContactProfile {
+                        wa_id: profile.wa_id.clone().or(previous.wa_id.clone()),
+                        user_id: profile.user_id.clone().or(previous.user_id.clone()),
+                        username: profile.username.clone().or(previous.username.clone()),
+                        name: profile.name.clone().or(previous.name.clone()),
+                    };
+                    if merged == previous {
+                        return Ok(ContactChange::Unchanged(contact));
+                    }
+                    contact.profile = merged;
+                    contact.updated_at = now;
+                    (
+                        ContactChange::Updated { contact, previous },
+                        Some(doc.version),
+                    )
+                }
+            };
+            let contact = match &change {
+                ContactChange::Created(c)
+                | ContactChange::Updated { contact: c, .. }
+                | ContactChange::Unchanged(c) => c,
+            };
+            let write = DocumentWrite {
+                expected,
+                now,
+                expires_at: None,
+                index: None,
+            };
+            if self.docs.put(&key, &encode(&key, contact)?, write).await? {
+                return Ok(change);
+            }
+        }
+        Err(StateError::Contention(key))
+    }
+
+    /// The conversation with this id.
+    pub async fn conversation(
+        &self,
+        id: ConversationId,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConversationDoc>, StateError> {
+        let key = format!("conv#{id}");
+        match self.docs.get(&key, now).await? {
+            Some(doc) => Ok(Some(decode(&key, &doc)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The open conversation for `key`, if any (without touching it).
+    pub async fn active_conversation(
+        &self,
+        key: &ConversationKey,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Conversation>, StateError> {
+        let pointer_key = format!("conv-active#{}", key.as_str());
+        let Some(pointer) = self.docs.get(&pointer_key, now).await? else {
+            return Ok(None);
+        };
+        let id: ConversationId = decode(&pointer_key, &pointer)?;
+        Ok(self
+            .conversation(id, now)
+            .await?
+            .map(|d| d.conversation)
+            .filter(|c| c.status == ConversationStatus::Active))
+    }
+
+    /// Records a message in the customer's conversation: opens one if none is open (or the open
+    /// one has been idle for `idle`, which is then ended), updates activity, counters and context.
+    pub async fn record_activity(
+        &self,
+        key: &ConversationKey,
+        source: &SourceInfo,
+        message: MessageActivity<'_>,
+        idle: Duration,
+        now: DateTime<Utc>,
+    ) -> Result<Activity, StateError> {
+        let MessageActivity {
+            contact,
+            summary,
+            at,
+        } = message;
+        let pointer_key = format!("conv-active#{}", key.as_str());
+        let mut ended = None;
+        for _ in 0..ROUNDS {
+            let pointer = self.docs.get(&pointer_key, now).await?;
+            if let Some(pointer) = &pointer {
+                let id: ConversationId = decode(&pointer_key, pointer)?;
+                let conv_key = format!("conv#{id}");
+                if let Some(doc) = self.docs.get(&conv_key, now).await? {
+                    let mut stored: ConversationDoc = decode(&conv_key, &doc)?;
+                    let open = stored.conversation.status == ConversationStatus::Active;
+                    if open && after(stored.conversation.last_active_at, idle) > at {
+                        self.touch(&mut stored.conversation, contact, summary, at);
+                        let entry = active_entry(&stored.conversation);
+                        let write = DocumentWrite {
+                            expected: Some(doc.version),
+                            now,
+                            expires_at: None,
+                            index: Some(&entry),
+                        };
+                        if self
+                            .docs
+                            .put(&conv_key, &encode(&conv_key, &stored)?, write)
+                            .await?
+                        {
+                            return Ok(Activity {
+                                conversation: stored.conversation,
+                                created: false,
+                                ended,
+                            });
+                        }
+                        continue;
+                    }
+                    if open {
+                        // Idle past the window and not swept yet: end it here, first.
+                        match self.end(&conv_key, doc, EndReason::Inactivity, now).await? {
+                            Some(done) => ended = Some(done),
+                            None => continue,
+                        }
+                    }
+                }
+            }
+            // No open conversation: claim the pointer for a new one, then write it.
+            let id = ConversationId::new();
+            let write = DocumentWrite {
+                expected: pointer.as_ref().map(|p| p.version),
+                now,
+                expires_at: None,
+                index: None,
+            };
+            if !self
+                .docs
+                .put(&pointer_key, &encode(&pointer_key, &id)?, write)
+                .await?
+            {
+                continue;
+            }
+            let mut conversation = Conversation {
+                id,
+                status: ConversationStatus::Active,
+                contact: contact.clone(),
+                business_id: source.business_id.clone().unwrap_or_default(),
+                created_at: at,
+                last_active_at: at,
+                ended_at: None,
+                end_reason: None,
+                inbound_count: 0,
+                outbound_count: 0,
+                labels: Vec::new(),
+                notes: Vec::new(),
+                context: ConversationContext::default(),
+            };
+            self.touch(&mut conversation, contact, summary, at);
+            let stored = ConversationDoc {
+                key: key.as_str().to_owned(),
+                source: source.clone(),
+                conversation,
+                ended_event_id: None,
+            };
+            let conv_key = format!("conv#{id}");
+            let entry = active_entry(&stored.conversation);
+            let write = DocumentWrite {
+                expected: None,
+                now,
+                expires_at: None,
+                index: Some(&entry),
+            };
+            if self
+                .docs
+                .put(&conv_key, &encode(&conv_key, &stored)?, write)
+                .await?
+            {
+                return Ok(Activity {
+                    conversation: stored.conversation,
+                    created: true,
+                    ended,
+                });
+            }
+        }
+        Err(StateError::Contention(pointer_key))
+    }
+
+    /// Ends the open conversation stored under `conv_key` (as read in `doc`): marks it ended,
+    /// fixes its `ended` event id and lists it under [`ENDING`] until the event is handed off.
+    /// `None` when someone changed it meanwhile (re-read and decide again).
+    async fn end(
+        &self,
+        conv_key: &str,
+        doc: Versioned,
+        reason: EndReason,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConversationDoc>, StateError> {
+        let mut stored: ConversationDoc = decode(conv_key, &doc)?;
+        stored.conversation.status = ConversationStatus::Ended;
+        stored.conversation.ended_at = Some(now);
+        stored.conversation.end_reason = Some(reason);
+        stored.ended_event_id = Some(EventId::new());
+        let entry = IndexEntry {
+            partition: ENDING.into(),
+            sort: format!("{}#{}", activity_bound(now), stored.conversation.id),
+        };
+        let write = DocumentWrite {
+            expected: Some(doc.version),
+            now,
+            expires_at: None,
+            index: Some(&entry),
+        };
+        Ok(self
+            .docs
+            .put(conv_key, &encode(conv_key, &stored)?, write)
+            .await?
+            .then_some(stored))
+    }
+
+    /// Ends conversation `id` now (sweep, or closed through the API) unless already ended;
+    /// returns it when this call ended it. Idempotent.
+    pub async fn end_conversation(
+        &self,
+        id: ConversationId,
+        reason: EndReason,
+        idle_cutoff: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConversationDoc>, StateError> {
+        let conv_key = format!("conv#{id}");
+        for _ in 0..ROUNDS {
+            let Some(doc) = self.docs.get(&conv_key, now).await? else {
+                return Ok(None);
+            };
+            let stored: ConversationDoc = decode(&conv_key, &doc)?;
+            if stored.conversation.status == ConversationStatus::Ended {
+                return Ok(None);
+            }
+            // The sweep's index may lag: a message may have revived it since it was listed.
+            if idle_cutoff.is_some_and(|cutoff| stored.conversation.last_active_at > cutoff) {
+                return Ok(None);
+            }
+            if let Some(done) = self.end(&conv_key, doc, reason, now).await? {
+                return Ok(Some(done));
+            }
+        }
+        Err(StateError::Contention(conv_key))
+    }
+
+    /// Takes an ended conversation off the [`ENDING`] list once its event is handed off.
+    pub async fn ended_handed_off(
+        &self,
+        id: ConversationId,
+        now: DateTime<Utc>,
+    ) -> Result<(), StateError> {
+        let conv_key = format!("conv#{id}");
+        for _ in 0..ROUNDS {
+            let Some(doc) = self.docs.get(&conv_key, now).await? else {
+                return Ok(());
+            };
+            let stored: ConversationDoc = decode(&conv_key, &doc)?;
+            let write = DocumentWrite {
+                expected: Some(doc.version),
+                now,
+                expires_at: None,
+                index: None,
+            };
+            if self
+                .docs
+                .put(&conv_key, &encode(&conv_key, &stored)?, write)
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(StateError::Contention(conv_key))
+    }
+
+    /// Open conversations last active before `cutoff`, and ended ones whose event is still to be
+    /// handed off (oldest first, `limit` of each).
+    pub async fn due(
+        &self,
+        cutoff: DateTime<Utc>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<ConversationId>, Vec<ConversationDoc>), StateError> {
+        let idle = self
+            .docs
+            .list_below(ACTIVE, &activity_bound(cutoff), limit, now)
+            .await?;
+        let ending = self
+            .docs
+            .list_below(
+                ENDING,
+                &activity_bound(now + chrono::Duration::seconds(1)),
+                limit,
+                now,
+            )
+            .await?;
+        let idle_ids = idle
+            .iter()
+            .map(|(k, d)| decode::<ConversationDoc>(k, d).map(|c| c.conversation.id))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ending_docs = ending
+            .iter()
+            .map(|(k, d)| decode::<ConversationDoc>(k, d))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((idle_ids, ending_docs))
+    }
+
+    /// Applies one message to a conversation: activity time, counters, context, latest profile.
+    fn touch(
+        &self,
+        c: &mut Conversation,
+        contact: &ContactProfile,
+        summary: &MessageSummary,
+        at: DateTime<Utc>,
+    ) {
+        c.last_active_at = c.last_active_at.max(at);
+        c.contact = ContactProfile {
+            wa_id: contact.wa_id.clone().or(c.contact.wa_id.take()),
+            user_id: contact.user_id.clone().or(c.contact.user_id.take()),
+            username: contact.username.clone().or(c.contact.username.take()),
+            name: contact.name.clone().or(c.contact.name.take()),
+        };
+        match summary.direction {
+            Direction::Inbound => {
+                c.inbound_count += 1;
+                c.context.last_inbound_message = Some(summary.clone());
+            }
+            Direction::Outbound => {
+                c.outbound_count += 1;
+                c.context.last_outbound_message = Some(summary.clone());
+            }
+        }
+        let recent = &mut c.context.recent_messages;
+        recent.push(summary.clone());
+        recent.sort_by_key(|m| m.timestamp);
+        let excess = recent.len().saturating_sub(self.recent_messages.max(1));
+        recent.drain(..excess);
+        c.context.summary = Some(summary_line(c));
+    }
+}
+
+/// One plain-text line about a conversation, e.g. `3 messages from Alice, 1 reply; last from
+/// Alice: "Where is my order?"`.
+pub fn summary_line(c: &Conversation) -> String {
+    let who = c
+        .contact
+        .name
+        .clone()
+        .or(c.contact.wa_id.clone())
+        .unwrap_or_else(|| "the customer".to_owned());
+    let plural = |n: u64, one: &str, many: &str| {
+        if n == 1 {
+            format!("1 {one}")
+        } else {
+            format!("{n} {many}")
+        }
+    };
+    let mut line = format!(
+        "{} from {who}, {}",
+        plural(c.inbound_count, "message", "messages"),
+        plural(c.outbound_count, "reply", "replies")
+    );
+    if let Some(last) = c.context.recent_messages.last() {
+        let from = match last.direction {
+            Direction::Inbound => who.as_str(),
+            Direction::Outbound => "the business",
+        };
+        let what = last
+            .text
+            .as_deref()
+            .map(|t| format!("\"{t}\""))
+            .or(last.message_type.clone())
+            .unwrap_or_default();
+        line.push_str(&format!("; last from {from}: {what}"));
+    }
+    line
+}
+
+/// The context line for a message: id, direction, type and up to 160 characters of text.
+pub fn message_summary(message: &crate::model::Message, at: DateTime<Utc>) -> MessageSummary {
+    let text = message.content.as_ref().and_then(|c| c.preview()).map(|t| {
+        let mut short: String = t.chars().take(160).collect();
+        if short.len() < t.len() {
+            short.push('…');
+        }
+        short
+    });
+    MessageSummary {
+        id: message.id.clone(),
+        direction: message.direction,
+        message_type: message.message_type().map(str::to_owned),
+        text,
+        timestamp: Some(message.timestamp.unwrap_or(at)),
+    }
+}

@@ -1,0 +1,124 @@
+//! The sweep: ends conversations idle for the inactivity window, found through the activity
+//! index (never a table scan), and hands on their `whatsapp.conversation.ended` events.
+//!
+//! Lossless and idempotent: a conversation is first marked ended with its event id fixed and
+//! listed as "ending"; the event is handed on; only then is it taken off that list. A sweep that
+//! dies halfway leaves it listed, and the next sweep hands on the same event again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::EventSink;
+use super::state::{ConversationDoc, State, StateError};
+use crate::ids::ConversationId;
+use crate::model::{ConversationBody, EndReason, EventBody, EventData, EventType, InboundEvent};
+use crate::ports::BackendError;
+
+/// The sweep with its ports.
+#[derive(Debug, Clone)]
+pub struct Sweep {
+    /// Conversations.
+    pub state: State,
+    /// Where `ended` events go.
+    pub sink: Arc<dyn EventSink>,
+    /// Inactivity after which a conversation ends.
+    pub idle: Duration,
+    /// Conversations handled per page (a run goes on until nothing is due).
+    pub page: usize,
+}
+
+/// Why a sweep stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// A store failed.
+    #[error(transparent)]
+    State(#[from] StateError),
+    /// The sink failed.
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+/// The `whatsapp.conversation.ended` event of an ended conversation.
+pub fn ended_event(doc: &ConversationDoc, now: DateTime<Utc>) -> InboundEvent {
+    let c = &doc.conversation;
+    let mut data = EventData::new(
+        doc.source.clone(),
+        EventBody::Conversation(ConversationBody {
+            reason: c.end_reason,
+            transfer: None,
+        }),
+    );
+    data.conversation = Some(c.clone());
+    InboundEvent {
+        id: doc.ended_event_id.unwrap_or_default(),
+        event_type: EventType::ConversationEnded,
+        dedup_key: format!("conversation:{}:ended", c.id),
+        received_at: now,
+        occurred_at: c.ended_at,
+        request_id: None,
+        data,
+    }
+}
+
+impl Sweep {
+    /// Ends every conversation idle at `now` and hands on pending `ended` events; returns how
+    /// many events were handed on.
+    pub async fn run(&self, now: DateTime<Utc>) -> Result<usize, SweepError> {
+        let cutoff =
+            now - chrono::Duration::from_std(self.idle).unwrap_or(chrono::Duration::days(1));
+        let mut handed_on = 0;
+        loop {
+            let (idle, pending) = self.state.due(cutoff, self.page, now).await?;
+            if idle.is_empty() && pending.is_empty() {
+                return Ok(handed_on);
+            }
+            let mut ended = pending;
+            for id in idle {
+                if let Some(doc) = self
+                    .state
+                    .end_conversation(id, EndReason::Inactivity, Some(cutoff), now)
+                    .await?
+                {
+                    ended.push(doc);
+                }
+            }
+            handed_on += self.hand_off(&ended, now).await?;
+        }
+    }
+
+    /// Ends one conversation now (closed through the API); `false` if it was already ended.
+    pub async fn close(
+        &self,
+        id: ConversationId,
+        reason: EndReason,
+        now: DateTime<Utc>,
+    ) -> Result<bool, SweepError> {
+        match self.state.end_conversation(id, reason, None, now).await? {
+            Some(doc) => {
+                self.hand_off(&[doc], now).await?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn hand_off(
+        &self,
+        ended: &[ConversationDoc],
+        now: DateTime<Utc>,
+    ) -> Result<usize, SweepError> {
+        if ended.is_empty() {
+            return Ok(0);
+        }
+        let events: Vec<InboundEvent> = ended.iter().map(|d| ended_event(d, now)).collect();
+        self.sink.emit(&events, now).await?;
+        for doc in ended {
+            self.state
+                .ended_handed_off(doc.conversation.id, now)
+                .await?;
+        }
+        Ok(events.len())
+    }
+}

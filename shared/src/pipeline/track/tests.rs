@@ -1,0 +1,726 @@
+//! The track stage and the sweep over the in-memory backends: every transition, reordered and
+//! duplicated input, crashes between staging and hand-off, and the 24 h boundary with an injected
+//! clock (no sleeping).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+
+use super::state::State;
+use super::sweep::Sweep;
+use super::*;
+use crate::ids::SourceId;
+use crate::model::{ConversationStatus, EndReason, Provider};
+use crate::pipeline::codec::decode;
+use crate::ports::DocumentStore as _;
+use crate::ports::memory::{MemoryBlobStore, MemoryDedupStore, MemoryDocumentStore, MemoryQueue};
+use crate::providers::normalize;
+use crate::providers::test_support::fixture;
+
+struct World {
+    track: Track,
+    sweep: Sweep,
+    buffer: Arc<MemoryQueue>,
+    outbound: Arc<MemoryQueue>,
+    blobs: Arc<MemoryBlobStore>,
+    docs: Arc<MemoryDocumentStore>,
+}
+
+fn world() -> World {
+    let buffer = Arc::new(MemoryQueue::new("buffer"));
+    let outbound = Arc::new(MemoryQueue::new("outbound"));
+    let blobs = Arc::new(MemoryBlobStore::new());
+    let docs = Arc::new(MemoryDocumentStore::new());
+    let state = State {
+        docs: docs.clone(),
+        message_ttl: Duration::from_secs(30 * 86400),
+        recent_messages: 3,
+    };
+    let sink: Arc<dyn EventSink> = Arc::new(QueueSink {
+        buffer: buffer.clone(),
+        outbound: outbound.clone(),
+        blobs: blobs.clone(),
+        blob_ttl: Duration::from_secs(86400),
+    });
+    let track = Track {
+        dedup: Arc::new(MemoryDedupStore::new()),
+        state: state.clone(),
+        sink: sink.clone(),
+        config: TrackConfig::default(),
+    };
+    let sweep = Sweep {
+        state,
+        sink,
+        idle: Duration::from_secs(24 * 3600),
+        page: 2,
+    };
+    World {
+        track,
+        sweep,
+        buffer,
+        outbound,
+        blobs,
+        docs,
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 10, 28, 5, 20, 1).unwrap()
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    t0() + chrono::Duration::seconds(secs)
+}
+
+/// The events of a fixture, as ingest would enqueue them at `received`.
+fn events(provider: Provider, body: &[u8], received: DateTime<Utc>) -> Vec<InboundEvent> {
+    normalize(&SourceId::parse("src").unwrap(), provider, body, received).unwrap()
+}
+
+fn meta(name: &str, received: DateTime<Utc>) -> Vec<InboundEvent> {
+    events(Provider::Meta, &fixture(name), received)
+}
+
+/// A WAHA webhook built from a fixture with some payload fields replaced.
+fn waha(name: &str, payload: &Value, received: DateTime<Utc>) -> InboundEvent {
+    let mut doc: Value = serde_json::from_slice(&fixture(name)).unwrap();
+    for (k, v) in payload.as_object().unwrap() {
+        doc["payload"][k] = v.clone();
+    }
+    events(Provider::Waha, doc.to_string().as_bytes(), received).remove(0)
+}
+
+async fn drain(q: &MemoryQueue, blobs: &MemoryBlobStore) -> Vec<InboundEvent> {
+    let mut out = Vec::new();
+    loop {
+        let got = q
+            .receive(10, Duration::ZERO, Duration::from_secs(3600))
+            .await
+            .unwrap();
+        if got.is_empty() {
+            return out;
+        }
+        for m in got {
+            out.push(decode(&m.body, blobs, Utc::now()).await.unwrap());
+        }
+    }
+}
+
+async fn process_all(
+    w: &World,
+    events: Vec<InboundEvent>,
+    now: DateTime<Utc>,
+) -> Vec<TrackOutcome> {
+    let mut out = Vec::new();
+    for e in events {
+        out.push(w.track.process(e, now).await.unwrap());
+    }
+    out
+}
+
+fn types(events: &[InboundEvent]) -> Vec<EventType> {
+    events.iter().map(|e| e.event_type).collect()
+}
+
+#[tokio::test]
+async fn a_first_message_creates_contact_and_conversation_before_the_message() {
+    let w = world();
+    let outcome = process_all(&w, meta("meta-text.json", at(0)), at(0)).await;
+    assert_eq!(
+        outcome,
+        vec![TrackOutcome::Emitted(vec![
+            EventType::ContactCreated,
+            EventType::ConversationCreated,
+            EventType::MessageReceived
+        ])]
+    );
+    let lifecycle = drain(&w.outbound, &w.blobs).await;
+    assert_eq!(
+        types(&lifecycle),
+        vec![EventType::ContactCreated, EventType::ConversationCreated]
+    );
+    let messages = drain(&w.buffer, &w.blobs).await;
+    assert_eq!(types(&messages), vec![EventType::MessageReceived]);
+    let conversation = messages[0].data.conversation.clone().unwrap();
+    assert_eq!(Some(&conversation), lifecycle[1].data.conversation.as_ref());
+    assert_eq!(conversation.status, ConversationStatus::Active);
+    assert_eq!(conversation.business_id, "106540352242922");
+    assert_eq!(conversation.contact.name.as_deref(), Some("Alice Example"));
+    assert_eq!(
+        (conversation.inbound_count, conversation.outbound_count),
+        (1, 0)
+    );
+    assert_eq!(conversation.created_at, at(0));
+    assert_eq!(
+        conversation
+            .context
+            .last_inbound_message
+            .as_ref()
+            .unwrap()
+            .text
+            .as_deref(),
+        Some("Hi, I need help with order #1042")
+    );
+    assert_eq!(
+        conversation.context.summary.as_deref(),
+        Some(
+            "1 message from Alice Example, 0 replies; last from Alice Example: \"Hi, I need help with order #1042\""
+        )
+    );
+    let contact = serde_json::to_value(&lifecycle[0].data).unwrap();
+    assert_eq!(contact["contact"]["wa_id"], "15550001111");
+    assert!(
+        contact["contact"]["id"]
+            .as_str()
+            .unwrap()
+            .starts_with("ctc_")
+    );
+}
+
+#[tokio::test]
+async fn duplicates_and_provider_retries_are_dropped() {
+    let w = world();
+    let first = meta("meta-text.json", at(0));
+    let retry = meta("meta-text.json", at(60)); // the provider sent it again: new event id
+    assert_ne!(first[0].id, retry[0].id);
+    process_all(&w, first.clone(), at(0)).await;
+    assert_eq!(
+        process_all(&w, first, at(1)).await,
+        vec![TrackOutcome::Duplicate]
+    );
+    assert_eq!(
+        process_all(&w, retry, at(60)).await,
+        vec![TrackOutcome::Duplicate]
+    );
+    assert_eq!(drain(&w.buffer, &w.blobs).await.len(), 1);
+}
+
+#[tokio::test]
+async fn parallel_copies_of_one_item_yield_one_event() {
+    let w = Arc::new(world());
+    let event = meta("meta-text.json", at(0)).remove(0);
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (w, e) = (w.clone(), event.clone());
+            tokio::spawn(async move { w.track.process(e, at(0)).await })
+        })
+        .collect();
+    let results = futures::future::join_all(tasks).await;
+    let emitted = results
+        .iter()
+        .filter(|r| matches!(r.as_ref().unwrap(), Ok(TrackOutcome::Emitted(_))))
+        .count();
+    assert_eq!(emitted, 1);
+    assert!(results.iter().all(|r| match r.as_ref().unwrap() {
+        Ok(_) => true,
+        Err(e) => e.is_retryable(),
+    }));
+    assert_eq!(drain(&w.buffer, &w.blobs).await.len(), 1);
+}
+
+/// Statuses of the outbound message of the WAHA fixtures, in the order given.
+async fn ack_sequence(w: &World, acks: &[i64]) -> Vec<TrackOutcome> {
+    let mut out = Vec::new();
+    for (i, ack) in acks.iter().enumerate() {
+        let e = waha("waha-message-ack.json", &json!({"ack": ack}), at(i as i64));
+        out.push(w.track.process(e, at(i as i64)).await.unwrap());
+    }
+    out
+}
+
+fn emitted(types: &[EventType]) -> TrackOutcome {
+    TrackOutcome::Emitted(types.to_vec())
+}
+
+#[tokio::test]
+async fn statuses_only_move_forward_and_failed_is_terminal() {
+    use EventType as T;
+    let w = world();
+    // sent, read, then a late delivered: delivered is not emitted.
+    let outcomes = ack_sequence(&w, &[1, 3, 2]).await;
+    assert_eq!(
+        outcomes[1..],
+        [emitted(&[T::MessageRead]), TrackOutcome::Stale]
+    );
+    assert_eq!(outcomes[0], emitted(&[T::ContactCreated, T::MessageSent]));
+    // played ranks with read: not emitted after read; failed is (terminal) and nothing after it.
+    let outcomes = ack_sequence(&w, &[4, -1, 0]).await;
+    assert_eq!(
+        outcomes,
+        vec![
+            TrackOutcome::Stale,
+            emitted(&[T::MessageFailed]),
+            TrackOutcome::Stale
+        ]
+    );
+    // Another message: failed first, then a late read, which is not emitted.
+    let other = |ack: i64, t: i64| {
+        waha(
+            "waha-message-ack.json",
+            &json!({"id": "true_15550001111@c.us_OTHER", "ack": ack}),
+            at(t),
+        )
+    };
+    assert_eq!(
+        w.track.process(other(-1, 10), at(10)).await.unwrap(),
+        emitted(&[T::MessageFailed])
+    );
+    assert_eq!(
+        w.track.process(other(3, 11), at(11)).await.unwrap(),
+        TrackOutcome::Stale
+    );
+}
+
+#[tokio::test]
+async fn read_without_delivered_emits_read_only() {
+    let w = world();
+    let outcomes = ack_sequence(&w, &[3]).await;
+    assert_eq!(
+        outcomes,
+        vec![emitted(&[
+            EventType::ContactCreated,
+            EventType::MessageRead
+        ])]
+    );
+    assert!(
+        drain(&w.outbound, &w.blobs)
+            .await
+            .iter()
+            .all(|e| e.event_type != EventType::MessageDelivered)
+    );
+}
+
+#[tokio::test]
+async fn meta_statuses_arriving_out_of_order_are_reordered_by_rank() {
+    use EventType as T;
+    let w = world();
+    let read = meta("meta-status-read.json", at(0));
+    let delivered = meta("meta-status-delivered.json", at(1));
+    let sent = meta("meta-status-sent.json", at(2));
+    assert_eq!(
+        process_all(&w, read, at(0)).await,
+        vec![emitted(&[T::ContactCreated, T::MessageRead])]
+    );
+    assert_eq!(
+        process_all(&w, delivered, at(1)).await,
+        vec![TrackOutcome::Stale]
+    );
+    assert_eq!(
+        process_all(&w, sent, at(2)).await,
+        vec![TrackOutcome::Stale]
+    );
+}
+
+#[tokio::test]
+async fn a_status_carries_the_conversation_of_its_message() {
+    let w = world();
+    let sent = waha("waha-message-any-outgoing.json", &json!({}), at(0));
+    process_all(&w, vec![sent], at(0)).await;
+    let conversation_id = drain(&w.outbound, &w.blobs)
+        .await
+        .iter()
+        .find(|e| e.event_type == EventType::MessageSent)
+        .unwrap()
+        .data
+        .conversation
+        .clone()
+        .unwrap()
+        .id;
+    let ack = waha("waha-message-ack.json", &json!({"ack": 3}), at(10));
+    process_all(&w, vec![ack], at(10)).await;
+    let read = drain(&w.outbound, &w.blobs).await;
+    assert_eq!(types(&read), vec![EventType::MessageRead]);
+    assert_eq!(
+        read[0].data.conversation.as_ref().unwrap().id,
+        conversation_id
+    );
+}
+
+#[tokio::test]
+async fn later_messages_join_the_open_conversation_and_update_its_context() {
+    let w = world();
+    process_all(&w, meta("meta-text.json", at(0)), at(0)).await;
+    let reply = waha("waha-message.json", &json!({}), at(5)); // another source: its own conversation
+    process_all(&w, vec![reply], at(5)).await;
+    process_all(&w, meta("meta-multi-entry-batch.json", at(100)), at(100)).await;
+    let buffered = drain(&w.buffer, &w.blobs).await;
+    let alice: Vec<_> = buffered
+        .iter()
+        .filter(|e| {
+            e.data.source.id.as_str() == "src"
+                && e.data
+                    .conversation
+                    .as_ref()
+                    .unwrap()
+                    .contact
+                    .wa_id
+                    .as_deref()
+                    == Some("15550001111")
+        })
+        .collect();
+    let ids: std::collections::HashSet<_> = alice
+        .iter()
+        .map(|e| e.data.conversation.as_ref().unwrap().id)
+        .collect();
+    assert_eq!(
+        ids.len(),
+        2,
+        "Meta and WAHA sources keep separate conversations with Alice"
+    );
+    let last = buffered
+        .iter()
+        .rev()
+        .find(|e| {
+            e.data.source.business_id.as_deref() == Some("106540352242922")
+                && e.data
+                    .conversation
+                    .as_ref()
+                    .unwrap()
+                    .contact
+                    .wa_id
+                    .as_deref()
+                    == Some("15550001111")
+        })
+        .unwrap();
+    let c = last.data.conversation.as_ref().unwrap();
+    assert_eq!(c.inbound_count, 3);
+    let recent: Vec<_> = c
+        .context
+        .recent_messages
+        .iter()
+        .map(|m| m.text.clone().unwrap())
+        .collect();
+    assert_eq!(
+        recent,
+        vec!["Hi, I need help with order #1042", "first", "second"]
+    );
+    // The second number of the batch is another business side: its own conversation.
+    let other = buffered
+        .iter()
+        .find(|e| e.data.source.business_id.as_deref() == Some("106540352242923"))
+        .unwrap();
+    assert_eq!(other.data.conversation.as_ref().unwrap().inbound_count, 1);
+}
+
+#[tokio::test]
+async fn a_changed_profile_name_updates_the_contact() {
+    let w = world();
+    process_all(
+        &w,
+        vec![waha("waha-message.json", &json!({}), at(0))],
+        at(0),
+    )
+    .await;
+    let renamed = waha(
+        "waha-message.json",
+        &json!({"id": "false_15550001111@c.us_RENAMED", "_data": {"notifyName": "Alice B."}}),
+        at(10),
+    );
+    process_all(&w, vec![renamed], at(10)).await;
+    let same = waha(
+        "waha-message.json",
+        &json!({"id": "false_15550001111@c.us_SAME", "_data": {"notifyName": "Alice B."}}),
+        at(20),
+    );
+    process_all(&w, vec![same], at(20)).await;
+    let lifecycle = drain(&w.outbound, &w.blobs).await;
+    assert_eq!(
+        types(&lifecycle),
+        vec![
+            EventType::ContactCreated,
+            EventType::ConversationCreated,
+            EventType::ContactUpdated
+        ]
+    );
+    let updated = serde_json::to_value(&lifecycle[2].data).unwrap();
+    assert_eq!(updated["contact"]["name"], "Alice B.");
+    assert_eq!(updated["previous"]["name"], "Alice Example");
+    assert_eq!(
+        updated["contact"]["id"],
+        serde_json::to_value(&lifecycle[0].data).unwrap()["contact"]["id"],
+        "stable contact id"
+    );
+}
+
+const DAY: i64 = 24 * 3600;
+
+#[tokio::test]
+async fn a_message_just_inside_the_window_keeps_the_conversation_and_one_at_24h_opens_a_new_one() {
+    use EventType as T;
+    let w = world();
+    let message = |n: &str, t: i64| {
+        waha(
+            "waha-message.json",
+            &json!({"id": format!("false_15550001111@c.us_{n}"), "timestamp": t0().timestamp() + t}),
+            at(t),
+        )
+    };
+    process_all(&w, vec![message("A", 0)], at(0)).await;
+    assert_eq!(
+        process_all(&w, vec![message("B", DAY - 1)], at(DAY - 1)).await,
+        vec![emitted(&[T::MessageReceived])]
+    );
+    // Exactly 24 h after the last activity: the conversation has ended; the sweep had not run.
+    let outcome = process_all(&w, vec![message("C", 2 * DAY - 1)], at(2 * DAY - 1)).await;
+    assert_eq!(
+        outcome,
+        vec![emitted(&[
+            T::ConversationEnded,
+            T::ConversationCreated,
+            T::MessageReceived
+        ])]
+    );
+    let lifecycle = drain(&w.outbound, &w.blobs).await;
+    let ended = lifecycle
+        .iter()
+        .find(|e| e.event_type == T::ConversationEnded)
+        .unwrap()
+        .data
+        .conversation
+        .clone()
+        .unwrap();
+    assert_eq!(ended.end_reason, Some(EndReason::Inactivity));
+    assert_eq!(ended.last_active_at, at(DAY - 1));
+    let created = lifecycle
+        .iter()
+        .rev()
+        .find(|e| e.event_type == T::ConversationCreated)
+        .unwrap()
+        .data
+        .conversation
+        .clone()
+        .unwrap();
+    assert_ne!(created.id, ended.id);
+}
+
+#[tokio::test]
+async fn the_sweep_ends_conversations_idle_for_24h_once_and_not_before() {
+    let w = world();
+    process_all(
+        &w,
+        vec![waha("waha-message.json", &json!({}), at(0))],
+        at(0),
+    )
+    .await;
+    let msg_at = t0(); // the fixture's own timestamp
+    drain(&w.outbound, &w.blobs).await;
+    assert_eq!(
+        w.sweep
+            .run(msg_at + chrono::Duration::seconds(DAY - 1))
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        w.sweep
+            .run(msg_at + chrono::Duration::seconds(DAY))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        w.sweep
+            .run(msg_at + chrono::Duration::seconds(DAY + 60))
+            .await
+            .unwrap(),
+        0,
+        "idempotent"
+    );
+    let ended = drain(&w.outbound, &w.blobs).await;
+    assert_eq!(types(&ended), vec![EventType::ConversationEnded]);
+    let data = serde_json::to_value(&ended[0].data).unwrap();
+    assert_eq!(data["reason"], "inactivity");
+    assert_eq!(data["conversation"]["status"], "ended");
+    assert_eq!(
+        data["conversation"]["last_active_at"],
+        "2024-10-28T05:20:01Z"
+    );
+    assert_eq!(data["conversation"]["ended_at"], "2024-10-29T05:20:01Z");
+    // A message after the end opens a new conversation.
+    let later = waha(
+        "waha-message.json",
+        &json!({"id": "false_15550001111@c.us_LATER", "timestamp": t0().timestamp() + DAY + 120}),
+        at(DAY + 120),
+    );
+    let outcome = process_all(&w, vec![later], at(DAY + 120)).await;
+    assert_eq!(
+        outcome,
+        vec![emitted(&[
+            EventType::ConversationCreated,
+            EventType::MessageReceived
+        ])]
+    );
+}
+
+#[tokio::test]
+async fn the_sweep_pages_through_many_idle_conversations() {
+    let w = world();
+    for n in 0..5 {
+        let e = waha(
+            "waha-message.json",
+            &json!({"id": format!("false_1555000000{n}@c.us_X{n}"), "from": format!("1555000000{n}@c.us")}),
+            at(0),
+        );
+        process_all(&w, vec![e], at(0)).await;
+    }
+    assert_eq!(
+        w.sweep.run(at(DAY)).await.unwrap(),
+        5,
+        "page size 2, three pages"
+    );
+}
+
+#[tokio::test]
+async fn closing_through_the_api_ends_now_with_its_reason_and_is_idempotent() {
+    let w = world();
+    process_all(
+        &w,
+        vec![waha("waha-message.json", &json!({}), at(0))],
+        at(0),
+    )
+    .await;
+    let id = drain(&w.buffer, &w.blobs).await[0]
+        .data
+        .conversation
+        .clone()
+        .unwrap()
+        .id;
+    drain(&w.outbound, &w.blobs).await;
+    assert!(w.sweep.close(id, EndReason::Manual, at(60)).await.unwrap());
+    assert!(!w.sweep.close(id, EndReason::Agent, at(61)).await.unwrap());
+    let ended = drain(&w.outbound, &w.blobs).await;
+    assert_eq!(types(&ended), vec![EventType::ConversationEnded]);
+    assert_eq!(
+        ended[0].data.conversation.as_ref().unwrap().end_reason,
+        Some(EndReason::Manual)
+    );
+    assert_eq!(w.sweep.run(at(2 * DAY)).await.unwrap(), 0, "already ended");
+}
+
+/// A sink whose queue is down for the first `failures` calls.
+#[derive(Debug)]
+struct FlakySink {
+    inner: Arc<dyn EventSink>,
+    failures: std::sync::Mutex<usize>,
+}
+
+#[async_trait]
+impl EventSink for FlakySink {
+    async fn emit(&self, events: &[InboundEvent], now: DateTime<Utc>) -> Result<(), BackendError> {
+        {
+            let mut left = self.failures.lock().unwrap();
+            if *left > 0 {
+                *left -= 1;
+                return Err(BackendError::unavailable(std::io::Error::other(
+                    "queue down",
+                )));
+            }
+        }
+        self.inner.emit(events, now).await
+    }
+}
+
+#[tokio::test]
+async fn a_crash_between_staging_and_hand_off_replays_the_same_events_after_the_lease() {
+    let mut w = world();
+    let inner = w.track.sink.clone();
+    w.track.sink = Arc::new(FlakySink {
+        inner,
+        failures: std::sync::Mutex::new(1),
+    });
+    let event = meta("meta-text.json", at(0)).remove(0);
+    let err = w.track.process(event.clone(), at(0)).await.unwrap_err();
+    assert!(err.is_retryable(), "{err}");
+    // The SQS retry comes back before the lease ends: busy. After it: the staged events, once.
+    assert!(matches!(
+        w.track.process(event.clone(), at(30)).await,
+        Err(TrackError::Busy(_))
+    ));
+    let outcome = w.track.process(event.clone(), at(61)).await.unwrap();
+    assert_eq!(
+        outcome,
+        emitted(&[
+            EventType::ContactCreated,
+            EventType::ConversationCreated,
+            EventType::MessageReceived
+        ])
+    );
+    let staged: Vec<InboundEvent> = serde_json::from_value(
+        w.docs
+            .get(&format!("outbox#{}", event.dedup_key), at(61))
+            .await
+            .unwrap()
+            .unwrap()
+            .body,
+    )
+    .unwrap();
+    let delivered: Vec<InboundEvent> = [
+        drain(&w.outbound, &w.blobs).await,
+        drain(&w.buffer, &w.blobs).await,
+    ]
+    .concat();
+    assert_eq!(
+        delivered, staged,
+        "the retry hands on exactly what was staged"
+    );
+    assert_eq!(
+        w.track.process(event, at(62)).await.unwrap(),
+        TrackOutcome::Duplicate
+    );
+}
+
+#[tokio::test]
+async fn a_sweep_that_fails_to_hand_off_retries_the_same_ended_event() {
+    let mut w = world();
+    process_all(
+        &w,
+        vec![waha("waha-message.json", &json!({}), at(0))],
+        at(0),
+    )
+    .await;
+    drain(&w.outbound, &w.blobs).await;
+    let inner = w.sweep.sink.clone();
+    w.sweep.sink = Arc::new(FlakySink {
+        inner,
+        failures: std::sync::Mutex::new(1),
+    });
+    assert!(w.sweep.run(at(DAY)).await.is_err());
+    assert_eq!(w.sweep.run(at(DAY + 60)).await.unwrap(), 1);
+    assert_eq!(w.sweep.run(at(DAY + 120)).await.unwrap(), 0);
+    let ended = drain(&w.outbound, &w.blobs).await;
+    assert_eq!(types(&ended), vec![EventType::ConversationEnded]);
+    assert_eq!(
+        ended[0].data.conversation.as_ref().unwrap().ended_at,
+        Some(at(DAY)),
+        "ended when first swept"
+    );
+}
+
+#[tokio::test]
+async fn notifications_pass_through_unchanged() {
+    let w = world();
+    let template = meta("meta-template-status-update.json", at(0));
+    assert_eq!(
+        process_all(&w, template.clone(), at(0)).await,
+        vec![emitted(&[EventType::TemplateStatusUpdated])]
+    );
+    assert_eq!(drain(&w.outbound, &w.blobs).await, template);
+}
+
+#[test]
+fn status_order_is_sent_delivered_read_with_failed_terminal() {
+    use super::state::moves_forward;
+    use crate::model::MessageStatus as S;
+    assert!(moves_forward(None, &S::Read));
+    assert!(moves_forward(Some(&S::Sent), &S::Delivered));
+    assert!(moves_forward(Some(&S::Delivered), &S::Read));
+    assert!(moves_forward(Some(&S::Read), &S::Failed));
+    assert!(!moves_forward(Some(&S::Read), &S::Delivered));
+    assert!(!moves_forward(Some(&S::Read), &S::Played));
+    assert!(!moves_forward(Some(&S::Failed), &S::Read));
+    assert!(!moves_forward(Some(&S::Sent), &S::Sent));
+    assert!(moves_forward(Some(&S::Pending), &S::Sent));
+}
