@@ -81,9 +81,60 @@ def fixture(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
 
 
+EXPECTED = ROOT / "shared" / "fixtures" / "expected"
+
+
+def inbound_event(fixture_name: str, n: int) -> str:
+    """An inbound-queue message body: the reviewed normalized event of a fixture, as ingest
+    enqueues it (InboundEvent JSON)."""
+    expected = json.loads((EXPECTED / fixture_name).read_text())[0]
+    event = {
+        "id": f"evt_01JBCQ3ZX0V9K8N7M6P5Q4R3{n:02d}",
+        "type": expected["type"],
+        "dedup_key": expected["dedup_key"],
+        "received_at": "2024-10-28T05:20:02Z",
+        "request_id": f"01JBCQ3ZX0V9K8N7M6P5Q4R4{n:02d}",
+        "data": expected["data"],
+    }
+    if expected["occurred_at"]:
+        event["occurred_at"] = expected["occurred_at"]
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+
+
+def sqs_event(bodies, queue="wagate-InboundQueue"):
+    records = []
+    for n, body in enumerate(bodies):
+        records.append({
+            "messageId": f"4d7c{n:04d}-0b3a-4e5e-9c1d-1f2e3d4c5b6a",
+            "receiptHandle": f"AQEBwJnKyrHigUMZj6rYigCgxlaS3SLy0a{n:04d}",
+            "body": body,
+            "attributes": {"ApproximateReceiveCount": "1", "SentTimestamp": "1730092802000",
+                           "SenderId": "AIDAIENQZJOLO23YVJ4VO", "ApproximateFirstReceiveTimestamp": "1730092802100"},
+            "messageAttributes": {},
+            "md5OfBody": hashlib.md5(body.encode()).hexdigest(),
+            "eventSource": "aws:sqs",
+            "eventSourceARN": f"arn:aws:sqs:us-east-1:123456789012:{queue}",
+            "awsRegion": "us-east-1",
+        })
+    return {"Records": records}
+
+
+SCHEDULE_EVENT = {
+    "version": "0",
+    "id": "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa",
+    "detail-type": "Scheduled Event",
+    "source": "aws.events",
+    "account": "123456789012",
+    "time": "2026-11-21T12:00:00Z",
+    "region": "us-east-1",
+    "resources": ["arn:aws:events:us-east-1:123456789012:rule/wagate-SweepSchedule"],
+    "detail": {},
+}
+
+
 def main():
     EVENTS.mkdir(exist_ok=True)
-    for old in EVENTS.glob("ingest-*.json"):
+    for old in list(EVENTS.glob("ingest-*.json")) + list(EVENTS.glob("track-*.json")) + list(EVENTS.glob("sweep-*.json")):
         old.unlink()
     cases = {}
     for name in ["meta-text.json", "meta-image.json", "meta-status-delivered.json", "meta-status-failed.json",
@@ -115,11 +166,26 @@ def main():
     for n, (name, event) in enumerate(sorted(cases.items())):
         event["requestContext"]["requestId"] = f"wagate-event-{n:04d}"
         (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
+    track = {
+        "track-sqs-batch.json": sqs_event([inbound_event(f, n) for n, f in enumerate(
+            ["meta-text.json", "meta-status-delivered.json", "waha-message-ack.json", "meta-template-status-update.json"])]),
+        "track-sqs-poison.json": sqs_event([inbound_event("meta-text.json", 10), "not an inbound event"]),
+    }
+    for name, event in track.items():
+        (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
+    (EVENTS / "sweep-schedule.json").write_text(json.dumps(SCHEDULE_EVENT, indent=2) + "\n")
     env = {"IngestFunction": {
         "WAGATE_SOURCES": json.dumps(SOURCES, separators=(",", ":")),
         "TABLE_NAME": "wagate-local",
         "INBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-inbound",
         "MAX_BODY_BYTES": str(MAX_BODY_BYTES),
+    }, "TrackFunction": {
+        "TABLE_NAME": "wagate-local",
+        "BUFFER_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-buffer",
+        "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-outbound",
+    }, "SweepFunction": {
+        "TABLE_NAME": "wagate-local",
+        "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-outbound",
     }}
     (EVENTS / "env.json").write_text(json.dumps(env, indent=2) + "\n")
     print(f"wrote {len(cases)} events and env.json to {EVENTS}")

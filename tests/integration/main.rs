@@ -11,3 +11,6 @@ mod contract;
 mod ingest_events;
 mod ingest_moto;
 mod schema;
+mod template;
+mod track_events;
+mod track_moto;

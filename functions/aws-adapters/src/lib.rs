@@ -6,6 +6,7 @@
 //! Clients honour `AWS_ENDPOINT_URL`, so pointing them at moto needs no special code path.
 
 mod dynamo;
+pub mod env;
 mod error;
 pub mod provision;
 mod sqs;

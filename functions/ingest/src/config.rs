@@ -1,8 +1,7 @@
 //! Ingest configuration, read once at cold start from the environment (names as in
 //! `template.yaml`).
 
-use std::time::Duration;
-
+use aws_adapters::env::{ConfigError, Env};
 use shared::config::{SourcesError, parse_sources};
 use shared::pipeline::ingest::IngestConfig;
 use shared::ports::Source;
@@ -20,68 +19,30 @@ pub struct Config {
     pub ingest: IngestConfig,
 }
 
-/// A configuration problem, naming the variable.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A required variable is not set.
-    #[error("environment variable {0} is not set")]
-    Missing(&'static str),
-    /// A variable is set to something unusable.
-    #[error("environment variable {name} is invalid: {reason}")]
-    Invalid {
-        /// The variable.
-        name: &'static str,
-        /// What is wrong with it.
-        reason: String,
-    },
-}
-
 impl Config {
     /// Reads the configuration through `lookup` (the process environment in `main`, a map in
     /// tests).
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let required = |name: &'static str| {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .ok_or(ConfigError::Missing(name))
-        };
-        let number = |name: &'static str, default: u64| -> Result<u64, ConfigError> {
-            lookup(name)
-                .filter(|v| !v.is_empty())
-                .map_or(Ok(default), |v| {
-                    v.trim().parse().map_err(|_| ConfigError::Invalid {
-                        name,
-                        reason: format!("`{v}` is not a whole number"),
-                    })
-                })
-        };
-        let sources = parse_sources(&required("WAGATE_SOURCES")?).map_err(|e: SourcesError| {
-            ConfigError::Invalid {
-                name: "WAGATE_SOURCES",
-                reason: e.to_string(),
-            }
-        })?;
-        let max_body_bytes =
-            usize::try_from(number("MAX_BODY_BYTES", 1024 * 1024)?).map_err(|_| {
+        let env = Env(lookup);
+        let sources =
+            parse_sources(&env.required("WAGATE_SOURCES")?).map_err(|e: SourcesError| {
                 ConfigError::Invalid {
-                    name: "MAX_BODY_BYTES",
-                    reason: "too large".into(),
+                    name: "WAGATE_SOURCES",
+                    reason: e.to_string(),
                 }
             })?;
-        let raw_ttl_days = number("RAW_TTL_DAYS", 7)?;
-        if raw_ttl_days == 0 {
-            return Err(ConfigError::Invalid {
-                name: "RAW_TTL_DAYS",
-                reason: "must be at least 1".into(),
-            });
-        }
+        let max_body_bytes = usize::try_from(env.number("MAX_BODY_BYTES", 1024 * 1024, 1024)?)
+            .map_err(|_| ConfigError::Invalid {
+                name: "MAX_BODY_BYTES",
+                reason: "too large".into(),
+            })?;
         Ok(Self {
             sources,
-            table_name: required("TABLE_NAME")?,
-            inbound_queue_url: required("INBOUND_QUEUE_URL")?,
+            table_name: env.required("TABLE_NAME")?,
+            inbound_queue_url: env.required("INBOUND_QUEUE_URL")?,
             ingest: IngestConfig {
                 max_body_bytes,
-                raw_ttl: Duration::from_secs(raw_ttl_days * 24 * 3600),
+                raw_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
             },
         })
     }
@@ -99,6 +60,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
+    use std::time::Duration;
 
     use super::*;
 

@@ -4,5 +4,6 @@
 mod config;
 mod handler;
 
-pub use config::{Config, ConfigError};
+pub use aws_adapters::env::ConfigError;
+pub use config::Config;
 pub use handler::handle;

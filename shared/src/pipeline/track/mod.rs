@@ -24,7 +24,7 @@ use crate::ids::EventId;
 use crate::model::{
     ContactBody, ConversationBody, EventBody, EventData, EventType, InboundEvent, MessageStatus,
 };
-use crate::pipeline::codec::enqueue_events;
+use crate::pipeline::codec::{decode, enqueue_events};
 use crate::ports::{BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentWrite, Queue};
 
 /// Where tracked events go next.
@@ -107,6 +107,8 @@ impl Default for TrackConfig {
 pub struct Track {
     /// Exactly-once claims.
     pub dedup: Arc<dyn DedupStore>,
+    /// Claim-checked events on the inbound queue.
+    pub blobs: Arc<dyn BlobStore>,
     /// Statuses, contacts, conversations, staged results.
     pub state: State,
     /// Where events go next.
@@ -155,7 +157,44 @@ impl TrackError {
     }
 }
 
+/// One queue record handed to [`Track::process_batch`].
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The queue's message id (what a partial batch failure names).
+    pub message_id: &'a str,
+    /// The message body.
+    pub body: &'a str,
+}
+
 impl Track {
+    /// Processes a batch of inbound queue records in order and returns the message ids that
+    /// failed, for SQS partial batch failure: those come back after their visibility timeout, and
+    /// a record that can never succeed reaches the DLQ after the queue's `maxReceiveCount`.
+    pub async fn process_batch(&self, records: &[Record<'_>], now: DateTime<Utc>) -> Vec<String> {
+        let mut failed = Vec::new();
+        for record in records {
+            let span = tracing::info_span!("record", message_id = record.message_id);
+            let _entered = span.enter();
+            let event: InboundEvent = match decode(record.body, self.blobs.as_ref(), now).await {
+                Ok(event) => event,
+                Err(e) => {
+                    tracing::error!(error = %e, retryable = e.is_retryable(), "unreadable inbound record");
+                    failed.push(record.message_id.to_owned());
+                    continue;
+                }
+            };
+            let (event_id, event_type) = (event.id, event.event_type);
+            match self.process(event, now).await {
+                Ok(outcome) => tracing::info!(%event_id, %event_type, ?outcome, "tracked"),
+                Err(e) => {
+                    tracing::warn!(%event_id, %event_type, error = %e, retryable = e.is_retryable(), "tracking failed; the record will be retried");
+                    failed.push(record.message_id.to_owned());
+                }
+            }
+        }
+        failed
+    }
+
     /// Processes one inbound event.
     pub async fn process(
         &self,

@@ -47,6 +47,7 @@ fn world() -> World {
     });
     let track = Track {
         dedup: Arc::new(MemoryDedupStore::new()),
+        blobs: blobs.clone(),
         state: state.clone(),
         sink: sink.clone(),
         config: TrackConfig::default(),

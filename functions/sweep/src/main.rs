@@ -1,0 +1,52 @@
+//! The sweep Lambda: runs on an EventBridge schedule and ends idle conversations.
+
+use std::sync::Arc;
+
+use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use serde_json::Value;
+use shared::pipeline::track::QueueSink;
+use shared::pipeline::track::state::State;
+use shared::pipeline::track::sweep::Sweep;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = sweep::Config::from_lookup(|k| std::env::var(k).ok())?;
+    let clients = Clients::new(&aws_adapters::sdk_config().await);
+    let docs = Arc::new(DynamoDocumentStore::new(
+        clients.dynamodb.clone(),
+        &config.table_name,
+    ));
+    // The sweep only emits `ended` events, which go to the outbound queue.
+    let outbound = Arc::new(SqsQueue::new(
+        clients.sqs.clone(),
+        &config.outbound_queue_url,
+    ));
+    let sink = QueueSink {
+        buffer: outbound.clone(),
+        outbound,
+        blobs: Arc::new(DynamoBlobStore::new(
+            clients.dynamodb.clone(),
+            &config.table_name,
+        )),
+        blob_ttl: config.blob_ttl,
+    };
+    let sweep = Sweep {
+        state: State {
+            docs,
+            message_ttl: std::time::Duration::from_secs(30 * 24 * 3600),
+            recent_messages: 5,
+        },
+        sink: Arc::new(sink),
+        idle: config.idle,
+        page: config.page,
+    };
+    let sweep = &sweep;
+    lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
+        sweep::handle(sweep, chrono::Utc::now())
+            .await
+            .map_err(Error::from)
+    }))
+    .await
+}

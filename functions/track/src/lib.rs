@@ -1,0 +1,114 @@
+//! The track function as a library: configuration and the SQS handler, so tests drive exactly
+//! what the Lambda runs (`main.rs` only wires it).
+
+use std::time::Duration;
+
+use aws_adapters::env::{ConfigError, Env};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use shared::pipeline::track::{Record, Track, TrackConfig};
+
+/// Everything the track function needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`: the wagate table (claims, state, staged results, claim-checks).
+    pub table_name: String,
+    /// `BUFFER_QUEUE_URL`: where `whatsapp.message.received` goes (batching per conversation).
+    pub buffer_queue_url: String,
+    /// `OUTBOUND_QUEUE_URL`: where every other event goes (fan-out to endpoints).
+    pub outbound_queue_url: String,
+    /// `DEDUP_TTL_DAYS` (default 8), `LEASE_SECONDS` (60), `CONVERSATION_IDLE_HOURS` (24).
+    pub track: TrackConfig,
+    /// `MESSAGE_TTL_DAYS` (default 30): how long message statuses are remembered.
+    pub message_ttl: Duration,
+    /// `RECENT_MESSAGES` (default 5): messages kept in a conversation's context.
+    pub recent_messages: usize,
+    /// `RAW_TTL_DAYS` (default 7): how long claim-checked events are kept.
+    pub blob_ttl: Duration,
+}
+
+impl Config {
+    /// The environment variables this function reads (checked against `template.yaml`).
+    pub const VARIABLES: &'static [&'static str] = &[
+        "TABLE_NAME",
+        "BUFFER_QUEUE_URL",
+        "OUTBOUND_QUEUE_URL",
+        "DEDUP_TTL_DAYS",
+        "LEASE_SECONDS",
+        "CONVERSATION_IDLE_HOURS",
+        "MESSAGE_TTL_DAYS",
+        "RECENT_MESSAGES",
+        "RAW_TTL_DAYS",
+    ];
+
+    /// Reads the configuration through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        const DAY: u64 = 24 * 3600;
+        let env = Env(lookup);
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            buffer_queue_url: env.required("BUFFER_QUEUE_URL")?,
+            outbound_queue_url: env.required("OUTBOUND_QUEUE_URL")?,
+            track: TrackConfig {
+                dedup_ttl: env.duration("DEDUP_TTL_DAYS", 8, 7, DAY)?,
+                lease: env.duration("LEASE_SECONDS", 60, 5, 1)?,
+                idle: env.duration("CONVERSATION_IDLE_HOURS", 24, 1, 3600)?,
+            },
+            message_ttl: env.duration("MESSAGE_TTL_DAYS", 30, 1, DAY)?,
+            recent_messages: usize::try_from(env.number("RECENT_MESSAGES", 5, 1)?).unwrap_or(5),
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, DAY)?,
+        })
+    }
+}
+
+/// Handles one SQS batch: records that failed are reported for retry, the rest acknowledged.
+pub async fn handle(track: &Track, event: SqsEvent) -> SqsBatchResponse {
+    let records: Vec<Record<'_>> = event
+        .records
+        .iter()
+        .map(|r| Record {
+            message_id: r.message_id.as_deref().unwrap_or_default(),
+            body: r.body.as_deref().unwrap_or_default(),
+        })
+        .collect();
+    let failed = track.process_batch(&records, chrono::Utc::now()).await;
+    tracing::info!(records = records.len(), failed = failed.len(), "batch done");
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|item_identifier| {
+            let mut failure = BatchItemFailure::default();
+            failure.item_identifier = item_identifier;
+            failure
+        })
+        .collect();
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn reads_defaults_and_names_bad_variables() {
+        let map: HashMap<&str, &str> = [
+            ("TABLE_NAME", "t"),
+            ("BUFFER_QUEUE_URL", "b"),
+            ("OUTBOUND_QUEUE_URL", "o"),
+        ]
+        .into();
+        let c = Config::from_lookup(|k| map.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(c.track.idle, Duration::from_secs(24 * 3600));
+        assert_eq!(c.track.dedup_ttl, Duration::from_secs(8 * 24 * 3600));
+        let mut short = map.clone();
+        short.insert("DEDUP_TTL_DAYS", "3");
+        let e = Config::from_lookup(|k| short.get(k).map(|v| (*v).to_owned())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "environment variable DEDUP_TTL_DAYS is invalid: must be at least 7"
+        );
+        let e = Config::from_lookup(|_| None).unwrap_err();
+        assert_eq!(e.to_string(), "environment variable TABLE_NAME is not set");
+    }
+}
