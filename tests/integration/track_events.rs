@@ -9,11 +9,10 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::model::{EventType, InboundEvent};
-use shared::pipeline::codec::decode;
+use shared::pipeline::codec::receive_all;
 use shared::pipeline::track::state::State;
 use shared::pipeline::track::sweep::Sweep;
 use shared::pipeline::track::{QueueSink, Track};
-use shared::ports::Queue;
 use shared::ports::memory::{MemoryBlobStore, MemoryDedupStore, MemoryDocumentStore, MemoryQueue};
 use tests::repo_root;
 
@@ -78,19 +77,9 @@ fn setup() -> Setup {
 }
 
 async fn drain(q: &MemoryQueue, blobs: &MemoryBlobStore) -> Vec<InboundEvent> {
-    let mut out = Vec::new();
-    loop {
-        let got = q
-            .receive(10, Duration::ZERO, Duration::from_secs(3600))
-            .await
-            .unwrap();
-        if got.is_empty() {
-            return out;
-        }
-        for m in got {
-            out.push(decode(&m.body, blobs, Utc::now()).await.unwrap());
-        }
-    }
+    receive_all(q, blobs, Duration::from_secs(3600), Utc::now())
+        .await
+        .unwrap()
 }
 
 fn types(events: &[InboundEvent]) -> Vec<EventType> {

@@ -102,6 +102,32 @@ pub async fn decode<T: for<'de> Deserialize<'de>>(
     }
 }
 
+/// Receives and decodes every message visible on `queue` now, hiding each for `visibility`
+/// (for reading a queue back: tests, the local tools). Stops at the first empty receive.
+pub async fn receive_all<T: for<'de> Deserialize<'de>>(
+    queue: &dyn Queue,
+    blobs: &dyn BlobStore,
+    visibility: std::time::Duration,
+    now: DateTime<Utc>,
+) -> Result<Vec<T>, DecodeError> {
+    let mut out = Vec::new();
+    loop {
+        let got = queue
+            .receive(
+                limits::MAX_BATCH_ENTRIES,
+                std::time::Duration::ZERO,
+                visibility,
+            )
+            .await?;
+        if got.is_empty() {
+            return Ok(out);
+        }
+        for m in got {
+            out.push(decode(&m.body, blobs, now).await?);
+        }
+    }
+}
+
 /// Groups bodies into batches that respect the SQS entry and size limits, keeping their order.
 /// Entry ids are the bodies' indexes in `bodies`.
 pub fn pack(bodies: Vec<String>) -> Vec<Vec<OutgoingMessage>> {

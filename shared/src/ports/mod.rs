@@ -230,6 +230,34 @@ pub struct DocumentWrite<'a> {
     pub index: Option<&'a IndexEntry>,
 }
 
+impl<'a> DocumentWrite<'a> {
+    /// A write expecting version `expected` (`None`: creation), not expiring, not indexed.
+    pub fn new(expected: Option<u64>, now: DateTime<Utc>) -> Self {
+        Self {
+            expected,
+            now,
+            expires_at: None,
+            index: None,
+        }
+    }
+
+    /// The document expires at `at`.
+    pub fn expiring(self, at: DateTime<Utc>) -> Self {
+        Self {
+            expires_at: Some(at),
+            ..self
+        }
+    }
+
+    /// The document is listed under `entry`.
+    pub fn indexed(self, entry: &'a IndexEntry) -> Self {
+        Self {
+            index: Some(entry),
+            ..self
+        }
+    }
+}
+
 /// Bytes stored under a key until a time (claim-check for raw requests and oversized events).
 #[async_trait]
 pub trait BlobStore: Send + Sync + Debug {

@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::*;
 use crate::ids::SourceId;
 use crate::model::{EventType, InboundEvent};
-use crate::pipeline::codec::decode;
+use crate::pipeline::codec::receive_all;
 use crate::ports::memory::{MemoryBlobStore, MemoryQueue};
 use crate::ports::{FailedEntry, OutgoingMessage, ReceivedMessage, Source, StaticSources};
 use crate::providers::test_support::fixture;
@@ -82,20 +82,14 @@ async fn post_meta_signed(ingest: &Ingest, body: &[u8]) -> IngestResponse {
 }
 
 async fn drain(h: &Harness) -> Vec<InboundEvent> {
-    let mut out = Vec::new();
-    loop {
-        let got = h
-            .queue
-            .receive(10, Duration::ZERO, Duration::from_secs(30))
-            .await
-            .unwrap();
-        if got.is_empty() {
-            return out;
-        }
-        for m in got {
-            out.push(decode(&m.body, h.blobs.as_ref(), Utc::now()).await.unwrap());
-        }
-    }
+    receive_all(
+        h.queue.as_ref(),
+        h.blobs.as_ref(),
+        Duration::from_secs(30),
+        Utc::now(),
+    )
+    .await
+    .unwrap()
 }
 
 fn error_code(r: &IngestResponse) -> String {

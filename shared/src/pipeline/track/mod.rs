@@ -237,12 +237,7 @@ impl Track {
                     let expires = now
                         + chrono::Duration::from_std(self.config.dedup_ttl)
                             .unwrap_or(chrono::Duration::days(8));
-                    let write = DocumentWrite {
-                        expected: None,
-                        now,
-                        expires_at: Some(expires),
-                        index: None,
-                    };
+                    let write = DocumentWrite::new(None, now).expiring(expires);
                     self.state.docs.put(&outbox_key, &body, write).await?;
                 }
                 events

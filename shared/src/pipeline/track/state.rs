@@ -222,6 +222,16 @@ pub fn activity_bound(cutoff: DateTime<Utc>) -> String {
 }
 
 impl State {
+    /// Writes `value` under `key` if its version is still `expected` (see [`DocumentStore::put`]).
+    async fn write<T: Serialize>(
+        &self,
+        key: &str,
+        value: &T,
+        w: DocumentWrite<'_>,
+    ) -> Result<bool, StateError> {
+        Ok(self.docs.put(key, &encode(key, value)?, w).await?)
+    }
+
     /// Moves `message_id`'s status to `status` if that is forward.
     pub async fn advance_status(
         &self,
@@ -243,13 +253,9 @@ impl State {
                 return Ok(StatusChange::Stale { current });
             }
             let previous = doc.status.replace(status.clone());
-            let write = DocumentWrite {
-                expected: stored.map(|d| d.version),
-                now,
-                expires_at: Some(after(now, self.message_ttl)),
-                index: None,
-            };
-            if self.docs.put(&key, &encode(&key, &doc)?, write).await? {
+            let write = DocumentWrite::new(stored.map(|d| d.version), now)
+                .expiring(after(now, self.message_ttl));
+            if self.write(&key, &doc, write).await? {
                 return Ok(StatusChange::Advanced {
                     previous,
                     conversation_id: doc.conversation_id,
@@ -280,13 +286,9 @@ impl State {
             if let Some(s) = status.filter(|s| moves_forward(doc.status.as_ref(), s)) {
                 doc.status = Some(s.clone());
             }
-            let write = DocumentWrite {
-                expected: stored.map(|d| d.version),
-                now,
-                expires_at: Some(after(now, self.message_ttl)),
-                index: None,
-            };
-            if self.docs.put(&key, &encode(&key, &doc)?, write).await? {
+            let write = DocumentWrite::new(stored.map(|d| d.version), now)
+                .expiring(after(now, self.message_ttl));
+            if self.write(&key, &doc, write).await? {
                 return Ok(());
             }
         }
@@ -341,13 +343,8 @@ impl State {
                 | ContactChange::Updated { contact: c, .. }
                 | ContactChange::Unchanged(c) => c,
             };
-            let write = DocumentWrite {
-                expected,
-                now,
-                expires_at: None,
-                index: None,
-            };
-            if self.docs.put(&key, &encode(&key, contact)?, write).await? {
+            let write = DocumentWrite::new(expected, now);
+            if self.write(&key, contact, write).await? {
                 return Ok(change);
             }
         }
@@ -413,17 +410,8 @@ impl State {
                     if open && after(stored.conversation.last_active_at, idle) > at {
                         self.touch(&mut stored.conversation, contact, summary, at);
                         let entry = active_entry(&stored.conversation);
-                        let write = DocumentWrite {
-                            expected: Some(doc.version),
-                            now,
-                            expires_at: None,
-                            index: Some(&entry),
-                        };
-                        if self
-                            .docs
-                            .put(&conv_key, &encode(&conv_key, &stored)?, write)
-                            .await?
-                        {
+                        let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
+                        if self.write(&conv_key, &stored, write).await? {
                             return Ok(Activity {
                                 conversation: stored.conversation,
                                 created: false,
@@ -443,17 +431,8 @@ impl State {
             }
             // No open conversation: claim the pointer for a new one, then write it.
             let id = ConversationId::new();
-            let write = DocumentWrite {
-                expected: pointer.as_ref().map(|p| p.version),
-                now,
-                expires_at: None,
-                index: None,
-            };
-            if !self
-                .docs
-                .put(&pointer_key, &encode(&pointer_key, &id)?, write)
-                .await?
-            {
+            let write = DocumentWrite::new(pointer.as_ref().map(|p| p.version), now);
+            if !self.write(&pointer_key, &id, write).await? {
                 continue;
             }
             let mut conversation = Conversation {
@@ -480,17 +459,8 @@ impl State {
             };
             let conv_key = format!("conv#{id}");
             let entry = active_entry(&stored.conversation);
-            let write = DocumentWrite {
-                expected: None,
-                now,
-                expires_at: None,
-                index: Some(&entry),
-            };
-            if self
-                .docs
-                .put(&conv_key, &encode(&conv_key, &stored)?, write)
-                .await?
-            {
+            let write = DocumentWrite::new(None, now).indexed(&entry);
+            if self.write(&conv_key, &stored, write).await? {
                 return Ok(Activity {
                     conversation: stored.conversation,
                     created: true,
@@ -520,15 +490,9 @@ impl State {
             partition: ENDING.into(),
             sort: format!("{}#{}", activity_bound(now), stored.conversation.id),
         };
-        let write = DocumentWrite {
-            expected: Some(doc.version),
-            now,
-            expires_at: None,
-            index: Some(&entry),
-        };
+        let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
         Ok(self
-            .docs
-            .put(conv_key, &encode(conv_key, &stored)?, write)
+            .write(conv_key, &stored, write)
             .await?
             .then_some(stored))
     }
@@ -574,17 +538,8 @@ impl State {
                 return Ok(());
             };
             let stored: ConversationDoc = decode(&conv_key, &doc)?;
-            let write = DocumentWrite {
-                expected: Some(doc.version),
-                now,
-                expires_at: None,
-                index: None,
-            };
-            if self
-                .docs
-                .put(&conv_key, &encode(&conv_key, &stored)?, write)
-                .await?
-            {
+            let write = DocumentWrite::new(Some(doc.version), now);
+            if self.write(&conv_key, &stored, write).await? {
                 return Ok(());
             }
         }

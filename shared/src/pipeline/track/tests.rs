@@ -14,7 +14,7 @@ use super::sweep::Sweep;
 use super::*;
 use crate::ids::SourceId;
 use crate::model::{ConversationStatus, EndReason, Provider};
-use crate::pipeline::codec::decode;
+use crate::pipeline::codec::receive_all;
 use crate::ports::DocumentStore as _;
 use crate::ports::memory::{MemoryBlobStore, MemoryDedupStore, MemoryDocumentStore, MemoryQueue};
 use crate::providers::normalize;
@@ -95,19 +95,9 @@ fn waha(name: &str, payload: &Value, received: DateTime<Utc>) -> InboundEvent {
 }
 
 async fn drain(q: &MemoryQueue, blobs: &MemoryBlobStore) -> Vec<InboundEvent> {
-    let mut out = Vec::new();
-    loop {
-        let got = q
-            .receive(10, Duration::ZERO, Duration::from_secs(3600))
-            .await
-            .unwrap();
-        if got.is_empty() {
-            return out;
-        }
-        for m in got {
-            out.push(decode(&m.body, blobs, Utc::now()).await.unwrap());
-        }
-    }
+    receive_all(q, blobs, Duration::from_secs(3600), Utc::now())
+        .await
+        .unwrap()
 }
 
 async fn process_all(
