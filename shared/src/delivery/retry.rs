@@ -1,0 +1,195 @@
+//! What an attempt's result means, and when to try again: 2xx delivered; network error,
+//! timeout, 408, 429 and 5xx retried with exponential backoff and jitter (honouring
+//! `Retry-After`, capped); 410 disables the endpoint; any other status is a final failure.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+/// Retry settings.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all (the delivery queue's `maxReceiveCount`); default 8, about a day.
+    pub max_attempts: u32,
+    /// Base delay after attempt n (1-based; the last entry repeats).
+    pub schedule: Vec<Duration>,
+    /// Longest wait, whatever `Retry-After` says (SQS allows 12 hours of visibility).
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        let m = |mins: u64| Duration::from_secs(mins * 60);
+        Self {
+            max_attempts: 8,
+            // 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h: about 11 h of waiting over 8 attempts,
+            // plus jitter; the last attempt is then a day after the first at most.
+            schedule: vec![
+                Duration::from_secs(30),
+                m(2),
+                m(10),
+                m(30),
+                m(60),
+                m(180),
+                m(360),
+            ],
+            max_delay: Duration::from_secs(12 * 3600),
+        }
+    }
+}
+
+/// The verdict on one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// 2xx: done.
+    Delivered,
+    /// Transient: try again after this long (unless this was the last attempt).
+    Retry(Duration),
+    /// 410 Gone: the endpoint asked to be removed; disable it.
+    Disable,
+    /// Any other answer: retrying will not help.
+    Fail,
+}
+
+/// Judges an attempt: `status` is `None` for network errors and timeouts. `jitter` in `[0, 1)`
+/// spreads retries ±20 % around the schedule.
+pub fn judge(
+    status: Option<u16>,
+    retry_after: Option<&str>,
+    attempt: u32,
+    policy: &RetryPolicy,
+    jitter: f64,
+    now: DateTime<Utc>,
+) -> Verdict {
+    match status {
+        Some(200..=299) => Verdict::Delivered,
+        Some(410) => Verdict::Disable,
+        None | Some(408 | 429 | 500..=599) => {
+            let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+            let base = policy
+                .schedule
+                .get(index)
+                .or(policy.schedule.last())
+                .copied()
+                .unwrap_or(Duration::from_secs(60));
+            let spread = base.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0));
+            let asked = retry_after.and_then(|v| parse_retry_after(v, now));
+            Verdict::Retry(
+                asked
+                    .map_or(spread, |a| a.max(spread))
+                    .min(policy.max_delay),
+            )
+        }
+        Some(_) => Verdict::Fail,
+    }
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
+    let value = value.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = DateTime::parse_from_rfc2822(value)
+        .ok()?
+        .with_timezone(&Utc);
+    (at - now).to_std().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> DateTime<Utc> {
+        "2026-11-21T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn success_gone_and_final_statuses() {
+        let p = RetryPolicy::default();
+        for s in [200, 201, 204, 299] {
+            assert_eq!(judge(Some(s), None, 1, &p, 0.5, now()), Verdict::Delivered);
+        }
+        assert_eq!(judge(Some(410), None, 1, &p, 0.5, now()), Verdict::Disable);
+        for s in [300, 301, 400, 401, 403, 404, 405, 413, 422] {
+            assert_eq!(
+                judge(Some(s), None, 1, &p, 0.5, now()),
+                Verdict::Fail,
+                "{s}"
+            );
+        }
+    }
+
+    #[test]
+    fn transient_failures_back_off_exponentially_with_jitter() {
+        let p = RetryPolicy::default();
+        for s in [
+            None,
+            Some(408),
+            Some(429),
+            Some(500),
+            Some(502),
+            Some(503),
+            Some(599),
+        ] {
+            assert_eq!(
+                judge(s, None, 1, &p, 0.5, now()),
+                Verdict::Retry(Duration::from_secs(30)),
+                "{s:?}"
+            );
+        }
+        assert_eq!(
+            judge(None, None, 1, &p, 0.0, now()),
+            Verdict::Retry(Duration::from_secs(24))
+        );
+        assert_eq!(
+            judge(None, None, 1, &p, 0.999_999, now()),
+            Verdict::Retry(Duration::from_secs_f64(30.0 * 1.199_999_6))
+        );
+        let delays: Vec<Duration> = (1..=9)
+            .map(|a| match judge(None, None, a, &p, 0.5, now()) {
+                Verdict::Retry(d) => d,
+                v => panic!("{v:?}"),
+            })
+            .collect();
+        assert!(delays.windows(2).all(|w| w[0] <= w[1]), "{delays:?}");
+        let total: Duration = delays.iter().take(7).sum();
+        assert!(
+            total > Duration::from_secs(10 * 3600) && total < Duration::from_secs(24 * 3600),
+            "{total:?}"
+        );
+    }
+
+    #[test]
+    fn retry_after_is_honoured_and_capped() {
+        let p = RetryPolicy::default();
+        assert_eq!(
+            judge(Some(429), Some("120"), 1, &p, 0.5, now()),
+            Verdict::Retry(Duration::from_secs(120))
+        );
+        assert_eq!(
+            judge(
+                Some(503),
+                Some("Sat, 21 Nov 2026 12:05:00 GMT"),
+                1,
+                &p,
+                0.5,
+                now()
+            ),
+            Verdict::Retry(Duration::from_secs(300))
+        );
+        assert_eq!(
+            judge(Some(503), Some("999999"), 1, &p, 0.5, now()),
+            Verdict::Retry(Duration::from_secs(12 * 3600))
+        );
+        assert_eq!(
+            judge(Some(503), Some("5"), 1, &p, 0.5, now()),
+            Verdict::Retry(Duration::from_secs(30)),
+            "never sooner than the schedule"
+        );
+        assert_eq!(
+            judge(Some(503), Some("soon"), 1, &p, 0.5, now()),
+            Verdict::Retry(Duration::from_secs(30))
+        );
+    }
+}
