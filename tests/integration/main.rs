@@ -8,6 +8,7 @@
 )]
 
 mod contract;
+mod deliver_http;
 mod ingest_events;
 mod ingest_moto;
 mod schema;

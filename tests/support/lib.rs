@@ -33,3 +33,4 @@ pub fn provider_fixtures(prefix: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 pub mod moto;
+pub mod receiver;

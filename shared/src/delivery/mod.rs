@@ -1,6 +1,7 @@
 //! The outbound half: endpoints and their filters, what may be called (SSRF guard), and how a
 //! delivery is signed and retried.
 
+pub mod deliver;
 pub mod endpoints;
 pub mod request;
 pub mod retry;
