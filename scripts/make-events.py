@@ -101,6 +101,24 @@ def inbound_event(fixture_name: str, n: int) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
+def delivery_task(fixture_name: str, n: int) -> str:
+    """A delivery-queue message body: the task fan-out queues for endpoint `ep_events`."""
+    expected = json.loads((EXPECTED / fixture_name).read_text())[0]
+    event_id = f"evt_01JBCQ3ZX0V9K8N7M6P5Q4R3{n:02d}"
+    envelope = {"id": event_id, "type": expected["type"], "created_at": "2024-10-28T05:20:02Z",
+                "batch": False, "data": expected["data"]}
+    task = {
+        "delivery_id": f"msg_{event_id[4:]}_ep_events",
+        "endpoint_id": "ep_events",
+        "event_type": expected["type"],
+        "batch": False,
+        "event_ids": [event_id],
+        "body": json.dumps(envelope, separators=(",", ":"), ensure_ascii=False),
+        "created_at": "2024-10-28T05:20:02Z",
+    }
+    return json.dumps(task, separators=(",", ":"), ensure_ascii=False)
+
+
 def sqs_event(bodies, queue="wagate-InboundQueue"):
     records = []
     for n, body in enumerate(bodies):
@@ -134,7 +152,7 @@ SCHEDULE_EVENT = {
 
 def main():
     EVENTS.mkdir(exist_ok=True)
-    for old in list(EVENTS.glob("ingest-*.json")) + list(EVENTS.glob("track-*.json")) + list(EVENTS.glob("sweep-*.json")):
+    for old in [p for p in EVENTS.glob("*.json") if p.name != "env.json"]:
         old.unlink()
     cases = {}
     for name in ["meta-text.json", "meta-image.json", "meta-status-delivered.json", "meta-status-failed.json",
@@ -173,6 +191,11 @@ def main():
     }
     for name, event in track.items():
         (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
+    (EVENTS / "fanout-sqs-batch.json").write_text(json.dumps(sqs_event(
+        [inbound_event(f, 20 + n) for n, f in enumerate(["meta-template-status-update.json", "waha-session-status.json"])],
+        queue="wagate-OutboundQueue"), indent=2, ensure_ascii=False) + "\n")
+    (EVENTS / "deliver-sqs-batch.json").write_text(json.dumps(sqs_event(
+        [delivery_task("meta-template-status-update.json", 30)], queue="wagate-DeliveryQueue"), indent=2, ensure_ascii=False) + "\n")
     (EVENTS / "sweep-schedule.json").write_text(json.dumps(SCHEDULE_EVENT, indent=2) + "\n")
     env = {"IngestFunction": {
         "WAGATE_SOURCES": json.dumps(SOURCES, separators=(",", ":")),
@@ -183,6 +206,13 @@ def main():
         "TABLE_NAME": "wagate-local",
         "BUFFER_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-buffer",
         "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-outbound",
+    }, "FanoutFunction": {
+        "TABLE_NAME": "wagate-local",
+        "DELIVERY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery",
+    }, "DeliverFunction": {
+        "TABLE_NAME": "wagate-local",
+        "DELIVERY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery",
+        "DELIVERY_DLQ_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery-dlq",
     }, "SweepFunction": {
         "TABLE_NAME": "wagate-local",
         "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-outbound",

@@ -11,6 +11,7 @@ mod contract;
 mod deliver_http;
 mod ingest_events;
 mod ingest_moto;
+mod outbound_events;
 mod schema;
 mod template;
 mod track_events;

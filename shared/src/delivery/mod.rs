@@ -3,6 +3,7 @@
 
 pub mod deliver;
 pub mod endpoints;
+pub mod fanout;
 pub mod request;
 pub mod retry;
 pub mod ssrf;

@@ -9,6 +9,15 @@ use serde::{Deserialize, Serialize};
 use crate::model::InboundEvent;
 use crate::ports::{BackendError, BlobStore, OutgoingMessage, Queue, limits};
 
+/// One received queue record, as a batch handler sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    /// The queue's message id (what a partial batch failure names).
+    pub message_id: &'a str,
+    /// The message body.
+    pub body: &'a str,
+}
+
 /// Bodies above this go to the blob store and travel as a claim-check. It leaves room under the
 /// SQS limit for the message attributes SQS counts against the same 256 KiB.
 pub const INLINE_LIMIT: usize = limits::MAX_MESSAGE_BYTES - 8 * 1024;

@@ -24,6 +24,7 @@ use crate::ids::EventId;
 use crate::model::{
     ContactBody, ConversationBody, EventBody, EventData, EventType, InboundEvent, MessageStatus,
 };
+pub use crate::pipeline::codec::Record;
 use crate::pipeline::codec::{decode, enqueue_events};
 use crate::ports::{BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentWrite, Queue};
 
@@ -155,15 +156,6 @@ impl TrackError {
             Self::Corrupt(_) => false,
         }
     }
-}
-
-/// One queue record handed to [`Track::process_batch`].
-#[derive(Debug, Clone, Copy)]
-pub struct Record<'a> {
-    /// The queue's message id (what a partial batch failure names).
-    pub message_id: &'a str,
-    /// The message body.
-    pub body: &'a str,
 }
 
 impl Track {

@@ -1,0 +1,58 @@
+//! The fan-out function as a library: configuration and the SQS handler.
+
+use std::time::Duration;
+
+use aws_adapters::env::{ConfigError, Env};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use shared::delivery::fanout::Fanout;
+use shared::pipeline::codec::Record;
+
+/// Everything the fan-out function needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`: endpoints and claim-checks.
+    pub table_name: String,
+    /// `DELIVERY_QUEUE_URL`: where delivery tasks go.
+    pub delivery_queue_url: String,
+    /// `RAW_TTL_DAYS` (default 7): how long claim-checked deliveries are kept.
+    pub blob_ttl: Duration,
+}
+
+impl Config {
+    /// The environment variables this function reads (checked against `template.yaml`).
+    pub const VARIABLES: &'static [&'static str] =
+        &["TABLE_NAME", "DELIVERY_QUEUE_URL", "RAW_TTL_DAYS"];
+
+    /// Reads the configuration through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
+        })
+    }
+}
+
+/// Handles one SQS batch of outbound events.
+pub async fn handle(fanout: &Fanout, event: SqsEvent) -> SqsBatchResponse {
+    let records: Vec<Record<'_>> = event
+        .records
+        .iter()
+        .map(|r| Record {
+            message_id: r.message_id.as_deref().unwrap_or_default(),
+            body: r.body.as_deref().unwrap_or_default(),
+        })
+        .collect();
+    let failed = fanout.process_batch(&records, chrono::Utc::now()).await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}

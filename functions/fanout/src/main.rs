@@ -1,0 +1,35 @@
+//! The fan-out Lambda: outbound queue → delivery tasks for every matching endpoint.
+
+use std::sync::Arc;
+
+use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
+use aws_lambda_events::sqs::SqsEvent;
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::delivery::endpoints::Endpoints;
+use shared::delivery::fanout::Fanout;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = fanout::Config::from_lookup(|k| std::env::var(k).ok())?;
+    let clients = Clients::new(&aws_adapters::sdk_config().await);
+    let docs = DynamoDocumentStore::new(clients.dynamodb.clone(), &config.table_name);
+    let queue = SqsQueue::new(clients.sqs.clone(), &config.delivery_queue_url);
+    tokio::join!(docs.warm(), queue.warm());
+    let fanout = Fanout {
+        endpoints: Endpoints {
+            docs: Arc::new(docs),
+        },
+        queue: Arc::new(queue),
+        blobs: Arc::new(DynamoBlobStore::new(
+            clients.dynamodb.clone(),
+            &config.table_name,
+        )),
+        blob_ttl: config.blob_ttl,
+    };
+    let fanout = &fanout;
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, Error>(fanout::handle(fanout, event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,309 @@
+//! Fan-out: each event (or batch of inbound messages) to every enabled endpoint whose filter
+//! wants it, as one delivery task per (endpoint, payload) on the delivery queue. The envelope —
+//! and so the body bytes and the delivery id — is built here once; retries resend it unchanged.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::endpoints::{Endpoint, Endpoints};
+use super::request::DeliveryTask;
+use crate::ids::EventId;
+use crate::model::{Envelope, InboundEvent};
+use crate::pipeline::codec::{Record, decode, encode, pack, send_all};
+use crate::ports::{BackendError, BlobStore, Queue};
+
+/// Fan-out with its ports.
+#[derive(Debug, Clone)]
+pub struct Fanout {
+    /// Endpoints and their filters.
+    pub endpoints: Endpoints,
+    /// The delivery queue.
+    pub queue: Arc<dyn Queue>,
+    /// Claim-checks for large deliveries.
+    pub blobs: Arc<dyn BlobStore>,
+    /// How long claim-checked deliveries are kept.
+    pub blob_ttl: Duration,
+}
+
+impl Fanout {
+    /// Queues single events; returns how many deliveries were queued.
+    pub async fn events(
+        &self,
+        events: &[InboundEvent],
+        now: DateTime<Utc>,
+    ) -> Result<usize, BackendError> {
+        let endpoints = self.endpoints.list(10_000, now).await?;
+        let mut tasks = Vec::new();
+        for event in events {
+            let envelope = Envelope::single(event.clone());
+            for endpoint in endpoints.iter().filter(|e| e.wants(event.event_type)) {
+                tasks.push(task(&envelope, endpoint)?);
+            }
+        }
+        self.send(&tasks, now).await
+    }
+
+    /// Queues a batch of inbound messages of one conversation: one batch delivery to endpoints
+    /// with batching on, one delivery per message to the others. `batch_id` names the batch
+    /// envelope (fixed by the caller so a repeated flush yields the same delivery ids).
+    pub async fn batch(
+        &self,
+        batch_id: EventId,
+        events: Vec<InboundEvent>,
+        now: DateTime<Utc>,
+    ) -> Result<usize, BackendError> {
+        let Some(first) = events.first() else {
+            return Ok(0);
+        };
+        let event_type = first.event_type;
+        let endpoints: Vec<Endpoint> = self
+            .endpoints
+            .list(10_000, now)
+            .await?
+            .into_iter()
+            .filter(|e| e.wants(event_type))
+            .collect();
+        let singles: Vec<Envelope> = events.iter().cloned().map(Envelope::single).collect();
+        let batch = Envelope::batch(batch_id, event_type, now, events);
+        let mut tasks = Vec::new();
+        for endpoint in &endpoints {
+            if endpoint.batching {
+                tasks.push(task(&batch, endpoint)?);
+            } else {
+                for single in &singles {
+                    tasks.push(task(single, endpoint)?);
+                }
+            }
+        }
+        self.send(&tasks, now).await
+    }
+
+    /// Fans out a batch of outbound-queue records (one event each); returns the message ids that
+    /// failed, for SQS partial batch failure. Fanning out a record twice queues the same
+    /// delivery ids again, which receivers deduplicate by `X-Idempotency-Key`.
+    pub async fn process_batch(&self, records: &[Record<'_>], now: DateTime<Utc>) -> Vec<String> {
+        let mut failed = Vec::new();
+        for record in records {
+            let result = match decode::<InboundEvent>(record.body, self.blobs.as_ref(), now).await {
+                Ok(event) => self
+                    .events(std::slice::from_ref(&event), now)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Err(e) => Err(e.to_string()),
+            };
+            match result {
+                Ok(n) => {
+                    tracing::info!(message_id = record.message_id, deliveries = n, "fanned out");
+                }
+                Err(e) => {
+                    tracing::warn!(message_id = record.message_id, error = %e, "fan-out failed; the record will be retried");
+                    failed.push(record.message_id.to_owned());
+                }
+            }
+        }
+        failed
+    }
+
+    async fn send(
+        &self,
+        tasks: &[DeliveryTask],
+        now: DateTime<Utc>,
+    ) -> Result<usize, BackendError> {
+        let expires =
+            now + chrono::Duration::from_std(self.blob_ttl).unwrap_or(chrono::Duration::days(7));
+        let mut bodies = Vec::with_capacity(tasks.len());
+        for t in tasks {
+            bodies.push(
+                encode(
+                    t,
+                    &format!("dlv#{}", t.delivery_id),
+                    self.blobs.as_ref(),
+                    expires,
+                )
+                .await?,
+            );
+        }
+        if bodies.is_empty() {
+            return Ok(0);
+        }
+        send_all(self.queue.as_ref(), pack(bodies)).await
+    }
+}
+
+fn task(envelope: &Envelope, endpoint: &Endpoint) -> Result<DeliveryTask, BackendError> {
+    DeliveryTask::new(envelope, &endpoint.id).map_err(|e| BackendError::Rejected(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::delivery::endpoints::SecretEntry;
+    use crate::ids::SourceId;
+    use crate::model::{EnvelopeData, EventType, Provider};
+    use crate::pipeline::codec::receive_all;
+    use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
+    use crate::providers::normalize;
+    use crate::providers::test_support::fixture;
+
+    fn endpoint(id: &str, filters: &[&str], batching: bool) -> Endpoint {
+        let now = Utc::now();
+        Endpoint {
+            id: id.into(),
+            url: "https://hooks.example.com".into(),
+            description: None,
+            secrets: vec![SecretEntry {
+                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+                expires_at: None,
+            }],
+            event_types: filters.iter().map(|s| (*s).to_owned()).collect(),
+            batching,
+            headers: BTreeMap::new(),
+            enabled: true,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
+    async fn fanout(endpoints: &[Endpoint]) -> (Fanout, Arc<MemoryQueue>) {
+        let store = Endpoints {
+            docs: Arc::new(MemoryDocumentStore::new()),
+        };
+        for e in endpoints {
+            store.put(e, None, Utc::now()).await.unwrap();
+        }
+        let queue = Arc::new(MemoryQueue::new("delivery"));
+        let f = Fanout {
+            endpoints: store,
+            queue: queue.clone(),
+            blobs: Arc::new(MemoryBlobStore::new()),
+            blob_ttl: Duration::from_secs(3600),
+        };
+        (f, queue)
+    }
+
+    fn events(name: &str) -> Vec<InboundEvent> {
+        normalize(
+            &SourceId::parse("src").unwrap(),
+            Provider::Meta,
+            &fixture(name),
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn each_event_goes_to_every_endpoint_that_wants_it_once() {
+        let mut off = endpoint("ep_off", &[], true);
+        off.enabled = false;
+        let (f, queue) = fanout(&[
+            endpoint("ep_all", &[], true),
+            endpoint(
+                "ep_status",
+                &["whatsapp.message.read", "whatsapp.message.delivered"],
+                true,
+            ),
+            off,
+        ])
+        .await;
+        let evs = events("meta-multi-entry-batch.json"); // 3 received, 1 delivered, 1 read
+        assert_eq!(f.events(&evs, Utc::now()).await.unwrap(), 5 + 2);
+        let tasks: Vec<DeliveryTask> = receive_all(
+            queue.as_ref(),
+            f.blobs.as_ref(),
+            Duration::from_secs(60),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            tasks.iter().filter(|t| t.endpoint_id == "ep_all").count(),
+            5
+        );
+        assert_eq!(
+            tasks
+                .iter()
+                .filter(|t| t.endpoint_id == "ep_status")
+                .count(),
+            2
+        );
+        let ids: std::collections::HashSet<_> =
+            tasks.iter().map(|t| t.delivery_id.clone()).collect();
+        assert_eq!(ids.len(), 7);
+    }
+
+    #[tokio::test]
+    async fn batches_go_whole_to_batching_endpoints_and_split_to_the_others() {
+        let (f, queue) = fanout(&[
+            endpoint("ep_batch", &["whatsapp.message.*"], true),
+            endpoint("ep_single", &[], false),
+        ])
+        .await;
+        let received: Vec<InboundEvent> = events("meta-multi-entry-batch.json")
+            .into_iter()
+            .filter(|e| e.event_type == EventType::MessageReceived)
+            .take(2)
+            .collect();
+        let ids: Vec<EventId> = received.iter().map(|e| e.id).collect();
+        assert_eq!(
+            f.batch(EventId::new(), received, Utc::now()).await.unwrap(),
+            3
+        );
+        let tasks: Vec<DeliveryTask> = receive_all(
+            queue.as_ref(),
+            f.blobs.as_ref(),
+            Duration::from_secs(60),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let batch = tasks.iter().find(|t| t.endpoint_id == "ep_batch").unwrap();
+        assert!(batch.batch);
+        assert_eq!(batch.event_ids, ids);
+        let envelope: Envelope = serde_json::from_str(&batch.body).unwrap();
+        assert!(matches!(envelope.data, EnvelopeData::Batch(ref items) if items.len() == 2));
+        let singles: Vec<_> = tasks
+            .iter()
+            .filter(|t| t.endpoint_id == "ep_single")
+            .collect();
+        assert_eq!(singles.len(), 2);
+        assert!(singles.iter().all(|t| !t.batch));
+    }
+
+    #[tokio::test]
+    async fn outbound_records_are_fanned_out_and_unreadable_ones_reported() {
+        let (f, queue) = fanout(&[endpoint("ep_all", &[], true)]).await;
+        let body = serde_json::to_string(&events("meta-template-status-update.json")[0]).unwrap();
+        let records = [
+            Record {
+                message_id: "m1",
+                body: &body,
+            },
+            Record {
+                message_id: "m2",
+                body: "garbage",
+            },
+        ];
+        assert_eq!(
+            f.process_batch(&records, Utc::now()).await,
+            vec!["m2".to_owned()]
+        );
+        assert_eq!(queue.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn no_endpoint_no_delivery() {
+        let (f, queue) = fanout(&[]).await;
+        assert_eq!(
+            f.events(&events("meta-text.json"), Utc::now())
+                .await
+                .unwrap(),
+            0
+        );
+        assert!(queue.is_empty());
+    }
+}
