@@ -316,3 +316,45 @@ async fn the_ssrf_guard_refuses_loopback_by_url_and_by_resolved_name() {
         "nothing reached the receiver"
     );
 }
+
+#[tokio::test]
+async fn a_dead_lettered_delivery_is_redriven_to_the_recovered_receiver_once() {
+    use shared::delivery::redrive::{Selection, redrive};
+    let receiver = Receiver::start(vec![Answer::status(503)]).await;
+    let s = setup(&receiver.url("/hook"), Duration::from_secs(10)).await;
+    let task = task();
+    let last = s.deliver.config.retry.max_attempts;
+    assert_eq!(
+        s.deliver.deliver(&task, last, Utc::now()).await.unwrap(),
+        DeliverOutcome::DeadLettered
+    );
+    let report = redrive(
+        s.dlq.as_ref(),
+        s.queue.as_ref(),
+        s.deliver.blobs.as_ref(),
+        &Selection::Endpoint("ep_test".into()),
+        10,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.moved, 1);
+    let messages = s
+        .queue
+        .receive(10, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert!(
+        s.deliver
+            .process_batch(&messages, Utc::now())
+            .await
+            .is_empty()
+    );
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(
+        |r| r.header("x-idempotency-key") == Some(task.delivery_id.as_str())
+            && r.body == task.body.as_bytes()
+    ));
+    assert!(s.dlq.is_empty());
+}
