@@ -196,6 +196,10 @@ def main():
         queue="wagate-OutboundQueue"), indent=2, ensure_ascii=False) + "\n")
     (EVENTS / "deliver-sqs-batch.json").write_text(json.dumps(sqs_event(
         [delivery_task("meta-template-status-update.json", 30)], queue="wagate-DeliveryQueue"), indent=2, ensure_ascii=False) + "\n")
+    received = inbound_event("meta-text.json", 40)
+    timer = json.dumps({"flush": "event-" + json.loads(received)["id"]}, separators=(",", ":"))
+    (EVENTS / "buffer-sqs-batch.json").write_text(json.dumps(sqs_event(
+        [received, timer], queue="wagate-BufferQueue"), indent=2, ensure_ascii=False) + "\n")
     (EVENTS / "sweep-schedule.json").write_text(json.dumps(SCHEDULE_EVENT, indent=2) + "\n")
     env = {"IngestFunction": {
         "WAGATE_SOURCES": json.dumps(SOURCES, separators=(",", ":")),
@@ -208,6 +212,10 @@ def main():
         "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-outbound",
     }, "FanoutFunction": {
         "TABLE_NAME": "wagate-local",
+        "DELIVERY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery",
+    }, "BufferFunction": {
+        "TABLE_NAME": "wagate-local",
+        "BUFFER_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-buffer",
         "DELIVERY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery",
     }, "DeliverFunction": {
         "TABLE_NAME": "wagate-local",

@@ -122,3 +122,69 @@ async fn the_deliver_fixture_posts_the_task_body_signed() {
         Some(task.delivery_id.as_str())
     );
 }
+
+#[tokio::test]
+async fn the_buffer_fixture_appends_the_message_and_its_timer_waits_for_the_window() {
+    use shared::pipeline::buffer::Buffer;
+    let env = env_of("BufferFunction");
+    let config = buffer::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let secret = EndpointSecret::from_key(&[4; 32]).unwrap();
+    let endpoints = endpoints_with("https://hooks.example.com/wa", &secret).await;
+    let mut all = endpoints
+        .get("ep_events", Utc::now())
+        .await
+        .unwrap()
+        .unwrap()
+        .0;
+    all.event_types = vec!["whatsapp.message.*".into()];
+    endpoints.put(&all, Some(1), Utc::now()).await.unwrap();
+    let deliveries = Arc::new(MemoryQueue::new("delivery"));
+    let timers = Arc::new(MemoryQueue::new("buffer"));
+    let blobs = Arc::new(MemoryBlobStore::new());
+    let b = Buffer {
+        docs: endpoints.docs.clone(),
+        queue: timers.clone(),
+        blobs: blobs.clone(),
+        fanout: Fanout {
+            endpoints,
+            queue: deliveries.clone(),
+            blobs: blobs.clone(),
+            blob_ttl: config.blob_ttl,
+        },
+        config: config.buffer,
+    };
+    let event = sqs("buffer-sqs-batch.json");
+    let response = buffer::handle(&b, event).await;
+    assert!(response.batch_item_failures.is_empty());
+    assert!(
+        deliveries.is_empty(),
+        "the fixture's timer fires with the message: too early to flush"
+    );
+    assert_eq!(
+        timers.len(),
+        2,
+        "the append's timer and the early timer's follow-up"
+    );
+    // When the window has passed, a timer flushes one batch with the message.
+    let key = {
+        let text =
+            std::fs::read_to_string(repo_root().join("events/buffer-sqs-batch.json")).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let timer: serde_json::Value =
+            serde_json::from_str(v["Records"][1]["body"].as_str().unwrap()).unwrap();
+        timer["flush"].as_str().unwrap().to_owned()
+    };
+    b.flush(&key, Utc::now() + chrono::Duration::seconds(6))
+        .await
+        .unwrap();
+    let tasks: Vec<DeliveryTask> = receive_all(
+        deliveries.as_ref(),
+        blobs.as_ref(),
+        Duration::from_secs(60),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert!(tasks[0].batch);
+}

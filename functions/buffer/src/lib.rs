@@ -1,0 +1,82 @@
+//! The buffer function as a library: configuration and the SQS handler.
+
+use std::time::Duration;
+
+use aws_adapters::env::{ConfigError, Env};
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use shared::pipeline::buffer::{Buffer, BufferConfig};
+use shared::pipeline::codec::Record;
+
+/// Everything the buffer function needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`: pending batches, endpoints, claim-checks.
+    pub table_name: String,
+    /// `BUFFER_QUEUE_URL`: the queue this function consumes; timers go back onto it.
+    pub buffer_queue_url: String,
+    /// `DELIVERY_QUEUE_URL`: where batch deliveries go.
+    pub delivery_queue_url: String,
+    /// `BUFFER_WINDOW_SECONDS` (5, 1–60), `MAX_BATCH_SIZE` (50), `MAX_WAIT_SECONDS` (30).
+    pub buffer: BufferConfig,
+    /// `RAW_TTL_DAYS` (default 7): how long claim-checked deliveries are kept.
+    pub blob_ttl: Duration,
+}
+
+impl Config {
+    /// The environment variables this function reads (checked against `template.yaml`).
+    pub const VARIABLES: &'static [&'static str] = &[
+        "TABLE_NAME",
+        "BUFFER_QUEUE_URL",
+        "DELIVERY_QUEUE_URL",
+        "BUFFER_WINDOW_SECONDS",
+        "MAX_BATCH_SIZE",
+        "MAX_WAIT_SECONDS",
+        "RAW_TTL_DAYS",
+    ];
+
+    /// Reads the configuration through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let window = env.number("BUFFER_WINDOW_SECONDS", 5, 1)?;
+        if window > 60 {
+            return Err(ConfigError::Invalid {
+                name: "BUFFER_WINDOW_SECONDS",
+                reason: "must be at most 60".into(),
+            });
+        }
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            buffer_queue_url: env.required("BUFFER_QUEUE_URL")?,
+            delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
+            buffer: BufferConfig {
+                window: Duration::from_secs(window),
+                max_batch: usize::try_from(env.number("MAX_BATCH_SIZE", 50, 1)?).unwrap_or(50),
+                max_wait: env.duration("MAX_WAIT_SECONDS", 30, 1, 1)?,
+            },
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
+        })
+    }
+}
+
+/// Handles one SQS batch of buffer records (messages and timers).
+pub async fn handle(buffer: &Buffer, event: SqsEvent) -> SqsBatchResponse {
+    let records: Vec<Record<'_>> = event
+        .records
+        .iter()
+        .map(|r| Record {
+            message_id: r.message_id.as_deref().unwrap_or_default(),
+            body: r.body.as_deref().unwrap_or_default(),
+        })
+        .collect();
+    let failed = buffer.process_batch(&records, chrono::Utc::now()).await;
+    let mut response = SqsBatchResponse::default();
+    response.batch_item_failures = failed
+        .into_iter()
+        .map(|id| {
+            let mut f = BatchItemFailure::default();
+            f.item_identifier = id;
+            f
+        })
+        .collect();
+    response
+}

@@ -1,0 +1,311 @@
+//! The buffer with an injected clock: timers are driven by calling `flush` at chosen times (the
+//! timer messages themselves are checked on the queue), so nothing sleeps.
+
+use std::collections::BTreeMap;
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::delivery::endpoints::{Endpoint, Endpoints, SecretEntry};
+use crate::delivery::request::DeliveryTask;
+use crate::ids::{ConversationId, SourceId};
+use crate::model::{
+    ContactProfile, Conversation, ConversationContext, ConversationStatus, Envelope, EnvelopeData,
+    Provider,
+};
+use crate::pipeline::codec::receive_all;
+use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
+use crate::providers::normalize;
+use crate::providers::test_support::fixture;
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap()
+}
+
+fn at(ms: i64) -> DateTime<Utc> {
+    t0() + chrono::Duration::milliseconds(ms)
+}
+
+struct World {
+    buffer: Buffer,
+    timers: Arc<MemoryQueue>,
+    deliveries: Arc<MemoryQueue>,
+}
+
+async fn world(max_batch: usize, fail_fanout: bool) -> World {
+    let docs = Arc::new(MemoryDocumentStore::new());
+    let endpoints = Endpoints { docs: docs.clone() };
+    let endpoint = Endpoint {
+        id: "ep_batch".into(),
+        url: "https://hooks.example.com".into(),
+        description: None,
+        secrets: vec![SecretEntry {
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
+            expires_at: None,
+        }],
+        event_types: vec![],
+        batching: true,
+        headers: BTreeMap::new(),
+        enabled: true,
+        disabled_reason: None,
+        created_at: t0(),
+        updated_at: t0(),
+    };
+    endpoints.put(&endpoint, None, t0()).await.unwrap();
+    let timers = Arc::new(MemoryQueue::new("buffer"));
+    let deliveries = Arc::new(MemoryQueue::new("delivery"));
+    let blobs = Arc::new(MemoryBlobStore::new());
+    let delivery_queue: Arc<dyn Queue> = if fail_fanout {
+        Arc::new(Broken)
+    } else {
+        deliveries.clone()
+    };
+    let fanout = Fanout {
+        endpoints,
+        queue: delivery_queue,
+        blobs: blobs.clone(),
+        blob_ttl: Duration::from_secs(3600),
+    };
+    let config = BufferConfig {
+        max_batch,
+        ..BufferConfig::default()
+    };
+    World {
+        buffer: Buffer {
+            docs,
+            queue: timers.clone(),
+            blobs,
+            fanout,
+            config,
+        },
+        timers,
+        deliveries,
+    }
+}
+
+/// A delivery queue that is down.
+#[derive(Debug)]
+struct Broken;
+
+#[async_trait::async_trait]
+impl Queue for Broken {
+    async fn send_batch(
+        &self,
+        _: &[OutgoingMessage],
+    ) -> Result<Vec<crate::ports::FailedEntry>, BackendError> {
+        Err(BackendError::unavailable(std::io::Error::other("down")))
+    }
+    async fn receive(
+        &self,
+        _: usize,
+        _: Duration,
+        _: Duration,
+    ) -> Result<Vec<crate::ports::ReceivedMessage>, BackendError> {
+        Ok(Vec::new())
+    }
+    async fn delete(&self, _: &str) -> Result<(), BackendError> {
+        Ok(())
+    }
+    async fn change_visibility(&self, _: &str, _: Duration) -> Result<(), BackendError> {
+        Ok(())
+    }
+}
+
+fn conversation(id: ConversationId) -> Conversation {
+    Conversation {
+        id,
+        status: ConversationStatus::Active,
+        contact: ContactProfile::default(),
+        business_id: "b".into(),
+        created_at: t0(),
+        last_active_at: t0(),
+        ended_at: None,
+        end_reason: None,
+        inbound_count: 1,
+        outbound_count: 0,
+        labels: vec![],
+        notes: vec![],
+        context: ConversationContext::default(),
+    }
+}
+
+/// Received message `n` of conversation `conv`, received at `when`.
+fn message(n: usize, conv: ConversationId, when: DateTime<Utc>) -> InboundEvent {
+    let body = String::from_utf8(fixture("meta-text.json"))
+        .unwrap()
+        .replace("QzRUIwQzc2N0QyNkExRDJGNUExRQ01A=", &format!("N{n:04}"));
+    let mut e = normalize(
+        &SourceId::parse("src").unwrap(),
+        Provider::Meta,
+        body.as_bytes(),
+        when,
+    )
+    .unwrap()
+    .remove(0);
+    e.occurred_at = Some(when);
+    e.data.conversation = Some(conversation(conv));
+    e
+}
+
+async fn batches(w: &World) -> Vec<Vec<EventId>> {
+    let tasks: Vec<DeliveryTask> = receive_all(
+        w.deliveries.as_ref(),
+        w.buffer.blobs.as_ref(),
+        Duration::from_secs(60),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    tasks
+        .iter()
+        .map(|t| {
+            let envelope: Envelope = serde_json::from_str(&t.body).unwrap();
+            assert!(envelope.batch && matches!(envelope.data, EnvelopeData::Batch(_)));
+            t.event_ids.clone()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_burst_becomes_one_batch_after_the_quiet_window_in_order() {
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let key = conv.to_string();
+    let msgs: Vec<InboundEvent> = [0, 1000, 2500]
+        .iter()
+        .enumerate()
+        .map(|(n, ms)| message(n, conv, at(*ms)))
+        .collect();
+    // Appended out of order: the batch still comes out in message order.
+    for m in [msgs[1].clone(), msgs[0].clone(), msgs[2].clone()] {
+        let when = m.occurred_at.unwrap();
+        w.buffer.append(m, when).await.unwrap();
+    }
+    assert_eq!(
+        w.timers.len(),
+        3,
+        "one timer per message; the extra ones are harmless"
+    );
+    w.buffer.flush(&key, at(5000)).await.unwrap(); // 2.5 s after the last message: too early
+    assert!(batches(&w).await.is_empty());
+    w.buffer.flush(&key, at(7500)).await.unwrap(); // quiet for 5 s
+    assert_eq!(
+        batches(&w).await,
+        vec![msgs.iter().map(|m| m.id).collect::<Vec<_>>()]
+    );
+    w.buffer.flush(&key, at(8000)).await.unwrap(); // a duplicate timer does nothing
+    assert!(batches(&w).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_quiet_gap_splits_batches() {
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let key = conv.to_string();
+    let (a, b) = (message(1, conv, at(0)), message(2, conv, at(20_000)));
+    w.buffer.append(a.clone(), at(0)).await.unwrap();
+    w.buffer.flush(&key, at(5_000)).await.unwrap();
+    w.buffer.append(b.clone(), at(20_000)).await.unwrap();
+    w.buffer.flush(&key, at(25_000)).await.unwrap();
+    assert_eq!(batches(&w).await, vec![vec![a.id], vec![b.id]]);
+}
+
+#[tokio::test]
+async fn a_full_batch_goes_out_at_once() {
+    let w = world(3, false).await;
+    let conv = ConversationId::new();
+    let msgs: Vec<InboundEvent> = (0..4)
+        .map(|n| message(n, conv, at(n as i64 * 100)))
+        .collect();
+    for m in &msgs[..3] {
+        w.buffer
+            .append(m.clone(), m.occurred_at.unwrap())
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        batches(&w).await,
+        vec![msgs[..3].iter().map(|m| m.id).collect::<Vec<_>>()]
+    );
+    w.buffer.append(msgs[3].clone(), at(300)).await.unwrap();
+    w.buffer.flush(&conv.to_string(), at(5_300)).await.unwrap();
+    assert_eq!(batches(&w).await, vec![vec![msgs[3].id]]);
+}
+
+#[tokio::test]
+async fn a_conversation_that_never_goes_quiet_is_flushed_at_the_maximum_wait() {
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let key = conv.to_string();
+    // A message every 4 s never leaves 5 s of quiet.
+    for n in 0..8 {
+        let when = at(n * 4000);
+        w.buffer
+            .append(message(n as usize, conv, when), when)
+            .await
+            .unwrap();
+        w.buffer.flush(&key, when).await.unwrap();
+    }
+    assert!(batches(&w).await.is_empty());
+    w.buffer.flush(&key, at(30_000)).await.unwrap(); // 30 s after the first message
+    let got = batches(&w).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].len(), 8);
+}
+
+#[tokio::test]
+async fn a_crash_in_flush_loses_nothing_and_resends_the_same_batch() {
+    let broken = world(50, true).await;
+    let conv = ConversationId::new();
+    let key = conv.to_string();
+    let m = message(1, conv, at(0));
+    broken.buffer.append(m.clone(), at(0)).await.unwrap();
+    assert!(
+        broken.buffer.flush(&key, at(6_000)).await.is_err(),
+        "fan-out failed: the timer record is retried"
+    );
+    // The same state, now with a working delivery queue: the retried timer delivers the batch.
+    let mut healthy = world(50, false).await;
+    healthy.buffer.docs = broken.buffer.docs.clone();
+    healthy.buffer.fanout.endpoints = broken.buffer.fanout.endpoints.clone();
+    healthy.buffer.flush(&key, at(7_000)).await.unwrap();
+    assert_eq!(batches(&healthy).await, vec![vec![m.id]]);
+}
+
+#[tokio::test]
+async fn buffer_queue_records_are_appended_or_flushed_and_garbage_is_reported() {
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let event = serde_json::to_string(&message(1, conv, at(0))).unwrap();
+    let timer = serde_json::to_string(&serde_json::json!({"flush": conv.to_string()})).unwrap();
+    let records = [
+        Record {
+            message_id: "e",
+            body: &event,
+        },
+        Record {
+            message_id: "t",
+            body: &timer,
+        },
+        Record {
+            message_id: "x",
+            body: "??",
+        },
+    ];
+    assert_eq!(
+        w.buffer.process_batch(&records, at(0)).await,
+        vec!["x".to_owned()]
+    );
+    assert!(batches(&w).await.is_empty(), "the timer came too early");
+    let records = [Record {
+        message_id: "t2",
+        body: &timer,
+    }];
+    assert!(
+        w.buffer
+            .process_batch(&records, at(10_000))
+            .await
+            .is_empty()
+    );
+    assert_eq!(batches(&w).await.len(), 1);
+}
