@@ -53,6 +53,13 @@ impl EndpointSecret {
         })
     }
 
+    /// A new secret from 32 bytes of operating-system randomness.
+    pub fn generate() -> Result<Self, getrandom::Error> {
+        let mut key = [0u8; 32];
+        getrandom::fill(&mut key)?;
+        Self::from_key(&key).map_err(|_| getrandom::Error::UNSUPPORTED)
+    }
+
     /// The secret as shown to the user (`whsec_…`). Handle with care: it is the secret.
     pub fn expose(&self) -> &str {
         &self.text
@@ -250,6 +257,14 @@ mod tests {
             hex::encode(hmac_sha256(b"subscriber_secret_example", &[body])),
             "36f629917f5fdbb83942115e0a44333a7972d19ce034b81b13b3904b1145099c"
         );
+    }
+
+    #[test]
+    fn generated_secrets_are_valid_and_distinct() {
+        let a = EndpointSecret::generate().unwrap();
+        let b = EndpointSecret::generate().unwrap();
+        assert_ne!(a.expose(), b.expose());
+        assert_eq!(EndpointSecret::parse(a.expose()), Ok(a));
     }
 
     #[test]
