@@ -8,6 +8,7 @@
 mod dynamo;
 pub mod env;
 mod error;
+pub mod lambda;
 pub mod provision;
 mod sqs;
 

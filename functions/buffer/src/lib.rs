@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env};
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::pipeline::buffer::{Buffer, BufferConfig};
-use shared::pipeline::codec::Record;
 
 /// Everything the buffer function needs.
 #[derive(Debug, Clone)]
@@ -60,23 +59,7 @@ impl Config {
 
 /// Handles one SQS batch of buffer records (messages and timers).
 pub async fn handle(buffer: &Buffer, event: SqsEvent) -> SqsBatchResponse {
-    let records: Vec<Record<'_>> = event
-        .records
-        .iter()
-        .map(|r| Record {
-            message_id: r.message_id.as_deref().unwrap_or_default(),
-            body: r.body.as_deref().unwrap_or_default(),
-        })
-        .collect();
+    let records = aws_adapters::lambda::records(&event);
     let failed = buffer.process_batch(&records, chrono::Utc::now()).await;
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    response
+    aws_adapters::lambda::batch_response(failed)
 }

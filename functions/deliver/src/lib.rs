@@ -3,11 +3,10 @@
 pub mod http;
 
 use aws_adapters::env::{ConfigError, Env};
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::delivery::deliver::{Deliver, DeliverConfig};
 use shared::delivery::retry::RetryPolicy;
 use shared::delivery::ssrf::NetworkPolicy;
-use shared::ports::ReceivedMessage;
 
 /// Everything the deliver function needs.
 #[derive(Debug, Clone)]
@@ -54,31 +53,9 @@ impl Config {
     }
 }
 
-fn received(m: &SqsMessage) -> ReceivedMessage {
-    ReceivedMessage {
-        receipt: m.receipt_handle.clone().unwrap_or_default(),
-        message_id: m.message_id.clone().unwrap_or_default(),
-        body: m.body.clone().unwrap_or_default(),
-        receive_count: m
-            .attributes
-            .get("ApproximateReceiveCount")
-            .and_then(|n| n.parse().ok())
-            .unwrap_or(1),
-    }
-}
-
 /// Handles one SQS batch of delivery tasks; transient failures come back after their backoff.
 pub async fn handle(deliver: &Deliver, event: SqsEvent) -> SqsBatchResponse {
-    let messages: Vec<ReceivedMessage> = event.records.iter().map(received).collect();
+    let messages = aws_adapters::lambda::received(&event);
     let failed = deliver.process_batch(&messages, chrono::Utc::now()).await;
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    response
+    aws_adapters::lambda::batch_response(failed)
 }

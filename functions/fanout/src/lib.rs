@@ -3,9 +3,8 @@
 use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env};
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::delivery::fanout::Fanout;
-use shared::pipeline::codec::Record;
 
 /// Everything the fan-out function needs.
 #[derive(Debug, Clone)]
@@ -36,23 +35,7 @@ impl Config {
 
 /// Handles one SQS batch of outbound events.
 pub async fn handle(fanout: &Fanout, event: SqsEvent) -> SqsBatchResponse {
-    let records: Vec<Record<'_>> = event
-        .records
-        .iter()
-        .map(|r| Record {
-            message_id: r.message_id.as_deref().unwrap_or_default(),
-            body: r.body.as_deref().unwrap_or_default(),
-        })
-        .collect();
+    let records = aws_adapters::lambda::records(&event);
     let failed = fanout.process_batch(&records, chrono::Utc::now()).await;
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|id| {
-            let mut f = BatchItemFailure::default();
-            f.item_identifier = id;
-            f
-        })
-        .collect();
-    response
+    aws_adapters::lambda::batch_response(failed)
 }

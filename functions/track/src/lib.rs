@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env};
-use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use shared::pipeline::track::{Record, Track, TrackConfig};
+use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use shared::pipeline::track::{Track, TrackConfig};
 
 /// Everything the track function needs.
 #[derive(Debug, Clone)]
@@ -62,26 +62,10 @@ impl Config {
 
 /// Handles one SQS batch: records that failed are reported for retry, the rest acknowledged.
 pub async fn handle(track: &Track, event: SqsEvent) -> SqsBatchResponse {
-    let records: Vec<Record<'_>> = event
-        .records
-        .iter()
-        .map(|r| Record {
-            message_id: r.message_id.as_deref().unwrap_or_default(),
-            body: r.body.as_deref().unwrap_or_default(),
-        })
-        .collect();
+    let records = aws_adapters::lambda::records(&event);
     let failed = track.process_batch(&records, chrono::Utc::now()).await;
     tracing::info!(records = records.len(), failed = failed.len(), "batch done");
-    let mut response = SqsBatchResponse::default();
-    response.batch_item_failures = failed
-        .into_iter()
-        .map(|item_identifier| {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = item_identifier;
-            failure
-        })
-        .collect();
-    response
+    aws_adapters::lambda::batch_response(failed)
 }
 
 #[cfg(test)]
