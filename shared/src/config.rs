@@ -13,7 +13,7 @@ use crate::signature::Secret;
 #[derive(Debug, thiserror::Error)]
 pub enum SourcesError {
     /// Not the documented JSON shape.
-    #[error("expected a JSON list of sources: {0}")]
+    #[error("expected a JSON list of sources: {}", crate::json_error(.0))]
     Format(#[from] serde_json::Error),
     /// A source id is not URL-safe.
     #[error("source #{index}: {reason}")]
@@ -114,6 +114,19 @@ mod tests {
         assert_eq!(sources[0].verify_tokens, vec![Secret::from("t")]);
         assert_eq!(sources[1].provider, Provider::Waha);
         assert_eq!(sources[1].secrets.len(), 2);
+    }
+
+    #[test]
+    fn format_errors_never_quote_the_configuration() {
+        let e = parse_sources(r#"[{"id":"a","provider":"meta","secrets":["s3cr3t-value", 7]}]"#)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("s3cr3t"), "{e}");
+        let e = parse_sources(r#"{"secret-key-material": true}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(!e.contains("secret-key-material"), "{e}");
+        assert!(e.contains("line 1"), "{e}");
     }
 
     #[test]

@@ -12,3 +12,15 @@ pub mod pipeline;
 pub mod ports;
 pub mod providers;
 pub mod signature;
+
+/// A JSON decoding error without the input it quotes: serde_json messages can repeat values from
+/// the document (`invalid type: string "15550001111"`), which may be phone numbers, message text
+/// or secrets. Only the category and position are kept, safe to log and to return.
+pub fn json_error(e: &serde_json::Error) -> String {
+    format!(
+        "{:?} error at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
+}

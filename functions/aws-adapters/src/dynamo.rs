@@ -390,7 +390,8 @@ impl DynamoDocumentStore {
             .get("body")
             .and_then(|v| v.as_s().ok())
             .ok_or_else(|| BackendError::Corrupt("document without body".into()))?;
-        let body = serde_json::from_str(text).map_err(|e| BackendError::Corrupt(e.to_string()))?;
+        let body = serde_json::from_str(text)
+            .map_err(|e| BackendError::Corrupt(shared::json_error(&e)))?;
         Ok(Some(Versioned { version, body }))
     }
 }

@@ -186,7 +186,8 @@ impl Endpoints {
         let docs = self.docs.list_below(PARTITION, "~", limit, now).await?;
         docs.into_iter()
             .map(|(_, d)| {
-                serde_json::from_value(d.body).map_err(|e| BackendError::Corrupt(e.to_string()))
+                serde_json::from_value(d.body)
+                    .map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
             })
             .collect()
     }
@@ -214,7 +215,7 @@ impl Endpoints {
         match self.docs.get(&format!("endpoint#{id}"), now).await? {
             Some(d) => {
                 let e = serde_json::from_value(d.body)
-                    .map_err(|e| BackendError::Corrupt(e.to_string()))?;
+                    .map_err(|e| BackendError::Corrupt(crate::json_error(&e)))?;
                 Ok(Some((e, d.version)))
             }
             None => Ok(None),

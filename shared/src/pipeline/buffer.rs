@@ -111,7 +111,8 @@ impl Buffer {
     }
 
     fn decode_pending(doc: &Versioned) -> Result<Pending, BackendError> {
-        serde_json::from_value(doc.body.clone()).map_err(|e| BackendError::Corrupt(e.to_string()))
+        serde_json::from_value(doc.body.clone())
+            .map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
     }
 
     async fn write(

@@ -39,7 +39,7 @@ pub enum Carried<T> {
 #[derive(Debug, thiserror::Error)]
 pub enum DecodeError {
     /// The body (or the blob it points to) is not a valid item.
-    #[error("malformed queue message: {0}")]
+    #[error("malformed queue message: {}", crate::json_error(.0))]
     Malformed(#[from] serde_json::Error),
     /// The claim-check points to a blob that is gone (expired or never written).
     #[error("claim-checked item {0} is missing from the blob store")]

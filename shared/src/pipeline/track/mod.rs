@@ -210,9 +210,8 @@ impl Track {
             None
         };
         let events = match staged {
-            Some(doc) => {
-                serde_json::from_value(doc.body).map_err(|e| TrackError::Corrupt(e.to_string()))?
-            }
+            Some(doc) => serde_json::from_value(doc.body)
+                .map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?,
             None => {
                 // Message events change state; their results must survive a crash.
                 let stage = matches!(event.data.body, EventBody::Message(_));

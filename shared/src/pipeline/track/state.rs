@@ -62,7 +62,7 @@ impl StateError {
 fn decode<T: for<'de> Deserialize<'de>>(key: &str, doc: &Versioned) -> Result<T, StateError> {
     serde_json::from_value(doc.body.clone()).map_err(|e| StateError::Corrupt {
         key: key.to_owned(),
-        reason: e.to_string(),
+        reason: crate::json_error(&e),
     })
 }
 
