@@ -232,14 +232,15 @@ impl State {
         Ok(self.docs.put(key, &encode(key, value)?, w).await?)
     }
 
-    /// Moves `message_id`'s status to `status` if that is forward.
-    pub async fn advance_status(
+    /// Applies `change` to the message document of `message_id` (created empty if absent) and
+    /// writes it if `change` returns a result to keep; retries on concurrent writes.
+    async fn update_message<R>(
         &self,
         source: &SourceInfo,
         message_id: &str,
-        status: &MessageStatus,
         now: DateTime<Utc>,
-    ) -> Result<StatusChange, StateError> {
+        change: impl Fn(&mut MessageDoc) -> Result<R, R>,
+    ) -> Result<R, StateError> {
         let key = format!("msg#{}#{message_id}", source.id);
         for _ in 0..ROUNDS {
             let stored = self.docs.get(&key, now).await?;
@@ -248,21 +249,39 @@ impl State {
                 .map(|d| decode(&key, d))
                 .transpose()?
                 .unwrap_or_default();
-            if !moves_forward(doc.status.as_ref(), status) {
-                let current = doc.status.unwrap_or_else(|| status.clone());
-                return Ok(StatusChange::Stale { current });
-            }
-            let previous = doc.status.replace(status.clone());
+            let result = match change(&mut doc) {
+                Ok(keep) => keep,
+                Err(unchanged) => return Ok(unchanged),
+            };
             let write = DocumentWrite::new(stored.map(|d| d.version), now)
                 .expiring(after(now, self.message_ttl));
             if self.write(&key, &doc, write).await? {
-                return Ok(StatusChange::Advanced {
-                    previous,
-                    conversation_id: doc.conversation_id,
-                });
+                return Ok(result);
             }
         }
         Err(StateError::Contention(key))
+    }
+
+    /// Moves `message_id`'s status to `status` if that is forward.
+    pub async fn advance_status(
+        &self,
+        source: &SourceInfo,
+        message_id: &str,
+        status: &MessageStatus,
+        now: DateTime<Utc>,
+    ) -> Result<StatusChange, StateError> {
+        self.update_message(source, message_id, now, |doc| {
+            if !moves_forward(doc.status.as_ref(), status) {
+                let current = doc.status.clone().unwrap_or_else(|| status.clone());
+                return Err(StatusChange::Stale { current });
+            }
+            let previous = doc.status.replace(status.clone());
+            Ok(StatusChange::Advanced {
+                previous,
+                conversation_id: doc.conversation_id,
+            })
+        })
+        .await
     }
 
     /// Records which conversation a message belongs to (and its status, for outbound messages).
@@ -274,25 +293,14 @@ impl State {
         status: Option<&MessageStatus>,
         now: DateTime<Utc>,
     ) -> Result<(), StateError> {
-        let key = format!("msg#{}#{message_id}", source.id);
-        for _ in 0..ROUNDS {
-            let stored = self.docs.get(&key, now).await?;
-            let mut doc: MessageDoc = stored
-                .as_ref()
-                .map(|d| decode(&key, d))
-                .transpose()?
-                .unwrap_or_default();
+        self.update_message(source, message_id, now, |doc| {
             doc.conversation_id = Some(conversation_id);
             if let Some(s) = status.filter(|s| moves_forward(doc.status.as_ref(), s)) {
                 doc.status = Some(s.clone());
             }
-            let write = DocumentWrite::new(stored.map(|d| d.version), now)
-                .expiring(after(now, self.message_ttl));
-            if self.write(&key, &doc, write).await? {
-                return Ok(());
-            }
-        }
-        Err(StateError::Contention(key))
+            Ok(())
+        })
+        .await
     }
 
     /// Creates or updates the contact for `customer`, reporting what changed: a field counts as
