@@ -206,7 +206,8 @@ fn check_ids(s: &str) {
     }
 }
 
-/// Every character above `~` as `\uXXXX` UTF-16 units: how Meta writes bodies it signs.
+/// Every character above `~` as `\uXXXX` UTF-16 units: how Meta writes bodies it signs. Written
+/// here again on purpose: it is the oracle the verifier's own re-escaping is checked against.
 fn escape_non_ascii(text: &str) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(text.len());

@@ -13,7 +13,7 @@ use serde_json::json;
 use shared::delivery::deliver::{
     Deliver, DeliverConfig, DeliverOutcome, HttpError, HttpRequest, HttpSender,
 };
-use shared::delivery::endpoints::{Endpoint, Endpoints, SecretEntry};
+use shared::delivery::endpoints::{Endpoint, Endpoints};
 use shared::delivery::request::DeliveryTask;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::ids::{EventId, SourceId};
@@ -37,22 +37,8 @@ async fn setup(url: &str, timeout: Duration) -> Setup {
     let endpoints = Endpoints { docs: docs.clone() };
     let secret = EndpointSecret::from_key(&[7u8; 32]).unwrap();
     let now = Utc::now();
-    let endpoint = Endpoint {
-        id: "ep_test".into(),
-        url: url.into(),
-        description: None,
-        secrets: vec![SecretEntry {
-            secret: secret.expose().to_owned(),
-            expires_at: None,
-        }],
-        event_types: vec![],
-        batching: true,
-        headers: BTreeMap::from([("X-API-Key".to_owned(), "key-123".to_owned())]),
-        enabled: true,
-        disabled_reason: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut endpoint = Endpoint::new("ep_test", url, &secret, now);
+    endpoint.headers = BTreeMap::from([("X-API-Key".to_owned(), "key-123".to_owned())]);
     endpoint.validate(NetworkPolicy::AllowLoopback).unwrap();
     endpoints.put(&endpoint, None, now).await.unwrap();
     let queue = Arc::new(MemoryQueue::new("delivery"));

@@ -1,7 +1,7 @@
 //! The fan-out and deliver handlers over their `events/` files, with the configuration of
 //! `events/env.json`, in-memory stores and a real receiver on 127.0.0.1.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,7 +9,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
 use deliver::http::ReqwestSender;
 use shared::delivery::deliver::Deliver;
-use shared::delivery::endpoints::{Endpoint, Endpoints, SecretEntry};
+use shared::delivery::endpoints::{Endpoint, Endpoints};
 use shared::delivery::fanout::Fanout;
 use shared::delivery::request::DeliveryTask;
 use shared::delivery::ssrf::NetworkPolicy;
@@ -35,22 +35,9 @@ async fn endpoints_with(url: &str, secret: &EndpointSecret) -> Endpoints {
         docs: Arc::new(MemoryDocumentStore::new()),
     };
     let now = Utc::now();
-    let endpoint = Endpoint {
-        id: "ep_events".into(),
-        url: url.into(),
-        description: Some("events/ fixtures".into()),
-        secrets: vec![SecretEntry {
-            secret: secret.expose().to_owned(),
-            expires_at: None,
-        }],
-        event_types: vec!["whatsapp.template.*".into(), "whatsapp.session.*".into()],
-        batching: true,
-        headers: BTreeMap::new(),
-        enabled: true,
-        disabled_reason: None,
-        created_at: now,
-        updated_at: now,
-    };
+    let mut endpoint = Endpoint::new("ep_events", url, secret, now);
+    endpoint.description = Some("events/ fixtures".into());
+    endpoint.event_types = vec!["whatsapp.template.*".into(), "whatsapp.session.*".into()];
     endpoints.put(&endpoint, None, now).await.unwrap();
     endpoints
 }

@@ -123,6 +123,32 @@ fn valid_header_name(name: &str) -> bool {
 }
 
 impl Endpoint {
+    /// An enabled endpoint for every event type, batching on, no custom headers, signed with
+    /// `secret`; callers adjust the rest.
+    pub fn new(
+        id: impl Into<String>,
+        url: impl Into<String>,
+        secret: &EndpointSecret,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            url: url.into(),
+            description: None,
+            secrets: vec![SecretEntry {
+                secret: secret.expose().to_owned(),
+                expires_at: None,
+            }],
+            event_types: Vec::new(),
+            batching: true,
+            headers: BTreeMap::new(),
+            enabled: true,
+            disabled_reason: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+
     /// Whether this endpoint wants `event_type` now.
     pub fn wants(&self, event_type: EventType) -> bool {
         self.enabled

@@ -138,35 +138,21 @@ fn task(envelope: &Envelope, endpoint: &Endpoint) -> Result<DeliveryTask, Backen
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::delivery::endpoints::SecretEntry;
     use crate::ids::SourceId;
     use crate::model::{EnvelopeData, EventType, Provider};
     use crate::pipeline::codec::receive_all;
     use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
     use crate::providers::normalize;
     use crate::providers::test_support::fixture;
+    use crate::signature::EndpointSecret;
 
     fn endpoint(id: &str, filters: &[&str], batching: bool) -> Endpoint {
-        let now = Utc::now();
-        Endpoint {
-            id: id.into(),
-            url: "https://hooks.example.com".into(),
-            description: None,
-            secrets: vec![SecretEntry {
-                secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-                expires_at: None,
-            }],
-            event_types: filters.iter().map(|s| (*s).to_owned()).collect(),
-            batching,
-            headers: BTreeMap::new(),
-            enabled: true,
-            disabled_reason: None,
-            created_at: now,
-            updated_at: now,
-        }
+        let secret = EndpointSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let mut e = Endpoint::new(id, "https://hooks.example.com", &secret, Utc::now());
+        e.event_types = filters.iter().map(|s| (*s).to_owned()).collect();
+        e.batching = batching;
+        e
     }
 
     async fn fanout(endpoints: &[Endpoint]) -> (Fanout, Arc<MemoryQueue>) {

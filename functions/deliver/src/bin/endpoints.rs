@@ -15,7 +15,7 @@ use anyhow::{Context, bail};
 use aws_adapters::env::Env;
 use aws_adapters::{Clients, DynamoDocumentStore};
 use serde::Deserialize;
-use shared::delivery::endpoints::{Endpoint, Endpoints, SecretEntry};
+use shared::delivery::endpoints::{Endpoint, Endpoints};
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::signature::EndpointSecret;
 
@@ -112,22 +112,10 @@ async fn apply(
         }
         None => {
             let secret = EndpointSecret::generate().context("no randomness for a secret")?;
-            let e = Endpoint {
-                id: format!("ep_{}", ulid::Ulid::new()),
-                url: spec.url,
-                description: spec.description,
-                secrets: vec![SecretEntry {
-                    secret: secret.expose().to_owned(),
-                    expires_at: None,
-                }],
-                event_types: spec.event_types,
-                batching: spec.batching,
-                headers: spec.headers,
-                enabled: spec.enabled,
-                disabled_reason: None,
-                created_at: now,
-                updated_at: now,
-            };
+            let mut e = Endpoint::new(format!("ep_{}", ulid::Ulid::new()), spec.url, &secret, now);
+            (e.description, e.event_types, e.batching) =
+                (spec.description, spec.event_types, spec.batching);
+            (e.headers, e.enabled) = (spec.headers, spec.enabled);
             (e, None, Some(secret))
         }
     };

@@ -1,12 +1,10 @@
 //! The buffer with an injected clock: timers are driven by calling `flush` at chosen times (the
 //! timer messages themselves are checked on the queue), so nothing sleeps.
 
-use std::collections::BTreeMap;
-
 use chrono::TimeZone;
 
 use super::*;
-use crate::delivery::endpoints::{Endpoint, Endpoints, SecretEntry};
+use crate::delivery::endpoints::{Endpoint, Endpoints};
 use crate::delivery::request::DeliveryTask;
 use crate::ids::{ConversationId, SourceId};
 use crate::model::{
@@ -35,22 +33,9 @@ struct World {
 async fn world(max_batch: usize, fail_fanout: bool) -> World {
     let docs = Arc::new(MemoryDocumentStore::new());
     let endpoints = Endpoints { docs: docs.clone() };
-    let endpoint = Endpoint {
-        id: "ep_batch".into(),
-        url: "https://hooks.example.com".into(),
-        description: None,
-        secrets: vec![SecretEntry {
-            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw".into(),
-            expires_at: None,
-        }],
-        event_types: vec![],
-        batching: true,
-        headers: BTreeMap::new(),
-        enabled: true,
-        disabled_reason: None,
-        created_at: t0(),
-        updated_at: t0(),
-    };
+    let secret =
+        crate::signature::EndpointSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+    let endpoint = Endpoint::new("ep_batch", "https://hooks.example.com", &secret, t0());
     endpoints.put(&endpoint, None, t0()).await.unwrap();
     let timers = Arc::new(MemoryQueue::new("buffer"));
     let deliveries = Arc::new(MemoryQueue::new("delivery"));

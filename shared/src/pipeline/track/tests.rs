@@ -222,6 +222,11 @@ async fn ack_sequence(w: &World, acks: &[i64]) -> Vec<TrackOutcome> {
     out
 }
 
+/// The WAHA fixture's first message from Alice, tracked at `t0`.
+async fn alice_says_hi(w: &World) {
+    process_all(w, vec![waha("waha-message.json", &json!({}), at(0))], at(0)).await;
+}
+
 fn emitted(types: &[EventType]) -> TrackOutcome {
     TrackOutcome::Emitted(types.to_vec())
 }
@@ -399,12 +404,7 @@ async fn later_messages_join_the_open_conversation_and_update_its_context() {
 #[tokio::test]
 async fn a_changed_profile_name_updates_the_contact() {
     let w = world();
-    process_all(
-        &w,
-        vec![waha("waha-message.json", &json!({}), at(0))],
-        at(0),
-    )
-    .await;
+    alice_says_hi(&w).await;
     let renamed = waha(
         "waha-message.json",
         &json!({"id": "false_15550001111@c.us_RENAMED", "_data": {"notifyName": "Alice B."}}),
@@ -490,12 +490,7 @@ async fn a_message_just_inside_the_window_keeps_the_conversation_and_one_at_24h_
 #[tokio::test]
 async fn the_sweep_ends_conversations_idle_for_24h_once_and_not_before() {
     let w = world();
-    process_all(
-        &w,
-        vec![waha("waha-message.json", &json!({}), at(0))],
-        at(0),
-    )
-    .await;
+    alice_says_hi(&w).await;
     let msg_at = t0(); // the fixture's own timestamp
     drain(&w.outbound, &w.blobs).await;
     assert_eq!(
@@ -567,12 +562,7 @@ async fn the_sweep_pages_through_many_idle_conversations() {
 #[tokio::test]
 async fn closing_through_the_api_ends_now_with_its_reason_and_is_idempotent() {
     let w = world();
-    process_all(
-        &w,
-        vec![waha("waha-message.json", &json!({}), at(0))],
-        at(0),
-    )
-    .await;
+    alice_says_hi(&w).await;
     let id = drain(&w.buffer, &w.blobs).await[0]
         .data
         .conversation
@@ -666,12 +656,7 @@ async fn a_crash_between_staging_and_hand_off_replays_the_same_events_after_the_
 #[tokio::test]
 async fn a_sweep_that_fails_to_hand_off_retries_the_same_ended_event() {
     let mut w = world();
-    process_all(
-        &w,
-        vec![waha("waha-message.json", &json!({}), at(0))],
-        at(0),
-    )
-    .await;
+    alice_says_hi(&w).await;
     drain(&w.outbound, &w.blobs).await;
     let inner = w.sweep.sink.clone();
     w.sweep.sink = Arc::new(FlakySink {
