@@ -38,6 +38,27 @@ impl SqsQueue {
         &self.url
     }
 
+    /// Approximate messages in the queue: visible, in flight and delayed together (SQS's
+    /// `ApproximateNumberOf*` attributes), for status lines and draining.
+    pub async fn depth(&self) -> Result<u64, BackendError> {
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+            .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesDelayed)
+            .send()
+            .await
+            .map_err(|e| backend_error("GetQueueAttributes", e))?
+            .attributes
+            .unwrap_or_default();
+        Ok(attributes
+            .values()
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum())
+    }
+
     /// Opens the connection (TLS handshake included) with a cheap call, so the first webhook
     /// after a cold start does not pay for it. Failures are only logged: the real call reports.
     pub async fn warm(&self) {

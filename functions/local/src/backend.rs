@@ -1,0 +1,270 @@
+//! The storage and queues the local process runs on: the embedded in-memory backend (default),
+//! or DynamoDB and SQS (`--backend aws`: moto on 127.0.0.1 or a real account), with the same
+//! queue settings as `template.yaml` (visibility, dead-letter queues, `maxReceiveCount`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_adapters::provision::{ensure_queue, ensure_table};
+use aws_adapters::{Clients, DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore, SqsQueue};
+use shared::ports::memory::{
+    DeadLetter, MemoryBlobStore, MemoryDedupStore, MemoryDocumentStore, MemoryQueue,
+};
+use shared::ports::{BackendError, BlobStore, DedupStore, DocumentStore, Queue};
+
+/// One queue as `template.yaml` declares it.
+#[derive(Debug, Clone, Copy)]
+pub struct QueueSpec {
+    /// Name suffix (`inbound`, `buffer`, …).
+    pub name: &'static str,
+    /// Visibility timeout.
+    pub visibility: Duration,
+    /// Receives before the message moves to the queue's dead-letter queue.
+    pub max_receives: u32,
+}
+
+/// The four work queues, in pipeline order, with the template's settings.
+pub const QUEUES: [QueueSpec; 4] = [
+    QueueSpec {
+        name: "inbound",
+        visibility: Duration::from_secs(180),
+        max_receives: 5,
+    },
+    QueueSpec {
+        name: "buffer",
+        visibility: Duration::from_secs(180),
+        max_receives: 5,
+    },
+    QueueSpec {
+        name: "outbound",
+        visibility: Duration::from_secs(180),
+        max_receives: 5,
+    },
+    QueueSpec {
+        name: "delivery",
+        visibility: Duration::from_secs(720),
+        max_receives: 12,
+    },
+];
+
+/// Which backend to run on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// In-process stores and queues; nothing survives the process.
+    Memory,
+    /// DynamoDB and SQS.
+    Aws(AwsBackend),
+}
+
+/// Where the AWS resources are.
+#[derive(Debug, Clone)]
+pub struct AwsBackend {
+    /// A local endpoint (moto); `None`: the real AWS endpoints of the default credential chain.
+    pub endpoint_url: Option<String>,
+    /// Region (with an endpoint URL; otherwise the default chain decides unless set).
+    pub region: String,
+    /// The table name.
+    pub table: String,
+    /// Queue names are `{prefix}-{inbound|buffer|outbound|delivery}` and `…-dlq`.
+    pub queue_prefix: String,
+    /// Create the table and queues when missing.
+    pub create: bool,
+}
+
+/// How many messages a queue holds (visible, in flight and delayed).
+#[derive(Debug, Clone)]
+pub enum Depth {
+    /// An in-memory queue.
+    Memory(Arc<MemoryQueue>),
+    /// An SQS queue.
+    Sqs(SqsQueue),
+}
+
+impl Depth {
+    /// The current depth (approximate for SQS).
+    pub async fn get(&self) -> Result<u64, BackendError> {
+        match self {
+            Self::Memory(q) => Ok(u64::try_from(q.len()).unwrap_or(u64::MAX)),
+            Self::Sqs(q) => q.depth().await,
+        }
+    }
+}
+
+/// A work queue and its dead-letter queue.
+#[derive(Debug, Clone)]
+pub struct QueuePair {
+    /// The settings.
+    pub spec: QueueSpec,
+    /// The queue the stage consumes.
+    pub queue: Arc<dyn Queue>,
+    /// Its dead-letter queue.
+    pub dead_letter: Arc<dyn Queue>,
+    /// Depth probes for both.
+    pub depth: (Depth, Depth),
+}
+
+/// Every store and queue of one wagate installation.
+#[derive(Debug, Clone)]
+pub struct Stores {
+    /// Documents (state, endpoints, attempts, pending batches).
+    pub docs: Arc<dyn DocumentStore>,
+    /// Exactly-once claims.
+    pub dedup: Arc<dyn DedupStore>,
+    /// Raw requests and claim-checks.
+    pub blobs: Arc<dyn BlobStore>,
+    /// `inbound`, `buffer`, `outbound`, `delivery`, in that order.
+    pub queues: [QueuePair; 4],
+    /// What this is, for the startup banner.
+    pub description: String,
+}
+
+impl Stores {
+    /// The embedded backend.
+    pub fn memory() -> Self {
+        let queues = QUEUES.map(|spec| {
+            let dlq = Arc::new(MemoryQueue::new(format!("{}-dlq", spec.name)));
+            let queue = Arc::new(MemoryQueue::with_dead_letter(
+                spec.name,
+                DeadLetter {
+                    queue: dlq.clone(),
+                    max_receives: spec.max_receives,
+                },
+            ));
+            QueuePair {
+                spec,
+                queue: queue.clone(),
+                dead_letter: dlq.clone(),
+                depth: (Depth::Memory(queue), Depth::Memory(dlq)),
+            }
+        });
+        Self {
+            docs: Arc::new(MemoryDocumentStore::new()),
+            dedup: Arc::new(MemoryDedupStore::new()),
+            blobs: Arc::new(MemoryBlobStore::new()),
+            queues,
+            description: "embedded (in memory; state ends with the process)".into(),
+        }
+    }
+
+    /// DynamoDB and SQS, creating the table and queues first when asked.
+    pub async fn aws(opts: &AwsBackend) -> anyhow::Result<Self> {
+        let sdk = match &opts.endpoint_url {
+            Some(url) => aws_adapters::local_sdk_config(url, &opts.region).await,
+            None => aws_adapters::sdk_config().await,
+        };
+        let clients = Clients::new(&sdk);
+        if opts.create {
+            ensure_table(&clients.dynamodb, &opts.table)
+                .await
+                .with_context(|| format!("creating table {}", opts.table))?;
+        }
+        let mut pairs = Vec::with_capacity(QUEUES.len());
+        for spec in QUEUES {
+            let name = format!("{}-{}", opts.queue_prefix, spec.name);
+            let dlq_name = format!("{name}-dlq");
+            let (url, dlq_url) = if opts.create {
+                let dlq_url = ensure_queue(&clients.sqs, &dlq_name, 30, None)
+                    .await
+                    .with_context(|| format!("creating queue {dlq_name}"))?;
+                let visibility = u32::try_from(spec.visibility.as_secs()).unwrap_or(u32::MAX);
+                let url = ensure_queue(
+                    &clients.sqs,
+                    &name,
+                    visibility,
+                    Some((&dlq_url, spec.max_receives)),
+                )
+                .await
+                .with_context(|| format!("creating queue {name}"))?;
+                (url, dlq_url)
+            } else {
+                (
+                    queue_url(&clients.sqs, &name).await?,
+                    queue_url(&clients.sqs, &dlq_name).await?,
+                )
+            };
+            let queue = SqsQueue::new(clients.sqs.clone(), url);
+            let dlq = SqsQueue::new(clients.sqs.clone(), dlq_url);
+            pairs.push(QueuePair {
+                spec,
+                queue: Arc::new(queue.clone()),
+                dead_letter: Arc::new(dlq.clone()),
+                depth: (Depth::Sqs(queue), Depth::Sqs(dlq)),
+            });
+        }
+        let queues: [QueuePair; 4] = pairs
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("expected four queues"))?;
+        let docs = DynamoDocumentStore::new(clients.dynamodb.clone(), &opts.table);
+        docs.warm().await;
+        Ok(Self {
+            docs: Arc::new(docs),
+            dedup: Arc::new(DynamoDedupStore::new(clients.dynamodb.clone(), &opts.table)),
+            blobs: Arc::new(DynamoBlobStore::new(clients.dynamodb.clone(), &opts.table)),
+            queues,
+            description: format!(
+                "DynamoDB table {} and SQS queues {}-* at {}",
+                opts.table,
+                opts.queue_prefix,
+                opts.endpoint_url.as_deref().unwrap_or("AWS")
+            ),
+        })
+    }
+
+    /// Opens the backend named by `backend`.
+    pub async fn open(backend: &Backend) -> anyhow::Result<Self> {
+        match backend {
+            Backend::Memory => Ok(Self::memory()),
+            Backend::Aws(opts) => Self::aws(opts).await,
+        }
+    }
+
+    /// The inbound queue pair.
+    pub fn inbound(&self) -> &QueuePair {
+        &self.queues[0]
+    }
+
+    /// The buffer queue pair.
+    pub fn buffer(&self) -> &QueuePair {
+        &self.queues[1]
+    }
+
+    /// The outbound queue pair.
+    pub fn outbound(&self) -> &QueuePair {
+        &self.queues[2]
+    }
+
+    /// The delivery queue pair.
+    pub fn delivery(&self) -> &QueuePair {
+        &self.queues[3]
+    }
+
+    /// Messages in the four work queues together.
+    pub async fn pending(&self) -> Result<u64, BackendError> {
+        let mut total = 0;
+        for pair in &self.queues {
+            total += pair.depth.0.get().await?;
+        }
+        Ok(total)
+    }
+}
+
+async fn queue_url(
+    client: &aws_adapters::aws_sdk_sqs::Client,
+    name: &str,
+) -> anyhow::Result<String> {
+    client
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}",
+                aws_adapters::aws_sdk_sqs::error::DisplayErrorContext(e)
+            )
+        })
+        .with_context(|| format!("queue {name} not found (use --create to create it)"))?
+        .queue_url
+        .with_context(|| format!("queue {name}: no URL"))
+}

@@ -1,0 +1,385 @@
+//! The whole pipeline in one process: the HTTP front, one set of Lambda-like pollers per stage,
+//! the periodic sweep, wired exactly as the Lambdas wire them (the same stage types and the same
+//! configuration variables), over the embedded backend or DynamoDB/SQS.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use aws_adapters::env::Env;
+use shared::delivery::deliver::Deliver;
+use shared::delivery::endpoints::Endpoints;
+use shared::delivery::fanout::Fanout;
+use shared::delivery::ssrf::NetworkPolicy;
+use shared::pipeline::buffer::Buffer;
+use shared::pipeline::ingest::{Ingest, IngestConfig};
+use shared::pipeline::track::state::State;
+use shared::pipeline::track::sweep::Sweep;
+use shared::pipeline::track::{QueueSink, Track};
+use shared::ports::StaticSources;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::backend::Stores;
+use crate::clock::Clock;
+use crate::config::LocalConfig;
+use crate::poller::{PollerSpec, Stage, poll};
+use crate::server::{Front, serve};
+use crate::stats::{CountingQueue, CountingSender, StageStats, Stats};
+
+/// How to run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Sources, endpoints and settings.
+    pub config: LocalConfig,
+    /// Pollers per stage.
+    pub concurrency: usize,
+    /// How often the sweep runs (`None`: only on [`Gateway::sweep_now`]).
+    pub sweep_every: Option<Duration>,
+    /// `MaximumBatchingWindowInSeconds` of the track, fan-out and deliver pollers (1 s in the
+    /// template).
+    pub batching_window: Duration,
+    /// Visibility timeout for every poller instead of the template's (180 s; delivery 720 s):
+    /// shorter makes crash recovery quicker in the fault run.
+    pub visibility: Option<Duration>,
+    /// Delivery retry delays instead of the default schedule (30 s, 2 min, 10 min, …).
+    pub retry_schedule: Option<Vec<Duration>>,
+    /// The pipeline clock.
+    pub clock: Clock,
+}
+
+impl Options {
+    /// Defaults for `config`: two pollers per stage, the template's windows, a sweep a minute.
+    pub fn new(config: LocalConfig) -> Self {
+        Self {
+            config,
+            concurrency: 2,
+            sweep_every: Some(Duration::from_secs(60)),
+            batching_window: Duration::from_secs(1),
+            visibility: None,
+            retry_schedule: None,
+            clock: Clock::system(),
+        }
+    }
+}
+
+/// What a shutdown left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Messages still in the work queues (kept by SQS; lost with the embedded backend).
+    pub pending: u64,
+}
+
+/// A running pipeline.
+#[derive(Debug)]
+pub struct Gateway {
+    addr: SocketAddr,
+    stores: Stores,
+    stats: Arc<Stats>,
+    clock: Clock,
+    sweep: Arc<Sweep>,
+    stop_front: watch::Sender<bool>,
+    stop_pollers: watch::Sender<bool>,
+    front: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// The pieces built from the configuration.
+struct Stages {
+    ingest: Ingest,
+    track: Track,
+    buffer: Buffer,
+    fanout: Fanout,
+    deliver: Deliver,
+    sweep: Sweep,
+}
+
+/// Names every function's configuration needs, answered for local mode; everything else comes
+/// from the settings.
+fn lookup(settings: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+    move |k: &str| match k {
+        "TABLE_NAME" => Some("wagate-local".into()),
+        "INBOUND_QUEUE_URL" | "BUFFER_QUEUE_URL" | "OUTBOUND_QUEUE_URL" | "DELIVERY_QUEUE_URL"
+        | "DELIVERY_DLQ_URL" => Some(format!("local:{k}")),
+        _ => settings.get(k).cloned(),
+    }
+}
+
+fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Result<Stages> {
+    let settings = &options.config.settings;
+    let env = Env(lookup(settings));
+    let ingest = Ingest {
+        sources: Arc::new(StaticSources::new(options.config.sources.clone())),
+        queue: stores.inbound().queue.clone(),
+        blobs: stores.blobs.clone(),
+        config: IngestConfig {
+            max_body_bytes: usize::try_from(env.number("MAX_BODY_BYTES", 1024 * 1024, 1024)?)
+                .unwrap_or(1024 * 1024),
+            raw_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
+        },
+    };
+    let track_config = track::Config::from_lookup(lookup(settings))?;
+    let state = State {
+        docs: stores.docs.clone(),
+        message_ttl: track_config.message_ttl,
+        recent_messages: track_config.recent_messages,
+    };
+    let sink = Arc::new(QueueSink {
+        buffer: stores.buffer().queue.clone(),
+        outbound: stores.outbound().queue.clone(),
+        blobs: stores.blobs.clone(),
+        blob_ttl: track_config.blob_ttl,
+    });
+    let track = Track {
+        dedup: stores.dedup.clone(),
+        blobs: stores.blobs.clone(),
+        state: state.clone(),
+        sink: sink.clone(),
+        config: track_config.track,
+    };
+    let endpoints = Endpoints {
+        docs: stores.docs.clone(),
+    };
+    let fanout_config = fanout::Config::from_lookup(lookup(settings))?;
+    let fanout = Fanout {
+        endpoints: endpoints.clone(),
+        queue: stores.delivery().queue.clone(),
+        blobs: stores.blobs.clone(),
+        blob_ttl: fanout_config.blob_ttl,
+    };
+    let buffer_config = buffer::Config::from_lookup(lookup(settings))?;
+    let buffer = Buffer {
+        docs: stores.docs.clone(),
+        queue: stores.buffer().queue.clone(),
+        blobs: stores.blobs.clone(),
+        fanout: fanout.clone(),
+        config: buffer_config.buffer,
+    };
+    let mut deliver_config = deliver::Config::from_lookup(lookup(settings))?.deliver;
+    deliver_config.network = NetworkPolicy::AllowLoopback;
+    if let Some(schedule) = &options.retry_schedule {
+        deliver_config.retry.schedule.clone_from(schedule);
+    }
+    let deliver = Deliver {
+        endpoints,
+        docs: stores.docs.clone(),
+        http: Arc::new(CountingSender {
+            inner: Arc::new(
+                deliver::http::ReqwestSender::new(deliver_config.network)
+                    .context("building the HTTP client")?,
+            ),
+            stats: stats.clone(),
+        }),
+        queue: stores.delivery().queue.clone(),
+        dead_letter: Arc::new(CountingQueue {
+            inner: stores.delivery().dead_letter.clone(),
+            stats: stats.clone(),
+        }),
+        blobs: stores.blobs.clone(),
+        config: deliver_config,
+    };
+    let sweep_config = sweep::Config::from_lookup(lookup(settings))?;
+    let sweep = Sweep {
+        state,
+        sink,
+        idle: sweep_config.idle,
+        page: sweep_config.page,
+    };
+    Ok(Stages {
+        ingest,
+        track,
+        buffer,
+        fanout,
+        deliver,
+        sweep,
+    })
+}
+
+/// Creates the configured endpoints, or updates them where the file changed (stored state such
+/// as a 410-disable is kept).
+pub async fn apply_endpoints(
+    endpoints: &Endpoints,
+    config: &LocalConfig,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<()> {
+    for spec in &config.endpoints {
+        let wanted = spec.to_endpoint(now)?;
+        let existing = endpoints.get(&spec.id, now).await?;
+        let (endpoint, version) = match existing {
+            None => (wanted, None),
+            Some((mut stored, version)) => {
+                let before = stored.clone();
+                stored.url = wanted.url;
+                stored.description = wanted.description;
+                stored.event_types = wanted.event_types;
+                stored.batching = wanted.batching;
+                stored.headers = wanted.headers;
+                if stored.secrets.first().map(|s| &s.secret) != Some(&spec.secret) {
+                    stored.secrets = wanted.secrets;
+                }
+                if stored == before {
+                    continue;
+                }
+                stored.updated_at = now;
+                (stored, Some(version))
+            }
+        };
+        if !endpoints.put(&endpoint, version, now).await? {
+            anyhow::bail!(
+                "endpoint `{}` changed while being applied; start again",
+                spec.id
+            );
+        }
+    }
+    Ok(())
+}
+
+impl Gateway {
+    /// Opens nothing itself: runs on `stores`, serving webhooks on `listener`.
+    pub async fn start(
+        stores: Stores,
+        listener: TcpListener,
+        options: Options,
+    ) -> anyhow::Result<Self> {
+        let stats = Arc::new(Stats::default());
+        let stages = build(&stores, &options, &stats)?;
+        apply_endpoints(
+            &stages.fanout.endpoints,
+            &options.config,
+            options.clock.now(),
+        )
+        .await?;
+        let addr = listener.local_addr()?;
+        let (stop_front, front_rx) = watch::channel(false);
+        let (stop_pollers, pollers_rx) = watch::channel(false);
+        let front = tokio::spawn(serve(
+            listener,
+            Front {
+                ingest: Arc::new(stages.ingest),
+                clock: options.clock.clone(),
+                stats: stats.clone(),
+            },
+            front_rx,
+            Duration::from_secs(10),
+        ));
+        let window = options.batching_window;
+        let stage_list: [(Arc<dyn Stage>, Duration, &Arc<StageStats>); 4] = [
+            (Arc::new(stages.track), window, &stats.track),
+            (Arc::new(stages.buffer), Duration::ZERO, &stats.buffer),
+            (Arc::new(stages.fanout), window, &stats.fanout),
+            (Arc::new(stages.deliver), window, &stats.deliver),
+        ];
+        let mut tasks = Vec::new();
+        for (pair, (stage, window, counters)) in stores.queues.iter().zip(stage_list) {
+            let spec = PollerSpec {
+                batch_size: 10,
+                window,
+                visibility: options.visibility.unwrap_or(pair.spec.visibility),
+                concurrency: options.concurrency.max(1),
+            };
+            for _ in 0..spec.concurrency {
+                tasks.push(tokio::spawn(poll(
+                    spec,
+                    pair.queue.clone(),
+                    stage.clone(),
+                    options.clock.clone(),
+                    counters.clone(),
+                    pollers_rx.clone(),
+                )));
+            }
+        }
+        let sweep = Arc::new(stages.sweep);
+        if let Some(every) = options.sweep_every {
+            let (sweep, clock, stats, mut stop) = (
+                sweep.clone(),
+                options.clock.clone(),
+                stats.clone(),
+                pollers_rx,
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = stop.changed() => return,
+                    }
+                    match sweep.run(clock.now()).await {
+                        Ok(n) => stats.swept.add(u64::try_from(n).unwrap_or(0)),
+                        Err(e) => tracing::warn!(error = %e, "sweep failed; next run retries"),
+                    }
+                }
+            }));
+        }
+        Ok(Self {
+            addr,
+            stores,
+            stats,
+            clock: options.clock,
+            sweep,
+            stop_front,
+            stop_pollers,
+            front,
+            tasks,
+        })
+    }
+
+    /// Where webhooks are accepted (`http://{addr}/webhooks/{source_id}`).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
+    }
+
+    /// The stores and queues.
+    pub fn stores(&self) -> &Stores {
+        &self.stores
+    }
+
+    /// The pipeline clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// Runs the sweep once now (at the pipeline clock's time); returns conversations ended.
+    pub async fn sweep_now(&self) -> anyhow::Result<usize> {
+        let n = self.sweep.run(self.clock.now()).await?;
+        self.stats.swept.add(u64::try_from(n).unwrap_or(0));
+        Ok(n)
+    }
+
+    /// Stops accepting webhooks, finishes open requests, then keeps the stages running until
+    /// the work queues are empty or `drain` has passed, then stops them after their current
+    /// batch. With SQS, whatever is left waits in the queues for the next start.
+    pub async fn shutdown(self, drain: Duration) -> ShutdownReport {
+        let _ = self.stop_front.send(true);
+        let _ = self.front.await;
+        let deadline = tokio::time::Instant::now() + drain;
+        let mut pending = self.stores.pending().await.unwrap_or(u64::MAX);
+        while pending > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            pending = self.stores.pending().await.unwrap_or(u64::MAX);
+        }
+        let _ = self.stop_pollers.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        ShutdownReport {
+            pending: self.stores.pending().await.unwrap_or(u64::MAX),
+        }
+    }
+
+    /// Stops everything at once, mid-request and mid-batch, like a killed process: nothing is
+    /// acknowledged that was not finished. Returns the stores, which outlive the crash.
+    pub fn crash(self) -> Stores {
+        self.front.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
+        self.stores
+    }
+}

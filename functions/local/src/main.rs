@@ -1,0 +1,579 @@
+//! `wagate-local`: the whole wagate pipeline on one machine, and the tools around it.
+//!
+//! ```text
+//! wagate-local                       # serve: every stage + the demo receiver, embedded backend
+//! wagate-local serve --backend aws --endpoint-url http://127.0.0.1:5000 --create
+//! wagate-local receive               # the verifying demo receiver alone
+//! wagate-local sign --source meta-demo payload.json
+//! wagate-local send --source waha-demo payload.json
+//! wagate-local fault-run             # 10,000 webhooks, failing receiver, a crash: lost must be 0
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use tokio::net::TcpListener;
+use wagate_local::backend::{AwsBackend, Backend, Stores};
+use wagate_local::config::LocalConfig;
+use wagate_local::fault::{FaultOptions, run};
+use wagate_local::gateway::{Gateway, Options};
+use wagate_local::receiver::{Receiver, ReceiverOptions};
+use wagate_local::sample;
+
+#[derive(Parser)]
+#[command(
+    name = "wagate-local",
+    version,
+    about = "wagate on one machine: the whole webhook pipeline in one process",
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    serve: ServeArgs,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run every stage (the default command).
+    Serve(ServeArgs),
+    /// Run the demo receiver alone: verify and print deliveries.
+    Receive(ReceiveArgs),
+    /// Print the signature headers a provider would send with a payload file.
+    Sign(SignArgs),
+    /// Sign a payload file (or a generated sample) for a source and POST it to the gateway.
+    Send(SendArgs),
+    /// Many mixed webhooks, a failing receiver and a crash mid-run: prints what was lost.
+    FaultRun(FaultArgs),
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendKind {
+    /// In-process stores and queues.
+    Memory,
+    /// DynamoDB and SQS (moto, or AWS).
+    Aws,
+}
+
+#[derive(Args, Clone)]
+struct BackendArgs {
+    /// Where state and queues live.
+    #[arg(long, value_enum, default_value = "memory")]
+    backend: BackendKind,
+    /// DynamoDB/SQS endpoint (e.g. moto: http://127.0.0.1:5000); default: AWS itself.
+    #[arg(long)]
+    endpoint_url: Option<String>,
+    /// Region for --backend aws.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Table name for --backend aws.
+    #[arg(long, default_value = "wagate-local")]
+    table: String,
+    /// Queue names are PREFIX-inbound, PREFIX-buffer, … and PREFIX-*-dlq.
+    #[arg(long, default_value = "wagate-local")]
+    queue_prefix: String,
+    /// Create the table and queues if they do not exist.
+    #[arg(long)]
+    create: bool,
+}
+
+impl BackendArgs {
+    fn backend(&self) -> Backend {
+        match self.backend {
+            BackendKind::Memory => Backend::Memory,
+            BackendKind::Aws => Backend::Aws(AwsBackend {
+                endpoint_url: self.endpoint_url.clone(),
+                region: self.region.clone(),
+                table: self.table.clone(),
+                queue_prefix: self.queue_prefix.clone(),
+                create: self.create,
+            }),
+        }
+    }
+}
+
+#[derive(Args, Clone)]
+struct ServeArgs {
+    /// Configuration file (sources, endpoints, settings); default: the bundled sample.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Port for webhooks on 127.0.0.1.
+    #[arg(long, default_value_t = 3000)]
+    port: u16,
+    #[command(flatten)]
+    backend: BackendArgs,
+    /// Do not start the demo receiver on 127.0.0.1:3001.
+    #[arg(long)]
+    no_receiver: bool,
+    /// Pollers per stage.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+    /// Seconds between sweeps that end idle conversations (0: never).
+    #[arg(long, default_value_t = 60)]
+    sweep_every: u64,
+    /// Seconds to keep working through queued events after Ctrl-C.
+    #[arg(long, default_value_t = 30)]
+    drain: u64,
+    /// Seconds between status lines (0: none).
+    #[arg(long, default_value_t = 10)]
+    status_every: u64,
+    /// Visibility timeout for every poller, in seconds (default: the template's).
+    #[arg(long)]
+    visibility_timeout: Option<u64>,
+    /// Delivery retry delays in seconds, comma-separated (default: 30,120,600,1800,3600,…).
+    #[arg(long, value_delimiter = ',')]
+    retry_schedule: Option<Vec<u64>>,
+    /// No banner, no status lines.
+    #[arg(long)]
+    quiet: bool,
+}
+
+#[derive(Args)]
+struct ReceiveArgs {
+    /// Port on 127.0.0.1.
+    #[arg(long, default_value_t = 3001)]
+    port: u16,
+    /// The endpoint secret (`whsec_…`); default: the endpoint's in the configuration.
+    #[arg(long)]
+    secret: Option<String>,
+    /// Configuration file to take the secret from; default: the bundled sample.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Which configured endpoint's secret to use (default: the first).
+    #[arg(long)]
+    endpoint: Option<String>,
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// The source id (its provider decides the headers).
+    #[arg(long)]
+    source: String,
+    /// Configuration file with the source's secret; default: the bundled sample.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The payload file, signed byte for byte.
+    file: PathBuf,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum SampleKind {
+    /// A Meta inbound text message.
+    MetaText,
+    /// A Meta `read` status.
+    MetaStatus,
+    /// A WAHA `message` event.
+    WahaMessage,
+}
+
+#[derive(Args)]
+struct SendArgs {
+    /// The source id; default: the one matching --sample, else `meta-demo`.
+    #[arg(long)]
+    source: Option<String>,
+    /// Configuration file with the source's secret; default: the bundled sample.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The gateway's base URL.
+    #[arg(long, default_value = "http://127.0.0.1:3000")]
+    url: String,
+    /// Send a generated sample instead of a file.
+    #[arg(long, value_enum, conflicts_with = "file")]
+    sample: Option<SampleKind>,
+    /// The payload file, sent byte for byte.
+    file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct FaultArgs {
+    /// Webhooks to post, duplicates included.
+    #[arg(long, default_value_t = 10_000)]
+    webhooks: usize,
+    /// Share of posts repeating an earlier webhook.
+    #[arg(long, default_value_t = 0.1)]
+    duplicates: f64,
+    /// Share of deliveries the receiver answers 500.
+    #[arg(long, default_value_t = 0.3)]
+    fail_rate: f64,
+    /// Share of deliveries the receiver stalls past the delivery timeout.
+    #[arg(long, default_value_t = 0.02)]
+    stall_rate: f64,
+    /// Posts in flight.
+    #[arg(long, default_value_t = 32)]
+    concurrency: usize,
+    /// Crash and restart the gateway after this share of the posts (>= 1: never).
+    #[arg(long, default_value_t = 0.5)]
+    restart_at: f64,
+    /// Give up waiting for deliveries after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    deadline: u64,
+    /// Random seed.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    #[command(flatten)]
+    backend: BackendArgs,
+}
+
+fn load_config(path: Option<&PathBuf>) -> anyhow::Result<LocalConfig> {
+    match path {
+        Some(p) => LocalConfig::load(p),
+        None => LocalConfig::sample(),
+    }
+}
+
+/// The function settings taken from the process environment (same names as in the template).
+fn settings_from_env(config: &mut LocalConfig) {
+    let names = track::Config::VARIABLES
+        .iter()
+        .chain(buffer::Config::VARIABLES)
+        .chain(fanout::Config::VARIABLES)
+        .chain(deliver::Config::VARIABLES)
+        .chain(sweep::Config::VARIABLES)
+        .chain(&["MAX_BODY_BYTES", "RAW_TTL_DAYS"])
+        .filter(|n| **n != "TABLE_NAME" && !n.ends_with("_URL"));
+    for name in names {
+        if let Ok(value) = std::env::var(name) {
+            config.settings.insert((*name).to_owned(), value);
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let quiet = match &cli.command {
+        Some(Command::Serve(a)) => a.quiet,
+        None => cli.serve.quiet,
+        _ => false,
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if quiet { "error" } else { "warn" })
+            }),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        None => serve(cli.serve).await,
+        Some(Command::Serve(args)) => serve(args).await,
+        Some(Command::Receive(args)) => receive(args).await,
+        Some(Command::Sign(args)) => sign(&args),
+        Some(Command::Send(args)) => send(args).await,
+        Some(Command::FaultRun(args)) => fault_run(args).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = load_config(args.config.as_ref())?;
+    settings_from_env(&mut config);
+    let stores = Stores::open(&args.backend.backend()).await?;
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
+        .await
+        .with_context(|| format!("port {} is taken (use --port)", args.port))?;
+    let receiver = if args.no_receiver {
+        None
+    } else {
+        let endpoint = config
+            .endpoints
+            .first()
+            .context("the configuration has no endpoint for the receiver (or use --no-receiver)")?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 3001))
+            .await
+            .context("port 3001 is taken: stop the other receiver or use --no-receiver")?;
+        Some(Receiver::start(
+            listener,
+            ReceiverOptions {
+                secret: endpoint.signing_secret()?,
+                print: true,
+                fail_rate: 0.0,
+                stall_rate: 0.0,
+                stall: Duration::ZERO,
+                seed: 0,
+            },
+        )?)
+    };
+    let mut options = Options::new(config.clone());
+    options.concurrency = args.concurrency;
+    options.sweep_every = (args.sweep_every > 0).then(|| Duration::from_secs(args.sweep_every));
+    options.visibility = args.visibility_timeout.map(Duration::from_secs);
+    options.retry_schedule = args
+        .retry_schedule
+        .clone()
+        .map(|s| s.into_iter().map(Duration::from_secs).collect());
+    let description = stores.description.clone();
+    let gateway = Gateway::start(stores, listener, options).await?;
+    let base = format!("http://{}", gateway.addr());
+    if !args.quiet {
+        banner(&config, &base, &description, receiver.as_ref(), &args);
+    }
+    let stats = gateway.stats().clone();
+    let status = (!args.quiet && args.status_every > 0).then(|| {
+        let every = Duration::from_secs(args.status_every);
+        tokio::spawn(async move {
+            let mut last = String::new();
+            loop {
+                tokio::time::sleep(every).await;
+                let line = stats.line();
+                if line != last {
+                    eprintln!("status | {line}");
+                    last = line;
+                }
+            }
+        })
+    });
+    wait_for_stop().await;
+    if !args.quiet {
+        eprintln!(
+            "stopping: no new webhooks; draining queued work for up to {} s (Ctrl-C again to stop now)",
+            args.drain
+        );
+    }
+    let stats = gateway.stats().clone();
+    let report = tokio::select! {
+        r = gateway.shutdown(Duration::from_secs(args.drain)) => Some(r),
+        _ = tokio::signal::ctrl_c() => None,
+    };
+    if let Some(task) = status {
+        task.abort();
+    }
+    if !args.quiet {
+        eprintln!("status | {}", stats.line());
+        match (report, matches!(args.backend.backend, BackendKind::Memory)) {
+            (Some(r), _) if r.pending == 0 => eprintln!("stopped: every queue is empty"),
+            (Some(r), true) => eprintln!(
+                "stopped: {} queued messages discarded (embedded backend; they were retries waiting for their delay)",
+                r.pending
+            ),
+            (Some(r), false) => eprintln!(
+                "stopped: {} messages stay in SQS for the next start",
+                r.pending
+            ),
+            (None, _) => eprintln!("stopped without draining"),
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_stop() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+fn banner(
+    config: &LocalConfig,
+    base: &str,
+    backend: &str,
+    receiver: Option<&Receiver>,
+    args: &ServeArgs,
+) {
+    println!("wagate local: every stage in one process");
+    println!("  backend    {backend}");
+    for s in &config.sources {
+        println!(
+            "  webhooks   {base}/webhooks/{} ({:?})",
+            s.id.as_str(),
+            s.provider
+        );
+    }
+    println!("  health     {base}/healthz");
+    for e in &config.endpoints {
+        println!("  endpoint   {} -> {}", e.id, e.url);
+    }
+    if let Some(r) = receiver {
+        println!(
+            "  receiver   http://{} (verifies X-Webhook-Signature and Standard Webhooks; prints below)",
+            r.addr()
+        );
+    }
+    println!(
+        "  stages     track, buffer, fan-out, deliver: {} poller(s) each{}",
+        args.concurrency,
+        if args.sweep_every > 0 {
+            format!("; sweep every {} s", args.sweep_every)
+        } else {
+            String::new()
+        }
+    );
+    if let Some(source) = config
+        .sources
+        .iter()
+        .find(|s| s.provider == shared::model::Provider::Meta)
+    {
+        let body = sample::meta_text(
+            "15550001111",
+            "Alice Example",
+            &sample::wamid(),
+            "Hi, I need help with order 1042",
+            chrono::Utc::now(),
+        )
+        .to_string();
+        println!(
+            "\nTry it: post a signed Meta text message (the receiver prints the delivery after the buffer window):\n"
+        );
+        println!(
+            "{}\n",
+            sample::curl(
+                &format!("{base}/webhooks/{}", source.id.as_str()),
+                source,
+                &body
+            )
+        );
+    }
+    println!(
+        "Or: cargo run -p wagate-local -- send --sample waha-message   |   Ctrl-C drains and stops.\n"
+    );
+}
+
+async fn receive(args: ReceiveArgs) -> anyhow::Result<()> {
+    let secret = match args.secret {
+        Some(s) => shared::signature::EndpointSecret::parse(&s).context("--secret")?,
+        None => {
+            let config = load_config(args.config.as_ref())?;
+            let endpoint = match &args.endpoint {
+                Some(id) => config.endpoints.iter().find(|e| &e.id == id),
+                None => config.endpoints.first(),
+            }
+            .context("no such endpoint in the configuration (or pass --secret)")?;
+            endpoint.signing_secret()?
+        }
+    };
+    let listener = TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)))
+        .await
+        .with_context(|| format!("port {} is taken", args.port))?;
+    let receiver = Receiver::start(
+        listener,
+        ReceiverOptions {
+            secret,
+            print: true,
+            fail_rate: 0.0,
+            stall_rate: 0.0,
+            stall: Duration::ZERO,
+            seed: 0,
+        },
+    )?;
+    println!(
+        "receiver listening on http://{} (Ctrl-C stops)",
+        receiver.addr()
+    );
+    wait_for_stop().await;
+    let c = receiver.collected();
+    println!(
+        "receiver: {} deliveries verified, {} rejected",
+        c.by_key.values().map(|n| u64::from(*n)).sum::<u64>(),
+        c.rejected
+    );
+    Ok(())
+}
+
+fn sign(args: &SignArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_ref())?;
+    let source = config
+        .source(&args.source)
+        .with_context(|| format!("no source `{}` in the configuration", args.source))?;
+    let body =
+        std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
+    for (name, value) in sample::signature_headers(source, &body) {
+        println!("{name}: {value}");
+    }
+    Ok(())
+}
+
+async fn send(args: SendArgs) -> anyhow::Result<()> {
+    let config = load_config(args.config.as_ref())?;
+    let now = chrono::Utc::now();
+    let (default_source, body) = match (args.sample, &args.file) {
+        (Some(SampleKind::MetaText), _) => (
+            "meta-demo",
+            sample::meta_text(
+                "15550001111",
+                "Alice Example",
+                &sample::wamid(),
+                "Hello from wagate-local send",
+                now,
+            )
+            .to_string()
+            .into_bytes(),
+        ),
+        (Some(SampleKind::MetaStatus), _) => (
+            "meta-demo",
+            sample::meta_status("15550001111", &sample::wamid(), "read", now)
+                .to_string()
+                .into_bytes(),
+        ),
+        (Some(SampleKind::WahaMessage), _) => (
+            "waha-demo",
+            sample::waha_message(
+                "15550002222",
+                "Bob Example",
+                &format!("3EB0{}", ulid::Ulid::new()),
+                "Hello from WAHA",
+                now,
+            )
+            .to_string()
+            .into_bytes(),
+        ),
+        (None, Some(file)) => (
+            "meta-demo",
+            std::fs::read(file).with_context(|| format!("reading {}", file.display()))?,
+        ),
+        (None, None) => bail!("give a payload file or --sample"),
+    };
+    let source_id = args.source.as_deref().unwrap_or(default_source);
+    let source = config
+        .source(source_id)
+        .with_context(|| format!("no source `{source_id}` in the configuration"))?;
+    let url = format!("{}/webhooks/{source_id}", args.url.trim_end_matches('/'));
+    let mut req = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json");
+    for (name, value) in sample::signature_headers(source, &body) {
+        req = req.header(name, value);
+    }
+    let response = req
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("POST {url}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    println!("{} {text}", status.as_u16());
+    if !status.is_success() {
+        bail!("the gateway answered {status}");
+    }
+    Ok(())
+}
+
+async fn fault_run(args: FaultArgs) -> anyhow::Result<()> {
+    let report = run(FaultOptions {
+        webhooks: args.webhooks,
+        duplicates: args.duplicates,
+        fail_rate: args.fail_rate,
+        stall_rate: args.stall_rate,
+        concurrency: args.concurrency,
+        restart_at: args.restart_at,
+        deadline: Duration::from_secs(args.deadline),
+        seed: args.seed,
+        backend: args.backend.backend(),
+    })
+    .await?;
+    println!("{}", report.render());
+    if report.lost > 0 {
+        bail!("{} accepted events were lost", report.lost);
+    }
+    Ok(())
+}

@@ -1,0 +1,315 @@
+//! The bundled receiver: a subscriber endpoint on 127.0.0.1 that verifies `X-Webhook-Signature`
+//! and the Standard Webhooks headers with the endpoint secret and prints each delivery. For the
+//! fault run it can fail or stall a share of requests and collects what it accepted.
+
+use std::collections::{BTreeMap, HashMap};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use shared::signature::{EndpointSecret, verify_standard_webhook, webhook_signature};
+use tokio::net::TcpListener;
+
+/// Receiver behaviour.
+#[derive(Debug, Clone)]
+pub struct ReceiverOptions {
+    /// The endpoint secret deliveries are signed with.
+    pub secret: EndpointSecret,
+    /// Print one line per delivery.
+    pub print: bool,
+    /// Share of requests answered 500 without processing them.
+    pub fail_rate: f64,
+    /// Share of requests that stall for `stall` and are then answered 503 (the sender has timed
+    /// out by then): not processed either.
+    pub stall_rate: f64,
+    /// How long a stalled request hangs.
+    pub stall: Duration,
+    /// Seed of the random choices.
+    pub seed: u64,
+}
+
+/// What the receiver accepted (verified and answered 2xx).
+#[derive(Debug, Default, Clone)]
+pub struct Collected {
+    /// Times each `X-Idempotency-Key` was accepted.
+    pub by_key: HashMap<String, u32>,
+    /// Times each item (`{type} {message id or event id}`) was accepted.
+    pub items: HashMap<String, u32>,
+    /// Event types seen, with counts of items.
+    pub types: BTreeMap<String, u64>,
+    /// Requests answered 401 (signature problems).
+    pub rejected: u64,
+    /// Requests failed or stalled on purpose.
+    pub injected_failures: u64,
+    /// Batches (deliveries with `"batch": true`) and their item counts.
+    pub batches: Vec<usize>,
+}
+
+/// A small deterministic random source (SplitMix64).
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// Seeded.
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next value in `[0, 1)`.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+/// A running receiver.
+#[derive(Debug, Clone)]
+pub struct Receiver {
+    addr: SocketAddr,
+    collected: Arc<Mutex<Collected>>,
+}
+
+struct Inner {
+    options: ReceiverOptions,
+    rng: Mutex<Rng>,
+    collected: Arc<Mutex<Collected>>,
+}
+
+/// The key of one delivered item: its type and its message id (or event id).
+pub fn item_key(event_type: &str, item: &Value) -> String {
+    let id = item
+        .pointer("/message/id")
+        .or_else(|| item.pointer("/conversation/id"))
+        .or_else(|| item.get("event_id"))
+        .and_then(Value::as_str)
+        .unwrap_or("?");
+    format!("{event_type} {id}")
+}
+
+/// The items of an envelope: `data` itself, or each element of a batch.
+pub fn items(envelope: &Value) -> Vec<&Value> {
+    match envelope.get("data") {
+        Some(Value::Array(list)) => list.iter().collect(),
+        Some(one) => vec![one],
+        None => Vec::new(),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn header<'a>(req: &'a hyper::http::request::Parts, name: &str) -> Option<&'a str> {
+    req.headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Checks both signatures; the error says which failed.
+fn verify(
+    secret: &EndpointSecret,
+    parts: &hyper::http::request::Parts,
+    body: &[u8],
+) -> Result<(), &'static str> {
+    let expected = webhook_signature(secret, body);
+    let given = header(parts, "x-webhook-signature").ok_or("no X-Webhook-Signature")?;
+    if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
+        return Err("X-Webhook-Signature does not match");
+    }
+    let id = header(parts, "webhook-id").ok_or("no webhook-id")?;
+    let ts = header(parts, "webhook-timestamp").ok_or("no webhook-timestamp")?;
+    let sig = header(parts, "webhook-signature").ok_or("no webhook-signature")?;
+    verify_standard_webhook(
+        secret,
+        id,
+        ts,
+        sig,
+        body,
+        chrono::Utc::now().timestamp(),
+        300,
+    )
+    .map_err(|_| "Standard Webhooks signature does not verify")
+}
+
+impl Inner {
+    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let (parts, body) = req.into_parts();
+        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+            return answer(StatusCode::BAD_REQUEST, "unreadable body");
+        };
+        if let Err(why) = verify(&self.options.secret, &parts, &body) {
+            self.lock().rejected += 1;
+            if self.options.print {
+                println!("receiver | REJECTED: {why}");
+            }
+            return answer(StatusCode::UNAUTHORIZED, why);
+        }
+        let roll = self
+            .rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .next_f64();
+        if roll < self.options.fail_rate {
+            self.lock().injected_failures += 1;
+            return answer(StatusCode::INTERNAL_SERVER_ERROR, "injected failure");
+        }
+        if roll < self.options.fail_rate + self.options.stall_rate {
+            self.lock().injected_failures += 1;
+            tokio::time::sleep(self.options.stall).await;
+            return answer(StatusCode::SERVICE_UNAVAILABLE, "injected stall");
+        }
+        let Ok(envelope) = serde_json::from_slice::<Value>(&body) else {
+            return answer(StatusCode::BAD_REQUEST, "not JSON");
+        };
+        let event_type = envelope.get("type").and_then(Value::as_str).unwrap_or("?");
+        let batch = envelope
+            .get("batch")
+            .and_then(Value::as_bool)
+            .unwrap_or(false);
+        let list = items(&envelope);
+        let key = header(&parts, "x-idempotency-key")
+            .unwrap_or_default()
+            .to_owned();
+        {
+            let mut c = self.lock();
+            let seen = c.by_key.entry(key.clone()).or_insert(0);
+            *seen += 1;
+            let again = *seen > 1;
+            for item in &list {
+                *c.items.entry(item_key(event_type, item)).or_insert(0) += 1;
+            }
+            *c.types.entry(event_type.to_owned()).or_insert(0) +=
+                u64::try_from(list.len()).unwrap_or(0);
+            if batch {
+                c.batches.push(list.len());
+            }
+            if self.options.print {
+                let what = if batch {
+                    format!("batch of {}", list.len())
+                } else {
+                    "1 event".to_owned()
+                };
+                let conversation = list
+                    .first()
+                    .and_then(|i| i.pointer("/conversation/id"))
+                    .and_then(Value::as_str)
+                    .map(|c| format!(" conversation {c}"))
+                    .unwrap_or_default();
+                let id = envelope.get("id").and_then(Value::as_str).unwrap_or("?");
+                println!(
+                    "receiver | verified {event_type}: {what} ({id}){conversation} idempotency-key {key}{}",
+                    if again {
+                        " (already seen: a receiver deduplicates it)"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
+        answer(StatusCode::OK, "ok")
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Collected> {
+        self.collected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+fn answer(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(Bytes::from(text.to_owned())));
+    *r.status_mut() = status;
+    r
+}
+
+impl Receiver {
+    /// Starts a receiver on `listener`; it runs until the process ends.
+    pub fn start(listener: TcpListener, options: ReceiverOptions) -> std::io::Result<Self> {
+        let addr = listener.local_addr()?;
+        let collected = Arc::new(Mutex::new(Collected::default()));
+        let inner = Arc::new(Inner {
+            rng: Mutex::new(Rng::new(options.seed)),
+            options,
+            collected: collected.clone(),
+        });
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                };
+                let inner = inner.clone();
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| {
+                        let inner = inner.clone();
+                        async move { Ok::<_, Infallible>(inner.handle(req).await) }
+                    });
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Ok(Self { addr, collected })
+    }
+
+    /// Where it listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// A copy of what it accepted so far.
+    pub fn collected(&self) -> Collected {
+        self.collected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn item_keys_name_the_message_or_the_event() {
+        let item =
+            serde_json::json!({"message": {"id": "wamid.1"}, "conversation": {"id": "conv_1"}});
+        assert_eq!(
+            item_key("whatsapp.message.read", &item),
+            "whatsapp.message.read wamid.1"
+        );
+        let item = serde_json::json!({"conversation": {"id": "conv_1"}});
+        assert_eq!(
+            item_key("whatsapp.conversation.created", &item),
+            "whatsapp.conversation.created conv_1"
+        );
+        let batch = serde_json::json!({"batch": true, "data": [{"a": 1}, {"a": 2}]});
+        assert_eq!(items(&batch).len(), 2);
+    }
+
+    #[test]
+    fn the_rng_is_uniform_enough_and_deterministic() {
+        let mut a = Rng::new(7);
+        let mut b = Rng::new(7);
+        let draws: Vec<f64> = (0..10_000).map(|_| a.next_f64()).collect();
+        assert!(draws.iter().all(|d| (0.0..1.0).contains(d)));
+        let low = draws.iter().filter(|d| **d < 0.3).count();
+        assert!((2_700..3_300).contains(&low), "{low}");
+        assert_eq!(draws[0], b.next_f64());
+    }
+}
