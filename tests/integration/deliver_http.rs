@@ -344,3 +344,62 @@ async fn a_dead_lettered_delivery_is_redriven_to_the_recovered_receiver_once() {
     ));
     assert!(s.dlq.is_empty());
 }
+
+#[tokio::test]
+async fn a_redelivered_task_whose_earlier_attempt_succeeded_is_not_posted_again() {
+    let receiver = Receiver::start(vec![Answer::status(500)]).await;
+    let s = setup(&receiver.url("/hook"), Duration::from_secs(10)).await;
+    let task = task();
+    let now = Utc::now();
+    // Attempt 1 fails, attempt 2 is delivered, then the process stops before acknowledging:
+    // SQS hands the message out again as attempt 3 (and, after another crash, 4).
+    assert!(matches!(
+        s.deliver.deliver(&task, 1, now).await.unwrap(),
+        DeliverOutcome::RetryAfter(_)
+    ));
+    assert_eq!(
+        s.deliver.deliver(&task, 2, now).await.unwrap(),
+        DeliverOutcome::Delivered
+    );
+    assert_eq!(
+        s.deliver.deliver(&task, 3, now).await.unwrap(),
+        DeliverOutcome::AlreadyDelivered
+    );
+    // A receive that left no record (a crash before the attempt) is skipped over.
+    assert_eq!(
+        s.deliver.deliver(&task, 5, now).await.unwrap(),
+        DeliverOutcome::AlreadyDelivered
+    );
+    assert_eq!(
+        receiver.received().len(),
+        2,
+        "one failed POST, one delivered POST"
+    );
+    // A different task on its second attempt, with only a failed first attempt, is posted.
+    let other = self::task();
+    let receiver2 = Receiver::start(vec![]).await;
+    let s2 = setup(&receiver2.url("/hook"), Duration::from_secs(10)).await;
+    assert_eq!(
+        s2.deliver.deliver(&other, 2, now).await.unwrap(),
+        DeliverOutcome::Delivered
+    );
+    assert_eq!(receiver2.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_second_copy_of_a_delivered_task_is_not_posted_again() {
+    let receiver = Receiver::start(vec![]).await;
+    let s = setup(&receiver.url("/hook"), Duration::from_secs(10)).await;
+    let task = task();
+    let now = Utc::now();
+    assert_eq!(
+        s.deliver.deliver(&task, 1, now).await.unwrap(),
+        DeliverOutcome::Delivered
+    );
+    // The fan-out crashed after sending the task and sent it again: a new message, attempt 1.
+    assert_eq!(
+        s.deliver.deliver(&task, 1, now).await.unwrap(),
+        DeliverOutcome::AlreadyDelivered
+    );
+    assert_eq!(receiver.received().len(), 1);
+}

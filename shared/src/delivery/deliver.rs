@@ -101,6 +101,10 @@ pub enum DeliverOutcome {
     EndpointDisabled,
     /// The endpoint is gone or disabled: nothing to do.
     Skipped,
+    /// An earlier attempt of this delivery was answered 2xx but not acknowledged (the process
+    /// stopped between the POST and the delete, or the task was handed on twice): acknowledged
+    /// now without a second POST.
+    AlreadyDelivered,
 }
 
 /// Deliver settings.
@@ -159,6 +163,10 @@ impl Deliver {
         attempt: u32,
         now: DateTime<Utc>,
     ) -> Result<DeliverOutcome, BackendError> {
+        if self.delivered_before(task, attempt, now).await? {
+            tracing::info!(delivery_id = %task.delivery_id, attempt, "an earlier attempt was delivered; acknowledging");
+            return Ok(DeliverOutcome::AlreadyDelivered);
+        }
         let Some((mut endpoint, version)) = self.endpoints.get(&task.endpoint_id, now).await?
         else {
             tracing::info!(delivery_id = %task.delivery_id, endpoint_id = %task.endpoint_id, "endpoint deleted; dropping delivery");
@@ -223,6 +231,7 @@ impl Deliver {
                 DeliverOutcome::DeadLettered => "dead_lettered",
                 DeliverOutcome::EndpointDisabled => "endpoint_disabled",
                 DeliverOutcome::Skipped => "skipped",
+                DeliverOutcome::AlreadyDelivered => "already_delivered",
             }
             .to_owned(),
         };
@@ -256,6 +265,26 @@ impl Deliver {
             }
         }
         Ok(outcome)
+    }
+
+    /// Whether the latest recorded attempt up to `attempt` was delivered: then a crash landed
+    /// between a 2xx and the queue acknowledgement, or a stage upstream handed the same delivery
+    /// on twice, and the POST must not be made again. One read on a first attempt; a retry reads
+    /// back to the newest record.
+    async fn delivered_before(
+        &self,
+        task: &DeliveryTask,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> Result<bool, BackendError> {
+        for earlier in (1..=attempt).rev() {
+            let key = format!("attempt#{}#{earlier:03}", task.delivery_id);
+            if let Some(doc) = self.docs.get(&key, now).await? {
+                return Ok(doc.body.get("outcome").and_then(serde_json::Value::as_str)
+                    == Some("delivered"));
+            }
+        }
+        Ok(false)
     }
 
     async fn record(&self, record: &AttemptRecord, now: DateTime<Utc>) -> Result<(), BackendError> {
