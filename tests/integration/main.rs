@@ -9,6 +9,7 @@
 
 mod contract;
 mod deliver_http;
+mod e2e;
 mod ingest_events;
 mod ingest_moto;
 mod outbound_events;

@@ -219,6 +219,11 @@ impl Stores {
         }
     }
 
+    /// Whether this is the embedded backend (state ends with the process).
+    pub fn is_embedded(&self) -> bool {
+        matches!(self.queues[0].depth.0, Depth::Memory(_))
+    }
+
     /// The inbound queue pair.
     pub fn inbound(&self) -> &QueuePair {
         &self.queues[0]

@@ -54,6 +54,39 @@ struct Pending {
     /// Handed to fan-out; the next message starts a new batch.
     #[serde(default)]
     flushed: bool,
+    /// Ids of the messages of earlier batches (the latest [`REMEMBERED`]), so a record the
+    /// queue hands out again after its batch went out is not sent in the next one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    sent_before: Vec<EventId>,
+}
+
+/// How many already-batched message ids a conversation's pending batch remembers.
+const REMEMBERED: usize = 500;
+
+impl Pending {
+    fn new(now: DateTime<Utc>, events: Vec<InboundEvent>, sent_before: Vec<EventId>) -> Self {
+        Self {
+            batch_id: EventId::new(),
+            first_at: now,
+            last_at: now,
+            events,
+            flushed: false,
+            sent_before,
+        }
+    }
+
+    fn holds(&self, id: EventId) -> bool {
+        self.events.iter().any(|e| e.id == id) || self.sent_before.contains(&id)
+    }
+
+    /// `sent_before` plus the ids of `sent`, trimmed to the latest [`REMEMBERED`].
+    fn remember(&self, sent: &[InboundEvent]) -> Vec<EventId> {
+        let mut ids = self.sent_before.clone();
+        ids.extend(sent.iter().map(|e| e.id));
+        let excess = ids.len().saturating_sub(REMEMBERED);
+        ids.drain(..excess);
+        ids
+    }
 }
 
 /// A buffer-queue message: a received message, or a timer.
@@ -165,32 +198,17 @@ impl Buffer {
             let (pending, expected) = match &stored {
                 Some(doc) => {
                     let mut p = Self::decode_pending(doc)?;
-                    if p.events.iter().any(|e| e.id == event.id) {
-                        return Ok(()); // redelivered record: already in the batch
+                    if p.holds(event.id) {
+                        return Ok(()); // redelivered record: in this batch or an earlier one
                     }
                     if p.flushed {
-                        p = Pending {
-                            batch_id: EventId::new(),
-                            first_at: now,
-                            last_at: now,
-                            events: Vec::new(),
-                            flushed: false,
-                        };
+                        p = Pending::new(now, Vec::new(), p.remember(&p.events));
                     }
                     p.events.push(event.clone());
                     p.last_at = p.last_at.max(now);
                     (p, Some(doc.version))
                 }
-                None => (
-                    Pending {
-                        batch_id: EventId::new(),
-                        first_at: now,
-                        last_at: now,
-                        events: vec![event.clone()],
-                        flushed: false,
-                    },
-                    None,
-                ),
+                None => (Pending::new(now, vec![event.clone()], Vec::new()), None),
             };
             if self.write(&key, &pending, expected, now).await? {
                 if pending.events.len() >= self.config.max_batch {
@@ -247,13 +265,7 @@ impl Buffer {
             let next = if rest.is_empty() {
                 Pending { flushed: true, ..p }
             } else {
-                Pending {
-                    batch_id: EventId::new(),
-                    first_at: now,
-                    last_at: now,
-                    events: rest,
-                    flushed: false,
-                }
+                Pending::new(now, rest, p.remember(&p.events))
             };
             if self.write(key, &next, Some(doc.version), now).await? {
                 if !next.flushed {

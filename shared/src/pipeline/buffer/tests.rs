@@ -294,3 +294,41 @@ async fn buffer_queue_records_are_appended_or_flushed_and_garbage_is_reported() 
     );
     assert_eq!(batches(&w).await.len(), 1);
 }
+
+#[tokio::test]
+async fn a_record_handed_out_again_after_its_batch_went_out_is_not_sent_again() {
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let key = conv.to_string();
+    let (a, b, c) = (
+        message(1, conv, at(0)),
+        message(2, conv, at(10_000)),
+        message(3, conv, at(10_500)),
+    );
+    w.buffer.append(a.clone(), at(0)).await.unwrap();
+    w.buffer.flush(&key, at(5_000)).await.unwrap();
+    // The next batch has started when the queue hands `a` out again (its first processing
+    // outlived the visibility timeout).
+    w.buffer.append(b.clone(), at(10_000)).await.unwrap();
+    w.buffer.append(a.clone(), at(10_200)).await.unwrap();
+    w.buffer.flush(&key, at(15_000)).await.unwrap();
+    // And once more, in the batch after that.
+    w.buffer.append(c.clone(), at(20_000)).await.unwrap();
+    w.buffer.append(b.clone(), at(20_100)).await.unwrap();
+    w.buffer.append(a.clone(), at(20_200)).await.unwrap();
+    w.buffer.flush(&key, at(26_000)).await.unwrap();
+    assert_eq!(batches(&w).await, vec![vec![a.id], vec![b.id], vec![c.id]]);
+}
+
+#[test]
+fn remembered_ids_are_bounded() {
+    let conv = ConversationId::new();
+    let events: Vec<InboundEvent> = (0..3).map(|n| message(n, conv, at(0))).collect();
+    let p = Pending::new(at(0), Vec::new(), vec![EventId::new(); REMEMBERED]);
+    let ids = p.remember(&events);
+    assert_eq!(ids.len(), REMEMBERED);
+    assert_eq!(
+        &ids[REMEMBERED - 3..],
+        &events.iter().map(|e| e.id).collect::<Vec<_>>()[..]
+    );
+}

@@ -1,0 +1,490 @@
+//! End to end: the whole pipeline as `wagate-local` runs it (HTTP front, Lambda-like pollers over
+//! the queues, track, buffer, fan-out, deliver, sweep), on the embedded backend and on moto over
+//! the wire, with real HTTP receivers on 127.0.0.1. Provider webhooks in, exact signed
+//! deliveries out.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::Value;
+use shared::delivery::redrive::{Selection, redrive};
+use shared::signature::{EndpointSecret, verify_standard_webhook, webhook_signature};
+use tests::moto;
+use tests::receiver::{Answer, Received, Receiver};
+use tokio::net::TcpListener;
+use wagate_local::backend::{AwsBackend, Stores};
+use wagate_local::config::{EndpointSpec, LocalConfig};
+use wagate_local::gateway::{Gateway, Options};
+use wagate_local::sample::{meta_status, meta_text, signature_headers, waha_message, wamid};
+
+const SECRET: &str = "whsec_ZTJlLWVuZHBvaW50LXNlY3JldC0wMTIzNDU2Nzg5";
+
+fn endpoint(id: &str, url: &str) -> EndpointSpec {
+    EndpointSpec {
+        id: id.into(),
+        url: url.into(),
+        secret: SECRET.into(),
+        description: None,
+        event_types: vec![],
+        batching: true,
+        headers: BTreeMap::from([("X-API-Key".to_owned(), "e2e-key".to_owned())]),
+    }
+}
+
+/// A gateway on `stores`. On the embedded backend visibility and lease are short, so work a
+/// crash interrupted comes back within seconds; on moto (shared with every other suite, and
+/// slow under their load) they stay the template's, so slow work is not handed out twice.
+async fn start(stores: Stores, endpoints: Vec<EndpointSpec>) -> Gateway {
+    let mut config = LocalConfig::sample().unwrap();
+    config.endpoints = endpoints;
+    config.settings = BTreeMap::from([
+        ("BUFFER_WINDOW_SECONDS".to_owned(), "1".to_owned()),
+        ("MAX_WAIT_SECONDS".to_owned(), "10".to_owned()),
+        ("DELIVERY_TIMEOUT_SECONDS".to_owned(), "5".to_owned()),
+        ("MAX_ATTEMPTS".to_owned(), "4".to_owned()),
+    ]);
+    let embedded = stores.is_embedded();
+    if embedded {
+        config
+            .settings
+            .insert("LEASE_SECONDS".to_owned(), "5".to_owned());
+    }
+    let mut options = Options::new(config);
+    options.sweep_every = None;
+    options.batching_window = Duration::from_millis(200);
+    options.retry_schedule = Some(vec![Duration::from_secs(1)]);
+    if embedded {
+        options.visibility = Some(Duration::from_secs(10));
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Gateway::start(stores, listener, options).await.unwrap()
+}
+
+async fn moto_stores() -> Stores {
+    Stores::aws(&AwsBackend {
+        endpoint_url: Some(moto::url()),
+        region: "us-east-1".into(),
+        table: moto::unique("e2e"),
+        queue_prefix: moto::unique("e2e"),
+        create: true,
+    })
+    .await
+    .unwrap()
+}
+
+/// Posts `body` signed for `source` to the gateway; returns the status and body.
+async fn post(gateway: &Gateway, source: &str, body: &str) -> (u16, String) {
+    let config = LocalConfig::sample().unwrap();
+    let mut req = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/{source}", gateway.addr()))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    for (name, value) in signature_headers(config.source(source).unwrap(), body.as_bytes()) {
+        req = req.header(name, value);
+    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// Waits (bounded, so a broken pipeline fails instead of hanging) until `done` holds.
+async fn wait(mut done: impl FnMut() -> bool) -> bool {
+    for _ in 0..1200 {
+        if done() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn until(what: &str, done: impl FnMut() -> bool) {
+    assert!(wait(done).await, "timed out waiting for {what}");
+}
+
+/// Delivered item counts by type.
+fn summary(list: &[(String, Value)]) -> BTreeMap<String, usize> {
+    let mut types = BTreeMap::new();
+    for (t, _) in list {
+        *types.entry(t.clone()).or_default() += 1;
+    }
+    types
+}
+
+/// A delivery, verified with both signatures, and its envelope.
+fn verified(r: &Received) -> Value {
+    let secret = EndpointSecret::parse(SECRET).unwrap();
+    assert_eq!(
+        r.header("x-webhook-signature"),
+        Some(webhook_signature(&secret, &r.body).as_str())
+    );
+    let ts = r.header("webhook-timestamp").unwrap();
+    verify_standard_webhook(
+        &secret,
+        r.header("webhook-id").unwrap(),
+        ts,
+        r.header("webhook-signature").unwrap(),
+        &r.body,
+        ts.parse().unwrap(),
+        0,
+    )
+    .unwrap();
+    assert_eq!(r.header("x-api-key"), Some("e2e-key"));
+    assert_eq!(
+        r.header("x-idempotency-key"),
+        r.header("webhook-id"),
+        "one id for both conventions"
+    );
+    let envelope: Value = serde_json::from_slice(&r.body).unwrap();
+    let batch = envelope["batch"].as_bool().unwrap();
+    assert_eq!(
+        r.header("x-webhook-batch"),
+        Some(if batch { "true" } else { "false" })
+    );
+    envelope
+}
+
+fn items(envelope: &Value) -> Vec<Value> {
+    match &envelope["data"] {
+        Value::Array(a) => a.clone(),
+        one => vec![one.clone()],
+    }
+}
+
+/// Every (type, item) delivered, in arrival order.
+fn delivered(receiver: &Receiver) -> Vec<(String, Value)> {
+    receiver
+        .received()
+        .iter()
+        .map(verified)
+        .flat_map(|e| {
+            let t = e["type"].as_str().unwrap().to_owned();
+            items(&e).into_iter().map(move |i| (t.clone(), i))
+        })
+        .collect()
+}
+
+fn count(list: &[(String, Value)], event_type: &str) -> usize {
+    list.iter().filter(|(t, _)| t == event_type).count()
+}
+
+async fn full_pipeline(stores: Stores) {
+    let receiver = Receiver::start(vec![]).await;
+    let gateway = start(stores, vec![endpoint("ep_e2e", &receiver.url("/hook"))]).await;
+    let now = Utc::now();
+    let alice = "15550001111";
+    let bob = "15550002222";
+
+    // Alice (Meta) writes three messages in a burst; the first webhook arrives twice.
+    let alice_ids: Vec<String> = (0..3).map(|_| wamid()).collect();
+    let alice_bodies: Vec<String> = alice_ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let at = now + chrono::Duration::seconds(i64::try_from(i).unwrap());
+            meta_text(alice, "Alice Example", id, &format!("message {i}"), at).to_string()
+        })
+        .collect();
+    for body in alice_bodies.iter().chain(std::iter::once(&alice_bodies[0])) {
+        let (status, text) = post(&gateway, "meta-demo", body).await;
+        assert_eq!((status, text.as_str()), (200, r#"{"received":1}"#));
+    }
+    // Bob (WAHA) writes twice.
+    let bob_keys = ["3EB0B0B1", "3EB0B0B2"];
+    for (i, key) in bob_keys.iter().enumerate() {
+        let body = waha_message(bob, "Bob Example", key, &format!("hello {i}"), now).to_string();
+        assert_eq!(post(&gateway, "waha-demo", &body).await.0, 200);
+    }
+    // Statuses of one outbound message to Alice arrive out of order: `read` first, and once it
+    // has gone through, the stale `delivered` and `sent`: those must be dropped.
+    let outbound = wamid();
+    let read = meta_status(alice, &outbound, "read", now).to_string();
+    assert_eq!(post(&gateway, "meta-demo", &read).await.0, 200);
+    until("the read status", || {
+        count(&delivered(&receiver), "whatsapp.message.read") == 1
+    })
+    .await;
+    for status in ["delivered", "sent"] {
+        let body = meta_status(alice, &outbound, status, now).to_string();
+        assert_eq!(post(&gateway, "meta-demo", &body).await.0, 200);
+    }
+    // A webhook with a bad signature is refused and delivers nothing.
+    let forged = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/meta-demo", gateway.addr()))
+        .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
+        .body(alice_bodies[1].clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 401);
+
+    let complete = wait(|| {
+        let d = delivered(&receiver);
+        count(&d, "whatsapp.message.received") == 5
+            && count(&d, "whatsapp.conversation.created") == 2
+            && count(&d, "whatsapp.contact.created") == 2
+            && count(&d, "whatsapp.message.read") == 1
+    })
+    .await;
+    assert!(
+        complete,
+        "timed out: delivered {:?}; stats {}; created {:#?}",
+        summary(&delivered(&receiver)),
+        gateway.stats().line(),
+        delivered(&receiver)
+            .iter()
+            .filter(|(t, _)| t == "whatsapp.conversation.created")
+            .collect::<Vec<_>>()
+    );
+    // Let anything that should not come (a duplicate, a stale status) have its chance.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let got = delivered(&receiver);
+    let envelopes: Vec<Value> = receiver.received().iter().map(verified).collect();
+
+    // Exactly once each, no stale status, nothing else.
+    assert_eq!(
+        summary(&got),
+        BTreeMap::from([
+            ("whatsapp.contact.created".to_owned(), 2),
+            ("whatsapp.conversation.created".to_owned(), 2),
+            ("whatsapp.message.read".to_owned(), 1),
+            ("whatsapp.message.received".to_owned(), 5),
+        ]),
+    );
+    let received_ids: Vec<&str> = got
+        .iter()
+        .filter(|(t, _)| t == "whatsapp.message.received")
+        .map(|(_, i)| i["message"]["id"].as_str().unwrap())
+        .collect();
+    for id in &alice_ids {
+        assert_eq!(received_ids.iter().filter(|r| *r == id).count(), 1, "{id}");
+    }
+    for key in bob_keys {
+        let id = format!("false_{bob}@c.us_{key}");
+        assert_eq!(received_ids.iter().filter(|r| **r == id).count(), 1, "{id}");
+    }
+    let read = got
+        .iter()
+        .find(|(t, _)| t == "whatsapp.message.read")
+        .unwrap();
+    assert_eq!(read.1["message"]["id"], outbound.as_str());
+
+    // Received messages come batched per conversation, after that conversation's `created`.
+    let mut conversations = std::collections::BTreeSet::new();
+    for (index, e) in envelopes.iter().enumerate() {
+        if e["type"] != "whatsapp.message.received" {
+            continue;
+        }
+        assert_eq!(e["batch"], true);
+        let list = items(e);
+        let conversation = list[0]["conversation"]["id"].as_str().unwrap().to_owned();
+        assert!(
+            list.iter()
+                .all(|i| i["conversation"]["id"] == conversation.as_str()),
+            "a batch holds one conversation"
+        );
+        let created_before = envelopes[..index].iter().any(|c| {
+            c["type"] == "whatsapp.conversation.created"
+                && c["data"]["conversation"]["id"] == conversation.as_str()
+        });
+        assert!(
+            created_before,
+            "conversation.created precedes the first batch of {conversation}"
+        );
+        conversations.insert(conversation);
+    }
+    assert_eq!(conversations.len(), 2, "Alice's and Bob's");
+    // Contacts carry who wrote.
+    let names: std::collections::BTreeSet<&str> = got
+        .iter()
+        .filter(|(t, _)| t == "whatsapp.contact.created")
+        .map(|(_, i)| i["contact"]["name"].as_str().unwrap_or_default())
+        .collect();
+    assert_eq!(
+        names,
+        ["Alice Example", "Bob Example"].into_iter().collect(),
+        "{got:#?}"
+    );
+
+    // A day later the sweep ends both conversations.
+    gateway.clock().advance(Duration::from_secs(25 * 3600));
+    assert_eq!(gateway.sweep_now().await.unwrap(), 2);
+    until("two conversation.ended", || {
+        count(&delivered(&receiver), "whatsapp.conversation.ended") == 2
+    })
+    .await;
+    let ended: std::collections::BTreeSet<String> = delivered(&receiver)
+        .iter()
+        .filter(|(t, _)| t == "whatsapp.conversation.ended")
+        .map(|(_, i)| i["conversation"]["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ended, conversations);
+    // Running the sweep again ends nothing more.
+    assert_eq!(gateway.sweep_now().await.unwrap(), 0);
+
+    let report = gateway.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.pending, 0, "every queue drained");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_pipeline_on_the_embedded_backend() {
+    full_pipeline(Stores::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_pipeline_on_moto() {
+    full_pipeline(moto_stores().await).await;
+}
+
+/// One endpoint fails twice then recovers; another refuses for good (404) until it is fixed and
+/// the dead-letter queue is redriven.
+async fn failures_retries_dead_letters_and_redrive(stores: Stores) {
+    let flaky = Receiver::start(vec![Answer::status(500), Answer::status(503)]).await;
+    let broken = Receiver::start(vec![Answer::status(404)]).await;
+    let only_delivered = |mut e: EndpointSpec| {
+        e.event_types = vec!["whatsapp.message.delivered".into()];
+        e
+    };
+    let gateway = start(
+        stores,
+        vec![
+            only_delivered(endpoint("ep_flaky", &flaky.url("/hook"))),
+            only_delivered(endpoint("ep_broken", &broken.url("/hook"))),
+        ],
+    )
+    .await;
+    let body = meta_status("15550003333", &wamid(), "delivered", Utc::now()).to_string();
+    assert_eq!(post(&gateway, "meta-demo", &body).await.0, 200);
+
+    until("the flaky endpoint's third attempt", || {
+        flaky.received().len() == 3
+    })
+    .await;
+    let attempts = flaky.received();
+    let key = attempts[0].header("x-idempotency-key").unwrap().to_owned();
+    assert!(
+        attempts
+            .iter()
+            .all(|r| r.header("x-idempotency-key") == Some(key.as_str())),
+        "every attempt carries the same idempotency key"
+    );
+    assert!(
+        attempts.iter().all(|r| r.body == attempts[0].body),
+        "and the same body"
+    );
+    for r in &attempts {
+        verified(r);
+    }
+
+    let dlq = gateway.stores().delivery().dead_letter.clone();
+    until("the broken endpoint's task in the DLQ", || {
+        broken.received().len() == 1 && gateway.stats().dead_lettered.get() == 1
+    })
+    .await;
+    // The endpoint is fixed (its script has run out: it answers 200 now); redrive.
+    let stores = gateway.stores().clone();
+    let report = redrive(
+        dlq.as_ref(),
+        stores.delivery().queue.as_ref(),
+        stores.blobs.as_ref(),
+        &Selection::Endpoint("ep_broken".into()),
+        100,
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.moved, 1);
+    until("the redriven delivery", || broken.received().len() == 2).await;
+    let got = broken.received();
+    assert_eq!(
+        got[0].body, got[1].body,
+        "redrive resends the same delivery"
+    );
+    assert_eq!(
+        got[0].header("x-idempotency-key"),
+        got[1].header("x-idempotency-key")
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(flaky.received().len(), 3, "nothing after the success");
+    assert_eq!(broken.received().len(), 2);
+    let report = gateway.shutdown(Duration::from_secs(10)).await;
+    assert_eq!(report.pending, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_retries_dead_letters_and_redrive_on_the_embedded_backend() {
+    failures_retries_dead_letters_and_redrive(Stores::memory()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_retries_dead_letters_and_redrive_on_moto() {
+    failures_retries_dead_letters_and_redrive(moto_stores().await).await;
+}
+
+/// A crash mid-flight (every stage and the front aborted) loses nothing: a new gateway on the
+/// same stores finishes the work, and the duplicates a provider sends afterwards are dropped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_loses_nothing_accepted() {
+    let receiver = Receiver::start(vec![]).await;
+    let endpoints = vec![endpoint("ep_e2e", &receiver.url("/hook"))];
+    let gateway = start(Stores::memory(), endpoints.clone()).await;
+    let ids: Vec<String> = (0..20).map(|_| wamid()).collect();
+    let bodies: Vec<String> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            meta_status(&format!("1555000{i:04}"), id, "delivered", Utc::now()).to_string()
+        })
+        .collect();
+    for body in &bodies {
+        assert_eq!(post(&gateway, "meta-demo", body).await.0, 200);
+    }
+    let stores = gateway.crash();
+    let gateway = start(stores, endpoints).await;
+    for body in &bodies[..5] {
+        assert_eq!(post(&gateway, "meta-demo", body).await.0, 200);
+    }
+    // (message id, idempotency key) of every delivered status.
+    let statuses = |receiver: &Receiver| -> Vec<(String, String)> {
+        receiver
+            .received()
+            .iter()
+            .filter_map(|r| {
+                let e = verified(r);
+                (e["type"] == "whatsapp.message.delivered").then(|| {
+                    (
+                        e["data"]["message"]["id"].as_str().unwrap().to_owned(),
+                        r.header("x-idempotency-key").unwrap().to_owned(),
+                    )
+                })
+            })
+            .collect()
+    };
+    let distinct = |list: &[(String, String)]| {
+        list.iter()
+            .map(|(id, _)| id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+    };
+    let complete = wait(|| distinct(&statuses(&receiver)).len() == 20).await;
+    assert!(
+        complete,
+        "timed out: delivered {:?}; stats {}; pending {:?}",
+        summary(&delivered(&receiver)),
+        gateway.stats().line(),
+        gateway.stores().pending().await
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let got = statuses(&receiver);
+    assert_eq!(distinct(&got), ids.iter().cloned().collect());
+    // A POST answered just before the crash may be made again (at least once), but always
+    // under the same idempotency key, so the receiver can drop it.
+    for id in &ids {
+        let keys: std::collections::BTreeSet<&str> = got
+            .iter()
+            .filter(|(i, _)| i == id)
+            .map(|(_, k)| k.as_str())
+            .collect();
+        assert_eq!(keys.len(), 1, "{id}: {keys:?}");
+    }
+    gateway.shutdown(Duration::from_secs(10)).await;
+}
