@@ -488,3 +488,53 @@ async fn a_crash_loses_nothing_accepted() {
     }
     gateway.shutdown(Duration::from_secs(10)).await;
 }
+
+/// The local front answers as the deployed ingest does: handshake, unknown source, oversized and
+/// unsigned bodies, health.
+#[tokio::test]
+async fn the_front_answers_like_the_deployed_ingest() {
+    let gateway = start(Stores::memory(), vec![]).await;
+    let base = format!("http://{}", gateway.addr());
+    let client = reqwest::Client::new();
+    let get = |path: String| client.get(format!("{base}{path}")).send();
+    let r = get("/healthz".into()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = get(
+        "/webhooks/meta-demo?hub.mode=subscribe&hub.verify_token=demo-verify-token&hub.challenge=1158201444"
+            .into(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(r.text().await.unwrap(), "1158201444");
+    let r =
+        get("/webhooks/meta-demo?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1".into())
+            .await
+            .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    let body = meta_text("15550001111", "A", &wamid(), "hi", Utc::now()).to_string();
+    let unknown = client
+        .post(format!("{base}/webhooks/nope"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status().as_u16(), 404);
+    let unsigned = client
+        .post(format!("{base}/webhooks/waha-demo"))
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status().as_u16(), 401);
+    let huge = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2 * 1024 * 1024));
+    assert_eq!(post(&gateway, "meta-demo", &huge).await.0, 413);
+    assert_eq!(
+        get("/elsewhere".into()).await.unwrap().status().as_u16(),
+        404
+    );
+    let stats = gateway.stats().clone();
+    assert_eq!(stats.accepted.get(), 1, "the handshake and nothing else");
+    assert_eq!(stats.events.get(), 0);
+    gateway.shutdown(Duration::from_secs(1)).await;
+}

@@ -315,7 +315,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let status = (!args.quiet && args.status_every > 0).then(|| {
         let every = Duration::from_secs(args.status_every);
         tokio::spawn(async move {
-            let mut last = String::new();
+            // Quiet until something happens, then a line whenever a counter moved.
+            let mut last = stats.line();
             loop {
                 tokio::time::sleep(every).await;
                 let line = stats.line();
