@@ -24,7 +24,8 @@ use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 use chrono::{DateTime, Utc};
 use shared::ports::{
-    BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentStore, DocumentWrite, Versioned,
+    BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentStore, DocumentWrite, IndexPage,
+    Listed, Versioned,
 };
 
 use crate::error::backend_error;
@@ -466,26 +467,36 @@ impl DocumentStore for DynamoDocumentStore {
         }
     }
 
-    async fn list_below(
+    async fn list_page(
         &self,
-        partition: &str,
-        below: &str,
-        limit: usize,
+        page: IndexPage<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(String, Versioned)>, BackendError> {
-        let out = self
+    ) -> Result<Vec<Listed>, BackendError> {
+        // DynamoDB has no two-sided exclusive condition: BETWEEN is inclusive, so ask for two
+        // more and drop the bounds themselves.
+        let (condition, extra) = match (page.after, page.before) {
+            (Some(_), Some(_)) => ("gsi1pk = :p AND gsi1sk BETWEEN :a AND :b", 2),
+            (Some(_), None) => ("gsi1pk = :p AND gsi1sk > :a", 0),
+            (None, Some(_)) => ("gsi1pk = :p AND gsi1sk < :b", 0),
+            (None, None) => ("gsi1pk = :p", 0),
+        };
+        let mut query = self
             .table
             .client
             .query()
             .table_name(&self.table.name)
             .index_name(INDEX_NAME)
-            .key_condition_expression("gsi1pk = :p AND gsi1sk < :b")
-            .expression_attribute_values(":p", s(partition))
-            .expression_attribute_values(":b", s(below))
-            .limit(i32::try_from(limit.max(1)).unwrap_or(i32::MAX))
-            .send()
-            .await
-            .map_err(|e| backend_error("Query", e))?;
+            .key_condition_expression(condition)
+            .expression_attribute_values(":p", s(page.partition))
+            .scan_index_forward(!page.descending)
+            .limit(i32::try_from(page.limit.max(1) + extra).unwrap_or(i32::MAX));
+        if let Some(a) = page.after {
+            query = query.expression_attribute_values(":a", s(a));
+        }
+        if let Some(b) = page.before {
+            query = query.expression_attribute_values(":b", s(b));
+        }
+        let out = query.send().await.map_err(|e| backend_error("Query", e))?;
         let mut docs = Vec::new();
         for item in out.items.unwrap_or_default() {
             let key = item
@@ -493,10 +504,21 @@ impl DocumentStore for DynamoDocumentStore {
                 .and_then(|v| v.as_s().ok())
                 .and_then(|pk| pk.strip_prefix("doc#"))
                 .map(str::to_owned);
+            let sort = item
+                .get("gsi1sk")
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .unwrap_or_default();
+            let outside = page.after.is_some_and(|a| sort.as_str() <= a)
+                || page.before.is_some_and(|b| sort.as_str() >= b);
+            if outside {
+                continue;
+            }
             if let (Some(key), Some(doc)) = (key, Self::read(&item, now)?) {
-                docs.push((key, doc));
+                docs.push(Listed { key, sort, doc });
             }
         }
+        docs.truncate(page.limit);
         Ok(docs)
     }
 }

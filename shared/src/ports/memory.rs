@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::{
     BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentStore, DocumentWrite, FailedEntry,
-    IndexEntry, OutgoingMessage, Queue, ReceivedMessage, Versioned, limits,
+    IndexEntry, IndexPage, Listed, OutgoingMessage, Queue, ReceivedMessage, Versioned, limits,
 };
 
 /// Locks a mutex, taking the data even if a panicking holder poisoned it (the state is kept
@@ -460,31 +460,36 @@ impl DocumentStore for MemoryDocumentStore {
         Ok(true)
     }
 
-    async fn list_below(
+    async fn list_page(
         &self,
-        partition: &str,
-        below: &str,
-        limit: usize,
+        page: IndexPage<'_>,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(String, Versioned)>, BackendError> {
+    ) -> Result<Vec<Listed>, BackendError> {
         let docs = lock(&self.docs);
         let mut found: Vec<(&str, &String, &StoredDocument)> = docs
             .iter()
             .filter(|(_, d)| d.live(now))
             .filter_map(|(k, d)| {
                 let index = d.index.as_ref()?;
-                (index.partition == partition && index.sort.as_str() < below).then_some((
-                    index.sort.as_str(),
-                    k,
-                    d,
-                ))
+                let sort = index.sort.as_str();
+                (index.partition == page.partition
+                    && page.after.is_none_or(|a| sort > a)
+                    && page.before.is_none_or(|b| sort < b))
+                .then_some((sort, k, d))
             })
             .collect();
         found.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
+        if page.descending {
+            found.reverse();
+        }
         Ok(found
             .into_iter()
-            .take(limit)
-            .map(|(_, k, d)| (k.clone(), d.doc.clone()))
+            .take(page.limit)
+            .map(|(sort, k, d)| Listed {
+                key: k.clone(),
+                sort: sort.to_owned(),
+                doc: d.doc.clone(),
+            })
             .collect())
     }
 }

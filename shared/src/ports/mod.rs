@@ -205,16 +205,67 @@ pub trait DocumentStore: Send + Sync + Debug {
         write: DocumentWrite<'_>,
     ) -> Result<bool, BackendError>;
 
+    /// One page of index partition `page.partition`: live documents whose sort key lies between
+    /// the page's exclusive bounds, in sort order (reversed when `descending`), at most
+    /// `page.limit`, each with its key and sort key. The index may lag the documents by a moment
+    /// (DynamoDB GSIs are eventually consistent); callers re-read before acting. Pagination
+    /// passes the last sort key of a page as the next page's bound, so sort keys should be
+    /// unique within a partition (append the document's id).
+    async fn list_page(
+        &self,
+        page: IndexPage<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Listed>, BackendError>;
+
     /// Live documents in index `partition` whose sort key is below `below`, lowest first, at
-    /// most `limit`. The index may lag the documents by a moment (DynamoDB GSIs are eventually
-    /// consistent); callers re-read before acting.
+    /// most `limit`.
     async fn list_below(
         &self,
         partition: &str,
         below: &str,
         limit: usize,
         now: DateTime<Utc>,
-    ) -> Result<Vec<(String, Versioned)>, BackendError>;
+    ) -> Result<Vec<(String, Versioned)>, BackendError> {
+        let page = IndexPage {
+            partition,
+            after: None,
+            before: Some(below),
+            descending: false,
+            limit,
+        };
+        Ok(self
+            .list_page(page, now)
+            .await?
+            .into_iter()
+            .map(|l| (l.key, l.doc))
+            .collect())
+    }
+}
+
+/// Which part of an index partition to list (see [`DocumentStore::list_page`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IndexPage<'a> {
+    /// The partition.
+    pub partition: &'a str,
+    /// Only sort keys strictly greater than this.
+    pub after: Option<&'a str>,
+    /// Only sort keys strictly less than this.
+    pub before: Option<&'a str>,
+    /// Highest sort key first.
+    pub descending: bool,
+    /// At most this many documents.
+    pub limit: usize,
+}
+
+/// A document found through the index.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listed {
+    /// Its key.
+    pub key: String,
+    /// Its sort key in the partition.
+    pub sort: String,
+    /// The document.
+    pub doc: Versioned,
 }
 
 /// The conditions and placement of one [`DocumentStore::put`].

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 use shared::ports::memory::MemoryDocumentStore;
-use shared::ports::{DocumentStore, DocumentWrite, IndexEntry};
+use shared::ports::{DocumentStore, DocumentWrite, IndexEntry, IndexPage};
 use tests::moto;
 
 use super::for_each_backend;
@@ -179,3 +179,97 @@ async fn the_index_lists_documents_below_a_bound_in_order(store: Backend) {
     assert_eq!(after.len(), 1);
 }
 for_each_backend!(the_index_lists_documents_below_a_bound_in_order, memory: super::memory(), moto: super::on_moto());
+
+async fn index_pages_go_both_ways_between_exclusive_bounds(store: Backend) {
+    let partition = moto::unique("pages");
+    for n in 0..7 {
+        let entry = IndexEntry {
+            partition: partition.clone(),
+            sort: format!("s{n}"),
+        };
+        let w = DocumentWrite {
+            index: Some(&entry),
+            ..write(None)
+        };
+        store
+            .put(&format!("{partition}-{n}"), &json!({"n": n}), w)
+            .await
+            .unwrap();
+    }
+    let sorts = |page: IndexPage<'static>| {
+        let store = store.clone();
+        let partition = partition.clone();
+        async move {
+            let page = IndexPage {
+                partition: &partition,
+                ..page
+            };
+            store
+                .list_page(page, now())
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|l| {
+                    assert_eq!(l.doc.body["n"].to_string(), &l.sort[1..]);
+                    l.sort
+                })
+                .collect::<Vec<_>>()
+        }
+    };
+    let all = IndexPage {
+        partition: "",
+        after: None,
+        before: None,
+        descending: false,
+        limit: 3,
+    };
+    assert_eq!(sorts(all).await, ["s0", "s1", "s2"]);
+    // The next page starts after the last sort key of the previous one.
+    assert_eq!(
+        sorts(IndexPage {
+            after: Some("s2"),
+            ..all
+        })
+        .await,
+        ["s3", "s4", "s5"]
+    );
+    assert_eq!(
+        sorts(IndexPage {
+            after: Some("s5"),
+            ..all
+        })
+        .await,
+        ["s6"]
+    );
+    // Newest first, and both bounds exclusive.
+    assert_eq!(
+        sorts(IndexPage {
+            descending: true,
+            ..all
+        })
+        .await,
+        ["s6", "s5", "s4"]
+    );
+    assert_eq!(
+        sorts(IndexPage {
+            after: Some("s1"),
+            before: Some("s5"),
+            limit: 10,
+            ..all
+        })
+        .await,
+        ["s2", "s3", "s4"]
+    );
+    assert_eq!(
+        sorts(IndexPage {
+            after: Some("s1"),
+            before: Some("s5"),
+            descending: true,
+            limit: 2,
+            ..all
+        })
+        .await,
+        ["s4", "s3"]
+    );
+}
+for_each_backend!(index_pages_go_both_ways_between_exclusive_bounds, memory: super::memory(), moto: super::on_moto());
