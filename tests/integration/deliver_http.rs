@@ -14,6 +14,7 @@ use shared::delivery::deliver::{
     Deliver, DeliverConfig, DeliverOutcome, HttpError, HttpRequest, HttpSender,
 };
 use shared::delivery::endpoints::{Endpoint, Endpoints};
+use shared::delivery::record::DeliveryStatus;
 use shared::delivery::request::DeliveryTask;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::ids::{EventId, SourceId};
@@ -375,6 +376,28 @@ async fn a_redelivered_task_whose_earlier_attempt_succeeded_is_not_posted_again(
         2,
         "one failed POST, one delivered POST"
     );
+    let (record, _) = s
+        .deliver
+        .deliveries()
+        .get(&task.delivery_id, now)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(record.status, DeliveryStatus::Delivered);
+    assert_eq!(record.attempt_count, 2);
+    let outcomes: Vec<_> = record
+        .attempts
+        .iter()
+        .map(|a| (a.attempt, a.status, a.outcome))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            (1, Some(500), DeliveryStatus::Retrying),
+            (2, Some(200), DeliveryStatus::Delivered)
+        ]
+    );
+    assert_eq!(record.attempts[0].error.as_deref(), Some("HTTP 500"));
     // A different task on its second attempt, with only a failed first attempt, is posted.
     let other = self::task();
     let receiver2 = Receiver::start(vec![]).await;

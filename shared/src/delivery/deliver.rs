@@ -9,17 +9,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, Utc};
 
 use super::endpoints::Endpoints;
+use super::record::{AttemptRecord, Deliveries, DeliveryRecord, DeliveryStatus};
 use super::request::{DeliveryTask, headers};
 use super::retry::{RetryPolicy, Verdict, judge};
 use super::ssrf::{NetworkPolicy, UrlError, check_url};
 use crate::pipeline::codec::decode;
 use crate::ports::{
-    BackendError, BlobStore, DocumentStore, DocumentWrite, IndexEntry, OutgoingMessage, Queue,
-    ReceivedMessage,
+    BackendError, BlobStore, DocumentStore, OutgoingMessage, Queue, ReceivedMessage,
 };
 
 /// One POST to make.
@@ -63,29 +62,6 @@ pub enum HttpError {
 pub trait HttpSender: Send + Sync + std::fmt::Debug {
     /// POSTs and returns the status, or why there is none.
     async fn post(&self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError>;
-}
-
-/// One recorded attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AttemptRecord {
-    /// The delivery.
-    pub delivery_id: String,
-    /// The endpoint.
-    pub endpoint_id: String,
-    /// 1 for the first attempt.
-    pub attempt: u32,
-    /// When it was made.
-    pub at: DateTime<Utc>,
-    /// The answer's status, if any.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status: Option<u16>,
-    /// How long it took.
-    pub latency_ms: u64,
-    /// Why it failed, if it did (no body content, no secrets).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-    /// `delivered`, `retrying`, `failed`, `dead_lettered`, `endpoint_disabled`.
-    pub outcome: String,
 }
 
 /// What became of a task.
@@ -163,18 +139,27 @@ impl Deliver {
         attempt: u32,
         now: DateTime<Utc>,
     ) -> Result<DeliverOutcome, BackendError> {
-        if self.delivered_before(task, attempt, now).await? {
-            tracing::info!(delivery_id = %task.delivery_id, attempt, "an earlier attempt was delivered; acknowledging");
-            return Ok(DeliverOutcome::AlreadyDelivered);
-        }
-        let Some((mut endpoint, version)) = self.endpoints.get(&task.endpoint_id, now).await?
-        else {
-            tracing::info!(delivery_id = %task.delivery_id, endpoint_id = %task.endpoint_id, "endpoint deleted; dropping delivery");
+        let records = self.deliveries();
+        let (mut record, record_version) = match records.get(&task.delivery_id, now).await? {
+            Some((r, _)) if r.status == DeliveryStatus::Delivered => {
+                tracing::info!(delivery_id = %task.delivery_id, attempt, "an earlier attempt was delivered; acknowledging");
+                return Ok(DeliverOutcome::AlreadyDelivered);
+            }
+            Some((r, v)) => (r, Some(v)),
+            None => (records.new_record(task, now).await?, None),
+        };
+        let endpoint = match self.endpoints.get(&task.endpoint_id, now).await? {
+            Some((e, v)) if e.enabled => Some((e, v)),
+            _ => None,
+        };
+        let Some((mut endpoint, version)) = endpoint else {
+            tracing::info!(delivery_id = %task.delivery_id, endpoint_id = %task.endpoint_id, "endpoint deleted or disabled; dropping delivery");
+            record.status = DeliveryStatus::Skipped;
+            record.next_attempt_at = None;
+            record.updated_at = now;
+            self.save(record, record_version, None, now).await?;
             return Ok(DeliverOutcome::Skipped);
         };
-        if !endpoint.enabled {
-            return Ok(DeliverOutcome::Skipped);
-        }
         let hs = headers(task, &endpoint, now);
         let started = Instant::now();
         let result = match check_url(&endpoint.url, self.config.network) {
@@ -213,10 +198,23 @@ impl Deliver {
             Verdict::Retry(_) | Verdict::Fail => DeliverOutcome::DeadLettered,
             Verdict::Disable => DeliverOutcome::EndpointDisabled,
         };
-        let record = AttemptRecord {
-            delivery_id: task.delivery_id.clone(),
-            endpoint_id: task.endpoint_id.clone(),
-            attempt,
+        let state = match &outcome {
+            DeliverOutcome::Delivered | DeliverOutcome::AlreadyDelivered => {
+                DeliveryStatus::Delivered
+            }
+            DeliverOutcome::RetryAfter(_) => DeliveryStatus::Retrying,
+            DeliverOutcome::DeadLettered => DeliveryStatus::DeadLettered,
+            DeliverOutcome::EndpointDisabled => DeliveryStatus::EndpointDisabled,
+            DeliverOutcome::Skipped => DeliveryStatus::Skipped,
+        };
+        let next_attempt_at = match &outcome {
+            DeliverOutcome::RetryAfter(d) => {
+                Some(now + chrono::Duration::from_std(*d).unwrap_or(chrono::Duration::hours(1)))
+            }
+            _ => None,
+        };
+        let made = AttemptRecord {
+            attempt: record.attempt_count + 1,
             at: now,
             status,
             latency_ms,
@@ -225,18 +223,11 @@ impl Deliver {
                     .filter(|s| !(200..300).contains(s))
                     .map(|s| format!("HTTP {s}"))
             }),
-            outcome: match &outcome {
-                DeliverOutcome::Delivered => "delivered",
-                DeliverOutcome::RetryAfter(_) => "retrying",
-                DeliverOutcome::DeadLettered => "dead_lettered",
-                DeliverOutcome::EndpointDisabled => "endpoint_disabled",
-                DeliverOutcome::Skipped => "skipped",
-                DeliverOutcome::AlreadyDelivered => "already_delivered",
-            }
-            .to_owned(),
+            outcome: state,
         };
-        tracing::info!(delivery_id = %task.delivery_id, endpoint_id = %task.endpoint_id, attempt, status = ?status, latency_ms, outcome = %record.outcome, "attempt");
-        self.record(&record, now).await?;
+        tracing::info!(delivery_id = %task.delivery_id, endpoint_id = %task.endpoint_id, attempt, status = ?made.status, latency_ms, outcome = state.as_str(), "attempt");
+        record.push(made.clone(), next_attempt_at);
+        self.save(record, record_version, Some(made), now).await?;
         if outcome == DeliverOutcome::EndpointDisabled {
             endpoint.enabled = false;
             endpoint.disabled_reason = Some("the endpoint answered 410 Gone".to_owned());
@@ -267,54 +258,53 @@ impl Deliver {
         Ok(outcome)
     }
 
-    /// Whether the latest recorded attempt up to `attempt` was delivered: then a crash landed
-    /// between a 2xx and the queue acknowledgement, or a stage upstream handed the same delivery
-    /// on twice, and the POST must not be made again. One read on a first attempt; a retry reads
-    /// back to the newest record.
-    async fn delivered_before(
-        &self,
-        task: &DeliveryTask,
-        attempt: u32,
-        now: DateTime<Utc>,
-    ) -> Result<bool, BackendError> {
-        for earlier in (1..=attempt).rev() {
-            let key = format!("attempt#{}#{earlier:03}", task.delivery_id);
-            if let Some(doc) = self.docs.get(&key, now).await? {
-                return Ok(doc.body.get("outcome").and_then(serde_json::Value::as_str)
-                    == Some("delivered"));
-            }
+    /// The delivery records this stage keeps.
+    pub fn deliveries(&self) -> Deliveries {
+        Deliveries {
+            docs: self.docs.clone(),
+            blobs: self.blobs.clone(),
+            ttl: self.config.attempt_ttl,
         }
-        Ok(false)
     }
 
-    async fn record(&self, record: &AttemptRecord, now: DateTime<Utc>) -> Result<(), BackendError> {
-        let key = format!("attempt#{}#{:03}", record.delivery_id, record.attempt);
-        let entry = IndexEntry {
-            partition: format!("attempts#{}", record.endpoint_id),
-            sort: format!(
-                "{}#{}#{:03}",
-                record.at.to_rfc3339_opts(SecondsFormat::Millis, true),
-                record.delivery_id,
-                record.attempt
-            ),
-        };
-        let body =
-            serde_json::to_value(record).map_err(|e| BackendError::Rejected(e.to_string()))?;
-        let expires = now
-            + chrono::Duration::from_std(self.config.attempt_ttl)
-                .unwrap_or(chrono::Duration::days(30));
-        // A redelivered SQS message may repeat an attempt number: the later record wins.
-        let existing = self.docs.get(&key, now).await?.map(|d| d.version);
-        self.docs
-            .put(
-                &key,
-                &body,
-                DocumentWrite::new(existing, now)
-                    .expiring(expires)
-                    .indexed(&entry),
-            )
-            .await?;
-        Ok(())
+    /// Saves `record`; when another copy of the same task wrote first, re-reads and adds `made`
+    /// to the stored record instead (a few rounds, then the error lets the message retry).
+    async fn save(
+        &self,
+        mut record: DeliveryRecord,
+        mut version: Option<u64>,
+        made: Option<AttemptRecord>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        let records = self.deliveries();
+        for _ in 0..4 {
+            if records.put(&record, version, now).await? {
+                return Ok(());
+            }
+            let Some((fresh, v)) = records.get(&record.id, now).await? else {
+                version = None;
+                continue;
+            };
+            let (status, next) = (record.status, record.next_attempt_at);
+            record = fresh;
+            version = Some(v);
+            match &made {
+                Some(m) if record.status != DeliveryStatus::Delivered => {
+                    let mut m = m.clone();
+                    m.attempt = record.attempt_count + 1;
+                    record.push(m, next);
+                }
+                Some(_) => {}
+                None => {
+                    record.status = status;
+                    record.updated_at = now;
+                }
+            }
+        }
+        Err(BackendError::Rejected(format!(
+            "delivery record {} kept changing",
+            record.id
+        )))
     }
 
     /// Processes received delivery-queue messages; returns the message ids to report as failed

@@ -4,6 +4,7 @@
 pub mod deliver;
 pub mod endpoints;
 pub mod fanout;
+pub mod record;
 pub mod redrive;
 pub mod request;
 pub mod retry;

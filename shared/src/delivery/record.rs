@@ -1,0 +1,520 @@
+//! Delivery records: one document per delivery (`delivery#{delivery_id}`) with its status, its
+//! attempts and the task itself, listed per endpoint by creation time. Deliver keeps them; the
+//! management API reads them (list, filter, show attempts) and retries from them.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::request::DeliveryTask;
+use crate::ids::EventId;
+use crate::model::EventType;
+use crate::ports::{
+    BackendError, BlobStore, DocumentStore, DocumentWrite, IndexEntry, IndexPage, Versioned,
+};
+
+/// Attempts kept in a record (the latest); the count goes on.
+pub const KEPT_ATTEMPTS: usize = 50;
+
+/// Tasks whose JSON is larger than this are kept in the blob store, not in the record.
+const INLINE_TASK_BYTES: usize = 64 * 1024;
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// The last attempt failed; another one is scheduled.
+    Retrying,
+    /// An attempt was answered 2xx.
+    Delivered,
+    /// Failed for good (last attempt, or a final answer): in the dead-letter queue.
+    DeadLettered,
+    /// The endpoint answered 410 and was disabled; the task is in the dead-letter queue.
+    EndpointDisabled,
+    /// The endpoint was deleted or disabled before the attempt.
+    Skipped,
+}
+
+impl DeliveryStatus {
+    /// Every status, for validation and documentation.
+    pub const ALL: [Self; 5] = [
+        Self::Retrying,
+        Self::Delivered,
+        Self::DeadLettered,
+        Self::EndpointDisabled,
+        Self::Skipped,
+    ];
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Retrying => "retrying",
+            Self::Delivered => "delivered",
+            Self::DeadLettered => "dead_lettered",
+            Self::EndpointDisabled => "endpoint_disabled",
+            Self::Skipped => "skipped",
+        }
+    }
+
+    /// The status named `name`.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+/// One attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    /// When it was made.
+    pub at: DateTime<Utc>,
+    /// The answer's status, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// How long it took.
+    pub latency_ms: u64,
+    /// Why it failed, if it did (no body content, no secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// What the attempt led to.
+    pub outcome: DeliveryStatus,
+}
+
+/// Where the task of a record is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoredTask {
+    /// In the record.
+    Inline(DeliveryTask),
+    /// In the blob store under this key.
+    Blob(String),
+}
+
+/// One delivery and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    /// The delivery id (`webhook-id`, `X-Idempotency-Key`).
+    pub id: String,
+    /// The endpoint.
+    pub endpoint_id: String,
+    /// The event type (of every item, for a batch).
+    pub event_type: EventType,
+    /// Whether the body is a batch.
+    pub batch: bool,
+    /// The events inside.
+    pub event_ids: Vec<EventId>,
+    /// Where it stands.
+    pub status: DeliveryStatus,
+    /// Attempts made (all of them, also those no longer kept).
+    pub attempt_count: u32,
+    /// The latest attempts, oldest first (at most [`KEPT_ATTEMPTS`]).
+    pub attempts: Vec<AttemptRecord>,
+    /// When the next attempt is due, while retrying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    /// When the delivery was created (fan-out time).
+    pub created_at: DateTime<Utc>,
+    /// Last change.
+    pub updated_at: DateTime<Utc>,
+    /// The task, to send it again.
+    pub task: StoredTask,
+}
+
+impl DeliveryRecord {
+    /// Records `attempt` (replacing an earlier record of the same attempt number, which a
+    /// redelivered queue message can repeat) and sets the status.
+    pub fn push(&mut self, attempt: AttemptRecord, next_attempt_at: Option<DateTime<Utc>>) {
+        self.attempts.retain(|a| a.attempt != attempt.attempt);
+        self.status = attempt.outcome;
+        self.updated_at = attempt.at;
+        self.attempt_count = self.attempt_count.max(attempt.attempt);
+        self.next_attempt_at = next_attempt_at;
+        self.attempts.push(attempt);
+        self.attempts.sort_by_key(|a| a.attempt);
+        let excess = self.attempts.len().saturating_sub(KEPT_ATTEMPTS);
+        self.attempts.drain(..excess);
+    }
+}
+
+/// Filters for listing deliveries.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    /// Only this status.
+    pub status: Option<DeliveryStatus>,
+    /// Only this event type.
+    pub event_type: Option<EventType>,
+    /// Created at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Created before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+impl DeliveryFilter {
+    fn keeps(&self, r: &DeliveryRecord) -> bool {
+        self.status.is_none_or(|s| s == r.status)
+            && self.event_type.is_none_or(|t| t == r.event_type)
+    }
+}
+
+/// A page of deliveries, newest first, and the sort key to continue below.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryPage {
+    /// The records.
+    pub records: Vec<DeliveryRecord>,
+    /// Pass as `before` for the next page; `None` at the end.
+    pub next: Option<String>,
+}
+
+/// Delivery records on the [`DocumentStore`], tasks above 64 KiB in the [`BlobStore`].
+#[derive(Debug, Clone)]
+pub struct Deliveries {
+    /// Records.
+    pub docs: Arc<dyn DocumentStore>,
+    /// Large tasks.
+    pub blobs: Arc<dyn BlobStore>,
+    /// How long records are kept.
+    pub ttl: std::time::Duration,
+}
+
+fn corrupt(e: &serde_json::Error) -> BackendError {
+    BackendError::Corrupt(crate::json_error(e))
+}
+
+impl Deliveries {
+    fn key(id: &str) -> String {
+        format!("delivery#{id}")
+    }
+
+    /// The index partition of `endpoint_id`'s deliveries.
+    pub fn partition(endpoint_id: &str) -> String {
+        format!("deliveries#{endpoint_id}")
+    }
+
+    /// The sort key of a delivery created at `at` (newest last; unique by id).
+    pub fn sort_key(at: DateTime<Utc>, id: &str) -> String {
+        format!("{}#{id}", at.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+
+    /// The record and its version.
+    pub async fn get(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(DeliveryRecord, u64)>, BackendError> {
+        let Some(Versioned { version, body }) = self.docs.get(&Self::key(id), now).await? else {
+            return Ok(None);
+        };
+        let record = serde_json::from_value(body).map_err(|e| corrupt(&e))?;
+        Ok(Some((record, version)))
+    }
+
+    /// A new record for `task` (not yet attempted); large tasks go to the blob store.
+    pub async fn new_record(
+        &self,
+        task: &DeliveryTask,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryRecord, BackendError> {
+        let json = serde_json::to_vec(task).map_err(|e| corrupt(&e))?;
+        let stored = if json.len() > INLINE_TASK_BYTES {
+            let key = format!("delivery-task#{}", task.delivery_id);
+            self.blobs.put(&key, &json, self.expiry(now)).await?;
+            StoredTask::Blob(key)
+        } else {
+            StoredTask::Inline(task.clone())
+        };
+        Ok(DeliveryRecord {
+            id: task.delivery_id.clone(),
+            endpoint_id: task.endpoint_id.clone(),
+            event_type: task.event_type,
+            batch: task.batch,
+            event_ids: task.event_ids.clone(),
+            status: DeliveryStatus::Retrying,
+            attempt_count: 0,
+            attempts: Vec::new(),
+            next_attempt_at: None,
+            created_at: task.created_at,
+            updated_at: now,
+            task: stored,
+        })
+    }
+
+    fn expiry(&self, now: DateTime<Utc>) -> DateTime<Utc> {
+        now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::days(30))
+    }
+
+    /// Saves `record` if its stored version is still `expected` (`None`: creation).
+    pub async fn put(
+        &self,
+        record: &DeliveryRecord,
+        expected: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, BackendError> {
+        let body = serde_json::to_value(record).map_err(|e| corrupt(&e))?;
+        let entry = IndexEntry {
+            partition: Self::partition(&record.endpoint_id),
+            sort: Self::sort_key(record.created_at, &record.id),
+        };
+        self.docs
+            .put(
+                &Self::key(&record.id),
+                &body,
+                DocumentWrite::new(expected, now)
+                    .expiring(self.expiry(now))
+                    .indexed(&entry),
+            )
+            .await
+    }
+
+    /// The task of a record.
+    pub async fn task(
+        &self,
+        record: &DeliveryRecord,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryTask, BackendError> {
+        match &record.task {
+            StoredTask::Inline(task) => Ok(task.clone()),
+            StoredTask::Blob(key) => {
+                let bytes = self
+                    .blobs
+                    .get(key, now)
+                    .await?
+                    .ok_or_else(|| BackendError::Corrupt(format!("task {key} has expired")))?;
+                serde_json::from_slice(&bytes).map_err(|e| corrupt(&e))
+            }
+        }
+    }
+
+    /// Deliveries of `endpoint_id`, newest first, matching `filter`, starting below the sort key
+    /// `before` (a previous page's `next`). Reads at most `scan` records to fill a page of
+    /// `limit`, so a rare filter cannot make one call unbounded; the cursor then continues.
+    pub async fn list(
+        &self,
+        endpoint_id: &str,
+        filter: &DeliveryFilter,
+        before: Option<&str>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryPage, BackendError> {
+        const SCAN: usize = 1000;
+        let partition = Self::partition(endpoint_id);
+        let upper = filter.until.map(|t| Self::sort_key(t, ""));
+        let lower = filter.since.map(|t| Self::sort_key(t, ""));
+        let mut cursor: Option<String> = match (before, upper) {
+            (Some(b), Some(u)) => Some(if b < u.as_str() { b.to_owned() } else { u }),
+            (Some(b), None) => Some(b.to_owned()),
+            (None, u) => u,
+        };
+        let mut records = Vec::new();
+        let mut scanned = 0;
+        loop {
+            let chunk = (limit + 1).clamp(10, 100);
+            let page = IndexPage {
+                partition: &partition,
+                after: lower.as_deref(),
+                before: cursor.as_deref(),
+                descending: true,
+                limit: chunk,
+            };
+            let listed = self.docs.list_page(page, now).await?;
+            let exhausted = listed.len() < chunk;
+            for l in listed {
+                scanned += 1;
+                cursor = Some(l.sort.clone());
+                let record: DeliveryRecord =
+                    serde_json::from_value(l.doc.body).map_err(|e| corrupt(&e))?;
+                if filter.keeps(&record) {
+                    records.push(record);
+                    if records.len() == limit {
+                        return Ok(DeliveryPage {
+                            records,
+                            next: cursor,
+                        });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(DeliveryPage {
+                    records,
+                    next: None,
+                });
+            }
+            if scanned >= SCAN {
+                return Ok(DeliveryPage {
+                    records,
+                    next: cursor,
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore};
+
+    fn t(s: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap() + chrono::Duration::seconds(s)
+    }
+
+    fn store() -> Deliveries {
+        Deliveries {
+            docs: Arc::new(MemoryDocumentStore::new()),
+            blobs: Arc::new(MemoryBlobStore::new()),
+            ttl: std::time::Duration::from_secs(30 * 86400),
+        }
+    }
+
+    fn task(n: i64, event_type: EventType, body: String) -> DeliveryTask {
+        DeliveryTask {
+            delivery_id: format!("msg_{n:04}_ep_1"),
+            endpoint_id: "ep_1".into(),
+            event_type,
+            batch: false,
+            event_ids: vec![EventId::new()],
+            body,
+            created_at: t(n),
+        }
+    }
+
+    fn attempt(n: u32, outcome: DeliveryStatus) -> AttemptRecord {
+        AttemptRecord {
+            attempt: n,
+            at: t(1000 + i64::from(n)),
+            status: Some(if outcome == DeliveryStatus::Delivered {
+                200
+            } else {
+                500
+            }),
+            latency_ms: 3,
+            error: None,
+            outcome,
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_are_newest_first_filtered_and_continue_with_the_cursor() {
+        let s = store();
+        for n in 0..25 {
+            let event_type = if n % 2 == 0 {
+                EventType::MessageReceived
+            } else {
+                EventType::MessageRead
+            };
+            let mut r = s
+                .new_record(&task(n, event_type, "{}".into()), t(n))
+                .await
+                .unwrap();
+            let outcome = if n % 5 == 0 {
+                DeliveryStatus::DeadLettered
+            } else {
+                DeliveryStatus::Delivered
+            };
+            r.push(attempt(1, outcome), None);
+            assert!(s.put(&r, None, t(n)).await.unwrap());
+        }
+        let all = DeliveryFilter::default();
+        let first = s.list("ep_1", &all, None, 10, t(100)).await.unwrap();
+        let ids: Vec<&str> = first.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids[0], "msg_0024_ep_1");
+        assert_eq!(ids[9], "msg_0015_ep_1");
+        let second = s
+            .list("ep_1", &all, first.next.as_deref(), 10, t(100))
+            .await
+            .unwrap();
+        assert_eq!(second.records[0].id, "msg_0014_ep_1");
+        let third = s
+            .list("ep_1", &all, second.next.as_deref(), 10, t(100))
+            .await
+            .unwrap();
+        assert_eq!(third.records.len(), 5);
+        assert_eq!(third.next, None);
+
+        let failed = DeliveryFilter {
+            status: Some(DeliveryStatus::DeadLettered),
+            ..DeliveryFilter::default()
+        };
+        let page = s.list("ep_1", &failed, None, 10, t(100)).await.unwrap();
+        let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "msg_0020_ep_1",
+                "msg_0015_ep_1",
+                "msg_0010_ep_1",
+                "msg_0005_ep_1",
+                "msg_0000_ep_1"
+            ]
+        );
+        let window = DeliveryFilter {
+            event_type: Some(EventType::MessageRead),
+            since: Some(t(10)),
+            until: Some(t(15)),
+            ..DeliveryFilter::default()
+        };
+        let page = s.list("ep_1", &window, None, 10, t(100)).await.unwrap();
+        let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+        assert_eq!(ids, ["msg_0013_ep_1", "msg_0011_ep_1"]);
+        assert!(
+            s.list("ep_2", &all, None, 10, t(100))
+                .await
+                .unwrap()
+                .records
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn large_tasks_live_in_the_blob_store_and_come_back() {
+        let s = store();
+        let big = task(1, EventType::MessageReceived, "x".repeat(100 * 1024));
+        let r = s.new_record(&big, t(1)).await.unwrap();
+        assert!(matches!(r.task, StoredTask::Blob(_)));
+        assert!(s.put(&r, None, t(1)).await.unwrap());
+        let (stored, _) = s.get(&big.delivery_id, t(2)).await.unwrap().unwrap();
+        assert_eq!(s.task(&stored, t(2)).await.unwrap(), big);
+        let small = task(2, EventType::MessageReceived, "{}".into());
+        let r = s.new_record(&small, t(1)).await.unwrap();
+        assert_eq!(s.task(&r, t(2)).await.unwrap(), small);
+    }
+
+    #[test]
+    fn attempts_are_capped_and_a_repeated_number_replaces_the_earlier_record() {
+        let mut r = DeliveryRecord {
+            id: "d".into(),
+            endpoint_id: "e".into(),
+            event_type: EventType::MessageRead,
+            batch: false,
+            event_ids: vec![],
+            status: DeliveryStatus::Retrying,
+            attempt_count: 0,
+            attempts: vec![],
+            next_attempt_at: None,
+            created_at: t(0),
+            updated_at: t(0),
+            task: StoredTask::Blob("k".into()),
+        };
+        for n in 1..=60 {
+            r.push(attempt(n, DeliveryStatus::Retrying), Some(t(2000)));
+        }
+        r.push(attempt(60, DeliveryStatus::Delivered), None);
+        assert_eq!(r.attempts.len(), KEPT_ATTEMPTS);
+        assert_eq!(r.attempts[0].attempt, 11);
+        assert_eq!(r.attempt_count, 60);
+        assert_eq!(r.status, DeliveryStatus::Delivered);
+        assert_eq!(r.next_attempt_at, None);
+        assert_eq!(
+            r.attempts.last().map(|a| a.outcome),
+            Some(DeliveryStatus::Delivered)
+        );
+        assert_eq!(
+            DeliveryStatus::parse("dead_lettered"),
+            Some(DeliveryStatus::DeadLettered)
+        );
+        assert_eq!(DeliveryStatus::parse("nope"), None);
+    }
+}
