@@ -4,6 +4,7 @@
 //! Invariant: this crate does no I/O and knows no AWS SDK or Lambda runtime. Everything here is a
 //! pure function over bytes and values, or a trait that an adapter implements elsewhere.
 
+pub mod admin;
 pub mod config;
 pub mod delivery;
 pub mod ids;

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ssrf::{NetworkPolicy, UrlError, check_url};
 use crate::model::EventType;
-use crate::ports::{BackendError, DocumentStore, DocumentWrite, IndexEntry};
+use crate::ports::{BackendError, DocumentStore, DocumentWrite, IndexEntry, IndexPage};
 use crate::signature::EndpointSecret;
 
 /// Index partition listing every endpoint.
@@ -216,6 +216,54 @@ impl Endpoints {
                     .map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
             })
             .collect()
+    }
+
+    /// A page of endpoints ordered by id, after the id `after`; returns the last id when more
+    /// may follow.
+    pub async fn page(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<(Vec<Endpoint>, Option<String>), BackendError> {
+        let page = IndexPage {
+            partition: PARTITION,
+            after,
+            before: None,
+            descending: false,
+            limit: limit + 1,
+        };
+        let mut listed = self.docs.list_page(page, now).await?;
+        let more = listed.len() > limit;
+        listed.truncate(limit);
+        let next = more
+            .then(|| listed.last().map(|l| l.sort.clone()))
+            .flatten();
+        let endpoints = listed
+            .into_iter()
+            .map(|l| {
+                serde_json::from_value(l.doc.body)
+                    .map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
+            })
+            .collect::<Result<Vec<Endpoint>, _>>()?;
+        Ok((endpoints, next))
+    }
+
+    /// Deletes the endpoint if its stored version is still `expected`: it expires now and
+    /// leaves the index. Deliveries already queued for it are dropped when their turn comes.
+    pub async fn delete(
+        &self,
+        id: &str,
+        expected: u64,
+        now: DateTime<Utc>,
+    ) -> Result<bool, BackendError> {
+        self.docs
+            .put(
+                &format!("endpoint#{id}"),
+                &serde_json::json!({"deleted": true}),
+                DocumentWrite::new(Some(expected), now).expiring(now),
+            )
+            .await
     }
 
     /// The endpoints that want `event_type`.

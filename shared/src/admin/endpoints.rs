@@ -1,0 +1,312 @@
+//! `/v1/endpoints`: create (the secret is shown once), list, show, update, delete, rotate the
+//! secret with a grace period for the old one, enable and disable.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Admin, AdminResponse, ApiError, Query, body, page};
+use crate::delivery::endpoints::{Endpoint, EndpointError, SecretEntry};
+use crate::signature::EndpointSecret;
+
+/// An endpoint as the API shows it: everything but the secrets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EndpointView {
+    /// `ep_` + ULID.
+    pub id: String,
+    /// Where deliveries go.
+    pub url: String,
+    /// Free text.
+    pub description: Option<String>,
+    /// Event type filters (empty: every event).
+    pub event_types: Vec<String>,
+    /// Inbound message bursts as one batch.
+    pub batching: bool,
+    /// Extra headers sent with every delivery.
+    pub headers: BTreeMap<String, String>,
+    /// Whether deliveries are made.
+    pub enabled: bool,
+    /// Why wagate disabled it, if it did.
+    pub disabled_reason: Option<String>,
+    /// Until when a rotated-out secret still signs deliveries, if one does.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last changed.
+    pub updated_at: DateTime<Utc>,
+}
+
+impl EndpointView {
+    fn of(e: &Endpoint, now: DateTime<Utc>) -> Self {
+        Self {
+            id: e.id.clone(),
+            url: e.url.clone(),
+            description: e.description.clone(),
+            event_types: e.event_types.clone(),
+            batching: e.batching,
+            headers: e.headers.clone(),
+            enabled: e.enabled,
+            disabled_reason: e.disabled_reason.clone(),
+            previous_secret_expires_at: e
+                .secrets
+                .iter()
+                .filter_map(|s| s.expires_at)
+                .filter(|t| *t > now)
+                .max(),
+            created_at: e.created_at,
+            updated_at: e.updated_at,
+        }
+    }
+}
+
+/// `POST /v1/endpoints`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateEndpoint {
+    /// Where deliveries go (https).
+    pub url: String,
+    /// Filters: exact types, family wildcards (`whatsapp.message.*`) or `*`.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// Batch inbound bursts (default true).
+    #[serde(default)]
+    pub batching: Option<bool>,
+    /// Extra headers (e.g. `X-API-Key` of the receiver).
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    /// Free text.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
+/// `PATCH /v1/endpoints/{id}`: only the fields given change.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateEndpoint {
+    /// New URL.
+    pub url: Option<String>,
+    /// New filters.
+    pub event_types: Option<Vec<String>>,
+    /// Batching on or off.
+    pub batching: Option<bool>,
+    /// New custom headers (replacing all of them).
+    pub headers: Option<BTreeMap<String, String>>,
+    /// New description (`null` clears it).
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<Option<String>>,
+    /// Enable or disable.
+    pub enabled: Option<bool>,
+}
+
+/// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `POST /v1/endpoints/{id}/rotate-secret`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// Seconds the old secret keeps signing (default 24 h, at most 7 days; 0: stop now).
+    pub grace_seconds: Option<u64>,
+}
+
+fn validation(e: &EndpointError) -> ApiError {
+    let field = match e {
+        EndpointError::Url(_) => "url",
+        EndpointError::Filter(_) => "event_types",
+        EndpointError::Header(_) => "headers",
+        EndpointError::Secret => "secret",
+    };
+    ApiError::invalid(field, e.to_string())
+}
+
+fn new_secret() -> Result<EndpointSecret, ApiError> {
+    EndpointSecret::generate()
+        .map_err(|_| ApiError::new(500, "internal", "no randomness available for a new secret"))
+}
+
+impl Admin {
+    async fn load(&self, id: &str, now: DateTime<Utc>) -> Result<(Endpoint, u64), ApiError> {
+        self.endpoints
+            .get(id, now)
+            .await?
+            .ok_or_else(|| ApiError::not_found("endpoint"))
+    }
+
+    async fn save(
+        &self,
+        endpoint: &Endpoint,
+        version: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<(), ApiError> {
+        if self.endpoints.put(endpoint, version, now).await? {
+            Ok(())
+        } else {
+            Err(ApiError::conflict(
+                "the endpoint changed while this request ran; retry",
+            ))
+        }
+    }
+
+    pub(super) async fn create_endpoint(
+        &self,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let req: CreateEndpoint = body(bytes)?;
+        let secret = new_secret()?;
+        let id = format!("ep_{}", ulid::Ulid::new());
+        let mut endpoint = Endpoint::new(id, req.url, &secret, now);
+        endpoint.event_types = req.event_types;
+        endpoint.batching = req.batching.unwrap_or(true);
+        endpoint.headers = req.headers;
+        endpoint.description = req.description;
+        endpoint
+            .validate(self.config.network)
+            .map_err(|e| validation(&e))?;
+        self.save(&endpoint, None, now).await?;
+        let mut view = serde_json::to_value(EndpointView::of(&endpoint, now))
+            .map_err(|_| ApiError::new(500, "internal", "could not render the endpoint"))?;
+        view["secret"] = secret.expose().into();
+        Ok(AdminResponse::json(201, &view))
+    }
+
+    pub(super) async fn list_endpoints(
+        &self,
+        query: &Query,
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let limit = query.limit()?;
+        let after = query.cursor()?;
+        let (list, next) = self.endpoints.page(after.as_deref(), limit, now).await?;
+        let views: Vec<EndpointView> = list.iter().map(|e| EndpointView::of(e, now)).collect();
+        Ok(AdminResponse::json(200, &page(&views, next.as_deref())))
+    }
+
+    pub(super) async fn get_endpoint(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let (endpoint, _) = self.load(id, now).await?;
+        Ok(AdminResponse::json(200, &EndpointView::of(&endpoint, now)))
+    }
+
+    pub(super) async fn update_endpoint(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let req: UpdateEndpoint = body(bytes)?;
+        let (mut endpoint, version) = self.load(id, now).await?;
+        if let Some(url) = req.url {
+            endpoint.url = url;
+        }
+        if let Some(types) = req.event_types {
+            endpoint.event_types = types;
+        }
+        if let Some(b) = req.batching {
+            endpoint.batching = b;
+        }
+        if let Some(h) = req.headers {
+            endpoint.headers = h;
+        }
+        if let Some(d) = req.description {
+            endpoint.description = d;
+        }
+        if let Some(enabled) = req.enabled {
+            endpoint.enabled = enabled;
+            if enabled {
+                endpoint.disabled_reason = None;
+            }
+        }
+        endpoint.updated_at = now;
+        endpoint
+            .validate(self.config.network)
+            .map_err(|e| validation(&e))?;
+        self.save(&endpoint, Some(version), now).await?;
+        Ok(AdminResponse::json(200, &EndpointView::of(&endpoint, now)))
+    }
+
+    pub(super) async fn delete_endpoint(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let (_, version) = self.load(id, now).await?;
+        if !self.endpoints.delete(id, version, now).await? {
+            return Err(ApiError::conflict(
+                "the endpoint changed while this request ran; retry",
+            ));
+        }
+        Ok(AdminResponse::empty())
+    }
+
+    pub(super) async fn rotate_secret(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let req: RotateSecret = if bytes.iter().all(u8::is_ascii_whitespace) {
+            RotateSecret::default()
+        } else {
+            body(bytes)?
+        };
+        let grace = match req.grace_seconds {
+            None => self.config.rotation_grace,
+            Some(s) if s <= 7 * 24 * 3600 => std::time::Duration::from_secs(s),
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "grace_seconds",
+                    "grace_seconds must be at most 604800 (7 days)",
+                ));
+            }
+        };
+        let (mut endpoint, version) = self.load(id, now).await?;
+        let secret = new_secret()?;
+        let until = now + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::days(1));
+        // The current secret keeps signing until `until`; expired ones are dropped.
+        let mut secrets = vec![SecretEntry {
+            secret: secret.expose().to_owned(),
+            expires_at: None,
+        }];
+        secrets.extend(
+            endpoint
+                .secrets
+                .iter()
+                .filter(|s| s.expires_at.is_none_or(|t| t > now))
+                .map(|s| SecretEntry {
+                    secret: s.secret.clone(),
+                    expires_at: Some(s.expires_at.map_or(until, |t| t.min(until))),
+                })
+                .filter(|s| s.expires_at.is_some_and(|t| t > now)),
+        );
+        endpoint.secrets = secrets;
+        endpoint.updated_at = now;
+        self.save(&endpoint, Some(version), now).await?;
+        let mut view = serde_json::to_value(EndpointView::of(&endpoint, now))
+            .map_err(|_| ApiError::new(500, "internal", "could not render the endpoint"))?;
+        view["secret"] = secret.expose().into();
+        Ok(AdminResponse::json(200, &view))
+    }
+
+    pub(super) async fn set_enabled(
+        &self,
+        id: &str,
+        enabled: bool,
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let (mut endpoint, version) = self.load(id, now).await?;
+        if endpoint.enabled != enabled {
+            endpoint.enabled = enabled;
+            endpoint.disabled_reason = None;
+            endpoint.updated_at = now;
+            self.save(&endpoint, Some(version), now).await?;
+        }
+        Ok(AdminResponse::json(200, &EndpointView::of(&endpoint, now)))
+    }
+}

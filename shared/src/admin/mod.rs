@@ -1,0 +1,346 @@
+//! The management API, independent of any HTTP library: [`Admin::handle`] takes a method, path,
+//! query, the two headers it reads and the body, and returns a status and a JSON body. The admin
+//! Lambda (API Gateway `/v1/*`) and the local front both call it.
+//!
+//! Owns: authentication (`X-API-Key`, constant-time), the error shape
+//! `{"error": {"code", "message", "details?"}}`, opaque cursors, `Idempotency-Key` replay, and
+//! the routes. Must not: know about Lambda or hyper.
+
+mod endpoints;
+mod idempotency;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::delivery::endpoints::Endpoints;
+use crate::delivery::ssrf::NetworkPolicy;
+use crate::ports::{BackendError, DocumentStore};
+use crate::signature::Secret;
+
+/// One management request.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminRequest<'a> {
+    /// `GET`, `POST`, `PATCH`, `PUT`, `DELETE`.
+    pub method: &'a str,
+    /// The path, `/v1/…` (a stage prefix before `/v1` is ignored).
+    pub path: &'a str,
+    /// The raw query string.
+    pub query: &'a str,
+    /// `X-API-Key`.
+    pub api_key: Option<&'a str>,
+    /// `Idempotency-Key`.
+    pub idempotency_key: Option<&'a str>,
+    /// The body bytes.
+    pub body: &'a [u8],
+}
+
+/// The answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct AdminResponse {
+    /// The status code.
+    pub status: u16,
+    /// JSON, or empty for 204.
+    pub body: String,
+}
+
+impl AdminResponse {
+    fn json(status: u16, value: &impl Serialize) -> Self {
+        Self {
+            status,
+            body: serde_json::to_string(value).unwrap_or_else(|_| "{}".into()),
+        }
+    }
+
+    fn empty() -> Self {
+        Self {
+            status: 204,
+            body: String::new(),
+        }
+    }
+}
+
+/// A failed request, rendered as `{"error": {"code", "message", "details?"}}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiError {
+    /// The status code.
+    pub status: u16,
+    /// A stable machine-readable code.
+    pub code: &'static str,
+    /// For humans; never echoes secrets.
+    pub message: String,
+    /// Structured details (e.g. which field).
+    pub details: Option<Value>,
+}
+
+impl ApiError {
+    fn new(status: u16, code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// 400: the request is malformed.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "bad_request", message)
+    }
+
+    /// 404.
+    pub fn not_found(what: &str) -> Self {
+        Self::new(404, "not_found", format!("{what} not found"))
+    }
+
+    /// 409.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(409, "conflict", message)
+    }
+
+    /// 422: well-formed but invalid; `field` names the culprit.
+    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            details: Some(json!({"field": field})),
+            ..Self::new(422, "validation_failed", message)
+        }
+    }
+
+    fn response(&self) -> AdminResponse {
+        let mut error = json!({"code": self.code, "message": self.message});
+        if let Some(d) = &self.details {
+            error["details"] = d.clone();
+        }
+        AdminResponse::json(self.status, &json!({ "error": error }))
+    }
+}
+
+impl From<BackendError> for ApiError {
+    fn from(e: BackendError) -> Self {
+        tracing::error!(error = %e, "storage failed during a management request");
+        if e.is_retryable() {
+            Self::new(503, "unavailable", "storage is unavailable; retry")
+        } else {
+            Self::new(500, "internal", "storage refused the request")
+        }
+    }
+}
+
+/// Settings.
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    /// Accepted `X-API-Key` values (several during a rotation).
+    pub api_keys: Vec<Secret>,
+    /// Which endpoint URLs may be saved.
+    pub network: NetworkPolicy,
+    /// How long an old endpoint secret keeps working after a rotation, unless the call says.
+    pub rotation_grace: Duration,
+    /// Bodies above this are refused with 413.
+    pub max_body_bytes: usize,
+    /// How long idempotency keys are remembered.
+    pub idempotency_ttl: Duration,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            api_keys: Vec::new(),
+            network: NetworkPolicy::PublicOnly,
+            rotation_grace: Duration::from_secs(24 * 3600),
+            max_body_bytes: 256 * 1024,
+            idempotency_ttl: Duration::from_secs(24 * 3600),
+        }
+    }
+}
+
+/// The management API over its ports.
+#[derive(Debug, Clone)]
+pub struct Admin {
+    /// Endpoints.
+    pub endpoints: Endpoints,
+    /// Idempotency records and everything else document-shaped.
+    pub docs: Arc<dyn DocumentStore>,
+    /// Settings.
+    pub config: AdminConfig,
+}
+
+/// Whether `given` is one of `keys`, in time independent of where they differ.
+fn key_matches(keys: &[Secret], given: &str) -> bool {
+    let given = Sha256::digest(given.as_bytes());
+    keys.iter().fold(false, |found, k| {
+        let k = Sha256::digest(k.expose());
+        found | bool::from(k.ct_eq(&given))
+    })
+}
+
+/// An opaque cursor for a sort key.
+pub fn encode_cursor(sort: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sort.as_bytes())
+}
+
+/// The sort key of a cursor.
+pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(cursor)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::bad_request("invalid cursor"))
+}
+
+/// Query parameters.
+#[derive(Debug, Default)]
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(raw: &str) -> Self {
+        Self(
+            form_urlencoded::parse(raw.as_bytes())
+                .into_owned()
+                .collect(),
+        )
+    }
+
+    /// The first value of `name`.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// `limit`, 1–100, default 20.
+    pub fn limit(&self) -> Result<usize, ApiError> {
+        match self.get("limit") {
+            None => Ok(20),
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=100).contains(n))
+                .ok_or_else(|| ApiError::invalid("limit", "limit must be 1 to 100")),
+        }
+    }
+
+    /// `cursor`, decoded.
+    pub fn cursor(&self) -> Result<Option<String>, ApiError> {
+        self.get("cursor").map(decode_cursor).transpose()
+    }
+
+    /// A timestamp parameter.
+    pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+        self.get(name)
+            .map(|v| {
+                DateTime::parse_from_rfc3339(v)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|_| {
+                        ApiError::invalid(name, format!("{name} must be an RFC 3339 time"))
+                    })
+            })
+            .transpose()
+    }
+}
+
+/// A list response: `{"data": [...], "next_cursor": "…" | null}`.
+pub fn page<T: Serialize>(data: &[T], next: Option<&str>) -> Value {
+    json!({"data": data, "next_cursor": next.map(encode_cursor)})
+}
+
+/// The body as `T`, with 400 for malformed JSON and 422 for a wrong shape.
+pub fn body<T: for<'de> serde::Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| {
+        ApiError::bad_request(format!("the body is not JSON: {}", crate::json_error(&e)))
+    })?;
+    serde_json::from_value(value).map_err(|e| {
+        let text = e.to_string();
+        // Unknown and missing fields are named (names are ours, not user data); for any other
+        // shape error the message says what kind, never which value.
+        for prefix in ["unknown field", "missing field"] {
+            if text.starts_with(prefix)
+                && let Some(field) = text.split('`').nth(1)
+            {
+                return ApiError::invalid(field, format!("{prefix} `{field}`"));
+            }
+        }
+        ApiError::invalid("body", "a field has the wrong type or an invalid value")
+    })
+}
+
+impl Admin {
+    /// Answers one request at `now`.
+    pub async fn handle(&self, req: AdminRequest<'_>, now: DateTime<Utc>) -> AdminResponse {
+        let authorized = req
+            .api_key
+            .is_some_and(|k| key_matches(&self.config.api_keys, k));
+        if !authorized {
+            return ApiError::new(401, "unauthorized", "a valid X-API-Key header is required")
+                .response();
+        }
+        if req.body.len() > self.config.max_body_bytes {
+            return ApiError::new(413, "payload_too_large", "the body is too large").response();
+        }
+        let path = match req.path.find("/v1/") {
+            Some(i) => &req.path[i..],
+            None if req.path.ends_with("/v1") => "/v1",
+            None => req.path,
+        };
+        let path = path.trim_end_matches('/');
+        let segments: Vec<&str> = path.split('/').skip(1).collect();
+        let query = Query::parse(req.query);
+        if req.method == "POST"
+            && let Some(key) = req.idempotency_key
+        {
+            return match idempotency::run(self, key, path, req.body, now, || {
+                self.route(req.method, &segments, &query, req.body, now)
+            })
+            .await
+            {
+                Ok(r) => r,
+                Err(e) => e.response(),
+            };
+        }
+        match self
+            .route(req.method, &segments, &query, req.body, now)
+            .await
+        {
+            Ok(r) => r,
+            Err(e) => e.response(),
+        }
+    }
+
+    async fn route(
+        &self,
+        method: &str,
+        segments: &[&str],
+        query: &Query,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        match (method, segments) {
+            ("POST", ["v1", "endpoints"]) => self.create_endpoint(body, now).await,
+            ("GET", ["v1", "endpoints"]) => self.list_endpoints(query, now).await,
+            ("GET", ["v1", "endpoints", id]) => self.get_endpoint(id, now).await,
+            ("PATCH", ["v1", "endpoints", id]) => self.update_endpoint(id, body, now).await,
+            ("DELETE", ["v1", "endpoints", id]) => self.delete_endpoint(id, now).await,
+            ("POST", ["v1", "endpoints", id, "rotate-secret"]) => {
+                self.rotate_secret(id, body, now).await
+            }
+            ("POST", ["v1", "endpoints", id, "enable"]) => self.set_enabled(id, true, now).await,
+            ("POST", ["v1", "endpoints", id, "disable"]) => self.set_enabled(id, false, now).await,
+            (_, ["v1", "endpoints", ..]) => Err(ApiError::new(
+                405,
+                "method_not_allowed",
+                format!("{method} is not supported here"),
+            )),
+            _ => Err(ApiError::new(404, "not_found", "no such route")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
