@@ -6,8 +6,12 @@
 //! `{"error": {"code", "message", "details?"}}`, opaque cursors, `Idempotency-Key` replay, and
 //! the routes. Must not: know about Lambda or hyper.
 
+mod deliveries;
 mod endpoints;
 mod idempotency;
+
+pub use deliveries::{DeliveryView, RedriveRequest};
+pub use endpoints::{CreateEndpoint, EndpointView, RotateSecret, UpdateEndpoint};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,8 +25,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::delivery::endpoints::Endpoints;
+use crate::delivery::record::Deliveries;
 use crate::delivery::ssrf::NetworkPolicy;
-use crate::ports::{BackendError, DocumentStore};
+use crate::ports::{BackendError, BlobStore, DocumentStore, Queue};
 use crate::signature::Secret;
 
 /// One management request.
@@ -167,6 +172,14 @@ pub struct Admin {
     pub endpoints: Endpoints,
     /// Idempotency records and everything else document-shaped.
     pub docs: Arc<dyn DocumentStore>,
+    /// Delivery records.
+    pub deliveries: Deliveries,
+    /// The delivery queue (retries, recovery, redrive go there) …
+    pub delivery_queue: Arc<dyn Queue>,
+    /// … and its dead-letter queue.
+    pub dead_letter: Arc<dyn Queue>,
+    /// Claim-checks of large tasks.
+    pub blobs: Arc<dyn BlobStore>,
     /// Settings.
     pub config: AdminConfig,
 }
@@ -332,7 +345,14 @@ impl Admin {
             }
             ("POST", ["v1", "endpoints", id, "enable"]) => self.set_enabled(id, true, now).await,
             ("POST", ["v1", "endpoints", id, "disable"]) => self.set_enabled(id, false, now).await,
-            (_, ["v1", "endpoints", ..]) => Err(ApiError::new(
+            ("POST", ["v1", "endpoints", id, "recover"]) => {
+                self.recover_endpoint(id, query, now).await
+            }
+            ("GET", ["v1", "deliveries"]) => self.list_deliveries(query, now).await,
+            ("POST", ["v1", "deliveries", "redrive"]) => self.redrive_dead_letters(body, now).await,
+            ("GET", ["v1", "deliveries", id]) => self.get_delivery(id, now).await,
+            ("POST", ["v1", "deliveries", id, "retry"]) => self.retry_delivery(id, now).await,
+            (_, ["v1", "endpoints" | "deliveries", ..]) => Err(ApiError::new(
                 405,
                 "method_not_allowed",
                 format!("{method} is not supported here"),

@@ -1,7 +1,7 @@
 use chrono::TimeZone;
 
 use super::*;
-use crate::ports::memory::MemoryDocumentStore;
+use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 
 const KEY: &str = "admin-key-1";
 
@@ -10,9 +10,24 @@ fn now() -> DateTime<Utc> {
 }
 
 fn admin() -> Admin {
+    admin_with_queues().0
+}
+
+fn admin_with_queues() -> (Admin, Arc<MemoryQueue>, Arc<MemoryQueue>) {
     let docs: Arc<dyn DocumentStore> = Arc::new(MemoryDocumentStore::new());
-    Admin {
+    let blobs: Arc<dyn BlobStore> = Arc::new(MemoryBlobStore::new());
+    let queue = Arc::new(MemoryQueue::new("delivery"));
+    let dlq = Arc::new(MemoryQueue::new("delivery-dlq"));
+    let admin = Admin {
         endpoints: Endpoints { docs: docs.clone() },
+        deliveries: Deliveries {
+            docs: docs.clone(),
+            blobs: blobs.clone(),
+            ttl: std::time::Duration::from_secs(30 * 86400),
+        },
+        delivery_queue: queue.clone(),
+        dead_letter: dlq.clone(),
+        blobs,
         docs,
         config: AdminConfig {
             api_keys: vec![
@@ -21,7 +36,8 @@ fn admin() -> Admin {
             ],
             ..AdminConfig::default()
         },
-    }
+    };
+    (admin, queue, dlq)
 }
 
 async fn call(
@@ -310,4 +326,261 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
     let (s2, e2) = call(&a, "POST", "/v1/endpoints", &bad, Some("k-2")).await;
     assert_eq!((s1, s2), (422, 422));
     assert_eq!(e1, e2);
+}
+
+/// Delivery records for endpoint `endpoint`: `n` of them a minute apart from `base_minutes`
+/// ago, every third one dead-lettered, the rest delivered.
+async fn seed_deliveries(a: &Admin, endpoint: &str, n: i64, base_minutes: i64) -> Vec<String> {
+    use crate::delivery::record::{AttemptRecord, DeliveryStatus};
+    use crate::delivery::request::DeliveryTask;
+    use crate::model::EventType;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let at = now() - chrono::Duration::minutes(base_minutes - i);
+        let task = DeliveryTask {
+            delivery_id: format!("msg_{i:03}_{endpoint}"),
+            endpoint_id: endpoint.to_owned(),
+            event_type: if i % 2 == 0 {
+                EventType::MessageReceived
+            } else {
+                EventType::MessageRead
+            },
+            batch: false,
+            event_ids: vec![crate::ids::EventId::new()],
+            body: format!(r#"{{"n":{i}}}"#),
+            created_at: at,
+        };
+        let mut r = a.deliveries.new_record(&task, at).await.unwrap();
+        let outcome = if i % 3 == 0 {
+            DeliveryStatus::DeadLettered
+        } else {
+            DeliveryStatus::Delivered
+        };
+        r.push(
+            AttemptRecord {
+                attempt: 1,
+                at,
+                status: Some(if outcome == DeliveryStatus::Delivered {
+                    200
+                } else {
+                    400
+                }),
+                latency_ms: 12,
+                error: None,
+                outcome,
+            },
+            None,
+        );
+        assert!(a.deliveries.put(&r, None, at).await.unwrap());
+        ids.push(task.delivery_id);
+    }
+    ids
+}
+
+#[tokio::test]
+async fn deliveries_are_listed_filtered_shown_and_retried() {
+    let (a, queue, _) = admin_with_queues();
+    let ep1 = create(&a, "https://one.example.com/h").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ep2 = create(&a, "https://two.example.com/h").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ids1 = seed_deliveries(&a, &ep1, 6, 60).await;
+    let ids2 = seed_deliveries(&a, &ep2, 3, 120).await;
+
+    // Across endpoints, newest first, paginated.
+    let (status, first) = call(&a, "GET", "/v1/deliveries?limit=4", "", None).await;
+    assert_eq!(status, 200, "{first}");
+    let ids = |v: &Value| -> Vec<String> {
+        v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        ids(&first),
+        [
+            ids1[5].clone(),
+            ids1[4].clone(),
+            ids1[3].clone(),
+            ids1[2].clone()
+        ]
+    );
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, second) = call(
+        &a,
+        "GET",
+        &format!("/v1/deliveries?limit=4&cursor={cursor}"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids(&second),
+        [
+            ids1[1].clone(),
+            ids1[0].clone(),
+            ids2[2].clone(),
+            ids2[1].clone()
+        ]
+    );
+
+    // Filters.
+    let (_, failed) = call(
+        &a,
+        "GET",
+        &format!("/v1/deliveries?endpoint_id={ep1}&status=dead_lettered"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(ids(&failed), [ids1[3].clone(), ids1[0].clone()]);
+    let (_, read) = call(
+        &a,
+        "GET",
+        "/v1/deliveries?event_type=whatsapp.message.read&limit=100",
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids(&read),
+        [
+            ids1[5].clone(),
+            ids1[3].clone(),
+            ids1[1].clone(),
+            ids2[1].clone()
+        ]
+    );
+    let since = (now() - chrono::Duration::minutes(57)).to_rfc3339();
+    let (_, recent) = call(
+        &a,
+        "GET",
+        &format!(
+            "/v1/deliveries?endpoint_id={ep1}&since={}",
+            urlencode(&since)
+        ),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(
+        ids(&recent),
+        [ids1[5].clone(), ids1[4].clone(), ids1[3].clone()]
+    );
+    for bad in ["status=lost", "event_type=nope", "since=yesterday"] {
+        let (status, _) = call(&a, "GET", &format!("/v1/deliveries?{bad}"), "", None).await;
+        assert_eq!(status, 422, "{bad}");
+    }
+
+    // One delivery with its attempts.
+    let (status, one) = call(&a, "GET", &format!("/v1/deliveries/{}", ids1[0]), "", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(one["status"], "dead_lettered");
+    assert_eq!(one["attempts"][0]["status"], 400);
+    assert_eq!(one["attempts"][0]["latency_ms"], 12);
+    let (status, _) = call(&a, "GET", "/v1/deliveries/msg_nope", "", None).await;
+    assert_eq!(status, 404);
+
+    // Retry puts the task back on the delivery queue and marks the record retrying.
+    let (status, retried) = call(
+        &a,
+        "POST",
+        &format!("/v1/deliveries/{}/retry", ids1[1]),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!((status, &retried["status"]), (202, &json!("retrying")));
+    let tasks: Vec<crate::delivery::request::DeliveryTask> = crate::pipeline::codec::receive_all(
+        queue.as_ref(),
+        a.blobs.as_ref(),
+        std::time::Duration::from_secs(60),
+        now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].delivery_id, ids1[1]);
+    assert_eq!(tasks[0].body, r#"{"n":1}"#);
+
+    // Recover: the endpoint's failed deliveries since a time go back on the queue.
+    let since = (now() - chrono::Duration::minutes(58)).to_rfc3339();
+    let (status, rec) = call(
+        &a,
+        "POST",
+        &format!("/v1/endpoints/{ep1}/recover?since={}", urlencode(&since)),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &rec["recovered"]),
+        (202, &json!(1)),
+        "only msg_003 is failed and recent"
+    );
+    let (status, _) = call(
+        &a,
+        "POST",
+        &format!("/v1/endpoints/{ep1}/recover"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 422);
+}
+
+fn urlencode(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[tokio::test]
+async fn the_dead_letter_queue_is_redriven_by_endpoint() {
+    use crate::ports::OutgoingMessage;
+    let (a, queue, dlq) = admin_with_queues();
+    for endpoint in ["ep_a", "ep_b", "ep_a"] {
+        let task = crate::delivery::request::DeliveryTask {
+            delivery_id: format!("msg_{}_{endpoint}", ulid::Ulid::new()),
+            endpoint_id: endpoint.into(),
+            event_type: crate::model::EventType::MessageRead,
+            batch: false,
+            event_ids: vec![],
+            body: "{}".into(),
+            created_at: now(),
+        };
+        dlq.send_batch(&[OutgoingMessage {
+            id: "0".into(),
+            body: serde_json::to_string(&task).unwrap(),
+            delay: None,
+        }])
+        .await
+        .unwrap();
+    }
+    let (status, report) = call(
+        &a,
+        "POST",
+        "/v1/deliveries/redrive",
+        r#"{"endpoint_id": "ep_a"}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 202, "{report}");
+    assert_eq!(report["moved"], 2);
+    assert_eq!(queue.len(), 2);
+    let (status, _) = call(
+        &a,
+        "POST",
+        "/v1/deliveries/redrive",
+        r#"{"endpoint_id": "ep_a", "event_id": "evt_01JBCQ3ZX0V9K8N7M6P5Q4R301"}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 422);
+    let (status, report) = call(&a, "POST", "/v1/deliveries/redrive", "", None).await;
+    assert_eq!((status, &report["moved"]), (202, &json!(1)));
 }
