@@ -35,9 +35,10 @@ def waha_sig(body: bytes) -> str:
     return hmac.new(WAHA_KEY.encode(), body, hashlib.sha512).hexdigest()
 
 
-def http_event(method, source_id, body=b"", headers=None, query="", base64_body=False, n=0):
-    path = f"/webhooks/{source_id}"
-    route = f"{method} /webhooks/{{source_id}}" if method in ("GET", "POST") else "$default"
+def http_event(method, source_id, body=b"", headers=None, query="", base64_body=False, n=0,
+               path=None, route=None, path_parameters=None):
+    route = route or (f"{method} /webhooks/{{source_id}}" if method in ("GET", "POST") else "$default")
+    path = path or f"/webhooks/{source_id}"
     host = "abc123defg.execute-api.us-east-1.amazonaws.com"
     all_headers = {"host": host, "user-agent": "wagate-events", "x-forwarded-proto": "https"}
     if body:
@@ -63,7 +64,7 @@ def http_event(method, source_id, body=b"", headers=None, query="", base64_body=
             "time": "21/Nov/2026:12:00:00 +0000",
             "timeEpoch": 1795262400000,
         },
-        "pathParameters": {"source_id": source_id},
+        "pathParameters": path_parameters if path_parameters is not None else {"source_id": source_id},
         "isBase64Encoded": base64_body,
     }
     if query:
@@ -75,6 +76,19 @@ def http_event(method, source_id, body=b"", headers=None, query="", base64_body=
     if body:
         event["body"] = base64.b64encode(body).decode() if base64_body else body.decode("utf-8")
     return event
+
+
+ADMIN_KEY = "wagate-admin-key-example"
+ADMIN_ENDPOINT_ID = "ep_01JBCQ3ZX0V9K8N7M6P5Q4R301"
+
+
+def admin_event(method, path, body=None, query="", key=ADMIN_KEY, headers=None):
+    """An API Gateway request to the management API (route `ANY /v1/{proxy+}`)."""
+    raw = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
+    all_headers = {"x-api-key": key} if key else {}
+    all_headers.update(headers or {})
+    return http_event(method, "", raw, all_headers, query=query, path=path,
+                      route="ANY /v1/{proxy+}", path_parameters={"proxy": path[len("/v1/"):]})
 
 
 def fixture(name: str) -> bytes:
@@ -181,6 +195,22 @@ def main():
         "GET", "meta-main", query=f"hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444")
     cases["ingest-meta-handshake-bad-token.json"] = http_event(
         "GET", "meta-main", query="hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1158201444")
+    endpoint = f"/v1/endpoints/{ADMIN_ENDPOINT_ID}"
+    cases["admin-list-endpoints.json"] = admin_event("GET", "/v1/endpoints", query="limit=20")
+    cases["admin-create-endpoint.json"] = admin_event("POST", "/v1/endpoints", {
+        "url": "https://crm.example.com/whatsapp", "event_types": ["whatsapp.message.*", "whatsapp.conversation.*"],
+        "batching": True, "headers": {"X-API-Key": "receiver-key"}, "description": "CRM"},
+        headers={"idempotency-key": "create-crm-endpoint-1"})
+    cases["admin-create-endpoint-invalid.json"] = admin_event("POST", "/v1/endpoints", {"url": "http://10.0.0.8/hook"})
+    cases["admin-get-endpoint.json"] = admin_event("GET", endpoint)
+    cases["admin-update-endpoint.json"] = admin_event("PATCH", endpoint, {"event_types": ["*"], "description": "all events"})
+    cases["admin-rotate-secret.json"] = admin_event("POST", endpoint + "/rotate-secret", {"grace_seconds": 3600})
+    cases["admin-disable-endpoint.json"] = admin_event("POST", endpoint + "/disable")
+    cases["admin-list-deliveries.json"] = admin_event("GET", "/v1/deliveries",
+                                                      query=f"endpoint_id={ADMIN_ENDPOINT_ID}&status=dead_lettered&limit=50")
+    cases["admin-recover-endpoint.json"] = admin_event("POST", endpoint + "/recover", query="since=2026-11-20T00:00:00Z")
+    cases["admin-redrive.json"] = admin_event("POST", "/v1/deliveries/redrive", {"endpoint_id": ADMIN_ENDPOINT_ID})
+    cases["admin-unauthorized.json"] = admin_event("GET", "/v1/endpoints", key=None)
     for n, (name, event) in enumerate(sorted(cases.items())):
         event["requestContext"]["requestId"] = f"wagate-event-{n:04d}"
         (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
@@ -221,6 +251,11 @@ def main():
         "TABLE_NAME": "wagate-local",
         "DELIVERY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery",
         "DELIVERY_DLQ_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery-dlq",
+    }, "AdminFunction": {
+        "TABLE_NAME": "wagate-local",
+        "DELIVERY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery",
+        "DELIVERY_DLQ_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery-dlq",
+        "ADMIN_API_KEYS": ADMIN_KEY,
     }, "SweepFunction": {
         "TABLE_NAME": "wagate-local",
         "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-outbound",

@@ -7,6 +7,7 @@
     reason = "tests: a panic is how a test fails"
 )]
 
+mod admin_events;
 mod contract;
 mod deliver_http;
 mod e2e;

@@ -29,13 +29,14 @@ fn variables(function: &str) -> Vec<String> {
 #[test]
 fn every_function_gets_exactly_the_variables_its_config_reads() {
     let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
-    let cases: [(&str, &[&str]); 6] = [
+    let cases: [(&str, &[&str]); 7] = [
         ("IngestFunction", ingest::Config::VARIABLES),
         ("TrackFunction", track::Config::VARIABLES),
         ("SweepFunction", sweep::Config::VARIABLES),
         ("FanoutFunction", fanout::Config::VARIABLES),
         ("DeliverFunction", deliver::Config::VARIABLES),
         ("BufferFunction", buffer::Config::VARIABLES),
+        ("AdminFunction", admin::Config::VARIABLES),
     ];
     for (name, expected) in cases {
         let mut got = variables(&resource(&template, name));

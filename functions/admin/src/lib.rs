@@ -1,0 +1,136 @@
+//! The admin function as a library: configuration and the API Gateway handler, so tests drive
+//! exactly what the Lambda runs (`main.rs` only wires it).
+
+use std::time::Duration;
+
+use aws_adapters::env::{ConfigError, Env};
+use lambda_http::http::{HeaderMap, StatusCode, header};
+use lambda_http::{Body, Request, Response};
+use shared::admin::{Admin, AdminConfig, AdminRequest};
+use shared::delivery::ssrf::NetworkPolicy;
+use shared::signature::Secret;
+
+/// Everything the admin function needs.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `TABLE_NAME`: endpoints, delivery records, idempotency keys.
+    pub table_name: String,
+    /// `DELIVERY_QUEUE_URL`: where retried and recovered deliveries go.
+    pub delivery_queue_url: String,
+    /// `DELIVERY_DLQ_URL`: the dead-letter queue redrive reads.
+    pub delivery_dlq_url: String,
+    /// `ADMIN_API_KEYS` (comma-separated, at least one of 16+ characters),
+    /// `SECRET_ROTATION_GRACE_HOURS` (24), `ATTEMPT_TTL_DAYS` (30).
+    pub admin: AdminConfig,
+    /// How long delivery records are kept (the deliver function's `ATTEMPT_TTL_DAYS`).
+    pub record_ttl: Duration,
+}
+
+impl Config {
+    /// The environment variables this function reads (checked against `template.yaml`).
+    pub const VARIABLES: &'static [&'static str] = &[
+        "TABLE_NAME",
+        "DELIVERY_QUEUE_URL",
+        "DELIVERY_DLQ_URL",
+        "ADMIN_API_KEYS",
+        "SECRET_ROTATION_GRACE_HOURS",
+        "ATTEMPT_TTL_DAYS",
+    ];
+
+    /// Reads the configuration through `lookup`.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let env = Env(lookup);
+        let keys: Vec<Secret> = env
+            .required("ADMIN_API_KEYS")?
+            .split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .map(|k| Secret::from(k.to_owned()))
+            .collect();
+        if keys.is_empty() || keys.iter().any(|k| k.expose().len() < 16) {
+            return Err(ConfigError::Invalid {
+                name: "ADMIN_API_KEYS",
+                reason: "give one or more comma-separated keys of at least 16 characters".into(),
+            });
+        }
+        Ok(Self {
+            table_name: env.required("TABLE_NAME")?,
+            delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
+            delivery_dlq_url: env.required("DELIVERY_DLQ_URL")?,
+            admin: AdminConfig {
+                api_keys: keys,
+                network: NetworkPolicy::PublicOnly,
+                rotation_grace: env.duration("SECRET_ROTATION_GRACE_HOURS", 24, 0, 3600)?,
+                ..AdminConfig::default()
+            },
+            record_ttl: env.duration("ATTEMPT_TTL_DAYS", 30, 1, 24 * 3600)?,
+        })
+    }
+}
+
+fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}
+
+/// Handles one API Gateway request. Infallible: every outcome is an HTTP answer.
+pub async fn handle(admin: &Admin, req: Request) -> Response<Body> {
+    let headers = req.headers();
+    let request = AdminRequest {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        query: req.uri().query().unwrap_or_default(),
+        api_key: header_str(headers, "x-api-key"),
+        idempotency_key: header_str(headers, "idempotency-key"),
+        body: req.body().as_ref(),
+    };
+    let out = admin.handle(request, chrono::Utc::now()).await;
+    let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let mut builder = Response::builder().status(status);
+    let body = if out.body.is_empty() {
+        Body::Empty
+    } else {
+        builder = builder.header(header::CONTENT_TYPE, "application/json");
+        Body::Text(out.body)
+    };
+    builder
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Body::Empty))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    const BASE: [(&str, &str); 3] = [
+        ("TABLE_NAME", "t"),
+        ("DELIVERY_QUEUE_URL", "q"),
+        ("DELIVERY_DLQ_URL", "d"),
+    ];
+
+    #[test]
+    fn keys_are_required_long_and_may_be_several() {
+        let mut pairs = BASE.to_vec();
+        assert!(Config::from_lookup(env(&pairs)).is_err());
+        pairs.push(("ADMIN_API_KEYS", "short"));
+        let err = Config::from_lookup(env(&pairs)).unwrap_err().to_string();
+        assert!(
+            err.contains("ADMIN_API_KEYS") && !err.contains("short"),
+            "{err}"
+        );
+        pairs.pop();
+        pairs.push(("ADMIN_API_KEYS", "key-one-0123456789, key-two-0123456789"));
+        let config = Config::from_lookup(env(&pairs)).unwrap();
+        assert_eq!(config.admin.api_keys.len(), 2);
+        assert_eq!(config.admin.rotation_grace, Duration::from_secs(24 * 3600));
+    }
+}

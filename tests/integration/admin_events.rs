@@ -1,0 +1,130 @@
+//! The admin handler over every `events/admin-*.json` (the files `sam local invoke` uses),
+//! loaded as the Lambda runtime would, with the configuration of `events/env.json` and the
+//! in-memory backends: exact status codes and bodies, and the state they leave.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Utc;
+use serde_json::Value;
+use shared::admin::Admin;
+use shared::delivery::endpoints::{Endpoint, Endpoints};
+use shared::delivery::record::Deliveries;
+use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
+use shared::signature::EndpointSecret;
+use tests::repo_root;
+
+const ENDPOINT: &str = "ep_01JBCQ3ZX0V9K8N7M6P5Q4R301";
+
+async fn setup() -> Admin {
+    let text = std::fs::read_to_string(repo_root().join("events/env.json")).unwrap();
+    let all: HashMap<String, HashMap<String, String>> = serde_json::from_str(&text).unwrap();
+    let env = all["AdminFunction"].clone();
+    let config = admin::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let docs = Arc::new(MemoryDocumentStore::new());
+    let blobs = Arc::new(MemoryBlobStore::new());
+    let admin = Admin {
+        endpoints: Endpoints { docs: docs.clone() },
+        deliveries: Deliveries {
+            docs: docs.clone(),
+            blobs: blobs.clone(),
+            ttl: config.record_ttl,
+        },
+        delivery_queue: Arc::new(MemoryQueue::new("delivery")),
+        dead_letter: Arc::new(MemoryQueue::new("delivery-dlq")),
+        blobs,
+        docs,
+        config: config.admin,
+    };
+    // The endpoint the per-endpoint events name.
+    let secret = EndpointSecret::generate().unwrap();
+    let endpoint = Endpoint::new(
+        ENDPOINT,
+        "https://hooks.example.com/wa",
+        &secret,
+        Utc::now(),
+    );
+    assert!(
+        admin
+            .endpoints
+            .put(&endpoint, None, Utc::now())
+            .await
+            .unwrap()
+    );
+    admin
+}
+
+async fn invoke(admin: &Admin, file: &str) -> (u16, Value) {
+    let text = std::fs::read_to_string(repo_root().join("events").join(file)).unwrap();
+    let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
+    let response = admin::handle(admin, request).await;
+    let status = response.status().as_u16();
+    let body = response.body().to_vec();
+    let value = if body.is_empty() {
+        Value::Null
+    } else {
+        assert_eq!(
+            response.headers().get("content-type").unwrap(),
+            "application/json"
+        );
+        serde_json::from_slice(&body).unwrap()
+    };
+    (status, value)
+}
+
+#[tokio::test]
+async fn every_admin_event_gets_its_documented_answer() {
+    let admin = setup().await;
+    let cases = [
+        ("admin-list-endpoints.json", 200),
+        ("admin-create-endpoint.json", 201),
+        ("admin-create-endpoint-invalid.json", 422),
+        ("admin-get-endpoint.json", 200),
+        ("admin-update-endpoint.json", 200),
+        ("admin-rotate-secret.json", 200),
+        ("admin-list-deliveries.json", 200),
+        ("admin-recover-endpoint.json", 202),
+        ("admin-redrive.json", 202),
+        ("admin-disable-endpoint.json", 200),
+        ("admin-unauthorized.json", 401),
+    ];
+    let mut seen = Vec::new();
+    for (file, status) in cases {
+        let (got, body) = invoke(&admin, file).await;
+        assert_eq!(got, status, "{file}: {body}");
+        seen.push(file);
+        match file {
+            "admin-create-endpoint.json" => {
+                assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
+                assert_eq!(body["description"], "CRM");
+                // The same Idempotency-Key and body: the same endpoint, not a second one.
+                let (again, replay) = invoke(&admin, file).await;
+                assert_eq!((again, &replay), (201, &body));
+            }
+            "admin-create-endpoint-invalid.json" => {
+                assert_eq!(body["error"]["details"]["field"], "url");
+            }
+            "admin-update-endpoint.json" => {
+                assert_eq!(body["event_types"], serde_json::json!(["*"]));
+            }
+            "admin-rotate-secret.json" => {
+                assert!(body["previous_secret_expires_at"].is_string());
+            }
+            "admin-disable-endpoint.json" => assert_eq!(body["enabled"], false),
+            "admin-unauthorized.json" => assert_eq!(body["error"]["code"], "unauthorized"),
+            _ => {}
+        }
+    }
+    let (_, list) = invoke(&admin, "admin-list-endpoints.json").await;
+    assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    // Every admin event file is covered.
+    let mut files: Vec<String> = std::fs::read_dir(repo_root().join("events"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("admin-"))
+        .collect();
+    files.sort();
+    let mut covered: Vec<String> = seen.iter().map(|s| (*s).to_owned()).collect();
+    covered.sort();
+    assert_eq!(files, covered);
+}
