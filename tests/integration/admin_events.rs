@@ -8,8 +8,7 @@ use std::sync::Arc;
 use chrono::Utc;
 use serde_json::Value;
 use shared::admin::Admin;
-use shared::delivery::endpoints::{Endpoint, Endpoints};
-use shared::delivery::record::Deliveries;
+use shared::delivery::endpoints::Endpoint;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use shared::signature::EndpointSecret;
 use tests::repo_root;
@@ -21,21 +20,14 @@ async fn setup() -> Admin {
     let all: HashMap<String, HashMap<String, String>> = serde_json::from_str(&text).unwrap();
     let env = all["AdminFunction"].clone();
     let config = admin::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
-    let docs = Arc::new(MemoryDocumentStore::new());
-    let blobs = Arc::new(MemoryBlobStore::new());
-    let admin = Admin {
-        endpoints: Endpoints { docs: docs.clone() },
-        deliveries: Deliveries {
-            docs: docs.clone(),
-            blobs: blobs.clone(),
-            ttl: config.record_ttl,
-        },
-        delivery_queue: Arc::new(MemoryQueue::new("delivery")),
-        dead_letter: Arc::new(MemoryQueue::new("delivery-dlq")),
-        blobs,
-        docs,
-        config: config.admin,
-    };
+    let admin = Admin::new(
+        Arc::new(MemoryDocumentStore::new()),
+        Arc::new(MemoryBlobStore::new()),
+        Arc::new(MemoryQueue::new("delivery")),
+        Arc::new(MemoryQueue::new("delivery-dlq")),
+        config.record_ttl,
+        config.admin,
+    );
     // The endpoint the per-endpoint events name.
     let secret = EndpointSecret::generate().unwrap();
     let endpoint = Endpoint::new(

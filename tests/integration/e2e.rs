@@ -538,3 +538,112 @@ async fn the_front_answers_like_the_deployed_ingest() {
     assert_eq!(stats.events.get(), 0);
     gateway.shutdown(Duration::from_secs(1)).await;
 }
+
+/// The management API over HTTP in local mode: an endpoint created through it receives
+/// deliveries, which are then listed and shown with their attempts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_made_through_the_management_api_receive_deliveries() {
+    let receiver = Receiver::start(vec![]).await;
+    let mut config = LocalConfig::sample().unwrap();
+    config.endpoints = vec![];
+    config.settings = BTreeMap::from([
+        (
+            "ADMIN_API_KEYS".to_owned(),
+            "e2e-admin-key-0123456789".to_owned(),
+        ),
+        ("BUFFER_WINDOW_SECONDS".to_owned(), "1".to_owned()),
+    ]);
+    let mut options = Options::new(config);
+    options.sweep_every = None;
+    options.batching_window = Duration::from_millis(200);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = Gateway::start(Stores::memory(), listener, options)
+        .await
+        .unwrap();
+    let base = format!("http://{}/v1", gateway.addr());
+    let client = reqwest::Client::new();
+    let api = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{base}{path}"))
+            .header("x-api-key", "e2e-admin-key-0123456789")
+    };
+    let unauthorized = client
+        .get(format!("{base}/endpoints"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unauthorized.status().as_u16(), 401);
+
+    let create = serde_json::json!({
+        "url": receiver.url("/hook"),
+        "event_types": ["whatsapp.message.read"],
+        "headers": {"X-API-Key": "e2e-key"}
+    });
+    let r = api(reqwest::Method::POST, "/endpoints")
+        .header("idempotency-key", "create-1")
+        .body(create.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let created: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
+    let again: Value = api(reqwest::Method::POST, "/endpoints")
+        .header("idempotency-key", "create-1")
+        .body(create.to_string())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
+        .unwrap();
+    assert_eq!(created, again, "replayed, not created twice");
+    let id = created["id"].as_str().unwrap();
+    let secret = EndpointSecret::parse(created["secret"].as_str().unwrap()).unwrap();
+
+    let status = meta_status("15550004444", &wamid(), "read", Utc::now()).to_string();
+    assert_eq!(post(&gateway, "meta-demo", &status).await.0, 200);
+    until("the read status at the API-made endpoint", || {
+        receiver.received().len() == 1
+    })
+    .await;
+    let got = &receiver.received()[0];
+    assert_eq!(
+        got.header("x-webhook-signature"),
+        Some(webhook_signature(&secret, &got.body).as_str())
+    );
+
+    // The record is written right after the POST returns: poll it briefly.
+    let mut listed = Value::Null;
+    for _ in 0..100 {
+        listed = api(
+            reqwest::Method::GET,
+            &format!("/deliveries?endpoint_id={id}"),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
+        .unwrap();
+        if listed["data"][0]["status"] == "delivered" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+    assert_eq!(listed["data"][0]["status"], "delivered");
+    let delivery = listed["data"][0]["id"].as_str().unwrap();
+    assert_eq!(got.header("x-idempotency-key"), Some(delivery));
+    let shown: Value = api(reqwest::Method::GET, &format!("/deliveries/{delivery}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
+        .unwrap();
+    assert_eq!(shown["attempts"][0]["status"], 200);
+    gateway.shutdown(Duration::from_secs(5)).await;
+}

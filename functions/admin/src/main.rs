@@ -6,8 +6,6 @@ use std::sync::Arc;
 use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use lambda_http::{Error, service_fn};
 use shared::admin::Admin;
-use shared::delivery::endpoints::Endpoints;
-use shared::delivery::record::Deliveries;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -16,27 +14,22 @@ async fn main() -> Result<(), Error> {
     let clients = Clients::new(&aws_adapters::sdk_config().await);
     let docs = DynamoDocumentStore::new(clients.dynamodb.clone(), &config.table_name);
     docs.warm().await;
-    let docs = Arc::new(docs);
+    let docs: Arc<DynamoDocumentStore> = Arc::new(docs);
     let blobs = Arc::new(DynamoBlobStore::new(
         clients.dynamodb.clone(),
         &config.table_name,
     ));
-    let admin = Admin {
-        endpoints: Endpoints { docs: docs.clone() },
-        deliveries: Deliveries {
-            docs: docs.clone(),
-            blobs: blobs.clone(),
-            ttl: config.record_ttl,
-        },
-        delivery_queue: Arc::new(SqsQueue::new(
+    let admin = Admin::new(
+        docs,
+        blobs,
+        Arc::new(SqsQueue::new(
             clients.sqs.clone(),
             &config.delivery_queue_url,
         )),
-        dead_letter: Arc::new(SqsQueue::new(clients.sqs.clone(), &config.delivery_dlq_url)),
-        blobs,
-        docs,
-        config: config.admin,
-    };
+        Arc::new(SqsQueue::new(clients.sqs.clone(), &config.delivery_dlq_url)),
+        config.record_ttl,
+        config.admin,
+    );
     let admin = &admin;
     lambda_http::run(service_fn(move |req| async move {
         Ok::<_, Error>(admin::handle(admin, req).await)

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_adapters::env::Env;
+use shared::admin::Admin;
 use shared::delivery::deliver::Deliver;
 use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
@@ -90,6 +91,7 @@ pub struct Gateway {
 /// The pieces built from the configuration.
 struct Stages {
     ingest: Ingest,
+    admin: Option<Admin>,
     track: Track,
     buffer: Buffer,
     fanout: Fanout,
@@ -181,6 +183,22 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
         blobs: stores.blobs.clone(),
         config: deliver_config,
     };
+    // The management API is on when keys are configured (the sample has a demo key).
+    let admin = if settings.contains_key("ADMIN_API_KEYS") {
+        let config = admin::Config::from_lookup(lookup(settings))?;
+        let mut api = config.admin;
+        api.network = NetworkPolicy::AllowLoopback;
+        Some(Admin::new(
+            stores.docs.clone(),
+            stores.blobs.clone(),
+            stores.delivery().queue.clone(),
+            stores.delivery().dead_letter.clone(),
+            config.record_ttl,
+            api,
+        ))
+    } else {
+        None
+    };
     let sweep_config = sweep::Config::from_lookup(lookup(settings))?;
     let sweep = Sweep {
         state,
@@ -190,6 +208,7 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
     };
     Ok(Stages {
         ingest,
+        admin,
         track,
         buffer,
         fanout,
@@ -261,6 +280,7 @@ impl Gateway {
                 ingest: Arc::new(stages.ingest),
                 clock: options.clock.clone(),
                 stats: stats.clone(),
+                admin: stages.admin.map(Arc::new),
             },
             front_rx,
             Duration::from_secs(10),

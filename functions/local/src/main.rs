@@ -233,6 +233,7 @@ fn settings_from_env(config: &mut LocalConfig) {
         .chain(fanout::Config::VARIABLES)
         .chain(deliver::Config::VARIABLES)
         .chain(sweep::Config::VARIABLES)
+        .chain(admin::Config::VARIABLES)
         .chain(&["MAX_BODY_BYTES", "RAW_TTL_DAYS"])
         .filter(|n| **n != "TABLE_NAME" && !n.ends_with("_URL"));
     for name in names {
@@ -392,6 +393,11 @@ fn banner(
         );
     }
     println!("  health     {base}/healthz");
+    if config.settings.contains_key("ADMIN_API_KEYS") {
+        println!(
+            "  management {base}/v1 (X-API-Key from ADMIN_API_KEYS; the sample's is demo-admin-key-local-only)"
+        );
+    }
     for e in &config.endpoints {
         println!("  endpoint   {} -> {}", e.id, e.url);
     }

@@ -16,6 +16,7 @@ use hyper::{Method as HttpMethod, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use serde_json::json;
+use shared::admin::{Admin, AdminRequest};
 use shared::pipeline::ingest::{Ingest, IngestRequest, IngestResponse, Method};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -32,6 +33,8 @@ pub struct Front {
     pub clock: Clock,
     /// Counters.
     pub stats: Arc<Stats>,
+    /// The management API on `/v1` (`None` without `ADMIN_API_KEYS`).
+    pub admin: Option<Arc<Admin>>,
 }
 
 fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
@@ -61,6 +64,9 @@ impl Front {
         let path = req.uri().path().trim_end_matches('/').to_owned();
         if path == "/healthz" {
             return json_response(StatusCode::OK, &json!({"status": "ok"}));
+        }
+        if path == "/v1" || path.starts_with("/v1/") {
+            return self.admin(req).await;
         }
         let Some(source_id) = path
             .strip_prefix("/webhooks/")
@@ -123,6 +129,64 @@ impl Front {
             CONTENT_TYPE,
             hyper::header::HeaderValue::from_static(out.content_type),
         );
+        response
+    }
+}
+
+impl Front {
+    async fn admin(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+        let Some(admin) = &self.admin else {
+            return error(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "the management API is off: set ADMIN_API_KEYS",
+            );
+        };
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, admin.config.max_body_bytes)
+            .collect()
+            .await
+        {
+            Ok(b) => b.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                return error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    "the body is too large",
+                );
+            }
+            Err(_) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    "bad_request",
+                    "the body could not be read",
+                );
+            }
+        };
+        let get = |name: &str| header(&parts.headers, name);
+        let out = admin
+            .handle(
+                AdminRequest {
+                    method: parts.method.as_str(),
+                    path: parts.uri.path(),
+                    query: parts.uri.query().unwrap_or_default(),
+                    api_key: get("x-api-key"),
+                    idempotency_key: get("idempotency-key"),
+                    body: &body,
+                },
+                self.clock.now(),
+            )
+            .await;
+        let empty = out.body.is_empty();
+        let mut response = Response::new(Full::new(Bytes::from(out.body)));
+        *response.status_mut() =
+            StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if !empty {
+            response.headers_mut().insert(
+                CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static("application/json"),
+            );
+        }
         response
     }
 }

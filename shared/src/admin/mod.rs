@@ -184,6 +184,33 @@ pub struct Admin {
     pub config: AdminConfig,
 }
 
+impl Admin {
+    /// The API over one document store, blob store and the delivery queues; delivery records
+    /// are kept `record_ttl` (the deliver stage's attempt TTL).
+    pub fn new(
+        docs: Arc<dyn DocumentStore>,
+        blobs: Arc<dyn BlobStore>,
+        delivery_queue: Arc<dyn Queue>,
+        dead_letter: Arc<dyn Queue>,
+        record_ttl: Duration,
+        config: AdminConfig,
+    ) -> Self {
+        Self {
+            endpoints: Endpoints { docs: docs.clone() },
+            deliveries: Deliveries {
+                docs: docs.clone(),
+                blobs: blobs.clone(),
+                ttl: record_ttl,
+            },
+            delivery_queue,
+            dead_letter,
+            blobs,
+            docs,
+            config,
+        }
+    }
+}
+
 /// Whether `given` is one of `keys`, in time independent of where they differ.
 fn key_matches(keys: &[Secret], given: &str) -> bool {
     let given = Sha256::digest(given.as_bytes());
