@@ -587,16 +587,12 @@ async fn endpoints_made_through_the_management_api_receive_deliveries() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 201);
     let created: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
-    let again: Value = api(reqwest::Method::POST, "/endpoints")
-        .header("idempotency-key", "create-1")
-        .body(create.to_string())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
+    let again = json_of(
+        api(reqwest::Method::POST, "/endpoints")
+            .header("idempotency-key", "create-1")
+            .body(create.to_string()),
+    )
+    .await;
     assert_eq!(created, again, "replayed, not created twice");
     let id = created["id"].as_str().unwrap();
     let secret = EndpointSecret::parse(created["secret"].as_str().unwrap()).unwrap();
@@ -616,17 +612,11 @@ async fn endpoints_made_through_the_management_api_receive_deliveries() {
     // The record is written right after the POST returns: poll it briefly.
     let mut listed = Value::Null;
     for _ in 0..100 {
-        listed = api(
+        listed = json_of(api(
             reqwest::Method::GET,
             &format!("/deliveries?endpoint_id={id}"),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
+        ))
+        .await;
         if listed["data"][0]["status"] == "delivered" {
             break;
         }
@@ -636,14 +626,17 @@ async fn endpoints_made_through_the_management_api_receive_deliveries() {
     assert_eq!(listed["data"][0]["status"], "delivered");
     let delivery = listed["data"][0]["id"].as_str().unwrap();
     assert_eq!(got.header("x-idempotency-key"), Some(delivery));
-    let shown: Value = api(reqwest::Method::GET, &format!("/deliveries/{delivery}"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .map(|t| serde_json::from_str::<Value>(&t).unwrap())
-        .unwrap();
+    let shown = json_of(api(
+        reqwest::Method::GET,
+        &format!("/deliveries/{delivery}"),
+    ))
+    .await;
     assert_eq!(shown["attempts"][0]["status"], 200);
     gateway.shutdown(Duration::from_secs(5)).await;
+}
+
+/// Sends `request` and parses the JSON answer.
+async fn json_of(request: reqwest::RequestBuilder) -> Value {
+    let text = request.send().await.unwrap().text().await.unwrap();
+    serde_json::from_str(&text).unwrap()
 }

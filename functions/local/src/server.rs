@@ -54,6 +54,23 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>>
     )
 }
 
+/// The whole body, or the 413 (over `limit`) or 400 answer.
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
+    match Limited::new(body, limit).collect().await {
+        Ok(b) => Ok(b.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Box::new(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            &format!("the body exceeds {limit} bytes"),
+        ))),
+        Err(_) => Err(Box::new(error(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "the body could not be read",
+        ))),
+    }
+}
+
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
@@ -82,23 +99,11 @@ impl Front {
         };
         let query = req.uri().query().unwrap_or_default().to_owned();
         let (parts, body) = req.into_parts();
-        let limit = self.ingest.config.max_body_bytes;
-        let body = match Limited::new(body, limit).collect().await {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+        let body = match read_body(body, self.ingest.config.max_body_bytes).await {
+            Ok(b) => b,
+            Err(r) => {
                 self.stats.rejected.add(1);
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    &format!("the body exceeds {limit} bytes"),
-                );
-            }
-            Err(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "the body could not be read",
-                );
+                return *r;
             }
         };
         let get = |name: &str| header(&parts.headers, name);
@@ -143,25 +148,9 @@ impl Front {
             );
         };
         let (parts, body) = req.into_parts();
-        let body = match Limited::new(body, admin.config.max_body_bytes)
-            .collect()
-            .await
-        {
-            Ok(b) => b.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                return error(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
-                    "the body is too large",
-                );
-            }
-            Err(_) => {
-                return error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_request",
-                    "the body could not be read",
-                );
-            }
+        let body = match read_body(body, admin.config.max_body_bytes).await {
+            Ok(b) => b,
+            Err(r) => return *r,
         };
         let get = |name: &str| header(&parts.headers, name);
         let out = admin
