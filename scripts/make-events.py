@@ -255,6 +255,7 @@ def main():
         "TABLE_NAME": "wagate-local",
         "DELIVERY_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery",
         "DELIVERY_DLQ_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery-dlq",
+        "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-outbound",
         "ADMIN_API_KEYS": ADMIN_KEY,
     }, "SweepFunction": {
         "TABLE_NAME": "wagate-local",

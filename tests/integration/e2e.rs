@@ -640,3 +640,142 @@ async fn json_of(request: reqwest::RequestBuilder) -> Value {
     let text = request.send().await.unwrap().text().await.unwrap();
     serde_json::from_str(&text).unwrap()
 }
+
+/// Conversations through the management API: listed, labelled, annotated (later events carry
+/// both), transferred and closed (each emitting its event to the endpoint).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_are_managed_through_the_api_and_their_events_delivered() {
+    let receiver = Receiver::start(vec![]).await;
+    let mut config = LocalConfig::sample().unwrap();
+    config.endpoints = vec![endpoint("ep_e2e", &receiver.url("/hook"))];
+    config.settings = BTreeMap::from([
+        (
+            "ADMIN_API_KEYS".to_owned(),
+            "e2e-admin-key-0123456789".to_owned(),
+        ),
+        ("BUFFER_WINDOW_SECONDS".to_owned(), "1".to_owned()),
+    ]);
+    let mut options = Options::new(config);
+    options.sweep_every = None;
+    options.batching_window = Duration::from_millis(200);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let gateway = Gateway::start(Stores::memory(), listener, options)
+        .await
+        .unwrap();
+    let base = format!("http://{}/v1", gateway.addr());
+    let client = reqwest::Client::new();
+    let api = |method: reqwest::Method, path: &str| {
+        client
+            .request(method, format!("{base}{path}"))
+            .header("x-api-key", "e2e-admin-key-0123456789")
+    };
+    let alice = "15550005555";
+    let first = meta_text(alice, "Alice", &wamid(), "hello", Utc::now()).to_string();
+    assert_eq!(post(&gateway, "meta-demo", &first).await.0, 200);
+    until("the first batch", || {
+        count(&delivered(&receiver), "whatsapp.message.received") == 1
+    })
+    .await;
+
+    let listed = json_of(api(
+        reqwest::Method::GET,
+        "/conversations?source_id=meta-demo",
+    ))
+    .await;
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
+    let id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(listed["data"][0]["status"], "active");
+    assert_eq!(listed["data"][0]["source"]["id"], "meta-demo");
+    let none = json_of(api(
+        reqwest::Method::GET,
+        "/conversations?source_id=waha-demo",
+    ))
+    .await;
+    assert!(none["data"].as_array().unwrap().is_empty());
+
+    let labelled = json_of(
+        api(reqwest::Method::PUT, &format!("/conversations/{id}/labels"))
+            .body(r#"{"labels": ["vip", "order-1042", "vip"]}"#),
+    )
+    .await;
+    assert_eq!(labelled["labels"], serde_json::json!(["vip", "order-1042"]));
+    let noted = json_of(
+        api(reqwest::Method::PUT, &format!("/conversations/{id}/notes"))
+            .body(r#"{"notes": [{"text": "Prefers English", "author": "ana"}]}"#),
+    )
+    .await;
+    assert_eq!(noted["notes"][0]["text"], "Prefers English");
+
+    // The next message's event carries the labels and notes.
+    let second = meta_text(alice, "Alice", &wamid(), "where is my order?", Utc::now()).to_string();
+    assert_eq!(post(&gateway, "meta-demo", &second).await.0, 200);
+    until("the second batch", || {
+        count(&delivered(&receiver), "whatsapp.message.received") == 2
+    })
+    .await;
+    let latest = delivered(&receiver)
+        .into_iter()
+        .rfind(|(t, _)| t == "whatsapp.message.received")
+        .unwrap()
+        .1;
+    assert_eq!(
+        latest["conversation"]["labels"],
+        serde_json::json!(["vip", "order-1042"])
+    );
+    assert_eq!(latest["conversation"]["notes"][0]["author"], "ana");
+
+    let r = api(
+        reqwest::Method::POST,
+        &format!("/conversations/{id}/transfer"),
+    )
+    .body(r#"{"to_team": "billing", "notes": "refund request"}"#)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let r = api(reqwest::Method::POST, &format!("/conversations/{id}/close"))
+        .body(r#"{"reason": "agent"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let again = api(reqwest::Method::POST, &format!("/conversations/{id}/close"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    until("transferred and ended", || {
+        let d = delivered(&receiver);
+        count(&d, "whatsapp.conversation.transferred") == 1
+            && count(&d, "whatsapp.conversation.ended") == 1
+    })
+    .await;
+    let d = delivered(&receiver);
+    let transferred = &d
+        .iter()
+        .find(|(t, _)| t == "whatsapp.conversation.transferred")
+        .unwrap()
+        .1;
+    assert_eq!(transferred["transfer"]["to_team"], "billing");
+    assert_eq!(transferred["conversation"]["id"], id.as_str());
+    let ended = &d
+        .iter()
+        .find(|(t, _)| t == "whatsapp.conversation.ended")
+        .unwrap()
+        .1;
+    assert_eq!(ended["reason"], "agent");
+    let ended_list = json_of(api(reqwest::Method::GET, "/conversations?status=ended")).await;
+    assert_eq!(ended_list["data"][0]["id"], id.as_str(), "{ended_list}");
+    assert_eq!(ended_list["data"][0]["end_reason"], "agent");
+    let shown = json_of(api(reqwest::Method::GET, &format!("/conversations/{id}"))).await;
+    assert_eq!(shown["status"], "ended");
+    let missing = api(
+        reqwest::Method::GET,
+        "/conversations/conv_01JBCQ3ZX0V9K8N7M6P5Q4R301",
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(missing.status().as_u16(), 404);
+    gateway.shutdown(Duration::from_secs(5)).await;
+}

@@ -19,6 +19,10 @@ pub struct Config {
     pub delivery_queue_url: String,
     /// `DELIVERY_DLQ_URL`: the dead-letter queue redrive reads.
     pub delivery_dlq_url: String,
+    /// `OUTBOUND_QUEUE_URL`: where `whatsapp.conversation.ended|transferred` go.
+    pub outbound_queue_url: String,
+    /// `RAW_TTL_DAYS` (7): how long claim-checked events are kept.
+    pub blob_ttl: Duration,
     /// `ADMIN_API_KEYS` (comma-separated, at least one of 16+ characters),
     /// `SECRET_ROTATION_GRACE_HOURS` (24), `ATTEMPT_TTL_DAYS` (30).
     pub admin: AdminConfig,
@@ -32,6 +36,8 @@ impl Config {
         "TABLE_NAME",
         "DELIVERY_QUEUE_URL",
         "DELIVERY_DLQ_URL",
+        "OUTBOUND_QUEUE_URL",
+        "RAW_TTL_DAYS",
         "ADMIN_API_KEYS",
         "SECRET_ROTATION_GRACE_HOURS",
         "ATTEMPT_TTL_DAYS",
@@ -57,6 +63,8 @@ impl Config {
             table_name: env.required("TABLE_NAME")?,
             delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
             delivery_dlq_url: env.required("DELIVERY_DLQ_URL")?,
+            outbound_queue_url: env.required("OUTBOUND_QUEUE_URL")?,
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
             admin: AdminConfig {
                 api_keys: keys,
                 network: NetworkPolicy::PublicOnly,
@@ -111,10 +119,11 @@ mod tests {
         move |k| map.get(k).cloned()
     }
 
-    const BASE: [(&str, &str); 3] = [
+    const BASE: [(&str, &str); 4] = [
         ("TABLE_NAME", "t"),
         ("DELIVERY_QUEUE_URL", "q"),
         ("DELIVERY_DLQ_URL", "d"),
+        ("OUTBOUND_QUEUE_URL", "o"),
     ];
 
     #[test]

@@ -5,7 +5,12 @@ use std::sync::Arc;
 
 use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use lambda_http::{Error, service_fn};
+use std::time::Duration;
+
 use shared::admin::Admin;
+use shared::pipeline::track::QueueSink;
+use shared::pipeline::track::state::State;
+use shared::pipeline::track::sweep::Sweep;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -30,6 +35,28 @@ async fn main() -> Result<(), Error> {
         config.record_ttl,
         config.admin,
     );
+    let outbound = Arc::new(SqsQueue::new(
+        clients.sqs.clone(),
+        &config.outbound_queue_url,
+    ));
+    // The API emits conversation events only (never messages to batch), so both routes of the
+    // sink are the outbound queue.
+    let sweep = Sweep {
+        state: State {
+            docs: admin.docs.clone(),
+            message_ttl: Duration::from_secs(30 * 24 * 3600),
+            recent_messages: 5,
+        },
+        sink: Arc::new(QueueSink {
+            buffer: outbound.clone(),
+            outbound,
+            blobs: admin.blobs.clone(),
+            blob_ttl: config.blob_ttl,
+        }),
+        idle: Duration::from_secs(24 * 3600),
+        page: 100,
+    };
+    let admin = admin.with_conversations(sweep);
     let admin = &admin;
     lambda_http::run(service_fn(move |req| async move {
         Ok::<_, Error>(admin::handle(admin, req).await)

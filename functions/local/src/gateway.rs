@@ -183,28 +183,31 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
         blobs: stores.blobs.clone(),
         config: deliver_config,
     };
-    // The management API is on when keys are configured (the sample has a demo key).
-    let admin = if settings.contains_key("ADMIN_API_KEYS") {
-        let config = admin::Config::from_lookup(lookup(settings))?;
-        let mut api = config.admin;
-        api.network = NetworkPolicy::AllowLoopback;
-        Some(Admin::new(
-            stores.docs.clone(),
-            stores.blobs.clone(),
-            stores.delivery().queue.clone(),
-            stores.delivery().dead_letter.clone(),
-            config.record_ttl,
-            api,
-        ))
-    } else {
-        None
-    };
     let sweep_config = sweep::Config::from_lookup(lookup(settings))?;
     let sweep = Sweep {
         state,
         sink,
         idle: sweep_config.idle,
         page: sweep_config.page,
+    };
+    // The management API is on when keys are configured (the sample has a demo key).
+    let admin = if settings.contains_key("ADMIN_API_KEYS") {
+        let config = admin::Config::from_lookup(lookup(settings))?;
+        let mut api = config.admin;
+        api.network = NetworkPolicy::AllowLoopback;
+        Some(
+            Admin::new(
+                stores.docs.clone(),
+                stores.blobs.clone(),
+                stores.delivery().queue.clone(),
+                stores.delivery().dead_letter.clone(),
+                config.record_ttl,
+                api,
+            )
+            .with_conversations(sweep.clone()),
+        )
+    } else {
+        None
     };
     Ok(Stages {
         ingest,

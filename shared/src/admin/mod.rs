@@ -6,10 +6,14 @@
 //! `{"error": {"code", "message", "details?"}}`, opaque cursors, `Idempotency-Key` replay, and
 //! the routes. Must not: know about Lambda or hyper.
 
+mod conversations;
 mod deliveries;
 mod endpoints;
 mod idempotency;
 
+pub use conversations::{
+    CloseConversation, ConversationView, NoteInput, SetLabels, SetNotes, TransferConversation,
+};
 pub use deliveries::{DeliveryView, RedriveRequest};
 pub use endpoints::{CreateEndpoint, EndpointView, RotateSecret, UpdateEndpoint};
 
@@ -27,6 +31,7 @@ use subtle::ConstantTimeEq;
 use crate::delivery::endpoints::Endpoints;
 use crate::delivery::record::Deliveries;
 use crate::delivery::ssrf::NetworkPolicy;
+use crate::pipeline::track::sweep::Sweep;
 use crate::ports::{BackendError, BlobStore, DocumentStore, Queue};
 use crate::signature::Secret;
 
@@ -180,6 +185,9 @@ pub struct Admin {
     pub dead_letter: Arc<dyn Queue>,
     /// Claim-checks of large tasks.
     pub blobs: Arc<dyn BlobStore>,
+    /// Conversations: state, and where `ended`/`transferred` events go (`None`: the routes
+    /// answer 404).
+    pub conversations: Option<Sweep>,
     /// Settings.
     pub config: AdminConfig,
 }
@@ -206,7 +214,16 @@ impl Admin {
             dead_letter,
             blobs,
             docs,
+            conversations: None,
             config,
+        }
+    }
+
+    /// The same API with the conversation routes, over `sweep`'s state and event sink.
+    pub fn with_conversations(self, sweep: Sweep) -> Self {
+        Self {
+            conversations: Some(sweep),
+            ..self
         }
     }
 }
@@ -379,7 +396,17 @@ impl Admin {
             ("POST", ["v1", "deliveries", "redrive"]) => self.redrive_dead_letters(body, now).await,
             ("GET", ["v1", "deliveries", id]) => self.get_delivery(id, now).await,
             ("POST", ["v1", "deliveries", id, "retry"]) => self.retry_delivery(id, now).await,
-            (_, ["v1", "endpoints" | "deliveries", ..]) => Err(ApiError::new(
+            ("GET", ["v1", "conversations"]) => self.list_conversations(query, now).await,
+            ("GET", ["v1", "conversations", id]) => self.get_conversation(id, now).await,
+            ("POST", ["v1", "conversations", id, "close"]) => {
+                self.close_conversation(id, body, now).await
+            }
+            ("POST", ["v1", "conversations", id, "transfer"]) => {
+                self.transfer_conversation(id, body, now).await
+            }
+            ("PUT", ["v1", "conversations", id, "labels"]) => self.set_labels(id, body, now).await,
+            ("PUT", ["v1", "conversations", id, "notes"]) => self.set_notes(id, body, now).await,
+            (_, ["v1", "endpoints" | "deliveries" | "conversations", ..]) => Err(ApiError::new(
                 405,
                 "method_not_allowed",
                 format!("{method} is not supported here"),

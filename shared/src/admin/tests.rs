@@ -29,6 +29,7 @@ fn admin_with_queues() -> (Admin, Arc<MemoryQueue>, Arc<MemoryQueue>) {
         dead_letter: dlq.clone(),
         blobs,
         docs,
+        conversations: None,
         config: AdminConfig {
             api_keys: vec![
                 Secret::from("old-key".to_owned()),

@@ -26,6 +26,8 @@ use crate::ports::{BackendError, DocumentStore, DocumentWrite, IndexEntry, Versi
 pub const ACTIVE: &str = "conv-active";
 /// Index partition of conversations whose `ended` event has not been handed off yet.
 pub const ENDING: &str = "conv-ending";
+/// Index partition of ended conversations whose event went out, by end time.
+pub const ENDED: &str = "conv-ended";
 /// Optimistic-concurrency rounds before giving up (the caller retries the whole item later).
 const ROUNDS: usize = 8;
 
@@ -156,6 +158,10 @@ pub struct ConversationDoc {
     /// hand-off sends the same event.
     #[serde(default)]
     pub ended_event_id: Option<EventId>,
+    /// Whether that event has been handed on (until then the conversation is listed under
+    /// [`ENDING`], after under [`ENDED`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ended_handed_off: bool,
 }
 
 /// One message as [`State::record_activity`] sees it.
@@ -213,6 +219,36 @@ fn active_entry(c: &Conversation) -> IndexEntry {
             c.id
         ),
     }
+}
+
+/// Where a conversation sits in the index: open ones by activity, ended ones by end time (the
+/// sweep moves them from [`ENDING`] once their event is handed on).
+fn index_entry(doc: &ConversationDoc) -> IndexEntry {
+    let c = &doc.conversation;
+    match (c.status, c.ended_at) {
+        (ConversationStatus::Ended, Some(at)) if doc.ended_handed_off => IndexEntry {
+            partition: ENDED.into(),
+            sort: format!(
+                "{}#{}",
+                at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                c.id
+            ),
+        },
+        (ConversationStatus::Ended, Some(at)) => IndexEntry {
+            partition: ENDING.into(),
+            sort: format!("{}#{}", activity_bound(at), c.id),
+        },
+        _ => active_entry(c),
+    }
+}
+
+/// A page of conversations, most recent first, and the sort key to continue below.
+#[derive(Debug, Clone)]
+pub struct ConversationPage {
+    /// The conversations.
+    pub conversations: Vec<ConversationDoc>,
+    /// Pass as `before` for the next page.
+    pub next: Option<String>,
 }
 
 /// The index bound for "last active at or before `cutoff`": index sort keys are
@@ -464,6 +500,7 @@ impl State {
                 source: source.clone(),
                 conversation,
                 ended_event_id: None,
+                ended_handed_off: false,
             };
             let conv_key = format!("conv#{id}");
             let entry = active_entry(&stored.conversation);
@@ -494,10 +531,8 @@ impl State {
         stored.conversation.ended_at = Some(now);
         stored.conversation.end_reason = Some(reason);
         stored.ended_event_id = Some(EventId::new());
-        let entry = IndexEntry {
-            partition: ENDING.into(),
-            sort: format!("{}#{}", activity_bound(now), stored.conversation.id),
-        };
+        stored.ended_handed_off = false;
+        let entry = index_entry(&stored);
         let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
         Ok(self
             .write(conv_key, &stored, write)
@@ -545,13 +580,93 @@ impl State {
             let Some(doc) = self.docs.get(&conv_key, now).await? else {
                 return Ok(());
             };
-            let stored: ConversationDoc = decode(&conv_key, &doc)?;
-            let write = DocumentWrite::new(Some(doc.version), now);
+            let mut stored: ConversationDoc = decode(&conv_key, &doc)?;
+            stored.ended_handed_off = true;
+            let entry = index_entry(&stored);
+            let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
             if self.write(&conv_key, &stored, write).await? {
                 return Ok(());
             }
         }
         Err(StateError::Contention(conv_key))
+    }
+
+    /// Changes conversation `id` with `change` (labels, notes, …) and saves it where it is in
+    /// the index; `None` if there is no such conversation. Retries on concurrent writes.
+    pub async fn update_conversation(
+        &self,
+        id: ConversationId,
+        now: DateTime<Utc>,
+        change: impl Fn(&mut ConversationDoc),
+    ) -> Result<Option<ConversationDoc>, StateError> {
+        let conv_key = format!("conv#{id}");
+        for _ in 0..ROUNDS {
+            let Some(doc) = self.docs.get(&conv_key, now).await? else {
+                return Ok(None);
+            };
+            let mut stored: ConversationDoc = decode(&conv_key, &doc)?;
+            change(&mut stored);
+            let entry = index_entry(&stored);
+            let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
+            if self.write(&conv_key, &stored, write).await? {
+                return Ok(Some(stored));
+            }
+        }
+        Err(StateError::Contention(conv_key))
+    }
+
+    /// Conversations, most recent first: open ones by last activity, or ended ones by end time;
+    /// only those of `source_id` when given. Starts below the sort key `before`.
+    pub async fn list_conversations(
+        &self,
+        ended: bool,
+        source_id: Option<&str>,
+        before: Option<&str>,
+        limit: usize,
+        now: DateTime<Utc>,
+    ) -> Result<ConversationPage, StateError> {
+        let partition = if ended { ENDED } else { ACTIVE };
+        let mut cursor = before.map(str::to_owned);
+        let mut conversations = Vec::new();
+        let mut scanned = 0;
+        loop {
+            let chunk = (limit + 1).clamp(10, 100);
+            let page = crate::ports::IndexPage {
+                partition,
+                after: None,
+                before: cursor.as_deref(),
+                descending: true,
+                limit: chunk,
+            };
+            let listed = self.docs.list_page(page, now).await?;
+            let exhausted = listed.len() < chunk;
+            for l in listed {
+                scanned += 1;
+                cursor = Some(l.sort.clone());
+                let doc: ConversationDoc = decode(&l.key, &l.doc)?;
+                if source_id.is_none_or(|s| doc.source.id.as_str() == s) {
+                    conversations.push(doc);
+                    if conversations.len() == limit {
+                        return Ok(ConversationPage {
+                            conversations,
+                            next: cursor,
+                        });
+                    }
+                }
+            }
+            if exhausted {
+                return Ok(ConversationPage {
+                    conversations,
+                    next: None,
+                });
+            }
+            if scanned >= 1000 {
+                return Ok(ConversationPage {
+                    conversations,
+                    next: cursor,
+                });
+            }
+        }
     }
 
     /// Open conversations last active before `cutoff`, and ended ones whose event is still to be

@@ -1,0 +1,346 @@
+//! `/v1/conversations`: list (open or ended, by source), show, close (emits
+//! `whatsapp.conversation.ended` with reason `manual` or `agent`), transfer to an agent or team
+//! (emits `whatsapp.conversation.transferred`), and set labels and notes, which every later
+//! event carrying the conversation shows.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::{Admin, AdminResponse, ApiError, Query, body, encode_cursor};
+use crate::ids::{ConversationId, EventId, SourceId};
+use crate::model::{
+    Conversation, ConversationBody, EndReason, EventBody, EventData, EventType, InboundEvent, Note,
+    SourceInfo, Transfer,
+};
+use crate::pipeline::track::state::{ConversationDoc, StateError};
+use crate::pipeline::track::sweep::{Sweep, SweepError};
+
+/// A conversation as the API shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConversationView {
+    /// The source it belongs to.
+    pub source: SourceInfo,
+    /// The conversation, as events carry it.
+    #[serde(flatten)]
+    pub conversation: Conversation,
+}
+
+impl ConversationView {
+    fn of(doc: ConversationDoc) -> Self {
+        Self {
+            source: doc.source,
+            conversation: doc.conversation,
+        }
+    }
+}
+
+/// `POST /v1/conversations/{id}/close`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CloseConversation {
+    /// `manual` (default: an operator) or `agent` (the agent or bot handling the chat).
+    pub reason: Option<EndReason>,
+}
+
+/// `POST /v1/conversations/{id}/transfer`: at least one of `to_agent`, `to_team`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferConversation {
+    /// The agent taking over.
+    pub to_agent: Option<String>,
+    /// The team taking over.
+    pub to_team: Option<String>,
+    /// Notes for whoever takes over.
+    pub notes: Option<String>,
+}
+
+/// `PUT /v1/conversations/{id}/labels`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetLabels {
+    /// The labels (replacing the current ones); 1–64 characters each, at most 50.
+    pub labels: Vec<String>,
+}
+
+/// One note in `PUT /v1/conversations/{id}/notes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoteInput {
+    /// The text (1–2,000 characters).
+    pub text: String,
+    /// Who wrote it.
+    pub author: Option<String>,
+}
+
+/// `PUT /v1/conversations/{id}/notes`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SetNotes {
+    /// The notes (replacing the current ones; unchanged ones keep their time), at most 100.
+    pub notes: Vec<NoteInput>,
+}
+
+impl From<StateError> for ApiError {
+    fn from(e: StateError) -> Self {
+        tracing::error!(error = %e, "conversation state failed during a management request");
+        if e.is_retryable() {
+            Self::new(503, "unavailable", "storage is unavailable; retry")
+        } else {
+            Self::new(
+                500,
+                "internal",
+                "conversation state could not be read or written",
+            )
+        }
+    }
+}
+
+impl From<SweepError> for ApiError {
+    fn from(e: SweepError) -> Self {
+        tracing::error!(error = %e, "closing a conversation failed");
+        Self::new(
+            503,
+            "unavailable",
+            "the conversation could not be closed; retry",
+        )
+    }
+}
+
+fn conversation_id(id: &str) -> Result<ConversationId, ApiError> {
+    id.parse().map_err(|_| ApiError::not_found("conversation"))
+}
+
+impl Admin {
+    fn sweep(&self) -> Result<&Sweep, ApiError> {
+        self.conversations
+            .as_ref()
+            .ok_or_else(|| ApiError::new(404, "not_found", "conversations are not available here"))
+    }
+
+    async fn conversation_doc(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<ConversationDoc, ApiError> {
+        let id = conversation_id(id)?;
+        self.sweep()?
+            .state
+            .conversation(id, now)
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation"))
+    }
+
+    pub(super) async fn list_conversations(
+        &self,
+        query: &Query,
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let limit = query.limit()?;
+        let cursor = query.cursor()?;
+        let ended = match query.get("status") {
+            None | Some("active") => false,
+            Some("ended") => true,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "status",
+                    "status must be active or ended",
+                ));
+            }
+        };
+        let source = query.get("source_id");
+        if let Some(s) = source {
+            SourceId::parse(s).map_err(|_| ApiError::invalid("source_id", "not a source id"))?;
+        }
+        let page = self
+            .sweep()?
+            .state
+            .list_conversations(ended, source, cursor.as_deref(), limit, now)
+            .await?;
+        let data: Vec<ConversationView> = page
+            .conversations
+            .into_iter()
+            .map(ConversationView::of)
+            .collect();
+        Ok(AdminResponse::json(
+            200,
+            &serde_json::json!({"data": data, "next_cursor": page.next.as_deref().map(encode_cursor)}),
+        ))
+    }
+
+    pub(super) async fn get_conversation(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let doc = self.conversation_doc(id, now).await?;
+        Ok(AdminResponse::json(200, &ConversationView::of(doc)))
+    }
+
+    pub(super) async fn close_conversation(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let req: CloseConversation = if bytes.iter().all(u8::is_ascii_whitespace) {
+            CloseConversation::default()
+        } else {
+            body(bytes)?
+        };
+        let reason = req.reason.unwrap_or(EndReason::Manual);
+        if reason == EndReason::Inactivity {
+            return Err(ApiError::invalid(
+                "reason",
+                "reason must be manual or agent",
+            ));
+        }
+        let doc = self.conversation_doc(id, now).await?;
+        if !self
+            .sweep()?
+            .close(doc.conversation.id, reason, now)
+            .await?
+        {
+            return Err(ApiError::conflict("the conversation has already ended"));
+        }
+        let doc = self.conversation_doc(id, now).await?;
+        Ok(AdminResponse::json(200, &ConversationView::of(doc)))
+    }
+
+    pub(super) async fn transfer_conversation(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let req: TransferConversation = body(bytes)?;
+        let blank = |s: &Option<String>| s.as_deref().is_none_or(|v| v.trim().is_empty());
+        if blank(&req.to_agent) && blank(&req.to_team) {
+            return Err(ApiError::invalid("to_agent", "give to_agent or to_team"));
+        }
+        if req
+            .notes
+            .as_deref()
+            .is_some_and(|n| n.chars().count() > 2000)
+        {
+            return Err(ApiError::invalid(
+                "notes",
+                "notes are at most 2,000 characters",
+            ));
+        }
+        let doc = self.conversation_doc(id, now).await?;
+        let transfer = Transfer {
+            to_agent: req.to_agent,
+            to_team: req.to_team,
+            notes: req.notes,
+        };
+        let mut data = EventData::new(
+            doc.source.clone(),
+            EventBody::Conversation(ConversationBody {
+                reason: None,
+                transfer: Some(transfer),
+            }),
+        );
+        data.conversation = Some(doc.conversation.clone());
+        let event = InboundEvent {
+            id: EventId::new(),
+            event_type: EventType::ConversationTransferred,
+            dedup_key: format!(
+                "conversation:{}:transfer:{}",
+                doc.conversation.id,
+                ulid::Ulid::new()
+            ),
+            received_at: now,
+            occurred_at: Some(now),
+            request_id: None,
+            data,
+        };
+        self.sweep()?
+            .sink
+            .emit(std::slice::from_ref(&event), now)
+            .await?;
+        Ok(AdminResponse::json(
+            202,
+            &serde_json::json!({"event_id": event.id, "type": event.event_type, "conversation": ConversationView::of(doc)}),
+        ))
+    }
+
+    pub(super) async fn set_labels(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let req: SetLabels = body(bytes)?;
+        if req.labels.len() > 50 {
+            return Err(ApiError::invalid("labels", "at most 50 labels"));
+        }
+        let mut labels: Vec<String> = Vec::new();
+        for l in req.labels {
+            let l = l.trim().to_owned();
+            if l.is_empty() || l.chars().count() > 64 || l.chars().any(char::is_control) {
+                return Err(ApiError::invalid(
+                    "labels",
+                    "labels are 1 to 64 printable characters",
+                ));
+            }
+            if !labels.contains(&l) {
+                labels.push(l);
+            }
+        }
+        let cid = conversation_id(id)?;
+        let doc = self
+            .sweep()?
+            .state
+            .update_conversation(cid, now, |d| d.conversation.labels.clone_from(&labels))
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation"))?;
+        Ok(AdminResponse::json(200, &ConversationView::of(doc)))
+    }
+
+    pub(super) async fn set_notes(
+        &self,
+        id: &str,
+        bytes: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<AdminResponse, ApiError> {
+        let req: SetNotes = body(bytes)?;
+        if req.notes.len() > 100 {
+            return Err(ApiError::invalid("notes", "at most 100 notes"));
+        }
+        if req
+            .notes
+            .iter()
+            .any(|n| n.text.trim().is_empty() || n.text.chars().count() > 2000)
+        {
+            return Err(ApiError::invalid(
+                "notes",
+                "a note's text is 1 to 2,000 characters",
+            ));
+        }
+        let cid = conversation_id(id)?;
+        let doc = self
+            .sweep()?
+            .state
+            .update_conversation(cid, now, |d| {
+                let old = std::mem::take(&mut d.conversation.notes);
+                d.conversation.notes = req
+                    .notes
+                    .iter()
+                    .map(|n| {
+                        let kept = old
+                            .iter()
+                            .find(|o| o.text == n.text && o.author == n.author)
+                            .map(|o| o.created_at);
+                        Note {
+                            text: n.text.clone(),
+                            author: n.author.clone(),
+                            created_at: kept.unwrap_or(now),
+                        }
+                    })
+                    .collect();
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation"))?;
+        Ok(AdminResponse::json(200, &ConversationView::of(doc)))
+    }
+}
