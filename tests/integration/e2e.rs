@@ -544,29 +544,10 @@ async fn the_front_answers_like_the_deployed_ingest() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_made_through_the_management_api_receive_deliveries() {
     let receiver = Receiver::start(vec![]).await;
-    let mut config = LocalConfig::sample().unwrap();
-    config.endpoints = vec![];
-    config.settings = BTreeMap::from([
-        (
-            "ADMIN_API_KEYS".to_owned(),
-            "e2e-admin-key-0123456789".to_owned(),
-        ),
-        ("BUFFER_WINDOW_SECONDS".to_owned(), "1".to_owned()),
-    ]);
-    let mut options = Options::new(config);
-    options.sweep_every = None;
-    options.batching_window = Duration::from_millis(200);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = Gateway::start(Stores::memory(), listener, options)
-        .await
-        .unwrap();
+    let gateway = start_with_api(vec![]).await;
     let base = format!("http://{}/v1", gateway.addr());
     let client = reqwest::Client::new();
-    let api = |method: reqwest::Method, path: &str| {
-        client
-            .request(method, format!("{base}{path}"))
-            .header("x-api-key", "e2e-admin-key-0123456789")
-    };
+    let api = |method: reqwest::Method, path: &str| api_call(&client, &gateway, method, path);
     let unauthorized = client
         .get(format!("{base}/endpoints"))
         .send()
@@ -646,29 +627,9 @@ async fn json_of(request: reqwest::RequestBuilder) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conversations_are_managed_through_the_api_and_their_events_delivered() {
     let receiver = Receiver::start(vec![]).await;
-    let mut config = LocalConfig::sample().unwrap();
-    config.endpoints = vec![endpoint("ep_e2e", &receiver.url("/hook"))];
-    config.settings = BTreeMap::from([
-        (
-            "ADMIN_API_KEYS".to_owned(),
-            "e2e-admin-key-0123456789".to_owned(),
-        ),
-        ("BUFFER_WINDOW_SECONDS".to_owned(), "1".to_owned()),
-    ]);
-    let mut options = Options::new(config);
-    options.sweep_every = None;
-    options.batching_window = Duration::from_millis(200);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let gateway = Gateway::start(Stores::memory(), listener, options)
-        .await
-        .unwrap();
-    let base = format!("http://{}/v1", gateway.addr());
+    let gateway = start_with_api(vec![endpoint("ep_e2e", &receiver.url("/hook"))]).await;
     let client = reqwest::Client::new();
-    let api = |method: reqwest::Method, path: &str| {
-        client
-            .request(method, format!("{base}{path}"))
-            .header("x-api-key", "e2e-admin-key-0123456789")
-    };
+    let api = |method: reqwest::Method, path: &str| api_call(&client, &gateway, method, path);
     let alice = "15550005555";
     let first = meta_text(alice, "Alice", &wamid(), "hello", Utc::now()).to_string();
     assert_eq!(post(&gateway, "meta-demo", &first).await.0, 200);
@@ -778,4 +739,35 @@ async fn conversations_are_managed_through_the_api_and_their_events_delivered() 
     .unwrap();
     assert_eq!(missing.status().as_u16(), 404);
     gateway.shutdown(Duration::from_secs(5)).await;
+}
+
+const API_KEY: &str = "e2e-admin-key-0123456789";
+
+/// A gateway on the embedded backend with the management API on.
+async fn start_with_api(endpoints: Vec<EndpointSpec>) -> Gateway {
+    let mut config = LocalConfig::sample().unwrap();
+    config.endpoints = endpoints;
+    config.settings = BTreeMap::from([
+        ("ADMIN_API_KEYS".to_owned(), API_KEY.to_owned()),
+        ("BUFFER_WINDOW_SECONDS".to_owned(), "1".to_owned()),
+    ]);
+    let mut options = Options::new(config);
+    options.sweep_every = None;
+    options.batching_window = Duration::from_millis(200);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    Gateway::start(Stores::memory(), listener, options)
+        .await
+        .unwrap()
+}
+
+/// An authenticated management API request.
+fn api_call(
+    client: &reqwest::Client,
+    gateway: &Gateway,
+    method: reqwest::Method,
+    path: &str,
+) -> reqwest::RequestBuilder {
+    client
+        .request(method, format!("http://{}/v1{path}", gateway.addr()))
+        .header("x-api-key", API_KEY)
 }

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, AdminResponse, ApiError, Query, body, encode_cursor};
+use super::{Admin, AdminResponse, ApiError, Query, body};
 use crate::ids::{ConversationId, EventId, SourceId};
 use crate::model::{
     Conversation, ConversationBody, EndReason, EventBody, EventData, EventType, InboundEvent, Note,
@@ -163,7 +163,7 @@ impl Admin {
             .collect();
         Ok(AdminResponse::json(
             200,
-            &serde_json::json!({"data": data, "next_cursor": page.next.as_deref().map(encode_cursor)}),
+            &super::page(&data, page.next.as_deref()),
         ))
     }
 

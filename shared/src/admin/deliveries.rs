@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, AdminResponse, ApiError, Query, body, encode_cursor};
+use super::{Admin, AdminResponse, ApiError, Query, body, page};
 use crate::delivery::record::{
     AttemptRecord, Deliveries, DeliveryFilter, DeliveryRecord, DeliveryStatus,
 };
@@ -173,7 +173,7 @@ impl Admin {
         more |= found.len() > limit;
         found.truncate(limit);
         let next = if more {
-            found.last().map(|(sort, _)| encode_cursor(sort))
+            found.last().map(|(sort, _)| sort.clone())
         } else {
             None
         };
@@ -181,10 +181,7 @@ impl Admin {
             .iter()
             .map(|(_, r)| DeliveryView::of(r, false))
             .collect();
-        Ok(AdminResponse::json(
-            200,
-            &serde_json::json!({"data": data, "next_cursor": next}),
-        ))
+        Ok(AdminResponse::json(200, &page(&data, next.as_deref())))
     }
 
     pub(super) async fn get_delivery(

@@ -11,7 +11,7 @@ use super::request::DeliveryTask;
 use crate::ids::EventId;
 use crate::model::EventType;
 use crate::ports::{
-    BackendError, BlobStore, DocumentStore, DocumentWrite, IndexEntry, IndexPage, Versioned,
+    BackendError, BlobStore, DocumentStore, DocumentWrite, IndexEntry, Versioned, filtered_page,
 };
 
 /// Attempts kept in a record (the latest); the count goes on.
@@ -297,56 +297,29 @@ impl Deliveries {
         limit: usize,
         now: DateTime<Utc>,
     ) -> Result<DeliveryPage, BackendError> {
-        const SCAN: usize = 1000;
         let partition = Self::partition(endpoint_id);
         let upper = filter.until.map(|t| Self::sort_key(t, ""));
         let lower = filter.since.map(|t| Self::sort_key(t, ""));
-        let mut cursor: Option<String> = match (before, upper) {
+        let before = match (before, upper) {
             (Some(b), Some(u)) => Some(if b < u.as_str() { b.to_owned() } else { u }),
             (Some(b), None) => Some(b.to_owned()),
             (None, u) => u,
         };
-        let mut records = Vec::new();
-        let mut scanned = 0;
-        loop {
-            let chunk = (limit + 1).clamp(10, 100);
-            let page = IndexPage {
-                partition: &partition,
-                after: lower.as_deref(),
-                before: cursor.as_deref(),
-                descending: true,
-                limit: chunk,
-            };
-            let listed = self.docs.list_page(page, now).await?;
-            let exhausted = listed.len() < chunk;
-            for l in listed {
-                scanned += 1;
-                cursor = Some(l.sort.clone());
+        let (records, next) = filtered_page(
+            self.docs.as_ref(),
+            &partition,
+            lower.as_deref(),
+            before,
+            limit,
+            now,
+            |l| {
                 let record: DeliveryRecord =
                     serde_json::from_value(l.doc.body).map_err(|e| corrupt(&e))?;
-                if filter.keeps(&record) {
-                    records.push(record);
-                    if records.len() == limit {
-                        return Ok(DeliveryPage {
-                            records,
-                            next: cursor,
-                        });
-                    }
-                }
-            }
-            if exhausted {
-                return Ok(DeliveryPage {
-                    records,
-                    next: None,
-                });
-            }
-            if scanned >= SCAN {
-                return Ok(DeliveryPage {
-                    records,
-                    next: cursor,
-                });
-            }
-        }
+                Ok::<_, BackendError>(filter.keeps(&record).then_some(record))
+            },
+        )
+        .await?;
+        Ok(DeliveryPage { records, next })
     }
 }
 

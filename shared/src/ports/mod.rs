@@ -242,6 +242,53 @@ pub trait DocumentStore: Send + Sync + Debug {
     }
 }
 
+/// Lists index partition `partition` newest first between `after` and `before` (exclusive),
+/// keeping what `keep` returns, until `limit` are kept or 1,000 documents were read (so a rare
+/// filter cannot make one call unbounded). Returns the kept items and the sort key to pass as
+/// `before` for the next page (`None` at the end).
+pub async fn filtered_page<T, E: From<BackendError>>(
+    docs: &dyn DocumentStore,
+    partition: &str,
+    after: Option<&str>,
+    before: Option<String>,
+    limit: usize,
+    now: DateTime<Utc>,
+    mut keep: impl FnMut(Listed) -> Result<Option<T>, E>,
+) -> Result<(Vec<T>, Option<String>), E> {
+    const SCAN: usize = 1000;
+    let mut cursor = before;
+    let mut kept = Vec::new();
+    let mut scanned = 0;
+    loop {
+        let chunk = (limit + 1).clamp(10, 100);
+        let page = IndexPage {
+            partition,
+            after,
+            before: cursor.as_deref(),
+            descending: true,
+            limit: chunk,
+        };
+        let listed = docs.list_page(page, now).await?;
+        let exhausted = listed.len() < chunk;
+        for l in listed {
+            scanned += 1;
+            cursor = Some(l.sort.clone());
+            if let Some(item) = keep(l)? {
+                kept.push(item);
+                if kept.len() == limit {
+                    return Ok((kept, cursor));
+                }
+            }
+        }
+        if exhausted {
+            return Ok((kept, None));
+        }
+        if scanned >= SCAN {
+            return Ok((kept, cursor));
+        }
+    }
+}
+
 /// Which part of an index partition to list (see [`DocumentStore::list_page`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IndexPage<'a> {

@@ -626,47 +626,27 @@ impl State {
         now: DateTime<Utc>,
     ) -> Result<ConversationPage, StateError> {
         let partition = if ended { ENDED } else { ACTIVE };
-        let mut cursor = before.map(str::to_owned);
-        let mut conversations = Vec::new();
-        let mut scanned = 0;
-        loop {
-            let chunk = (limit + 1).clamp(10, 100);
-            let page = crate::ports::IndexPage {
-                partition,
-                after: None,
-                before: cursor.as_deref(),
-                descending: true,
-                limit: chunk,
-            };
-            let listed = self.docs.list_page(page, now).await?;
-            let exhausted = listed.len() < chunk;
-            for l in listed {
-                scanned += 1;
-                cursor = Some(l.sort.clone());
+        let (conversations, next) = crate::ports::filtered_page(
+            self.docs.as_ref(),
+            partition,
+            None,
+            before.map(str::to_owned),
+            limit,
+            now,
+            |l| {
                 let doc: ConversationDoc = decode(&l.key, &l.doc)?;
-                if source_id.is_none_or(|s| doc.source.id.as_str() == s) {
-                    conversations.push(doc);
-                    if conversations.len() == limit {
-                        return Ok(ConversationPage {
-                            conversations,
-                            next: cursor,
-                        });
-                    }
-                }
-            }
-            if exhausted {
-                return Ok(ConversationPage {
-                    conversations,
-                    next: None,
-                });
-            }
-            if scanned >= 1000 {
-                return Ok(ConversationPage {
-                    conversations,
-                    next: cursor,
-                });
-            }
-        }
+                Ok::<_, StateError>(
+                    source_id
+                        .is_none_or(|s| doc.source.id.as_str() == s)
+                        .then_some(doc),
+                )
+            },
+        )
+        .await?;
+        Ok(ConversationPage {
+            conversations,
+            next,
+        })
     }
 
     /// Open conversations last active before `cutoff`, and ended ones whose event is still to be
