@@ -613,6 +613,32 @@ async fn endpoints_made_through_the_management_api_receive_deliveries() {
     ))
     .await;
     assert_eq!(shown["attempts"][0]["status"], 200);
+
+    // A test delivery of a chosen type goes through the same path and reports the attempt.
+    let tested = json_of(
+        api(reqwest::Method::POST, &format!("/endpoints/{id}/test"))
+            .body(r#"{"event_type": "whatsapp.template.status_updated"}"#),
+    )
+    .await;
+    assert_eq!(tested["result"], "delivered", "{tested}");
+    assert_eq!(tested["attempt"]["status"], 200);
+    let last = receiver.received().last().cloned().unwrap();
+    assert_eq!(
+        last.header("x-webhook-signature"),
+        Some(webhook_signature(&secret, &last.body).as_str())
+    );
+    let envelope: Value = serde_json::from_slice(&last.body).unwrap();
+    assert_eq!(envelope["type"], "whatsapp.template.status_updated");
+    assert_eq!(
+        last.header("x-idempotency-key"),
+        tested["delivery_id"].as_str()
+    );
+    let bad = api(reqwest::Method::POST, &format!("/endpoints/{id}/test"))
+        .body(r#"{"event_type": "whatsapp.nope"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status().as_u16(), 422);
     gateway.shutdown(Duration::from_secs(5)).await;
 }
 

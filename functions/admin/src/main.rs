@@ -24,6 +24,7 @@ async fn main() -> Result<(), Error> {
         clients.dynamodb.clone(),
         &config.table_name,
     ));
+    let sender = deliver::http::ReqwestSender::new(config.admin.network)?;
     let admin = Admin::new(
         docs,
         blobs,
@@ -56,7 +57,10 @@ async fn main() -> Result<(), Error> {
         idle: Duration::from_secs(24 * 3600),
         page: 100,
     };
-    let admin = admin.with_conversations(sweep);
+    // The sender is built before `config.admin` moves into the API.
+    let admin = admin
+        .with_conversations(sweep)
+        .with_sender(Arc::new(sender));
     let admin = &admin;
     lambda_http::run(service_fn(move |req| async move {
         Ok::<_, Error>(admin::handle(admin, req).await)

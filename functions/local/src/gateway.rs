@@ -204,7 +204,11 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
                 config.record_ttl,
                 api,
             )
-            .with_conversations(sweep.clone()),
+            .with_conversations(sweep.clone())
+            .with_sender(Arc::new(
+                deliver::http::ReqwestSender::new(NetworkPolicy::AllowLoopback)
+                    .context("building the HTTP client")?,
+            )),
         )
     } else {
         None

@@ -10,12 +10,14 @@ mod conversations;
 mod deliveries;
 mod endpoints;
 mod idempotency;
+mod test_send;
 
 pub use conversations::{
     CloseConversation, ConversationView, NoteInput, SetLabels, SetNotes, TransferConversation,
 };
 pub use deliveries::{DeliveryView, RedriveRequest};
 pub use endpoints::{CreateEndpoint, EndpointView, RotateSecret, UpdateEndpoint};
+pub use test_send::{TestDelivery, sample_event};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,6 +30,7 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::delivery::deliver::HttpSender;
 use crate::delivery::endpoints::Endpoints;
 use crate::delivery::record::Deliveries;
 use crate::delivery::ssrf::NetworkPolicy;
@@ -188,6 +191,8 @@ pub struct Admin {
     /// Conversations: state, and where `ended`/`transferred` events go (`None`: the routes
     /// answer 404).
     pub conversations: Option<Sweep>,
+    /// Sends test deliveries (`None`: `/test` answers 404).
+    pub sender: Option<Arc<dyn HttpSender>>,
     /// Settings.
     pub config: AdminConfig,
 }
@@ -215,7 +220,16 @@ impl Admin {
             blobs,
             docs,
             conversations: None,
+            sender: None,
             config,
+        }
+    }
+
+    /// The same API sending test deliveries through `sender`.
+    pub fn with_sender(self, sender: Arc<dyn HttpSender>) -> Self {
+        Self {
+            sender: Some(sender),
+            ..self
         }
     }
 
@@ -389,6 +403,7 @@ impl Admin {
             }
             ("POST", ["v1", "endpoints", id, "enable"]) => self.set_enabled(id, true, now).await,
             ("POST", ["v1", "endpoints", id, "disable"]) => self.set_enabled(id, false, now).await,
+            ("POST", ["v1", "endpoints", id, "test"]) => self.test_endpoint(id, body, now).await,
             ("POST", ["v1", "endpoints", id, "recover"]) => {
                 self.recover_endpoint(id, query, now).await
             }

@@ -30,6 +30,7 @@ fn admin_with_queues() -> (Admin, Arc<MemoryQueue>, Arc<MemoryQueue>) {
         blobs,
         docs,
         conversations: None,
+        sender: None,
         config: AdminConfig {
             api_keys: vec![
                 Secret::from("old-key".to_owned()),
@@ -584,4 +585,31 @@ async fn the_dead_letter_queue_is_redriven_by_endpoint() {
     assert_eq!(status, 422);
     let (status, report) = call(&a, "POST", "/v1/deliveries/redrive", "", None).await;
     assert_eq!((status, &report["moved"]), (202, &json!(1)));
+}
+
+#[test]
+fn every_event_type_has_a_sample_and_most_come_from_provider_payloads() {
+    use crate::model::{EventBody, EventType};
+    let source = crate::ids::SourceId::parse("wagate-test").unwrap();
+    let mut from_providers = 0;
+    for t in EventType::ALL {
+        let e = sample_event(&source, *t, now());
+        assert_eq!(e.event_type, *t);
+        let envelope = crate::model::Envelope::single(e.clone());
+        assert!(serde_json::to_string(&envelope).is_ok());
+        let synthetic =
+            matches!(&e.data.body, EventBody::Notification(n) if n.provider_event == "wagate.test");
+        if !synthetic {
+            from_providers += 1;
+        }
+    }
+    let received = sample_event(&source, EventType::MessageReceived, now());
+    assert!(matches!(received.data.body, EventBody::Message(_)));
+    let ended = sample_event(&source, EventType::ConversationEnded, now());
+    assert!(ended.data.conversation.is_some());
+    assert!(
+        from_providers >= 30,
+        "{from_providers} of {}",
+        EventType::ALL.len()
+    );
 }
