@@ -1,5 +1,6 @@
 //! `Idempotency-Key` on POST: the same key with the same body replays the first response; the
-//! same key with a different body is refused with 409. Keys are remembered for a day (per path).
+//! same key with a different body is refused with 409, and so is a call while the first one still
+//! runs. Keys are remembered for a day (per path).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -11,10 +12,16 @@ use crate::ports::DocumentWrite;
 #[derive(Serialize, Deserialize)]
 struct Stored {
     request: String,
-    response: AdminResponse,
+    /// `None` while the first request with the key is still running.
+    #[serde(default)]
+    response: Option<AdminResponse>,
 }
 
-/// Runs `work` once per (`key`, `path`); later calls with the same body get its response.
+/// How long a claimed key waits for its first request before another may take over.
+const IN_FLIGHT: chrono::Duration = chrono::Duration::seconds(60);
+
+/// Runs `work` once per (`key`, `path`); later calls with the same body get its response, calls
+/// while it runs get 409.
 pub(super) async fn run<F, Fut>(
     admin: &Admin,
     key: &str,
@@ -44,35 +51,65 @@ where
         )
     );
     let request = hex::encode(Sha256::digest(body));
-    if let Some(doc) = admin.docs.get(&doc_key, now).await? {
+    let encode = |stored: &Stored| {
+        serde_json::to_value(stored)
+            .map_err(|_| ApiError::new(500, "internal", "could not store the response"))
+    };
+    // Claim the key (a conditional create), or answer from what the first request left.
+    let claim = Stored {
+        request: request.clone(),
+        response: None,
+    };
+    let claimed = admin
+        .docs
+        .put(
+            &doc_key,
+            &encode(&claim)?,
+            DocumentWrite::new(None, now).expiring(now + IN_FLIGHT),
+        )
+        .await?;
+    if !claimed {
+        let Some(doc) = admin.docs.get(&doc_key, now).await? else {
+            return Err(ApiError::conflict(
+                "a request with this Idempotency-Key is in progress; retry",
+            ));
+        };
         let stored: Stored = serde_json::from_value(doc.body).map_err(|e| {
             ApiError::from(crate::ports::BackendError::Corrupt(crate::json_error(&e)))
         })?;
-        return if stored.request == request {
-            Ok(stored.response)
-        } else {
-            Err(ApiError::conflict(
+        return match (stored.request == request, stored.response) {
+            (false, _) => Err(ApiError::conflict(
                 "this Idempotency-Key was used with a different body",
-            ))
+            )),
+            (true, None) => Err(ApiError::conflict(
+                "a request with this Idempotency-Key is in progress; retry",
+            )),
+            (true, Some(response)) => Ok(response),
         };
     }
     let response = match work().await {
         Ok(r) => r,
         Err(e) => e.response(),
     };
-    // Server errors are not remembered: a retry with the same key should try again.
-    if response.status < 500 {
-        let stored = Stored {
+    // Server errors are not remembered: the key is given back so a retry runs again.
+    let ttl = chrono::Duration::from_std(admin.config.idempotency_ttl)
+        .unwrap_or(chrono::Duration::days(1));
+    let (value, expires) = if response.status < 500 {
+        let done = Stored {
             request,
-            response: response.clone(),
+            response: Some(response.clone()),
         };
-        let value = serde_json::to_value(&stored)
-            .map_err(|_| ApiError::new(500, "internal", "could not store the response"))?;
-        let ttl = chrono::Duration::from_std(admin.config.idempotency_ttl)
-            .unwrap_or(chrono::Duration::days(1));
-        let write = DocumentWrite::new(None, now).expiring(now + ttl);
-        // Losing the race to a parallel request with the same key keeps the first response.
-        let _ = admin.docs.put(&doc_key, &value, write).await?;
-    }
+        (encode(&done)?, now + ttl)
+    } else {
+        (encode(&claim)?, now)
+    };
+    let _ = admin
+        .docs
+        .put(
+            &doc_key,
+            &value,
+            DocumentWrite::new(Some(1), now).expiring(expires),
+        )
+        .await?;
     Ok(response)
 }

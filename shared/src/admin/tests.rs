@@ -613,3 +613,42 @@ fn every_event_type_has_a_sample_and_most_come_from_provider_payloads() {
         EventType::ALL.len()
     );
 }
+
+#[tokio::test]
+async fn a_call_while_the_first_with_the_same_key_runs_is_refused_and_failures_are_forgotten() {
+    let a = admin();
+    let first = idempotency::run(&a, "k", "/v1/x", b"{}", now(), || async {
+        let second = idempotency::run(&a, "k", "/v1/x", b"{}", now(), || async {
+            Ok(AdminResponse::empty())
+        })
+        .await;
+        assert_eq!(
+            second.unwrap_err().status,
+            409,
+            "the first is still running"
+        );
+        Ok(AdminResponse::json(201, &json!({"ok": true})))
+    })
+    .await
+    .unwrap();
+    assert_eq!(first.status, 201);
+    let replay = idempotency::run(&a, "k", "/v1/x", b"{}", now(), || async {
+        panic!("a finished key must not run again")
+    })
+    .await
+    .unwrap();
+    assert_eq!(replay, first);
+    // A server error gives the key back: the retry runs.
+    let failed = idempotency::run(&a, "k2", "/v1/x", b"{}", now(), || async {
+        Err(ApiError::new(503, "unavailable", "down"))
+    })
+    .await
+    .unwrap();
+    assert_eq!(failed.status, 503);
+    let retried = idempotency::run(&a, "k2", "/v1/x", b"{}", now(), || async {
+        Ok(AdminResponse::json(200, &json!({"ok": true})))
+    })
+    .await
+    .unwrap();
+    assert_eq!(retried.status, 200);
+}
