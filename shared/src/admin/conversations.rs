@@ -16,7 +16,7 @@ use crate::pipeline::track::state::{ConversationDoc, StateError};
 use crate::pipeline::track::sweep::{Sweep, SweepError};
 
 /// A conversation as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ConversationView {
     /// The source it belongs to.
     pub source: SourceInfo,
@@ -35,7 +35,7 @@ impl ConversationView {
 }
 
 /// `POST /v1/conversations/{id}/close`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseConversation {
     /// `manual` (default: an operator) or `agent` (the agent or bot handling the chat).
@@ -43,7 +43,7 @@ pub struct CloseConversation {
 }
 
 /// `POST /v1/conversations/{id}/transfer`: at least one of `to_agent`, `to_team`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferConversation {
     /// The agent taking over.
@@ -55,7 +55,7 @@ pub struct TransferConversation {
 }
 
 /// `PUT /v1/conversations/{id}/labels`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetLabels {
     /// The labels (replacing the current ones); 1–64 characters each, at most 50.
@@ -63,7 +63,7 @@ pub struct SetLabels {
 }
 
 /// One note in `PUT /v1/conversations/{id}/notes`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NoteInput {
     /// The text (1–2,000 characters).
@@ -73,7 +73,7 @@ pub struct NoteInput {
 }
 
 /// `PUT /v1/conversations/{id}/notes`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetNotes {
     /// The notes (replacing the current ones; unchanged ones keep their time), at most 100.

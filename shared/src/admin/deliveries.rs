@@ -16,7 +16,7 @@ use crate::model::EventType;
 use crate::pipeline::codec::{encode, pack, send_all};
 
 /// A delivery as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct DeliveryView {
     /// The delivery id (`webhook-id`, `X-Idempotency-Key`).
     pub id: String,
@@ -62,7 +62,7 @@ impl DeliveryView {
 }
 
 /// `POST /v1/deliveries/redrive`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RedriveRequest {
     /// Only this endpoint's deliveries.

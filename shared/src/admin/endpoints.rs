@@ -11,7 +11,7 @@ use crate::delivery::endpoints::{Endpoint, EndpointError, SecretEntry};
 use crate::signature::EndpointSecret;
 
 /// An endpoint as the API shows it: everything but the secrets.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EndpointView {
     /// `ep_` + ULID.
     pub id: String,
@@ -61,7 +61,7 @@ impl EndpointView {
 }
 
 /// `POST /v1/endpoints`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// Where deliveries go (https).
@@ -81,7 +81,7 @@ pub struct CreateEndpoint {
 }
 
 /// `PATCH /v1/endpoints/{id}`: only the fields given change.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
     /// New URL.
@@ -94,6 +94,7 @@ pub struct UpdateEndpoint {
     pub headers: Option<BTreeMap<String, String>>,
     /// New description (`null` clears it).
     #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "Option<String>")]
     pub description: Option<Option<String>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
@@ -105,7 +106,7 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 }
 
 /// `POST /v1/endpoints/{id}/rotate-secret`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// Seconds the old secret keeps signing (default 24 h, at most 7 days; 0: stop now).

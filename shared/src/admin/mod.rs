@@ -10,6 +10,7 @@ mod conversations;
 mod deliveries;
 mod endpoints;
 mod idempotency;
+pub mod openapi;
 mod test_send;
 
 pub use conversations::{

@@ -171,7 +171,7 @@ const SAMPLES: &[(Provider, &str)] = &[
 ];
 
 /// `POST /v1/endpoints/{id}/test`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestDelivery {
     /// The event type to send (default `whatsapp.message.received`).

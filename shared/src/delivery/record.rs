@@ -21,7 +21,7 @@ pub const KEPT_ATTEMPTS: usize = 50;
 const INLINE_TASK_BYTES: usize = 64 * 1024;
 
 /// Where a delivery stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     /// The last attempt failed; another one is scheduled.
@@ -64,7 +64,7 @@ impl DeliveryStatus {
 }
 
 /// One attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct AttemptRecord {
     /// 1 for the first attempt.
     pub attempt: u32,
