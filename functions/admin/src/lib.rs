@@ -94,6 +94,9 @@ pub async fn handle(admin: &Admin, req: Request) -> Response<Body> {
     let out = admin.handle(request, chrono::Utc::now()).await;
     let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let mut builder = Response::builder().status(status);
+    if let Some(allow) = &out.allow {
+        builder = builder.header(header::ALLOW, allow);
+    }
     let body = if out.body.is_empty() {
         Body::Empty
     } else {

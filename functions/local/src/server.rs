@@ -167,9 +167,16 @@ impl Front {
             )
             .await;
         let empty = out.body.is_empty();
+        let allow = out
+            .allow
+            .as_deref()
+            .and_then(|a| hyper::header::HeaderValue::from_str(a).ok());
         let mut response = Response::new(Full::new(Bytes::from(out.body)));
         *response.status_mut() =
             StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        if let Some(allow) = allow {
+            response.headers_mut().insert(hyper::header::ALLOW, allow);
+        }
         if !empty {
             response.headers_mut().insert(
                 CONTENT_TYPE,

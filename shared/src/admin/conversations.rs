@@ -34,23 +34,40 @@ impl ConversationView {
     }
 }
 
+/// Why the API closes a conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CloseReason {
+    /// An operator closed it.
+    Manual,
+    /// The agent or bot handling the chat closed it.
+    Agent,
+}
+
 /// `POST /v1/conversations/{id}/close`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CloseConversation {
-    /// `manual` (default: an operator) or `agent` (the agent or bot handling the chat).
-    pub reason: Option<EndReason>,
+    /// `manual` (default) or `agent`.
+    pub reason: Option<CloseReason>,
 }
 
 /// `POST /v1/conversations/{id}/transfer`: at least one of `to_agent`, `to_team`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("anyOf" = [
+    {"required": ["to_agent"], "properties": {"to_agent": {"type": "string"}}},
+    {"required": ["to_team"], "properties": {"to_team": {"type": "string"}}}
+]))]
 pub struct TransferConversation {
     /// The agent taking over.
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub to_agent: Option<String>,
     /// The team taking over.
+    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
     pub to_team: Option<String>,
     /// Notes for whoever takes over.
+    #[schemars(length(max = 2000))]
     pub notes: Option<String>,
 }
 
@@ -59,6 +76,13 @@ pub struct TransferConversation {
 #[serde(deny_unknown_fields)]
 pub struct SetLabels {
     /// The labels (replacing the current ones); 1–64 characters each, at most 50.
+    #[schemars(
+        length(max = 50),
+        inner(
+            length(min = 1, max = 64),
+            regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$")
+        )
+    )]
     pub labels: Vec<String>,
 }
 
@@ -67,6 +91,7 @@ pub struct SetLabels {
 #[serde(deny_unknown_fields)]
 pub struct NoteInput {
     /// The text (1–2,000 characters).
+    #[schemars(length(min = 1, max = 2000), regex(pattern = r"\S"))]
     pub text: String,
     /// Who wrote it.
     pub author: Option<String>,
@@ -77,6 +102,7 @@ pub struct NoteInput {
 #[serde(deny_unknown_fields)]
 pub struct SetNotes {
     /// The notes (replacing the current ones; unchanged ones keep their time), at most 100.
+    #[schemars(length(max = 100))]
     pub notes: Vec<NoteInput>,
 }
 
@@ -182,18 +208,11 @@ impl Admin {
         bytes: &[u8],
         now: DateTime<Utc>,
     ) -> Result<AdminResponse, ApiError> {
-        let req: CloseConversation = if bytes.iter().all(u8::is_ascii_whitespace) {
-            CloseConversation::default()
-        } else {
-            body(bytes)?
+        let req: CloseConversation = body(bytes)?;
+        let reason = match req.reason {
+            None | Some(CloseReason::Manual) => EndReason::Manual,
+            Some(CloseReason::Agent) => EndReason::Agent,
         };
-        let reason = req.reason.unwrap_or(EndReason::Manual);
-        if reason == EndReason::Inactivity {
-            return Err(ApiError::invalid(
-                "reason",
-                "reason must be manual or agent",
-            ));
-        }
         let doc = self.conversation_doc(id, now).await?;
         if !self
             .sweep()?

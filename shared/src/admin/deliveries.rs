@@ -64,13 +64,20 @@ impl DeliveryView {
 /// `POST /v1/deliveries/redrive`.
 #[derive(Debug, Clone, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(extend("not" = {
+    "required": ["endpoint_id", "event_id"],
+    "properties": {"endpoint_id": {"type": "string"}, "event_id": {"type": "string"}}
+}))]
 pub struct RedriveRequest {
-    /// Only this endpoint's deliveries.
+    /// Only this endpoint's deliveries (not with `event_id`).
+    #[schemars(regex(pattern = r"^[A-Za-z0-9_-]{1,64}$"))]
     pub endpoint_id: Option<String>,
     /// Only deliveries carrying this event.
     pub event_id: Option<EventId>,
     /// At most this many (default 1000).
-    pub max: Option<usize>,
+    #[serde(default, deserialize_with = "super::whole_number")]
+    #[schemars(range(min = 1, max = 10_000))]
+    pub max: Option<u64>,
 }
 
 fn filter(query: &Query) -> Result<DeliveryFilter, ApiError> {
@@ -144,7 +151,17 @@ impl Admin {
         let cursor = query.cursor()?;
         let filter = filter(query)?;
         let endpoint_ids: Vec<String> = match query.get("endpoint_id") {
-            Some(id) => vec![id.to_owned()],
+            Some(id) => {
+                let valid = !id.is_empty()
+                    && id.len() <= 64
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+                if !valid {
+                    return Err(ApiError::invalid("endpoint_id", "not an endpoint id"));
+                }
+                vec![id.to_owned()]
+            }
             None => self
                 .endpoints
                 .list(1000, now)
@@ -276,11 +293,7 @@ impl Admin {
         bytes: &[u8],
         now: DateTime<Utc>,
     ) -> Result<AdminResponse, ApiError> {
-        let req: RedriveRequest = if bytes.iter().all(u8::is_ascii_whitespace) {
-            RedriveRequest::default()
-        } else {
-            body(bytes)?
-        };
+        let req: RedriveRequest = body(bytes)?;
         let selection = match (req.endpoint_id, req.event_id) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(
@@ -292,7 +305,7 @@ impl Admin {
             (None, Some(e)) => Selection::Event(e),
             (None, None) => Selection::All,
         };
-        let max = req.max.unwrap_or(1000).clamp(1, 10_000);
+        let max = usize::try_from(req.max.unwrap_or(1000).clamp(1, 10_000)).unwrap_or(1000);
         let report = redrive(
             self.dead_letter.as_ref(),
             self.delivery_queue.as_ref(),

@@ -65,6 +65,10 @@ impl EndpointView {
 #[serde(deny_unknown_fields)]
 pub struct CreateEndpoint {
     /// Where deliveries go (https).
+    #[schemars(
+        url,
+        regex(pattern = r"^https://[A-Za-z0-9.-]+(:[0-9]+)?([/?#][\x21-\x7e]*)?$")
+    )]
     pub url: String,
     /// Filters: exact types, family wildcards (`whatsapp.message.*`) or `*`.
     #[serde(default)]
@@ -85,6 +89,10 @@ pub struct CreateEndpoint {
 #[serde(deny_unknown_fields)]
 pub struct UpdateEndpoint {
     /// New URL.
+    #[schemars(
+        url,
+        regex(pattern = r"^https://[A-Za-z0-9.-]+(:[0-9]+)?([/?#][\x21-\x7e]*)?$")
+    )]
     pub url: Option<String>,
     /// New filters.
     pub event_types: Option<Vec<String>>,
@@ -110,6 +118,8 @@ fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<Strin
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// Seconds the old secret keeps signing (default 24 h, at most 7 days; 0: stop now).
+    #[serde(default, deserialize_with = "super::whole_number")]
+    #[schemars(range(min = 0, max = 604_800))]
     pub grace_seconds: Option<u64>,
 }
 
@@ -252,11 +262,7 @@ impl Admin {
         bytes: &[u8],
         now: DateTime<Utc>,
     ) -> Result<AdminResponse, ApiError> {
-        let req: RotateSecret = if bytes.iter().all(u8::is_ascii_whitespace) {
-            RotateSecret::default()
-        } else {
-            body(bytes)?
-        };
+        let req: RotateSecret = body(bytes)?;
         let grace = match req.grace_seconds {
             None => self.config.rotation_grace,
             Some(s) if s <= 7 * 24 * 3600 => std::time::Duration::from_secs(s),

@@ -26,6 +26,7 @@ pub(super) async fn run<F, Fut>(
     admin: &Admin,
     key: &str,
     path: &str,
+    query: &str,
     body: &[u8],
     now: DateTime<Utc>,
     work: F,
@@ -50,7 +51,13 @@ where
                 .finalize()
         )
     );
-    let request = hex::encode(Sha256::digest(body));
+    let request = hex::encode(
+        Sha256::new()
+            .chain_update(query)
+            .chain_update([0])
+            .chain_update(body)
+            .finalize(),
+    );
     let encode = |stored: &Stored| {
         serde_json::to_value(stored)
             .map_err(|_| ApiError::new(500, "internal", "could not store the response"))

@@ -26,7 +26,7 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize as _, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -63,6 +63,9 @@ pub struct AdminResponse {
     pub status: u16,
     /// JSON, or empty for 204.
     pub body: String,
+    /// `Allow` of a 405: the methods the path supports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<String>,
 }
 
 impl AdminResponse {
@@ -70,6 +73,7 @@ impl AdminResponse {
         Self {
             status,
             body: serde_json::to_string(value).unwrap_or_else(|_| "{}".into()),
+            allow: None,
         }
     }
 
@@ -77,6 +81,7 @@ impl AdminResponse {
         Self {
             status: 204,
             body: String::new(),
+            allow: None,
         }
     }
 }
@@ -259,11 +264,20 @@ pub fn encode_cursor(sort: &str) -> String {
 
 /// The sort key of a cursor.
 pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
-    URL_SAFE_NO_PAD
+    // Any base64url text is a bound; one we did not hand out merely starts the page elsewhere.
+    const LENIENT: base64::engine::GeneralPurpose = base64::engine::GeneralPurpose::new(
+        &base64::alphabet::URL_SAFE,
+        base64::engine::GeneralPurposeConfig::new()
+            .with_decode_allow_trailing_bits(true)
+            .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+    );
+    if cursor.is_empty() {
+        return Err(ApiError::bad_request("invalid cursor"));
+    }
+    LENIENT
         .decode(cursor)
-        .ok()
-        .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::bad_request("invalid cursor"))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .map_err(|_| ApiError::bad_request("invalid cursor"))
 }
 
 /// Query parameters.
@@ -323,11 +337,37 @@ pub fn page<T: Serialize>(data: &[T], next: Option<&str>) -> Value {
     json!({"data": data, "next_cursor": next.map(encode_cursor)})
 }
 
+/// Reads an optional whole number that JSON may write as `5` or `5.0` (both are integers to
+/// JSON Schema).
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let n = Option::<serde_json::Number>::deserialize(d)?;
+    n.map(|n| {
+        n.as_u64()
+            .or_else(|| {
+                n.as_f64()
+                    .filter(|f| f.fract() == 0.0 && *f >= 0.0 && *f < 9.0e15)
+                    .map(|f| f as u64)
+            })
+            .ok_or_else(|| serde::de::Error::custom("expected a whole number"))
+    })
+    .transpose()
+}
+
 /// The body as `T`, with 400 for malformed JSON and 422 for a wrong shape.
 pub fn body<T: for<'de> serde::Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiError> {
+    // No body is an empty object: optional-body routes take their defaults, the others name the
+    // missing field.
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
     let value: Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(format!("the body is not JSON: {}", crate::json_error(&e)))
     })?;
+    if !value.is_object() {
+        return Err(ApiError::invalid("body", "the body must be a JSON object"));
+    }
     serde_json::from_value(value).map_err(|e| {
         let text = e.to_string();
         // Unknown and missing fields are named (names are ours, not user data); for any other
@@ -364,25 +404,23 @@ impl Admin {
         let path = path.trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         let query = Query::parse(req.query);
-        if req.method == "POST"
-            && let Some(key) = req.idempotency_key
-        {
-            return match idempotency::run(self, key, path, req.body, now, || {
+        let result = match (req.method, req.idempotency_key) {
+            ("POST", Some(key)) => {
+                idempotency::run(self, key, path, req.query, req.body, now, || {
+                    self.route(req.method, &segments, &query, req.body, now)
+                })
+                .await
+            }
+            _ => {
                 self.route(req.method, &segments, &query, req.body, now)
-            })
-            .await
-            {
-                Ok(r) => r,
-                Err(e) => e.response(),
-            };
+                    .await
+            }
+        };
+        let mut response = result.unwrap_or_else(|e| e.response());
+        if response.status == 405 {
+            response.allow = Some(openapi::allowed_methods(&segments));
         }
-        match self
-            .route(req.method, &segments, &query, req.body, now)
-            .await
-        {
-            Ok(r) => r,
-            Err(e) => e.response(),
-        }
+        response
     }
 
     async fn route(

@@ -344,6 +344,18 @@ pub fn document() -> Value {
     for (name, value) in extra {
         schemas.insert(name.to_owned(), value);
     }
+    // Filters and headers are checked in code against lists the derive cannot see: spell them
+    // out so the document is exact.
+    let filters = endpoint_filters();
+    let header_names = json!({"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"});
+    let header_values = json!({"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"});
+    for name in ["CreateEndpoint", "UpdateEndpoint"] {
+        if let Some(props) = schemas.get_mut(name).and_then(|s| s.get_mut("properties")) {
+            props["event_types"]["items"] = json!({"enum": filters});
+            props["headers"]["propertyNames"] = header_names.clone();
+            props["headers"]["additionalProperties"] = header_values.clone();
+        }
+    }
     let mut paths = Map::new();
     for route in ROUTES {
         let entry = paths.entry(route.path).or_insert_with(|| json!({}));
@@ -374,7 +386,17 @@ fn operation(route: &Route) -> Value {
         .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
         .collect();
     parameters.extend(route.query.iter().map(|(name, description, required)| {
-        json!({"name": name, "in": "query", "required": required, "description": description, "schema": {"type": "string"}})
+        let schema = match *name {
+            "limit" => json!({"type": "integer", "minimum": 1, "maximum": 100}),
+            "since" | "until" => json!({"type": "string", "format": "date-time"}),
+            "status" if route.path == "/v1/conversations" => json!({"enum": ["active", "ended"]}),
+            "status" => json!({"enum": ["retrying", "delivered", "dead_lettered", "endpoint_disabled", "skipped"]}),
+            "event_type" => reference("EventType"),
+            "cursor" => json!({"type": "string", "pattern": "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$", "minLength": 2}),
+            "source_id" | "endpoint_id" => json!({"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"}),
+            _ => json!({"type": "string"}),
+        };
+        json!({"name": name, "in": "query", "required": required, "description": description, "schema": schema})
     }));
     if route.method == "post" {
         parameters.push(
@@ -427,7 +449,16 @@ fn operation(route: &Route) -> Value {
         "responses": responses,
     });
     if let Some(name) = route.request {
-        op["requestBody"] = json!({"required": false, "content": {"application/json": {"schema": reference(name)}}});
+        // Routes whose every field is optional also take no body at all.
+        let optional = matches!(
+            name,
+            "UpdateEndpoint"
+                | "RotateSecret"
+                | "TestDelivery"
+                | "RedriveRequest"
+                | "CloseConversation"
+        );
+        op["requestBody"] = json!({"required": !optional, "content": {"application/json": {"schema": reference(name)}}});
     }
     op
 }
@@ -437,4 +468,47 @@ pub fn document_json() -> String {
     let mut text = serde_json::to_string_pretty(&document()).unwrap_or_default();
     text.push('\n');
     text
+}
+
+/// The methods the documented routes allow on the path `segments` (for `Allow`).
+pub fn allowed_methods(segments: &[&str]) -> String {
+    // A literal segment beats a parameter (`/v1/deliveries/redrive` is not `/v1/deliveries/{id}`).
+    let matching: Vec<(usize, &Route)> = ROUTES
+        .iter()
+        .filter_map(|r| {
+            let template: Vec<&str> = r.path.split('/').skip(1).collect();
+            let fits = template.len() == segments.len()
+                && template
+                    .iter()
+                    .zip(segments)
+                    .all(|(t, s)| t.starts_with('{') || t == s);
+            fits.then(|| (template.iter().filter(|t| !t.starts_with('{')).count(), r))
+        })
+        .collect();
+    let best = matching.iter().map(|(n, _)| *n).max().unwrap_or(0);
+    let mut methods: Vec<String> = matching
+        .iter()
+        .filter(|(n, _)| *n == best)
+        .map(|(_, r)| r.method.to_uppercase())
+        .collect();
+    methods.sort();
+    methods.dedup();
+    methods.join(", ")
+}
+
+/// Every accepted event type filter: `*`, a wildcard for every dotted prefix of a type
+/// (`whatsapp.*`, `whatsapp.message.*`), and each type.
+pub fn endpoint_filters() -> Vec<String> {
+    let mut filters = vec!["*".to_owned()];
+    for t in crate::model::EventType::ALL {
+        let name = t.as_str();
+        for (i, _) in name.match_indices('.') {
+            let wildcard = format!("{}*", &name[..=i]);
+            if !filters.contains(&wildcard) {
+                filters.push(wildcard);
+            }
+        }
+        filters.push(name.to_owned());
+    }
+    filters
 }

@@ -175,7 +175,7 @@ const SAMPLES: &[(Provider, &str)] = &[
 #[serde(deny_unknown_fields)]
 pub struct TestDelivery {
     /// The event type to send (default `whatsapp.message.received`).
-    pub event_type: Option<String>,
+    pub event_type: Option<EventType>,
 }
 
 /// A queue that takes nothing anywhere: test deliveries are not retried or dead-lettered.
@@ -296,17 +296,8 @@ impl Admin {
         bytes: &[u8],
         now: DateTime<Utc>,
     ) -> Result<AdminResponse, ApiError> {
-        let req: TestDelivery = if bytes.iter().all(u8::is_ascii_whitespace) {
-            TestDelivery::default()
-        } else {
-            body(bytes)?
-        };
-        let event_type = match req.event_type.as_deref() {
-            None => EventType::MessageReceived,
-            Some(t) => t
-                .parse::<EventType>()
-                .map_err(|_| ApiError::invalid("event_type", "unknown event type"))?,
-        };
+        let req: TestDelivery = body(bytes)?;
+        let event_type = req.event_type.unwrap_or(EventType::MessageReceived);
         let Some(http) = &self.sender else {
             return Err(ApiError::new(
                 404,

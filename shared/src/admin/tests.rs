@@ -617,8 +617,8 @@ fn every_event_type_has_a_sample_and_most_come_from_provider_payloads() {
 #[tokio::test]
 async fn a_call_while_the_first_with_the_same_key_runs_is_refused_and_failures_are_forgotten() {
     let a = admin();
-    let first = idempotency::run(&a, "k", "/v1/x", b"{}", now(), || async {
-        let second = idempotency::run(&a, "k", "/v1/x", b"{}", now(), || async {
+    let first = idempotency::run(&a, "k", "/v1/x", "", b"{}", now(), || async {
+        let second = idempotency::run(&a, "k", "/v1/x", "", b"{}", now(), || async {
             Ok(AdminResponse::empty())
         })
         .await;
@@ -632,20 +632,20 @@ async fn a_call_while_the_first_with_the_same_key_runs_is_refused_and_failures_a
     .await
     .unwrap();
     assert_eq!(first.status, 201);
-    let replay = idempotency::run(&a, "k", "/v1/x", b"{}", now(), || async {
+    let replay = idempotency::run(&a, "k", "/v1/x", "", b"{}", now(), || async {
         panic!("a finished key must not run again")
     })
     .await
     .unwrap();
     assert_eq!(replay, first);
     // A server error gives the key back: the retry runs.
-    let failed = idempotency::run(&a, "k2", "/v1/x", b"{}", now(), || async {
+    let failed = idempotency::run(&a, "k2", "/v1/x", "", b"{}", now(), || async {
         Err(ApiError::new(503, "unavailable", "down"))
     })
     .await
     .unwrap();
     assert_eq!(failed.status, 503);
-    let retried = idempotency::run(&a, "k2", "/v1/x", b"{}", now(), || async {
+    let retried = idempotency::run(&a, "k2", "/v1/x", "", b"{}", now(), || async {
         Ok(AdminResponse::json(200, &json!({"ok": true})))
     })
     .await
@@ -694,4 +694,20 @@ fn the_committed_openapi_document_is_current() {
         committed == current,
         "schema/openapi.json is stale: run WAGATE_BLESS=1 cargo test -p shared openapi"
     );
+}
+
+#[test]
+fn the_documented_filters_are_exactly_the_accepted_ones() {
+    use crate::delivery::endpoints::Endpoint;
+    use crate::delivery::ssrf::NetworkPolicy;
+    let secret = crate::signature::EndpointSecret::generate().unwrap();
+    let filters = openapi::endpoint_filters();
+    for f in &filters {
+        let mut e = Endpoint::new("ep_x", "https://hooks.example.com/", &secret, now());
+        e.event_types = vec![f.clone()];
+        assert!(e.validate(NetworkPolicy::PublicOnly).is_ok(), "{f}");
+    }
+    for f in ["whatsapp", "whatsapp.mess*", "whatsapp.message.nope", ""] {
+        assert!(!filters.iter().any(|x| x == f), "{f}");
+    }
 }

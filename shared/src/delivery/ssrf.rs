@@ -110,6 +110,10 @@ pub fn address_allowed(ip: IpAddr, policy: NetworkPolicy) -> Result<(), UrlError
 /// Checks an endpoint URL before it is saved: scheme, credentials, literal addresses and local
 /// names. Hostnames are checked again, resolved, at every send.
 pub fn check_url(url: &str, policy: NetworkPolicy) -> Result<(), UrlError> {
+    // URLs are ASCII; an internationalized host must be given in its punycode form.
+    if !url.is_ascii() || url.matches('#').count() > 1 {
+        return Err(UrlError::Malformed);
+    }
     let (scheme, rest) = url.split_once("://").ok_or(UrlError::Malformed)?;
     let authority = rest
         .split(['/', '?', '#'])
