@@ -136,6 +136,15 @@ pub fn check_url(url: &str, policy: NetworkPolicy) -> Result<(), UrlError> {
     if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(UrlError::Malformed);
     }
+    // A host name is letters, digits, dots and hyphens (IPv6 literals are bracketed above).
+    let v6 = authority.starts_with('[');
+    if !v6
+        && !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    {
+        return Err(UrlError::Malformed);
+    }
     let ip = host.parse::<IpAddr>().ok();
     let loopback_host =
         ip.is_some_and(|ip| ip.is_loopback()) || host.eq_ignore_ascii_case("localhost");
@@ -234,6 +243,19 @@ mod tests {
         let p = NetworkPolicy::PublicOnly;
         assert_eq!(check_url("https://hooks.example.com/wa?x=1", p), Ok(()));
         assert_eq!(check_url("https://hooks.example.com:8443/wa", p), Ok(()));
+        for malformed in [
+            "https://0.dev*/",
+            "https://exämple.com/",
+            "https://hooks.example.com/a#b#c",
+            "https://under_score.example.com/",
+        ] {
+            assert_eq!(
+                check_url(malformed, p),
+                Err(UrlError::Malformed),
+                "{malformed}"
+            );
+        }
+        assert_eq!(check_url("https://xn--exmple-cua.com/a#b", p), Ok(()));
         assert_eq!(
             check_url("http://hooks.example.com/wa", p),
             Err(UrlError::Scheme)
