@@ -441,6 +441,11 @@ fn operation(route: &Route) -> Value {
             error("Invalid field; `details.field` names it."),
         );
     }
+    responses.insert(
+        "429".into(),
+        json!({"description": "Too many requests: API Gateway throttles the management API (AdminRateLimit, AdminBurstLimit).",
+               "content": {"application/json": {"schema": {"type": "object"}}}}),
+    );
     responses.insert("503".into(), error("Storage unavailable; retry."));
     let mut op = json!({
         "operationId": route.operation,
