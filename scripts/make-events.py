@@ -211,6 +211,12 @@ def main():
     cases["admin-recover-endpoint.json"] = admin_event("POST", endpoint + "/recover", query="since=2026-11-20T00:00:00Z")
     cases["admin-redrive.json"] = admin_event("POST", "/v1/deliveries/redrive", {"endpoint_id": ADMIN_ENDPOINT_ID})
     cases["admin-unauthorized.json"] = admin_event("GET", "/v1/endpoints", key=None)
+    delivery = f"/v1/deliveries/msg_01JBCQ3ZX0V9K8N7M6P5Q4R302_{ADMIN_ENDPOINT_ID}"
+    cases["admin-get-delivery.json"] = admin_event("GET", delivery)
+    cases["admin-retry-delivery.json"] = admin_event("POST", delivery + "/retry", headers={"idempotency-key": "retry-1"})
+    cases["admin-list-conversations.json"] = admin_event("GET", "/v1/conversations", query="status=active&source_id=meta-main")
+    cases["admin-close-unknown-conversation.json"] = admin_event(
+        "POST", "/v1/conversations/conv_01JBCQ3ZX0V9K8N7M6P5Q4R303/close", {"reason": "agent"})
     for n, (name, event) in enumerate(sorted(cases.items())):
         event["requestContext"]["requestId"] = f"wagate-event-{n:04d}"
         (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")

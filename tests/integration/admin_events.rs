@@ -4,11 +4,18 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use chrono::Utc;
 use serde_json::Value;
 use shared::admin::Admin;
 use shared::delivery::endpoints::Endpoint;
+use shared::delivery::record::{AttemptRecord, DeliveryStatus};
+use shared::delivery::request::DeliveryTask;
+use shared::model::EventType;
+use shared::pipeline::track::QueueSink;
+use shared::pipeline::track::state::State;
+use shared::pipeline::track::sweep::Sweep;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use shared::signature::EndpointSecret;
 use tests::repo_root;
@@ -27,6 +34,56 @@ async fn setup() -> Admin {
         Arc::new(MemoryQueue::new("delivery-dlq")),
         config.record_ttl,
         config.admin,
+    );
+    // Conversations over the same stores, their events to a memory queue.
+    let outbound = Arc::new(MemoryQueue::new("outbound"));
+    let admin = admin.clone().with_conversations(Sweep {
+        state: State {
+            docs: admin.docs.clone(),
+            message_ttl: Duration::from_secs(86400),
+            recent_messages: 5,
+        },
+        sink: Arc::new(QueueSink {
+            buffer: outbound.clone(),
+            outbound,
+            blobs: admin.blobs.clone(),
+            blob_ttl: Duration::from_secs(86400),
+        }),
+        idle: Duration::from_secs(86400),
+        page: 100,
+    });
+    // A dead-lettered delivery the delivery events name.
+    let task = DeliveryTask {
+        delivery_id: format!("msg_01JBCQ3ZX0V9K8N7M6P5Q4R302_{ENDPOINT}"),
+        endpoint_id: ENDPOINT.into(),
+        event_type: EventType::MessageRead,
+        batch: false,
+        event_ids: vec![],
+        body: "{}".into(),
+        created_at: Utc::now(),
+    };
+    let mut record = admin
+        .deliveries
+        .new_record(&task, Utc::now())
+        .await
+        .unwrap();
+    record.push(
+        AttemptRecord {
+            attempt: 1,
+            at: Utc::now(),
+            status: Some(400),
+            latency_ms: 20,
+            error: Some("HTTP 400".into()),
+            outcome: DeliveryStatus::DeadLettered,
+        },
+        None,
+    );
+    assert!(
+        admin
+            .deliveries
+            .put(&record, None, Utc::now())
+            .await
+            .unwrap()
     );
     // The endpoint the per-endpoint events name.
     let secret = EndpointSecret::generate().unwrap();
@@ -79,6 +136,10 @@ async fn every_admin_event_gets_its_documented_answer() {
         ("admin-redrive.json", 202),
         ("admin-disable-endpoint.json", 200),
         ("admin-unauthorized.json", 401),
+        ("admin-get-delivery.json", 200),
+        ("admin-retry-delivery.json", 202),
+        ("admin-list-conversations.json", 200),
+        ("admin-close-unknown-conversation.json", 404),
     ];
     let mut seen = Vec::new();
     for (file, status) in cases {
@@ -104,6 +165,12 @@ async fn every_admin_event_gets_its_documented_answer() {
             }
             "admin-disable-endpoint.json" => assert_eq!(body["enabled"], false),
             "admin-unauthorized.json" => assert_eq!(body["error"]["code"], "unauthorized"),
+            "admin-get-delivery.json" => {
+                assert_eq!(body["attempts"][0]["status"], 400);
+                assert_eq!(body["event_type"], "whatsapp.message.read");
+            }
+            "admin-retry-delivery.json" => assert_eq!(body["status"], "retrying"),
+            "admin-list-conversations.json" => assert_eq!(body["data"], serde_json::json!([])),
             _ => {}
         }
     }
