@@ -80,7 +80,9 @@ pub struct SetLabels {
         length(max = 50),
         inner(
             length(min = 1, max = 64),
-            regex(pattern = r"^[^\x00-\x1f\x7f-\x9f]*\S[^\x00-\x1f\x7f-\x9f]*$")
+            regex(
+                pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\x00-\x1f\x7f-\x9f\s][^\x00-\x1f\x7f-\x9f]*$"
+            )
         )
     )]
     pub labels: Vec<String>,
