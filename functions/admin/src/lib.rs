@@ -110,16 +110,10 @@ pub async fn handle(admin: &Admin, req: Request) -> Response<Body> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-
     use super::*;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        move |k| map.get(k).cloned()
+        aws_adapters::env::lookup_in(pairs)
     }
 
     const BASE: [(&str, &str); 4] = [

@@ -68,3 +68,12 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         ))
     }
 }
+
+/// A lookup over fixed pairs (tests and tools), for [`Env`] and the functions' `from_lookup`.
+pub fn lookup_in(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: std::collections::HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k| map.get(k).cloned()
+}

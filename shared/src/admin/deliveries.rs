@@ -105,10 +105,6 @@ fn filter(query: &Query) -> Result<DeliveryFilter, ApiError> {
 }
 
 impl Admin {
-    fn deliveries(&self) -> &Deliveries {
-        &self.deliveries
-    }
-
     /// Puts `tasks` back on the delivery queue, marking their records as retrying first so the
     /// deliver stage does not take a delivered one for a duplicate.
     async fn resend(
@@ -118,11 +114,11 @@ impl Admin {
     ) -> Result<usize, ApiError> {
         let mut bodies = Vec::with_capacity(records.len());
         for (mut record, version) in records {
-            let task: DeliveryTask = self.deliveries().task(&record, now).await?;
+            let task: DeliveryTask = self.deliveries.task(&record, now).await?;
             record.status = DeliveryStatus::Retrying;
             record.next_attempt_at = Some(now);
             record.updated_at = now;
-            if !self.deliveries().put(&record, Some(version), now).await? {
+            if !self.deliveries.put(&record, Some(version), now).await? {
                 return Err(ApiError::conflict(format!(
                     "delivery {} changed while being retried; retry",
                     record.id
@@ -176,14 +172,14 @@ impl Admin {
         let mut more = false;
         for id in &endpoint_ids {
             let page = self
-                .deliveries()
+                .deliveries
                 .list(id, &filter, cursor.as_deref(), limit, now)
                 .await?;
             more |= page.next.is_some();
             found.extend(
                 page.records
                     .into_iter()
-                    .map(|r| (Deliveries::sort_key(r.created_at, &r.id), r)),
+                    .map(|(r, _)| (Deliveries::sort_key(r.created_at, &r.id), r)),
             );
         }
         found.sort_by(|a, b| b.0.cmp(&a.0));
@@ -207,7 +203,7 @@ impl Admin {
         now: DateTime<Utc>,
     ) -> Result<AdminResponse, ApiError> {
         let (record, _) = self
-            .deliveries()
+            .deliveries
             .get(id, now)
             .await?
             .ok_or_else(|| ApiError::not_found("delivery"))?;
@@ -220,7 +216,7 @@ impl Admin {
         now: DateTime<Utc>,
     ) -> Result<AdminResponse, ApiError> {
         let (record, version) = self
-            .deliveries()
+            .deliveries
             .get(id, now)
             .await?
             .ok_or_else(|| ApiError::not_found("delivery"))?;
@@ -234,7 +230,7 @@ impl Admin {
         }
         self.resend(vec![(record, version)], now).await?;
         let (record, _) = self
-            .deliveries()
+            .deliveries
             .get(id, now)
             .await?
             .ok_or_else(|| ApiError::not_found("delivery"))?;
@@ -266,15 +262,10 @@ impl Admin {
             let mut cursor: Option<String> = None;
             loop {
                 let page = self
-                    .deliveries()
+                    .deliveries
                     .list(id, &filter, cursor.as_deref(), 100, now)
                     .await?;
-                for r in page.records {
-                    let version = self.deliveries().get(&r.id, now).await?.map(|(_, v)| v);
-                    if let Some(v) = version {
-                        chosen.push((r, v));
-                    }
-                }
+                chosen.extend(page.records);
                 match page.next {
                     Some(n) if chosen.len() < 10_000 => cursor = Some(n),
                     _ => break,

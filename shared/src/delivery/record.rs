@@ -161,8 +161,8 @@ impl DeliveryFilter {
 /// A page of deliveries, newest first, and the sort key to continue below.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryPage {
-    /// The records.
-    pub records: Vec<DeliveryRecord>,
+    /// The records with their versions (for a conditional update without reading again).
+    pub records: Vec<(DeliveryRecord, u64)>,
     /// Pass as `before` for the next page; `None` at the end.
     pub next: Option<String>,
 }
@@ -315,7 +315,7 @@ impl Deliveries {
             |l| {
                 let record: DeliveryRecord =
                     serde_json::from_value(l.doc.body).map_err(|e| corrupt(&e))?;
-                Ok::<_, BackendError>(filter.keeps(&record).then_some(record))
+                Ok::<_, BackendError>(filter.keeps(&record).then_some((record, l.doc.version)))
             },
         )
         .await?;
@@ -392,14 +392,14 @@ mod tests {
         }
         let all = DeliveryFilter::default();
         let first = s.list("ep_1", &all, None, 10, t(100)).await.unwrap();
-        let ids: Vec<&str> = first.records.iter().map(|r| r.id.as_str()).collect();
+        let ids: Vec<&str> = first.records.iter().map(|(r, _)| r.id.as_str()).collect();
         assert_eq!(ids[0], "msg_0024_ep_1");
         assert_eq!(ids[9], "msg_0015_ep_1");
         let second = s
             .list("ep_1", &all, first.next.as_deref(), 10, t(100))
             .await
             .unwrap();
-        assert_eq!(second.records[0].id, "msg_0014_ep_1");
+        assert_eq!(second.records[0].0.id, "msg_0014_ep_1");
         let third = s
             .list("ep_1", &all, second.next.as_deref(), 10, t(100))
             .await
@@ -412,7 +412,7 @@ mod tests {
             ..DeliveryFilter::default()
         };
         let page = s.list("ep_1", &failed, None, 10, t(100)).await.unwrap();
-        let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+        let ids: Vec<&str> = page.records.iter().map(|(r, _)| r.id.as_str()).collect();
         assert_eq!(
             ids,
             [
@@ -430,7 +430,7 @@ mod tests {
             ..DeliveryFilter::default()
         };
         let page = s.list("ep_1", &window, None, 10, t(100)).await.unwrap();
-        let ids: Vec<&str> = page.records.iter().map(|r| r.id.as_str()).collect();
+        let ids: Vec<&str> = page.records.iter().map(|(r, _)| r.id.as_str()).collect();
         assert_eq!(ids, ["msg_0013_ep_1", "msg_0011_ep_1"]);
         assert!(
             s.list("ep_2", &all, None, 10, t(100))
