@@ -80,6 +80,8 @@ def http_event(method, source_id, body=b"", headers=None, query="", base64_body=
 
 ADMIN_KEY = "wagate-admin-key-example"
 ADMIN_ENDPOINT_ID = "ep_01JBCQ3ZX0V9K8N7M6P5Q4R301"
+ADMIN_TEST_ENDPOINT_ID = "ep_01JBCQ3ZX0V9K8N7M6P5Q4R304"
+ADMIN_CONVERSATION_ID = "conv_01JBCQ3ZX0V9K8N7M6P5Q4R305"
 
 
 def admin_event(method, path, body=None, query="", key=ADMIN_KEY, headers=None):
@@ -217,8 +219,23 @@ def main():
     cases["admin-list-conversations.json"] = admin_event("GET", "/v1/conversations", query="status=active&source_id=meta-main")
     cases["admin-close-unknown-conversation.json"] = admin_event(
         "POST", "/v1/conversations/conv_01JBCQ3ZX0V9K8N7M6P5Q4R303/close", {"reason": "agent"})
-    for n, (name, event) in enumerate(sorted(cases.items())):
-        event["requestContext"]["requestId"] = f"wagate-event-{n:04d}"
+    cases["admin-enable-endpoint.json"] = admin_event("POST", endpoint + "/enable")
+    cases["admin-delete-endpoint.json"] = admin_event("DELETE", endpoint)
+    cases["admin-test-endpoint.json"] = admin_event(
+        "POST", f"/v1/endpoints/{ADMIN_TEST_ENDPOINT_ID}/test", {"event_type": "whatsapp.message.received"},
+        headers={"idempotency-key": "test-send-1"})
+    conversation = f"/v1/conversations/{ADMIN_CONVERSATION_ID}"
+    cases["admin-get-conversation.json"] = admin_event("GET", conversation)
+    cases["admin-transfer-conversation.json"] = admin_event("POST", conversation + "/transfer", {
+        "to_team": "billing", "to_agent": "agent-ana", "notes": "Asked about invoice INV-2291"})
+    cases["admin-set-labels.json"] = admin_event("PUT", conversation + "/labels", {"labels": ["vip", "billing"]})
+    cases["admin-set-notes.json"] = admin_event("PUT", conversation + "/notes", {
+        "notes": [{"text": "Prefers replies in Spanish", "author": "agent-ana"}]})
+    cases["admin-close-conversation.json"] = admin_event("POST", conversation + "/close", {"reason": "manual"},
+                                                         headers={"idempotency-key": "close-1"})
+    for name, event in sorted(cases.items()):
+        # Stable per file, so adding a fixture does not renumber the others.
+        event["requestContext"]["requestId"] = "wagate-event-" + hashlib.sha256(name.encode()).hexdigest()[:12]
         (EVENTS / name).write_text(json.dumps(event, indent=2, ensure_ascii=False) + "\n")
     track = {
         "track-sqs-batch.json": sqs_event([inbound_event(f, n) for n, f in enumerate(

@@ -7,26 +7,78 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
+use deliver::http::ReqwestSender;
 use serde_json::Value;
 use shared::admin::Admin;
 use shared::delivery::endpoints::Endpoint;
 use shared::delivery::record::{AttemptRecord, DeliveryStatus};
 use shared::delivery::request::DeliveryTask;
+use shared::delivery::ssrf::NetworkPolicy;
 use shared::model::EventType;
 use shared::pipeline::track::QueueSink;
-use shared::pipeline::track::state::State;
+use shared::pipeline::track::state::{ConversationDoc, State, index_entry};
 use shared::pipeline::track::sweep::Sweep;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
-use shared::signature::EndpointSecret;
+use shared::ports::{DocumentStore, DocumentWrite, Queue};
+use shared::signature::{EndpointSecret, webhook_signature};
+use tests::receiver::Receiver;
 use tests::repo_root;
 
 const ENDPOINT: &str = "ep_01JBCQ3ZX0V9K8N7M6P5Q4R301";
+/// The endpoint `admin-test-endpoint.json` sends to: a real receiver on 127.0.0.1.
+const TEST_ENDPOINT: &str = "ep_01JBCQ3ZX0V9K8N7M6P5Q4R304";
+const CONVERSATION: &str = "conv_01JBCQ3ZX0V9K8N7M6P5Q4R305";
 
-async fn setup() -> Admin {
+struct Setup {
+    admin: Admin,
+    /// Where the conversation events go (everything but received messages).
+    outbound: Arc<MemoryQueue>,
+    receiver: Receiver,
+    test_secret: EndpointSecret,
+}
+
+/// An open conversation with a Meta customer, stored as the tracker stores it, under the id the
+/// conversation events name.
+async fn seed_conversation(docs: &dyn DocumentStore) {
+    let now = Utc::now();
+    let doc: ConversationDoc = serde_json::from_value(serde_json::json!({
+        "key": "meta-main|106540352242922|16505551234",
+        "source": {"id": "meta-main", "provider": "meta", "business_id": "106540352242922",
+                   "business_account_id": "102290129340398", "business_phone_number": "15550783881"},
+        "conversation": {
+            "id": CONVERSATION, "status": "active",
+            "contact": {"wa_id": "16505551234", "name": "Kerry Fisher"},
+            "business_id": "106540352242922",
+            "created_at": now - chrono::Duration::minutes(10),
+            "last_active_at": now - chrono::Duration::minutes(1),
+            "inbound_count": 2, "outbound_count": 1,
+        },
+    }))
+    .unwrap();
+    let pointer = serde_json::to_value(doc.conversation.id).unwrap();
+    let key = format!("conv-active#{}", doc.key);
+    assert!(
+        docs.put(&key, &pointer, DocumentWrite::new(None, now))
+            .await
+            .unwrap()
+    );
+    let entry = index_entry(&doc);
+    let bytes = serde_json::to_value(doc).unwrap();
+    let write = DocumentWrite::new(None, now).indexed(&entry);
+    assert!(
+        docs.put(&format!("conv#{CONVERSATION}"), &bytes, write)
+            .await
+            .unwrap()
+    );
+}
+
+async fn setup() -> Setup {
     let text = std::fs::read_to_string(repo_root().join("events/env.json")).unwrap();
     let all: HashMap<String, HashMap<String, String>> = serde_json::from_str(&text).unwrap();
     let env = all["AdminFunction"].clone();
-    let config = admin::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    let mut config = admin::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
+    // The test delivery goes to a receiver on 127.0.0.1.
+    config.admin.network = NetworkPolicy::AllowLoopback;
     let admin = Admin::new(
         Arc::new(MemoryDocumentStore::new()),
         Arc::new(MemoryBlobStore::new()),
@@ -45,13 +97,17 @@ async fn setup() -> Admin {
         },
         sink: Arc::new(QueueSink {
             buffer: outbound.clone(),
-            outbound,
+            outbound: outbound.clone(),
             blobs: admin.blobs.clone(),
             blob_ttl: Duration::from_secs(86400),
         }),
         idle: Duration::from_secs(86400),
         page: 100,
     });
+    let admin = admin.with_sender(Arc::new(
+        ReqwestSender::new(NetworkPolicy::AllowLoopback).unwrap(),
+    ));
+    seed_conversation(admin.docs.as_ref()).await;
     // A dead-lettered delivery the delivery events name.
     let task = DeliveryTask {
         delivery_id: format!("msg_01JBCQ3ZX0V9K8N7M6P5Q4R302_{ENDPOINT}"),
@@ -85,14 +141,22 @@ async fn setup() -> Admin {
             .await
             .unwrap()
     );
-    // The endpoint the per-endpoint events name.
+    // The endpoint the per-endpoint events name, and the one the test delivery goes to.
+    add_endpoint(&admin, ENDPOINT, "https://hooks.example.com/wa").await;
+    let receiver = Receiver::start(Vec::new()).await;
+    let test_secret = add_endpoint(&admin, TEST_ENDPOINT, &receiver.url("/hook")).await;
+    Setup {
+        admin,
+        outbound,
+        receiver,
+        test_secret,
+    }
+}
+
+/// Stores endpoint `id` at `url` with a fresh secret, and returns the secret.
+async fn add_endpoint(admin: &Admin, id: &str, url: &str) -> EndpointSecret {
     let secret = EndpointSecret::generate().unwrap();
-    let endpoint = Endpoint::new(
-        ENDPOINT,
-        "https://hooks.example.com/wa",
-        &secret,
-        Utc::now(),
-    );
+    let endpoint = Endpoint::new(id, url, &secret, Utc::now());
     assert!(
         admin
             .endpoints
@@ -100,7 +164,25 @@ async fn setup() -> Admin {
             .await
             .unwrap()
     );
-    admin
+    secret
+}
+
+/// The events waiting on `queue`, as JSON.
+async fn queued_events(queue: &MemoryQueue) -> Vec<Value> {
+    let mut events = Vec::new();
+    loop {
+        let batch = queue
+            .receive(10, Duration::ZERO, Duration::from_secs(60))
+            .await
+            .unwrap();
+        if batch.is_empty() {
+            return events;
+        }
+        for m in batch {
+            let event: Value = serde_json::from_str(&m.body).unwrap();
+            events.push(event);
+        }
+    }
 }
 
 async fn invoke(admin: &Admin, file: &str) -> (u16, Value) {
@@ -123,7 +205,8 @@ async fn invoke(admin: &Admin, file: &str) -> (u16, Value) {
 
 #[tokio::test]
 async fn every_admin_event_gets_its_documented_answer() {
-    let admin = setup().await;
+    let setup = setup().await;
+    let admin = &setup.admin;
     let cases = [
         ("admin-list-endpoints.json", 200),
         ("admin-create-endpoint.json", 201),
@@ -135,15 +218,23 @@ async fn every_admin_event_gets_its_documented_answer() {
         ("admin-recover-endpoint.json", 202),
         ("admin-redrive.json", 202),
         ("admin-disable-endpoint.json", 200),
+        ("admin-enable-endpoint.json", 200),
         ("admin-unauthorized.json", 401),
         ("admin-get-delivery.json", 200),
         ("admin-retry-delivery.json", 202),
+        ("admin-test-endpoint.json", 200),
         ("admin-list-conversations.json", 200),
+        ("admin-get-conversation.json", 200),
+        ("admin-set-labels.json", 200),
+        ("admin-set-notes.json", 200),
+        ("admin-transfer-conversation.json", 202),
+        ("admin-close-conversation.json", 200),
         ("admin-close-unknown-conversation.json", 404),
+        ("admin-delete-endpoint.json", 204),
     ];
     let mut seen = Vec::new();
     for (file, status) in cases {
-        let (got, body) = invoke(&admin, file).await;
+        let (got, body) = invoke(admin, file).await;
         assert_eq!(got, status, "{file}: {body}");
         seen.push(file);
         match file {
@@ -151,7 +242,7 @@ async fn every_admin_event_gets_its_documented_answer() {
                 assert!(body["secret"].as_str().unwrap().starts_with("whsec_"));
                 assert_eq!(body["description"], "CRM");
                 // The same Idempotency-Key and body: the same endpoint, not a second one.
-                let (again, replay) = invoke(&admin, file).await;
+                let (again, replay) = invoke(admin, file).await;
                 assert_eq!((again, &replay), (201, &body));
             }
             "admin-create-endpoint-invalid.json" => {
@@ -164,18 +255,98 @@ async fn every_admin_event_gets_its_documented_answer() {
                 assert!(body["previous_secret_expires_at"].is_string());
             }
             "admin-disable-endpoint.json" => assert_eq!(body["enabled"], false),
+            "admin-enable-endpoint.json" => assert_eq!(body["enabled"], true),
             "admin-unauthorized.json" => assert_eq!(body["error"]["code"], "unauthorized"),
             "admin-get-delivery.json" => {
                 assert_eq!(body["attempts"][0]["status"], 400);
                 assert_eq!(body["event_type"], "whatsapp.message.read");
             }
             "admin-retry-delivery.json" => assert_eq!(body["status"], "retrying"),
-            "admin-list-conversations.json" => assert_eq!(body["data"], serde_json::json!([])),
+            "admin-test-endpoint.json" => {
+                assert_eq!(body["result"], "delivered", "{body}");
+                assert_eq!(body["event_type"], "whatsapp.message.received");
+                assert_eq!(body["attempt"]["status"], 200);
+                let received = setup.receiver.received();
+                assert_eq!(received.len(), 1);
+                let r = &received[0];
+                assert_eq!(
+                    r.header("x-webhook-signature"),
+                    Some(webhook_signature(&setup.test_secret, &r.body).as_str())
+                );
+                let sent: Value = serde_json::from_slice(&r.body).unwrap();
+                assert_eq!(sent["type"], "whatsapp.message.received");
+                // Replayed with its Idempotency-Key: the same answer, no second POST.
+                let (again, replay) = invoke(admin, file).await;
+                assert_eq!((again, &replay), (200, &body));
+                assert_eq!(setup.receiver.received().len(), 1);
+            }
+            "admin-list-conversations.json" => {
+                assert_eq!(body["data"].as_array().unwrap().len(), 1);
+                assert_eq!(body["data"][0]["id"], CONVERSATION);
+            }
+            "admin-get-conversation.json" => {
+                assert_eq!(body["id"], CONVERSATION);
+                assert_eq!(body["status"], "active");
+                assert_eq!(body["source"]["id"], "meta-main");
+            }
+            "admin-set-labels.json" => {
+                assert_eq!(body["labels"], serde_json::json!(["vip", "billing"]));
+            }
+            "admin-set-notes.json" => {
+                assert_eq!(body["notes"][0]["text"], "Prefers replies in Spanish");
+                assert_eq!(body["notes"][0]["author"], "agent-ana");
+            }
+            "admin-transfer-conversation.json" => {
+                assert_eq!(body["type"], "whatsapp.conversation.transferred");
+                assert!(body["event_id"].as_str().unwrap().starts_with("evt_"));
+            }
+            "admin-close-conversation.json" => {
+                assert_eq!(body["status"], "ended");
+                assert_eq!(body["end_reason"], "manual");
+                // Closing again (a new request, no Idempotency-Key) is a conflict.
+                let text = std::fs::read_to_string(repo_root().join("events").join(file)).unwrap();
+                let mut event: Value = serde_json::from_str(&text).unwrap();
+                event["headers"]
+                    .as_object_mut()
+                    .unwrap()
+                    .remove("idempotency-key");
+                let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+                let response = admin::handle(admin, request).await;
+                assert_eq!(response.status().as_u16(), 409);
+            }
+            "admin-delete-endpoint.json" => {
+                assert_eq!(body, Value::Null);
+                let (status, _) = invoke(admin, "admin-get-endpoint.json").await;
+                assert_eq!(status, 404);
+            }
             _ => {}
         }
     }
-    let (_, list) = invoke(&admin, "admin-list-endpoints.json").await;
+    // The created endpoint and the test endpoint are left.
+    let (_, list) = invoke(admin, "admin-list-endpoints.json").await;
     assert_eq!(list["data"].as_array().unwrap().len(), 2);
+    // The transfer and the close became events carrying the conversation, labels and notes
+    // included.
+    let events = queued_events(&setup.outbound).await;
+    let types: Vec<&Value> = events.iter().map(|e| &e["type"]).collect();
+    assert_eq!(
+        types,
+        [
+            "whatsapp.conversation.transferred",
+            "whatsapp.conversation.ended"
+        ]
+    );
+    for event in &events {
+        let conversation = &event["data"]["conversation"];
+        assert_eq!(conversation["id"], CONVERSATION);
+        assert_eq!(
+            conversation["labels"],
+            serde_json::json!(["vip", "billing"])
+        );
+        assert_eq!(conversation["notes"][0]["author"], "agent-ana");
+    }
+    assert_eq!(events[0]["data"]["transfer"]["to_team"], "billing");
+    assert_eq!(events[1]["data"]["reason"], "manual");
     // Every admin event file is covered.
     let mut files: Vec<String> = std::fs::read_dir(repo_root().join("events"))
         .unwrap()

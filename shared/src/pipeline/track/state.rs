@@ -223,7 +223,7 @@ fn active_entry(c: &Conversation) -> IndexEntry {
 
 /// Where a conversation sits in the index: open ones by activity, ended ones by end time (the
 /// sweep moves them from [`ENDING`] once their event is handed on).
-fn index_entry(doc: &ConversationDoc) -> IndexEntry {
+pub fn index_entry(doc: &ConversationDoc) -> IndexEntry {
     let c = &doc.conversation;
     match (c.status, c.ended_at) {
         (ConversationStatus::Ended, Some(at)) if doc.ended_handed_off => IndexEntry {
