@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::{Admin, AdminResponse, ApiError, Query, body};
+use super::{Admin, AdminResponse, ApiError, Query, body, has_visible};
 use crate::ids::{ConversationId, EventId, SourceId};
 use crate::model::{
     Conversation, ConversationBody, EndReason, EventBody, EventData, EventType, InboundEvent, Note,
@@ -61,10 +61,16 @@ pub struct CloseConversation {
 ]))]
 pub struct TransferConversation {
     /// The agent taking over.
-    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
+    #[schemars(
+        length(min = 1, max = 200),
+        regex(pattern = r"[^\s\x00-\x1f\x7f-\x9f]")
+    )]
     pub to_agent: Option<String>,
     /// The team taking over.
-    #[schemars(length(min = 1, max = 200), regex(pattern = r"\S"))]
+    #[schemars(
+        length(min = 1, max = 200),
+        regex(pattern = r"[^\s\x00-\x1f\x7f-\x9f]")
+    )]
     pub to_team: Option<String>,
     /// Notes for whoever takes over.
     #[schemars(length(max = 2000))]
@@ -93,7 +99,10 @@ pub struct SetLabels {
 #[serde(deny_unknown_fields)]
 pub struct NoteInput {
     /// The text (1–2,000 characters).
-    #[schemars(length(min = 1, max = 2000), regex(pattern = r"\S"))]
+    #[schemars(
+        length(min = 1, max = 2000),
+        regex(pattern = r"[^\s\x00-\x1f\x7f-\x9f]")
+    )]
     pub text: String,
     /// Who wrote it.
     pub author: Option<String>,
@@ -234,9 +243,19 @@ impl Admin {
         now: DateTime<Utc>,
     ) -> Result<AdminResponse, ApiError> {
         let req: TransferConversation = body(bytes)?;
-        let blank = |s: &Option<String>| s.as_deref().is_none_or(|v| v.trim().is_empty());
-        if blank(&req.to_agent) && blank(&req.to_team) {
+        if req.to_agent.is_none() && req.to_team.is_none() {
             return Err(ApiError::invalid("to_agent", "give to_agent or to_team"));
+        }
+        for (field, value) in [("to_agent", &req.to_agent), ("to_team", &req.to_team)] {
+            if value
+                .as_deref()
+                .is_some_and(|v| !has_visible(v) || v.chars().count() > 200)
+            {
+                return Err(ApiError::invalid(
+                    field,
+                    format!("{field} is 1 to 200 characters, not all blank"),
+                ));
+            }
         }
         if req
             .notes
@@ -298,7 +317,7 @@ impl Admin {
         let mut labels: Vec<String> = Vec::new();
         for l in req.labels {
             let l = l.trim().to_owned();
-            if l.is_empty() || l.chars().count() > 64 || l.chars().any(char::is_control) {
+            if !has_visible(&l) || l.chars().count() > 64 || l.chars().any(char::is_control) {
                 return Err(ApiError::invalid(
                     "labels",
                     "labels are 1 to 64 printable characters",
@@ -331,7 +350,7 @@ impl Admin {
         if req
             .notes
             .iter()
-            .any(|n| n.text.trim().is_empty() || n.text.chars().count() > 2000)
+            .any(|n| !has_visible(&n.text) || n.text.chars().count() > 2000)
         {
             return Err(ApiError::invalid(
                 "notes",

@@ -148,12 +148,7 @@ impl Admin {
         let filter = filter(query)?;
         let endpoint_ids: Vec<String> = match query.get("endpoint_id") {
             Some(id) => {
-                let valid = !id.is_empty()
-                    && id.len() <= 64
-                    && id
-                        .bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-                if !valid {
+                if !super::is_plain_id(id) {
                     return Err(ApiError::invalid("endpoint_id", "not an endpoint id"));
                 }
                 vec![id.to_owned()]
@@ -285,6 +280,16 @@ impl Admin {
         now: DateTime<Utc>,
     ) -> Result<AdminResponse, ApiError> {
         let req: RedriveRequest = body(bytes)?;
+        if req
+            .endpoint_id
+            .as_deref()
+            .is_some_and(|e| !super::is_plain_id(e))
+        {
+            return Err(ApiError::invalid("endpoint_id", "not an endpoint id"));
+        }
+        if req.max.is_some_and(|m| !(1..=10_000).contains(&m)) {
+            return Err(ApiError::invalid("max", "max is 1 to 10,000"));
+        }
         let selection = match (req.endpoint_id, req.event_id) {
             (Some(_), Some(_)) => {
                 return Err(ApiError::invalid(
@@ -296,7 +301,7 @@ impl Admin {
             (None, Some(e)) => Selection::Event(e),
             (None, None) => Selection::All,
         };
-        let max = usize::try_from(req.max.unwrap_or(1000).clamp(1, 10_000)).unwrap_or(1000);
+        let max = usize::try_from(req.max.unwrap_or(1000)).unwrap_or(1000);
         let report = redrive(
             self.dead_letter.as_ref(),
             self.delivery_queue.as_ref(),

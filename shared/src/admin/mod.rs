@@ -332,6 +332,23 @@ impl Query {
     }
 }
 
+/// Whether `id` is 1 to 64 of `A-Z a-z 0-9 _ -` (endpoint and source ids).
+pub fn is_plain_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Whether `text` has a character a reader can see: not white space and not a control
+/// character. White space is the union of Unicode's and JSON Schema's (ECMAScript `\s`, which
+/// adds U+FEFF), so the code and the document's `[^\s\x00-\x1f\x7f-\x9f]` patterns agree.
+pub fn has_visible(text: &str) -> bool {
+    text.chars()
+        .any(|c| !c.is_whitespace() && !c.is_control() && c != '\u{feff}')
+}
+
 /// A list response: `{"data": [...], "next_cursor": "…" | null}`.
 pub fn page<T: Serialize>(data: &[T], next: Option<&str>) -> Value {
     json!({"data": data, "next_cursor": next.map(encode_cursor)})

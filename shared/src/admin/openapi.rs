@@ -421,6 +421,10 @@ fn operation(route: &Route) -> Value {
             json!({"description": "Done.", "content": {"application/json": {"schema": schema}}})
         }
     };
+    let mut success = success;
+    if let Some(links) = links(route) {
+        success["links"] = links;
+    }
     responses.insert(route.status.to_string(), success);
     responses.insert(
         "400".into(),
@@ -466,6 +470,31 @@ fn operation(route: &Route) -> Value {
         op["requestBody"] = json!({"required": !optional, "content": {"application/json": {"schema": reference(name)}}});
     }
     op
+}
+
+/// OpenAPI links from a route that yields ids (a create answers one item, a list a page) to
+/// the routes under `{path}/{id}`: clients and stateful test tools follow them to real ids.
+fn links(route: &Route) -> Option<Value> {
+    if route.path.contains('{') {
+        return None;
+    }
+    let id = match (route.method, route.response) {
+        ("post", Some(_)) => "$response.body#/id",
+        ("get", Some(r)) if r.starts_with("page:") => "$response.body#/data/0/id",
+        _ => return None,
+    };
+    let below = format!("{}/{{id}}", route.path);
+    let links: Map<String, Value> = ROUTES
+        .iter()
+        .filter(|r| r.path == below || r.path.starts_with(&format!("{below}/")))
+        .map(|r| {
+            (
+                r.operation.to_owned(),
+                json!({"operationId": r.operation, "parameters": {"id": id}}),
+            )
+        })
+        .collect();
+    (!links.is_empty()).then_some(Value::Object(links))
 }
 
 /// The document as committed (`schema/openapi.json`).

@@ -583,8 +583,73 @@ async fn the_dead_letter_queue_is_redriven_by_endpoint() {
     )
     .await;
     assert_eq!(status, 422);
+    // Out of the documented ranges: refused, not clamped.
+    for (body, field) in [
+        (r#"{"endpoint_id": "ep a"}"#, "endpoint_id"),
+        (r#"{"endpoint_id": ""}"#, "endpoint_id"),
+        (r#"{"max": 0}"#, "max"),
+        (r#"{"max": 10001}"#, "max"),
+    ] {
+        let (status, error) = call(&a, "POST", "/v1/deliveries/redrive", body, None).await;
+        assert_eq!(status, 422, "{body}");
+        assert_eq!(error["error"]["details"]["field"], field, "{body}");
+    }
+    assert_eq!(dlq.len(), 1);
     let (status, report) = call(&a, "POST", "/v1/deliveries/redrive", "", None).await;
     assert_eq!((status, &report["moved"]), (202, &json!(1)));
+}
+
+#[tokio::test]
+async fn conversation_bodies_are_checked_as_the_document_states() {
+    let a = admin();
+    let id = "conv_01JBCQ3ZX0V9K8N7M6P5Q4R305";
+    let long = "a".repeat(201);
+    let cases = [
+        (
+            "transfer",
+            r#"{"to_agent": "\u0085"}"#.to_owned(),
+            "to_agent",
+        ),
+        (
+            "transfer",
+            r#"{"to_agent": "ana", "to_team": "  "}"#.to_owned(),
+            "to_team",
+        ),
+        ("transfer", format!(r#"{{"to_team": "{long}"}}"#), "to_team"),
+        (
+            "transfer",
+            r#"{"notes": "no one named"}"#.to_owned(),
+            "to_agent",
+        ),
+        ("labels", r#"{"labels": ["\ufeff"]}"#.to_owned(), "labels"),
+        (
+            "labels",
+            r#"{"labels": ["vip", "\u0007"]}"#.to_owned(),
+            "labels",
+        ),
+        (
+            "notes",
+            r#"{"notes": [{"text": "\u2028\ufeff"}]}"#.to_owned(),
+            "notes",
+        ),
+    ];
+    for (action, body, field) in cases {
+        let method = if action == "transfer" { "POST" } else { "PUT" };
+        let path = format!("/v1/conversations/{id}/{action}");
+        let (status, error) = call(&a, method, &path, &body, None).await;
+        assert_eq!(status, 422, "{action} {body}: {error}");
+        assert_eq!(error["error"]["details"]["field"], field, "{body}");
+    }
+}
+
+#[test]
+fn visible_text_agrees_with_the_documents_pattern() {
+    for blank in ["", " ", "\u{85}", "\u{feff}", "\u{3000}\t", "\u{7f}\u{9f}"] {
+        assert!(!has_visible(blank), "{blank:?}");
+    }
+    for text in ["a", " vip ", "\u{200b}", "é", "\u{feff}x"] {
+        assert!(has_visible(text), "{text:?}");
+    }
 }
 
 #[test]
