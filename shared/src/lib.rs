@@ -8,6 +8,7 @@ pub mod admin;
 pub mod config;
 pub mod delivery;
 pub mod ids;
+pub mod metrics;
 pub mod model;
 pub mod pipeline;
 pub mod ports;

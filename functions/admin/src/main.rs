@@ -15,6 +15,7 @@ use shared::pipeline::track::sweep::Sweep;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
+    shared::metrics::enable();
     let config = admin::Config::from_lookup(|k| std::env::var(k).ok())?;
     let clients = Clients::new(&aws_adapters::sdk_config().await);
     let docs = DynamoDocumentStore::new(clients.dynamodb.clone(), &config.table_name);
@@ -63,7 +64,7 @@ async fn main() -> Result<(), Error> {
         .with_sender(Arc::new(sender));
     let admin = &admin;
     lambda_http::run(service_fn(move |req| async move {
-        Ok::<_, Error>(admin::handle(admin, req).await)
+        Ok::<_, Error>(aws_adapters::lambda::with_metrics(admin::handle(admin, req)).await)
     }))
     .await
 }

@@ -47,3 +47,25 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
         .collect();
     response
 }
+
+/// Runs one invocation, then prints the metrics it recorded ([`emit_metrics`]).
+pub async fn with_metrics<T>(invocation: impl Future<Output = T>) -> T {
+    let out = invocation.await;
+    emit_metrics();
+    out
+}
+
+/// Prints the metrics this invocation recorded as one CloudWatch Embedded Metric Format line on
+/// stdout (CloudWatch Logs extracts them; dimension `Function` is the Lambda function's name).
+/// Nothing is printed unless the binary called `shared::metrics::enable` or nothing happened.
+pub fn emit_metrics() {
+    use std::io::Write;
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "wagate".to_owned());
+    if let Some(line) = shared::metrics::flush(&function, chrono::Utc::now()) {
+        let mut out = std::io::stdout().lock();
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            tracing::warn!("could not write the metrics line");
+        }
+    }
+}

@@ -12,6 +12,7 @@ use shared::pipeline::buffer::Buffer;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    shared::metrics::enable();
     let config = buffer::Config::from_lookup(|k| std::env::var(k).ok())?;
     let clients = Clients::new(&aws_adapters::sdk_config().await);
     let docs = Arc::new(DynamoDocumentStore::new(
@@ -41,7 +42,9 @@ async fn main() -> Result<(), Error> {
     };
     let buffer = &buffer;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(buffer::handle(buffer, event.payload).await)
+        Ok::<_, Error>(
+            aws_adapters::lambda::with_metrics(buffer::handle(buffer, event.payload)).await,
+        )
     }))
     .await
 }

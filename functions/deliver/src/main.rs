@@ -13,6 +13,7 @@ use shared::delivery::endpoints::Endpoints;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    shared::metrics::enable();
     let config = deliver::Config::from_lookup(|k| std::env::var(k).ok())?;
     let clients = Clients::new(&aws_adapters::sdk_config().await);
     let docs = Arc::new(DynamoDocumentStore::new(
@@ -37,7 +38,9 @@ async fn main() -> Result<(), Error> {
     };
     let deliver = &deliver;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(deliver::handle(deliver, event.payload).await)
+        Ok::<_, Error>(
+            aws_adapters::lambda::with_metrics(deliver::handle(deliver, event.payload)).await,
+        )
     }))
     .await
 }

@@ -11,6 +11,7 @@ use shared::delivery::fanout::Fanout;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    shared::metrics::enable();
     let config = fanout::Config::from_lookup(|k| std::env::var(k).ok())?;
     let clients = Clients::new(&aws_adapters::sdk_config().await);
     let docs = DynamoDocumentStore::new(clients.dynamodb.clone(), &config.table_name);
@@ -29,7 +30,9 @@ async fn main() -> Result<(), Error> {
     };
     let fanout = &fanout;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(fanout::handle(fanout, event.payload).await)
+        Ok::<_, Error>(
+            aws_adapters::lambda::with_metrics(fanout::handle(fanout, event.payload)).await,
+        )
     }))
     .await
 }

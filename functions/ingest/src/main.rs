@@ -12,6 +12,7 @@ use shared::ports::StaticSources;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
+    shared::metrics::enable();
     let config = Config::from_lookup(|k| std::env::var(k).ok())?;
     let clients = Clients::new(&aws_adapters::sdk_config().await);
     let queue = SqsQueue::new(clients.sqs, &config.inbound_queue_url);
@@ -27,7 +28,7 @@ async fn main() -> Result<(), Error> {
     };
     let ingest = &ingest;
     lambda_http::run(service_fn(move |req| async move {
-        Ok::<_, Error>(ingest::handle(ingest, req).await)
+        Ok::<_, Error>(aws_adapters::lambda::with_metrics(ingest::handle(ingest, req)).await)
     }))
     .await
 }

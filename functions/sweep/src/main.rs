@@ -12,6 +12,7 @@ use shared::pipeline::track::sweep::Sweep;
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    shared::metrics::enable();
     let config = sweep::Config::from_lookup(|k| std::env::var(k).ok())?;
     let clients = Clients::new(&aws_adapters::sdk_config().await);
     let docs = Arc::new(DynamoDocumentStore::new(
@@ -44,7 +45,7 @@ async fn main() -> Result<(), Error> {
     };
     let sweep = &sweep;
     lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
-        sweep::handle(sweep, chrono::Utc::now())
+        aws_adapters::lambda::with_metrics(sweep::handle(sweep, chrono::Utc::now()))
             .await
             .map_err(Error::from)
     }))

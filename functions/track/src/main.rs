@@ -12,6 +12,7 @@ use shared::pipeline::track::{QueueSink, Track};
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
+    shared::metrics::enable();
     let config = track::Config::from_lookup(|k| std::env::var(k).ok())?;
     let clients = Clients::new(&aws_adapters::sdk_config().await);
     let docs = DynamoDocumentStore::new(clients.dynamodb.clone(), &config.table_name);
@@ -43,7 +44,9 @@ async fn main() -> Result<(), Error> {
     };
     let track = &track;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, Error>(track::handle(track, event.payload).await)
+        Ok::<_, Error>(
+            aws_adapters::lambda::with_metrics(Box::pin(track::handle(track, event.payload))).await,
+        )
     }))
     .await
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::metrics::{self, Metric};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -226,6 +227,16 @@ impl Deliver {
             outcome: state,
         };
         tracing::info!(delivery_id = %task.delivery_id, endpoint_id = %task.endpoint_id, attempt, status = ?made.status, latency_ms, outcome = state.as_str(), "attempt");
+        #[allow(clippy::cast_precision_loss)] // milliseconds: exact far beyond any timeout
+        metrics::record(Metric::DeliveryLatency, latency_ms as f64);
+        metrics::count(
+            if outcome == DeliverOutcome::Delivered {
+                Metric::Delivered
+            } else {
+                Metric::FailedAttempts
+            },
+            1,
+        );
         record.push(made.clone(), next_attempt_at);
         self.save(record, record_version, Some(made), now).await?;
         if outcome == DeliverOutcome::EndpointDisabled {
@@ -254,6 +265,7 @@ impl Deliver {
                     f.reason
                 )));
             }
+            metrics::count(Metric::DeadLettered, 1);
         }
         Ok(outcome)
     }

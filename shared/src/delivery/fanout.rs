@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::{self, Metric};
 use chrono::{DateTime, Utc};
 
 use super::endpoints::{Endpoint, Endpoints};
@@ -128,7 +129,9 @@ impl Fanout {
         if bodies.is_empty() {
             return Ok(0);
         }
-        send_all(self.queue.as_ref(), pack(bodies)).await
+        let queued = send_all(self.queue.as_ref(), pack(bodies)).await?;
+        metrics::count(Metric::DeliveriesQueued, queued);
+        Ok(queued)
     }
 }
 

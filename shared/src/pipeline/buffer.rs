@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::{self, Metric};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -241,6 +242,8 @@ impl Buffer {
         let sent = events.len();
         let deliveries = self.fanout.batch(pending.batch_id, events, now).await?;
         tracing::info!(batch_id = %pending.batch_id, messages = sent, deliveries, "batch flushed");
+        #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH_SIZE (500)
+        metrics::record(Metric::BatchSize, sent as f64);
         self.mark_flushed(key, pending.batch_id, sent, now).await
     }
 

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::{self, Metric};
 use chrono::{DateTime, Utc};
 use serde_json::json;
 use ulid::Ulid;
@@ -115,6 +116,22 @@ impl IngestResponse {
 impl Ingest {
     /// Handles one request. Never fails: every outcome is an HTTP answer.
     pub async fn handle(&self, req: IngestRequest<'_>, now: DateTime<Utc>) -> IngestResponse {
+        let webhook = req.method == Method::Post;
+        let out = self.answer(req, now).await;
+        if webhook {
+            match out.status {
+                200..300 => {
+                    metrics::count(Metric::WebhooksReceived, 1);
+                    metrics::count(Metric::EventsEnqueued, out.received);
+                }
+                500.. => metrics::count(Metric::WebhooksUnavailable, 1),
+                _ => metrics::count(Metric::WebhooksRejected, 1),
+            }
+        }
+        out
+    }
+
+    async fn answer(&self, req: IngestRequest<'_>, now: DateTime<Utc>) -> IngestResponse {
         let Some(source) = self.sources.get(req.source_id) else {
             tracing::info!(source_id = %truncate(req.source_id), "unknown source");
             return IngestResponse::error(404, "unknown_source", "no webhook source with this id");

@@ -13,6 +13,7 @@ pub mod sweep;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::metrics::{self, Metric};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
@@ -52,6 +53,13 @@ pub struct QueueSink {
 #[async_trait]
 impl EventSink for QueueSink {
     async fn emit(&self, events: &[InboundEvent], now: DateTime<Utc>) -> Result<(), BackendError> {
+        for e in events {
+            match e.event_type {
+                EventType::ConversationCreated => metrics::count(Metric::ConversationsCreated, 1),
+                EventType::ConversationEnded => metrics::count(Metric::ConversationsEnded, 1),
+                _ => {}
+            }
+        }
         let (buffered, direct): (Vec<InboundEvent>, Vec<InboundEvent>) = events
             .iter()
             .cloned()
@@ -177,7 +185,12 @@ impl Track {
             };
             let (event_id, event_type) = (event.id, event.event_type);
             match self.process(event, now).await {
-                Ok(outcome) => tracing::info!(%event_id, %event_type, ?outcome, "tracked"),
+                Ok(outcome) => {
+                    if matches!(outcome, TrackOutcome::Duplicate) {
+                        metrics::count(Metric::Duplicates, 1);
+                    }
+                    tracing::info!(%event_id, %event_type, ?outcome, "tracked");
+                }
                 Err(e) => {
                     tracing::warn!(%event_id, %event_type, error = %e, retryable = e.is_retryable(), "tracking failed; the record will be retried");
                     failed.push(record.message_id.to_owned());
