@@ -61,13 +61,17 @@ async fn start(stores: Stores, endpoints: Vec<EndpointSpec>) -> Gateway {
     Gateway::start(stores, listener, options).await.unwrap()
 }
 
+/// The table and queues on moto exactly as `template.yaml` declares them (keys, index, TTL,
+/// visibility, redrive policies), created by `scripts/provision-from-template.py` and opened
+/// as `wagate-local --backend aws` opens a deployed stack's.
 async fn moto_stores() -> Stores {
+    let prefix = moto::from_template("e2e");
     Stores::aws(&AwsBackend {
         endpoint_url: Some(moto::url()),
         region: "us-east-1".into(),
-        table: moto::unique("e2e"),
-        queue_prefix: moto::unique("e2e"),
-        create: true,
+        table: prefix.clone(),
+        queue_prefix: prefix,
+        create: false,
     })
     .await
     .unwrap()
@@ -332,7 +336,7 @@ async fn full_pipeline_on_the_embedded_backend() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn full_pipeline_on_moto() {
+async fn full_pipeline_on_the_template_resources_in_moto() {
     full_pipeline(moto_stores().await).await;
 }
 
@@ -417,7 +421,7 @@ async fn failures_retries_dead_letters_and_redrive_on_the_embedded_backend() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failures_retries_dead_letters_and_redrive_on_moto() {
+async fn failures_retries_dead_letters_and_redrive_on_the_template_resources_in_moto() {
     failures_retries_dead_letters_and_redrive(moto_stores().await).await;
 }
 

@@ -46,3 +46,149 @@ fn every_function_gets_exactly_the_variables_its_config_reads() {
         assert_eq!(got, want, "{name}");
     }
 }
+
+/// What a table looks like, for comparison: keys, attribute types, indexes, TTL attribute.
+async fn table_shape(clients: &aws_adapters::Clients, name: &str) -> String {
+    let table = clients
+        .dynamodb
+        .describe_table()
+        .table_name(name)
+        .send()
+        .await
+        .unwrap()
+        .table
+        .unwrap();
+    let mut attributes: Vec<String> = table
+        .attribute_definitions()
+        .iter()
+        .map(|a| format!("{}:{}", a.attribute_name(), a.attribute_type().as_str()))
+        .collect();
+    attributes.sort();
+    let keys = |k: &[aws_adapters::aws_sdk_dynamodb::types::KeySchemaElement]| {
+        k.iter()
+            .map(|k| format!("{}:{}", k.attribute_name(), k.key_type().as_str()))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let indexes: Vec<String> = table
+        .global_secondary_indexes()
+        .iter()
+        .map(|i| {
+            let projection = i
+                .projection()
+                .and_then(|p| p.projection_type())
+                .map(|p| p.as_str().to_owned());
+            format!(
+                "{}({}) {projection:?}",
+                i.index_name().unwrap_or_default(),
+                keys(i.key_schema())
+            )
+        })
+        .collect();
+    let billing = table
+        .billing_mode_summary()
+        .and_then(|b| b.billing_mode())
+        .map(|b| b.as_str().to_owned());
+    let ttl = clients
+        .dynamodb
+        .describe_time_to_live()
+        .table_name(name)
+        .send()
+        .await
+        .unwrap()
+        .time_to_live_description
+        .and_then(|t| t.attribute_name)
+        .unwrap_or_default();
+    format!(
+        "keys {} | attributes {attributes:?} | indexes {indexes:?} | billing {billing:?} | ttl {ttl}",
+        keys(table.key_schema())
+    )
+}
+
+/// A queue's visibility timeout, and its redrive policy as (target queue name, max receives).
+async fn queue_shape(clients: &aws_adapters::Clients, name: &str) -> (u64, Option<(String, u64)>) {
+    use aws_adapters::aws_sdk_sqs::types::QueueAttributeName;
+    let url = clients
+        .sqs
+        .get_queue_url()
+        .queue_name(name)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{name}: {e:?}"))
+        .queue_url
+        .unwrap();
+    let attributes = clients
+        .sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::All)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .unwrap();
+    let visibility = attributes[&QueueAttributeName::VisibilityTimeout]
+        .parse()
+        .unwrap();
+    let redrive = attributes.get(&QueueAttributeName::RedrivePolicy).map(|p| {
+        let policy: serde_json::Value = serde_json::from_str(p).unwrap();
+        let target = policy["deadLetterTargetArn"].as_str().unwrap();
+        let max = match &policy["maxReceiveCount"] {
+            serde_json::Value::String(s) => s.parse().unwrap(),
+            n => n.as_u64().unwrap(),
+        };
+        (target.rsplit(':').next().unwrap().to_owned(), max)
+    });
+    (visibility, redrive)
+}
+
+/// The resources `template.yaml` declares, created on moto as declared, are what the code
+/// expects: the table's keys, index and TTL attribute, and every queue's visibility timeout and
+/// dead-letter queue after `maxReceiveCount` receives are those the local mode uses
+/// (`wagate_local::backend::QUEUES`) and `--create` makes. (The end-to-end suite runs on such
+/// resources too: `e2e::*_on_the_template_resources_in_moto`.)
+#[tokio::test]
+async fn the_template_resources_on_moto_are_what_the_code_expects() {
+    use wagate_local::backend::{AwsBackend, QUEUES, Stores};
+    let declared = tests::moto::from_template("tpl");
+    let created = tests::moto::unique("code");
+    Stores::aws(&AwsBackend {
+        endpoint_url: Some(tests::moto::url()),
+        region: "us-east-1".into(),
+        table: created.clone(),
+        queue_prefix: created.clone(),
+        create: true,
+    })
+    .await
+    .unwrap();
+    let clients = tests::moto::clients().await;
+    let shape = table_shape(&clients, &declared).await;
+    assert_eq!(
+        shape,
+        format!(
+            "keys pk:HASH,sk:RANGE | attributes [\"gsi1pk:S\", \"gsi1sk:S\", \"pk:S\", \"sk:S\"] \
+             | indexes [\"{}(gsi1pk:HASH,gsi1sk:RANGE) Some(\\\"ALL\\\")\"] \
+             | billing Some(\"PAY_PER_REQUEST\") | ttl ttl",
+            aws_adapters::INDEX_NAME
+        )
+    );
+    assert_eq!(shape, table_shape(&clients, &created).await);
+    for spec in QUEUES {
+        let name = format!("{declared}-{}", spec.name);
+        let (visibility, redrive) = queue_shape(&clients, &name).await;
+        assert_eq!(visibility, spec.visibility.as_secs(), "{name}");
+        assert_eq!(
+            redrive,
+            Some((format!("{name}-dlq"), u64::from(spec.max_receives))),
+            "{name}"
+        );
+        let (dlq_visibility, dlq_redrive) = queue_shape(&clients, &format!("{name}-dlq")).await;
+        assert_eq!(dlq_redrive, None, "{name}-dlq");
+        let ours = format!("{created}-{}", spec.name);
+        let (v, r) = queue_shape(&clients, &ours).await;
+        assert_eq!(v, visibility, "{ours}");
+        assert_eq!(r.map(|(_, max)| max), Some(u64::from(spec.max_receives)));
+        let (our_dlq_visibility, _) = queue_shape(&clients, &format!("{ours}-dlq")).await;
+        assert_eq!(our_dlq_visibility, dlq_visibility, "{ours}-dlq");
+    }
+}

@@ -99,3 +99,23 @@ pub async fn queue(
     .expect("create queue");
     (SqsQueue::new(clients.sqs.clone(), url), dlq.map(|(q, _)| q))
 }
+
+/// Creates the table and queues on moto exactly as `template.yaml` declares them, with
+/// `scripts/provision-from-template.py`, under a fresh prefix; returns the prefix (the table's
+/// name; queues are `{prefix}-inbound`, `{prefix}-inbound-dlq`, …).
+pub fn from_template(prefix: &str) -> String {
+    let prefix = unique(prefix);
+    let out = Command::new("python3")
+        .arg(crate::repo_root().join("scripts/provision-from-template.py"))
+        .args(["--endpoint-url", &url(), "--prefix", &prefix])
+        .output()
+        .expect(
+            "run scripts/provision-from-template.py (needs boto3 and PyYAML, which moto brings)",
+        );
+    assert!(
+        out.status.success(),
+        "provision-from-template.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    prefix
+}
