@@ -192,3 +192,86 @@ async fn the_template_resources_on_moto_are_what_the_code_expects() {
         assert_eq!(our_dlq_visibility, dlq_visibility, "{ours}-dlq");
     }
 }
+
+/// Every `events/` fixture parses as the event type its function's runtime deserializes
+/// (API Gateway v2 requests through `lambda_http`, SQS batches, the EventBridge schedule), every
+/// function of the template has at least one, and `events/env.json` configures exactly the
+/// template's functions.
+#[test]
+fn every_fixture_is_the_lambda_event_its_function_receives() {
+    use aws_lambda_events::eventbridge::EventBridgeEvent;
+    use aws_lambda_events::sqs::SqsEvent;
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let functions: Vec<&str> = template
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix("Function:"))
+        .filter(|name| !name.contains(' ') && !name.is_empty())
+        .collect();
+    assert_eq!(
+        functions,
+        [
+            "Ingest", "Track", "Sweep", "Fanout", "Buffer", "Deliver", "Admin"
+        ]
+    );
+    let events = repo_root().join("events");
+    let mut covered = std::collections::BTreeMap::<&str, usize>::new();
+    for entry in std::fs::read_dir(&events).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if !name.ends_with(".json") || name == "env.json" {
+            continue;
+        }
+        let text = std::fs::read_to_string(events.join(&name)).unwrap();
+        let prefix = name.split('-').next().unwrap();
+        let function = match prefix {
+            "ingest" | "admin" => {
+                let request =
+                    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(request.uri().path().starts_with(if prefix == "admin" {
+                    "/v1/"
+                } else {
+                    "/webhooks/"
+                }));
+                if prefix == "admin" { "Admin" } else { "Ingest" }
+            }
+            "track" | "fanout" | "buffer" | "deliver" => {
+                let event: SqsEvent =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert!(!event.records.is_empty(), "{name}");
+                for r in &event.records {
+                    assert!(
+                        r.message_id.is_some() && r.receipt_handle.is_some() && r.body.is_some()
+                    );
+                    assert_eq!(r.event_source.as_deref(), Some("aws:sqs"), "{name}");
+                    assert!(
+                        r.attributes.contains_key("ApproximateReceiveCount"),
+                        "{name}"
+                    );
+                }
+                match prefix {
+                    "track" => "Track",
+                    "fanout" => "Fanout",
+                    "buffer" => "Buffer",
+                    _ => "Deliver",
+                }
+            }
+            "sweep" => {
+                let event: EventBridgeEvent =
+                    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+                assert_eq!(event.source, "aws.events");
+                "Sweep"
+            }
+            _ => panic!("{name}: which function is this fixture for?"),
+        };
+        *covered.entry(function).or_default() += 1;
+    }
+    for f in &functions {
+        assert!(covered.get(f).is_some_and(|n| *n > 0), "no fixture for {f}");
+    }
+    let env: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&std::fs::read_to_string(events.join("env.json")).unwrap()).unwrap();
+    let mut configured: Vec<String> = env.keys().cloned().collect();
+    configured.sort();
+    let mut want: Vec<String> = functions.iter().map(|f| format!("{f}Function")).collect();
+    want.sort();
+    assert_eq!(configured, want);
+}
