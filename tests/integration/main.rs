@@ -15,6 +15,7 @@ mod ingest_events;
 mod ingest_moto;
 mod outbound_events;
 mod schema;
+mod secrets_moto;
 mod template;
 mod track_events;
 mod track_moto;

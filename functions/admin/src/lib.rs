@@ -39,9 +39,14 @@ impl Config {
         "OUTBOUND_QUEUE_URL",
         "RAW_TTL_DAYS",
         "ADMIN_API_KEYS",
+        "ADMIN_API_KEYS_PARAMETER",
         "SECRET_ROTATION_GRACE_HOURS",
         "ATTEMPT_TTL_DAYS",
     ];
+
+    /// The secrets that may come from SSM Parameter Store instead (`{NAME}_PARAMETER`, read by
+    /// `main` through `aws_adapters::secrets` before the configuration).
+    pub const SECRETS: &'static [&'static str] = &["ADMIN_API_KEYS"];
 
     /// Reads the configuration through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {

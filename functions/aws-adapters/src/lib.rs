@@ -10,12 +10,13 @@ pub mod env;
 mod error;
 pub mod lambda;
 pub mod provision;
+pub mod secrets;
 mod sqs;
 
 pub use aws_config::SdkConfig;
 pub use dynamo::{DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore, INDEX_NAME};
 pub use sqs::SqsQueue;
-pub use {aws_sdk_dynamodb, aws_sdk_sqs};
+pub use {aws_sdk_dynamodb, aws_sdk_sqs, aws_sdk_ssm};
 
 use aws_config::BehaviorVersion;
 
@@ -26,6 +27,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// SQS.
     pub sqs: aws_sdk_sqs::Client,
+    /// SSM Parameter Store (secrets kept there instead of in environment variables).
+    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Clients {
@@ -34,6 +37,7 @@ impl Clients {
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
+            ssm: aws_sdk_ssm::Client::new(sdk),
         }
     }
 }

@@ -50,11 +50,16 @@ impl Config {
     /// The environment variables this function reads (checked against `template.yaml`).
     pub const VARIABLES: &'static [&'static str] = &[
         "WAGATE_SOURCES",
+        "WAGATE_SOURCES_PARAMETER",
         "TABLE_NAME",
         "INBOUND_QUEUE_URL",
         "MAX_BODY_BYTES",
         "RAW_TTL_DAYS",
     ];
+
+    /// The secrets that may come from SSM Parameter Store instead (`{NAME}_PARAMETER`, read by
+    /// `main` through `aws_adapters::secrets` before the configuration).
+    pub const SECRETS: &'static [&'static str] = &["WAGATE_SOURCES"];
 }
 
 #[cfg(test)]
