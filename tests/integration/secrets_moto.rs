@@ -7,9 +7,12 @@ use aws_adapters::aws_sdk_ssm::types::ParameterType;
 use aws_adapters::secrets::{from_parameters, overlay};
 use tests::moto;
 
-async fn put_secure(clients: &aws_adapters::Clients, name: &str, value: &str) {
-    clients
-        .ssm
+async fn sdk() -> aws_adapters::SdkConfig {
+    aws_adapters::local_sdk_config(&moto::url(), "us-east-1").await
+}
+
+async fn put_secure(sdk: &aws_adapters::SdkConfig, name: &str, value: &str) {
+    aws_adapters::aws_sdk_ssm::Client::new(sdk)
         .put_parameter()
         .name(name)
         .value(value)
@@ -21,10 +24,10 @@ async fn put_secure(clients: &aws_adapters::Clients, name: &str, value: &str) {
 
 #[tokio::test]
 async fn secrets_named_by_a_parameter_variable_are_read_from_ssm() {
-    let clients = moto::clients().await;
+    let sdk = sdk().await;
     let sources_name = format!("/{}/sources", moto::unique("wagate"));
     let sources = r#"[{"id":"meta-main","provider":"meta","secrets":"app-secret-from-ssm","verify_token":"vt"}]"#;
-    put_secure(&clients, &sources_name, sources).await;
+    put_secure(&sdk, &sources_name, sources).await;
     let env: HashMap<&str, String> = HashMap::from([
         ("WAGATE_SOURCES_PARAMETER", sources_name.clone()),
         ("WAGATE_SOURCES", "[]".to_owned()),
@@ -32,7 +35,7 @@ async fn secrets_named_by_a_parameter_variable_are_read_from_ssm() {
         ("INBOUND_QUEUE_URL", "q".to_owned()),
     ]);
     let lookup = |k: &str| env.get(k).cloned();
-    let fetched = from_parameters(&clients.ssm, ingest::Config::SECRETS, lookup)
+    let fetched = from_parameters(&sdk, ingest::Config::SECRETS, lookup)
         .await
         .unwrap();
     assert_eq!(fetched["WAGATE_SOURCES"], sources);
@@ -44,7 +47,7 @@ async fn secrets_named_by_a_parameter_variable_are_read_from_ssm() {
 
     // Without a parameter variable nothing is fetched.
     let plain = |k: &str| (k == "ADMIN_API_KEYS").then(|| "key-0123456789abcdef".to_owned());
-    let fetched = from_parameters(&clients.ssm, admin::Config::SECRETS, plain)
+    let fetched = from_parameters(&sdk, admin::Config::SECRETS, plain)
         .await
         .unwrap();
     assert!(fetched.is_empty());
@@ -52,10 +55,10 @@ async fn secrets_named_by_a_parameter_variable_are_read_from_ssm() {
 
 #[tokio::test]
 async fn a_missing_parameter_is_an_error_naming_it_and_not_a_fallback() {
-    let clients = moto::clients().await;
+    let sdk = sdk().await;
     let name = format!("/{}/admin-keys", moto::unique("wagate"));
     let lookup = |k: &str| (k == "ADMIN_API_KEYS_PARAMETER").then(|| name.clone());
-    let err = from_parameters(&clients.ssm, admin::Config::SECRETS, lookup)
+    let err = from_parameters(&sdk, admin::Config::SECRETS, lookup)
         .await
         .unwrap_err();
     let text = err.to_string();
@@ -65,12 +68,12 @@ async fn a_missing_parameter_is_an_error_naming_it_and_not_a_fallback() {
     );
     // Present: the admin keys come from the parameter.
     put_secure(
-        &clients,
+        &sdk,
         &name,
         "admin-key-from-ssm-0001, admin-key-from-ssm-0002",
     )
     .await;
-    let fetched = from_parameters(&clients.ssm, admin::Config::SECRETS, lookup)
+    let fetched = from_parameters(&sdk, admin::Config::SECRETS, lookup)
         .await
         .unwrap();
     let base = |k: &str| match k {

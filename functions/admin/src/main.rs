@@ -16,10 +16,10 @@ use shared::pipeline::track::sweep::Sweep;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     shared::metrics::enable();
-    let clients = Clients::new(&aws_adapters::sdk_config().await);
+    let sdk = aws_adapters::sdk_config().await;
+    let clients = Clients::new(&sdk);
     let env = |k: &str| std::env::var(k).ok();
-    let secrets =
-        aws_adapters::secrets::from_parameters(&clients.ssm, admin::Config::SECRETS, env).await?;
+    let secrets = aws_adapters::secrets::from_parameters(&sdk, admin::Config::SECRETS, env).await?;
     let config = admin::Config::from_lookup(aws_adapters::secrets::overlay(secrets, env))?;
     let docs = DynamoDocumentStore::new(clients.dynamodb.clone(), &config.table_name);
     docs.warm().await;

@@ -27,8 +27,6 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// SQS.
     pub sqs: aws_sdk_sqs::Client,
-    /// SSM Parameter Store (secrets kept there instead of in environment variables).
-    pub ssm: aws_sdk_ssm::Client,
 }
 
 impl Clients {
@@ -37,7 +35,6 @@ impl Clients {
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
-            ssm: aws_sdk_ssm::Client::new(sdk),
         }
     }
 }

@@ -25,13 +25,14 @@ pub struct SecretError {
 
 /// For each of `variables` whose `{variable}_PARAMETER` is set (through `lookup`), fetches that
 /// parameter, decrypted; returns variable → value. Variables without a parameter are left to
-/// the environment.
+/// the environment, and no SSM client is made when none has one.
 pub async fn from_parameters(
-    client: &aws_sdk_ssm::Client,
+    sdk: &aws_config::SdkConfig,
     variables: &[&'static str],
     lookup: impl Fn(&str) -> Option<String>,
 ) -> Result<HashMap<&'static str, String>, SecretError> {
     let mut values = HashMap::new();
+    let mut client = None;
     for &variable in variables {
         let Some(parameter) = lookup(&format!("{variable}{SUFFIX}")).filter(|p| !p.is_empty())
         else {
@@ -43,6 +44,7 @@ pub async fn from_parameters(
             reason,
         };
         let out = client
+            .get_or_insert_with(|| aws_sdk_ssm::Client::new(sdk))
             .get_parameter()
             .name(&parameter)
             .with_decryption(true)

@@ -13,10 +13,10 @@ use shared::ports::StaticSources;
 async fn main() -> Result<(), Error> {
     lambda_http::tracing::init_default_subscriber();
     shared::metrics::enable();
-    let clients = Clients::new(&aws_adapters::sdk_config().await);
+    let sdk = aws_adapters::sdk_config().await;
+    let clients = Clients::new(&sdk);
     let env = |k: &str| std::env::var(k).ok();
-    let secrets =
-        aws_adapters::secrets::from_parameters(&clients.ssm, Config::SECRETS, env).await?;
+    let secrets = aws_adapters::secrets::from_parameters(&sdk, Config::SECRETS, env).await?;
     let config = Config::from_lookup(aws_adapters::secrets::overlay(secrets, env))?;
     let queue = SqsQueue::new(clients.sqs, &config.inbound_queue_url);
     let blobs = DynamoBlobStore::new(clients.dynamodb, &config.table_name);
