@@ -21,9 +21,9 @@ use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
 use crate::backend::{Backend, Stores};
-use crate::config::{EndpointSpec, LocalConfig};
+use crate::config::LocalConfig;
 use crate::gateway::{Gateway, Options};
-use crate::receiver::{Receiver, ReceiverOptions, Rng, item_key, items};
+use crate::receiver::{Receiver, Rng, item_key, items};
 use crate::sample::{meta_status, meta_text, signature_headers, waha_message, wamid};
 
 /// Fault run settings.
@@ -284,28 +284,15 @@ async fn post(
 
 /// Runs the fault run.
 pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
-    let secret = EndpointSecret::generate().map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
-    let receiver = Receiver::start(
-        TcpListener::bind("127.0.0.1:0").await?,
-        ReceiverOptions {
-            secret: secret.clone(),
-            print: false,
-            fail_rate: options.fail_rate,
-            stall_rate: options.stall_rate,
-            stall: Duration::from_secs(3),
-            seed: options.seed ^ 0x5EED,
-        },
-    )?;
+    let (receiver, secret) = Receiver::start_local(
+        options.fail_rate,
+        options.stall_rate,
+        Duration::from_secs(3),
+        options.seed ^ 0x5EED,
+    )
+    .await?;
     let mut config = LocalConfig::sample()?;
-    config.endpoints = vec![EndpointSpec {
-        id: "ep_fault".into(),
-        url: format!("http://{}/hook", receiver.addr()),
-        secret: secret.expose().to_owned(),
-        description: Some("fault run receiver".into()),
-        event_types: vec!["*".into()],
-        batching: true,
-        headers: Default::default(),
-    }];
+    config.endpoints = vec![receiver.endpoint("ep_fault", &secret, "fault run receiver", &["*"])];
     for (k, v) in [
         ("DELIVERY_TIMEOUT_SECONDS", "2"),
         ("BUFFER_WINDOW_SECONDS", "1"),

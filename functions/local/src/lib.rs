@@ -11,6 +11,7 @@ pub mod clock;
 pub mod config;
 pub mod fault;
 pub mod gateway;
+pub mod load;
 pub mod poller;
 pub mod receiver;
 pub mod sample;

@@ -49,6 +49,9 @@ enum Command {
     Send(SendArgs),
     /// Many mixed webhooks, a failing receiver and a crash mid-run: prints what was lost.
     FaultRun(FaultArgs),
+    /// Signed webhooks at increasing rates until the embedded pipeline stops keeping up:
+    /// throughput, ingest and end-to-end latency, peak RSS.
+    Load(LoadArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -218,6 +221,32 @@ struct FaultArgs {
     backend: BackendArgs,
 }
 
+#[derive(Args)]
+struct LoadArgs {
+    /// Offered rates in webhooks per second, comma-separated, tried in order.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "50,100,200,400,800,1600,3200"
+    )]
+    rates: Vec<u32>,
+    /// Seconds each rate is held.
+    #[arg(long, default_value_t = 10)]
+    step: u64,
+    /// Seconds a step may take after its last post to deliver everything.
+    #[arg(long, default_value_t = 30)]
+    drain: u64,
+    /// Posts in flight at most.
+    #[arg(long, default_value_t = 256)]
+    max_in_flight: usize,
+    /// BUFFER_WINDOW_SECONDS for the run.
+    #[arg(long, default_value_t = 1)]
+    buffer_window: u64,
+    /// Pollers per stage.
+    #[arg(long, default_value_t = 2)]
+    concurrency: usize,
+}
+
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<LocalConfig> {
     match path {
         Some(p) => LocalConfig::load(p),
@@ -266,6 +295,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Sign(args)) => sign(&args),
         Some(Command::Send(args)) => send(args).await,
         Some(Command::FaultRun(args)) => fault_run(args).await,
+        Some(Command::Load(args)) => load_run(args).await,
     }
 }
 
@@ -561,6 +591,32 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     println!("{} {text}", status.as_u16());
     if !status.is_success() {
         bail!("the gateway answered {status}");
+    }
+    Ok(())
+}
+
+async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
+    use wagate_local::load::{LoadOptions, StepReport, run as run_load};
+    eprintln!("{}", StepReport::header());
+    let reports = run_load(LoadOptions {
+        rates: args.rates,
+        step: Duration::from_secs(args.step),
+        drain: Duration::from_secs(args.drain),
+        max_in_flight: args.max_in_flight,
+        buffer_window_secs: args.buffer_window,
+        concurrency: args.concurrency,
+    })
+    .await?;
+    println!("{}", StepReport::header());
+    for r in &reports {
+        println!("{}", r.row());
+    }
+    match reports.iter().rev().find(|r| r.kept_up) {
+        Some(best) => println!(
+            "sustained: {} webhooks/s ingest → delivered (the highest rate that kept up)",
+            best.offered
+        ),
+        None => println!("no step kept up"),
     }
     Ok(())
 }

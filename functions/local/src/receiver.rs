@@ -51,6 +51,8 @@ pub struct Collected {
     pub injected_failures: u64,
     /// Batches (deliveries with `"batch": true`) and their item counts.
     pub batches: Vec<usize>,
+    /// When each item was first accepted (for end-to-end latency).
+    pub arrived: HashMap<String, std::time::Instant>,
 }
 
 /// A small deterministic random source (SplitMix64).
@@ -189,8 +191,11 @@ impl Inner {
             let seen = c.by_key.entry(key.clone()).or_insert(0);
             *seen += 1;
             let again = *seen > 1;
+            let now = std::time::Instant::now();
             for item in &list {
-                *c.items.entry(item_key(event_type, item)).or_insert(0) += 1;
+                let item = item_key(event_type, item);
+                c.arrived.entry(item.clone()).or_insert(now);
+                *c.items.entry(item).or_insert(0) += 1;
             }
             *c.types.entry(event_type.to_owned()).or_insert(0) +=
                 u64::try_from(list.len()).unwrap_or(0);
@@ -237,6 +242,29 @@ fn answer(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 }
 
 impl Receiver {
+    /// A receiver on a free port of 127.0.0.1 with a fresh secret, failing `fail_rate` and
+    /// stalling `stall_rate` of deliveries for `stall` (the load and fault runs).
+    pub async fn start_local(
+        fail_rate: f64,
+        stall_rate: f64,
+        stall: Duration,
+        seed: u64,
+    ) -> anyhow::Result<(Self, EndpointSecret)> {
+        let secret = EndpointSecret::generate().map_err(|e| anyhow::anyhow!("randomness: {e}"))?;
+        let receiver = Self::start(
+            TcpListener::bind("127.0.0.1:0").await?,
+            ReceiverOptions {
+                secret: secret.clone(),
+                print: false,
+                fail_rate,
+                stall_rate,
+                stall,
+                seed,
+            },
+        )?;
+        Ok((receiver, secret))
+    }
+
     /// Starts a receiver on `listener`; it runs until the process ends.
     pub fn start(listener: TcpListener, options: ReceiverOptions) -> std::io::Result<Self> {
         let addr = listener.local_addr()?;
@@ -265,6 +293,25 @@ impl Receiver {
             }
         });
         Ok(Self { addr, collected })
+    }
+
+    /// An endpoint that delivers here with `secret` (batching on, no extra headers).
+    pub fn endpoint(
+        &self,
+        id: &str,
+        secret: &EndpointSecret,
+        description: &str,
+        event_types: &[&str],
+    ) -> crate::config::EndpointSpec {
+        crate::config::EndpointSpec {
+            id: id.into(),
+            url: format!("http://{}/hook", self.addr()),
+            secret: secret.expose().to_owned(),
+            description: Some(description.into()),
+            event_types: event_types.iter().map(|t| (*t).to_owned()).collect(),
+            batching: true,
+            headers: std::collections::BTreeMap::new(),
+        }
     }
 
     /// Where it listens.

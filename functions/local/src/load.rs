@@ -1,0 +1,332 @@
+//! The load generator: signed webhooks posted over HTTP on 127.0.0.1 to the whole pipeline on the
+//! embedded backend, at increasing rates, until it no longer keeps up. Per step it reports the
+//! offered and accepted rate, ingest latency (the HTTP answer), end-to-end latency (post → the
+//! receiver accepting the delivery), and peak RSS. Bounded in count and time: each step lasts
+//! `step` and is given `drain` to finish.
+//!
+//! Half the webhooks are Meta text messages (they go through the buffer, whose window adds to
+//! their end-to-end time), half Meta delivery statuses (straight to fan-out): the two are reported
+//! apart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+use tokio::net::TcpListener;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::backend::Stores;
+use crate::config::LocalConfig;
+use crate::gateway::{Gateway, Options};
+use crate::receiver::{Receiver, Rng};
+use crate::sample::{meta_status, meta_text, signature_headers, wamid};
+
+/// Load run settings.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Offered rates, webhooks per second, in order.
+    pub rates: Vec<u32>,
+    /// How long each rate is held.
+    pub step: Duration,
+    /// How long a step may take to deliver everything after its last post.
+    pub drain: Duration,
+    /// Posts in flight at most (beyond: counted as not sent, the generator is the limit).
+    pub max_in_flight: usize,
+    /// `BUFFER_WINDOW_SECONDS` for the run.
+    pub buffer_window_secs: u64,
+    /// Pollers per stage.
+    pub concurrency: usize,
+}
+
+/// One step's figures.
+#[derive(Debug, Clone, Default)]
+pub struct StepReport {
+    /// Offered webhooks per second.
+    pub offered: u32,
+    /// Webhooks posted (answered or not).
+    pub posted: usize,
+    /// Posts not made because `max_in_flight` were outstanding.
+    pub not_sent: usize,
+    /// Answered 2xx.
+    pub accepted: usize,
+    /// Answered otherwise or failed.
+    pub errors: usize,
+    /// Ingest answer time, p50 and p99, milliseconds.
+    pub ingest_ms: (f64, f64),
+    /// Post → delivery, statuses (no buffering), p50 and p99, milliseconds.
+    pub e2e_status_ms: (f64, f64),
+    /// Post → delivery, messages (buffer window included), p50 and p99, milliseconds.
+    pub e2e_message_ms: (f64, f64),
+    /// Items delivered of those expected.
+    pub delivered: usize,
+    /// Items expected (one per accepted webhook).
+    pub expected: usize,
+    /// From the step's last answered post to its last delivery: the backlog left.
+    pub tail: Duration,
+    /// Whether the pipeline kept up: everything accepted and delivered, the tail no longer than
+    /// the batching windows of the way (buffer window + 5 s).
+    pub kept_up: bool,
+    /// Peak resident set of the process so far, MiB.
+    pub peak_rss_mib: f64,
+}
+
+impl StepReport {
+    /// One table row.
+    pub fn row(&self) -> String {
+        format!(
+            "| {} | {} | {} | {:.1} / {:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {}/{} | {:.1} | {} | {:.0} |",
+            self.offered,
+            self.accepted,
+            self.errors + self.not_sent,
+            self.ingest_ms.0,
+            self.ingest_ms.1,
+            self.e2e_status_ms.0,
+            self.e2e_status_ms.1,
+            self.e2e_message_ms.0,
+            self.e2e_message_ms.1,
+            self.delivered,
+            self.expected,
+            self.tail.as_secs_f64(),
+            if self.kept_up { "yes" } else { "**no**" },
+            self.peak_rss_mib,
+        )
+    }
+
+    /// The table header.
+    pub fn header() -> &'static str {
+        "| offered/s | accepted | errors | ingest p50 / p99 ms | e2e status p50 / p99 ms | e2e message p50 / p99 ms | delivered | tail s | kept up | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|"
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
+    v.sort_by(f64::total_cmp);
+    (percentile(&v, 0.5), percentile(&v, 0.99))
+}
+
+/// Peak resident set of this process (`VmHWM`), MiB; 0 where `/proc` is missing.
+pub fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+struct Posted {
+    /// Item key the receiver will report → when its webhook was posted.
+    sent: HashMap<String, Instant>,
+    ingest_ms: Vec<f64>,
+    accepted: usize,
+    errors: usize,
+}
+
+/// Runs the load steps; stops after the first step that does not keep up.
+pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
+    let (receiver, secret) = Receiver::start_local(0.0, 0.0, Duration::ZERO, 1).await?;
+    let mut config = LocalConfig::sample()?;
+    config.endpoints = vec![receiver.endpoint(
+        "ep_load",
+        &secret,
+        "load run receiver",
+        &["whatsapp.message.*"],
+    )];
+    config.settings.insert(
+        "BUFFER_WINDOW_SECONDS".into(),
+        options.buffer_window_secs.to_string(),
+    );
+    let mut gateway_options = Options::new(config.clone());
+    gateway_options.concurrency = options.concurrency;
+    gateway_options.sweep_every = None;
+    let gateway = Gateway::start(
+        Stores::memory(),
+        TcpListener::bind("127.0.0.1:0").await?,
+        gateway_options,
+    )
+    .await?;
+    let url = format!("http://{}/webhooks/meta-demo", gateway.addr());
+    let source = config
+        .source("meta-demo")
+        .ok_or_else(|| anyhow::anyhow!("the sample config has no meta-demo source"))?
+        .clone();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(options.max_in_flight)
+        .build()?;
+    let mut rng = Rng::new(7);
+    let mut reports = Vec::new();
+    for &rate in &options.rates {
+        let posted = Arc::new(Mutex::new(Posted {
+            sent: HashMap::new(),
+            ingest_ms: Vec::new(),
+            accepted: 0,
+            errors: 0,
+        }));
+        let slots = Arc::new(Semaphore::new(options.max_in_flight));
+        let total = usize::try_from(u64::from(rate) * options.step.as_secs()).unwrap_or(0);
+        let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+        let started = Instant::now();
+        let mut not_sent = 0;
+        let mut tasks = Vec::with_capacity(total);
+        for i in 0..total {
+            let due = started + interval.mul_f64(f64::from(u32::try_from(i).unwrap_or(u32::MAX)));
+            tokio::time::sleep_until(due.into()).await;
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                not_sent += 1;
+                continue;
+            };
+            let id = wamid();
+            let customer = format!("1555{:07}", rng.next_u64() % 1000);
+            let (body, key) = if i % 2 == 0 {
+                let body = meta_text(&customer, "Load Test", &id, "load", Utc::now());
+                (body, format!("whatsapp.message.received {id}"))
+            } else {
+                let body = meta_status(&customer, &id, "delivered", Utc::now());
+                (body, format!("whatsapp.message.delivered {id}"))
+            };
+            let body = body.to_string();
+            let headers = signature_headers(&source, body.as_bytes());
+            let (client, url, posted) = (client.clone(), url.clone(), posted.clone());
+            tasks.push(tokio::spawn(async move {
+                let _permit = permit;
+                let sent = Instant::now();
+                let mut req = client
+                    .post(&url)
+                    .header("content-type", "application/json")
+                    .body(body);
+                for (name, value) in &headers {
+                    req = req.header(*name, value);
+                }
+                let ok = matches!(req.send().await, Ok(r) if r.status().is_success());
+                let ms = sent.elapsed().as_secs_f64() * 1000.0;
+                let mut p = posted.lock().await;
+                p.ingest_ms.push(ms);
+                if ok {
+                    p.accepted += 1;
+                    p.sent.insert(key, sent);
+                } else {
+                    p.errors += 1;
+                }
+            }));
+        }
+        for t in tasks {
+            let _joined = t.await;
+        }
+        let last_post = Instant::now();
+        // Wait for the deliveries of this step.
+        let expected: Vec<(String, Instant)> = posted
+            .lock()
+            .await
+            .sent
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        let delivered_all = loop {
+            let collected = receiver.collected();
+            if expected
+                .iter()
+                .all(|(k, _)| collected.arrived.contains_key(k))
+            {
+                break true;
+            }
+            if last_post.elapsed() > options.drain {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let collected = receiver.collected();
+        let mut status_ms = Vec::new();
+        let mut message_ms = Vec::new();
+        let mut last_delivery = started;
+        for (key, sent) in &expected {
+            if let Some(at) = collected.arrived.get(key) {
+                last_delivery = last_delivery.max(*at);
+                let ms = at.saturating_duration_since(*sent).as_secs_f64() * 1000.0;
+                if key.starts_with("whatsapp.message.received") {
+                    message_ms.push(ms);
+                } else {
+                    status_ms.push(ms);
+                }
+            }
+        }
+        let delivered = status_ms.len() + message_ms.len();
+        let p = posted.lock().await;
+        let tail = last_delivery.saturating_duration_since(last_post);
+        // Three Lambda-like hops with a 1 s batching window each, plus the buffer window for
+        // messages: a pipeline that keeps up finishes within that after the last post.
+        let kept_up = delivered_all
+            && p.errors == 0
+            && not_sent == 0
+            && tail <= Duration::from_secs(options.buffer_window_secs + 5);
+        let report = StepReport {
+            offered: rate,
+            posted: total - not_sent,
+            not_sent,
+            accepted: p.accepted,
+            errors: p.errors,
+            ingest_ms: p50_p99(p.ingest_ms.clone()),
+            e2e_status_ms: p50_p99(status_ms),
+            e2e_message_ms: p50_p99(message_ms),
+            delivered,
+            expected: expected.len(),
+            tail,
+            kept_up,
+            peak_rss_mib: peak_rss_mib(),
+        };
+        eprintln!("{}", report.row());
+        reports.push(report);
+        if !kept_up {
+            break;
+        }
+    }
+    gateway.shutdown(Duration::from_secs(5)).await;
+    Ok(reports)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank_over_sorted_values() {
+        let values: Vec<f64> = (1..=100).rev().map(f64::from).collect();
+        assert_eq!(p50_p99(values), (51.0, 99.0));
+        assert_eq!(p50_p99(vec![7.0]), (7.0, 7.0));
+        assert!(p50_p99(Vec::new()).0.is_nan());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gentle_step_delivers_everything_and_measures_it() {
+        let reports = run(LoadOptions {
+            rates: vec![20],
+            step: Duration::from_secs(1),
+            drain: Duration::from_secs(30),
+            max_in_flight: 64,
+            buffer_window_secs: 1,
+            concurrency: 2,
+        })
+        .await
+        .unwrap();
+        let step = &reports[0];
+        assert_eq!((step.accepted, step.errors, step.not_sent), (20, 0, 0));
+        assert_eq!((step.delivered, step.expected), (20, 20));
+        assert!(step.e2e_status_ms.0 > 0.0 && step.e2e_message_ms.0 > 0.0);
+        assert!(peak_rss_mib() > 0.0);
+    }
+}
