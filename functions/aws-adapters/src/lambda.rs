@@ -57,7 +57,7 @@ pub async fn with_metrics<T>(invocation: impl Future<Output = T>) -> T {
 
 /// Prints the metrics this invocation recorded as one CloudWatch Embedded Metric Format line on
 /// stdout (CloudWatch Logs extracts them; dimension `Function` is the Lambda function's name).
-/// Nothing is printed unless the binary called `shared::metrics::enable` or nothing happened.
+/// Prints nothing when the binary did not call `shared::metrics::enable` or nothing was recorded.
 pub fn emit_metrics() {
     use std::io::Write;
     let function =
