@@ -18,9 +18,8 @@ async fn main() -> Result<(), Error> {
     shared::metrics::enable();
     let sdk = aws_adapters::sdk_config().await;
     let clients = Clients::new(&sdk);
-    let env = |k: &str| std::env::var(k).ok();
-    let secrets = aws_adapters::secrets::from_parameters(&sdk, admin::Config::SECRETS, env).await?;
-    let config = admin::Config::from_lookup(aws_adapters::secrets::overlay(secrets, env))?;
+    let lookup = aws_adapters::secrets::environment(&sdk, admin::Config::SECRETS).await?;
+    let config = admin::Config::from_lookup(lookup)?;
     let docs = DynamoDocumentStore::new(clients.dynamodb.clone(), &config.table_name);
     docs.warm().await;
     let docs: Arc<DynamoDocumentStore> = Arc::new(docs);

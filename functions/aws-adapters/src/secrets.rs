@@ -61,6 +61,16 @@ pub async fn from_parameters(
     Ok(values)
 }
 
+/// The process environment with `secrets` read from their parameters where `{NAME}_PARAMETER`
+/// is set: what a function's `Config::from_lookup` reads at cold start.
+pub async fn environment(
+    sdk: &aws_config::SdkConfig,
+    secrets: &[&'static str],
+) -> Result<impl Fn(&str) -> Option<String>, SecretError> {
+    let env = |k: &str| std::env::var(k).ok();
+    Ok(overlay(from_parameters(sdk, secrets, env).await?, env))
+}
+
 /// A lookup that answers the fetched secrets first, then `fallback` (the environment).
 pub fn overlay(
     fetched: HashMap<&'static str, String>,

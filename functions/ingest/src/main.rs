@@ -15,9 +15,8 @@ async fn main() -> Result<(), Error> {
     shared::metrics::enable();
     let sdk = aws_adapters::sdk_config().await;
     let clients = Clients::new(&sdk);
-    let env = |k: &str| std::env::var(k).ok();
-    let secrets = aws_adapters::secrets::from_parameters(&sdk, Config::SECRETS, env).await?;
-    let config = Config::from_lookup(aws_adapters::secrets::overlay(secrets, env))?;
+    let config =
+        Config::from_lookup(aws_adapters::secrets::environment(&sdk, Config::SECRETS).await?)?;
     let queue = SqsQueue::new(clients.sqs, &config.inbound_queue_url);
     let blobs = DynamoBlobStore::new(clients.dynamodb, &config.table_name);
     // Open both connections now so the first webhook does not pay for the TLS handshakes.

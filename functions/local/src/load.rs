@@ -44,8 +44,6 @@ pub struct LoadOptions {
 pub struct StepReport {
     /// Offered webhooks per second.
     pub offered: u32,
-    /// Webhooks posted (answered or not).
-    pub posted: usize,
     /// Posts not made because `max_in_flight` were outstanding.
     pub not_sent: usize,
     /// Answered 2xx.
@@ -276,7 +274,6 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
             && tail <= Duration::from_secs(options.buffer_window_secs + 5);
         let report = StepReport {
             offered: rate,
-            posted: total - not_sent,
             not_sent,
             accepted: p.accepted,
             errors: p.errors,
