@@ -14,7 +14,7 @@ use shared::pipeline::track::sweep::Sweep;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_http::tracing::init_default_subscriber();
+    aws_adapters::lambda::init_logging();
     shared::metrics::enable();
     let sdk = aws_adapters::sdk_config().await;
     let clients = Clients::new(&sdk);

@@ -32,10 +32,34 @@ impl Config {
         "ATTEMPT_TTL_DAYS",
     ];
 
+    /// Outside Lambda only (the runtime API emulator of `wagate-local lambda-bench`): `true`
+    /// lets this binary deliver to `http://` loopback receivers. Deliberately not in
+    /// [`Self::VARIABLES`] nor in the template, and refused when Lambda itself started the process
+    /// (`AWS_LAMBDA_INITIALIZATION_TYPE` is set), where loopback is the sandbox's runtime API.
+    pub const ALLOW_LOOPBACK: &'static str = "WAGATE_ALLOW_LOOPBACK_ENDPOINTS";
+
     /// Reads the configuration through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let env = Env(lookup);
         let max_attempts = u32::try_from(env.number("MAX_ATTEMPTS", 8, 1)?).unwrap_or(8);
+        let network = match env.0(Self::ALLOW_LOOPBACK).as_deref() {
+            None | Some("" | "false") => NetworkPolicy::PublicOnly,
+            Some("true") if env.0("AWS_LAMBDA_INITIALIZATION_TYPE").is_none() => {
+                NetworkPolicy::AllowLoopback
+            }
+            Some("true") => {
+                return Err(ConfigError::Invalid {
+                    name: Self::ALLOW_LOOPBACK,
+                    reason: "is for local benchmarks only and refused on AWS Lambda".into(),
+                });
+            }
+            Some(_) => {
+                return Err(ConfigError::Invalid {
+                    name: Self::ALLOW_LOOPBACK,
+                    reason: "must be true or false".into(),
+                });
+            }
+        };
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
@@ -47,7 +71,7 @@ impl Config {
                     ..RetryPolicy::default()
                 },
                 attempt_ttl: env.duration("ATTEMPT_TTL_DAYS", 30, 1, 24 * 3600)?,
-                network: NetworkPolicy::PublicOnly,
+                network,
             },
         })
     }
@@ -58,4 +82,39 @@ pub async fn handle(deliver: &Deliver, event: SqsEvent) -> SqsBatchResponse {
     let messages = aws_adapters::lambda::received(&event);
     let failed = deliver.process_batch(&messages, chrono::Utc::now()).await;
     aws_adapters::lambda::batch_response(failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut vars = vec![
+            ("TABLE_NAME", "t"),
+            ("DELIVERY_QUEUE_URL", "q"),
+            ("DELIVERY_DLQ_URL", "d"),
+        ];
+        vars.extend_from_slice(extra);
+        Config::from_lookup(|k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn loopback_receivers_are_an_opt_in_refused_on_lambda() {
+        let public = config(&[]).unwrap();
+        assert_eq!(public.deliver.network, NetworkPolicy::PublicOnly);
+        let local = config(&[(Config::ALLOW_LOOPBACK, "true")]).unwrap();
+        assert_eq!(local.deliver.network, NetworkPolicy::AllowLoopback);
+        let off = config(&[(Config::ALLOW_LOOPBACK, "false")]).unwrap();
+        assert_eq!(off.deliver.network, NetworkPolicy::PublicOnly);
+        let on_lambda = config(&[
+            (Config::ALLOW_LOOPBACK, "true"),
+            ("AWS_LAMBDA_INITIALIZATION_TYPE", "on-demand"),
+        ]);
+        assert!(on_lambda.is_err());
+        assert!(config(&[(Config::ALLOW_LOOPBACK, "yes")]).is_err());
+    }
 }

@@ -6,14 +6,17 @@
 //! pipeline logic; the stages are the ones in `shared`, configured by the functions' `Config`
 //! types from the same variable names as the Lambdas.
 
+pub mod aws_meter;
 pub mod backend;
 pub mod clock;
 pub mod config;
 pub mod fault;
 pub mod gateway;
+pub mod lambda_bench;
 pub mod load;
 pub mod poller;
 pub mod receiver;
+pub mod runtime_api;
 pub mod sample;
 pub mod server;
 pub mod stats;

@@ -110,7 +110,8 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
+/// Nearest-rank p50 and p99 of `v` (NaN when empty).
+pub fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
     v.sort_by(f64::total_cmp);
     (percentile(&v, 0.5), percentile(&v, 0.99))
 }

@@ -7,6 +7,8 @@
 //! wagate-local sign --source meta-demo payload.json
 //! wagate-local send --source waha-demo payload.json
 //! wagate-local fault-run             # 10,000 webhooks, failing receiver, a crash: lost must be 0
+//! wagate-local load                  # stepped rates until the embedded pipeline saturates
+//! wagate-local lambda-bench          # the Lambda binaries on a local runtime API and moto
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -52,6 +54,9 @@ enum Command {
     /// Signed webhooks at increasing rates until the embedded pipeline stops keeping up:
     /// throughput, ingest and end-to-end latency, peak RSS.
     Load(LoadArgs),
+    /// The real Lambda binaries against a local runtime API and moto: cold start, per-webhook
+    /// duration, CPU, memory and DynamoDB/SQS calls, and a 10,000-record batch.
+    LambdaBench(LambdaBenchArgs),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -247,6 +252,31 @@ struct LoadArgs {
     concurrency: usize,
 }
 
+#[derive(Args)]
+struct LambdaBenchArgs {
+    /// Where the function binaries are (cargo build --release --bin ingest …).
+    #[arg(long, default_value = "target/release")]
+    bin_dir: PathBuf,
+    /// DynamoDB/SQS endpoint (moto's server).
+    #[arg(long, default_value = "http://127.0.0.1:5000")]
+    endpoint_url: String,
+    /// Cold starts per function (0: skip).
+    #[arg(long, default_value_t = 20)]
+    runs: usize,
+    /// Webhooks through the pipeline of processes (0: skip).
+    #[arg(long, default_value_t = 1000)]
+    webhooks: usize,
+    /// Records of the one-event track and deliver batches (0: skip).
+    #[arg(long, default_value_t = 10_000)]
+    big_batch: usize,
+    /// AWS_LAMBDA_FUNCTION_MEMORY_SIZE for the processes (the template's MemorySize).
+    #[arg(long, default_value_t = 256)]
+    memory_mb: u32,
+    /// Where the functions' logs and the report (report.md, report.json) go.
+    #[arg(long, default_value = "target/lambda-bench")]
+    out_dir: PathBuf,
+}
+
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<LocalConfig> {
     match path {
         Some(p) => LocalConfig::load(p),
@@ -296,6 +326,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Send(args)) => send(args).await,
         Some(Command::FaultRun(args)) => fault_run(args).await,
         Some(Command::Load(args)) => load_run(args).await,
+        Some(Command::LambdaBench(args)) => lambda_bench(args).await,
     }
 }
 
@@ -618,6 +649,31 @@ async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
         ),
         None => println!("no step kept up"),
     }
+    Ok(())
+}
+
+async fn lambda_bench(args: LambdaBenchArgs) -> anyhow::Result<()> {
+    let report = wagate_local::lambda_bench::run(&wagate_local::lambda_bench::BenchOptions {
+        bin_dir: args.bin_dir,
+        endpoint_url: args.endpoint_url,
+        runs: args.runs,
+        webhooks: args.webhooks,
+        big_batch: args.big_batch,
+        memory_mb: args.memory_mb,
+        log_dir: args.out_dir.clone(),
+    })
+    .await?;
+    let markdown = report.markdown();
+    std::fs::write(args.out_dir.join("report.md"), &markdown)?;
+    std::fs::write(
+        args.out_dir.join("report.json"),
+        serde_json::to_string_pretty(&report)?,
+    )?;
+    println!("{markdown}");
+    eprintln!(
+        "written: {0}/report.md, {0}/report.json (python3 bench/cost-model.py {0}/report.json)",
+        args.out_dir.display()
+    );
     Ok(())
 }
 

@@ -53,6 +53,10 @@ pub struct Collected {
     pub batches: Vec<usize>,
     /// When each item was first accepted (for end-to-end latency).
     pub arrived: HashMap<String, std::time::Instant>,
+    /// Deliveries accepted, and their bytes (body and header lines, as sent over the wire).
+    pub deliveries: u64,
+    /// See `deliveries`.
+    pub bytes: u64,
 }
 
 /// A small deterministic random source (SplitMix64).
@@ -188,6 +192,13 @@ impl Inner {
             .to_owned();
         {
             let mut c = self.lock();
+            let header_bytes: usize = parts
+                .headers
+                .iter()
+                .map(|(n, v)| n.as_str().len() + v.len() + 4)
+                .sum();
+            c.deliveries += 1;
+            c.bytes += u64::try_from(body.len() + header_bytes).unwrap_or(0);
             let seen = c.by_key.entry(key.clone()).or_insert(0);
             *seen += 1;
             let again = *seen > 1;

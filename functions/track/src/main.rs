@@ -11,7 +11,7 @@ use shared::pipeline::track::{QueueSink, Track};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    aws_adapters::lambda::init_logging();
     shared::metrics::enable();
     let config = track::Config::from_lookup(|k| std::env::var(k).ok())?;
     let clients = Clients::new(&aws_adapters::sdk_config().await);
