@@ -11,4 +11,6 @@ if [ -z "${WAGATE_MOTO_URL:-}" ]; then
   echo "moto on $WAGATE_MOTO_URL (log: $log)"
 fi
 
+# The Lambda binaries themselves, for the suite that runs them over a runtime API emulator.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked "$@"

@@ -13,6 +13,7 @@ mod deliver_http;
 mod e2e;
 mod ingest_events;
 mod ingest_moto;
+mod lambda_binaries;
 mod outbound_events;
 mod schema;
 mod secrets_moto;

@@ -1,0 +1,96 @@
+//! The seven Lambda binaries run as Lambda runs them: each process gets its template environment
+//! and `AWS_LAMBDA_RUNTIME_API` pointing at `wagate-local`'s runtime API emulator, with DynamoDB
+//! and SQS on moto behind the metering proxy (`wagate_local::lambda_bench`, the benchmark of
+//! `bench/lambda/run.sh`, here with a few webhooks). This is what exercises the `main.rs` of each
+//! function: configuration from the environment, SDK clients, the runtime loop, event parsing
+//! and the partial batch responses.
+//!
+//! The binaries are the workspace's debug builds next to this test executable;
+//! `scripts/test.sh` builds them (`cargo build --workspace --bins`) before the tests.
+
+use std::path::PathBuf;
+
+use tests::moto;
+use wagate_local::lambda_bench::{BenchOptions, FUNCTIONS, run};
+
+fn bin_dir() -> PathBuf {
+    // target/debug/deps/integration-… → target/debug
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    for f in FUNCTIONS {
+        assert!(
+            dir.join(f).is_file(),
+            "{} is missing: run ./scripts/test.sh, or cargo build --workspace --bins first",
+            dir.join(f).display()
+        );
+    }
+    dir
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_runtime_api() {
+    let logs = std::env::temp_dir().join(moto::unique("lambda-binaries"));
+    let report = run(&BenchOptions {
+        bin_dir: bin_dir(),
+        endpoint_url: moto::url(),
+        runs: 1,
+        webhooks: 10,
+        big_batch: 12,
+        memory_mb: 256,
+        log_dir: logs.clone(),
+    })
+    .await
+    .unwrap();
+
+    // Every function started from its environment and asked for work.
+    let started: Vec<&str> = report.cold_starts.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(started, FUNCTIONS);
+    for c in &report.cold_starts {
+        assert!(c.samples_ms[0] > 0.0 && c.peak_rss_mib > 1.0, "{c:?}");
+    }
+
+    // Messages, then statuses: everything delivered, each stage invoked, calls metered.
+    assert_eq!(report.pipeline.len(), 2);
+    for phase in &report.pipeline {
+        assert_eq!((phase.items, phase.delivered), (10, 10), "{}", phase.name);
+        assert!(phase.deliveries > 0 && phase.delivery_bytes > 0);
+        let f = |name: &str| phase.functions.iter().find(|f| f.name == name).unwrap();
+        assert_eq!(f("ingest").invocations, 10);
+        assert_eq!(f("ingest").usage["SQS SendMessageBatch"].calls, 10);
+        assert_eq!(f("ingest").usage["DynamoDB PutItem"].calls, 10);
+        for stage in ["track", "deliver"] {
+            assert!(f(stage).invocations > 0, "{stage} in {}", phase.name);
+            assert!(f(stage).usage["DynamoDB PutItem"].calls > 0);
+        }
+        // Delivery records are indexed per endpoint (the GSI).
+        assert!(f("deliver").usage["DynamoDB PutItem (GSI)"].calls > 0);
+        for function in phase.functions.iter().filter(|f| f.invocations > 0) {
+            assert!(function.log_bytes > 0, "{}", function.name);
+            assert!(function.cpu_s >= 0.0 && function.peak_rss_mib > 1.0);
+        }
+    }
+    let messages = &report.pipeline[0];
+    let buffer = messages
+        .functions
+        .iter()
+        .find(|f| f.name == "buffer")
+        .unwrap();
+    assert!(
+        buffer.invocations > 0,
+        "inbound messages go through the buffer"
+    );
+
+    // One event of 12 records to track and then to deliver: all delivered.
+    let big = report.big_batch.as_ref().unwrap();
+    assert_eq!((big.items, big.delivered), (12, 12));
+    let names: Vec<&str> = big.functions.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["track", "deliver"]);
+    assert!(big.functions.iter().all(|f| f.invocations == 1));
+    assert!(big.event_bytes["track"] > 12 * 100);
+
+    // The logs CloudWatch would get carry no colour codes.
+    let track_log = std::fs::read_to_string(logs.join("track.log")).unwrap();
+    assert!(track_log.contains("batch done"), "{track_log}");
+    assert!(!track_log.contains('\u{1b}'));
+    let _ = std::fs::remove_dir_all(logs);
+}
