@@ -664,7 +664,18 @@ fn function_table(out: &mut String, functions: &[FunctionReport], per: usize, un
     out.push('\n');
 }
 
-/// Runs the phases `options` asks for.
+impl BenchReport {
+    /// Writes `report.md` and `report.json` into `dir` (after every phase, so a long run that
+    /// is stopped keeps what it measured).
+    pub fn save(&self, dir: &std::path::Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(dir)?;
+        std::fs::write(dir.join("report.md"), self.markdown())?;
+        std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(self)?)?;
+        Ok(())
+    }
+}
+
+/// Runs the phases `options` asks for; the report so far is saved into `log_dir` after each.
 pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
     for name in FUNCTIONS {
         let binary = options.bin_dir.join(name);
@@ -695,6 +706,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
                 peak = peak.max(rss);
             }
             eprintln!("cold start {name}: {:?}", stats_ms(&samples));
+            report.save(&options.log_dir)?;
             report.cold_starts.push(ColdStart {
                 name: name.to_owned(),
                 samples_ms: samples,
@@ -710,6 +722,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
                 report
                     .pipeline
                     .push(pipeline.run(&stack, options.webhooks, statuses).await?);
+                report.save(&options.log_dir)?;
             }
         }
         if options.big_batch > 0 {
@@ -718,6 +731,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
                     .big_batch(options, &stack, options.big_batch)
                     .await?,
             );
+            report.save(&options.log_dir)?;
         }
         pipeline.stop().await;
     }
@@ -887,41 +901,42 @@ impl Pipeline {
         stack: &Stack,
         records: usize,
     ) -> anyhow::Result<Phase> {
-        // Text messages from as many customers: each becomes its own buffered delivery.
-        let mut expected = HashSet::new();
-        for i in 0..records {
-            let id = wamid();
-            expected.insert(format!("whatsapp.message.received {id}"));
-            let customer = format!("1666{i:07}");
-            let body = meta_text(&customer, "Bench", &id, "hello from the bench", Utc::now());
-            self.post(stack, &body, i).await?;
-        }
+        // Text messages from as many customers: each becomes its own buffered delivery. They
+        // are taken off the queue as ingest puts them there: moto's SQS slows down with the
+        // length of a queue (its receive and delete scan every message).
         let (inbound, _) = queue(&stack.stores, "inbound")?;
         let (inbound_url, _) = queue_url(&stack.stores, "inbound")?;
-        let before = stack.receiver.collected();
-        let (track_report, track_bytes) =
-            one_batch(options, stack, "track", &*inbound, &inbound_url, records).await?;
-        // Buffer and fan-out (not measured here) turn the tracked messages into delivery tasks.
-        let stop = self.poll(100, &["track", "deliver"]);
-        let (delivery, depth) = queue(&stack.stores, "delivery")?;
-        let waited = Instant::now();
-        while depth.get().await? < u64::try_from(records).unwrap_or(u64::MAX) {
-            if waited.elapsed() > Duration::from_secs(900) {
-                bail!("the delivery tasks did not all arrive");
+        let mut expected = HashSet::new();
+        let mut inbound_records = Vec::with_capacity(records);
+        let mut posted = 0;
+        while posted < records {
+            let chunk = (records - posted).min(500);
+            for i in posted..posted + chunk {
+                let id = wamid();
+                expected.insert(format!("whatsapp.message.received {id}"));
+                let customer = format!("1666{i:07}");
+                let body = meta_text(&customer, "Bench", &id, "hello from the bench", Utc::now());
+                self.post(stack, &body, i).await?;
             }
-            tokio::time::sleep(Duration::from_millis(500)).await;
+            posted += chunk;
+            inbound_records.extend(take(&*inbound, chunk, Duration::from_secs(10)).await?);
         }
+        let before = stack.receiver.collected();
+        // Buffer and fan-out (not measured here) turn what track emits into delivery tasks as
+        // it goes, and the tasks are taken off the delivery queue as they come.
+        let stop = self.poll(100, &["track", "deliver"]);
+        let (delivery, _) = queue(&stack.stores, "delivery")?;
+        let collector = {
+            let delivery = delivery.clone();
+            tokio::spawn(async move { take(&*delivery, records, Duration::from_secs(600)).await })
+        };
+        let (track_report, track_bytes) =
+            one_batch(options, stack, "track", &inbound_url, &inbound_records).await?;
+        let tasks = collector.await??;
         let _ = stop.send(true);
         let (delivery_url, _) = queue_url(&stack.stores, "delivery")?;
-        let (deliver_report, deliver_bytes) = one_batch(
-            options,
-            stack,
-            "deliver",
-            &*delivery,
-            &delivery_url,
-            records,
-        )
-        .await?;
+        let (deliver_report, deliver_bytes) =
+            one_batch(options, stack, "deliver", &delivery_url, &tasks).await?;
         let delivered = wait_for(&stack.receiver, &expected, Duration::from_secs(60)).await;
         eprintln!("big batch: {delivered} of {records} messages delivered");
         let after = stack.receiver.collected();
@@ -959,35 +974,51 @@ fn queue_name(function: &str) -> Option<&'static str> {
     }
 }
 
-/// Receives `records` messages from `queue` and hands them to a fresh `name` process as one
-/// event; deletes what it did not report failed.
+/// Takes `want` messages off `queue` (received, then deleted) as they arrive; fails when none
+/// came for `idle`.
+async fn take(
+    queue: &dyn Queue,
+    want: usize,
+    idle: Duration,
+) -> anyhow::Result<Vec<ReceivedMessage>> {
+    let mut taken = Vec::with_capacity(want);
+    let mut last = Instant::now();
+    while taken.len() < want {
+        let got = queue
+            .receive(
+                (want - taken.len()).min(10),
+                Duration::from_secs(1),
+                Duration::from_secs(900),
+            )
+            .await?;
+        if got.is_empty() {
+            if last.elapsed() > idle {
+                bail!("only {} of {want} messages arrived", taken.len());
+            }
+            continue;
+        }
+        last = Instant::now();
+        for m in got {
+            queue.delete(&m.receipt).await?;
+            taken.push(m);
+        }
+    }
+    Ok(taken)
+}
+
+/// Hands `batch` to a fresh `name` process as one event (the records were taken off the queue
+/// already, as the event source mapping would delete them after a success).
 async fn one_batch(
     options: &BenchOptions,
     stack: &Stack,
     name: &'static str,
-    queue: &dyn Queue,
     url: &str,
-    records: usize,
+    batch: &[ReceivedMessage],
 ) -> anyhow::Result<(FunctionReport, usize)> {
-    let mut batch: Vec<ReceivedMessage> = Vec::with_capacity(records);
-    let mut empty = 0;
-    while batch.len() < records && empty < 5 {
-        let want = (records - batch.len()).min(10);
-        let got = queue
-            .receive(want, Duration::from_secs(1), Duration::from_secs(900))
-            .await?;
-        if got.is_empty() {
-            empty += 1;
-        }
-        batch.extend(got);
-    }
-    if batch.len() < records {
-        bail!("{name}: only {} of {records} records arrived", batch.len());
-    }
     let process = Process::spawn(options, name, &stack.env[name], true).await?;
     process.ready().await?;
     let mark = Mark::of(&process);
-    let event = sqs_event(&arn(url), &batch);
+    let event = sqs_event(&arn(url), batch);
     let event_bytes = serde_json::to_vec(&event)?.len();
     let (answer, took) = process.invoke(&event).await?;
     let failed: HashSet<&str> = answer["batchItemFailures"]
@@ -1005,12 +1036,6 @@ async fn one_batch(
         failed.len(),
         report.peak_rss_mib
     );
-    for m in batch
-        .iter()
-        .filter(|m| !failed.contains(m.message_id.as_str()))
-    {
-        queue.delete(&m.receipt).await?;
-    }
     process.stop().await;
     Ok((report, event_bytes))
 }

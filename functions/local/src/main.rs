@@ -663,13 +663,7 @@ async fn lambda_bench(args: LambdaBenchArgs) -> anyhow::Result<()> {
         log_dir: args.out_dir.clone(),
     })
     .await?;
-    let markdown = report.markdown();
-    std::fs::write(args.out_dir.join("report.md"), &markdown)?;
-    std::fs::write(
-        args.out_dir.join("report.json"),
-        serde_json::to_string_pretty(&report)?,
-    )?;
-    println!("{markdown}");
+    println!("{}", report.markdown());
     eprintln!(
         "written: {0}/report.md, {0}/report.json (python3 bench/cost-model.py {0}/report.json)",
         args.out_dir.display()
