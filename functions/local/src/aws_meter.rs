@@ -40,6 +40,24 @@ pub struct Usage {
 #[derive(Debug, Default)]
 pub struct Meter {
     usage: Mutex<BTreeMap<String, Usage>>,
+    by_item: Mutex<BTreeMap<String, Usage>>,
+}
+
+/// The kind of DynamoDB item a call reads or writes: its `pk` up to the key proper
+/// (`dedup`, `blob#req`, `doc#conv`, …), from `Item`, `Key` or a query's `:pk`.
+pub fn item_kind(request: &[u8]) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_slice(request).ok()?;
+    let pk = v
+        .pointer("/Item/pk/S")
+        .or_else(|| v.pointer("/Key/pk/S"))
+        .or_else(|| v.pointer("/ExpressionAttributeValues/:pk/S"))
+        .and_then(serde_json::Value::as_str)?;
+    let mut parts = pk.split('#');
+    let first = parts.next()?;
+    Some(match (first, parts.next()) {
+        ("doc" | "blob", Some(second)) if parts.next().is_some() => format!("{first}#{second}"),
+        _ => first.to_owned(),
+    })
 }
 
 impl Meter {
@@ -51,16 +69,38 @@ impl Meter {
             .clone()
     }
 
+    /// DynamoDB calls by action and item kind ([`item_kind`]), e.g. `PutItem doc#conv`.
+    pub fn by_item(&self) -> BTreeMap<String, Usage> {
+        self.by_item
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Forgets what was counted (between benchmark phases).
     pub fn reset(&self) {
         self.usage
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        self.by_item
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 
     fn add(&self, key: String, units: f64, request_bytes: usize, upstream: Duration) {
-        let mut usage = self.usage.lock().unwrap_or_else(PoisonError::into_inner);
+        Self::add_to(&self.usage, key, units, request_bytes, upstream);
+    }
+
+    fn add_to(
+        map: &Mutex<BTreeMap<String, Usage>>,
+        key: String,
+        units: f64,
+        request_bytes: usize,
+        upstream: Duration,
+    ) {
+        let mut usage = map.lock().unwrap_or_else(PoisonError::into_inner);
         let u = usage.entry(key).or_default();
         u.calls += 1;
         u.units += units;
@@ -91,6 +131,16 @@ impl Meter {
             request.len(),
             upstream,
         );
+        if service == "DynamoDB" {
+            let kind = item_kind(request).unwrap_or_else(|| "?".to_owned());
+            Self::add_to(
+                &self.by_item,
+                format!("{action} {kind}"),
+                units,
+                request.len(),
+                upstream,
+            );
+        }
         if service == "DynamoDB"
             && action == "PutItem"
             && request.windows(6).any(|w| w == b"gsi1pk")
@@ -226,11 +276,26 @@ mod tests {
         assert_eq!(usage["DynamoDB PutItem"].units, 3.0);
         assert_eq!(usage["DynamoDB PutItem (GSI)"].units, 1.0);
         assert!((usage["DynamoDB PutItem"].upstream_ms - 4.0).abs() < 1e-9);
+        meter.record(
+            "DynamoDB_20120810.PutItem",
+            br#"{"Item":{"pk":{"S":"doc#conv#meta-demo#1555"},"sk":{"S":"-"}}}"#,
+            b"{}",
+            ms,
+        );
+        assert_eq!(meter.by_item()["PutItem doc#conv"].calls, 1);
+        assert_eq!(
+            item_kind(br#"{"Key":{"pk":{"S":"dedup#evt_1"}}}"#).as_deref(),
+            Some("dedup")
+        );
+        assert_eq!(
+            item_kind(br#"{"ExpressionAttributeValues":{":pk":{"S":"blob#req#1"}}}"#).as_deref(),
+            Some("blob#req")
+        );
         assert_eq!(usage["DynamoDB GetItem"].units, 2.0);
         assert_eq!(usage["DynamoDB DeleteItem"].units, 1.0);
         assert_eq!(usage["SQS SendMessageBatch"].units, 2.0);
         meter.reset();
-        assert!(meter.snapshot().is_empty());
+        assert!(meter.snapshot().is_empty() && meter.by_item().is_empty());
     }
 
     #[tokio::test]

@@ -341,6 +341,13 @@ impl Process {
             .unwrap_or_default()
     }
 
+    fn by_item(&self) -> BTreeMap<String, Usage> {
+        self.proxy
+            .as_ref()
+            .map(|p| p.meter().by_item())
+            .unwrap_or_default()
+    }
+
     /// Bytes the process has written to stdout and stderr (CloudWatch Logs ingestion on AWS).
     fn log_bytes(&self) -> u64 {
         std::fs::metadata(&self.log).map_or(0, |m| m.len())
@@ -478,6 +485,8 @@ pub struct FunctionReport {
     pub peak_rss_mib: f64,
     /// DynamoDB and SQS calls made over the phase.
     pub usage: BTreeMap<String, Usage>,
+    /// The DynamoDB calls by action and item kind (`PutItem doc#conv`, …).
+    pub by_item: BTreeMap<String, Usage>,
     /// Log bytes written over the phase (stdout and stderr; the EMF metric lines included).
     pub log_bytes: u64,
 }
@@ -497,6 +506,7 @@ impl FunctionReport {
             cpu_s: cpu_seconds(process.pid) - start.cpu_s,
             peak_rss_mib: memory_mib(process.pid).0,
             usage: process.usage(),
+            by_item: process.by_item(),
             log_bytes: process.log_bytes().saturating_sub(start.log_bytes),
         }
     }
@@ -658,6 +668,21 @@ fn function_table(out: &mut String, functions: &[FunctionReport], per: usize, un
                 usage.calls as f64 / n,
                 usage.units / n,
                 usage.upstream_ms / usage.calls.max(1) as f64
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nThe DynamoDB calls by item kind (the `pk` prefix):\n\n| function | call and item | calls per {unit} | units per {unit} |\n|---|---|---|---|"
+    );
+    for f in functions {
+        for (call, usage) in &f.by_item {
+            let _ = writeln!(
+                out,
+                "| {} | {call} | {:.3} | {:.3} |",
+                f.name,
+                usage.calls as f64 / n,
+                usage.units / n
             );
         }
     }
