@@ -44,9 +44,17 @@ pub struct Meter {
 }
 
 /// The kind of DynamoDB item a call reads or writes: its `pk` up to the key proper
-/// (`dedup`, `blob#req`, `doc#conv`, …), from `Item`, `Key` or a query's `:pk`.
+/// (`dedup`, `blob#req`, `doc#conv`, …), from `Item`, `Key` or a query's `:pk`; for a query of
+/// the `gsi1` index, `gsi1 ` and its partition up to the first `#`.
 pub fn item_kind(request: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(request).ok()?;
+    if let Some(partition) = v
+        .pointer("/ExpressionAttributeValues/:p/S")
+        .and_then(serde_json::Value::as_str)
+    {
+        let first = partition.split('#').next().unwrap_or_default();
+        return Some(format!("gsi1 {first}"));
+    }
     let pk = v
         .pointer("/Item/pk/S")
         .or_else(|| v.pointer("/Key/pk/S"))
@@ -290,6 +298,11 @@ mod tests {
         assert_eq!(
             item_kind(br#"{"ExpressionAttributeValues":{":pk":{"S":"blob#req#1"}}}"#).as_deref(),
             Some("blob#req")
+        );
+        assert_eq!(
+            item_kind(br#"{"ExpressionAttributeValues":{":p":{"S":"conv-active#meta"}}}"#)
+                .as_deref(),
+            Some("gsi1 conv-active")
         );
         assert_eq!(usage["DynamoDB GetItem"].units, 2.0);
         assert_eq!(usage["DynamoDB DeleteItem"].units, 1.0);
