@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Cold start, per-webhook cost inputs and 10,000-record batches of the real Lambda binaries:
-# builds them (release profile, this machine's architecture), starts moto on a free port unless
-# $WAGATE_MOTO_URL is set, and runs `wagate-local lambda-bench` (a Lambda runtime API emulator
-# per process, a metering proxy in front of moto). Arguments go to lambda-bench, e.g.
+# builds them (release profile, this machine's architecture), starts moto (SQS) on a free port
+# unless $WAGATE_MOTO_URL is set and dynalite (DynamoDB; DYNAMODB=moto keeps DynamoDB on moto
+# too), and runs `wagate-local lambda-bench` (a Lambda runtime API emulator per process, a
+# metering proxy in front of both). Arguments go to lambda-bench, e.g.
 #   bash bench/lambda/run.sh --runs 5 --webhooks 200 --big-batch 0
 # With ARM64=1 it also builds the arm64 zips with cargo lambda and prints their sizes.
 set -euo pipefail
@@ -24,11 +25,31 @@ fi
 
 cargo build --release --locked "${bins[@]}" --bin wagate-local
 
+mkdir -p "$target/lambda-bench"
 if [ -z "${WAGATE_MOTO_URL:-}" ]; then
   . scripts/moto.sh
-  mkdir -p "$target/lambda-bench"
   start_moto "$target/lambda-bench/moto.log"
 fi
 
+# DynamoDB on dynalite (in memory, Node): moto's DynamoDB slows to tens of milliseconds per call
+# as its tables fill, which would make the 10,000-record batches take hours. SQS stays on moto.
+DYNALITE_VERSION=4.0.0
+dynamodb=()
+if [ "${DYNAMODB:-dynalite}" = dynalite ]; then
+  if [ ! -x "$target/dynalite/node_modules/.bin/dynalite" ]; then
+    mkdir -p "$target/dynalite"
+    (cd "$target/dynalite" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund "dynalite@$DYNALITE_VERSION")
+  fi
+  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  "$target/dynalite/node_modules/.bin/dynalite" --host 127.0.0.1 --port "$port" --createTableMs 0 >"$target/lambda-bench/dynalite.log" 2>&1 &
+  dynalite_pid=$!
+  trap 'kill "$dynalite_pid" "${moto_pid:-}" 2>/dev/null || true' EXIT
+  for _ in $(seq 1 100); do
+    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then break; fi
+    sleep 0.2
+  done
+  dynamodb=(--dynamodb-url "http://127.0.0.1:$port")
+fi
+
 "$target/release/wagate-local" lambda-bench --bin-dir "$target/release" \
-  --endpoint-url "$WAGATE_MOTO_URL" --out-dir "$target/lambda-bench" "$@"
+  --endpoint-url "$WAGATE_MOTO_URL" "${dynamodb[@]}" --out-dir "$target/lambda-bench" "$@"

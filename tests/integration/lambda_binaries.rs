@@ -33,6 +33,7 @@ async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_
     let report = run(&BenchOptions {
         bin_dir: bin_dir(),
         endpoint_url: moto::url(),
+        dynamodb_url: None,
         runs: 1,
         webhooks: 10,
         big_batch: 12,

@@ -177,16 +177,33 @@ impl Drop for MeterProxy {
     }
 }
 
+/// Where a [`MeterProxy`] forwards.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    /// Every call not routed elsewhere (`http://host:port`): moto.
+    pub default: String,
+    /// DynamoDB calls instead, when set: a faster DynamoDB implementation (dynalite). Such a
+    /// server may lack `UpdateTimeToLive`, which the proxy then answers itself: TTLs only
+    /// matter to reads here, and wagate's reads check `ttl` themselves.
+    pub dynamodb: Option<String>,
+}
+
 impl MeterProxy {
-    /// Starts a proxy on a free port of 127.0.0.1 in front of `upstream` (`http://host:port`).
-    pub async fn start(upstream: &str) -> anyhow::Result<Self> {
+    /// Starts a proxy on a free port of 127.0.0.1 in front of `upstream`.
+    pub async fn start(upstream: &Upstream) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let meter = Arc::new(Meter::default());
         let client = reqwest::Client::builder()
             .build()
             .context("building the proxy client")?;
-        let upstream = upstream.trim_end_matches('/').to_owned();
+        let upstream = Upstream {
+            default: upstream.default.trim_end_matches('/').to_owned(),
+            dynamodb: upstream
+                .dynamodb
+                .as_deref()
+                .map(|u| u.trim_end_matches('/').to_owned()),
+        };
         let handler_meter = meter.clone();
         let server = spawn_server(
             listener,
@@ -217,12 +234,39 @@ impl MeterProxy {
 
 async fn forward(
     client: &reqwest::Client,
-    upstream: &str,
+    upstream: &Upstream,
     meter: &Meter,
     req: hyper::Request<hyper::body::Incoming>,
 ) -> anyhow::Result<hyper::Response<Full<Bytes>>> {
     let (parts, body) = req.into_parts();
     let body = body.collect().await?.to_bytes();
+    let target = parts
+        .headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("unknown")
+        .to_owned();
+    let upstream = match &upstream.dynamodb {
+        Some(dynamodb) if target.starts_with("DynamoDB_20120810.") => {
+            if target == "DynamoDB_20120810.UpdateTimeToLive" {
+                let asked: serde_json::Value = serde_json::from_slice(&body)?;
+                let mut r = respond(
+                    StatusCode::OK,
+                    serde_json::json!({
+                        "TimeToLiveSpecification": asked["TimeToLiveSpecification"]
+                    })
+                    .to_string(),
+                );
+                r.headers_mut().insert(
+                    hyper::header::CONTENT_TYPE,
+                    hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+                );
+                return Ok(r);
+            }
+            dynamodb
+        }
+        _ => &upstream.default,
+    };
     let path = parts
         .uri
         .path_and_query()
@@ -241,12 +285,7 @@ async fn forward(
     let headers = answer.headers().clone();
     let answer_body = answer.bytes().await?;
     let upstream_time = sent.elapsed();
-    let target = parts
-        .headers
-        .get("x-amz-target")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("unknown");
-    meter.record(target, &body, &answer_body, upstream_time);
+    meter.record(&target, &body, &answer_body, upstream_time);
     let mut r = respond(StatusCode::from_u16(status)?, answer_body);
     for (name, value) in &headers {
         if name != reqwest::header::CONTENT_LENGTH && name != reqwest::header::TRANSFER_ENCODING {
@@ -327,7 +366,12 @@ mod tests {
                 })
             }),
         );
-        let proxy = MeterProxy::start(&upstream_url).await.unwrap();
+        let proxy = MeterProxy::start(&Upstream {
+            default: upstream_url,
+            dynamodb: None,
+        })
+        .await
+        .unwrap();
         let answer = reqwest::Client::new()
             .post(format!("{}/", proxy.url()))
             .header("x-amz-target", "AmazonSQS.SendMessageBatch")

@@ -28,7 +28,7 @@ use shared::delivery::endpoints::Endpoints;
 use shared::ports::{Queue, ReceivedMessage, Source};
 use tokio::sync::watch;
 
-use crate::aws_meter::{MeterProxy, Usage};
+use crate::aws_meter::{MeterProxy, Upstream, Usage};
 use crate::backend::{AwsBackend, Depth, QUEUES, Stores};
 use crate::clock::Clock;
 use crate::config::LocalConfig;
@@ -51,6 +51,9 @@ pub struct BenchOptions {
     pub bin_dir: PathBuf,
     /// DynamoDB/SQS endpoint (moto).
     pub endpoint_url: String,
+    /// A DynamoDB endpoint to use instead of moto's for DynamoDB (dynalite: moto's DynamoDB
+    /// takes tens of milliseconds per call once its tables fill, too slow for 10,000 records).
+    pub dynamodb_url: Option<String>,
     /// Cold starts per function (0: skip the phase).
     pub runs: usize,
     /// Webhooks through the pipeline (0: skip the phase).
@@ -65,6 +68,9 @@ pub struct BenchOptions {
 
 /// The resources of one run on moto, and what the functions are configured with.
 struct Stack {
+    upstream: Upstream,
+    /// The route the bench itself takes to DynamoDB/SQS (and the stores below).
+    _router: MeterProxy,
     stores: Stores,
     env: BTreeMap<&'static str, BTreeMap<&'static str, String>>,
     meta: Source,
@@ -95,8 +101,13 @@ fn queue(stores: &Stores, name: &str) -> anyhow::Result<(Arc<dyn Queue>, Depth)>
 impl Stack {
     async fn create(options: &BenchOptions) -> anyhow::Result<Self> {
         let run = format!("bench-{}", ulid::Ulid::new().to_string().to_lowercase());
+        let upstream = Upstream {
+            default: options.endpoint_url.clone(),
+            dynamodb: options.dynamodb_url.clone(),
+        };
+        let router = MeterProxy::start(&upstream).await?;
         let stores = Stores::aws(&AwsBackend {
-            endpoint_url: Some(options.endpoint_url.clone()),
+            endpoint_url: Some(router.url().to_owned()),
             region: "us-east-1".into(),
             table: run.clone(),
             queue_prefix: run.clone(),
@@ -185,6 +196,8 @@ impl Stack {
             ),
         ]);
         Ok(Self {
+            upstream,
+            _router: router,
             stores,
             env,
             meta,
@@ -199,7 +212,7 @@ struct Process {
     child: tokio::process::Child,
     pid: u32,
     api: RuntimeApi,
-    proxy: Option<MeterProxy>,
+    proxy: MeterProxy,
     spawned: Instant,
     log: PathBuf,
 }
@@ -238,20 +251,13 @@ fn cpu_seconds(pid: u32) -> f64 {
 impl Process {
     async fn spawn(
         options: &BenchOptions,
+        stack: &Stack,
         name: &'static str,
-        env: &BTreeMap<&'static str, String>,
-        metered: bool,
     ) -> anyhow::Result<Self> {
+        let env = &stack.env[name];
         let api = RuntimeApi::start(name).await?;
-        let proxy = if metered {
-            Some(MeterProxy::start(&options.endpoint_url).await?)
-        } else {
-            None
-        };
-        let endpoint = proxy
-            .as_ref()
-            .map_or(options.endpoint_url.as_str(), MeterProxy::url)
-            .to_owned();
+        let proxy = MeterProxy::start(&stack.upstream).await?;
+        let endpoint = proxy.url().to_owned();
         std::fs::create_dir_all(&options.log_dir)?;
         let log_path = options.log_dir.join(format!("{name}.log"));
         let log = std::fs::OpenOptions::new()
@@ -335,17 +341,11 @@ impl Process {
     }
 
     fn usage(&self) -> BTreeMap<String, Usage> {
-        self.proxy
-            .as_ref()
-            .map(|p| p.meter().snapshot())
-            .unwrap_or_default()
+        self.proxy.meter().snapshot()
     }
 
     fn by_item(&self) -> BTreeMap<String, Usage> {
-        self.proxy
-            .as_ref()
-            .map(|p| p.meter().by_item())
-            .unwrap_or_default()
+        self.proxy.meter().by_item()
     }
 
     /// Bytes the process has written to stdout and stderr (CloudWatch Logs ingestion on AWS).
@@ -354,9 +354,7 @@ impl Process {
     }
 
     fn reset_usage(&self) {
-        if let Some(p) = &self.proxy {
-            p.meter().reset();
-        }
+        self.proxy.meter().reset();
     }
 
     async fn stop(mut self) {
@@ -722,7 +720,7 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
             let mut waiting = Vec::with_capacity(options.runs);
             let mut peak = 0.0_f64;
             for _ in 0..options.runs {
-                let process = Process::spawn(options, name, &stack.env[name], true).await?;
+                let process = Process::spawn(options, &stack, name).await?;
                 let ready = process.ready().await;
                 let rss = memory_mib(process.pid).0;
                 waiting.push(process.usage().values().map(|u| u.upstream_ms).sum());
@@ -776,7 +774,7 @@ fn arn(queue_url: &str) -> String {
 
 impl Pipeline {
     async fn start(options: &BenchOptions, stack: &Stack) -> anyhow::Result<Self> {
-        let ingest = Process::spawn(options, "ingest", &stack.env["ingest"], true).await?;
+        let ingest = Process::spawn(options, stack, "ingest").await?;
         ingest.ready().await?;
         ingest.reset_usage();
         let mut stages = Vec::new();
@@ -786,7 +784,7 @@ impl Pipeline {
             ("fanout", "outbound"),
             ("deliver", "delivery"),
         ] {
-            let process = Process::spawn(options, name, &stack.env[name], true).await?;
+            let process = Process::spawn(options, stack, name).await?;
             process.ready().await?;
             process.reset_usage();
             let (queue, _) = queue(&stack.stores, queue_name)?;
@@ -1040,7 +1038,7 @@ async fn one_batch(
     url: &str,
     batch: &[ReceivedMessage],
 ) -> anyhow::Result<(FunctionReport, usize)> {
-    let process = Process::spawn(options, name, &stack.env[name], true).await?;
+    let process = Process::spawn(options, stack, name).await?;
     process.ready().await?;
     let mark = Mark::of(&process);
     let event = sqs_event(&arn(url), batch);

@@ -260,6 +260,9 @@ struct LambdaBenchArgs {
     /// DynamoDB/SQS endpoint (moto's server).
     #[arg(long, default_value = "http://127.0.0.1:5000")]
     endpoint_url: String,
+    /// DynamoDB calls go here instead (dynalite; bench/lambda/run.sh starts one).
+    #[arg(long)]
+    dynamodb_url: Option<String>,
     /// Cold starts per function (0: skip).
     #[arg(long, default_value_t = 20)]
     runs: usize,
@@ -656,6 +659,7 @@ async fn lambda_bench(args: LambdaBenchArgs) -> anyhow::Result<()> {
     let report = wagate_local::lambda_bench::run(&wagate_local::lambda_bench::BenchOptions {
         bin_dir: args.bin_dir,
         endpoint_url: args.endpoint_url,
+        dynamodb_url: args.dynamodb_url,
         runs: args.runs,
         webhooks: args.webhooks,
         big_batch: args.big_batch,
