@@ -11,11 +11,12 @@ API Gateway HTTP API), without free tiers. Change them here when they change.
 
 How a measured invocation becomes a billed Lambda duration on AWS:
 
-- the benchmark ran on an unthrottled x86_64 core against moto on 127.0.0.1, so its wall time is
-  CPU time plus waiting for moto. The metering proxy timed every moto answer; the waiting is
-  scaled by what the same calls take in-region instead (AWS_LATENCY_MS below: typical p50s from
-  a Lambda function in the table's region), i.e. by (calls x AWS latency) / (moto's time), per
-  function. `--io-factor` replaces that ratio with a fixed one;
+- the benchmark ran on an unthrottled x86_64 core against local servers (SQS on moto, DynamoDB
+  on dynalite or moto), so its wall time is CPU time plus waiting for them. The metering proxy
+  timed every answer; the waiting is scaled by what the same calls take in-region instead
+  (AWS_LATENCY_MS below: typical p50s from a Lambda function in the table's region), i.e. by
+  (calls x AWS latency) / (the local servers' time), per function. `--io-factor` replaces that
+  ratio with a fixed one;
 - Lambda gives a function CPU in proportion to its memory: one vCPU at 1,769 MB, so at 256 MB
   the CPU part takes 1769/256 = 6.9 times as long. Graviton and this Xeon core are taken as
   equally fast per clock of work.
@@ -64,10 +65,10 @@ def per_item(phase, memory_mb, io_factor):
         cpu_ms = f["cpu_s"] * 1000 / inv
         usage = f["usage"]
         if io_factor is None:
-            moto_ms = sum(u["upstream_ms"] for u in usage.values())
+            local_ms = sum(u["upstream_ms"] for u in usage.values())
             aws_ms = sum(u["calls"] * AWS_LATENCY_MS.get(k.split(" ")[0], 10.0)
                          for k, u in usage.items() if not k.endswith("(GSI)"))
-            factor = aws_ms / moto_ms if moto_ms > 0 else 1.0
+            factor = aws_ms / local_ms if local_ms > 0 else 1.0
         else:
             factor = io_factor
         billed_ms = math.ceil(max(wall_ms - cpu_ms, 0) * factor + cpu_ms * VCPU_MB / memory_mb)
@@ -96,8 +97,8 @@ def main():
     parser.add_argument("--memory", type=int, default=None,
                         help="Lambda MemorySize in MB (default: what the benchmark ran with)")
     parser.add_argument("--io-factor", type=float, default=None,
-                        help="DynamoDB/SQS waiting on AWS relative to moto (default: from the "
-                             "measured moto times and AWS_LATENCY_MS)")
+                        help="DynamoDB/SQS waiting on AWS relative to the local servers (default: "
+                             "from their measured times and AWS_LATENCY_MS)")
     args = parser.parse_args()
     try:
         report = json.load(open(args.report))
@@ -106,7 +107,7 @@ def main():
     memory = args.memory or report["memory_mb"]
     if not report["pipeline"]:
         sys.exit("the report has no pipeline phase (run without --webhooks 0)")
-    factor = "from moto times" if args.io_factor is None else args.io_factor
+    factor = "from the measured server times" if args.io_factor is None else args.io_factor
     print(f"memory {memory} MB, io factor {factor}; prices: us-east-1 list, no free tier\n")
     for phase in report["pipeline"]:
         cost, rows = per_item(phase, memory, args.io_factor)

@@ -536,7 +536,7 @@ pub struct ColdStart {
     pub samples_ms: Vec<f64>,
     /// The highest peak RSS at first poll, MiB.
     pub peak_rss_mib: f64,
-    /// Of each sample, the time spent waiting for moto's answers to the warm-up calls (the
+    /// Of each sample, the time spent waiting for the servers' answers to the warm-up calls (the
     /// proxy's clock), ms.
     pub waiting_ms: Vec<f64>,
 }
@@ -595,7 +595,7 @@ impl BenchReport {
         let mut out = String::new();
         if !self.cold_starts.is_empty() {
             out.push_str("### Cold start: spawn → first poll of the runtime API\n\n");
-            out.push_str("| function | runs | min ms | p50 ms | p90 ms | max ms | p50 without moto's answers | peak RSS at first poll |\n|---|---|---|---|---|---|---|---|\n");
+            out.push_str("| function | runs | min ms | p50 ms | p90 ms | max ms | p50 without the servers' answers | peak RSS at first poll |\n|---|---|---|---|---|---|---|---|\n");
             for c in &self.cold_starts {
                 let (min, p50, p90, max) = stats_ms(&c.samples_ms);
                 let own: Vec<f64> = c
@@ -655,7 +655,7 @@ fn function_table(out: &mut String, functions: &[FunctionReport], per: usize, un
     }
     let _ = writeln!(
         out,
-        "\nDynamoDB and SQS calls per {unit} (billed units per {unit}: write/read capacity units, SQS requests):\n\n| function | call | calls per {unit} | units per {unit} | moto ms per call |\n|---|---|---|---|---|"
+        "\nDynamoDB and SQS calls per {unit} (billed units per {unit}: write/read capacity units, SQS requests):\n\n| function | call | calls per {unit} | units per {unit} | server ms per call |\n|---|---|---|---|---|"
     );
     for f in functions {
         for (call, usage) in &f.usage {
