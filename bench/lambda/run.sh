@@ -26,8 +26,8 @@ fi
 cargo build --release --locked "${bins[@]}" --bin wagate-local
 
 mkdir -p "$target/lambda-bench"
+. scripts/moto.sh
 if [ -z "${WAGATE_MOTO_URL:-}" ]; then
-  . scripts/moto.sh
   start_moto "$target/lambda-bench/moto.log"
 fi
 
@@ -40,14 +40,11 @@ if [ "${DYNAMODB:-dynalite}" = dynalite ]; then
     mkdir -p "$target/dynalite"
     (cd "$target/dynalite" && npm init -y >/dev/null && npm install --silent --no-audit --no-fund "dynalite@$DYNALITE_VERSION")
   fi
-  port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  port=$(free_port)
   "$target/dynalite/node_modules/.bin/dynalite" --host 127.0.0.1 --port "$port" --createTableMs 0 >"$target/lambda-bench/dynalite.log" 2>&1 &
   dynalite_pid=$!
   trap 'kill "$dynalite_pid" "${moto_pid:-}" 2>/dev/null || true' EXIT
-  for _ in $(seq 1 100); do
-    if python3 -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" 2>/dev/null; then break; fi
-    sleep 0.2
-  done
+  wait_for_port "$port"
   dynamodb=(--dynamodb-url "http://127.0.0.1:$port")
 fi
 
