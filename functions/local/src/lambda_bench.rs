@@ -657,37 +657,24 @@ fn function_table(out: &mut String, functions: &[FunctionReport], per: usize, un
             f.peak_rss_mib
         );
     }
-    let _ = writeln!(
+    usage_table(
         out,
-        "\nDynamoDB and SQS calls per {unit} (billed units per {unit}: write/read capacity units, SQS requests):\n\n| function | call | calls per {unit} | units per {unit} | server ms per call |\n|---|---|---|---|---|"
+        &format!(
+            "DynamoDB and SQS calls per {unit} (billed units per {unit}: write/read capacity units, SQS requests)"
+        ),
+        functions,
+        n,
+        unit,
+        |f| &f.usage,
     );
-    for f in functions {
-        for (call, usage) in &f.usage {
-            let _ = writeln!(
-                out,
-                "| {} | {call} | {:.3} | {:.3} | {:.1} |",
-                f.name,
-                usage.calls as f64 / n,
-                usage.units / n,
-                usage.upstream_ms / usage.calls.max(1) as f64
-            );
-        }
-    }
-    let _ = writeln!(
+    usage_table(
         out,
-        "\nThe DynamoDB calls by item kind (the `pk` prefix):\n\n| function | call and item | calls per {unit} | units per {unit} |\n|---|---|---|---|"
+        "The DynamoDB calls by item kind (the `pk` prefix)",
+        functions,
+        n,
+        unit,
+        |f| &f.by_item,
     );
-    for f in functions {
-        for (call, usage) in &f.by_item {
-            let _ = writeln!(
-                out,
-                "| {} | {call} | {:.3} | {:.3} |",
-                f.name,
-                usage.calls as f64 / n,
-                usage.units / n
-            );
-        }
-    }
     out.push('\n');
 }
 
@@ -699,6 +686,33 @@ impl BenchReport {
         std::fs::write(dir.join("report.md"), self.markdown())?;
         std::fs::write(dir.join("report.json"), serde_json::to_string_pretty(self)?)?;
         Ok(())
+    }
+}
+
+/// One row per function and call of `pick`'s usage, per `unit` (`n` of them).
+fn usage_table(
+    out: &mut String,
+    title: &str,
+    functions: &[FunctionReport],
+    n: f64,
+    unit: &str,
+    pick: fn(&FunctionReport) -> &BTreeMap<String, Usage>,
+) {
+    let _ = writeln!(
+        out,
+        "\n{title}:\n\n| function | call | calls per {unit} | units per {unit} | server ms per call |\n|---|---|---|---|---|"
+    );
+    for f in functions {
+        for (call, usage) in pick(f) {
+            let _ = writeln!(
+                out,
+                "| {} | {call} | {:.3} | {:.3} | {:.1} |",
+                f.name,
+                usage.calls as f64 / n,
+                usage.units / n,
+                usage.upstream_ms / usage.calls.max(1) as f64
+            );
+        }
     }
 }
 
@@ -1098,5 +1112,65 @@ async fn wait_for(receiver: &Receiver, expected: &HashSet<String>, timeout: Dura
             return have;
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_report_tables_put_figures_per_item() {
+        let usage = Usage {
+            calls: 20,
+            units: 40.0,
+            request_bytes: 0,
+            upstream_ms: 50.0,
+        };
+        let report = BenchReport {
+            memory_mb: 256,
+            cold_starts: vec![ColdStart {
+                name: "track".into(),
+                samples_ms: vec![30.0, 10.0, 20.0],
+                peak_rss_mib: 10.5,
+                waiting_ms: vec![5.0, 5.0, 5.0],
+            }],
+            pipeline: vec![Phase {
+                name: "inbound text messages".into(),
+                items: 10,
+                delivered: 10,
+                deliveries: 8,
+                delivery_bytes: 16_000,
+                event_bytes: BTreeMap::new(),
+                functions: vec![FunctionReport {
+                    name: "track".into(),
+                    invocations: 1,
+                    duration_ms: (100.0, 100.0, 100.0),
+                    cpu_s: 0.05,
+                    peak_rss_mib: 11.0,
+                    usage: BTreeMap::from([("DynamoDB PutItem".to_owned(), usage)]),
+                    by_item: BTreeMap::from([("PutItem dedup".to_owned(), usage)]),
+                    log_bytes: 3_000,
+                }],
+            }],
+            big_batch: None,
+        };
+        let md = report.markdown();
+        assert!(
+            md.contains("| track | 3 | 10.0 | 20.0 | 30.0 | 30.0 | 15.0 | 10.5 MiB |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| track | 1 | 100.0 | 100.0 | 100.0 | 5.000 | 300 | 11.0 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| track | DynamoDB PutItem | 2.000 | 4.000 | 2.5 |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| track | PutItem dedup | 2.000 | 4.000 | 2.5 |"),
+            "{md}"
+        );
     }
 }
