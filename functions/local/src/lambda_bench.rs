@@ -440,7 +440,6 @@ struct Invoked {
     process: Process,
     queue_arn: String,
     durations_ms: Mutex<Vec<f64>>,
-    errors: Mutex<u64>,
 }
 
 #[async_trait]
@@ -465,7 +464,6 @@ impl Stage for Invoked {
             }
             Err(e) => {
                 eprintln!("{e:#}");
-                *self.errors.lock().unwrap_or_else(PoisonError::into_inner) += 1;
                 messages.iter().map(|m| m.message_id.clone()).collect()
             }
         }
@@ -812,7 +810,6 @@ impl Pipeline {
                     process,
                     queue_arn: arn(&url),
                     durations_ms: Mutex::new(Vec::new()),
-                    errors: Mutex::new(0),
                 }),
                 queue,
             ));
