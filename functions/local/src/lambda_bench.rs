@@ -39,8 +39,9 @@ use crate::runtime_api::{Outcome, RuntimeApi};
 use crate::sample::{meta_status, meta_text, signature_headers, wamid};
 use crate::stats::StageStats;
 
-/// How long the bench waits for one invocation: a 10,000-record track batch processes its
-/// records one after another, about 100 ms each against moto's SQS, more on a busy machine.
+/// How long the bench waits for one invocation (and the deadline the function is told): a
+/// 10,000-record track batch processes its records one after another, 160–470 ms each against
+/// moto's SQS (78 min in all on an idle machine, BENCHMARKS.md).
 const INVOCATION_LIMIT: Duration = Duration::from_secs(3 * 3600);
 
 /// The seven functions of the template, in its order.

@@ -78,6 +78,8 @@ pub enum Outcome {
 struct Pending {
     id: String,
     event: Vec<u8>,
+    /// When the caller stops waiting (Unix ms): the `Lambda-Runtime-Deadline-Ms` the function sees.
+    deadline_ms: i64,
     done: oneshot::Sender<Outcome>,
 }
 
@@ -187,6 +189,8 @@ impl RuntimeApi {
         let pending = Pending {
             id: format!("bench-{n:08}-{}", ulid::Ulid::new()),
             event,
+            deadline_ms: chrono::Utc::now().timestamp_millis()
+                + i64::try_from(timeout.as_millis()).unwrap_or(i64::MAX / 2),
             done,
         };
         self.submit
@@ -262,13 +266,14 @@ impl Inner {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(pending.id.clone(), pending.done);
-        // Far enough that no function cuts a big benchmark batch short.
-        let deadline = chrono::Utc::now().timestamp_millis() + 3 * 3_600_000;
         let mut r = respond(StatusCode::OK, pending.event);
         let headers = r.headers_mut();
         for (name, value) in [
             ("lambda-runtime-aws-request-id", pending.id),
-            ("lambda-runtime-deadline-ms", deadline.to_string()),
+            (
+                "lambda-runtime-deadline-ms",
+                pending.deadline_ms.to_string(),
+            ),
             (
                 "lambda-runtime-invoked-function-arn",
                 self.function_arn.clone(),
@@ -308,7 +313,13 @@ mod tests {
                     .to_str()
                     .unwrap()
                     .to_owned();
-                assert!(next.headers().contains_key("lambda-runtime-deadline-ms"));
+                // The deadline is the caller's timeout (5 s below), not some fixed far future.
+                let deadline: i64 = next.headers()["lambda-runtime-deadline-ms"]
+                    .to_str()
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+                assert!(deadline <= chrono::Utc::now().timestamp_millis() + 5_000);
                 let event = next.bytes().await.unwrap();
                 let answer = client
                     .post(format!("{base}invocation/{id}/response"))
