@@ -1,8 +1,22 @@
 #!/usr/bin/env bash
 # The test command of the README: every test of the workspace, with a moto server (DynamoDB + SQS
-# on 127.0.0.1) for the adapter and pipeline suites. Uses $WAGATE_MOTO_URL if already set.
+# on 127.0.0.1) for the adapter and pipeline suites. Installs what the tests need from PyPI
+# (moto's server, which brings boto3 and PyYAML; standardwebhooks) into a venv under target/
+# when the python3 on PATH lacks them. Uses $WAGATE_MOTO_URL if already set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! python3 -c 'import moto.server, boto3, yaml, standardwebhooks' 2>/dev/null \
+  || ! command -v moto_server >/dev/null 2>&1; then
+  venv="$PWD/target/test-venv"
+  if ! "$venv/bin/python3" -c 'import moto.server, boto3, yaml, standardwebhooks' 2>/dev/null; then
+    echo "installing moto[server] and standardwebhooks into $venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check 'moto[server]' standardwebhooks
+  fi
+  # The tests run `python3` (the template provisioner, standardwebhooks) and `moto_server`.
+  export PATH="$venv/bin:$PATH"
+fi
 
 if [ -z "${WAGATE_MOTO_URL:-}" ]; then
   . scripts/moto.sh

@@ -12,6 +12,7 @@ use shared::delivery::redrive::{Selection, redrive};
 use shared::signature::{EndpointSecret, verify_standard_webhook, webhook_signature};
 use tests::moto;
 use tests::receiver::{Answer, Received, Receiver};
+use tests::wait::{self, Patience};
 use tokio::net::TcpListener;
 use wagate_local::backend::{AwsBackend, Stores};
 use wagate_local::config::{EndpointSpec, LocalConfig};
@@ -61,20 +62,24 @@ async fn start(stores: Stores, endpoints: Vec<EndpointSpec>) -> Gateway {
     Gateway::start(stores, listener, options).await.unwrap()
 }
 
-/// The table and queues on moto exactly as `template.yaml` declares them (keys, index, TTL,
-/// visibility, redrive policies), created by `scripts/provision-from-template.py` and opened
-/// as `wagate-local --backend aws` opens a deployed stack's.
-async fn moto_stores() -> Stores {
-    let prefix = moto::from_template("e2e");
-    Stores::aws(&AwsBackend {
-        endpoint_url: Some(moto::url()),
+/// The table and queues exactly as `template.yaml` declares them (keys, index, TTL,
+/// visibility, redrive policies), created by `scripts/provision-from-template.py` on a moto of
+/// the test's own and opened as `wagate-local --backend aws` opens a deployed stack's; with
+/// the server (keep it alive) and deadlines from its measured speed.
+async fn moto_stores() -> (Stores, moto::Server, Patience) {
+    let server = moto::Server::start();
+    let patience = Patience::moto(&server.clients().await).await;
+    let prefix = moto::from_template_at(server.url(), "e2e");
+    let stores = Stores::aws(&AwsBackend {
+        endpoint_url: Some(server.url().to_owned()),
         region: "us-east-1".into(),
         table: prefix.clone(),
         queue_prefix: prefix,
         create: false,
     })
     .await
-    .unwrap()
+    .unwrap();
+    (stores, server, patience)
 }
 
 /// Posts `body` signed for `source` to the gateway; returns the status and body.
@@ -91,19 +96,29 @@ async fn post(gateway: &Gateway, source: &str, body: &str) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-/// Waits (bounded, so a broken pipeline fails instead of hanging) until `done` holds.
-async fn wait(mut done: impl FnMut() -> bool) -> bool {
-    for _ in 0..1200 {
-        if done() {
-            return true;
-        }
+/// Backend calls one webhook costs end to end (ingest, track, buffer, fan-out, deliver and
+/// their queues), with room for retries: what the deadlines of these tests are derived from.
+const CALLS_PER_WEBHOOK: u32 = 40;
+
+/// Waits until every queue of the gateway is empty (visible, in flight and delayed), twice in
+/// a row: after that nothing more can be delivered. What a test that checks that something did
+/// not arrive waits for, instead of a fixed sleep.
+async fn drained(gateway: &Gateway, deadline: Duration) {
+    let started = std::time::Instant::now();
+    let mut empty_in_a_row = 0;
+    while empty_in_a_row < 2 {
+        let pending = gateway.stores().pending().await;
+        empty_in_a_row = if pending.as_ref().is_ok_and(|n| *n == 0) {
+            empty_in_a_row + 1
+        } else {
+            0
+        };
+        assert!(
+            started.elapsed() < deadline,
+            "queues not drained after {deadline:?}: {pending:?} pending"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    false
-}
-
-async fn until(what: &str, done: impl FnMut() -> bool) {
-    assert!(wait(done).await, "timed out waiting for {what}");
 }
 
 /// Delivered item counts by type.
@@ -155,10 +170,11 @@ fn items(envelope: &Value) -> Vec<Value> {
     }
 }
 
-/// Every (type, item) delivered, in arrival order.
+/// Every (type, item) delivered, in arrival order, once per idempotency key (delivery is at
+/// least once; a receiver deduplicates by the key, and so do these tests).
 fn delivered(receiver: &Receiver) -> Vec<(String, Value)> {
     receiver
-        .received()
+        .distinct()
         .iter()
         .map(verified)
         .flat_map(|e| {
@@ -172,7 +188,8 @@ fn count(list: &[(String, Value)], event_type: &str) -> usize {
     list.iter().filter(|(t, _)| t == event_type).count()
 }
 
-async fn full_pipeline(stores: Stores) {
+async fn full_pipeline(stores: Stores, patience: Patience) {
+    let deadline = patience.deadline(12 * CALLS_PER_WEBHOOK);
     let receiver = Receiver::start(vec![]).await;
     let gateway = start(stores, vec![endpoint("ep_e2e", &receiver.url("/hook"))]).await;
     let now = Utc::now();
@@ -204,8 +221,8 @@ async fn full_pipeline(stores: Stores) {
     let outbound = wamid();
     let read = meta_status(alice, &outbound, "read", now).to_string();
     assert_eq!(post(&gateway, "meta-demo", &read).await.0, 200);
-    until("the read status", || {
-        count(&delivered(&receiver), "whatsapp.message.read") == 1
+    wait::until("the read status", deadline, || {
+        count(&delivered(&receiver), "whatsapp.message.read") >= 1
     })
     .await;
     for status in ["delivered", "sent"] {
@@ -222,12 +239,12 @@ async fn full_pipeline(stores: Stores) {
         .unwrap();
     assert_eq!(forged.status().as_u16(), 401);
 
-    let complete = wait(|| {
+    let complete = wait::within(deadline, || {
         let d = delivered(&receiver);
-        count(&d, "whatsapp.message.received") == 5
-            && count(&d, "whatsapp.conversation.created") == 2
-            && count(&d, "whatsapp.contact.created") == 2
-            && count(&d, "whatsapp.message.read") == 1
+        count(&d, "whatsapp.message.received") >= 5
+            && count(&d, "whatsapp.conversation.created") >= 2
+            && count(&d, "whatsapp.contact.created") >= 2
+            && count(&d, "whatsapp.message.read") >= 1
     })
     .await;
     assert!(
@@ -240,10 +257,11 @@ async fn full_pipeline(stores: Stores) {
             .filter(|(t, _)| t == "whatsapp.conversation.created")
             .collect::<Vec<_>>()
     );
-    // Let anything that should not come (a duplicate, a stale status) have its chance.
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    // Anything that should not come (a duplicate, a stale status) would be in a queue until
+    // then.
+    drained(&gateway, deadline).await;
     let got = delivered(&receiver);
-    let envelopes: Vec<Value> = receiver.received().iter().map(verified).collect();
+    let envelopes: Vec<Value> = receiver.distinct().iter().map(verified).collect();
 
     // Exactly once each, no stale status, nothing else.
     assert_eq!(
@@ -273,9 +291,15 @@ async fn full_pipeline(stores: Stores) {
         .unwrap();
     assert_eq!(read.1["message"]["id"], outbound.as_str());
 
-    // Received messages come batched per conversation, after that conversation's `created`.
+    // Received messages come batched per conversation; that conversation's `created` was
+    // emitted first (its id, a ULID, was minted no later than the batch's). Arrival order at the
+    // receiver is not promised: the two travel different queues, with retries.
+    let minted_ms = |e: &Value| -> u64 {
+        let id: shared::ids::EventId = e["id"].as_str().unwrap().parse().unwrap();
+        id.ulid().timestamp_ms()
+    };
     let mut conversations = std::collections::BTreeSet::new();
-    for (index, e) in envelopes.iter().enumerate() {
+    for e in &envelopes {
         if e["type"] != "whatsapp.message.received" {
             continue;
         }
@@ -287,13 +311,16 @@ async fn full_pipeline(stores: Stores) {
                 .all(|i| i["conversation"]["id"] == conversation.as_str()),
             "a batch holds one conversation"
         );
-        let created_before = envelopes[..index].iter().any(|c| {
-            c["type"] == "whatsapp.conversation.created"
-                && c["data"]["conversation"]["id"] == conversation.as_str()
-        });
+        let created = envelopes
+            .iter()
+            .find(|c| {
+                c["type"] == "whatsapp.conversation.created"
+                    && c["data"]["conversation"]["id"] == conversation.as_str()
+            })
+            .unwrap_or_else(|| panic!("no conversation.created for {conversation}"));
         assert!(
-            created_before,
-            "conversation.created precedes the first batch of {conversation}"
+            minted_ms(created) <= minted_ms(e),
+            "conversation.created was emitted before the batches of {conversation}"
         );
         conversations.insert(conversation);
     }
@@ -313,8 +340,8 @@ async fn full_pipeline(stores: Stores) {
     // A day later the sweep ends both conversations.
     gateway.clock().advance(Duration::from_secs(25 * 3600));
     assert_eq!(gateway.sweep_now().await.unwrap(), 2);
-    until("two conversation.ended", || {
-        count(&delivered(&receiver), "whatsapp.conversation.ended") == 2
+    wait::until("two conversation.ended", deadline, || {
+        count(&delivered(&receiver), "whatsapp.conversation.ended") >= 2
     })
     .await;
     let ended: std::collections::BTreeSet<String> = delivered(&receiver)
@@ -325,24 +352,31 @@ async fn full_pipeline(stores: Stores) {
     assert_eq!(ended, conversations);
     // Running the sweep again ends nothing more.
     assert_eq!(gateway.sweep_now().await.unwrap(), 0);
+    drained(&gateway, deadline).await;
+    assert_eq!(
+        count(&delivered(&receiver), "whatsapp.conversation.ended"),
+        2
+    );
 
-    let report = gateway.shutdown(Duration::from_secs(10)).await;
+    let report = gateway.shutdown(deadline).await;
     assert_eq!(report.pending, 0, "every queue drained");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_pipeline_on_the_embedded_backend() {
-    full_pipeline(Stores::memory()).await;
+    full_pipeline(Stores::memory(), Patience::embedded()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_pipeline_on_the_template_resources_in_moto() {
-    full_pipeline(moto_stores().await).await;
+    let (stores, _moto, patience) = moto_stores().await;
+    full_pipeline(stores, patience).await;
 }
 
 /// One endpoint fails twice then recovers; another refuses for good (404) until it is fixed and
 /// the dead-letter queue is redriven.
-async fn failures_retries_dead_letters_and_redrive(stores: Stores) {
+async fn failures_retries_dead_letters_and_redrive(stores: Stores, patience: Patience) {
+    let deadline = patience.deadline(6 * CALLS_PER_WEBHOOK);
     let flaky = Receiver::start(vec![Answer::status(500), Answer::status(503)]).await;
     let broken = Receiver::start(vec![Answer::status(404)]).await;
     let only_delivered = |mut e: EndpointSpec| {
@@ -360,29 +394,15 @@ async fn failures_retries_dead_letters_and_redrive(stores: Stores) {
     let body = meta_status("15550003333", &wamid(), "delivered", Utc::now()).to_string();
     assert_eq!(post(&gateway, "meta-demo", &body).await.0, 200);
 
-    until("the flaky endpoint's third attempt", || {
-        flaky.received().len() == 3
+    // 500, 503, then 200. A task may be handed out again after its success (at least once),
+    // so later requests may come: always the same delivery.
+    wait::until("the flaky endpoint's third attempt", deadline, || {
+        flaky.received().len() >= 3
     })
     .await;
-    let attempts = flaky.received();
-    let key = attempts[0].header("x-idempotency-key").unwrap().to_owned();
-    assert!(
-        attempts
-            .iter()
-            .all(|r| r.header("x-idempotency-key") == Some(key.as_str())),
-        "every attempt carries the same idempotency key"
-    );
-    assert!(
-        attempts.iter().all(|r| r.body == attempts[0].body),
-        "and the same body"
-    );
-    for r in &attempts {
-        verified(r);
-    }
-
     let dlq = gateway.stores().delivery().dead_letter.clone();
-    until("the broken endpoint's task in the DLQ", || {
-        broken.received().len() == 1 && gateway.stats().dead_lettered.get() == 1
+    wait::until("the broken endpoint's task in the DLQ", deadline, || {
+        !broken.received().is_empty() && gateway.stats().dead_lettered.get() >= 1
     })
     .await;
     // The endpoint is fixed (its script has run out: it answers 200 now); redrive.
@@ -397,38 +417,52 @@ async fn failures_retries_dead_letters_and_redrive(stores: Stores) {
     )
     .await
     .unwrap();
-    assert_eq!(report.moved, 1);
-    until("the redriven delivery", || broken.received().len() == 2).await;
-    let got = broken.received();
-    assert_eq!(
-        got[0].body, got[1].body,
-        "redrive resends the same delivery"
-    );
-    assert_eq!(
-        got[0].header("x-idempotency-key"),
-        got[1].header("x-idempotency-key")
-    );
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(flaky.received().len(), 3, "nothing after the success");
-    assert_eq!(broken.received().len(), 2);
-    let report = gateway.shutdown(Duration::from_secs(10)).await;
+    assert!(report.moved >= 1, "{report:?}");
+    wait::until("the redriven delivery", deadline, || {
+        broken.received().len() >= 2
+    })
+    .await;
+    drained(&gateway, deadline).await;
+
+    for (name, receiver) in [("flaky", &flaky), ("broken", &broken)] {
+        let attempts = receiver.received();
+        let key = attempts[0].header("x-idempotency-key").unwrap().to_owned();
+        assert!(
+            attempts
+                .iter()
+                .all(|r| r.header("x-idempotency-key") == Some(key.as_str())),
+            "every attempt at {name}, retried or redriven, carries the same idempotency key"
+        );
+        assert!(
+            attempts.iter().all(|r| r.body == attempts[0].body),
+            "and the same body ({name})"
+        );
+        for r in &attempts {
+            verified(r);
+        }
+        assert_eq!(receiver.distinct().len(), 1, "one delivery at {name}");
+    }
+    let report = gateway.shutdown(deadline).await;
     assert_eq!(report.pending, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_retries_dead_letters_and_redrive_on_the_embedded_backend() {
-    failures_retries_dead_letters_and_redrive(Stores::memory()).await;
+    failures_retries_dead_letters_and_redrive(Stores::memory(), Patience::embedded()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_retries_dead_letters_and_redrive_on_the_template_resources_in_moto() {
-    failures_retries_dead_letters_and_redrive(moto_stores().await).await;
+    let (stores, _moto, patience) = moto_stores().await;
+    failures_retries_dead_letters_and_redrive(stores, patience).await;
 }
 
 /// A crash mid-flight (every stage and the front aborted) loses nothing: a new gateway on the
 /// same stores finishes the work, and the duplicates a provider sends afterwards are dropped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_loses_nothing_accepted() {
+    // Work the crash left in flight comes back after the embedded visibility (10 s).
+    let deadline = Duration::from_secs(10) + Patience::embedded().deadline(25 * CALLS_PER_WEBHOOK);
     let receiver = Receiver::start(vec![]).await;
     let endpoints = vec![endpoint("ep_e2e", &receiver.url("/hook"))];
     let gateway = start(Stores::memory(), endpoints.clone()).await;
@@ -469,7 +503,7 @@ async fn a_crash_loses_nothing_accepted() {
             .map(|(id, _)| id.clone())
             .collect::<std::collections::BTreeSet<_>>()
     };
-    let complete = wait(|| distinct(&statuses(&receiver)).len() == 20).await;
+    let complete = wait::within(deadline, || distinct(&statuses(&receiver)).len() == 20).await;
     assert!(
         complete,
         "timed out: delivered {:?}; stats {}; pending {:?}",
@@ -477,7 +511,7 @@ async fn a_crash_loses_nothing_accepted() {
         gateway.stats().line(),
         gateway.stores().pending().await
     );
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    drained(&gateway, deadline).await;
     let got = statuses(&receiver);
     assert_eq!(distinct(&got), ids.iter().cloned().collect());
     // A POST answered just before the crash may be made again (at least once), but always
@@ -490,7 +524,7 @@ async fn a_crash_loses_nothing_accepted() {
             .collect();
         assert_eq!(keys.len(), 1, "{id}: {keys:?}");
     }
-    gateway.shutdown(Duration::from_secs(10)).await;
+    gateway.shutdown(deadline).await;
 }
 
 /// The local front answers as the deployed ingest does: handshake, unknown source, oversized and
@@ -584,8 +618,9 @@ async fn endpoints_made_through_the_management_api_receive_deliveries() {
 
     let status = meta_status("15550004444", &wamid(), "read", Utc::now()).to_string();
     assert_eq!(post(&gateway, "meta-demo", &status).await.0, 200);
-    until("the read status at the API-made endpoint", || {
-        receiver.received().len() == 1
+    let deadline = Patience::embedded().deadline(4 * CALLS_PER_WEBHOOK);
+    wait::until("the read status at the API-made endpoint", deadline, || {
+        !receiver.received().is_empty()
     })
     .await;
     let got = &receiver.received()[0];
@@ -594,19 +629,19 @@ async fn endpoints_made_through_the_management_api_receive_deliveries() {
         Some(webhook_signature(&secret, &got.body).as_str())
     );
 
-    // The record is written right after the POST returns: poll it briefly.
-    let mut listed = Value::Null;
-    for _ in 0..100 {
-        listed = json_of(api(
+    // The record is written right after the POST returns: poll it.
+    let started = std::time::Instant::now();
+    let listed = loop {
+        let listed = json_of(api(
             reqwest::Method::GET,
             &format!("/deliveries?endpoint_id={id}"),
         ))
         .await;
-        if listed["data"][0]["status"] == "delivered" {
-            break;
+        if listed["data"][0]["status"] == "delivered" || started.elapsed() > deadline {
+            break listed;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert_eq!(listed["data"].as_array().unwrap().len(), 1, "{listed}");
     assert_eq!(listed["data"][0]["status"], "delivered");
     let delivery = listed["data"][0]["id"].as_str().unwrap();
@@ -626,7 +661,8 @@ async fn endpoints_made_through_the_management_api_receive_deliveries() {
     .await;
     assert_eq!(tested["result"], "delivered", "{tested}");
     assert_eq!(tested["attempt"]["status"], 200);
-    let last = receiver.received().last().cloned().unwrap();
+    // The last new delivery (a late copy of the status, at least once, is not new).
+    let last = receiver.distinct().last().cloned().unwrap();
     assert_eq!(
         last.header("x-webhook-signature"),
         Some(webhook_signature(&secret, &last.body).as_str())
@@ -663,8 +699,9 @@ async fn conversations_are_managed_through_the_api_and_their_events_delivered() 
     let alice = "15550005555";
     let first = meta_text(alice, "Alice", &wamid(), "hello", Utc::now()).to_string();
     assert_eq!(post(&gateway, "meta-demo", &first).await.0, 200);
-    until("the first batch", || {
-        count(&delivered(&receiver), "whatsapp.message.received") == 1
+    let deadline = Patience::embedded().deadline(6 * CALLS_PER_WEBHOOK);
+    wait::until("the first batch", deadline, || {
+        count(&delivered(&receiver), "whatsapp.message.received") >= 1
     })
     .await;
 
@@ -700,8 +737,8 @@ async fn conversations_are_managed_through_the_api_and_their_events_delivered() 
     // The next message's event carries the labels and notes.
     let second = meta_text(alice, "Alice", &wamid(), "where is my order?", Utc::now()).to_string();
     assert_eq!(post(&gateway, "meta-demo", &second).await.0, 200);
-    until("the second batch", || {
-        count(&delivered(&receiver), "whatsapp.message.received") == 2
+    wait::until("the second batch", deadline, || {
+        count(&delivered(&receiver), "whatsapp.message.received") >= 2
     })
     .await;
     let latest = delivered(&receiver)
@@ -735,10 +772,10 @@ async fn conversations_are_managed_through_the_api_and_their_events_delivered() 
         .await
         .unwrap();
     assert_eq!(again.status().as_u16(), 409);
-    until("transferred and ended", || {
+    wait::until("transferred and ended", deadline, || {
         let d = delivered(&receiver);
-        count(&d, "whatsapp.conversation.transferred") == 1
-            && count(&d, "whatsapp.conversation.ended") == 1
+        count(&d, "whatsapp.conversation.transferred") >= 1
+            && count(&d, "whatsapp.conversation.ended") >= 1
     })
     .await;
     let d = delivered(&receiver);

@@ -30,9 +30,12 @@ fn bin_dir() -> PathBuf {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_runtime_api() {
     let logs = std::env::temp_dir().join(moto::unique("lambda-binaries"));
+    // Seven processes and a proxy: a moto of its own, so the other suites neither slow it nor
+    // wait behind it.
+    let moto = moto::Server::start();
     let report = run(&BenchOptions {
         bin_dir: bin_dir(),
-        endpoint_url: moto::url(),
+        endpoint_url: moto.url().to_owned(),
         dynamodb_url: None,
         runs: 1,
         webhooks: 10,

@@ -13,6 +13,7 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::Value;
 use tests::receiver::{Answer, Receiver};
+use tests::wait::{self, Patience};
 use tokio::net::TcpListener;
 use wagate_local::backend::Stores;
 use wagate_local::config::{EndpointSpec, LocalConfig};
@@ -32,16 +33,6 @@ async fn post(gateway: &Gateway, body: &str, signed: bool) -> u16 {
         }
     }
     req.send().await.unwrap().status().as_u16()
-}
-
-async fn until(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,8 +71,9 @@ async fn a_pipeline_run_is_reported_as_emf_metrics() {
     let stats = gateway.stats().clone();
     // Two deliveries reach the receiver: the message batch (after one 500) and the status;
     // plus the contact and conversation events.
-    until("every delivery", || stats.delivered.get() >= 4).await;
-    gateway.shutdown(Duration::from_secs(5)).await;
+    let deadline = Patience::embedded().deadline(200);
+    wait::until("every delivery", deadline, || stats.delivered.get() >= 4).await;
+    gateway.shutdown(deadline).await;
 
     let line = shared::metrics::flush("wagate-test", Utc::now()).unwrap();
     let doc: Value = serde_json::from_str(&line).unwrap();

@@ -1,5 +1,5 @@
-//! Test harness shared by the integration tests: fixture loading now; the local servers (moto,
-//! subscriber endpoints) and a `TestApp` join as the pipeline grows.
+//! Test harness shared by the integration tests: fixture loading, the local servers (moto,
+//! subscriber endpoints) and waiting on conditions with deadlines derived from the work.
 
 #![allow(
     clippy::panic,
@@ -34,3 +34,4 @@ pub fn provider_fixtures(prefix: &str) -> Vec<(String, Vec<u8>)> {
 
 pub mod moto;
 pub mod receiver;
+pub mod wait;

@@ -116,6 +116,32 @@ impl Receiver {
             .received
             .clone()
     }
+
+    /// What a receiver that deduplicates by `X-Idempotency-Key` keeps: the first arrival of
+    /// each key, in arrival order (requests without the header are all kept). Delivery is at
+    /// least once, so a key may come again (a retry after a timeout, a redelivered task); the
+    /// gateway promises that it then carries the same body, which this checks.
+    pub fn distinct(&self) -> Vec<Received> {
+        let mut first: std::collections::HashMap<String, usize> = Default::default();
+        let mut out: Vec<Received> = Vec::new();
+        for r in self.received() {
+            let Some(key) = r.header("x-idempotency-key").map(str::to_owned) else {
+                out.push(r);
+                continue;
+            };
+            match first.get(&key) {
+                Some(&at) => assert!(
+                    out[at].body == r.body,
+                    "idempotency key {key} came again with another body"
+                ),
+                None => {
+                    first.insert(key, out.len());
+                    out.push(r);
+                }
+            }
+        }
+        out
+    }
 }
 
 async fn answer(state: &Arc<Mutex<Shared>>, req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -314,7 +314,7 @@ mod tests {
         let reports = run(LoadOptions {
             rates: vec![20],
             step: Duration::from_secs(1),
-            drain: Duration::from_secs(30),
+            drain: Duration::from_secs(120),
             max_in_flight: 64,
             buffer_window_secs: 1,
             concurrency: 2,

@@ -220,7 +220,9 @@ mod tests {
         let spec = PollerSpec {
             batch_size: 10,
             window: Duration::from_millis(100),
-            visibility: Duration::from_millis(300),
+            // Long enough that a stalled scheduler on a busy machine does not hand the
+            // successful records out again before they are deleted.
+            visibility: Duration::from_secs(2),
             concurrency: 1,
         };
         let stats = Arc::new(StageStats::default());
@@ -232,10 +234,8 @@ mod tests {
             stats.clone(),
             stop,
         ));
-        for _ in 0..100 {
-            if dlq.len() == 1 && queue.is_empty() {
-                break;
-            }
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !(dlq.len() == 1 && queue.is_empty()) && std::time::Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         stop_tx.send(true).unwrap();

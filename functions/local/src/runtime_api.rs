@@ -313,13 +313,13 @@ mod tests {
                     .to_str()
                     .unwrap()
                     .to_owned();
-                // The deadline is the caller's timeout (5 s below), not some fixed far future.
+                // The deadline is the caller's timeout (60 s below), not some fixed far future.
                 let deadline: i64 = next.headers()["lambda-runtime-deadline-ms"]
                     .to_str()
                     .unwrap()
                     .parse()
                     .unwrap();
-                assert!(deadline <= chrono::Utc::now().timestamp_millis() + 5_000);
+                assert!(deadline <= chrono::Utc::now().timestamp_millis() + 60_000);
                 let event = next.bytes().await.unwrap();
                 let answer = client
                     .post(format!("{base}invocation/{id}/response"))
@@ -330,9 +330,10 @@ mod tests {
                 assert_eq!(answer.status(), 202);
             })
         };
-        api.first_poll(Duration::from_secs(5)).await.unwrap();
+        // Generous bounds, not expectations: a busy machine may stall this for seconds.
+        api.first_poll(Duration::from_secs(60)).await.unwrap();
         let outcome = api
-            .invoke(b"ping".to_vec(), Duration::from_secs(5))
+            .invoke(b"ping".to_vec(), Duration::from_secs(60))
             .await
             .unwrap();
         assert_eq!(outcome, Outcome::Response(b"echo ping".to_vec()));
