@@ -25,6 +25,8 @@ if [ -z "${WAGATE_MOTO_URL:-}" ]; then
   echo "moto on $WAGATE_MOTO_URL (log: $log)"
 fi
 
-# The Lambda binaries themselves, for the suite that runs them over a runtime API emulator.
-cargo build --workspace --bins --locked
+# The Lambda binaries themselves, for the suite that runs them over a runtime API emulator. Built
+# with every target, so dependencies are compiled once with the features `cargo test` resolves
+# (a `--bins` build resolves fewer and compiles the AWS SDK a second time).
+cargo build --workspace --all-targets --locked
 cargo test --workspace --locked "$@"

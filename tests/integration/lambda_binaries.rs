@@ -6,7 +6,7 @@
 //! and the partial batch responses.
 //!
 //! The binaries are the workspace's debug builds next to this test executable;
-//! `scripts/test.sh` builds them (`cargo build --workspace --bins`) before the tests.
+//! `scripts/test.sh` builds them (`cargo build --workspace --all-targets`) before the tests.
 
 use std::path::PathBuf;
 
@@ -20,7 +20,7 @@ fn bin_dir() -> PathBuf {
     for f in FUNCTIONS {
         assert!(
             dir.join(f).is_file(),
-            "{} is missing: run ./scripts/test.sh, or cargo build --workspace --bins first",
+            "{} is missing: run ./scripts/test.sh, or cargo build --workspace --all-targets first",
             dir.join(f).display()
         );
     }
