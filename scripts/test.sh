@@ -6,15 +6,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if ! python3 -c 'import moto.server, boto3, yaml, standardwebhooks' 2>/dev/null \
-  || ! command -v moto_server >/dev/null 2>&1; then
+if ! python3 -c 'import moto.server, boto3, yaml, standardwebhooks' 2>/dev/null; then
   venv="$PWD/target/test-venv"
   if ! "$venv/bin/python3" -c 'import moto.server, boto3, yaml, standardwebhooks' 2>/dev/null; then
     echo "installing moto[server] and standardwebhooks into $venv"
     python3 -m venv "$venv"
     "$venv/bin/python3" -m pip install --quiet --disable-pip-version-check 'moto[server]' standardwebhooks
   fi
-  # The tests run `python3` (the template provisioner, standardwebhooks) and `moto_server`.
+  # The tests run `python3` (moto, the template provisioner, standardwebhooks).
   export PATH="$venv/bin:$PATH"
 fi
 

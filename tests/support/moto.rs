@@ -46,12 +46,15 @@ fn spawn() -> (String, Child) {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("free port");
+    // scripts/moto-server.py: moto_server with DynamoDB's atomic conditional writes.
     let wrapper = "import subprocess, sys\n\
-        p = subprocess.Popen(['moto_server', '-H', '127.0.0.1', '-p', sys.argv[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
+        p = subprocess.Popen([sys.executable, sys.argv[2], '-H', '127.0.0.1', '-p', sys.argv[1]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n\
         sys.stdin.read()\n\
         p.kill()\n";
+    let launcher = crate::repo_root().join("scripts/moto-server.py");
     let child = Command::new("python3")
         .args(["-c", wrapper, &port.to_string()])
+        .arg(&launcher)
         .stdin(Stdio::piped())
         .spawn()
         .expect("start moto_server (pip install 'moto[server]')");
