@@ -132,7 +132,10 @@ impl Receiver {
             match first.get(&key) {
                 Some(&at) => assert!(
                     out[at].body == r.body,
-                    "idempotency key {key} came again with another body"
+                    "idempotency key {key} ({}) came again with another body:\n{}\n{}",
+                    r.header("x-webhook-event").unwrap_or("?"),
+                    String::from_utf8_lossy(&out[at].body),
+                    String::from_utf8_lossy(&r.body)
                 ),
                 None => {
                     first.insert(key, out.len());

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_adapters::provision::{ensure_queue, ensure_table};
 use aws_adapters::{Clients, DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore, SqsQueue};
+use shared::ports::faults::{Faults, FaultyBlobs, FaultyDedup, FaultyDocs, FaultyQueue};
 use shared::ports::memory::{
     DeadLetter, MemoryBlobStore, MemoryDedupStore, MemoryDocumentStore, MemoryQueue,
 };
@@ -242,6 +243,39 @@ impl Stores {
     /// The delivery queue pair.
     pub fn delivery(&self) -> &QueuePair {
         &self.queues[3]
+    }
+
+    /// The same stores with every call of every port (documents, claims, blobs, work and
+    /// dead-letter queues) going through `faults`, which fails them cleanly or after applying
+    /// them: what a fault run injects. Depth probes stay exact.
+    pub fn with_faults(self, faults: &Arc<Faults>) -> Self {
+        let queues = self.queues.map(|pair| QueuePair {
+            queue: Arc::new(FaultyQueue {
+                inner: pair.queue,
+                faults: faults.clone(),
+            }),
+            dead_letter: Arc::new(FaultyQueue {
+                inner: pair.dead_letter,
+                faults: faults.clone(),
+            }),
+            ..pair
+        });
+        Self {
+            docs: Arc::new(FaultyDocs {
+                inner: self.docs,
+                faults: faults.clone(),
+            }),
+            dedup: Arc::new(FaultyDedup {
+                inner: self.dedup,
+                faults: faults.clone(),
+            }),
+            blobs: Arc::new(FaultyBlobs {
+                inner: self.blobs,
+                faults: faults.clone(),
+            }),
+            queues,
+            description: format!("{}, with injected storage faults", self.description),
+        }
     }
 
     /// Messages in the four work queues together.

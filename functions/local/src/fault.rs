@@ -16,6 +16,7 @@ use chrono::Utc;
 use futures::StreamExt;
 use shared::delivery::request::DeliveryTask;
 use shared::pipeline::codec::decode;
+use shared::ports::faults::Faults;
 use shared::signature::EndpointSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
@@ -45,6 +46,10 @@ pub struct FaultOptions {
     pub deadline: Duration,
     /// Random seed.
     pub seed: u64,
+    /// Share of storage calls failed cleanly (nothing applied).
+    pub clean_faults: f64,
+    /// Share of storage calls applied and then reported as failed.
+    pub ambiguous_faults: f64,
     /// Where to run.
     pub backend: Backend,
 }
@@ -81,6 +86,9 @@ pub struct FaultReport {
     pub stage_dead_letters: u64,
     /// Restarts done.
     pub restarts: usize,
+    /// Storage faults injected in the embedded backend: (clean, ambiguous). With `--backend
+    /// aws` they are injected in the gateway process and not counted here.
+    pub storage_faults: (u64, u64),
     /// Seconds from the first post to the end of the check.
     pub elapsed_secs: f64,
 }
@@ -92,6 +100,7 @@ impl FaultReport {
             "posted {} webhooks ({} duplicates, {} provider retries), {} restart(s)\n\
              accepted {} | expected events {} | delivered {} | dlq {} | lost {}\n\
              redelivered under a seen idempotency key: {} | injected receiver failures: {} | batches: {} holding {} messages | stage DLQ messages: {}\n\
+             injected storage faults: {} clean, {} ambiguous\n\
              elapsed {:.1} s",
             self.posted,
             self.duplicate_posts,
@@ -107,6 +116,8 @@ impl FaultReport {
             self.batches,
             self.batched_items,
             self.stage_dead_letters,
+            self.storage_faults.0,
+            self.storage_faults.1,
             self.elapsed_secs,
         )
     }
@@ -231,6 +242,19 @@ impl Harness {
                 if let Some(url) = &aws.endpoint_url {
                     cmd.args(["--endpoint-url", url]);
                 }
+                let o = &self.options;
+                if o.clean_faults > 0.0 || o.ambiguous_faults > 0.0 {
+                    // A new seed per start, so a restart does not replay the same faults.
+                    let seed = o.seed
+                        ^ u64::from(std::process::id())
+                        ^ Utc::now().timestamp_subsec_nanos() as u64;
+                    cmd.arg(format!(
+                        "--inject-faults={},{},{}",
+                        o.clean_faults,
+                        o.ambiguous_faults,
+                        seed % (1 << 52)
+                    ));
+                }
                 let child = cmd.spawn().context("starting the gateway process")?;
                 Ok(Running::Child(child))
             }
@@ -309,6 +333,22 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
         let l = std::net::TcpListener::bind("127.0.0.1:0")?;
         l.local_addr()?.port()
     };
+    let faults = (options.clean_faults > 0.0 || options.ambiguous_faults > 0.0).then(|| {
+        Faults::random(
+            options.clean_faults,
+            options.ambiguous_faults,
+            options.seed ^ 0xFA17,
+        )
+    });
+    // The embedded stores as the gateway sees them (faults injected, kept across the restart)
+    // and as the check reads them afterwards (no faults).
+    let (first, exact) = match (&options.backend, &faults) {
+        (Backend::Memory, Some(faults)) => {
+            let raw = Stores::memory();
+            (Some(raw.clone().with_faults(faults)), Some(raw))
+        }
+        _ => (None, None),
+    };
     let harness = Harness {
         options: options.clone(),
         config: config.clone(),
@@ -317,7 +357,7 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
     };
     let (unique, order) = workload(&options);
     let started = Instant::now();
-    let running = Arc::new(Mutex::new(Some(harness.start(None).await?)));
+    let running = Arc::new(Mutex::new(Some(harness.start(first).await?)));
     let base = format!("http://{}", SocketAddr::from(([127, 0, 0, 1], port)));
     wait_healthy(&base).await?;
     let client = reqwest::Client::builder()
@@ -383,6 +423,7 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
     report.expected = expected.len();
     // Stores for reading queue depths and the dead-letter queue.
     let stores = match (&options.backend, &*running.lock().await) {
+        _ if exact.is_some() => exact.clone().context("the exact stores")?,
         (_, Some(Running::InProcess(g))) => g.stores().clone(),
         (Backend::Aws(aws), _) => {
             let mut aws = aws.clone();
@@ -430,6 +471,7 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
     for pair in &stores.queues[..3] {
         report.stage_dead_letters += pair.depth.1.get().await.unwrap_or(0);
     }
+    report.storage_faults = faults.map_or((0, 0), |f| f.injected());
     report.elapsed_secs = started.elapsed().as_secs_f64();
     match running.lock().await.take() {
         Some(Running::InProcess(g)) => {

@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use shared::ports::faults::Faults;
 use tokio::net::TcpListener;
 use wagate_local::backend::{AwsBackend, Backend, Stores};
 use wagate_local::config::LocalConfig;
@@ -138,6 +139,10 @@ struct ServeArgs {
     /// No banner, no status lines.
     #[arg(long)]
     quiet: bool,
+    /// Fail storage calls on purpose: `CLEAN,AMBIGUOUS,SEED` (shares of calls failed cleanly
+    /// and after applying). For the fault run.
+    #[arg(long, value_delimiter = ',', num_args = 3, hide = true)]
+    inject_faults: Option<Vec<f64>>,
 }
 
 #[derive(Args)]
@@ -222,6 +227,12 @@ struct FaultArgs {
     /// Random seed.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Share of storage calls (DynamoDB/SQS, or the embedded stores) that fail cleanly.
+    #[arg(long, default_value_t = 0.0)]
+    clean_faults: f64,
+    /// Share of storage calls that apply and still report an error.
+    #[arg(long, default_value_t = 0.0)]
+    ambiguous_faults: f64,
     #[command(flatten)]
     backend: BackendArgs,
 }
@@ -336,7 +347,12 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = load_config(args.config.as_ref())?;
     settings_from_env(&mut config);
-    let stores = Stores::open(&args.backend.backend()).await?;
+    let mut stores = Stores::open(&args.backend.backend()).await?;
+    if let Some([clean, ambiguous, seed]) = args.inject_faults.as_deref() {
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a seed
+        let seed = *seed as u64;
+        stores = stores.with_faults(&Faults::random(*clean, *ambiguous, seed));
+    }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
         .await
         .with_context(|| format!("port {} is taken (use --port)", args.port))?;
@@ -685,6 +701,8 @@ async fn fault_run(args: FaultArgs) -> anyhow::Result<()> {
         restart_at: args.restart_at,
         deadline: Duration::from_secs(args.deadline),
         seed: args.seed,
+        clean_faults: args.clean_faults,
+        ambiguous_faults: args.ambiguous_faults,
         backend: args.backend.backend(),
     })
     .await?;

@@ -4,9 +4,11 @@
 //! and a delayed "flush" timer is put on the buffer queue. A timer flushes the batch once the
 //! conversation has been quiet for the window, or the first message has waited the maximum, or
 //! the batch is full; otherwise it sets a new timer for the remaining time. Duplicate and early
-//! timers are harmless. A flush fans out first and marks the batch flushed after, under the
-//! batch's fixed id: a crash in between repeats the same deliveries (same ids, deduplicated by
-//! receivers) and loses nothing; messages appended meanwhile start the next batch.
+//! timers are harmless; a redelivered message still waiting in its batch sets a timer again,
+//! since the attempt that appended it may have died before its timer went out. A flush fans out
+//! first and marks the batch flushed after, under the batch's fixed id: a crash in between
+//! repeats the same deliveries (same ids, deduplicated by receivers) and loses nothing; messages
+//! appended meanwhile start the next batch.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,10 +57,24 @@ struct Pending {
     /// Handed to fan-out; the next message starts a new batch.
     #[serde(default)]
     flushed: bool,
+    /// What the batch delivers, fixed by the first flush before it fans out: a second flush
+    /// of the same batch (a duplicate timer, a retry) delivers the same body under the batch's
+    /// id, and messages appended meanwhile wait for the next batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cut: Option<Cut>,
     /// Ids of the messages of earlier batches (the latest [`REMEMBERED`]), so a record the
     /// queue hands out again after its batch went out is not sent in the next one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sent_before: Vec<EventId>,
+}
+
+/// The part of a pending batch that a flush hands on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Cut {
+    /// The first `count` of the batch's events (in the order they were appended).
+    count: usize,
+    /// The batch envelope's `created_at`.
+    at: DateTime<Utc>,
 }
 
 /// How many already-batched message ids a conversation's pending batch remembers.
@@ -72,6 +88,7 @@ impl Pending {
             last_at: now,
             events,
             flushed: false,
+            cut: None,
             sent_before,
         }
     }
@@ -199,8 +216,18 @@ impl Buffer {
             let (pending, expected) = match &stored {
                 Some(doc) => {
                     let mut p = Self::decode_pending(doc)?;
+                    if !p.flushed && p.events.iter().any(|e| e.id == event.id) {
+                        // A redelivered record still waiting in this batch: an earlier attempt
+                        // wrote it and may have failed before its timer went out. Set one again
+                        // (duplicate timers are harmless), or flush a full batch.
+                        if p.events.len() >= self.config.max_batch {
+                            return self.flush(&key, now).await;
+                        }
+                        self.timer(&key, self.config.window).await?;
+                        return Ok(());
+                    }
                     if p.holds(event.id) {
-                        return Ok(()); // redelivered record: in this batch or an earlier one
+                        return Ok(()); // redelivered record of a batch already handed on
                     }
                     if p.flushed {
                         p = Pending::new(now, Vec::new(), p.remember(&p.events));
@@ -224,27 +251,49 @@ impl Buffer {
 
     /// Handles a timer: flushes the batch if it is due (or full), else sets the next timer.
     pub async fn flush(&self, key: &str, now: DateTime<Utc>) -> Result<(), BufferError> {
-        let Some(doc) = self.docs.get(&Self::doc_key(key), now).await? else {
-            return Ok(());
-        };
-        let pending = Self::decode_pending(&doc)?;
-        if pending.flushed || pending.events.is_empty() {
-            return Ok(()); // duplicate timer
+        for _ in 0..ROUNDS {
+            let Some(doc) = self.docs.get(&Self::doc_key(key), now).await? else {
+                return Ok(());
+            };
+            let mut pending = Self::decode_pending(&doc)?;
+            if pending.flushed || pending.events.is_empty() {
+                return Ok(()); // duplicate timer
+            }
+            let cut = match pending.cut {
+                Some(cut) => Cut {
+                    count: cut.count.min(pending.events.len()),
+                    ..cut
+                },
+                None => {
+                    let due = self.due(&pending);
+                    if now < due && pending.events.len() < self.config.max_batch {
+                        self.timer(key, (due - now).to_std().unwrap_or(Duration::from_secs(1)))
+                            .await?;
+                        return Ok(());
+                    }
+                    // Fix what this batch holds before anything goes out.
+                    let cut = Cut {
+                        count: pending.events.len().min(self.config.max_batch),
+                        at: now,
+                    };
+                    pending.cut = Some(cut);
+                    if !self.write(key, &pending, Some(doc.version), now).await? {
+                        continue; // a message came in meanwhile: decide again
+                    }
+                    cut
+                }
+            };
+            let mut events = pending.events[..cut.count].to_vec();
+            events.sort_by_key(|e| (e.occurred_at.unwrap_or(e.received_at), e.received_at));
+            let deliveries = self.fanout.batch(pending.batch_id, events, cut.at).await?;
+            tracing::info!(batch_id = %pending.batch_id, messages = cut.count, deliveries, "batch flushed");
+            #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH_SIZE (500)
+            metrics::record(Metric::BatchSize, cut.count as f64);
+            return self
+                .mark_flushed(key, pending.batch_id, cut.count, now)
+                .await;
         }
-        let due = self.due(&pending);
-        if now < due && pending.events.len() < self.config.max_batch {
-            self.timer(key, (due - now).to_std().unwrap_or(Duration::from_secs(1)))
-                .await?;
-            return Ok(());
-        }
-        let mut events = pending.events.clone();
-        events.sort_by_key(|e| (e.occurred_at.unwrap_or(e.received_at), e.received_at));
-        let sent = events.len();
-        let deliveries = self.fanout.batch(pending.batch_id, events, now).await?;
-        tracing::info!(batch_id = %pending.batch_id, messages = sent, deliveries, "batch flushed");
-        #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH_SIZE (500)
-        metrics::record(Metric::BatchSize, sent as f64);
-        self.mark_flushed(key, pending.batch_id, sent, now).await
+        Err(BufferError::Contention(key.to_owned()))
     }
 
     /// Marks the first `sent` messages of batch `batch_id` as flushed; messages appended since

@@ -99,6 +99,18 @@ impl MemoryQueue {
         self.len() == 0
     }
 
+    /// Takes every message off the queue at once, delayed and in-flight ones included, and
+    /// returns their bodies in arrival order: for tests that fire delayed timers without
+    /// waiting for them.
+    pub fn take_all(&self) -> Vec<String> {
+        let mut state = lock(&self.state);
+        state.receipts.clear();
+        std::mem::take(&mut state.messages)
+            .into_values()
+            .map(|m| m.body)
+            .collect()
+    }
+
     fn push(&self, body: String, delay: Duration, receive_count: u32) {
         let mut state = lock(&self.state);
         let seq = state.next_seq;

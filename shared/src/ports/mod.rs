@@ -4,6 +4,7 @@
 //! how TTLs behave) and their in-memory backend ([`memory`]). Must not: name a vendor. AWS adapters
 //! live in `functions/aws-adapters`; both backends pass the same contract suites in `tests/`.
 
+pub mod faults;
 pub mod memory;
 
 use std::fmt::Debug;

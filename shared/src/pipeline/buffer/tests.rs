@@ -332,3 +332,190 @@ fn remembered_ids_are_bounded() {
         &events.iter().map(|e| e.id).collect::<Vec<_>>()[..]
     );
 }
+
+/// A buffer whose documents, timers and deliveries all fail as `faults` says.
+fn faulty(w: &World, faults: &Arc<crate::ports::faults::Faults>) -> Buffer {
+    use crate::ports::faults::{FaultyDocs, FaultyQueue};
+    let mut buffer = w.buffer.clone();
+    buffer.docs = Arc::new(FaultyDocs {
+        inner: buffer.docs,
+        faults: faults.clone(),
+    });
+    buffer.queue = Arc::new(FaultyQueue {
+        inner: buffer.queue,
+        faults: faults.clone(),
+    });
+    buffer.fanout.queue = Arc::new(FaultyQueue {
+        inner: buffer.fanout.queue,
+        faults: faults.clone(),
+    });
+    buffer
+}
+
+/// Runs `step` until it succeeds (SQS retrying its record), at most a few times.
+async fn retried<F, Fut>(mut step: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<(), BufferError>>,
+{
+    for _ in 0..5 {
+        if step().await.is_ok() {
+            return;
+        }
+    }
+    panic!("never succeeded");
+}
+
+/// Fires every timer on the queue (each at `when`, retried until it succeeds) until none is
+/// left; returns the distinct batches delivered (a repeated flush sends the same delivery).
+async fn fire_timers_and_collect(
+    w: &World,
+    buffer: &Buffer,
+    when: DateTime<Utc>,
+) -> Vec<Vec<EventId>> {
+    loop {
+        let timers = w.timers.take_all();
+        if timers.is_empty() {
+            break;
+        }
+        for body in timers {
+            let BufferMessage::Timer { flush } = serde_json::from_str(&body).unwrap() else {
+                panic!("only timers go on the buffer queue here");
+            };
+            retried(|| buffer.flush(&flush, when)).await;
+        }
+    }
+    let tasks: Vec<DeliveryTask> = receive_all(
+        w.deliveries.as_ref(),
+        buffer.blobs.as_ref(),
+        Duration::from_secs(60),
+        when,
+    )
+    .await
+    .unwrap();
+    let mut seen = std::collections::HashSet::new();
+    tasks
+        .into_iter()
+        .filter(|t| seen.insert(t.delivery_id.clone()))
+        .map(|t| t.event_ids)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_append_or_a_flush_replayed_after_any_failed_call_delivers_the_batch_once() {
+    use crate::ports::faults::{Fault, Faults};
+    for phase in ["append", "flush"] {
+        // How many calls the phase makes without faults.
+        let calls = {
+            let faults = Faults::none();
+            let w = world(50, false).await;
+            let buffer = faulty(&w, &faults);
+            let conv = ConversationId::new();
+            let m = message(1, conv, at(0));
+            let before = faults.calls();
+            buffer.append(m, at(0)).await.unwrap();
+            let appended = faults.calls() - before;
+            w.timers.take_all();
+            let before = faults.calls();
+            buffer.flush(&conv.to_string(), at(10_000)).await.unwrap();
+            if phase == "append" {
+                appended
+            } else {
+                faults.calls() - before
+            }
+        };
+        assert!(calls >= 2, "{phase}: {calls} calls");
+        for k in 1..=calls {
+            for fault in [Fault::Clean, Fault::Ambiguous] {
+                let faults = Faults::none();
+                let w = world(50, false).await;
+                let buffer = faulty(&w, &faults);
+                let conv = ConversationId::new();
+                let m = message(1, conv, at(0));
+                if phase == "append" {
+                    faults.fail_in(k, fault);
+                }
+                retried(|| buffer.append(m.clone(), at(0))).await;
+                if phase == "flush" {
+                    // The timer fires; its flush fails at call k and is retried.
+                    let timers = w.timers.take_all();
+                    assert_eq!(timers.len(), 1);
+                    faults.fail_in(k, fault);
+                    let key = conv.to_string();
+                    retried(|| buffer.flush(&key, at(10_000))).await;
+                }
+                let got = fire_timers_and_collect(&w, &buffer, at(10_000)).await;
+                assert_eq!(
+                    got,
+                    vec![vec![m.id]],
+                    "{phase}: call {k} of {calls} failed ({fault:?})"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_message_appended_while_a_failed_flush_is_retried_waits_for_the_next_batch() {
+    use crate::ports::faults::{Fault, Faults};
+    // Calls one flush makes without faults.
+    let calls = {
+        let faults = Faults::none();
+        let w = world(50, false).await;
+        let buffer = faulty(&w, &faults);
+        let conv = ConversationId::new();
+        buffer.append(message(1, conv, at(0)), at(0)).await.unwrap();
+        let before = faults.calls();
+        buffer.flush(&conv.to_string(), at(10_000)).await.unwrap();
+        faults.calls() - before
+    };
+    for k in 1..=calls {
+        for fault in [Fault::Clean, Fault::Ambiguous] {
+            let faults = Faults::none();
+            let w = world(50, false).await;
+            let buffer = faulty(&w, &faults);
+            let conv = ConversationId::new();
+            let key = conv.to_string();
+            let (a, b, c) = (
+                message(1, conv, at(0)),
+                message(2, conv, at(500)),
+                message(3, conv, at(10_500)),
+            );
+            buffer.append(a.clone(), at(0)).await.unwrap();
+            buffer.append(b.clone(), at(500)).await.unwrap();
+            faults.fail_in(k, fault);
+            let failed = buffer.flush(&key, at(10_000)).await.is_err();
+            // A message comes in before the timer's retry.
+            buffer.append(c.clone(), at(10_500)).await.unwrap();
+            retried(|| buffer.flush(&key, at(11_000))).await;
+            // Every timer fired until none is left (the deliveries stay on their queue).
+            fire_timers_and_collect(&w, &buffer, at(30_000)).await;
+            let context = format!("flush call {k} of {calls} failed ({fault:?}, error: {failed})");
+            let all = w.deliveries.take_all();
+            let mut bodies: std::collections::HashMap<String, String> = Default::default();
+            let mut delivered: Vec<Vec<EventId>> = Vec::new();
+            for body in all {
+                let task: DeliveryTask = serde_json::from_str(&body).unwrap();
+                match bodies.get(&task.delivery_id) {
+                    Some(seen) => assert_eq!(seen, &task.body, "{context}: one id, one body"),
+                    None => {
+                        bodies.insert(task.delivery_id.clone(), task.body.clone());
+                        delivered.push(task.event_ids);
+                    }
+                }
+            }
+            // Each message in exactly one delivery; a and b, cut together, in the same one.
+            let mut ids: Vec<EventId> = delivered.iter().flatten().copied().collect();
+            ids.sort();
+            let mut want = vec![a.id, b.id, c.id];
+            want.sort();
+            assert_eq!(ids, want, "{context}");
+            assert!(
+                delivered
+                    .iter()
+                    .any(|d| d.contains(&a.id) && d.contains(&b.id)),
+                "{context}: {delivered:?}"
+            );
+        }
+    }
+}

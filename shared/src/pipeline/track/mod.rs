@@ -266,6 +266,8 @@ impl Track {
             return Ok(Some(vec![event]));
         };
         let message = &body.message;
+        // Every state change is made on behalf of this item, so that its replay is recognised.
+        let by = event.dedup_key.clone();
         let source = event.data.source.clone();
         let contact = body.contact.clone().unwrap_or_default();
         let customer = message
@@ -286,7 +288,7 @@ impl Track {
                 .unwrap_or_else(|| MessageStatus::Other("unknown".into()));
             let conversation_id = match self
                 .state
-                .advance_status(&source, &message.id, &status, now)
+                .advance_status(&source, &message.id, &status, &by, now)
                 .await?
             {
                 StatusChange::Stale { .. } => return Ok(None),
@@ -343,7 +345,8 @@ impl Track {
                     summary: &summary,
                     at,
                 },
-                self.config.idle,
+                &by,
+                (self.config.idle, self.config.lease),
                 now,
             )
             .await?;
@@ -386,7 +389,7 @@ impl Track {
     ) -> Result<Option<InboundEvent>, TrackError> {
         let (event_type, body) = match self
             .state
-            .upsert_contact(&event.data.source, customer, profile, now)
+            .upsert_contact(&event.data.source, customer, profile, &event.dedup_key, now)
             .await?
         {
             ContactChange::Unchanged(_) => return Ok(None),
@@ -450,5 +453,7 @@ fn conversation_event(
     e
 }
 
+#[cfg(test)]
+mod replay_tests;
 #[cfg(test)]
 mod tests;

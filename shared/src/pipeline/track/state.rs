@@ -6,6 +6,13 @@
 //! `contact#{contact id}`, `conv-active#{conversation key}` (pointer to the open conversation),
 //! `conv#{conversation id}` (the conversation; indexed in `conv-active` by last activity while
 //! open, in `conv-ending` while its `ended` event is being handed off).
+//!
+//! Replays: every change made on behalf of a tracked item records that item's dedup key (`by`):
+//! the status moves it made with the status before, the contact changes with the profile before,
+//! the conversation it opened or ended, a digest among the latest items applied to a
+//! conversation. A retry of the item after any failure (a crash, a write that applied and still
+//! reported an error) finds its own mark and gets the outcome the first attempt got, instead of
+//! "stale", "unchanged" or a counter applied twice.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +37,34 @@ pub const ENDING: &str = "conv-ending";
 pub const ENDED: &str = "conv-ended";
 /// Optimistic-concurrency rounds before giving up (the caller retries the whole item later).
 const ROUNDS: usize = 8;
+
+/// Marks of the latest items kept per message status and per contact: more than a message has
+/// statuses, more than a contact changes while one item is retried.
+const MARKS: usize = 8;
+
+/// Digests of the latest items applied to a conversation: a retry comes within the queue's
+/// visibility timeout, so only a conversation with more messages than this in that time could
+/// count one twice.
+const APPLIED: usize = 32;
+
+/// A change made on behalf of item `by`, with what was there before it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Mark<T> {
+    by: String,
+    before: T,
+}
+
+/// Appends `mark`, keeping the latest `keep`.
+fn remember<T>(marks: &mut Vec<T>, mark: T, keep: usize) {
+    marks.push(mark);
+    let excess = marks.len().saturating_sub(keep);
+    marks.drain(..excess);
+}
+
+/// A short digest of an item key (48 bits: a false match needs one in 2^48 among 32).
+fn digest(by: &str) -> String {
+    hex::encode(&Sha256::digest(by.as_bytes())[..6])
+}
 
 /// A state operation lost every round to concurrent writers, or the backend failed.
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +132,58 @@ struct MessageDoc {
     status: Option<MessageStatus>,
     #[serde(default)]
     conversation_id: Option<ConversationId>,
+    /// The items that moved the status, each with the status before.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    advanced_by: Vec<Mark<Option<MessageStatus>>>,
+}
+
+/// A contact as stored: the public object and the items that created or changed it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ContactDoc {
+    #[serde(flatten)]
+    contact: Contact,
+    /// Each with the profile before (none: it created the contact).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    changed_by: Vec<Mark<Option<ContactProfile>>>,
+}
+
+/// What `conv-active#{key}` holds: the open (or last) conversation of the key, and the one it
+/// replaced, so a retry of the item that replaced it can still find what it ended. Written
+/// before as a bare id, which still reads.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+enum Pointer {
+    Full {
+        id: ConversationId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        replaced: Option<ConversationId>,
+        /// When it was claimed (the conversation is written right after).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        at: Option<DateTime<Utc>>,
+    },
+    Bare(ConversationId),
+}
+
+impl Pointer {
+    fn id(&self) -> ConversationId {
+        match self {
+            Self::Full { id, .. } | Self::Bare(id) => *id,
+        }
+    }
+
+    fn replaced(&self) -> Option<ConversationId> {
+        match self {
+            Self::Full { replaced, .. } => *replaced,
+            Self::Bare(_) => None,
+        }
+    }
+
+    fn at(&self) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Full { at, .. } => *at,
+            Self::Bare(_) => None,
+        }
+    }
 }
 
 /// The outcome of [`State::advance_status`].
@@ -162,6 +249,18 @@ pub struct ConversationDoc {
     /// [`ENDING`], after under [`ENDED`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub ended_handed_off: bool,
+    /// The item (dedup key) whose message opened it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub opened_by: Option<String>,
+    /// The conversation that item ended as idle before opening this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_before: Option<ConversationId>,
+    /// The item whose message ended it as idle (not the sweep or the API).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ended_by: Option<String>,
+    /// Digests of the latest items applied to it ([`APPLIED`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub applied: Vec<String>,
 }
 
 /// One message as [`State::record_activity`] sees it.
@@ -298,20 +397,33 @@ impl State {
         Err(StateError::Contention(key))
     }
 
-    /// Moves `message_id`'s status to `status` if that is forward.
+    /// Moves `message_id`'s status to `status` if that is forward, on behalf of item `by` (a
+    /// replay of an item that moved it gets the same answer again).
     pub async fn advance_status(
         &self,
         source: &SourceInfo,
         message_id: &str,
         status: &MessageStatus,
+        by: &str,
         now: DateTime<Utc>,
     ) -> Result<StatusChange, StateError> {
         self.update_message(source, message_id, now, |doc| {
+            if let Some(mark) = doc.advanced_by.iter().find(|m| m.by == by) {
+                return Err(StatusChange::Advanced {
+                    previous: mark.before.clone(),
+                    conversation_id: doc.conversation_id,
+                });
+            }
             if !moves_forward(doc.status.as_ref(), status) {
                 let current = doc.status.clone().unwrap_or_else(|| status.clone());
                 return Err(StatusChange::Stale { current });
             }
             let previous = doc.status.replace(status.clone());
+            let mark = Mark {
+                by: by.to_owned(),
+                before: previous.clone(),
+            };
+            remember(&mut doc.advanced_by, mark, MARKS);
             Ok(StatusChange::Advanced {
                 previous,
                 conversation_id: doc.conversation_id,
@@ -339,20 +451,23 @@ impl State {
         .await
     }
 
-    /// Creates or updates the contact for `customer`, reporting what changed: a field counts as
-    /// changed when the provider sent it and it differs; fields not sent keep their value.
+    /// Creates or updates the contact for `customer` on behalf of item `by`, reporting what
+    /// changed: a field counts as changed when the provider sent it and it differs; fields not
+    /// sent keep their value. A replay of an item that created or changed it gets the same
+    /// answer again.
     pub async fn upsert_contact(
         &self,
         source: &SourceInfo,
         customer: &str,
         profile: &ContactProfile,
+        by: &str,
         now: DateTime<Utc>,
     ) -> Result<ContactChange, StateError> {
         let id = contact_id(source, customer);
         let key = format!("contact#{id}");
         for _ in 0..ROUNDS {
             let stored = self.docs.get(&key, now).await?;
-            let (change, expected) = match &stored {
+            let (change, doc, expected) = match &stored {
                 None => {
                     let contact = Contact {
                         id: id.clone(),
@@ -360,11 +475,27 @@ impl State {
                         created_at: now,
                         updated_at: now,
                     };
-                    (ContactChange::Created(contact), None)
+                    let doc = ContactDoc {
+                        contact: contact.clone(),
+                        changed_by: vec![Mark {
+                            by: by.to_owned(),
+                            before: None,
+                        }],
+                    };
+                    (ContactChange::Created(contact), doc, None)
                 }
-                Some(doc) => {
-                    let mut contact: Contact = decode(&key, doc)?;
-                    let previous = contact.profile.clone();
+                Some(versioned) => {
+                    let mut doc: ContactDoc = decode(&key, versioned)?;
+                    if let Some(mark) = doc.changed_by.iter().find(|m| m.by == by) {
+                        return Ok(match &mark.before {
+                            None => ContactChange::Created(doc.contact),
+                            Some(previous) => ContactChange::Updated {
+                                previous: previous.clone(),
+                                contact: doc.contact,
+                            },
+                        });
+                    }
+                    let previous = doc.contact.profile.clone();
                     let merged = ContactProfile {
                         wa_id: profile.wa_id.clone().or(previous.wa_id.clone()),
                         user_id: profile.user_id.clone().or(previous.user_id.clone()),
@@ -372,23 +503,24 @@ impl State {
                         name: profile.name.clone().or(previous.name.clone()),
                     };
                     if merged == previous {
-                        return Ok(ContactChange::Unchanged(contact));
+                        return Ok(ContactChange::Unchanged(doc.contact));
                     }
-                    contact.profile = merged;
-                    contact.updated_at = now;
-                    (
-                        ContactChange::Updated { contact, previous },
-                        Some(doc.version),
-                    )
+                    doc.contact.profile = merged;
+                    doc.contact.updated_at = now;
+                    let mark = Mark {
+                        by: by.to_owned(),
+                        before: Some(previous.clone()),
+                    };
+                    remember(&mut doc.changed_by, mark, MARKS);
+                    let change = ContactChange::Updated {
+                        contact: doc.contact.clone(),
+                        previous,
+                    };
+                    (change, doc, Some(versioned.version))
                 }
             };
-            let contact = match &change {
-                ContactChange::Created(c)
-                | ContactChange::Updated { contact: c, .. }
-                | ContactChange::Unchanged(c) => c,
-            };
             let write = DocumentWrite::new(expected, now);
-            if self.write(&key, contact, write).await? {
+            if self.write(&key, &doc, write).await? {
                 return Ok(change);
             }
         }
@@ -418,22 +550,29 @@ impl State {
         let Some(pointer) = self.docs.get(&pointer_key, now).await? else {
             return Ok(None);
         };
-        let id: ConversationId = decode(&pointer_key, &pointer)?;
+        let pointer: Pointer = decode(&pointer_key, &pointer)?;
         Ok(self
-            .conversation(id, now)
+            .conversation(pointer.id(), now)
             .await?
             .map(|d| d.conversation)
             .filter(|c| c.status == ConversationStatus::Active))
     }
 
-    /// Records a message in the customer's conversation: opens one if none is open (or the open
-    /// one has been idle for `idle`, which is then ended), updates activity, counters and context.
+    /// Records a message (item `by`) in the customer's conversation: opens one if none is open
+    /// (or the open one has been idle for `idle`, which is then ended), updates activity,
+    /// counters and context. A replay of an item already recorded gets the same answer (the
+    /// conversation it opened and the one it ended) and counts nothing twice.
+    ///
+    /// A pointer naming a conversation not written yet belongs to a worker opening it right
+    /// now: this waits for it (briefly, then fails for a retry), and takes over only once the
+    /// pointer is older than `lease`, when its worker can no longer be running.
     pub async fn record_activity(
         &self,
         key: &ConversationKey,
         source: &SourceInfo,
         message: MessageActivity<'_>,
-        idle: Duration,
+        by: &str,
+        (idle, lease): (Duration, Duration),
         now: DateTime<Utc>,
     ) -> Result<Activity, StateError> {
         let MessageActivity {
@@ -442,33 +581,76 @@ impl State {
             at,
         } = message;
         let pointer_key = format!("conv-active#{}", key.as_str());
+        let mark = digest(by);
         let mut ended = None;
-        for _ in 0..ROUNDS {
+        for round in 0..ROUNDS {
             let pointer = self.docs.get(&pointer_key, now).await?;
-            if let Some(pointer) = &pointer {
-                let id: ConversationId = decode(&pointer_key, pointer)?;
-                let conv_key = format!("conv#{id}");
-                if let Some(doc) = self.docs.get(&conv_key, now).await? {
-                    let mut stored: ConversationDoc = decode(&conv_key, &doc)?;
-                    let open = stored.conversation.status == ConversationStatus::Active;
-                    if open && after(stored.conversation.last_active_at, idle) > at {
-                        self.touch(&mut stored.conversation, contact, summary, at);
-                        let entry = active_entry(&stored.conversation);
-                        let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
-                        if self.write(&conv_key, &stored, write).await? {
+            // The conversation the new pointer will say it replaced.
+            let mut replaced = None;
+            if let Some(versioned) = &pointer {
+                let named: Pointer = decode(&pointer_key, versioned)?;
+                let conv_key = format!("conv#{}", named.id());
+                match self.docs.get(&conv_key, now).await? {
+                    Some(doc) => {
+                        let mut stored: ConversationDoc = decode(&conv_key, &doc)?;
+                        if stored.opened_by.as_deref() == Some(by) {
+                            let ended = self.ended_by(stored.ended_before, by, now).await?;
                             return Ok(Activity {
                                 conversation: stored.conversation,
-                                created: false,
+                                created: true,
                                 ended,
                             });
                         }
-                        continue;
+                        if stored.applied.contains(&mark) {
+                            return Ok(Activity {
+                                conversation: stored.conversation,
+                                created: false,
+                                ended: None,
+                            });
+                        }
+                        let open = stored.conversation.status == ConversationStatus::Active;
+                        if open && after(stored.conversation.last_active_at, idle) > at {
+                            self.touch(&mut stored.conversation, contact, summary, at);
+                            remember(&mut stored.applied, mark.clone(), APPLIED);
+                            let entry = active_entry(&stored.conversation);
+                            let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
+                            if self.write(&conv_key, &stored, write).await? {
+                                return Ok(Activity {
+                                    conversation: stored.conversation,
+                                    created: false,
+                                    ended,
+                                });
+                            }
+                            continue;
+                        }
+                        if open {
+                            // Idle past the window and not swept yet: end it here, first.
+                            match self
+                                .end(&conv_key, doc, EndReason::Inactivity, Some(by), now)
+                                .await?
+                            {
+                                Some(done) => ended = Some(done),
+                                None => continue,
+                            }
+                        } else if stored.ended_by.as_deref() == Some(by) {
+                            // This item ended it before and failed after.
+                            ended = Some(stored);
+                        }
+                        replaced = Some(named.id());
                     }
-                    if open {
-                        // Idle past the window and not swept yet: end it here, first.
-                        match self.end(&conv_key, doc, EndReason::Inactivity, now).await? {
-                            Some(done) => ended = Some(done),
-                            None => continue,
+                    None => {
+                        let opening = named.at().is_some_and(|t| after(t, lease) > now);
+                        if opening {
+                            // Another worker is between the pointer and the conversation.
+                            tokio::time::sleep(Duration::from_millis(25 * (1 << round.min(4))))
+                                .await;
+                            continue;
+                        }
+                        // Named but never written: an attempt died between the pointer and
+                        // the conversation (perhaps this item's, after ending the one before).
+                        replaced = named.replaced();
+                        if ended.is_none() {
+                            ended = self.ended_by(replaced, by, now).await?;
                         }
                     }
                 }
@@ -476,7 +658,18 @@ impl State {
             // No open conversation: claim the pointer for a new one, then write it.
             let id = ConversationId::new();
             let write = DocumentWrite::new(pointer.as_ref().map(|p| p.version), now);
-            if !self.write(&pointer_key, &id, write).await? {
+            if !self
+                .write(
+                    &pointer_key,
+                    &Pointer::Full {
+                        id,
+                        replaced,
+                        at: Some(now),
+                    },
+                    write,
+                )
+                .await?
+            {
                 continue;
             }
             let mut conversation = Conversation {
@@ -501,6 +694,10 @@ impl State {
                 conversation,
                 ended_event_id: None,
                 ended_handed_off: false,
+                opened_by: Some(by.to_owned()),
+                ended_before: ended.as_ref().map(|d| d.conversation.id),
+                ended_by: None,
+                applied: vec![mark.clone()],
             };
             let conv_key = format!("conv#{id}");
             let entry = active_entry(&stored.conversation);
@@ -516,14 +713,32 @@ impl State {
         Err(StateError::Contention(pointer_key))
     }
 
-    /// Ends the open conversation stored under `conv_key` (as read in `doc`): marks it ended,
-    /// fixes its `ended` event id and lists it under [`ENDING`] until the event is handed off.
-    /// `None` when someone changed it meanwhile (re-read and decide again).
+    /// Conversation `id` if item `by` ended it.
+    async fn ended_by(
+        &self,
+        id: Option<ConversationId>,
+        by: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ConversationDoc>, StateError> {
+        let Some(id) = id else {
+            return Ok(None);
+        };
+        Ok(self
+            .conversation(id, now)
+            .await?
+            .filter(|d| d.ended_by.as_deref() == Some(by)))
+    }
+
+    /// Ends the open conversation stored under `conv_key` (as read in `doc`): marks it ended
+    /// (by item `by`, when a message ended it), fixes its `ended` event id and lists it under
+    /// [`ENDING`] until the event is handed off. `None` when someone changed it meanwhile
+    /// (re-read and decide again).
     async fn end(
         &self,
         conv_key: &str,
         doc: Versioned,
         reason: EndReason,
+        by: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<Option<ConversationDoc>, StateError> {
         let mut stored: ConversationDoc = decode(conv_key, &doc)?;
@@ -532,6 +747,7 @@ impl State {
         stored.conversation.end_reason = Some(reason);
         stored.ended_event_id = Some(EventId::new());
         stored.ended_handed_off = false;
+        stored.ended_by = by.map(str::to_owned);
         let entry = index_entry(&stored);
         let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
         Ok(self
@@ -562,7 +778,7 @@ impl State {
             if idle_cutoff.is_some_and(|cutoff| stored.conversation.last_active_at > cutoff) {
                 return Ok(None);
             }
-            if let Some(done) = self.end(&conv_key, doc, reason, now).await? {
+            if let Some(done) = self.end(&conv_key, doc, reason, None, now).await? {
                 return Ok(Some(done));
             }
         }
