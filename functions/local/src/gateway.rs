@@ -272,12 +272,26 @@ impl Gateway {
     ) -> anyhow::Result<Self> {
         let stats = Arc::new(Stats::default());
         let stages = build(&stores, &options, &stats)?;
-        apply_endpoints(
-            &stages.fanout.endpoints,
-            &options.config,
-            options.clock.now(),
-        )
-        .await?;
+        // A backend that fails now and then (a flaky network, a fault run) does not stop the
+        // start: applying the configured endpoints is idempotent, so it is simply tried again.
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match apply_endpoints(
+                &stages.fanout.endpoints,
+                &options.config,
+                options.clock.now(),
+            )
+            .await
+            {
+                Ok(()) => break,
+                Err(e) if attempt < 8 => {
+                    tracing::warn!(error = %e, attempt, "applying the configured endpoints failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt.min(5))).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         let addr = listener.local_addr()?;
         let (stop_front, front_rx) = watch::channel(false);
         let (stop_pollers, pollers_rx) = watch::channel(false);
