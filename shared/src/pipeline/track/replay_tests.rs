@@ -304,12 +304,14 @@ async fn every_item_kind_hands_on_the_same_events_whichever_call_fails() {
 }
 
 /// Documents whose first conversation write waits until released: a worker caught between
-/// claiming the conversation pointer and writing the conversation.
+/// claiming the conversation pointer and writing the conversation. Tells when someone looked
+/// for a conversation meanwhile and did not find it.
 #[derive(Debug)]
 struct HeldDocs {
     inner: MemoryDocumentStore,
     held: std::sync::atomic::AtomicBool,
     holding: tokio::sync::Notify,
+    missed: tokio::sync::Notify,
     release: tokio::sync::Notify,
 }
 
@@ -320,7 +322,14 @@ impl crate::ports::DocumentStore for HeldDocs {
         key: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<crate::ports::Versioned>, BackendError> {
-        self.inner.get(key, now).await
+        let got = self.inner.get(key, now).await?;
+        if key.starts_with("conv#")
+            && got.is_none()
+            && self.held.load(std::sync::atomic::Ordering::SeqCst)
+        {
+            self.missed.notify_one();
+        }
+        Ok(got)
     }
 
     async fn put(
@@ -352,6 +361,7 @@ async fn a_message_arriving_while_another_opens_the_conversation_joins_it() {
         inner: MemoryDocumentStore::new(),
         held: false.into(),
         holding: tokio::sync::Notify::new(),
+        missed: tokio::sync::Notify::new(),
         release: tokio::sync::Notify::new(),
     });
     let w = world();
@@ -376,8 +386,8 @@ async fn a_message_arriving_while_another_opens_the_conversation_joins_it() {
                 .await
         })
     };
-    // Let the second one find the pointer naming a conversation that is not there yet.
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    // The second one has found the pointer naming a conversation that is not there yet.
+    docs.missed.notified().await;
     docs.release.notify_one();
     let first = first.await.unwrap().unwrap();
     let second = second.await.unwrap().unwrap();

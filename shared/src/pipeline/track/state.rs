@@ -602,10 +602,13 @@ impl State {
                             });
                         }
                         if stored.applied.contains(&mark) {
+                            // It joined this one; it may have ended the one before on the way
+                            // (and lost the pointer race to the writer of this one).
+                            let ended = self.ended_by(named.replaced(), by, now).await?;
                             return Ok(Activity {
                                 conversation: stored.conversation,
                                 created: false,
-                                ended: None,
+                                ended,
                             });
                         }
                         let open = stored.conversation.status == ConversationStatus::Active;
@@ -641,6 +644,9 @@ impl State {
                     None => {
                         let opening = named.at().is_some_and(|t| after(t, lease) > now);
                         if opening {
+                            if round + 1 == ROUNDS {
+                                break; // no use sleeping before giving up
+                            }
                             // Another worker is between the pointer and the conversation.
                             tokio::time::sleep(Duration::from_millis(25 * (1 << round.min(4))))
                                 .await;
