@@ -66,8 +66,12 @@ async fn setup(url: &str, timeout: Duration) -> Setup {
 }
 
 fn task() -> DeliveryTask {
+    task_with(json!({"status": "WORKING", "note": "Olá 👋"}))
+}
+
+/// A task carrying a WAHA session notification with `raw` as its payload.
+fn task_with(raw: serde_json::Value) -> DeliveryTask {
     let source = SourceInfo::new(SourceId::parse("waha-main").unwrap(), Provider::Waha);
-    let raw = json!({"status": "WORKING", "note": "Olá 👋"});
     let data = EventData::new(
         source,
         EventBody::Notification(NotificationData::new("session.status", raw)),
@@ -425,4 +429,74 @@ async fn a_second_copy_of_a_delivered_task_is_not_posted_again() {
         DeliverOutcome::AlreadyDelivered
     );
     assert_eq!(receiver.received().len(), 1);
+}
+
+#[tokio::test]
+async fn a_claim_checked_task_is_dead_lettered_as_it_came_and_redriven_whole() {
+    use shared::delivery::redrive::{Selection, redrive};
+    use shared::pipeline::codec::{INLINE_LIMIT, decode, encode, queued_blob_expiry};
+    let receiver = Receiver::start(vec![Answer::status(400)]).await;
+    let s = setup(&receiver.url("/hook"), Duration::from_secs(10)).await;
+    // Too large for one SQS message: it travels as a claim-check, as fan-out sends it.
+    let task = task_with(json!({"status": "WORKING", "note": "x".repeat(INLINE_LIMIT)}));
+    let now = Utc::now();
+    let body = encode(
+        &task,
+        &format!("dlv#{}", task.delivery_id),
+        s.deliver.blobs.as_ref(),
+        queued_blob_expiry(now, Duration::from_secs(86400)),
+    )
+    .await
+    .unwrap();
+    assert!(body.len() < 1024, "a claim-check, not the task");
+    s.queue
+        .send_batch(&[OutgoingMessage {
+            id: "0".into(),
+            body: body.clone(),
+            delay: None,
+        }])
+        .await
+        .unwrap();
+    let messages = s
+        .queue
+        .receive(10, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    // A final 4xx: dead-lettered on the first attempt.
+    assert!(s.deliver.process_batch(&messages, now).await.is_empty());
+    let parked = s
+        .dlq
+        .receive(10, Duration::ZERO, Duration::ZERO)
+        .await
+        .unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].body, body, "the body that came in, unchanged");
+    // Still readable long after the work queue's retention, for as long as the DLQ keeps it.
+    let late = now + chrono::Duration::days(14);
+    let back: DeliveryTask = decode(&parked[0].body, s.deliver.blobs.as_ref(), late)
+        .await
+        .unwrap();
+    assert_eq!(back, task);
+    let report = redrive(
+        s.dlq.as_ref(),
+        s.queue.as_ref(),
+        s.deliver.blobs.as_ref(),
+        &Selection::Event(task.event_ids[0]),
+        10,
+        late,
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.moved, 1);
+    let again = s
+        .queue
+        .receive(10, Duration::ZERO, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].body, body);
+    assert!(s.deliver.process_batch(&again, late).await.is_empty());
+    let got = receiver.received();
+    assert_eq!(got.len(), 2, "the first attempt and the redriven one");
+    assert!(got.iter().all(|r| r.body == task.body.as_bytes()));
 }

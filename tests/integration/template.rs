@@ -275,3 +275,39 @@ fn every_fixture_is_the_lambda_event_its_function_receives() {
     want.sort();
     assert_eq!(configured, want);
 }
+
+#[test]
+fn claim_checked_bodies_outlive_every_queue_message_that_points_at_them() {
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let retention = |name: &str| -> u64 {
+        let block = resource(&template, name);
+        let line = block
+            .lines()
+            .find(|l| l.trim_start().starts_with("MessageRetentionPeriod:"))
+            .unwrap_or_else(|| panic!("{name} sets no MessageRetentionPeriod"));
+        line.split(':').nth(1).unwrap().trim().parse().unwrap()
+    };
+    let work = [
+        "InboundQueue",
+        "BufferQueue",
+        "OutboundQueue",
+        "DeliveryQueue",
+    ]
+    .map(retention)
+    .into_iter()
+    .max()
+    .unwrap();
+    let dead_letter = ["InboundDLQ", "BufferDLQ", "OutboundDLQ", "DeliveryDLQ"]
+        .map(retention)
+        .into_iter()
+        .max()
+        .unwrap();
+    // A dead-letter queue counts from the original enqueue time; a redrive on its last day
+    // starts a new message that may wait a work queue's full retention.
+    let longest = dead_letter.max(work) + work + 86_400;
+    let kept = shared::pipeline::codec::QUEUED_BLOB_LIFETIME.as_secs();
+    assert!(
+        kept >= longest,
+        "claim-checks kept {kept} s, a message may point at one for {longest} s"
+    );
+}

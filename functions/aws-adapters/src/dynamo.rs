@@ -107,10 +107,12 @@ impl DynamoDedupStore {
         ])
     }
 
-    /// One conditional put: succeeds when the key is free, its lease ran out, or it expired.
+    /// One conditional put: succeeds when the key is free, its lease ran out, it expired, or this
+    /// holder holds it already.
     async fn try_claim(
         &self,
         key: &str,
+        holder: &str,
         now: DateTime<Utc>,
         lease: Duration,
         ttl: Duration,
@@ -120,6 +122,7 @@ impl DynamoDedupStore {
             .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
         let mut item = Self::key(key);
         item.insert("state".into(), s("claimed"));
+        item.insert("holder".into(), s(holder));
         item.insert("lease_until".into(), n(lease_until));
         item.insert("ttl".into(), n(epoch_secs_after(now, ttl)));
         let r = self
@@ -130,22 +133,24 @@ impl DynamoDedupStore {
             .set_item(Some(item))
             .return_values(ReturnValue::AllOld)
             .condition_expression(
-                "attribute_not_exists(pk) OR (#state = :claimed AND lease_until < :now_ms) OR #ttl < :now_s",
+                "attribute_not_exists(pk) OR #ttl < :now_s OR (#state = :claimed AND (holder = :holder OR lease_until < :now_ms))",
             )
             .expression_attribute_names("#state", "state")
             .expression_attribute_names("#ttl", "ttl")
             .expression_attribute_values(":claimed", s("claimed"))
+            .expression_attribute_values(":holder", s(holder))
             .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
             .expression_attribute_values(":now_s", n(now.timestamp()))
             .send()
             .await;
         match r {
-            // The old item, if any: a live claim whose lease ran out means the key was retaken.
+            // The old item, if any: a live claim (another holder's whose lease ran out, or this
+            // holder's own whose answer was lost) means staged results may exist.
             Ok(out) => Ok(Some(out.attributes.is_some_and(|old| {
                 old.get("state")
                     .and_then(|v| v.as_s().ok())
                     .is_some_and(|s| s == "claimed")
-                    && number(&old, "ttl").is_some_and(|t| t > now.timestamp())
+                    && number(&old, "ttl").is_some_and(|t| t >= now.timestamp())
             }))),
             Err(SdkError::ServiceError(e))
                 if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
@@ -162,6 +167,7 @@ impl DedupStore for DynamoDedupStore {
     async fn claim(
         &self,
         key: &str,
+        holder: &str,
         now: DateTime<Utc>,
         lease: Duration,
         ttl: Duration,
@@ -169,7 +175,7 @@ impl DedupStore for DynamoDedupStore {
         // Two rounds: if the holder's item disappears between our failed put and our read
         // (released or expired), the second put wins it.
         for _ in 0..2 {
-            if let Some(retaken) = self.try_claim(key, now, lease, ttl).await? {
+            if let Some(retaken) = self.try_claim(key, holder, now, lease, ttl).await? {
                 return Ok(ClaimOutcome::Claimed { retaken });
             }
             let item = self

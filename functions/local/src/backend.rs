@@ -9,6 +9,7 @@ use anyhow::Context;
 use aws_adapters::provision::{ensure_queue, ensure_table};
 use aws_adapters::{Clients, DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore, SqsQueue};
 use shared::ports::faults::{Faults, FaultyBlobs, FaultyDedup, FaultyDocs, FaultyQueue};
+use shared::ports::layer::{Layered, Retry};
 use shared::ports::memory::{
     DeadLetter, MemoryBlobStore, MemoryDedupStore, MemoryDocumentStore, MemoryQueue,
 };
@@ -247,34 +248,56 @@ impl Stores {
 
     /// The same stores with every call of every port (documents, claims, blobs, work and
     /// dead-letter queues) going through `faults`, which fails them cleanly or after applying
-    /// them: what a fault run injects. Depth probes stay exact.
+    /// them: what a fault run injects. Above the faults sits what an AWS SDK client does inside
+    /// one call, [`Retry`] (3 tries, jittered backoff), so a stage sees what it would see from
+    /// DynamoDB and SQS when that many requests fail on the wire. Depth probes stay exact.
     pub fn with_faults(self, faults: &Arc<Faults>) -> Self {
+        let retry = Retry::standard(Duration::from_millis(50), Duration::from_secs(1));
+        let queue = |inner: Arc<dyn Queue>| -> Arc<dyn Queue> {
+            let faulty: Arc<dyn Queue> = Arc::new(FaultyQueue {
+                inner,
+                layer: faults.clone(),
+            });
+            Arc::new(Layered {
+                inner: faulty,
+                layer: retry.clone(),
+            })
+        };
         let queues = self.queues.map(|pair| QueuePair {
-            queue: Arc::new(FaultyQueue {
-                inner: pair.queue,
-                faults: faults.clone(),
-            }),
-            dead_letter: Arc::new(FaultyQueue {
-                inner: pair.dead_letter,
-                faults: faults.clone(),
-            }),
+            queue: queue(pair.queue),
+            dead_letter: queue(pair.dead_letter),
             ..pair
         });
+        let docs: Arc<dyn DocumentStore> = Arc::new(FaultyDocs {
+            inner: self.docs,
+            layer: faults.clone(),
+        });
+        let dedup: Arc<dyn DedupStore> = Arc::new(FaultyDedup {
+            inner: self.dedup,
+            layer: faults.clone(),
+        });
+        let blobs: Arc<dyn BlobStore> = Arc::new(FaultyBlobs {
+            inner: self.blobs,
+            layer: faults.clone(),
+        });
         Self {
-            docs: Arc::new(FaultyDocs {
-                inner: self.docs,
-                faults: faults.clone(),
+            docs: Arc::new(Layered {
+                inner: docs,
+                layer: retry.clone(),
             }),
-            dedup: Arc::new(FaultyDedup {
-                inner: self.dedup,
-                faults: faults.clone(),
+            dedup: Arc::new(Layered {
+                inner: dedup,
+                layer: retry.clone(),
             }),
-            blobs: Arc::new(FaultyBlobs {
-                inner: self.blobs,
-                faults: faults.clone(),
+            blobs: Arc::new(Layered {
+                inner: blobs,
+                layer: retry,
             }),
             queues,
-            description: format!("{}, with injected storage faults", self.description),
+            description: format!(
+                "{}, with injected storage faults (each call tried up to 3 times)",
+                self.description
+            ),
         }
     }
 

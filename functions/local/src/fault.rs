@@ -83,7 +83,9 @@ pub struct FaultReport {
     /// Items delivered in batches.
     pub batched_items: usize,
     /// Messages left in the stage dead-letter queues (inbound, buffer, outbound).
-    pub stage_dead_letters: u64,
+    pub stage_dead_letters: [u64; 3],
+    /// What they hold: `stage type id` of each (the first 20), to look up in the log.
+    pub stage_dead_letter_items: Vec<String>,
     /// Restarts done.
     pub restarts: usize,
     /// Storage faults injected in the embedded backend: (clean, ambiguous). With `--backend
@@ -99,7 +101,8 @@ impl FaultReport {
         format!(
             "posted {} webhooks ({} duplicates, {} provider retries), {} restart(s)\n\
              accepted {} | expected events {} | delivered {} | dlq {} | lost {}\n\
-             redelivered under a seen idempotency key: {} | injected receiver failures: {} | batches: {} holding {} messages | stage DLQ messages: {}\n\
+             redelivered under a seen idempotency key: {} | injected receiver failures: {} | batches: {} holding {} messages\n\
+             stage DLQ messages: inbound {}, buffer {}, outbound {}{}\n\
              injected storage faults: {} clean, {} ambiguous\n\
              elapsed {:.1} s",
             self.posted,
@@ -115,7 +118,13 @@ impl FaultReport {
             self.injected_failures,
             self.batches,
             self.batched_items,
-            self.stage_dead_letters,
+            self.stage_dead_letters[0],
+            self.stage_dead_letters[1],
+            self.stage_dead_letters[2],
+            self.stage_dead_letter_items
+                .iter()
+                .map(|i| format!("\n  {i}"))
+                .collect::<String>(),
             self.storage_faults.0,
             self.storage_faults.1,
             self.elapsed_secs,
@@ -468,9 +477,10 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
     report.injected_failures = collected.injected_failures;
     report.batches = collected.batches.len();
     report.batched_items = collected.batches.iter().sum();
-    for pair in &stores.queues[..3] {
-        report.stage_dead_letters += pair.depth.1.get().await.unwrap_or(0);
+    for (n, pair) in stores.queues[..3].iter().enumerate() {
+        report.stage_dead_letters[n] = pair.depth.1.get().await.unwrap_or(0);
     }
+    report.stage_dead_letter_items = stage_dead_letter_items(&stores).await?;
     report.storage_faults = faults.map_or((0, 0), |f| f.injected());
     report.elapsed_secs = started.elapsed().as_secs_f64();
     match running.lock().await.take() {
@@ -519,6 +529,35 @@ async fn wait_healthy(base: &str) -> anyhow::Result<()> {
 
 /// Item keys of every delivery task in the delivery dead-letter queue (read without removing:
 /// the tasks become visible again after a minute).
+/// `stage type id` of what the stage dead-letter queues hold (at most 20), left in place.
+async fn stage_dead_letter_items(stores: &Stores) -> anyhow::Result<Vec<String>> {
+    let mut out = Vec::new();
+    for (stage, pair) in ["inbound", "buffer", "outbound"].iter().zip(&stores.queues) {
+        loop {
+            let batch = pair
+                .dead_letter
+                .receive(10, Duration::ZERO, Duration::from_secs(60))
+                .await?;
+            if batch.is_empty() || out.len() >= 20 {
+                break;
+            }
+            for m in batch {
+                let item: serde_json::Value = decode(&m.body, stores.blobs.as_ref(), Utc::now())
+                    .await
+                    .unwrap_or(serde_json::Value::Null);
+                let field = |k: &str| item[k].as_str().unwrap_or("?").to_owned();
+                out.push(format!(
+                    "{stage} {} {} (received {} times)",
+                    field("type"),
+                    field("id"),
+                    m.receive_count
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 async fn dead_lettered(stores: &Stores) -> anyhow::Result<HashMap<String, u32>> {
     let mut out = HashMap::new();
     let queue = &stores.delivery().dead_letter;

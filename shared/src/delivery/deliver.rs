@@ -17,7 +17,7 @@ use super::record::{AttemptRecord, Deliveries, DeliveryRecord, DeliveryStatus};
 use super::request::{DeliveryTask, headers};
 use super::retry::{RetryPolicy, Verdict, judge};
 use super::ssrf::{NetworkPolicy, UrlError, check_url};
-use crate::pipeline::codec::decode;
+use crate::pipeline::codec::{decode, encode, queued_blob_expiry};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, OutgoingMessage, Queue, ReceivedMessage,
 };
@@ -140,11 +140,35 @@ impl Deliver {
         attempt: u32,
         now: DateTime<Utc>,
     ) -> Result<DeliverOutcome, BackendError> {
+        self.deliver_received(task, None, attempt, now).await
+    }
+
+    /// Delivers one task on its `attempt`-th try; `received` is the queue message it came in,
+    /// which a dead-lettered task is parked as, unchanged (its body inline or a claim-check).
+    async fn deliver_received(
+        &self,
+        task: &DeliveryTask,
+        received: Option<&ReceivedMessage>,
+        attempt: u32,
+        now: DateTime<Utc>,
+    ) -> Result<DeliverOutcome, BackendError> {
         let records = self.deliveries();
         let (mut record, record_version) = match records.get(&task.delivery_id, now).await? {
             Some((r, _)) if r.status == DeliveryStatus::Delivered => {
                 tracing::info!(delivery_id = %task.delivery_id, attempt, "an earlier attempt was delivered; acknowledging");
                 return Ok(DeliverOutcome::AlreadyDelivered);
+            }
+            // This very message was parked before, but its parking was not acknowledged (the
+            // dead-letter send or the delete failed): park it again, post nothing.
+            Some((r, _))
+                if r.parked_by.is_some()
+                    && r.parked_by.as_deref() == received.map(|m| m.message_id.as_str()) =>
+            {
+                self.park(task, received, now).await?;
+                return Ok(match r.status {
+                    DeliveryStatus::EndpointDisabled => DeliverOutcome::EndpointDisabled,
+                    _ => DeliverOutcome::DeadLettered,
+                });
             }
             Some((r, v)) => (r, Some(v)),
             None => (records.new_record(task, now).await?, None),
@@ -238,6 +262,13 @@ impl Deliver {
             1,
         );
         record.push(made.clone(), next_attempt_at);
+        let parks = matches!(
+            outcome,
+            DeliverOutcome::DeadLettered | DeliverOutcome::EndpointDisabled
+        );
+        if parks {
+            record.parked_by = received.map(|m| m.message_id.clone());
+        }
         self.save(record, record_version, Some(made), now).await?;
         if outcome == DeliverOutcome::EndpointDisabled {
             endpoint.enabled = false;
@@ -245,29 +276,49 @@ impl Deliver {
             endpoint.updated_at = now;
             self.endpoints.put(&endpoint, Some(version), now).await?;
         }
-        if matches!(
-            outcome,
-            DeliverOutcome::DeadLettered | DeliverOutcome::EndpointDisabled
-        ) {
-            let body =
-                serde_json::to_string(task).map_err(|e| BackendError::Rejected(e.to_string()))?;
-            let failed = self
-                .dead_letter
-                .send_batch(&[OutgoingMessage {
-                    id: "0".into(),
-                    body,
-                    delay: None,
-                }])
-                .await?;
-            if let Some(f) = failed.first() {
-                return Err(BackendError::Rejected(format!(
-                    "dead-letter queue refused the task: {}",
-                    f.reason
-                )));
-            }
-            metrics::count(Metric::DeadLettered, 1);
+        if parks {
+            self.park(task, received, now).await?;
         }
         Ok(outcome)
+    }
+
+    /// Puts the task on the dead-letter queue: the message that came in, unchanged (a redrive
+    /// sends it back as it was); a task handed in directly is encoded as fan-out encodes it,
+    /// claim-checked when it is too large.
+    async fn park(
+        &self,
+        task: &DeliveryTask,
+        received: Option<&ReceivedMessage>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        let body = match received {
+            Some(m) => m.body.clone(),
+            None => {
+                encode(
+                    task,
+                    &format!("dlv#{}", task.delivery_id),
+                    self.blobs.as_ref(),
+                    queued_blob_expiry(now, Duration::ZERO),
+                )
+                .await?
+            }
+        };
+        let failed = self
+            .dead_letter
+            .send_batch(&[OutgoingMessage {
+                id: "0".into(),
+                body,
+                delay: None,
+            }])
+            .await?;
+        if let Some(f) = failed.first() {
+            return Err(BackendError::Rejected(format!(
+                "dead-letter queue refused the task: {}",
+                f.reason
+            )));
+        }
+        metrics::count(Metric::DeadLettered, 1);
+        Ok(())
     }
 
     /// The delivery records this stage keeps.
@@ -298,7 +349,9 @@ impl Deliver {
                 continue;
             };
             let (status, next) = (record.status, record.next_attempt_at);
+            let parked_by = record.parked_by.take();
             record = fresh;
+            record.parked_by = parked_by.or(record.parked_by);
             version = Some(v);
             match &made {
                 Some(m) if record.status != DeliveryStatus::Delivered => {
@@ -336,7 +389,10 @@ impl Deliver {
                     continue;
                 }
             };
-            match self.deliver(&task, m.receive_count.max(1), now).await {
+            match self
+                .deliver_received(&task, Some(m), m.receive_count.max(1), now)
+                .await
+            {
                 Ok(DeliverOutcome::RetryAfter(delay)) => {
                     if let Err(e) = self.queue.change_visibility(&m.receipt, delay).await {
                         tracing::warn!(delivery_id = %task.delivery_id, error = %e, "could not set the retry delay; the queue default applies");
@@ -351,5 +407,240 @@ impl Deliver {
             }
         }
         failed
+    }
+}
+
+/// Deliver recognises its own replay: every call it makes (record and endpoint reads, record
+/// writes, claim-check reads, the dead-letter send) failed in turn, cleanly or after applying,
+/// and the queue message redelivered as SQS would. Whatever failed, the task ends delivered (or
+/// parked) exactly as without faults: one idempotency key and one body on every POST, a second
+/// POST only when a record write failed cleanly after the first (a crash there does the same),
+/// and a parked task parked as the message that came in.
+#[cfg(test)]
+mod replay_tests {
+    use std::sync::Mutex;
+
+    use super::*;
+    use crate::delivery::endpoints::Endpoint;
+    use crate::model::Envelope;
+    use crate::pipeline::codec::encode;
+    use crate::ports::faults::{Fault, Faults, FaultyBlobs, FaultyDocs, FaultyQueue};
+    use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
+    use crate::providers::normalize;
+    use crate::providers::test_support::fixture;
+    use crate::signature::EndpointSecret;
+
+    /// An endpoint that answers every POST with one status and remembers (key, body).
+    #[derive(Debug)]
+    struct Endpoint200Or400 {
+        status: u16,
+        posts: Mutex<Vec<(String, Vec<u8>)>>,
+    }
+
+    #[async_trait]
+    impl HttpSender for Endpoint200Or400 {
+        async fn post(&self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
+            let key = request
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("x-idempotency-key"))
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default();
+            self.posts
+                .lock()
+                .unwrap()
+                .push((key, request.body.to_vec()));
+            Ok(HttpResponse {
+                status: self.status,
+                retry_after: None,
+            })
+        }
+    }
+
+    struct Run {
+        posts: Vec<(String, Vec<u8>)>,
+        parked: Vec<String>,
+        status: DeliveryStatus,
+        task: DeliveryTask,
+        sent: String,
+        /// Calls deliver made to its ports.
+        calls: u64,
+    }
+
+    /// One task through deliver with `fault` at one call; `lose_first_delete`: the poller's
+    /// delete after the first successful processing is lost, so the message comes again.
+    async fn run(status: u16, fault: Option<(u64, Fault)>, lose_first_delete: bool) -> Run {
+        let now = Utc::now();
+        let docs = Arc::new(MemoryDocumentStore::new());
+        let blobs = Arc::new(MemoryBlobStore::new());
+        let queue = Arc::new(MemoryQueue::new("delivery"));
+        let dlq = Arc::new(MemoryQueue::new("delivery-dlq"));
+        let secret = EndpointSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let endpoint = Endpoint::new("ep", "https://hooks.example.com/in", &secret, now);
+        Endpoints { docs: docs.clone() }
+            .put(&endpoint, None, now)
+            .await
+            .unwrap();
+        let event = normalize(
+            &crate::ids::SourceId::parse("src").unwrap(),
+            crate::model::Provider::Meta,
+            &fixture("meta-text.json"),
+            now,
+        )
+        .unwrap()
+        .remove(0);
+        let task = DeliveryTask::new(&Envelope::single(event), "ep").unwrap();
+        let sent = encode(
+            &task,
+            "dlv#t",
+            blobs.as_ref(),
+            now + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+        queue
+            .send_batch(&[OutgoingMessage {
+                id: "0".into(),
+                body: sent.clone(),
+                delay: None,
+            }])
+            .await
+            .unwrap();
+        let faults = Faults::none();
+        let faulty_docs: Arc<dyn DocumentStore> = Arc::new(FaultyDocs {
+            inner: docs.clone(),
+            layer: faults.clone(),
+        });
+        let endpoint_answer = Arc::new(Endpoint200Or400 {
+            status,
+            posts: Mutex::new(Vec::new()),
+        });
+        let deliver = Deliver {
+            endpoints: Endpoints {
+                docs: faulty_docs.clone(),
+            },
+            docs: faulty_docs,
+            http: endpoint_answer.clone(),
+            queue: Arc::new(FaultyQueue {
+                inner: queue.clone(),
+                layer: faults.clone(),
+            }),
+            dead_letter: Arc::new(FaultyQueue {
+                inner: dlq.clone(),
+                layer: faults.clone(),
+            }),
+            blobs: Arc::new(FaultyBlobs {
+                inner: blobs.clone(),
+                layer: faults.clone(),
+            }),
+            config: DeliverConfig::default(),
+        };
+        if let Some((k, kind)) = fault {
+            faults.fail_in(k, kind);
+        }
+        let mut delete_lost = !lose_first_delete;
+        for _ in 0..6 {
+            let got = queue
+                .receive(10, Duration::ZERO, Duration::from_secs(30))
+                .await
+                .unwrap();
+            if got.is_empty() {
+                break;
+            }
+            let failed = deliver.process_batch(&got, now).await;
+            for m in &got {
+                if failed.contains(&m.message_id) || !delete_lost {
+                    delete_lost = true;
+                    // Back at once (the test skips the visibility wait).
+                    queue
+                        .change_visibility(&m.receipt, Duration::ZERO)
+                        .await
+                        .unwrap();
+                } else {
+                    queue.delete(&m.receipt).await.unwrap();
+                }
+            }
+        }
+        assert!(queue.is_empty(), "the message was acknowledged in the end");
+        let calls = faults.calls();
+        let (record, _) = Deliver {
+            docs: docs.clone(),
+            blobs: blobs.clone(),
+            ..deliver
+        }
+        .deliveries()
+        .get(&task.delivery_id, now)
+        .await
+        .unwrap()
+        .unwrap();
+        let parked = dlq
+            .receive(10, Duration::ZERO, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|m| m.body)
+            .collect();
+        let posts = endpoint_answer.posts.lock().unwrap().clone();
+        Run {
+            posts,
+            parked,
+            status: record.status,
+            task,
+            sent,
+            calls,
+        }
+    }
+
+    fn check(r: &Run, fault: Option<(u64, Fault)>, expected: DeliveryStatus) {
+        let what = format!("{fault:?}");
+        assert_eq!(r.status, expected, "{what}");
+        assert!(!r.posts.is_empty(), "{what}");
+        for (key, body) in &r.posts {
+            assert_eq!(key, &r.task.delivery_id, "{what}");
+            assert_eq!(body, r.task.body.as_bytes(), "{what}");
+        }
+        let most = match fault {
+            Some((_, Fault::Clean)) => 2,
+            _ => 1,
+        };
+        assert!(r.posts.len() <= most, "{what}: {} POSTs", r.posts.len());
+        if expected == DeliveryStatus::DeadLettered {
+            assert!(!r.parked.is_empty(), "{what}: parked");
+            assert!(
+                r.parked.iter().all(|b| *b == r.sent),
+                "{what}: parked as sent"
+            );
+        } else {
+            assert!(r.parked.is_empty(), "{what}: nothing parked");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_delivery_survives_any_failed_call_without_a_second_key_or_body() {
+        for (status, expected) in [
+            (200, DeliveryStatus::Delivered),
+            (400, DeliveryStatus::DeadLettered),
+        ] {
+            let plain = run(status, None, false).await;
+            check(&plain, None, expected);
+            assert_eq!(plain.posts.len(), 1);
+            for k in 1..=plain.calls {
+                for kind in [Fault::Clean, Fault::Ambiguous] {
+                    let r = run(status, Some((k, kind)), false).await;
+                    check(&r, Some((k, kind)), expected);
+                }
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_message_whose_acknowledgement_was_lost_is_not_posted_or_parked_twice() {
+        let r = run(200, None, true).await;
+        check(&r, None, DeliveryStatus::Delivered);
+        assert_eq!(r.posts.len(), 1);
+        let r = run(400, None, true).await;
+        check(&r, None, DeliveryStatus::DeadLettered);
+        assert_eq!(r.posts.len(), 1, "the repeat parks again without posting");
+        assert!(r.parked.len() <= 2);
     }
 }

@@ -112,8 +112,7 @@ impl Fanout {
         tasks: &[DeliveryTask],
         now: DateTime<Utc>,
     ) -> Result<usize, BackendError> {
-        let expires =
-            now + chrono::Duration::from_std(self.blob_ttl).unwrap_or(chrono::Duration::days(7));
+        let expires = crate::pipeline::codec::queued_blob_expiry(now, self.blob_ttl);
         let mut bodies = Vec::with_capacity(tasks.len());
         for t in tasks {
             bodies.push(
@@ -294,5 +293,79 @@ mod tests {
             0
         );
         assert!(queue.is_empty());
+    }
+    /// Fan-out recognises its own replay: every call it makes (endpoint listing, claim-check
+    /// writes, sends) failed in turn, cleanly or after applying, then the record retried as SQS
+    /// would: the delivery queue holds the same tasks a run without faults sends, under the same
+    /// delivery ids (a repeat carries the same body), none missing.
+    #[tokio::test]
+    async fn a_retry_after_any_failed_call_sends_the_same_tasks_under_the_same_ids() {
+        use crate::ports::faults::{Fault, Faults, FaultyBlobs, FaultyDocs, FaultyQueue};
+        use std::collections::BTreeMap;
+
+        let endpoints = [
+            endpoint("ep_all", &[], true),
+            endpoint("ep_status", &["whatsapp.message.read"], true),
+        ];
+        let evs = events("meta-multi-entry-batch.json");
+        let now = Utc::now();
+        let run = |fault: Option<(u64, Fault)>| {
+            let evs = evs.clone();
+            let endpoints = endpoints.clone();
+            async move {
+                let (plain, queue) = fanout(&endpoints).await;
+                let faults = Faults::none();
+                let f = Fanout {
+                    endpoints: Endpoints {
+                        docs: Arc::new(FaultyDocs {
+                            inner: plain.endpoints.docs.clone(),
+                            layer: faults.clone(),
+                        }),
+                    },
+                    queue: Arc::new(FaultyQueue {
+                        inner: queue.clone(),
+                        layer: faults.clone(),
+                    }),
+                    blobs: Arc::new(FaultyBlobs {
+                        inner: plain.blobs.clone(),
+                        layer: faults.clone(),
+                    }),
+                    blob_ttl: plain.blob_ttl,
+                };
+                if let Some((k, kind)) = fault {
+                    faults.fail_in(k, kind);
+                }
+                let mut tries = 0;
+                while f.events(&evs, now).await.is_err() {
+                    tries += 1;
+                    assert!(tries < 3, "the retry after one fault succeeds");
+                }
+                let tasks: Vec<DeliveryTask> = receive_all(
+                    queue.as_ref(),
+                    plain.blobs.as_ref(),
+                    Duration::from_secs(60),
+                    now,
+                )
+                .await
+                .unwrap();
+                let mut by_id: BTreeMap<String, String> = BTreeMap::new();
+                for t in tasks {
+                    let body = by_id.entry(t.delivery_id.clone()).or_insert(t.body.clone());
+                    assert_eq!(
+                        *body, t.body,
+                        "a repeated delivery id carries the same body"
+                    );
+                }
+                (by_id, faults.calls())
+            }
+        };
+        let (clean_run, calls) = run(None).await;
+        assert_eq!(clean_run.len(), 5 + 1);
+        for k in 1..=calls {
+            for kind in [Fault::Clean, Fault::Ambiguous] {
+                let (got, _) = run(Some((k, kind))).await;
+                assert_eq!(got, clean_run, "call {k} failed {kind:?}");
+            }
+        }
     }
 }

@@ -120,6 +120,11 @@ pub struct DeliveryRecord {
     pub updated_at: DateTime<Utc>,
     /// The task, to send it again.
     pub task: StoredTask,
+    /// The queue message that was parked in the dead-letter queue: a repeat of that message (its
+    /// parking not acknowledged) parks it again without posting; a redrive comes as a new message
+    /// and is posted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parked_by: Option<String>,
 }
 
 impl DeliveryRecord {
@@ -237,6 +242,7 @@ impl Deliveries {
             created_at: task.created_at,
             updated_at: now,
             task: stored,
+            parked_by: None,
         })
     }
 
@@ -470,6 +476,7 @@ mod tests {
             created_at: t(0),
             updated_at: t(0),
             task: StoredTask::Blob("k".into()),
+            parked_by: None,
         };
         for n in 1..=60 {
             r.push(attempt(n, DeliveryStatus::Retrying), Some(t(2000)));

@@ -56,6 +56,20 @@ impl DecodeError {
     }
 }
 
+/// The shortest time a claim-checked body is kept: as long as a message pointing at it can live.
+/// SQS keeps a message at most 4 days in a work queue (`MessageRetentionPeriod` 345600 in
+/// `template.yaml`) and a dead-letter queue keeps the original enqueue time, so at most 14 days
+/// (1209600) from it; a redrive from the dead-letter queue starts a new message with its 4 days.
+/// 14 + 4 days, plus one for a redrive on the last day: 19 days. A test checks the template.
+pub const QUEUED_BLOB_LIFETIME: std::time::Duration = std::time::Duration::from_secs(19 * 86400);
+
+/// When a claim-check written at `now` expires: after `configured` (`RAW_TTL_DAYS`), but never
+/// before a message that points at it could still be received or redriven.
+pub fn queued_blob_expiry(now: DateTime<Utc>, configured: std::time::Duration) -> DateTime<Utc> {
+    let ttl = configured.max(QUEUED_BLOB_LIFETIME);
+    now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(365))
+}
+
 /// The message body for `item`, claim-checking it under `blob_key` when it is too large to inline.
 pub async fn encode<T: Serialize + Sync>(
     item: &T,

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use ulid::Ulid;
 
-use super::codec::enqueue_events;
+use super::codec::{enqueue_events, queued_blob_expiry};
 use crate::model::Provider;
 use crate::ports::{BackendError, BlobStore, Queue, SourceRegistry};
 use crate::providers::{ParseError, normalize};
@@ -203,7 +203,7 @@ impl Ingest {
                 &events,
                 self.queue.as_ref(),
                 self.blobs.as_ref(),
-                expires_at
+                queued_blob_expiry(now, self.config.raw_ttl)
             ),
         );
         match stored.and(sent) {

@@ -8,15 +8,9 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-
-use super::{
-    BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentStore, DocumentWrite, FailedEntry,
-    IndexPage, Listed, OutgoingMessage, Queue, ReceivedMessage, Versioned,
-};
+use super::BackendError;
+use super::layer::{Layer, Layered};
 
 /// How an injected failure looks to the caller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,188 +120,48 @@ fn injected(op: &str) -> BackendError {
     BackendError::unavailable(std::io::Error::other(format!("injected fault in {op}")))
 }
 
-/// Runs `call` under the next fault decision: a clean fault skips it, an ambiguous one runs it
-/// and reports an error anyway.
-async fn faulty<T>(
-    faults: &Faults,
-    op: &str,
-    call: impl Future<Output = Result<T, BackendError>>,
-) -> Result<T, BackendError> {
-    match faults.next() {
-        None => call.await,
-        Some(Fault::Clean) => Err(injected(op)),
-        Some(Fault::Ambiguous) => {
-            let _applied = call.await;
-            Err(injected(op))
+/// A clean fault skips the call; an ambiguous one makes it and reports an error anyway.
+impl Layer for Faults {
+    async fn around<T, F, Fut>(&self, op: &'static str, call: F) -> Result<T, BackendError>
+    where
+        T: Send,
+        F: Fn() -> Fut + Send + Sync,
+        Fut: Future<Output = Result<T, BackendError>> + Send,
+    {
+        match self.next() {
+            None => call().await,
+            Some(Fault::Clean) => Err(injected(op)),
+            Some(Fault::Ambiguous) => {
+                let _applied = call().await;
+                Err(injected(op))
+            }
         }
     }
 }
 
-/// A [`DocumentStore`] whose calls fail as [`Faults`] says.
-#[derive(Debug, Clone)]
-pub struct FaultyDocs {
-    /// The store underneath.
-    pub inner: Arc<dyn DocumentStore>,
-    /// Which calls fail.
-    pub faults: Arc<Faults>,
-}
-
-#[async_trait]
-impl DocumentStore for FaultyDocs {
-    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
-        faulty(&self.faults, "get", self.inner.get(key, now)).await
-    }
-
-    async fn put(
-        &self,
-        key: &str,
-        body: &serde_json::Value,
-        write: DocumentWrite<'_>,
-    ) -> Result<bool, BackendError> {
-        faulty(&self.faults, "put", self.inner.put(key, body, write)).await
-    }
-
-    async fn list_page(
-        &self,
-        page: IndexPage<'_>,
-        now: DateTime<Utc>,
-    ) -> Result<Vec<Listed>, BackendError> {
-        faulty(&self.faults, "list", self.inner.list_page(page, now)).await
-    }
-}
-
-/// A [`DedupStore`] whose calls fail as [`Faults`] says.
-#[derive(Debug, Clone)]
-pub struct FaultyDedup {
-    /// The store underneath.
-    pub inner: Arc<dyn DedupStore>,
-    /// Which calls fail.
-    pub faults: Arc<Faults>,
-}
-
-#[async_trait]
-impl DedupStore for FaultyDedup {
-    async fn claim(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        ttl: Duration,
-    ) -> Result<ClaimOutcome, BackendError> {
-        faulty(
-            &self.faults,
-            "claim",
-            self.inner.claim(key, now, lease, ttl),
-        )
-        .await
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<(), BackendError> {
-        faulty(&self.faults, "complete", self.inner.complete(key, now, ttl)).await
-    }
-
-    async fn release(&self, key: &str) -> Result<(), BackendError> {
-        faulty(&self.faults, "release", self.inner.release(key)).await
-    }
-}
-
-/// A [`BlobStore`] whose calls fail as [`Faults`] says.
-#[derive(Debug, Clone)]
-pub struct FaultyBlobs {
-    /// The store underneath.
-    pub inner: Arc<dyn BlobStore>,
-    /// Which calls fail.
-    pub faults: Arc<Faults>,
-}
-
-#[async_trait]
-impl BlobStore for FaultyBlobs {
-    async fn put(
-        &self,
-        key: &str,
-        bytes: &[u8],
-        expires_at: DateTime<Utc>,
-    ) -> Result<(), BackendError> {
-        faulty(
-            &self.faults,
-            "blob put",
-            self.inner.put(key, bytes, expires_at),
-        )
-        .await
-    }
-
-    async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Vec<u8>>, BackendError> {
-        faulty(&self.faults, "blob get", self.inner.get(key, now)).await
-    }
-}
-
-/// A [`Queue`] whose calls fail as [`Faults`] says. An ambiguous receive hides the messages it
-/// lost until their visibility ends, as a lost SQS answer does.
-#[derive(Debug, Clone)]
-pub struct FaultyQueue {
-    /// The queue underneath.
-    pub inner: Arc<dyn Queue>,
-    /// Which calls fail.
-    pub faults: Arc<Faults>,
-}
-
-#[async_trait]
-impl Queue for FaultyQueue {
-    async fn send_batch(
-        &self,
-        messages: &[OutgoingMessage],
-    ) -> Result<Vec<FailedEntry>, BackendError> {
-        faulty(&self.faults, "send", self.inner.send_batch(messages)).await
-    }
-
-    async fn receive(
-        &self,
-        max: usize,
-        wait: Duration,
-        visibility: Duration,
-    ) -> Result<Vec<ReceivedMessage>, BackendError> {
-        faulty(
-            &self.faults,
-            "receive",
-            self.inner.receive(max, wait, visibility),
-        )
-        .await
-    }
-
-    async fn delete(&self, receipt: &str) -> Result<(), BackendError> {
-        faulty(&self.faults, "delete", self.inner.delete(receipt)).await
-    }
-
-    async fn change_visibility(
-        &self,
-        receipt: &str,
-        visibility: Duration,
-    ) -> Result<(), BackendError> {
-        faulty(
-            &self.faults,
-            "change visibility",
-            self.inner.change_visibility(receipt, visibility),
-        )
-        .await
-    }
-}
+/// A [`DocumentStore`](super::DocumentStore) whose calls fail as [`Faults`] says.
+pub type FaultyDocs = Layered<dyn super::DocumentStore, Arc<Faults>>;
+/// A [`DedupStore`](super::DedupStore) whose calls fail as [`Faults`] says.
+pub type FaultyDedup = Layered<dyn super::DedupStore, Arc<Faults>>;
+/// A [`BlobStore`](super::BlobStore) whose calls fail as [`Faults`] says.
+pub type FaultyBlobs = Layered<dyn super::BlobStore, Arc<Faults>>;
+/// A [`Queue`](super::Queue) whose calls fail as [`Faults`] says. An ambiguous receive hides the
+/// messages it lost until their visibility ends, as a lost SQS answer does.
+pub type FaultyQueue = Layered<dyn super::Queue, Arc<Faults>>;
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::ports::memory::MemoryDocumentStore;
+    use crate::ports::{DocumentStore, DocumentWrite};
+    use chrono::Utc;
 
     #[tokio::test]
     async fn a_clean_fault_applies_nothing_and_an_ambiguous_one_applies_then_errs() {
         let faults = Faults::none();
         let docs = FaultyDocs {
             inner: Arc::new(MemoryDocumentStore::new()),
-            faults: faults.clone(),
+            layer: faults.clone(),
         };
         let now = Utc::now();
         let body = serde_json::json!({"n": 1});

@@ -302,9 +302,12 @@ impl Queue for MemoryQueue {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum ClaimState {
-    Claimed { lease_until: DateTime<Utc> },
+    Claimed {
+        lease_until: DateTime<Utc>,
+        holder: String,
+    },
     Done,
 }
 
@@ -326,29 +329,34 @@ impl DedupStore for MemoryDedupStore {
     async fn claim(
         &self,
         key: &str,
+        holder: &str,
         now: DateTime<Utc>,
         lease: Duration,
         ttl: Duration,
     ) -> Result<ClaimOutcome, BackendError> {
         let mut entries = lock(&self.entries);
+        let mut retaken = false;
         match entries.get(key) {
             Some((_, expires_at)) if *expires_at <= now => {}
             Some((ClaimState::Done, _)) => return Ok(ClaimOutcome::AlreadyDone),
-            Some((ClaimState::Claimed { lease_until }, _)) if *lease_until > now => {
+            // This holder's own claim, its answer lost: it cannot tell whether that claim took
+            // the key over, so it looks for staged results as after a takeover.
+            Some((ClaimState::Claimed { holder: h, .. }, _)) if h == holder => retaken = true,
+            Some((ClaimState::Claimed { lease_until, .. }, _)) if *lease_until > now => {
                 return Ok(ClaimOutcome::InProgress {
                     lease_until: *lease_until,
                 });
             }
-            _ => {}
+            // Taking over an expired lease (not an expired key) means the last holder may have
+            // stopped halfway.
+            Some((ClaimState::Claimed { .. }, _)) => retaken = true,
+            None => {}
         }
         let state = ClaimState::Claimed {
             lease_until: chrono_after(now, lease),
+            holder: holder.to_owned(),
         };
-        let previous = entries.insert(key.to_owned(), (state, chrono_after(now, ttl)));
-        // Taking over an expired lease (not an expired key) means the last holder may have
-        // stopped halfway.
-        let retaken =
-            matches!(previous, Some((ClaimState::Claimed { .. }, expires_at)) if expires_at > now);
+        entries.insert(key.to_owned(), (state, chrono_after(now, ttl)));
         Ok(ClaimOutcome::Claimed { retaken })
     }
 

@@ -5,6 +5,7 @@
 //! live in `functions/aws-adapters`; both backends pass the same contract suites in `tests/`.
 
 pub mod faults;
+pub mod layer;
 pub mod memory;
 
 use std::fmt::Debug;
@@ -147,11 +148,16 @@ pub enum ClaimOutcome {
 /// the lease ends, so a retry of the same work claims it again and nothing is lost.
 #[async_trait]
 pub trait DedupStore: Send + Sync + Debug {
-    /// Claims `key` if nobody holds it, or if the last holder's lease ended before `now`. Keys are
-    /// forgotten `ttl` after `now` (a completed key is remembered `ttl` after completion).
+    /// Claims `key` for `holder` (a name unique to this attempt) if nobody holds it, or if the
+    /// last holder's lease ended before `now`. Keys are forgotten `ttl` after `now` (a completed
+    /// key is remembered `ttl` after completion). The same holder claiming again (its first answer
+    /// lost on the way back) gets `Claimed { retaken: true }`: it is recognised, not taken for
+    /// someone else's lease, and since it cannot tell whether its first claim took the key over,
+    /// it looks for staged results.
     async fn claim(
         &self,
         key: &str,
+        holder: &str,
         now: DateTime<Utc>,
         lease: Duration,
         ttl: Duration,

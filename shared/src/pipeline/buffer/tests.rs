@@ -339,15 +339,15 @@ fn faulty(w: &World, faults: &Arc<crate::ports::faults::Faults>) -> Buffer {
     let mut buffer = w.buffer.clone();
     buffer.docs = Arc::new(FaultyDocs {
         inner: buffer.docs,
-        faults: faults.clone(),
+        layer: faults.clone(),
     });
     buffer.queue = Arc::new(FaultyQueue {
         inner: buffer.queue,
-        faults: faults.clone(),
+        layer: faults.clone(),
     });
     buffer.fanout.queue = Arc::new(FaultyQueue {
         inner: buffer.fanout.queue,
-        faults: faults.clone(),
+        layer: faults.clone(),
     });
     buffer
 }

@@ -64,8 +64,7 @@ impl EventSink for QueueSink {
             .iter()
             .cloned()
             .partition(|e| e.event_type.is_bufferable());
-        let expires =
-            now + chrono::Duration::from_std(self.blob_ttl).unwrap_or(chrono::Duration::days(7));
+        let expires = crate::pipeline::codec::queued_blob_expiry(now, self.blob_ttl);
         // Lifecycle events (contact, conversation) go first so they arrive before the message.
         if !direct.is_empty() {
             enqueue_events(
@@ -207,9 +206,10 @@ impl Track {
         now: DateTime<Utc>,
     ) -> Result<TrackOutcome, TrackError> {
         let key = event.dedup_key.clone();
+        let holder = ulid::Ulid::new().to_string();
         let retaken = match self
             .dedup
-            .claim(&key, now, self.config.lease, self.config.dedup_ttl)
+            .claim(&key, &holder, now, self.config.lease, self.config.dedup_ttl)
             .await?
         {
             ClaimOutcome::AlreadyDone => return Ok(TrackOutcome::Duplicate),

@@ -36,18 +36,18 @@ fn world() -> World {
     let blobs = Arc::new(MemoryBlobStore::new());
     let faulty_blobs: Arc<dyn BlobStore> = Arc::new(FaultyBlobs {
         inner: blobs.clone(),
-        faults: faults.clone(),
+        layer: faults.clone(),
     });
     let track = Track {
         dedup: Arc::new(FaultyDedup {
             inner: Arc::new(MemoryDedupStore::new()),
-            faults: faults.clone(),
+            layer: faults.clone(),
         }),
         blobs: faulty_blobs.clone(),
         state: State {
             docs: Arc::new(FaultyDocs {
                 inner: Arc::new(MemoryDocumentStore::new()),
-                faults: faults.clone(),
+                layer: faults.clone(),
             }),
             message_ttl: Duration::from_secs(30 * 86400),
             recent_messages: 3,
@@ -55,11 +55,11 @@ fn world() -> World {
         sink: Arc::new(QueueSink {
             buffer: Arc::new(FaultyQueue {
                 inner: buffer.clone(),
-                faults: faults.clone(),
+                layer: faults.clone(),
             }),
             outbound: Arc::new(FaultyQueue {
                 inner: outbound.clone(),
-                faults: faults.clone(),
+                layer: faults.clone(),
             }),
             blobs: faulty_blobs,
             blob_ttl: Duration::from_secs(86400),
