@@ -78,6 +78,19 @@ def http_event(method, source_id, body=b"", headers=None, query="", base64_body=
     return event
 
 
+def function_url_event(method, path, body=b"", headers=None):
+    """The same request as a Lambda Function URL delivers it: payload 2.0, route `$default`,
+    no path parameters (the function reads the path itself), the URL's own host."""
+    event = http_event(method, "", body, headers, path=path, route="$default", path_parameters={})
+    host = "p4xq2mzbk7rj3vhe5wt6yc8nda0gsfiu.lambda-url.us-east-1.on.aws"
+    event["headers"]["host"] = host
+    event["requestContext"]["domainName"] = host
+    event["requestContext"]["domainPrefix"] = host.split(".")[0]
+    event["requestContext"]["apiId"] = host.split(".")[0]
+    del event["pathParameters"]
+    return event
+
+
 ADMIN_KEY = "wagate-admin-key-example"
 ADMIN_ENDPOINT_ID = "ep_01JBCQ3ZX0V9K8N7M6P5Q4R301"
 ADMIN_TEST_ENDPOINT_ID = "ep_01JBCQ3ZX0V9K8N7M6P5Q4R304"
@@ -193,6 +206,10 @@ def main():
     padding = {"object": "whatsapp_business_account", "entry": [], "padding": "x" * MAX_BODY_BYTES}
     big = json.dumps(padding, separators=(",", ":")).encode()
     cases["ingest-oversized.json"] = http_event("POST", "meta-main", big, {"x-hub-signature-256": meta_sig(big)})
+    cases["ingest-function-url-meta-text.json"] = function_url_event(
+        "POST", "/webhooks/meta-main", body, {"x-hub-signature-256": meta_sig(body)})
+    cases["ingest-function-url-other-path.json"] = function_url_event(
+        "POST", "/hooks/meta-main", body, {"x-hub-signature-256": meta_sig(body)})
     cases["ingest-meta-handshake.json"] = http_event(
         "GET", "meta-main", query=f"hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444")
     cases["ingest-meta-handshake-bad-token.json"] = http_event(

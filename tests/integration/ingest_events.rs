@@ -176,6 +176,14 @@ fn expectations() -> Vec<Expect> {
                 "waha:default:evt_01jbcq3zx0v9k8n7m6p5q4r316".to_owned(),
             )],
         ),
+        // The same webhook through a Lambda Function URL (no path parameters), and a path the
+        // HTTP API has no route for, which the function refuses itself.
+        expect(
+            "ingest-function-url-meta-text.json",
+            200,
+            vec![(T::MessageReceived, meta_msg("01"))],
+        ),
+        expect("ingest-function-url-other-path.json", 404, vec![]),
         expect("ingest-meta-bad-signature.json", 401, vec![]),
         expect("ingest-meta-missing-signature.json", 401, vec![]),
         expect("ingest-waha-bad-signature.json", 401, vec![]),

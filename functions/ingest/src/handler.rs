@@ -1,4 +1,5 @@
-//! API Gateway HTTP API (payload v2) request → [`Ingest::handle`] → response.
+//! API Gateway HTTP API or Lambda Function URL request (payload 2.0) → [`Ingest::handle`] →
+//! response.
 
 use lambda_http::http::{HeaderMap, Method as HttpMethod, StatusCode, header};
 use lambda_http::{Body, Request, RequestExt, Response};
@@ -44,12 +45,12 @@ fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
-/// `/webhooks/{source_id}` (with or without a stage prefix) → `source_id`, for events without
-/// path parameters.
+/// `/webhooks/{source_id}` → `source_id`, for requests without path parameters (a Lambda
+/// Function URL sends every path to the function): any other path is no webhook URL.
 fn source_from_path(path: &str) -> Option<String> {
-    let mut segments = path.trim_end_matches('/').rsplit('/');
-    let id = segments.next()?;
-    (segments.next() == Some("webhooks") && !id.is_empty()).then(|| id.to_owned())
+    let rest = path.strip_prefix("/webhooks/")?;
+    let id = rest.strip_suffix('/').unwrap_or(rest);
+    (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
 }
 
 #[cfg(test)]
@@ -63,10 +64,13 @@ mod tests {
             Some("meta-main")
         );
         assert_eq!(
-            source_from_path("/prod/webhooks/waha-main/").as_deref(),
+            source_from_path("/webhooks/waha-main/").as_deref(),
             Some("waha-main")
         );
         assert_eq!(source_from_path("/webhooks/"), None);
         assert_eq!(source_from_path("/other/x"), None);
+        assert_eq!(source_from_path("/hooks/webhooks/x"), None);
+        assert_eq!(source_from_path("/webhooks/x/y"), None);
+        assert_eq!(source_from_path("/webhooks//"), None);
     }
 }
