@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use shared::pipeline::buffer::{Buffer, BufferConfig};
+use shared::pipeline::buffer::{Buffer, BufferConfig, MAX_BATCH_SIZE};
 
 /// Everything the buffer function needs.
 #[derive(Debug, Clone)]
@@ -49,7 +49,15 @@ impl Config {
             delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
             buffer: BufferConfig {
                 window: Duration::from_secs(window),
-                max_batch: usize::try_from(env.number("MAX_BATCH_SIZE", 50, 1)?).unwrap_or(50),
+                max_batch: match env.number("MAX_BATCH_SIZE", 50, 1)? {
+                    n if n > MAX_BATCH_SIZE as u64 => {
+                        return Err(ConfigError::Invalid {
+                            name: "MAX_BATCH_SIZE",
+                            reason: format!("must be at most {MAX_BATCH_SIZE}"),
+                        });
+                    }
+                    n => usize::try_from(n).unwrap_or(50),
+                },
                 max_wait: env.duration("MAX_WAIT_SECONDS", 30, 1, 1)?,
             },
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,

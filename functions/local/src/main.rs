@@ -141,7 +141,7 @@ struct ServeArgs {
     quiet: bool,
     /// Fail storage calls on purpose: `CLEAN,AMBIGUOUS,SEED` (shares of calls failed cleanly
     /// and after applying). For the fault run.
-    #[arg(long, value_delimiter = ',', num_args = 3, hide = true)]
+    #[arg(long, value_delimiter = ',', hide = true)]
     inject_faults: Option<Vec<f64>>,
 }
 
@@ -348,10 +348,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = load_config(args.config.as_ref())?;
     settings_from_env(&mut config);
     let mut stores = Stores::open(&args.backend.backend()).await?;
-    if let Some([clean, ambiguous, seed]) = args.inject_faults.as_deref() {
-        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a seed
-        let seed = *seed as u64;
-        stores = stores.with_faults(&Faults::random(*clean, *ambiguous, seed));
+    match args.inject_faults.as_deref() {
+        None => {}
+        Some([clean, ambiguous, seed]) => {
+            #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)] // a seed
+            let seed = *seed as u64;
+            stores = stores.with_faults(&Faults::random(*clean, *ambiguous, seed));
+        }
+        Some(_) => anyhow::bail!("--inject-faults takes CLEAN,AMBIGUOUS,SEED"),
     }
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, args.port))
         .await
@@ -711,4 +715,20 @@ async fn fault_run(args: FaultArgs) -> anyhow::Result<()> {
         bail!("{} accepted events were lost", report.lost);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The fault run starts its gateway child with exactly this argument.
+    #[test]
+    fn the_hidden_fault_option_takes_three_comma_separated_values() {
+        let cli = Cli::try_parse_from(["wagate-local", "serve", "--inject-faults=0.05,0.05,7"])
+            .unwrap_or_else(|e| panic!("{e}"));
+        let Some(Command::Serve(args)) = cli.command else {
+            panic!("serve");
+        };
+        assert_eq!(args.inject_faults, Some(vec![0.05, 0.05, 7.0]));
+    }
 }

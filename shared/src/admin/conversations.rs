@@ -104,15 +104,21 @@ pub struct NoteInput {
         regex(pattern = r"[^\s\x00-\x1f\x7f-\x9f]")
     )]
     pub text: String,
-    /// Who wrote it.
+    /// Who wrote it (at most 200 characters).
+    #[schemars(length(max = 200))]
     pub author: Option<String>,
 }
+
+/// All notes of a conversation together, texts and authors, in UTF-8 bytes at most: they ride
+/// with every event of the conversation, so they are bounded as a whole, not only one by one.
+pub const NOTES_MAX_BYTES: usize = 32 * 1024;
 
 /// `PUT /v1/conversations/{id}/notes`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetNotes {
-    /// The notes (replacing the current ones; unchanged ones keep their time), at most 100.
+    /// The notes (replacing the current ones; unchanged ones keep their time), at most 100,
+    /// together at most 32 KiB of text and authors (UTF-8).
     #[schemars(length(max = 100))]
     pub notes: Vec<NoteInput>,
 }
@@ -355,6 +361,27 @@ impl Admin {
             return Err(ApiError::invalid(
                 "notes",
                 "a note's text is 1 to 2,000 characters",
+            ));
+        }
+        if req
+            .notes
+            .iter()
+            .any(|n| n.author.as_ref().is_some_and(|a| a.chars().count() > 200))
+        {
+            return Err(ApiError::invalid(
+                "notes",
+                "a note's author is at most 200 characters",
+            ));
+        }
+        let total: usize = req
+            .notes
+            .iter()
+            .map(|n| n.text.len() + n.author.as_ref().map_or(0, String::len))
+            .sum();
+        if total > NOTES_MAX_BYTES {
+            return Err(ApiError::invalid(
+                "notes",
+                "the notes together are at most 32 KiB of text (UTF-8)",
             ));
         }
         let cid = conversation_id(id)?;

@@ -599,6 +599,13 @@ async fn the_dead_letter_queue_is_redriven_by_endpoint() {
     assert_eq!((status, &report["moved"]), (202, &json!(1)));
 }
 
+/// A notes body of `n` notes, each 2,000 times `unit`.
+fn notes_of(n: usize, unit: &str) -> String {
+    let text = unit.repeat(2000);
+    let notes: Vec<_> = (0..n).map(|_| json!({"text": text})).collect();
+    json!({ "notes": notes }).to_string()
+}
+
 #[tokio::test]
 async fn conversation_bodies_are_checked_as_the_document_states() {
     let a = admin();
@@ -632,6 +639,15 @@ async fn conversation_bodies_are_checked_as_the_document_states() {
             r#"{"notes": [{"text": "\u2028\ufeff"}]}"#.to_owned(),
             "notes",
         ),
+        (
+            "notes",
+            format!(r#"{{"notes": [{{"text": "x", "author": "{long}"}}]}}"#),
+            "notes",
+        ),
+        // Each within 2,000 characters, together over 32 KiB: 17 × 2,000 × 1 byte, or
+        // 5 × 2,000 × 4 bytes.
+        ("notes", notes_of(17, "a"), "notes"),
+        ("notes", notes_of(5, "\u{1F600}"), "notes"),
     ];
     for (action, body, field) in cases {
         let method = if action == "transfer" { "POST" } else { "PUT" };

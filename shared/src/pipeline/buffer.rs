@@ -20,17 +20,21 @@ use serde::{Deserialize, Serialize};
 use crate::delivery::fanout::Fanout;
 use crate::ids::EventId;
 use crate::model::InboundEvent;
-use crate::pipeline::codec::{Record, decode};
+use crate::pipeline::codec::{Record, decode, queued_blob_expiry};
+use crate::pipeline::track::{TrackError, staged_events};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, OutgoingMessage, Queue, Versioned,
 };
+
+/// The largest batch a configuration may ask for (`MaxBatchSize` in `template.yaml`).
+pub const MAX_BATCH_SIZE: usize = 500;
 
 /// Buffer settings.
 #[derive(Debug, Clone)]
 pub struct BufferConfig {
     /// Quiet time after the last message before a batch goes out (default 5 s, 1–60 s).
     pub window: Duration,
-    /// Messages per batch at most (default 50).
+    /// Messages per batch at most (default 50, at most [`MAX_BATCH_SIZE`]).
     pub max_batch: usize,
     /// Longest a first message waits (default 30 s).
     pub max_wait: Duration,
@@ -46,13 +50,20 @@ impl Default for BufferConfig {
     }
 }
 
-/// A batch being collected.
+/// A batch being collected. It holds references, not events: an item stays small however many
+/// or however large the messages it refers to (at most `max_batch` references and
+/// [`REMEMBERED`] ids).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Pending {
     /// The batch envelope id, fixed when the batch starts.
     batch_id: EventId,
     first_at: DateTime<Utc>,
     last_at: DateTime<Utc>,
+    /// The messages, in the order they were appended.
+    #[serde(default)]
+    items: Vec<Held>,
+    /// Whole events, as batches written before references kept them; read, never written.
+    #[serde(default, skip_serializing)]
     events: Vec<InboundEvent>,
     /// Handed to fan-out; the next message starts a new batch.
     #[serde(default)]
@@ -68,39 +79,74 @@ struct Pending {
     sent_before: Vec<EventId>,
 }
 
+/// One message of a pending batch: its id and where its event is kept.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Held {
+    id: EventId,
+    /// Staged by track under this dedup key (the usual case: no copy is written).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    outbox: Option<String>,
+    /// Written to the blob store under this key (an event nobody staged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    blob: Option<String>,
+    /// The event itself (batches written before references).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    event: Option<Box<InboundEvent>>,
+}
+
 /// The part of a pending batch that a flush hands on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 struct Cut {
-    /// The first `count` of the batch's events (in the order they were appended).
+    /// The first `count` of the batch's messages (in the order they were appended).
     count: usize,
     /// The batch envelope's `created_at`.
     at: DateTime<Utc>,
 }
 
-/// How many already-batched message ids a conversation's pending batch remembers.
-const REMEMBERED: usize = 500;
+/// How many already-batched message ids a conversation's pending batch remembers: more than a
+/// batch of the default size, so a record redelivered after its batch went out (within the
+/// queue's visibility timeout) is recognised; few enough that rewriting them with every message
+/// stays cheap.
+const REMEMBERED: usize = 64;
 
 impl Pending {
-    fn new(now: DateTime<Utc>, events: Vec<InboundEvent>, sent_before: Vec<EventId>) -> Self {
+    fn new(now: DateTime<Utc>, items: Vec<Held>, sent_before: Vec<EventId>) -> Self {
         Self {
             batch_id: EventId::new(),
             first_at: now,
             last_at: now,
-            events,
+            items,
+            events: Vec::new(),
             flushed: false,
             cut: None,
             sent_before,
         }
     }
 
+    /// Moves whole events of an older document into references that carry them.
+    fn upgraded(mut self) -> Self {
+        let old = std::mem::take(&mut self.events);
+        self.items.extend(old.into_iter().map(|e| Held {
+            id: e.id,
+            outbox: None,
+            blob: None,
+            event: Some(Box::new(e)),
+        }));
+        self
+    }
+
+    fn waiting(&self, id: EventId) -> bool {
+        self.items.iter().any(|h| h.id == id)
+    }
+
     fn holds(&self, id: EventId) -> bool {
-        self.events.iter().any(|e| e.id == id) || self.sent_before.contains(&id)
+        self.waiting(id) || self.sent_before.contains(&id)
     }
 
     /// `sent_before` plus the ids of `sent`, trimmed to the latest [`REMEMBERED`].
-    fn remember(&self, sent: &[InboundEvent]) -> Vec<EventId> {
+    fn remember(&self, sent: &[Held]) -> Vec<EventId> {
         let mut ids = self.sent_before.clone();
-        ids.extend(sent.iter().map(|e| e.id));
+        ids.extend(sent.iter().map(|h| h.id));
         let excess = ids.len().saturating_sub(REMEMBERED);
         ids.drain(..excess);
         ids
@@ -162,8 +208,74 @@ impl Buffer {
     }
 
     fn decode_pending(doc: &Versioned) -> Result<Pending, BackendError> {
-        serde_json::from_value(doc.body.clone())
+        serde_json::from_value::<Pending>(doc.body.clone())
+            .map(Pending::upgraded)
             .map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
+    }
+
+    /// Where `event` will be read from at the flush: the outbox track staged it in, or, for an
+    /// event nobody staged, a blob written now (kept as long as a queue message may point at
+    /// its batch).
+    async fn hold(&self, event: &InboundEvent, now: DateTime<Utc>) -> Result<Held, BackendError> {
+        let staged = staged_events(
+            self.docs.as_ref(),
+            self.blobs.as_ref(),
+            &event.dedup_key,
+            now,
+        )
+        .await
+        .map_err(|e| match e {
+            TrackError::Backend(e) => e,
+            other => BackendError::Corrupt(other.to_string()),
+        })?;
+        if staged.is_some_and(|events| events.iter().any(|e| e.id == event.id && e == event)) {
+            return Ok(Held {
+                id: event.id,
+                outbox: Some(event.dedup_key.clone()),
+                blob: None,
+                event: None,
+            });
+        }
+        let key = format!("buffer#evt#{}", event.id);
+        let body = serde_json::to_vec(event).map_err(|e| BackendError::Rejected(e.to_string()))?;
+        self.blobs
+            .put(&key, &body, queued_blob_expiry(now, Duration::ZERO))
+            .await?;
+        Ok(Held {
+            id: event.id,
+            outbox: None,
+            blob: Some(key),
+            event: None,
+        })
+    }
+
+    /// The events `items` refer to, read concurrently.
+    async fn events_of(
+        &self,
+        items: &[Held],
+        now: DateTime<Utc>,
+    ) -> Result<Vec<InboundEvent>, BackendError> {
+        let reads = items.iter().map(|h| async move {
+            if let Some(e) = &h.event {
+                return Ok((**e).clone());
+            }
+            let missing = || BackendError::Corrupt(format!("batched message {} is gone", h.id));
+            if let Some(dedup_key) = &h.outbox {
+                let staged = staged_events(self.docs.as_ref(), self.blobs.as_ref(), dedup_key, now)
+                    .await
+                    .map_err(|e| match e {
+                        TrackError::Backend(e) => e,
+                        other => BackendError::Corrupt(other.to_string()),
+                    })?;
+                return staged
+                    .and_then(|events| events.into_iter().find(|e| e.id == h.id))
+                    .ok_or_else(missing);
+            }
+            let key = h.blob.as_deref().ok_or_else(missing)?;
+            let bytes = self.blobs.get(key, now).await?.ok_or_else(missing)?;
+            serde_json::from_slice(&bytes).map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
+        });
+        futures::future::try_join_all(reads).await
     }
 
     async fn write(
@@ -175,8 +287,14 @@ impl Buffer {
     ) -> Result<bool, BackendError> {
         let body =
             serde_json::to_value(pending).map_err(|e| BackendError::Rejected(e.to_string()))?;
-        // Flushed markers and forgotten batches disappear after a day.
-        let write = DocumentWrite::new(expected, now).expiring(now + chrono::Duration::days(1));
+        // A flushed marker disappears after a day; a batch still waiting lives as long as its
+        // timer may (a dead-lettered timer can be redriven days later).
+        let expires = if pending.flushed {
+            now + chrono::Duration::days(1)
+        } else {
+            queued_blob_expiry(now, Duration::ZERO)
+        };
+        let write = DocumentWrite::new(expected, now).expiring(expires);
         self.docs.put(&Self::doc_key(key), &body, write).await
     }
 
@@ -211,16 +329,17 @@ impl Buffer {
     /// Adds a received message to its conversation's batch (and sets a timer).
     pub async fn append(&self, event: InboundEvent, now: DateTime<Utc>) -> Result<(), BufferError> {
         let key = batch_key(&event);
+        let mut held = None;
         for _ in 0..ROUNDS {
             let stored = self.docs.get(&Self::doc_key(&key), now).await?;
             let (pending, expected) = match &stored {
                 Some(doc) => {
                     let mut p = Self::decode_pending(doc)?;
-                    if !p.flushed && p.events.iter().any(|e| e.id == event.id) {
+                    if !p.flushed && p.waiting(event.id) {
                         // A redelivered record still waiting in this batch: an earlier attempt
                         // wrote it and may have failed before its timer went out. Set one again
                         // (duplicate timers are harmless), or flush a full batch.
-                        if p.events.len() >= self.config.max_batch {
+                        if p.items.len() >= self.config.max_batch {
                             return self.flush(&key, now).await;
                         }
                         self.timer(&key, self.config.window).await?;
@@ -230,16 +349,21 @@ impl Buffer {
                         return Ok(()); // redelivered record of a batch already handed on
                     }
                     if p.flushed {
-                        p = Pending::new(now, Vec::new(), p.remember(&p.events));
+                        p = Pending::new(now, Vec::new(), p.remember(&p.items));
                     }
-                    p.events.push(event.clone());
-                    p.last_at = p.last_at.max(now);
                     (p, Some(doc.version))
                 }
-                None => (Pending::new(now, vec![event.clone()], Vec::new()), None),
+                None => (Pending::new(now, Vec::new(), Vec::new()), None),
             };
+            let mut pending = pending;
+            let item = match &held {
+                Some(h) => h,
+                None => held.insert(self.hold(&event, now).await?),
+            };
+            pending.items.push(item.clone());
+            pending.last_at = pending.last_at.max(now);
             if self.write(&key, &pending, expected, now).await? {
-                if pending.events.len() >= self.config.max_batch {
+                if pending.items.len() >= self.config.max_batch {
                     return self.flush(&key, now).await;
                 }
                 self.timer(&key, self.config.window).await?;
@@ -256,24 +380,24 @@ impl Buffer {
                 return Ok(());
             };
             let mut pending = Self::decode_pending(&doc)?;
-            if pending.flushed || pending.events.is_empty() {
+            if pending.flushed || pending.items.is_empty() {
                 return Ok(()); // duplicate timer
             }
             let cut = match pending.cut {
                 Some(cut) => Cut {
-                    count: cut.count.min(pending.events.len()),
+                    count: cut.count.min(pending.items.len()),
                     ..cut
                 },
                 None => {
                     let due = self.due(&pending);
-                    if now < due && pending.events.len() < self.config.max_batch {
+                    if now < due && pending.items.len() < self.config.max_batch {
                         self.timer(key, (due - now).to_std().unwrap_or(Duration::from_secs(1)))
                             .await?;
                         return Ok(());
                     }
                     // Fix what this batch holds before anything goes out.
                     let cut = Cut {
-                        count: pending.events.len().min(self.config.max_batch),
+                        count: pending.items.len().min(self.config.max_batch),
                         at: now,
                     };
                     pending.cut = Some(cut);
@@ -283,7 +407,7 @@ impl Buffer {
                     cut
                 }
             };
-            let mut events = pending.events[..cut.count].to_vec();
+            let mut events = self.events_of(&pending.items[..cut.count], now).await?;
             events.sort_by_key(|e| (e.occurred_at.unwrap_or(e.received_at), e.received_at));
             let deliveries = self.fanout.batch(pending.batch_id, events, cut.at).await?;
             tracing::info!(batch_id = %pending.batch_id, messages = cut.count, deliveries, "batch flushed");
@@ -313,11 +437,11 @@ impl Buffer {
             if p.batch_id != batch_id || p.flushed {
                 return Ok(());
             }
-            let rest: Vec<InboundEvent> = p.events.split_off(sent.min(p.events.len()));
+            let rest: Vec<Held> = p.items.split_off(sent.min(p.items.len()));
             let next = if rest.is_empty() {
                 Pending { flushed: true, ..p }
             } else {
-                Pending::new(now, rest, p.remember(&p.events))
+                Pending::new(now, rest, p.remember(&p.items))
             };
             if self.write(key, &next, Some(doc.version), now).await? {
                 if !next.flushed {

@@ -89,6 +89,56 @@ pub async fn encode<T: Serialize + Sync>(
     serde_json::to_string(&check).map_err(|e| BackendError::Rejected(e.to_string()))
 }
 
+/// A part of a document larger than this goes to the blob store and the document keeps a
+/// claim-check: items stay far below DynamoDB's 400 KB limit, whatever they refer to.
+pub const DOC_INLINE_LIMIT: usize = 32 * 1024;
+
+/// `item` as a document part: inline when its JSON is at most [`DOC_INLINE_LIMIT`] bytes,
+/// otherwise written under `blob_key` (until `expires_at`) and replaced by a claim-check.
+pub async fn stash<T: Serialize + Sync>(
+    item: &T,
+    blob_key: &str,
+    blobs: &dyn BlobStore,
+    expires_at: DateTime<Utc>,
+) -> Result<serde_json::Value, BackendError> {
+    let text = serde_json::to_string(item).map_err(|e| BackendError::Rejected(e.to_string()))?;
+    if text.len() <= DOC_INLINE_LIMIT {
+        return serde_json::from_str(&text).map_err(|e| BackendError::Rejected(e.to_string()));
+    }
+    blobs.put(blob_key, text.as_bytes(), expires_at).await?;
+    serde_json::to_value(Carried::<()>::ClaimCheck {
+        claim_check: blob_key.to_owned(),
+    })
+    .map_err(|e| BackendError::Rejected(e.to_string()))
+}
+
+/// The item a document part written by [`stash`] holds.
+pub async fn unstash<T: for<'de> Deserialize<'de>>(
+    part: serde_json::Value,
+    blobs: &dyn BlobStore,
+    now: DateTime<Utc>,
+) -> Result<T, DecodeError> {
+    carried(serde_json::from_value(part)?, blobs, now).await
+}
+
+/// The item itself, fetched from the blob store when claim-checked.
+async fn carried<T: for<'de> Deserialize<'de>>(
+    carried: Carried<T>,
+    blobs: &dyn BlobStore,
+    now: DateTime<Utc>,
+) -> Result<T, DecodeError> {
+    match carried {
+        Carried::Inline(item) => Ok(item),
+        Carried::ClaimCheck { claim_check } => {
+            let bytes = blobs
+                .get(&claim_check, now)
+                .await?
+                .ok_or(DecodeError::MissingBlob(claim_check))?;
+            Ok(serde_json::from_slice(&bytes)?)
+        }
+    }
+}
+
 /// Escapes the characters SQS refuses (U+FFFE, U+FFFF; serde_json already escapes control
 /// characters) as JSON `\uXXXX`. They can only occur inside JSON strings, where the escape means
 /// the same character, so the document is unchanged for any JSON reader.
@@ -113,16 +163,7 @@ pub async fn decode<T: for<'de> Deserialize<'de>>(
     blobs: &dyn BlobStore,
     now: DateTime<Utc>,
 ) -> Result<T, DecodeError> {
-    match serde_json::from_str::<Carried<T>>(body)? {
-        Carried::Inline(item) => Ok(item),
-        Carried::ClaimCheck { claim_check } => {
-            let bytes = blobs
-                .get(&claim_check, now)
-                .await?
-                .ok_or(DecodeError::MissingBlob(claim_check))?;
-            Ok(serde_json::from_slice(&bytes)?)
-        }
-    }
+    carried(serde_json::from_str(body)?, blobs, now).await
 }
 
 /// Receives and decodes every message visible on `queue` now, hiding each for `visibility`

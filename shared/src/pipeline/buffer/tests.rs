@@ -9,7 +9,7 @@ use crate::delivery::request::DeliveryTask;
 use crate::ids::{ConversationId, SourceId};
 use crate::model::{
     ContactProfile, Conversation, ConversationContext, ConversationStatus, Envelope, EnvelopeData,
-    Provider,
+    EventData, Provider,
 };
 use crate::pipeline::codec::receive_all;
 use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
@@ -133,6 +133,15 @@ fn message(n: usize, conv: ConversationId, when: DateTime<Utc>) -> InboundEvent 
 }
 
 async fn batches(w: &World) -> Vec<Vec<EventId>> {
+    delivered(w)
+        .await
+        .iter()
+        .map(|(ids, _)| ids.clone())
+        .collect()
+}
+
+/// Each batch delivery on the delivery queue: its event ids and its items.
+async fn delivered(w: &World) -> Vec<(Vec<EventId>, Vec<EventData>)> {
     let tasks: Vec<DeliveryTask> = receive_all(
         w.deliveries.as_ref(),
         w.buffer.blobs.as_ref(),
@@ -145,8 +154,11 @@ async fn batches(w: &World) -> Vec<Vec<EventId>> {
         .iter()
         .map(|t| {
             let envelope: Envelope = serde_json::from_str(&t.body).unwrap();
-            assert!(envelope.batch && matches!(envelope.data, EnvelopeData::Batch(_)));
-            t.event_ids.clone()
+            let EnvelopeData::Batch(items) = envelope.data else {
+                panic!("a batch delivery");
+            };
+            assert!(envelope.batch);
+            (t.event_ids.clone(), items)
         })
         .collect()
 }
@@ -252,6 +264,7 @@ async fn a_crash_in_flush_loses_nothing_and_resends_the_same_batch() {
     // The same state, now with a working delivery queue: the retried timer delivers the batch.
     let mut healthy = world(50, false).await;
     healthy.buffer.docs = broken.buffer.docs.clone();
+    healthy.buffer.blobs = broken.buffer.blobs.clone();
     healthy.buffer.fanout.endpoints = broken.buffer.fanout.endpoints.clone();
     healthy.buffer.flush(&key, at(7_000)).await.unwrap();
     assert_eq!(batches(&healthy).await, vec![vec![m.id]]);
@@ -323,7 +336,14 @@ async fn a_record_handed_out_again_after_its_batch_went_out_is_not_sent_again() 
 #[test]
 fn remembered_ids_are_bounded() {
     let conv = ConversationId::new();
-    let events: Vec<InboundEvent> = (0..3).map(|n| message(n, conv, at(0))).collect();
+    let events: Vec<Held> = (0..3)
+        .map(|n| Held {
+            id: message(n, conv, at(0)).id,
+            outbox: None,
+            blob: None,
+            event: None,
+        })
+        .collect();
     let p = Pending::new(at(0), Vec::new(), vec![EventId::new(); REMEMBERED]);
     let ids = p.remember(&events);
     assert_eq!(ids.len(), REMEMBERED);
@@ -528,4 +548,130 @@ async fn a_message_appended_while_a_failed_flush_is_retried_waits_for_the_next_b
             );
         }
     }
+}
+
+/// Stages `events` as track does before handing them on.
+async fn stage(w: &World, events: &[InboundEvent]) {
+    for e in events {
+        let body = serde_json::to_value(vec![e]).unwrap();
+        let write = DocumentWrite::new(None, at(0)).expiring(at(0) + chrono::Duration::days(8));
+        assert!(
+            w.buffer
+                .docs
+                .put(&format!("outbox#{}", e.dedup_key), &body, write)
+                .await
+                .unwrap()
+        );
+    }
+}
+
+/// The bytes of a conversation's pending batch document.
+async fn pending_bytes(w: &World, key: &str, now: DateTime<Utc>) -> usize {
+    let doc = w
+        .buffer
+        .docs
+        .get(&format!("buffer#{key}"), now)
+        .await
+        .unwrap()
+        .unwrap();
+    serde_json::to_string(&doc.body).unwrap().len()
+}
+
+#[tokio::test]
+async fn staged_messages_are_referenced_not_copied_and_delivered_whole() {
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let key = conv.to_string();
+    let msgs: Vec<InboundEvent> = (0..3).map(|n| message(n, conv, at(0))).collect();
+    stage(&w, &msgs).await;
+    for m in &msgs {
+        w.buffer.append(m.clone(), at(0)).await.unwrap();
+        let copy = format!("buffer#evt#{}", m.id);
+        assert_eq!(w.buffer.blobs.get(&copy, at(0)).await.unwrap(), None);
+    }
+    w.buffer.flush(&key, at(6_000)).await.unwrap();
+    let mut got = delivered(&w).await;
+    assert_eq!(got.len(), 1);
+    let (_, sent) = got.remove(0);
+    let staged: Vec<EventData> = msgs
+        .iter()
+        .map(|m| EventData {
+            event_id: Some(m.id),
+            ..m.data.clone()
+        })
+        .collect();
+    assert_eq!(sent, staged, "each message exactly as track staged it");
+}
+
+/// The worst case the configuration allows (the largest batch, each message carrying notes at
+/// their limit): the pending batch document stays a few KB, far below DynamoDB's 400 KB.
+#[tokio::test]
+async fn a_full_batch_of_large_messages_keeps_its_document_small() {
+    let max = MAX_BATCH_SIZE;
+    let w = world(max, false).await;
+    let conv = ConversationId::new();
+    let key = conv.to_string();
+    let notes: Vec<crate::model::Note> = (0..100)
+        .map(|_| crate::model::Note {
+            text: "é".repeat(160),
+            author: Some("agent".into()),
+            created_at: t0(),
+        })
+        .collect();
+    let mut largest = 0;
+    let mut msgs = Vec::new();
+    for n in 0..max {
+        let mut m = message(n, conv, at(0));
+        if let Some(c) = m.data.conversation.as_mut() {
+            c.notes.clone_from(&notes);
+        }
+        // Half of them staged by track, half not (kept as blobs of their own).
+        if n % 2 == 0 {
+            stage(&w, std::slice::from_ref(&m)).await;
+        }
+        w.buffer.append(m.clone(), at(0)).await.unwrap();
+        if n + 1 < max {
+            largest = largest.max(pending_bytes(&w, &key, at(0)).await);
+        }
+        msgs.push(m);
+    }
+    let per_message = serde_json::to_string(&msgs[0]).unwrap().len();
+    assert!(per_message > 30_000, "each message is large: {per_message}");
+    // About 100 bytes per message (its id and dedup key), whatever the message weighs.
+    assert!(
+        largest < 160 * max + 1024 && largest < 100_000,
+        "the document holds references only: {largest} bytes for {max} messages"
+    );
+    // Full: it went out at the last append, whole and in order.
+    assert_eq!(
+        batches(&w).await,
+        vec![msgs.iter().map(|m| m.id).collect::<Vec<_>>()]
+    );
+}
+
+#[tokio::test]
+async fn a_batch_written_with_whole_events_by_an_earlier_version_is_still_delivered() {
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let key = conv.to_string();
+    let m = message(1, conv, at(0));
+    let legacy = serde_json::json!({
+        "batch_id": EventId::new(),
+        "first_at": at(0),
+        "last_at": at(0),
+        "events": [m],
+        "flushed": false,
+    });
+    let write = DocumentWrite::new(None, at(0)).expiring(at(0) + chrono::Duration::days(1));
+    assert!(
+        w.buffer
+            .docs
+            .put(&format!("buffer#{key}"), &legacy, write)
+            .await
+            .unwrap()
+    );
+    let n = message(2, conv, at(1_000));
+    w.buffer.append(n.clone(), at(1_000)).await.unwrap();
+    w.buffer.flush(&key, at(7_000)).await.unwrap();
+    assert_eq!(batches(&w).await, vec![vec![m.id, n.id]]);
 }

@@ -26,7 +26,7 @@ use crate::model::{
     ContactBody, ConversationBody, EventBody, EventData, EventType, InboundEvent, MessageStatus,
 };
 pub use crate::pipeline::codec::Record;
-use crate::pipeline::codec::{decode, enqueue_events};
+use crate::pipeline::codec::{DecodeError, decode, enqueue_events, stash, unstash};
 use crate::ports::{BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentWrite, Queue};
 
 /// Where tracked events go next.
@@ -153,6 +153,30 @@ pub enum TrackError {
     Corrupt(String),
 }
 
+/// The document under which track stages what an item turned into.
+fn outbox_key(dedup_key: &str) -> String {
+    format!("outbox#{dedup_key}")
+}
+
+/// The events track staged for the item with `dedup_key` (exactly as it handed them on), if
+/// it staged any: message events are staged before they leave, so later stages can refer to
+/// them by dedup key instead of keeping copies.
+pub async fn staged_events(
+    docs: &dyn crate::ports::DocumentStore,
+    blobs: &dyn BlobStore,
+    dedup_key: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<InboundEvent>>, TrackError> {
+    let Some(doc) = docs.get(&outbox_key(dedup_key), now).await? else {
+        return Ok(None);
+    };
+    match unstash(doc.body, blobs, now).await {
+        Ok(events) => Ok(Some(events)),
+        Err(DecodeError::Backend(e)) => Err(TrackError::Backend(e)),
+        Err(e) => Err(TrackError::Corrupt(e.to_string())),
+    }
+}
+
 impl TrackError {
     /// Whether a later retry may succeed (otherwise the record ends in the DLQ).
     pub fn is_retryable(&self) -> bool {
@@ -216,15 +240,14 @@ impl Track {
             ClaimOutcome::InProgress { lease_until } => return Err(TrackError::Busy(lease_until)),
             ClaimOutcome::Claimed { retaken } => retaken,
         };
-        let outbox_key = format!("outbox#{key}");
+        let outbox_key = outbox_key(&key);
         let staged = if retaken {
-            self.state.docs.get(&outbox_key, now).await?
+            staged_events(self.state.docs.as_ref(), self.blobs.as_ref(), &key, now).await?
         } else {
             None
         };
         let events = match staged {
-            Some(doc) => serde_json::from_value(doc.body)
-                .map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?,
+            Some(events) => events,
             None => {
                 // Message events change state; their results must survive a crash.
                 let stage = matches!(event.data.body, EventBody::Message(_));
@@ -236,15 +259,29 @@ impl Track {
                 };
                 // Stage before handing on: a crash after this point replays these exact events.
                 if stage {
-                    let body = serde_json::to_value(&events)
-                        .map_err(|e| TrackError::Corrupt(e.to_string()))?;
                     let expires = now
                         + chrono::Duration::from_std(self.config.dedup_ttl)
                             .unwrap_or(chrono::Duration::days(8));
+                    // Large events (a big provider payload, notes at their limit) are
+                    // claim-checked, under a key of this attempt's own so that an outbox staged
+                    // by an earlier attempt keeps pointing at what it staged.
+                    let blob_key = format!("{outbox_key}#{holder}");
+                    let body = stash(&events, &blob_key, self.blobs.as_ref(), expires).await?;
                     let write = DocumentWrite::new(None, now).expiring(expires);
-                    self.state.docs.put(&outbox_key, &body, write).await?;
+                    if !self.state.docs.put(&outbox_key, &body, write).await? {
+                        // An earlier attempt staged first (its answer was lost): hand on what
+                        // it staged, so the same events leave whichever attempt sends them.
+                        staged_events(self.state.docs.as_ref(), self.blobs.as_ref(), &key, now)
+                            .await?
+                            .ok_or_else(|| {
+                                TrackError::Corrupt("the staged outbox vanished".into())
+                            })?
+                    } else {
+                        events
+                    }
+                } else {
+                    events
                 }
-                events
             }
         };
         self.sink.emit(&events, now).await?;
