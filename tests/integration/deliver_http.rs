@@ -434,7 +434,7 @@ async fn a_second_copy_of_a_delivered_task_is_not_posted_again() {
 #[tokio::test]
 async fn a_claim_checked_task_is_dead_lettered_as_it_came_and_redriven_whole() {
     use shared::delivery::redrive::{Selection, redrive};
-    use shared::pipeline::codec::{INLINE_LIMIT, decode, encode, queued_blob_expiry};
+    use shared::pipeline::codec::{INLINE_LIMIT, decode, encode};
     let receiver = Receiver::start(vec![Answer::status(400)]).await;
     let s = setup(&receiver.url("/hook"), Duration::from_secs(10)).await;
     // Too large for one SQS message: it travels as a claim-check, as fan-out sends it.
@@ -444,7 +444,8 @@ async fn a_claim_checked_task_is_dead_lettered_as_it_came_and_redriven_whole() {
         &task,
         &format!("dlv#{}", task.delivery_id),
         s.deliver.blobs.as_ref(),
-        queued_blob_expiry(now, Duration::from_secs(86400)),
+        // Kept one day only: parking must extend it to what the dead-letter queue needs.
+        now + chrono::Duration::days(1),
     )
     .await
     .unwrap();
@@ -471,8 +472,8 @@ async fn a_claim_checked_task_is_dead_lettered_as_it_came_and_redriven_whole() {
         .unwrap();
     assert_eq!(parked.len(), 1);
     assert_eq!(parked[0].body, body, "the body that came in, unchanged");
-    // Still readable long after the work queue's retention, for as long as the DLQ keeps it.
-    let late = now + chrono::Duration::days(14);
+    // Still readable for as long as the DLQ keeps it (14 days) and a redrive after that.
+    let late = now + chrono::Duration::days(18);
     let back: DeliveryTask = decode(&parked[0].body, s.deliver.blobs.as_ref(), late)
         .await
         .unwrap();

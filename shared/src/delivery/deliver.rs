@@ -12,12 +12,12 @@ use crate::metrics::{self, Metric};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::endpoints::Endpoints;
+use super::endpoints::{Endpoint, Endpoints};
 use super::record::{AttemptRecord, Deliveries, DeliveryRecord, DeliveryStatus};
 use super::request::{DeliveryTask, headers};
 use super::retry::{RetryPolicy, Verdict, judge};
 use super::ssrf::{NetworkPolicy, UrlError, check_url};
-use crate::pipeline::codec::{decode, encode, queued_blob_expiry};
+use crate::pipeline::codec::{DecodeError, decode, encode, extend_claim_check, queued_blob_expiry};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, OutgoingMessage, Queue, ReceivedMessage,
 };
@@ -164,6 +164,14 @@ impl Deliver {
                 if r.parked_by.is_some()
                     && r.parked_by.as_deref() == received.map(|m| m.message_id.as_str()) =>
             {
+                if r.status == DeliveryStatus::EndpointDisabled {
+                    // The disabling write may be what failed the first time.
+                    if let Some((mut endpoint, version)) =
+                        self.endpoints.get(&task.endpoint_id, now).await?
+                    {
+                        self.disable_gone(&mut endpoint, version, now).await?;
+                    }
+                }
                 self.park(task, received, now).await?;
                 return Ok(match r.status {
                     DeliveryStatus::EndpointDisabled => DeliverOutcome::EndpointDisabled,
@@ -271,15 +279,35 @@ impl Deliver {
         }
         self.save(record, record_version, Some(made), now).await?;
         if outcome == DeliverOutcome::EndpointDisabled {
-            endpoint.enabled = false;
-            endpoint.disabled_reason = Some("the endpoint answered 410 Gone".to_owned());
-            endpoint.updated_at = now;
-            self.endpoints.put(&endpoint, Some(version), now).await?;
+            self.disable_gone(&mut endpoint, version, now).await?;
         }
         if parks {
             self.park(task, received, now).await?;
         }
         Ok(outcome)
+    }
+
+    /// Disables `endpoint` (read at `version`) because it answered 410 Gone, unless it is
+    /// disabled already; repeating it changes nothing.
+    async fn disable_gone(
+        &self,
+        endpoint: &mut Endpoint,
+        version: u64,
+        now: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        if !endpoint.enabled {
+            return Ok(());
+        }
+        endpoint.enabled = false;
+        endpoint.disabled_reason = Some("the endpoint answered 410 Gone".to_owned());
+        endpoint.updated_at = now;
+        if self.endpoints.put(endpoint, Some(version), now).await? {
+            Ok(())
+        } else {
+            Err(BackendError::Unavailable(
+                "the endpoint changed while it was being disabled".into(),
+            ))
+        }
     }
 
     /// Puts the task on the dead-letter queue: the message that came in, unchanged (a redrive
@@ -292,7 +320,22 @@ impl Deliver {
         now: DateTime<Utc>,
     ) -> Result<(), BackendError> {
         let body = match received {
-            Some(m) => m.body.clone(),
+            Some(m) => {
+                // Parked as a new message, it may wait the dead-letter queue's full retention
+                // and a redrive: what its claim-check points at must last as long.
+                extend_claim_check(
+                    &m.body,
+                    self.blobs.as_ref(),
+                    now,
+                    queued_blob_expiry(now, Duration::ZERO),
+                )
+                .await
+                .map_err(|e| match e {
+                    DecodeError::Backend(e) => e,
+                    other => BackendError::Corrupt(other.to_string()),
+                })?;
+                m.body.clone()
+            }
             None => {
                 encode(
                     task,

@@ -51,8 +51,7 @@ impl Default for BufferConfig {
 }
 
 /// A batch being collected. It holds references, not events: an item stays small however many
-/// or however large the messages it refers to (at most `max_batch` references and
-/// [`REMEMBERED`] ids).
+/// or however large the messages it refers to (at most `max_batch` references).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Pending {
     /// The batch envelope id, fixed when the batch starts.
@@ -73,8 +72,8 @@ struct Pending {
     /// id, and messages appended meanwhile wait for the next batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     cut: Option<Cut>,
-    /// Ids of the messages of earlier batches (the latest [`REMEMBERED`]), so a record the
-    /// queue hands out again after its batch went out is not sent in the next one.
+    /// Ids of messages of earlier batches, as batches written before sent markers kept them
+    /// (see [`Buffer::sent_key`]); read, carried until the next batch starts, never added to.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     sent_before: Vec<EventId>,
 }
@@ -103,14 +102,8 @@ struct Cut {
     at: DateTime<Utc>,
 }
 
-/// How many already-batched message ids a conversation's pending batch remembers: more than a
-/// batch of the default size, so a record redelivered after its batch went out (within the
-/// queue's visibility timeout) is recognised; few enough that rewriting them with every message
-/// stays cheap.
-const REMEMBERED: usize = 64;
-
 impl Pending {
-    fn new(now: DateTime<Utc>, items: Vec<Held>, sent_before: Vec<EventId>) -> Self {
+    fn new(now: DateTime<Utc>, items: Vec<Held>) -> Self {
         Self {
             batch_id: EventId::new(),
             first_at: now,
@@ -119,7 +112,7 @@ impl Pending {
             events: Vec::new(),
             flushed: false,
             cut: None,
-            sent_before,
+            sent_before: Vec::new(),
         }
     }
 
@@ -141,15 +134,6 @@ impl Pending {
 
     fn holds(&self, id: EventId) -> bool {
         self.waiting(id) || self.sent_before.contains(&id)
-    }
-
-    /// `sent_before` plus the ids of `sent`, trimmed to the latest [`REMEMBERED`].
-    fn remember(&self, sent: &[Held]) -> Vec<EventId> {
-        let mut ids = self.sent_before.clone();
-        ids.extend(sent.iter().map(|h| h.id));
-        let excess = ids.len().saturating_sub(REMEMBERED);
-        ids.drain(..excess);
-        ids
     }
 }
 
@@ -207,6 +191,35 @@ impl Buffer {
         format!("buffer#{key}")
     }
 
+    /// The marker a flush leaves for each message it handed on, before the batch lets go of
+    /// it: a record the queue hands out again later (its delete lost, a redrive) finds it and
+    /// is not sent in another batch. One small item per message, however long the conversation.
+    fn sent_key(id: EventId) -> String {
+        format!("buffer-sent#{id}")
+    }
+
+    /// Whether a flush handed `id` on already.
+    async fn was_sent(&self, id: EventId, now: DateTime<Utc>) -> Result<bool, BackendError> {
+        Ok(self.docs.get(&Self::sent_key(id), now).await?.is_some())
+    }
+
+    /// Leaves the sent markers of `items` (batch `batch_id`); repeating it changes nothing.
+    async fn mark_sent(
+        &self,
+        batch_id: EventId,
+        items: &[Held],
+        now: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        let body = serde_json::json!({ "batch": batch_id });
+        let write = DocumentWrite::new(None, now).expiring(queued_blob_expiry(now, Duration::ZERO));
+        let puts = items.iter().map(|h| {
+            let (key, body) = (Self::sent_key(h.id), &body);
+            async move { self.docs.put(&key, body, write).await }
+        });
+        // `false`: already marked by an earlier try of this flush.
+        futures::future::try_join_all(puts).await.map(|_| ())
+    }
+
     fn decode_pending(doc: &Versioned) -> Result<Pending, BackendError> {
         serde_json::from_value::<Pending>(doc.body.clone())
             .map(Pending::upgraded)
@@ -224,9 +237,10 @@ impl Buffer {
             now,
         )
         .await
-        .map_err(|e| match e {
-            TrackError::Backend(e) => e,
-            other => BackendError::Corrupt(other.to_string()),
+        .or_else(|e| match e {
+            TrackError::Backend(e) => Err(e),
+            // An outbox that does not read back: keep a copy of the event in hand instead.
+            _ => Ok(None),
         })?;
         if staged.is_some_and(|events| events.iter().any(|e| e.id == event.id && e == event)) {
             return Ok(Held {
@@ -345,15 +359,23 @@ impl Buffer {
                         self.timer(&key, self.config.window).await?;
                         return Ok(());
                     }
-                    if p.holds(event.id) {
+                    // Not waiting here: maybe handed on already. The markers of a flush are
+                    // written before its batch lets go of the messages, so reading them after
+                    // the batch sees every message this batch no longer holds.
+                    if p.holds(event.id) || self.was_sent(event.id, now).await? {
                         return Ok(()); // redelivered record of a batch already handed on
                     }
                     if p.flushed {
-                        p = Pending::new(now, Vec::new(), p.remember(&p.items));
+                        p = Pending::new(now, Vec::new());
                     }
                     (p, Some(doc.version))
                 }
-                None => (Pending::new(now, Vec::new(), Vec::new()), None),
+                None => {
+                    if self.was_sent(event.id, now).await? {
+                        return Ok(()); // its batch went out, and the marker outlived the batch
+                    }
+                    (Pending::new(now, Vec::new()), None)
+                }
             };
             let mut pending = pending;
             let item = match &held {
@@ -413,6 +435,8 @@ impl Buffer {
             tracing::info!(batch_id = %pending.batch_id, messages = cut.count, deliveries, "batch flushed");
             #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH_SIZE (500)
             metrics::record(Metric::BatchSize, cut.count as f64);
+            self.mark_sent(pending.batch_id, &pending.items[..cut.count], now)
+                .await?;
             return self
                 .mark_flushed(key, pending.batch_id, cut.count, now)
                 .await;
@@ -435,13 +459,18 @@ impl Buffer {
             };
             let mut p = Self::decode_pending(&doc)?;
             if p.batch_id != batch_id || p.flushed {
+                // Marked already (the answer to an applied write was lost). Messages left over
+                // for the next batch need their timer; a duplicate one is harmless.
+                if !p.flushed && !p.items.is_empty() {
+                    self.timer(key, self.config.window).await?;
+                }
                 return Ok(());
             }
             let rest: Vec<Held> = p.items.split_off(sent.min(p.items.len()));
             let next = if rest.is_empty() {
                 Pending { flushed: true, ..p }
             } else {
-                Pending::new(now, rest, p.remember(&p.items))
+                Pending::new(now, rest)
             };
             if self.write(key, &next, Some(doc.version), now).await? {
                 if !next.flushed {

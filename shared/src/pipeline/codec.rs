@@ -139,6 +139,27 @@ async fn carried<T: for<'de> Deserialize<'de>>(
     }
 }
 
+/// Keeps the blob behind a claim-checked message `body` until at least `expires_at` (an inline
+/// body needs nothing): for a body sent again as a new message, which lives its own retention.
+pub async fn extend_claim_check(
+    body: &str,
+    blobs: &dyn BlobStore,
+    now: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+) -> Result<(), DecodeError> {
+    let Ok(Carried::ClaimCheck { claim_check }) =
+        serde_json::from_str::<Carried<serde::de::IgnoredAny>>(body)
+    else {
+        return Ok(());
+    };
+    let bytes = blobs
+        .get(&claim_check, now)
+        .await?
+        .ok_or_else(|| DecodeError::MissingBlob(claim_check.clone()))?;
+    blobs.put(&claim_check, &bytes, expires_at).await?;
+    Ok(())
+}
+
 /// Escapes the characters SQS refuses (U+FFFE, U+FFFF; serde_json already escapes control
 /// characters) as JSON `\uXXXX`. They can only occur inside JSON strings, where the escape means
 /// the same character, so the document is unchanged for any JSON reader.

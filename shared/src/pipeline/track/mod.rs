@@ -259,9 +259,15 @@ impl Track {
                 };
                 // Stage before handing on: a crash after this point replays these exact events.
                 if stage {
-                    let expires = now
+                    // The buffer refers to staged messages until their batch goes out, which a
+                    // redriven timer can make as late as a queued claim-check.
+                    let expires = (now
                         + chrono::Duration::from_std(self.config.dedup_ttl)
-                            .unwrap_or(chrono::Duration::days(8));
+                            .unwrap_or(chrono::Duration::days(8)))
+                    .max(crate::pipeline::codec::queued_blob_expiry(
+                        now,
+                        Duration::ZERO,
+                    ));
                     // Large events (a big provider payload, notes at their limit) are
                     // claim-checked, under a key of this attempt's own so that an outbox staged
                     // by an earlier attempt keeps pointing at what it staged.
