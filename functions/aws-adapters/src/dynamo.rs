@@ -360,8 +360,14 @@ impl BlobStore for DynamoBlobStore {
 /// Versioned JSON documents on the wagate table, listed in the `gsi1` index when they carry an
 /// index entry.
 ///
-/// Item: `pk` = `doc#{key}`, `sk` = `-`, `version` (N), `body` (S, JSON), optional `ttl` (N),
-/// optional `gsi1pk` / `gsi1sk` (the index entry; absent means not indexed, a sparse index).
+/// Item: `pk` = `doc#{key}`, `sk` = `-`, `version` (N), the body as `body` (S, JSON) or, when
+/// its JSON is over [`COMPRESS_ABOVE`] bytes and deflate makes it smaller, `bodyz` (B, deflated
+/// JSON), optional `ttl` (N), optional `gsi1pk` / `gsi1sk` (the index entry; absent means not
+/// indexed, a sparse index).
+///
+/// DynamoDB bills a write by the started KB of the item, and again for the index copy of an
+/// indexed one: a conversation or a delivery record of a few KB of JSON deflates to about a
+/// third. Items written with `body` read as before.
 #[derive(Debug, Clone)]
 pub struct DynamoDocumentStore {
     table: Table,
@@ -369,6 +375,25 @@ pub struct DynamoDocumentStore {
 
 /// The sparse secondary index on `gsi1pk` / `gsi1sk`.
 pub const INDEX_NAME: &str = "gsi1";
+
+/// Document bodies whose JSON is longer than this are stored deflated (a shorter one stays in
+/// its first started KB anyway).
+pub const COMPRESS_ABOVE: usize = 700;
+
+/// Largest inflated body accepted back (DynamoDB items are at most 400 KB; deflate does not
+/// reach 10:1 on JSON that varies).
+const INFLATED_LIMIT: usize = 8 * 1024 * 1024;
+
+/// The body attribute for `text`: deflated when that pays.
+fn body_attribute(text: String) -> (&'static str, AttributeValue) {
+    if text.len() > COMPRESS_ABOVE {
+        let packed = miniz_oxide::deflate::compress_to_vec(text.as_bytes(), 6);
+        if packed.len() < text.len() {
+            return ("bodyz", AttributeValue::B(Blob::new(packed)));
+        }
+    }
+    ("body", s(text))
+}
 
 impl DynamoDocumentStore {
     /// The store on table `name`.
@@ -393,12 +418,19 @@ impl DynamoDocumentStore {
         let version = number(item, "version")
             .and_then(|v| u64::try_from(v).ok())
             .ok_or_else(|| BackendError::Corrupt("document without version".into()))?;
-        let text = item
-            .get("body")
-            .and_then(|v| v.as_s().ok())
-            .ok_or_else(|| BackendError::Corrupt("document without body".into()))?;
-        let body = serde_json::from_str(text)
-            .map_err(|e| BackendError::Corrupt(shared::json_error(&e)))?;
+        let body = match (item.get("bodyz"), item.get("body")) {
+            (Some(AttributeValue::B(packed)), _) => {
+                let text = miniz_oxide::inflate::decompress_to_vec_with_limit(
+                    packed.as_ref(),
+                    INFLATED_LIMIT,
+                )
+                .map_err(|e| BackendError::Corrupt(format!("document body: {e}")))?;
+                serde_json::from_slice(&text)
+            }
+            (_, Some(AttributeValue::S(text))) => serde_json::from_str(text),
+            _ => return Err(BackendError::Corrupt("document without body".into())),
+        }
+        .map_err(|e| BackendError::Corrupt(shared::json_error(&e)))?;
         Ok(Some(Versioned { version, body }))
     }
 }
@@ -437,8 +469,9 @@ impl DocumentStore for DynamoDocumentStore {
                 "version".to_owned(),
                 n(i64::try_from(version).unwrap_or(i64::MAX)),
             ),
-            ("body".to_owned(), s(body.to_string())),
         ]);
+        let (name, value) = body_attribute(body.to_string());
+        item.insert(name.to_owned(), value);
         if let Some(at) = write.expires_at {
             item.insert("ttl".into(), n(at.timestamp()));
         }

@@ -273,3 +273,101 @@ async fn index_pages_go_both_ways_between_exclusive_bounds(store: Backend) {
     );
 }
 for_each_backend!(index_pages_go_both_ways_between_exclusive_bounds, memory: super::memory(), moto: super::on_moto());
+
+/// A body like a conversation's: many similar records with varied text (it deflates well, as
+/// real ones do).
+fn large_body(n: usize) -> serde_json::Value {
+    let notes: Vec<_> = (0..n)
+        .map(|i| json!({"text": format!("note {i}: pedido #{} — entrega às {}h 👍", 1000 + i * 7, i % 24), "author": "agent-ana", "created_at": "2026-11-21T12:00:00Z"}))
+        .collect();
+    let applied = vec!["a1b2c3d4e5f6"; 32];
+    json!({"conversation": {"id": "conv_01JBCQ3ZX0V9K8N7M6P5Q4R305", "notes": notes}, "applied": applied})
+}
+
+async fn large_documents_come_back_exactly_from_reads_and_the_index(store: Backend) {
+    let partition = moto::unique("large");
+    let entry = IndexEntry {
+        partition: partition.clone(),
+        sort: "s1".into(),
+    };
+    let key = format!("{partition}-doc");
+    let first = large_body(200);
+    let w = DocumentWrite {
+        index: Some(&entry),
+        ..write(None)
+    };
+    assert!(store.put(&key, &first, w).await.unwrap());
+    let got = store.get(&key, now()).await.unwrap().unwrap();
+    assert_eq!((got.version, &got.body), (1, &first));
+    // A small rewrite (a body that stays plain) after a large one, and back.
+    let small = json!({"k": "v"});
+    assert!(store.put(&key, &small, write(Some(1))).await.unwrap());
+    assert_eq!(store.get(&key, now()).await.unwrap().unwrap().body, small);
+    let second = large_body(150);
+    let w = DocumentWrite {
+        index: Some(&entry),
+        ..write(Some(2))
+    };
+    assert!(store.put(&key, &second, w).await.unwrap());
+    let listed = store
+        .list_page(
+            IndexPage {
+                partition: &partition,
+                after: None,
+                before: None,
+                descending: false,
+                limit: 10,
+            },
+            now(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!((listed[0].doc.version, &listed[0].doc.body), (3, &second));
+}
+for_each_backend!(large_documents_come_back_exactly_from_reads_and_the_index, memory: super::memory(), moto: super::on_moto());
+
+/// On DynamoDB a large body is stored deflated (what the write is billed by), and items written
+/// with a plain `body` (by earlier versions) still read.
+#[tokio::test]
+async fn dynamo_stores_large_bodies_deflated_and_reads_plain_ones() {
+    use aws_adapters::aws_sdk_dynamodb::types::AttributeValue;
+    let clients = moto::clients().await;
+    let table = moto::table(&clients).await;
+    let store = aws_adapters::DynamoDocumentStore::new(clients.dynamodb.clone(), &table);
+    let key = moto::unique("deflated");
+    let body = large_body(200);
+    store.put(&key, &body, write(None)).await.unwrap();
+    let item = clients
+        .dynamodb
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("doc#{key}")))
+        .key("sk", AttributeValue::S("-".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let json_len = body.to_string().len();
+    let packed = item["bodyz"].as_b().unwrap().as_ref().len();
+    assert!(!item.contains_key("body"));
+    assert!(
+        packed * 3 < json_len,
+        "deflated to {packed} of {json_len} bytes"
+    );
+    let old = moto::unique("plain");
+    clients
+        .dynamodb
+        .put_item()
+        .table_name(&table)
+        .item("pk", AttributeValue::S(format!("doc#{old}")))
+        .item("sk", AttributeValue::S("-".into()))
+        .item("version", AttributeValue::N("4".into()))
+        .item("body", AttributeValue::S(body.to_string()))
+        .send()
+        .await
+        .unwrap();
+    let got = store.get(&old, now()).await.unwrap().unwrap();
+    assert_eq!((got.version, got.body), (4, body));
+}
