@@ -21,13 +21,30 @@ async fn on_moto() -> Backend {
     Arc::new(aws_adapters::DynamoBlobStore::new(clients.dynamodb, table))
 }
 
+/// `n` bytes that do not deflate (so they stay chunked on DynamoDB).
+fn noise(n: usize) -> Vec<u8> {
+    let mut x = 0x9E37_79B9_7F4A_7C15u64;
+    (0..n)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x.to_le_bytes()[0]
+        })
+        .collect()
+}
+
 async fn blobs_round_trip_byte_for_byte(store: Backend) {
     let now = Utc::now();
     let later = now + Duration::days(7);
     let small: Vec<u8> = (0..=255u8).collect();
     let large: Vec<u8> = (0..1_100_000u32).map(|i| (i % 251) as u8).collect();
+    // Does not deflate: stays over the chunk size.
+    let noise = noise(900_000);
     store.put("req#small", &small, later).await.unwrap();
     store.put("req#large", &large, later).await.unwrap();
+    store.put("req#noise", &noise, later).await.unwrap();
+    assert_eq!(store.get("req#noise", now).await.unwrap(), Some(noise));
     store.put("req#empty", b"", later).await.unwrap();
     assert_eq!(store.get("req#small", now).await.unwrap(), Some(small));
     assert_eq!(
@@ -43,10 +60,7 @@ for_each_backend!(blobs_round_trip_byte_for_byte, memory: super::memory(), moto:
 async fn a_smaller_overwrite_replaces_a_larger_blob(store: Backend) {
     let now = Utc::now();
     let later = now + Duration::days(1);
-    store
-        .put("evt#x", &vec![1u8; 800_000], later)
-        .await
-        .unwrap();
+    store.put("evt#x", &noise(800_000), later).await.unwrap();
     store.put("evt#x", b"short", later).await.unwrap();
     assert_eq!(
         store.get("evt#x", now).await.unwrap(),
