@@ -2,6 +2,7 @@
 """Dollars per million webhooks delivered, from what `bench/lambda/run.sh` measured.
 
     python3 bench/cost-model.py [target/lambda-bench/report.json] [--memory 256] [--io-factor 1.0]
+                                [--baseline an-earlier-report.json]
 
 Reads the pipeline phases of the report (inbound text messages; delivery statuses): per webhook,
 the invocations of every function, their mean duration and CPU time, the DynamoDB and SQS calls
@@ -99,6 +100,9 @@ def main():
     parser.add_argument("--io-factor", type=float, default=None,
                         help="DynamoDB/SQS waiting on AWS relative to the local servers (default: "
                              "from their measured times and AWS_LATENCY_MS)")
+    parser.add_argument("--baseline", default=None,
+                        help="an earlier report.json: its totals and write units are printed "
+                             "beside these, phase by phase")
     args = parser.parse_args()
     try:
         report = json.load(open(args.report))
@@ -107,6 +111,12 @@ def main():
     memory = args.memory or report["memory_mb"]
     if not report["pipeline"]:
         sys.exit("the report has no pipeline phase (run without --webhooks 0)")
+    baseline = None
+    if args.baseline is not None:
+        try:
+            baseline = json.load(open(args.baseline))
+        except FileNotFoundError:
+            sys.exit(f"{args.baseline} not found")
     factor = "from the measured server times" if args.io_factor is None else args.io_factor
     print(f"memory {memory} MB, io factor {factor}; prices: us-east-1 list, no free tier\n")
     for phase in report["pipeline"]:
@@ -125,6 +135,26 @@ def main():
         for k, v in cost.items():
             print(f"| {k.replace('_', ' ')} | {v * 1e6:.2f} |")
         print(f"| **total** | **{sum(cost.values()) * 1e6:.2f}** |")
+        print(f"| total through a Function URL (no API Gateway) | "
+              f"{(sum(cost.values()) - cost['api_gateway']) * 1e6:.2f} |")
+        if baseline is not None:
+            before = next((p for p in baseline["pipeline"] if p["name"] == phase["name"]), None)
+            if before is not None:
+                old_cost, old_rows = per_item(before, memory, args.io_factor)
+                print(f"\nBeside the baseline ({args.baseline}):\n")
+                print("| | baseline | now |\n|---|---|---|")
+                for name in [r[0] for r in rows]:
+                    was = next((r[7] for r in old_rows if r[0] == name), 0.0)
+                    now = next(r[7] for r in rows if r[0] == name)
+                    print(f"| {name} WRU per webhook | {was:.2f} | {now:.2f} |")
+                print(f"| WRU per webhook, all functions | {sum(r[7] for r in old_rows):.2f} "
+                      f"| {sum(r[7] for r in rows):.2f} |")
+                print(f"| RRU per webhook, all functions | {sum(r[8] for r in old_rows):.2f} "
+                      f"| {sum(r[8] for r in rows):.2f} |")
+                print(f"| SQS requests per webhook | {sum(r[6] for r in old_rows):.2f} "
+                      f"| {sum(r[6] for r in rows):.2f} |")
+                print(f"| $ per million webhooks | {sum(old_cost.values()) * 1e6:.2f} "
+                      f"| {sum(cost.values()) * 1e6:.2f} |")
         sweep = []
         for mb in (128, 256, 512, 1024):
             c, _ = per_item(phase, mb, args.io_factor)

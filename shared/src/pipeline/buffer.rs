@@ -21,7 +21,7 @@ use crate::delivery::fanout::Fanout;
 use crate::ids::EventId;
 use crate::model::InboundEvent;
 use crate::pipeline::codec::{Record, decode, queued_blob_expiry};
-use crate::pipeline::track::{TrackError, staged_events};
+use crate::pipeline::track::{StagedEvent, TrackError, staged_events};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, OutgoingMessage, Queue, Versioned,
 };
@@ -142,6 +142,7 @@ impl Pending {
 #[serde(untagged)]
 enum BufferMessage {
     Timer { flush: String },
+    Staged(StagedEvent),
     Event(Box<InboundEvent>),
 }
 
@@ -342,8 +343,24 @@ impl Buffer {
 
     /// Adds a received message to its conversation's batch (and sets a timer).
     pub async fn append(&self, event: InboundEvent, now: DateTime<Utc>) -> Result<(), BufferError> {
+        self.append_held(event, None, now).await
+    }
+
+    /// [`Buffer::append`] of a message track says it staged under dedup key `staged`: the batch
+    /// refers to it there without reading it first.
+    async fn append_held(
+        &self,
+        event: InboundEvent,
+        staged: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<(), BufferError> {
         let key = batch_key(&event);
-        let mut held = None;
+        let mut held = staged.filter(|k| *k == event.dedup_key).map(|k| Held {
+            id: event.id,
+            outbox: Some(k),
+            blob: None,
+            event: None,
+        });
         for _ in 0..ROUNDS {
             let stored = self.docs.get(&Self::doc_key(&key), now).await?;
             let (pending, expected) = match &stored {
@@ -405,6 +422,7 @@ impl Buffer {
             if pending.flushed || pending.items.is_empty() {
                 return Ok(()); // duplicate timer
             }
+            let mut version = doc.version;
             let cut = match pending.cut {
                 Some(cut) => Cut {
                     count: cut.count.min(pending.items.len()),
@@ -426,6 +444,7 @@ impl Buffer {
                     if !self.write(key, &pending, Some(doc.version), now).await? {
                         continue; // a message came in meanwhile: decide again
                     }
+                    version += 1;
                     cut
                 }
             };
@@ -437,27 +456,34 @@ impl Buffer {
             metrics::record(Metric::BatchSize, cut.count as f64);
             self.mark_sent(pending.batch_id, &pending.items[..cut.count], now)
                 .await?;
-            return self
-                .mark_flushed(key, pending.batch_id, cut.count, now)
-                .await;
+            let count = cut.count;
+            return self.mark_flushed(key, (pending, version), count, now).await;
         }
         Err(BufferError::Contention(key.to_owned()))
     }
 
-    /// Marks the first `sent` messages of batch `batch_id` as flushed; messages appended since
-    /// the flush read the batch start the next one.
+    /// Marks the first `sent` messages of the batch `flushed` (as the flush last saw it, at
+    /// its version) as flushed; messages appended since start the next batch. The first round
+    /// writes over what the flush saw; a changed batch is read again.
     async fn mark_flushed(
         &self,
         key: &str,
-        batch_id: EventId,
+        flushed: (Pending, u64),
         sent: usize,
         now: DateTime<Utc>,
     ) -> Result<(), BufferError> {
+        let batch_id = flushed.0.batch_id;
+        let mut seen = Some(flushed);
         for _ in 0..ROUNDS {
-            let Some(doc) = self.docs.get(&Self::doc_key(key), now).await? else {
-                return Ok(());
+            let (mut p, version) = match seen.take() {
+                Some(known) => known,
+                None => {
+                    let Some(doc) = self.docs.get(&Self::doc_key(key), now).await? else {
+                        return Ok(());
+                    };
+                    (Self::decode_pending(&doc)?, doc.version)
+                }
             };
-            let mut p = Self::decode_pending(&doc)?;
             if p.batch_id != batch_id || p.flushed {
                 // Marked already (the answer to an applied write was lost). Messages left over
                 // for the next batch need their timer; a duplicate one is harmless.
@@ -472,7 +498,7 @@ impl Buffer {
             } else {
                 Pending::new(now, rest)
             };
-            if self.write(key, &next, Some(doc.version), now).await? {
+            if self.write(key, &next, Some(version), now).await? {
                 if !next.flushed {
                     self.timer(key, self.config.window).await?;
                 }
@@ -489,6 +515,9 @@ impl Buffer {
             let result = match decode::<BufferMessage>(record.body, self.blobs.as_ref(), now).await
             {
                 Ok(BufferMessage::Event(event)) => self.append(*event, now).await,
+                Ok(BufferMessage::Staged(StagedEvent { staged, event })) => {
+                    self.append_held(*event, Some(staged), now).await
+                }
                 Ok(BufferMessage::Timer { flush }) => self.flush(&flush, now).await,
                 Err(e) => Err(BufferError::Backend(BackendError::Corrupt(e.to_string()))),
             };

@@ -682,3 +682,39 @@ async fn a_batch_written_with_whole_events_by_an_earlier_version_is_still_delive
     w.buffer.flush(&key, at(7_000)).await.unwrap();
     assert_eq!(batches(&w).await, vec![vec![m.id, n.id]]);
 }
+
+/// A record track marks as staged is referred to in the outbox without reading it at the
+/// append (the flush reads it), and reads as a plain event for a reader that knows only events.
+#[tokio::test]
+async fn a_record_marked_staged_is_referred_to_without_a_read_at_the_append() {
+    use crate::pipeline::track::StagedEvent;
+    use crate::ports::faults::{Faults, FaultyDocs};
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let m = message(1, conv, at(0));
+    stage(&w, std::slice::from_ref(&m)).await;
+    let body = serde_json::to_string(&StagedEvent {
+        staged: m.dedup_key.clone(),
+        event: Box::new(m.clone()),
+    })
+    .unwrap();
+    let plain: InboundEvent = serde_json::from_str(&body).unwrap();
+    assert_eq!(plain, m);
+    // Counting document calls: a get of the batch, a get of the sent marker, the batch write.
+    let faults = Faults::none();
+    let mut counted = w.buffer.clone();
+    counted.docs = Arc::new(FaultyDocs {
+        inner: w.buffer.docs.clone(),
+        layer: faults.clone(),
+    });
+    let records = [Record {
+        message_id: "m",
+        body: &body,
+    }];
+    assert!(counted.process_batch(&records, at(0)).await.is_empty());
+    assert_eq!(faults.calls(), 3, "no read of the outbox");
+    let copy = format!("buffer#evt#{}", m.id);
+    assert_eq!(w.buffer.blobs.get(&copy, at(0)).await.unwrap(), None);
+    w.buffer.flush(&conv.to_string(), at(6_000)).await.unwrap();
+    assert_eq!(batches(&w).await, vec![vec![m.id]]);
+}

@@ -26,7 +26,9 @@ use crate::model::{
     ContactBody, ConversationBody, EventBody, EventData, EventType, InboundEvent, MessageStatus,
 };
 pub use crate::pipeline::codec::Record;
-use crate::pipeline::codec::{DecodeError, decode, enqueue_events, stash, unstash};
+use crate::pipeline::codec::{
+    DecodeError, decode, encode, enqueue_events, pack, send_all, stash, unstash,
+};
 use crate::ports::{BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentWrite, Queue};
 
 /// Where tracked events go next.
@@ -34,6 +36,16 @@ use crate::ports::{BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentWr
 pub trait EventSink: Send + Sync + std::fmt::Debug {
     /// Hands on `events` in order; `Ok` only when all of them are accepted.
     async fn emit(&self, events: &[InboundEvent], now: DateTime<Utc>) -> Result<(), BackendError>;
+
+    /// Hands on `events` that track staged in its outbox (under each event's dedup key), so the
+    /// next stage may refer to them there instead of keeping a copy.
+    async fn emit_staged(
+        &self,
+        events: &[InboundEvent],
+        now: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        self.emit(events, now).await
+    }
 }
 
 /// Routes `whatsapp.message.received` to the buffer queue and everything else to the outbound
@@ -53,6 +65,26 @@ pub struct QueueSink {
 #[async_trait]
 impl EventSink for QueueSink {
     async fn emit(&self, events: &[InboundEvent], now: DateTime<Utc>) -> Result<(), BackendError> {
+        self.send(events, false, now).await
+    }
+
+    async fn emit_staged(
+        &self,
+        events: &[InboundEvent],
+        now: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
+        self.send(events, true, now).await
+    }
+}
+
+impl QueueSink {
+    /// Sends `events` on; buffered ones say where they are staged when `staged`.
+    async fn send(
+        &self,
+        events: &[InboundEvent],
+        staged: bool,
+        now: DateTime<Utc>,
+    ) -> Result<(), BackendError> {
         for e in events {
             match e.event_type {
                 EventType::ConversationCreated => metrics::count(Metric::ConversationsCreated, 1),
@@ -75,7 +107,10 @@ impl EventSink for QueueSink {
             )
             .await?;
         }
-        if !buffered.is_empty() {
+        if buffered.is_empty() {
+            return Ok(());
+        }
+        if !staged {
             enqueue_events(
                 &buffered,
                 self.buffer.as_ref(),
@@ -83,9 +118,32 @@ impl EventSink for QueueSink {
                 expires,
             )
             .await?;
+            return Ok(());
         }
+        let mut bodies = Vec::with_capacity(buffered.len());
+        for event in buffered {
+            let key = format!("evt#{}", event.id);
+            let message = StagedEvent {
+                staged: event.dedup_key.clone(),
+                event: Box::new(event),
+            };
+            bodies.push(encode(&message, &key, self.blobs.as_ref(), expires).await?);
+        }
+        send_all(self.buffer.as_ref(), pack(bodies)).await?;
         Ok(())
     }
+}
+
+/// A buffer-queue message for an event track staged in its outbox under `staged` (its dedup
+/// key): the buffer refers to it there without reading it first. On the wire it is the event
+/// with one more field, so a reader that knows only events reads it as one.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StagedEvent {
+    /// The dedup key of the outbox holding the event.
+    pub staged: String,
+    /// The event.
+    #[serde(flatten)]
+    pub event: Box<InboundEvent>,
 }
 
 /// Track settings.
@@ -230,6 +288,8 @@ impl Track {
         now: DateTime<Utc>,
     ) -> Result<TrackOutcome, TrackError> {
         let key = event.dedup_key.clone();
+        // Message events change state; their results are staged and must survive a crash.
+        let stage = matches!(event.data.body, EventBody::Message(_));
         let holder = ulid::Ulid::new().to_string();
         let retaken = match self
             .dedup
@@ -249,8 +309,6 @@ impl Track {
         let events = match staged {
             Some(events) => events,
             None => {
-                // Message events change state; their results must survive a crash.
-                let stage = matches!(event.data.body, EventBody::Message(_));
                 let Some(events) = self.derive(event, now).await? else {
                     self.dedup
                         .complete(&key, now, self.config.dedup_ttl)
@@ -290,7 +348,11 @@ impl Track {
                 }
             }
         };
-        self.sink.emit(&events, now).await?;
+        if stage {
+            self.sink.emit_staged(&events, now).await?;
+        } else {
+            self.sink.emit(&events, now).await?;
+        }
         self.dedup
             .complete(&key, now, self.config.dedup_ttl)
             .await?;
