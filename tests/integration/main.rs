@@ -20,3 +20,4 @@ mod secrets_moto;
 mod template;
 mod track_events;
 mod track_moto;
+mod worst_case_moto;

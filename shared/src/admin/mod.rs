@@ -7,6 +7,7 @@
 //! the routes. Must not: know about Lambda or hyper.
 
 mod conversations;
+pub use conversations::NOTES_MAX_BYTES;
 mod deliveries;
 mod endpoints;
 mod idempotency;
