@@ -91,6 +91,9 @@ pub struct FaultReport {
     /// Storage faults injected in the embedded backend: (clean, ambiguous). With `--backend
     /// aws` they are injected in the gateway process and not counted here.
     pub storage_faults: (u64, u64),
+    /// Storage faults were asked for but injected in the gateway child (`--backend aws`),
+    /// which is killed, not asked: they are not counted here.
+    pub faults_in_child: bool,
     /// Seconds from the first post to the end of the check.
     pub elapsed_secs: f64,
 }
@@ -103,7 +106,7 @@ impl FaultReport {
              accepted {} | expected events {} | delivered {} | dlq {} | lost {}\n\
              redelivered under a seen idempotency key: {} | injected receiver failures: {} | batches: {} holding {} messages\n\
              stage DLQ messages: inbound {}, buffer {}, outbound {}{}\n\
-             injected storage faults: {} clean, {} ambiguous\n\
+             injected storage faults: {}\n\
              elapsed {:.1} s",
             self.posted,
             self.duplicate_posts,
@@ -125,8 +128,14 @@ impl FaultReport {
                 .iter()
                 .map(|i| format!("\n  {i}"))
                 .collect::<String>(),
-            self.storage_faults.0,
-            self.storage_faults.1,
+            if self.faults_in_child {
+                "injected in the gateway child process, not counted here".to_owned()
+            } else {
+                format!(
+                    "{} clean, {} ambiguous",
+                    self.storage_faults.0, self.storage_faults.1
+                )
+            },
             self.elapsed_secs,
         )
     }
@@ -481,7 +490,9 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
         report.stage_dead_letters[n] = pair.depth.1.get().await.unwrap_or(0);
     }
     report.stage_dead_letter_items = stage_dead_letter_items(&stores).await?;
-    report.storage_faults = faults.map_or((0, 0), |f| f.injected());
+    report.storage_faults = faults.as_ref().map_or((0, 0), |f| f.injected());
+    report.faults_in_child =
+        faults.is_none() && (options.clean_faults > 0.0 || options.ambiguous_faults > 0.0);
     report.elapsed_secs = started.elapsed().as_secs_f64();
     match running.lock().await.take() {
         Some(Running::InProcess(g)) => {
