@@ -82,13 +82,18 @@ def per_item(phase, memory_mb, io_factor):
         cost["sqs"] += sqs / n * PRICES["sqs_request"]
         wru = sum(u["units"] for k, u in usage.items()
                   if k in ("DynamoDB PutItem", "DynamoDB PutItem (GSI)", "DynamoDB DeleteItem"))
+        # The estimate reports before 2026-11-30 made (request sizes; the index rewritten with
+        # every write of an indexed item): reports of then have only that, as "units".
+        wru_earlier = sum(u.get("request_units", u["units"]) for k, u in usage.items()
+                          if k in ("DynamoDB PutItem", "DynamoDB PutItem (GSI)",
+                                   "DynamoDB DeleteItem"))
         rru = sum(u["units"] for k, u in usage.items() if k in ("DynamoDB GetItem", "DynamoDB Query"))
         cost["dynamodb_writes"] += wru / n * PRICES["dynamodb_wru"]
         cost["dynamodb_reads"] += rru / n * PRICES["dynamodb_rru"]
         log_bytes = f["log_bytes"] + inv * LAMBDA_LOG_LINES_BYTES
         cost["logs"] += log_bytes / n / 1e9 * PRICES["logs_gb"]
         rows.append((f["name"], inv / n, wall_ms, cpu_ms, factor, billed_ms, sqs / n, wru / n,
-                     rru / n, log_bytes / n))
+                     rru / n, log_bytes / n, wru_earlier / n))
     return cost, rows
 
 
@@ -127,7 +132,7 @@ def main():
         print("| function | invocations per webhook | wall ms | CPU ms | io factor "
               "| billed ms on Lambda | SQS requests | WRU | RRU | log bytes |")
         print("|---|---|---|---|---|---|---|---|---|---|")
-        for name, inv, wall, cpu, factor, billed, sqs, wru, rru, logs in rows:
+        for name, inv, wall, cpu, factor, billed, sqs, wru, rru, logs, _ in rows:
             print(f"| {name} | {inv:.3f} | {wall:.1f} | {cpu:.2f} | {factor:.2f} | {billed} "
                   f"| {sqs:.2f} | {wru:.2f} | {rru:.2f} | {logs:.0f} |")
         print("\n(per webhook, except wall ms, CPU ms and billed ms: per invocation)")
@@ -149,6 +154,9 @@ def main():
                     print(f"| {name} WRU per webhook | {was:.2f} | {now:.2f} |")
                 print(f"| WRU per webhook, all functions | {sum(r[7] for r in old_rows):.2f} "
                       f"| {sum(r[7] for r in rows):.2f} |")
+                print(f"| WRU per webhook by the earlier estimate (request sizes, the index "
+                      f"rewritten with every write) | {sum(r[10] for r in old_rows):.2f} "
+                      f"| {sum(r[10] for r in rows):.2f} |")
                 print(f"| RRU per webhook, all functions | {sum(r[8] for r in old_rows):.2f} "
                       f"| {sum(r[8] for r in rows):.2f} |")
                 print(f"| SQS requests per webhook | {sum(r[6] for r in old_rows):.2f} "

@@ -2,13 +2,21 @@
 //! `AWS_ENDPOINT_URL`, it forwards every call unchanged and counts it by API action, with the
 //! capacity the call would bill on AWS estimated from its sizes:
 //!
-//! - `PutItem`: one write unit per started KiB of the request (the item plus a little request
-//!   overhead, so slightly high), once more when the item carries the GSI key (`gsi1pk`; the
-//!   index projects everything);
-//! - `DeleteItem`: one write unit;
-//! - `GetItem` and `Query` (strongly consistent here): one read unit per started 4 KiB of the
-//!   response;
+//! - `PutItem`: one write unit per started KiB of the item, sized as DynamoDB sizes items
+//!   (attribute names plus values: UTF-8 bytes of strings, raw bytes of binaries, about half the
+//!   digits of numbers), the larger of the old and the new item when it replaces one; a failed
+//!   conditional write bills the same;
+//! - the `gsi1` index (keys only): one write unit when an item enters or leaves it, two when
+//!   its index key changes (delete and put), none when the key stays. The proxies of one run
+//!   share a [`Ledger`] of what each item last was, so they know the old item;
+//! - `DeleteItem`: the deleted item's size, at least one unit;
+//! - `GetItem` and `Query`: one read unit per started 4 KiB of the items read, half for an
+//!   eventually consistent read (a query of the index always is);
 //! - SQS: one request per started 64 KiB of the request, as SQS bills.
+//!
+//! Each count also keeps the estimate earlier reports used (`request_units`: write units by the
+//! request's size, and the index written again with every write of an indexed item, as if it
+//! projected every attribute), so figures stay comparable across reports.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -32,6 +40,8 @@ pub struct Usage {
     pub units: f64,
     /// Bytes sent.
     pub request_bytes: u64,
+    /// The units by the rule of earlier reports (see the module doc).
+    pub request_units: f64,
     /// Time the upstream (moto) took to answer, summed over the calls, ms.
     pub upstream_ms: f64,
 }
@@ -41,6 +51,119 @@ pub struct Usage {
 pub struct Meter {
     usage: Mutex<BTreeMap<String, Usage>>,
     by_item: Mutex<BTreeMap<String, Usage>>,
+    ledger: Arc<Ledger>,
+}
+
+/// What the items of one run last were, as far as the metering proxies saw them written: their
+/// size and index key, which the next write of the same item is billed against.
+#[derive(Debug, Default)]
+pub struct Ledger {
+    items: Mutex<std::collections::HashMap<String, Stored>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+struct Stored {
+    size: usize,
+    index: Option<(String, String)>,
+}
+
+impl Ledger {
+    fn get(&self, key: &str) -> Option<Stored> {
+        self.items
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(key)
+            .cloned()
+    }
+
+    fn set(&self, key: String, stored: Option<Stored>) {
+        let mut items = self.items.lock().unwrap_or_else(PoisonError::into_inner);
+        match stored {
+            Some(s) => items.insert(key, s),
+            None => items.remove(&key),
+        };
+    }
+}
+
+/// The size DynamoDB bills for an attribute value (without its name).
+fn value_size(v: &serde_json::Value) -> usize {
+    use base64::Engine as _;
+    let Some((kind, inner)) = v.as_object().and_then(|o| o.iter().next()) else {
+        return 0;
+    };
+    match (kind.as_str(), inner) {
+        ("S", serde_json::Value::String(s)) => s.len(),
+        ("N", serde_json::Value::String(n)) => number_size(n),
+        ("B", serde_json::Value::String(b)) => base64::engine::general_purpose::STANDARD
+            .decode(b)
+            .map_or(b.len() * 3 / 4, |raw| raw.len()),
+        ("BOOL" | "NULL", _) => 1,
+        ("SS" | "BS", serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| value_size(&serde_json::json!({ &kind[..1]: i })))
+            .sum(),
+        ("NS", serde_json::Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map_or(0, number_size))
+            .sum(),
+        ("L", serde_json::Value::Array(items)) => {
+            3 + items.iter().map(|i| 1 + value_size(i)).sum::<usize>()
+        }
+        ("M", serde_json::Value::Object(map)) => 3 + item_size(map),
+        _ => 0,
+    }
+}
+
+/// A number's size: about one byte per two significant digits, plus one.
+fn number_size(n: &str) -> usize {
+    let digits: String = n.chars().filter(char::is_ascii_digit).collect();
+    let significant = digits.trim_start_matches('0').trim_end_matches('0').len();
+    significant.max(1).div_ceil(2) + 1
+}
+
+/// An item's size as DynamoDB bills it: attribute names plus values.
+pub fn item_size(item: &serde_json::Map<String, serde_json::Value>) -> usize {
+    item.iter()
+        .map(|(name, value)| name.len() + 1 + value_size(value))
+        .sum()
+}
+
+fn started(bytes: usize, unit: usize) -> f64 {
+    // At most a few thousand units per call: exact in an f64.
+    #[allow(clippy::cast_precision_loss)]
+    let units = bytes.div_ceil(unit).max(1) as f64;
+    units
+}
+
+/// The table key of a request's item or key (`pk`/`sk`).
+fn table_key(map: &serde_json::Value) -> Option<String> {
+    let pk = map.pointer("/pk/S")?.as_str()?;
+    let sk = map.pointer("/sk/S").and_then(serde_json::Value::as_str);
+    Some(format!("{pk}\u{1f}{}", sk.unwrap_or_default()))
+}
+
+/// The `gsi1` key of an item, if it carries one.
+fn index_key(item: &serde_json::Value) -> Option<(String, String)> {
+    Some((
+        item.pointer("/gsi1pk/S")?.as_str()?.to_owned(),
+        item.pointer("/gsi1sk/S")?.as_str()?.to_owned(),
+    ))
+}
+
+/// Index writes for an item whose index key goes from `old` to `new` (keys-only projection).
+fn index_writes(old: Option<&(String, String)>, new: Option<&(String, String)>) -> f64 {
+    match (old, new) {
+        (None, None) => 0.0,
+        (Some(a), Some(b)) if a == b => 0.0,
+        (Some(_), Some(_)) => 2.0,
+        _ => 1.0,
+    }
+}
+
+/// Read units for `bytes` of items read, halved for an eventually consistent read.
+fn read_units(bytes: usize, consistent: bool) -> f64 {
+    let units = started(bytes, 4096);
+    if consistent { units } else { units / 2.0 }
 }
 
 /// The kind of DynamoDB item a call reads or writes: its `pk` up to the key proper
@@ -97,14 +220,22 @@ impl Meter {
             .clear();
     }
 
-    fn add(&self, key: String, units: f64, request_bytes: usize, upstream: Duration) {
+    /// A meter whose write units are billed against `ledger` (shared by the proxies of a run).
+    pub fn with_ledger(ledger: Arc<Ledger>) -> Self {
+        Self {
+            ledger,
+            ..Self::default()
+        }
+    }
+
+    fn add(&self, key: String, units: (f64, f64), request_bytes: usize, upstream: Duration) {
         Self::add_to(&self.usage, key, units, request_bytes, upstream);
     }
 
     fn add_to(
         map: &Mutex<BTreeMap<String, Usage>>,
         key: String,
-        units: f64,
+        (units, request_units): (f64, f64),
         request_bytes: usize,
         upstream: Duration,
     ) {
@@ -112,26 +243,104 @@ impl Meter {
         let u = usage.entry(key).or_default();
         u.calls += 1;
         u.units += units;
+        u.request_units += request_units;
         u.request_bytes += u64::try_from(request_bytes).unwrap_or(0);
         u.upstream_ms += upstream.as_secs_f64() * 1000.0;
     }
 
-    /// Counts one call of `target` (the `X-Amz-Target` header) with its bodies and the time the
-    /// upstream took to answer it.
-    pub fn record(&self, target: &str, request: &[u8], response: &[u8], upstream: Duration) {
+    /// Write units of a `PutItem` or `DeleteItem` (and of its index), the earlier estimate
+    /// beside each; the ledger learns the item when the call succeeded.
+    fn write_units(
+        &self,
+        action: &str,
+        request: &serde_json::Value,
+        request_len: usize,
+        ok: bool,
+    ) -> [(f64, f64); 2] {
+        let old_rule = |bytes: usize| started(bytes, 1024);
+        let (key, item) = match action {
+            "PutItem" => (request.get("Item").and_then(table_key), request.get("Item")),
+            _ => (request.get("Key").and_then(table_key), None),
+        };
+        let old = key.as_deref().and_then(|k| self.ledger.get(k));
+        let new = item.and_then(serde_json::Value::as_object).map(|i| Stored {
+            size: item_size(i),
+            index: index_key(&serde_json::Value::Object(i.clone())),
+        });
+        let size = old
+            .as_ref()
+            .map_or(0, |o| o.size)
+            .max(new.as_ref().map_or(0, |n| n.size));
+        let index = index_writes(
+            old.as_ref().and_then(|o| o.index.as_ref()),
+            new.as_ref().and_then(|n| n.index.as_ref()),
+        );
+        let (table_old_rule, index_old_rule) = match action {
+            "PutItem" => (
+                old_rule(request_len),
+                if new.as_ref().is_some_and(|n| n.index.is_some()) {
+                    old_rule(request_len)
+                } else {
+                    0.0
+                },
+            ),
+            _ => (1.0, 0.0),
+        };
+        if ok && let Some(key) = key {
+            self.ledger.set(key, new);
+        }
+        [
+            (started(size, 1024), table_old_rule),
+            (if ok { index } else { 0.0 }, index_old_rule),
+        ]
+    }
+
+    /// Counts one call of `target` (the `X-Amz-Target` header) with its bodies, whether it
+    /// succeeded, and the time the upstream took to answer it.
+    pub fn record(
+        &self,
+        target: &str,
+        (request, response): (&[u8], &[u8]),
+        ok: bool,
+        upstream: Duration,
+    ) {
         let (service, action) = match target.split_once('.') {
             Some(("DynamoDB_20120810", a)) => ("DynamoDB", a),
             Some(("AmazonSQS", a)) => ("SQS", a),
             Some((s, a)) => (s, a),
             None => ("other", target),
         };
-        let started = |bytes: usize, unit: usize| bytes.div_ceil(unit).max(1) as f64;
+        let parsed = |bytes: &[u8]| {
+            serde_json::from_slice::<serde_json::Value>(bytes).unwrap_or(serde_json::Value::Null)
+        };
+        let mut index = None;
         let units = match (service, action) {
-            ("DynamoDB", "PutItem") => started(request.len(), 1024),
-            ("DynamoDB", "DeleteItem") => 1.0,
-            ("DynamoDB", "GetItem" | "Query") => started(response.len(), 4096),
-            ("SQS", _) => started(request.len(), 64 * 1024),
-            _ => 0.0,
+            ("DynamoDB", "PutItem" | "DeleteItem") => {
+                let [table, gsi] = self.write_units(action, &parsed(request), request.len(), ok);
+                index = Some(gsi);
+                table
+            }
+            ("DynamoDB", "GetItem" | "Query") => {
+                let asked = parsed(request);
+                let answer = parsed(response);
+                let items: Vec<&serde_json::Value> = match answer.get("Items") {
+                    Some(serde_json::Value::Array(items)) => items.iter().collect(),
+                    _ => answer.get("Item").into_iter().collect(),
+                };
+                let bytes = items
+                    .iter()
+                    .filter_map(|i| i.as_object())
+                    .map(item_size)
+                    .sum();
+                let consistent = asked.get("IndexName").is_none()
+                    && asked.get("ConsistentRead") == Some(&serde_json::Value::Bool(true));
+                (read_units(bytes, consistent), started(response.len(), 4096))
+            }
+            ("SQS", _) => {
+                let units = started(request.len(), 64 * 1024);
+                (units, units)
+            }
+            _ => (0.0, 0.0),
         };
         self.add(
             format!("{service} {action}"),
@@ -148,17 +357,18 @@ impl Meter {
                 request.len(),
                 upstream,
             );
+            if let Some(gsi) = index.filter(|g| g.0 > 0.0 || g.1 > 0.0) {
+                Self::add_to(
+                    &self.by_item,
+                    format!("{action} {kind} (GSI)"),
+                    gsi,
+                    0,
+                    Duration::ZERO,
+                );
+            }
         }
-        if service == "DynamoDB"
-            && action == "PutItem"
-            && request.windows(6).any(|w| w == b"gsi1pk")
-        {
-            self.add(
-                "DynamoDB PutItem (GSI)".to_owned(),
-                started(request.len(), 1024),
-                0,
-                Duration::ZERO,
-            );
+        if let Some(gsi) = index.filter(|g| g.0 > 0.0 || g.1 > 0.0) {
+            self.add(format!("DynamoDB {action} (GSI)"), gsi, 0, Duration::ZERO);
         }
     }
 }
@@ -186,6 +396,8 @@ pub struct Upstream {
     /// server may lack `UpdateTimeToLive`, which the proxy then answers itself: TTLs only
     /// matter to reads here, and wagate's reads check `ttl` themselves.
     pub dynamodb: Option<String>,
+    /// What the items were, shared by the proxies of one run (see [`Ledger`]).
+    pub ledger: Arc<Ledger>,
 }
 
 impl MeterProxy {
@@ -193,7 +405,7 @@ impl MeterProxy {
     pub async fn start(upstream: &Upstream) -> anyhow::Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
-        let meter = Arc::new(Meter::default());
+        let meter = Arc::new(Meter::with_ledger(upstream.ledger.clone()));
         let client = reqwest::Client::builder()
             .build()
             .context("building the proxy client")?;
@@ -203,6 +415,7 @@ impl MeterProxy {
                 .dynamodb
                 .as_deref()
                 .map(|u| u.trim_end_matches('/').to_owned()),
+            ledger: upstream.ledger.clone(),
         };
         let handler_meter = meter.clone();
         let server = spawn_server(
@@ -285,7 +498,12 @@ async fn forward(
     let headers = answer.headers().clone();
     let answer_body = answer.bytes().await?;
     let upstream_time = sent.elapsed();
-    meter.record(&target, &body, &answer_body, upstream_time);
+    meter.record(
+        &target,
+        (&body, &answer_body),
+        (200..300).contains(&status),
+        upstream_time,
+    );
     let mut r = respond(StatusCode::from_u16(status)?, answer_body);
     for (name, value) in &headers {
         if name != reqwest::header::CONTENT_LENGTH && name != reqwest::header::TRANSFER_ENCODING {
@@ -308,28 +526,106 @@ mod tests {
     fn units_follow_the_billing_rules() {
         let meter = Meter::default();
         let ms = Duration::from_millis(2);
-        meter.record("DynamoDB_20120810.PutItem", &[b'x'; 1500], b"{}", ms);
-        meter.record(
-            "DynamoDB_20120810.PutItem",
-            br#"{"Item":{"gsi1pk":{"S":"a"}}}"#,
-            b"{}",
-            ms,
+        let put = |meter: &Meter, item: &str| {
+            let request = format!(r#"{{"TableName":"t","Item":{item}}}"#);
+            meter.record(
+                "DynamoDB_20120810.PutItem",
+                (request.as_bytes(), b"{}"),
+                true,
+                ms,
+            );
+        };
+        // 2 + 1 + 5 + 1 + 1 + 2000 bytes: two write units; the earlier rule counted the
+        // request's 2,051 bytes, three.
+        let text = "x".repeat(2000);
+        put(
+            &meter,
+            &format!(r#"{{"pk":{{"S":"doc#a"}},"b":{{"S":"{text}"}}}}"#),
         );
-        meter.record("DynamoDB_20120810.GetItem", b"{}", &[b'x'; 5000], ms);
-        meter.record("DynamoDB_20120810.DeleteItem", b"{}", b"{}", ms);
-        meter.record("AmazonSQS.SendMessageBatch", &[b'x'; 70 * 1024], b"{}", ms);
         let usage = meter.snapshot();
-        assert_eq!(usage["DynamoDB PutItem"].calls, 2);
-        assert_eq!(usage["DynamoDB PutItem"].units, 3.0);
-        assert_eq!(usage["DynamoDB PutItem (GSI)"].units, 1.0);
-        assert!((usage["DynamoDB PutItem"].upstream_ms - 4.0).abs() < 1e-9);
+        assert_eq!(usage["DynamoDB PutItem"].units, 2.0);
+        assert_eq!(usage["DynamoDB PutItem"].request_units, 3.0);
+        // A binary counts its raw bytes, not its base64: 1,200 bytes sent as 1,600 characters.
+        let b64 = "AAAA".repeat(400);
+        put(
+            &meter,
+            &format!(r#"{{"pk":{{"S":"doc#b"}},"z":{{"B":"{b64}"}}}}"#),
+        );
+        let usage = meter.snapshot();
+        assert_eq!(usage["DynamoDB PutItem"].units, 4.0);
+        assert_eq!(usage["DynamoDB PutItem"].request_units, 5.0);
+        // Replacing a large item with a small one bills the larger.
+        put(&meter, r#"{"pk":{"S":"doc#a"},"b":{"S":"y"}}"#);
+        assert_eq!(meter.snapshot()["DynamoDB PutItem"].units, 6.0);
+        // The index: entering it is one write, keeping the key none, changing it two, leaving
+        // it one.
+        let indexed = |sort: &str| {
+            format!(
+                r#"{{"pk":{{"S":"doc#conv#1"}},"gsi1pk":{{"S":"p"}},"gsi1sk":{{"S":"{sort}"}}}}"#
+            )
+        };
+        let gsi = |meter: &Meter| {
+            meter
+                .snapshot()
+                .get("DynamoDB PutItem (GSI)")
+                .map_or(0.0, |u| u.units)
+        };
+        put(&meter, &indexed("1"));
+        assert_eq!(gsi(&meter), 1.0);
+        put(&meter, &indexed("1"));
+        assert_eq!(gsi(&meter), 1.0);
+        put(&meter, &indexed("2"));
+        assert_eq!(gsi(&meter), 3.0);
+        put(&meter, r#"{"pk":{"S":"doc#conv#1"}}"#);
+        assert_eq!(gsi(&meter), 4.0);
+        // The earlier rule counted the index again with every indexed write.
+        assert_eq!(
+            meter.snapshot()["DynamoDB PutItem (GSI)"].request_units,
+            3.0
+        );
+        // A failed conditional write bills the item but changes nothing.
+        let refused = format!(r#"{{"Item":{}}}"#, indexed("3"));
         meter.record(
             "DynamoDB_20120810.PutItem",
-            br#"{"Item":{"pk":{"S":"doc#conv#meta-demo#1555"},"sk":{"S":"-"}}}"#,
-            b"{}",
+            (refused.as_bytes(), b"{}"),
+            false,
             ms,
         );
-        assert_eq!(meter.by_item()["PutItem doc#conv"].calls, 1);
+        assert_eq!(gsi(&meter), 4.0);
+        assert_eq!(meter.by_item()["PutItem doc#conv"].calls, 5);
+        // Reads: the items' size, halved when eventually consistent.
+        let item = format!(
+            r#"{{"Item":{{"pk":{{"S":"doc#a"}},"b":{{"S":"{}"}}}}}}"#,
+            "x".repeat(5000)
+        );
+        meter.record(
+            "DynamoDB_20120810.GetItem",
+            (br#"{"ConsistentRead":true}"#, item.as_bytes()),
+            true,
+            ms,
+        );
+        meter.record(
+            "DynamoDB_20120810.GetItem",
+            (b"{}", item.as_bytes()),
+            true,
+            ms,
+        );
+        assert_eq!(meter.snapshot()["DynamoDB GetItem"].units, 3.0);
+        meter.record(
+            "DynamoDB_20120810.DeleteItem",
+            (br#"{"Key":{"pk":{"S":"doc#b"}}}"#, b"{}"),
+            true,
+            ms,
+        );
+        assert_eq!(meter.snapshot()["DynamoDB DeleteItem"].units, 2.0);
+        meter.record(
+            "AmazonSQS.SendMessageBatch",
+            (&[b'x'; 70 * 1024], b"{}"),
+            true,
+            ms,
+        );
+        assert_eq!(meter.snapshot()["SQS SendMessageBatch"].units, 2.0);
+        assert!(meter.snapshot()["DynamoDB PutItem"].upstream_ms > 0.0);
         assert_eq!(
             item_kind(br#"{"Key":{"pk":{"S":"dedup#evt_1"}}}"#).as_deref(),
             Some("dedup")
@@ -343,9 +639,6 @@ mod tests {
                 .as_deref(),
             Some("gsi1 conv-active")
         );
-        assert_eq!(usage["DynamoDB GetItem"].units, 2.0);
-        assert_eq!(usage["DynamoDB DeleteItem"].units, 1.0);
-        assert_eq!(usage["SQS SendMessageBatch"].units, 2.0);
         meter.reset();
         assert!(meter.snapshot().is_empty() && meter.by_item().is_empty());
     }
@@ -369,6 +662,7 @@ mod tests {
         let proxy = MeterProxy::start(&Upstream {
             default: upstream_url,
             dynamodb: None,
+            ledger: Arc::default(),
         })
         .await
         .unwrap();

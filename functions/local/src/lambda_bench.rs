@@ -109,6 +109,7 @@ impl Stack {
         let upstream = Upstream {
             default: options.endpoint_url.clone(),
             dynamodb: options.dynamodb_url.clone(),
+            ledger: Arc::default(),
         };
         let router = MeterProxy::start(&upstream).await?;
         let stores = Stores::aws(&AwsBackend {
@@ -1123,6 +1124,7 @@ mod tests {
             calls: 20,
             units: 40.0,
             request_bytes: 0,
+            request_units: 40.0,
             upstream_ms: 50.0,
         };
         let report = BenchReport {
