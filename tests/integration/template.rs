@@ -167,7 +167,7 @@ async fn the_template_resources_on_moto_are_what_the_code_expects() {
         shape,
         format!(
             "keys pk:HASH,sk:RANGE | attributes [\"gsi1pk:S\", \"gsi1sk:S\", \"pk:S\", \"sk:S\"] \
-             | indexes [\"{}(gsi1pk:HASH,gsi1sk:RANGE) Some(\\\"ALL\\\")\"] \
+             | indexes [\"{}(gsi1pk:HASH,gsi1sk:RANGE) Some(\\\"KEYS_ONLY\\\")\"] \
              | billing Some(\"PAY_PER_REQUEST\") | ttl ttl",
             aws_adapters::INDEX_NAME
         )

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use aws_adapters::{DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore, SqsQueue};
+use aws_adapters::{DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use chrono::Utc;
 use shared::ids::SourceId;
 use shared::model::{EventType, InboundEvent, Provider};
@@ -29,7 +29,6 @@ async fn stack() -> Stack {
     let blobs = Arc::new(DynamoBlobStore::new(clients.dynamodb.clone(), &table));
     let docs = Arc::new(DynamoDocumentStore::new(clients.dynamodb.clone(), &table));
     let track = Arc::new(Track {
-        dedup: Arc::new(DynamoDedupStore::new(clients.dynamodb.clone(), &table)),
         blobs: blobs.clone(),
         state: State {
             docs,
@@ -82,9 +81,11 @@ fn meta_text() -> InboundEvent {
 async fn parallel_deliveries_of_one_item_yield_one_event_on_dynamodb() {
     let s = stack().await;
     let event = meta_text();
+    // Twelve copies from twelve provider requests (each its own event id), at once.
     let tasks: Vec<_> = (0..12)
         .map(|_| {
-            let (track, event) = (s.track.clone(), event.clone());
+            let (track, mut event) = (s.track.clone(), event.clone());
+            event.id = shared::ids::EventId::new();
             tokio::spawn(async move { track.process(event, Utc::now()).await })
         })
         .collect();
@@ -106,9 +107,11 @@ async fn parallel_deliveries_of_one_item_yield_one_event_on_dynamodb() {
             );
         }
     }
-    // The losers' retries, once the winner is done, are duplicates.
+    // The losers' retries, and any later copy, are duplicates.
+    let mut copy = event;
+    copy.id = shared::ids::EventId::new();
     assert_eq!(
-        s.track.process(event, Utc::now()).await.unwrap(),
+        s.track.process(copy, Utc::now()).await.unwrap(),
         TrackOutcome::Duplicate
     );
     let buffered = read_all(&s.buffer, &s.blobs).await;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_adapters::aws_sdk_dynamodb::types::AttributeValue;
-use aws_adapters::{DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore};
+use aws_adapters::{DynamoBlobStore, DynamoDocumentStore};
 use chrono::Utc;
 use serde_json::json;
 use shared::delivery::endpoints::{Endpoint, Endpoints};
@@ -80,7 +80,6 @@ async fn a_full_batch_of_the_largest_messages_in_a_conversation_at_its_limits_fi
         recent_messages: 5,
     };
     let track = Track {
-        dedup: Arc::new(DynamoDedupStore::new(clients.dynamodb.clone(), &table)),
         blobs: blobs.clone(),
         state: state.clone(),
         sink: Arc::new(QueueSink {

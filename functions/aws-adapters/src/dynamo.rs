@@ -1,4 +1,4 @@
-//! [`DedupStore`] and [`BlobStore`] over one DynamoDB table.
+//! [`DocumentStore`] and [`BlobStore`] over one DynamoDB table.
 //!
 //! Table layout (single table, on-demand): partition key `pk` (S), sort key `sk` (S), TTL
 //! attribute `ttl` (N, epoch seconds). DynamoDB deletes expired items lazily (moto never does), so
@@ -6,26 +6,26 @@
 //!
 //! | item | pk | sk | other attributes |
 //! |---|---|---|---|
-//! | dedup claim | `dedup#{key}` | `-` | `state` (`claimed`/`done`), `lease_until` (N, epoch ms) |
 //! | blob chunk | `blob#{key}` | `00000`, `00001`, … | `data` (B); chunk 0 also `chunks` (N) |
 //! | document | `doc#{key}` | `-` | `version` (N), `body` (S), optional `gsi1pk`/`gsi1sk` |
 //!
-//! Index `gsi1` (`gsi1pk`, `gsi1sk`, all attributes projected) is sparse: only documents written
-//! with an index entry (active conversations, by activity time) are in it.
+//! Index `gsi1` (`gsi1pk`, `gsi1sk`, keys only) is sparse: only documents written with an index
+//! entry (conversations by activity, endpoints, delivery records by time) are in it. Listing
+//! reads the documents it names; writing a document again under the same index key costs no
+//! index write.
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
+use futures::{StreamExt as _, TryStreamExt as _};
 use shared::ports::{
-    BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentStore, DocumentWrite, IndexPage,
-    Listed, Versioned,
+    BackendError, BlobStore, DocumentStore, DocumentWrite, IndexPage, Listed, Versioned,
 };
 
 use crate::error::backend_error;
@@ -39,11 +39,6 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
-}
-
-fn epoch_secs_after(now: DateTime<Utc>, d: Duration) -> i64 {
-    now.timestamp()
-        .saturating_add(i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
 
 fn number(item: &HashMap<String, AttributeValue>, name: &str) -> Option<i64> {
@@ -77,178 +72,6 @@ impl Table {
             .await
         {
             tracing::warn!(error = %backend_error("DescribeTable", e), "table warm-up failed");
-        }
-    }
-}
-
-/// Dedup claims as conditional writes on the wagate table.
-#[derive(Debug, Clone)]
-pub struct DynamoDedupStore {
-    table: Table,
-}
-
-impl DynamoDedupStore {
-    /// The store on table `name`.
-    pub fn new(client: Client, name: impl Into<String>) -> Self {
-        Self {
-            table: Table::new(client, name),
-        }
-    }
-
-    /// Opens the connection ahead of the first request.
-    pub async fn warm(&self) {
-        self.table.warm().await;
-    }
-
-    fn key(key: &str) -> HashMap<String, AttributeValue> {
-        HashMap::from([
-            ("pk".to_owned(), s(format!("dedup#{key}"))),
-            ("sk".to_owned(), s("-")),
-        ])
-    }
-
-    /// One conditional put: succeeds when the key is free, its lease ran out, it expired, or this
-    /// holder holds it already.
-    async fn try_claim(
-        &self,
-        key: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        ttl: Duration,
-    ) -> Result<Option<bool>, BackendError> {
-        let lease_until = now
-            .timestamp_millis()
-            .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX));
-        let mut item = Self::key(key);
-        item.insert("state".into(), s("claimed"));
-        item.insert("holder".into(), s(holder));
-        item.insert("lease_until".into(), n(lease_until));
-        item.insert("ttl".into(), n(epoch_secs_after(now, ttl)));
-        let r = self
-            .table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(item))
-            .return_values(ReturnValue::AllOld)
-            .condition_expression(
-                "attribute_not_exists(pk) OR #ttl < :now_s OR (#state = :claimed AND (holder = :holder OR lease_until < :now_ms))",
-            )
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":claimed", s("claimed"))
-            .expression_attribute_values(":holder", s(holder))
-            .expression_attribute_values(":now_ms", n(now.timestamp_millis()))
-            .expression_attribute_values(":now_s", n(now.timestamp()))
-            .send()
-            .await;
-        match r {
-            // The old item, if any: a live claim (another holder's whose lease ran out, or this
-            // holder's own whose answer was lost) means staged results may exist.
-            Ok(out) => Ok(Some(out.attributes.is_some_and(|old| {
-                old.get("state")
-                    .and_then(|v| v.as_s().ok())
-                    .is_some_and(|s| s == "claimed")
-                    && number(&old, "ttl").is_some_and(|t| t >= now.timestamp())
-            }))),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(None)
-            }
-            Err(e) => Err(backend_error("PutItem", e)),
-        }
-    }
-}
-
-#[async_trait]
-impl DedupStore for DynamoDedupStore {
-    async fn claim(
-        &self,
-        key: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        ttl: Duration,
-    ) -> Result<ClaimOutcome, BackendError> {
-        // Two rounds: if the holder's item disappears between our failed put and our read
-        // (released or expired), the second put wins it.
-        for _ in 0..2 {
-            if let Some(retaken) = self.try_claim(key, holder, now, lease, ttl).await? {
-                return Ok(ClaimOutcome::Claimed { retaken });
-            }
-            let item = self
-                .table
-                .client
-                .get_item()
-                .table_name(&self.table.name)
-                .set_key(Some(Self::key(key)))
-                .consistent_read(true)
-                .send()
-                .await
-                .map_err(|e| backend_error("GetItem", e))?
-                .item;
-            let Some(item) = item else { continue };
-            return Ok(
-                match item
-                    .get("state")
-                    .and_then(|v| v.as_s().ok())
-                    .map(String::as_str)
-                {
-                    Some("done") => ClaimOutcome::AlreadyDone,
-                    _ => {
-                        let ms = number(&item, "lease_until").unwrap_or_default();
-                        let lease_until = DateTime::from_timestamp_millis(ms).unwrap_or(now);
-                        ClaimOutcome::InProgress { lease_until }
-                    }
-                },
-            );
-        }
-        Err(BackendError::Unavailable(
-            "dedup claim kept racing with its holder".into(),
-        ))
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<(), BackendError> {
-        let mut item = Self::key(key);
-        item.insert("state".into(), s("done"));
-        item.insert("ttl".into(), n(epoch_secs_after(now, ttl)));
-        self.table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(|e| backend_error("PutItem", e))?;
-        Ok(())
-    }
-
-    async fn release(&self, key: &str) -> Result<(), BackendError> {
-        let r = self
-            .table
-            .client
-            .delete_item()
-            .table_name(&self.table.name)
-            .set_key(Some(Self::key(key)))
-            .condition_expression("#state = :claimed")
-            .expression_attribute_names("#state", "state")
-            .expression_attribute_values(":claimed", s("claimed"))
-            .send()
-            .await;
-        match r {
-            Ok(_) => Ok(()),
-            // Already done or gone: nothing to give back.
-            Err(SdkError::ServiceError(e)) if e.err().is_conditional_check_failed_exception() => {
-                Ok(())
-            }
-            Err(e) => Err(backend_error("DeleteItem", e)),
         }
     }
 }
@@ -379,15 +202,18 @@ impl BlobStore for DynamoBlobStore {
 /// JSON), optional `ttl` (N), optional `gsi1pk` / `gsi1sk` (the index entry; absent means not
 /// indexed, a sparse index).
 ///
-/// DynamoDB bills a write by the started KB of the item, and again for the index copy of an
-/// indexed one: a conversation or a delivery record of a few KB of JSON deflates to about a
-/// third. Items written with `body` read as before.
+/// DynamoDB bills a write by the started KB of the item (and an index write when its index key
+/// changes): a conversation or a delivery record of a few KB of JSON deflates to about a third.
+/// Items written with `body` read as before.
 #[derive(Debug, Clone)]
 pub struct DynamoDocumentStore {
     table: Table,
 }
 
-/// The sparse secondary index on `gsi1pk` / `gsi1sk`.
+/// Documents of one index page read at once.
+const LIST_READS: usize = 16;
+
+/// The sparse secondary index on `gsi1pk` / `gsi1sk` (keys only).
 pub const INDEX_NAME: &str = "gsi1";
 
 /// Document bodies whose JSON is longer than this are stored deflated (a shorter one stays in
@@ -426,6 +252,29 @@ impl DynamoDocumentStore {
         self.table.warm().await;
     }
 
+    async fn get_item(
+        &self,
+        key: &str,
+        consistent: bool,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Versioned>, BackendError> {
+        let out = self
+            .table
+            .client
+            .get_item()
+            .table_name(&self.table.name)
+            .key("pk", s(format!("doc#{key}")))
+            .key("sk", s("-"))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(|e| backend_error("GetItem", e))?;
+        match out.item {
+            Some(item) => Self::read(&item, now),
+            None => Ok(None),
+        }
+    }
+
     fn read(
         item: &HashMap<String, AttributeValue>,
         now: DateTime<Utc>,
@@ -456,21 +305,15 @@ impl DynamoDocumentStore {
 #[async_trait]
 impl DocumentStore for DynamoDocumentStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
-        let out = self
-            .table
-            .client
-            .get_item()
-            .table_name(&self.table.name)
-            .key("pk", s(format!("doc#{key}")))
-            .key("sk", s("-"))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| backend_error("GetItem", e))?;
-        match out.item {
-            Some(item) => Self::read(&item, now),
-            None => Ok(None),
-        }
+        self.get_item(key, true, now).await
+    }
+
+    async fn get_eventually(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Versioned>, BackendError> {
+        self.get_item(key, false, now).await
     }
 
     async fn put(
@@ -554,7 +397,10 @@ impl DocumentStore for DynamoDocumentStore {
             query = query.expression_attribute_values(":b", s(b));
         }
         let out = query.send().await.map_err(|e| backend_error("Query", e))?;
-        let mut docs = Vec::new();
+        // The index holds keys only (a document rewritten under the same index key costs no
+        // index write), so each listed document is read: concurrently, in the index's order,
+        // and eventually consistent like the index itself.
+        let mut listed = Vec::new();
         for item in out.items.unwrap_or_default() {
             let key = item
                 .get("pk")
@@ -568,14 +414,19 @@ impl DocumentStore for DynamoDocumentStore {
                 .unwrap_or_default();
             let outside = page.after.is_some_and(|a| sort.as_str() <= a)
                 || page.before.is_some_and(|b| sort.as_str() >= b);
-            if outside {
-                continue;
-            }
-            if let (Some(key), Some(doc)) = (key, Self::read(&item, now)?) {
-                docs.push(Listed { key, sort, doc });
+            if let (Some(key), false) = (key, outside) {
+                listed.push((key, sort));
             }
         }
-        docs.truncate(page.limit);
-        Ok(docs)
+        listed.truncate(page.limit);
+        let reads = listed.into_iter().map(|(key, sort)| async move {
+            let doc = self.get_item(&key, false, now).await?;
+            Ok::<_, BackendError>(doc.map(|doc| Listed { key, sort, doc }))
+        });
+        let docs: Vec<Option<Listed>> = futures::stream::iter(reads)
+            .buffered(LIST_READS)
+            .try_collect()
+            .await?;
+        Ok(docs.into_iter().flatten().collect())
     }
 }

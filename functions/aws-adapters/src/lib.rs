@@ -1,4 +1,4 @@
-//! AWS adapters for the ports in `shared::ports`: [`SqsQueue`], [`DynamoDedupStore`],
+//! AWS adapters for the ports in `shared::ports`: [`SqsQueue`], [`DynamoDocumentStore`],
 //! [`DynamoBlobStore`], plus client construction and resource provisioning.
 //!
 //! Owns: every AWS SDK call wagate makes, and the mapping of SDK errors to
@@ -14,7 +14,7 @@ pub mod secrets;
 mod sqs;
 
 pub use aws_config::SdkConfig;
-pub use dynamo::{DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore, INDEX_NAME};
+pub use dynamo::{DynamoBlobStore, DynamoDocumentStore, INDEX_NAME};
 pub use sqs::SqsQueue;
 pub use {aws_sdk_dynamodb, aws_sdk_sqs, aws_sdk_ssm};
 

@@ -56,7 +56,7 @@ pub async fn ensure_table(
                 .key_schema(key("gsi1sk", KeyType::Range)?)
                 .projection(
                     Projection::builder()
-                        .projection_type(ProjectionType::All)
+                        .projection_type(ProjectionType::KeysOnly)
                         .build(),
                 )
                 .build()

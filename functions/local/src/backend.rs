@@ -7,13 +7,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_adapters::provision::{ensure_queue, ensure_table};
-use aws_adapters::{Clients, DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore, SqsQueue};
-use shared::ports::faults::{Faults, FaultyBlobs, FaultyDedup, FaultyDocs, FaultyQueue};
+use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
+use shared::ports::faults::{Faults, FaultyBlobs, FaultyDocs, FaultyQueue};
 use shared::ports::layer::{Layered, Retry};
-use shared::ports::memory::{
-    DeadLetter, MemoryBlobStore, MemoryDedupStore, MemoryDocumentStore, MemoryQueue,
-};
-use shared::ports::{BackendError, BlobStore, DedupStore, DocumentStore, Queue};
+use shared::ports::memory::{DeadLetter, MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
+use shared::ports::{BackendError, BlobStore, DocumentStore, Queue};
 
 /// One queue as `template.yaml` declares it.
 #[derive(Debug, Clone, Copy)]
@@ -111,8 +109,6 @@ pub struct QueuePair {
 pub struct Stores {
     /// Documents (state, endpoints, attempts, pending batches).
     pub docs: Arc<dyn DocumentStore>,
-    /// Exactly-once claims.
-    pub dedup: Arc<dyn DedupStore>,
     /// Raw requests and claim-checks.
     pub blobs: Arc<dyn BlobStore>,
     /// `inbound`, `buffer`, `outbound`, `delivery`, in that order.
@@ -142,7 +138,6 @@ impl Stores {
         });
         Self {
             docs: Arc::new(MemoryDocumentStore::new()),
-            dedup: Arc::new(MemoryDedupStore::new()),
             blobs: Arc::new(MemoryBlobStore::new()),
             queues,
             description: "embedded (in memory; state ends with the process)".into(),
@@ -201,7 +196,6 @@ impl Stores {
         docs.warm().await;
         Ok(Self {
             docs: Arc::new(docs),
-            dedup: Arc::new(DynamoDedupStore::new(clients.dynamodb.clone(), &opts.table)),
             blobs: Arc::new(DynamoBlobStore::new(clients.dynamodb.clone(), &opts.table)),
             queues,
             description: format!(
@@ -272,10 +266,6 @@ impl Stores {
             inner: self.docs,
             layer: faults.clone(),
         });
-        let dedup: Arc<dyn DedupStore> = Arc::new(FaultyDedup {
-            inner: self.dedup,
-            layer: faults.clone(),
-        });
         let blobs: Arc<dyn BlobStore> = Arc::new(FaultyBlobs {
             inner: self.blobs,
             layer: faults.clone(),
@@ -283,10 +273,6 @@ impl Stores {
         Self {
             docs: Arc::new(Layered {
                 inner: docs,
-                layer: retry.clone(),
-            }),
-            dedup: Arc::new(Layered {
-                inner: dedup,
                 layer: retry.clone(),
             }),
             blobs: Arc::new(Layered {

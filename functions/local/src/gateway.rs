@@ -136,7 +136,6 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
         blob_ttl: track_config.blob_ttl,
     });
     let track = Track {
-        dedup: stores.dedup.clone(),
         blobs: stores.blobs.clone(),
         state: state.clone(),
         sink: sink.clone(),

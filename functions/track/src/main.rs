@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use aws_adapters::{Clients, DynamoBlobStore, DynamoDedupStore, DynamoDocumentStore, SqsQueue};
+use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::pipeline::track::state::State;
@@ -24,10 +24,6 @@ async fn main() -> Result<(), Error> {
         &config.table_name,
     ));
     let track = Track {
-        dedup: Arc::new(DynamoDedupStore::new(
-            clients.dynamodb.clone(),
-            &config.table_name,
-        )),
         blobs: blobs.clone(),
         state: State {
             docs: Arc::new(docs),

@@ -196,7 +196,7 @@ pub const ROUTES: &[Route] = &[
         method: "get",
         path: "/v1/conversations",
         operation: "listConversations",
-        summary: "List conversations, most recent first.",
+        summary: "List conversations, most recent first (active ones by the minute of their last activity).",
         request: None,
         status: 200,
         response: Some("page:ConversationView"),

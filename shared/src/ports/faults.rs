@@ -4,7 +4,7 @@
 //! operation in turn; a fault run fails calls at random at given rates.
 //!
 //! One [`Faults`] is shared by every decorated port of a stage, so "the k-th call" counts across
-//! documents, claims, blobs and queues in the order the stage makes them.
+//! documents, blobs and queues in the order the stage makes them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -141,8 +141,6 @@ impl Layer for Faults {
 
 /// A [`DocumentStore`](super::DocumentStore) whose calls fail as [`Faults`] says.
 pub type FaultyDocs = Layered<dyn super::DocumentStore, Arc<Faults>>;
-/// A [`DedupStore`](super::DedupStore) whose calls fail as [`Faults`] says.
-pub type FaultyDedup = Layered<dyn super::DedupStore, Arc<Faults>>;
 /// A [`BlobStore`](super::BlobStore) whose calls fail as [`Faults`] says.
 pub type FaultyBlobs = Layered<dyn super::BlobStore, Arc<Faults>>;
 /// A [`Queue`](super::Queue) whose calls fail as [`Faults`] says. An ambiguous receive hides the

@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use super::{
-    BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentStore, DocumentWrite, FailedEntry,
-    IndexPage, Listed, OutgoingMessage, Queue, ReceivedMessage, Versioned,
+    BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexPage, Listed,
+    OutgoingMessage, Queue, ReceivedMessage, Versioned,
 };
 
 /// What happens around each call of a port.
@@ -45,7 +45,7 @@ impl<L: Layer> Layer for Arc<L> {
     }
 }
 
-/// A port (`P`: `dyn DocumentStore`, `dyn DedupStore`, `dyn BlobStore` or `dyn Queue`) with
+/// A port (`P`: `dyn DocumentStore`, `dyn BlobStore` or `dyn Queue`) with
 /// `layer` around each of its calls; it is itself a port of the same kind.
 #[derive(Debug, Clone)]
 pub struct Layered<P: ?Sized, L> {
@@ -59,6 +59,16 @@ pub struct Layered<P: ?Sized, L> {
 impl<L: Layer> DocumentStore for Layered<dyn DocumentStore, L> {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
         self.layer.around("get", || self.inner.get(key, now)).await
+    }
+
+    async fn get_eventually(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Versioned>, BackendError> {
+        self.layer
+            .around("get", || self.inner.get_eventually(key, now))
+            .await
     }
 
     async fn put(
@@ -79,39 +89,6 @@ impl<L: Layer> DocumentStore for Layered<dyn DocumentStore, L> {
     ) -> Result<Vec<Listed>, BackendError> {
         self.layer
             .around("list", || self.inner.list_page(page, now))
-            .await
-    }
-}
-
-#[async_trait]
-impl<L: Layer> DedupStore for Layered<dyn DedupStore, L> {
-    async fn claim(
-        &self,
-        key: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        ttl: Duration,
-    ) -> Result<ClaimOutcome, BackendError> {
-        self.layer
-            .around("claim", || self.inner.claim(key, holder, now, lease, ttl))
-            .await
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<(), BackendError> {
-        self.layer
-            .around("complete", || self.inner.complete(key, now, ttl))
-            .await
-    }
-
-    async fn release(&self, key: &str) -> Result<(), BackendError> {
-        self.layer
-            .around("release", || self.inner.release(key))
             .await
     }
 }

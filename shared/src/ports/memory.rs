@@ -1,7 +1,7 @@
 //! In-memory backends for the ports: the embedded local mode and fast tests.
 //!
 //! They keep the semantics the AWS services have (SQS limits, visibility timeouts, receive counts,
-//! dead-lettering after a maximum number of receives; DynamoDB conditional claims and TTLs), and
+//! dead-lettering after a maximum number of receives; DynamoDB conditional writes and TTLs), and
 //! pass the same contract suites as the AWS adapters. State lives in the process: nothing here
 //! survives a restart.
 
@@ -15,18 +15,14 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentStore, DocumentWrite, FailedEntry,
-    IndexEntry, IndexPage, Listed, OutgoingMessage, Queue, ReceivedMessage, Versioned, limits,
+    BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexEntry, IndexPage,
+    Listed, OutgoingMessage, Queue, ReceivedMessage, Versioned, limits,
 };
 
 /// Locks a mutex, taking the data even if a panicking holder poisoned it (the state is kept
 /// consistent between statements, so a panic elsewhere cannot leave it half-written).
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-fn chrono_after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
 
 #[derive(Debug)]
@@ -298,83 +294,6 @@ impl Queue for MemoryQueue {
         }
         drop(state);
         self.notify.notify_waiters();
-        Ok(())
-    }
-}
-
-#[derive(Debug, Clone)]
-enum ClaimState {
-    Claimed {
-        lease_until: DateTime<Utc>,
-        holder: String,
-    },
-    Done,
-}
-
-/// Dedup claims in memory.
-#[derive(Debug, Default)]
-pub struct MemoryDedupStore {
-    entries: Mutex<HashMap<String, (ClaimState, DateTime<Utc>)>>,
-}
-
-impl MemoryDedupStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-}
-
-#[async_trait]
-impl DedupStore for MemoryDedupStore {
-    async fn claim(
-        &self,
-        key: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        ttl: Duration,
-    ) -> Result<ClaimOutcome, BackendError> {
-        let mut entries = lock(&self.entries);
-        let mut retaken = false;
-        match entries.get(key) {
-            Some((_, expires_at)) if *expires_at <= now => {}
-            Some((ClaimState::Done, _)) => return Ok(ClaimOutcome::AlreadyDone),
-            // This holder's own claim, its answer lost: it cannot tell whether that claim took
-            // the key over, so it looks for staged results as after a takeover.
-            Some((ClaimState::Claimed { holder: h, .. }, _)) if h == holder => retaken = true,
-            Some((ClaimState::Claimed { lease_until, .. }, _)) if *lease_until > now => {
-                return Ok(ClaimOutcome::InProgress {
-                    lease_until: *lease_until,
-                });
-            }
-            // Taking over an expired lease (not an expired key) means the last holder may have
-            // stopped halfway.
-            Some((ClaimState::Claimed { .. }, _)) => retaken = true,
-            None => {}
-        }
-        let state = ClaimState::Claimed {
-            lease_until: chrono_after(now, lease),
-            holder: holder.to_owned(),
-        };
-        entries.insert(key.to_owned(), (state, chrono_after(now, ttl)));
-        Ok(ClaimOutcome::Claimed { retaken })
-    }
-
-    async fn complete(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<(), BackendError> {
-        lock(&self.entries).insert(key.to_owned(), (ClaimState::Done, chrono_after(now, ttl)));
-        Ok(())
-    }
-
-    async fn release(&self, key: &str) -> Result<(), BackendError> {
-        let mut entries = lock(&self.entries);
-        if matches!(entries.get(key), Some((ClaimState::Claimed { .. }, _))) {
-            entries.remove(key);
-        }
         Ok(())
     }
 }

@@ -1,6 +1,6 @@
 //! Ports: the narrow traits the pipeline stages talk to storage and queues through.
 //!
-//! Owns: the capability contracts (what a conditional claim means, what a batch send may report,
+//! Owns: the capability contracts (what a conditional write means, what a batch send may report,
 //! how TTLs behave) and their in-memory backend ([`memory`]). Must not: name a vendor. AWS adapters
 //! live in `functions/aws-adapters`; both backends pass the same contract suites in `tests/`.
 
@@ -124,57 +124,6 @@ pub trait Queue: Send + Sync + Debug {
     ) -> Result<(), BackendError>;
 }
 
-/// What [`DedupStore::claim`] found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClaimOutcome {
-    /// The caller owns the key until its lease ends: do the work, then [`DedupStore::complete`].
-    Claimed {
-        /// The key was held before by a holder whose lease ran out (it may have crashed halfway),
-        /// so the caller should look for that holder's staged results before redoing the work.
-        retaken: bool,
-    },
-    /// Someone finished this key before: skip the work.
-    AlreadyDone,
-    /// Someone else holds a live lease; their work may still fail. Retry after this time.
-    InProgress {
-        /// When the other holder's lease runs out.
-        lease_until: DateTime<Utc>,
-    },
-}
-
-/// Exactly-once claims over keys, built on one conditional write.
-///
-/// A claim is a lease: a holder that crashes before [`DedupStore::complete`] loses the key when
-/// the lease ends, so a retry of the same work claims it again and nothing is lost.
-#[async_trait]
-pub trait DedupStore: Send + Sync + Debug {
-    /// Claims `key` for `holder` (a name unique to this attempt) if nobody holds it, or if the
-    /// last holder's lease ended before `now`. Keys are forgotten `ttl` after `now` (a completed
-    /// key is remembered `ttl` after completion). The same holder claiming again (its first answer
-    /// lost on the way back) gets `Claimed { retaken: true }`: it is recognised, not taken for
-    /// someone else's lease, and since it cannot tell whether its first claim took the key over,
-    /// it looks for staged results.
-    async fn claim(
-        &self,
-        key: &str,
-        holder: &str,
-        now: DateTime<Utc>,
-        lease: Duration,
-        ttl: Duration,
-    ) -> Result<ClaimOutcome, BackendError>;
-
-    /// Marks a claimed key as done, so later claims answer [`ClaimOutcome::AlreadyDone`].
-    async fn complete(
-        &self,
-        key: &str,
-        now: DateTime<Utc>,
-        ttl: Duration,
-    ) -> Result<(), BackendError>;
-
-    /// Gives a claimed key back early (the work failed), so a retry can claim it at once.
-    async fn release(&self, key: &str) -> Result<(), BackendError>;
-}
-
 /// A stored document and its version (for optimistic concurrency).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Versioned {
@@ -201,6 +150,17 @@ pub struct IndexEntry {
 pub trait DocumentStore: Send + Sync + Debug {
     /// The document under `key`, unless absent or expired at `now`.
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError>;
+
+    /// [`DocumentStore::get`] that may miss a write made a moment ago (DynamoDB's eventually
+    /// consistent read, half the price), for callers whose later conditional write catches
+    /// what the read missed.
+    async fn get_eventually(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Versioned>, BackendError> {
+        self.get(key, now).await
+    }
 
     /// Writes `body` under `key` if the stored version is `expected` (`None`: no live document,
     /// an expired one counts as absent). The new version is `expected + 1` (or 1). Returns

@@ -108,8 +108,14 @@ async fn expired_documents_are_absent_and_can_be_created_again(store: Backend) {
         ..write(None)
     };
     assert!(store.put(&key, &json!("old"), short).await.unwrap());
+    assert_eq!(
+        store.get_eventually(&key, now()).await.unwrap(),
+        store.get(&key, now()).await.unwrap(),
+        "a settled write reads the same either way"
+    );
     let later = now() + Duration::seconds(61);
     assert_eq!(store.get(&key, later).await.unwrap(), None);
+    assert_eq!(store.get_eventually(&key, later).await.unwrap(), None);
     let again = DocumentWrite {
         now: later,
         ..write(None)

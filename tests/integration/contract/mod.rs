@@ -2,7 +2,6 @@
 //! over the wire against moto. A backend that passes can stand in for the other.
 
 mod blob;
-mod dedup;
 mod documents;
 mod queue;
 

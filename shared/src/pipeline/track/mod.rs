@@ -2,10 +2,20 @@
 //! item is claimed once (dedup), statuses only move forward, customers become contacts, messages
 //! open and feed conversations, and every event leaves with its conversation attached.
 //!
-//! Crash safety: an item is claimed with a lease. Its results are staged (an outbox document)
-//! before they are handed on, and the claim is completed after. A worker that dies halfway loses
-//! its lease; the SQS retry takes the key over, finds the staged results and hands on exactly
-//! those (same event ids), so nothing is lost and nothing is computed twice.
+//! Dedup and crash safety in one document per item, its outbox (`outbox#{dedup key}`, kept as
+//! long as dedup remembers items): created by one conditional write when the item's results are
+//! staged, before anything is handed on, and naming the queue record (event id) that staged it.
+//!
+//! - An item whose outbox exists was seen: a copy from another request (the provider sent it
+//!   again) is a duplicate; the record that staged it, handed out again (its attempt died or
+//!   lost its answer, before or after handing on), hands on exactly the staged events, same ids,
+//!   which the next stages recognise.
+//! - Deriving the results changes state (statuses, contacts, conversations), and every such
+//!   change records the item it was made for: two copies deriving at once, or a retry after a
+//!   failed outbox write, get the first one's outcome, and the conditional create of the outbox
+//!   decides which copy's results leave.
+//!
+//! One write per item where a claim and its completion took two.
 
 pub mod state;
 pub mod sweep;
@@ -29,7 +39,7 @@ pub use crate::pipeline::codec::Record;
 use crate::pipeline::codec::{
     DecodeError, decode, encode, enqueue_events, pack, send_all, stash, unstash,
 };
-use crate::ports::{BackendError, BlobStore, ClaimOutcome, DedupStore, DocumentWrite, Queue};
+use crate::ports::{BackendError, BlobStore, DocumentWrite, Queue};
 
 /// Where tracked events go next.
 #[async_trait]
@@ -151,8 +161,9 @@ pub struct StagedEvent {
 pub struct TrackConfig {
     /// How long processed items are remembered (Meta retries for days).
     pub dedup_ttl: Duration,
-    /// How long a claim protects an item being processed; shorter than the queue's visibility
-    /// timeout so a retry after a crash finds the lease expired.
+    /// The longest one attempt at an item may run: a conversation pointer left this long ago
+    /// by an attempt that never wrote its conversation belongs to a dead attempt and is taken
+    /// over; a younger one is waited for.
     pub lease: Duration,
     /// Inactivity after which a conversation ends.
     pub idle: Duration,
@@ -171,8 +182,6 @@ impl Default for TrackConfig {
 /// The track stage with its ports.
 #[derive(Debug, Clone)]
 pub struct Track {
-    /// Exactly-once claims.
-    pub dedup: Arc<dyn DedupStore>,
     /// Claim-checked events on the inbound queue.
     pub blobs: Arc<dyn BlobStore>,
     /// Statuses, contacts, conversations, staged results.
@@ -197,9 +206,6 @@ pub enum TrackOutcome {
 /// Why an item could not be processed now.
 #[derive(Debug, thiserror::Error)]
 pub enum TrackError {
-    /// Another worker holds the item's claim; try again after its lease.
-    #[error("item is being processed elsewhere until {0}")]
-    Busy(DateTime<Utc>),
     /// A store or queue failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -216,6 +222,60 @@ fn outbox_key(dedup_key: &str) -> String {
     format!("outbox#{dedup_key}")
 }
 
+/// What an item's outbox holds: which queue record staged it, and the events it staged.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Outbox {
+    /// The id of the event (queue record) that staged it.
+    by: EventId,
+    /// The staged events as [`stash`] wrote them; absent for an item handed on as it came
+    /// (nothing derived from state: the item is the event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    events: Option<serde_json::Value>,
+}
+
+/// An outbox as read: written by this version, or staged events alone (before outboxes named
+/// their record).
+enum Stored {
+    Outbox(Outbox),
+    Events(serde_json::Value),
+}
+
+/// The outbox of `dedup_key`; `eventually`: a read that may miss one written a moment ago.
+async fn read_outbox(
+    docs: &dyn crate::ports::DocumentStore,
+    dedup_key: &str,
+    eventually: bool,
+    now: DateTime<Utc>,
+) -> Result<Option<Stored>, TrackError> {
+    let key = outbox_key(dedup_key);
+    let read = if eventually {
+        docs.get_eventually(&key, now).await?
+    } else {
+        docs.get(&key, now).await?
+    };
+    let Some(doc) = read else {
+        return Ok(None);
+    };
+    if doc.body.get("by").is_some() {
+        let outbox = serde_json::from_value(doc.body)
+            .map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?;
+        return Ok(Some(Stored::Outbox(outbox)));
+    }
+    Ok(Some(Stored::Events(doc.body)))
+}
+
+async fn unstash_events(
+    part: serde_json::Value,
+    blobs: &dyn BlobStore,
+    now: DateTime<Utc>,
+) -> Result<Vec<InboundEvent>, TrackError> {
+    match unstash(part, blobs, now).await {
+        Ok(events) => Ok(events),
+        Err(DecodeError::Backend(e)) => Err(TrackError::Backend(e)),
+        Err(e) => Err(TrackError::Corrupt(e.to_string())),
+    }
+}
+
 /// The events track staged for the item with `dedup_key` (exactly as it handed them on), if
 /// it staged any: message events are staged before they leave, so later stages can refer to
 /// them by dedup key instead of keeping copies.
@@ -225,13 +285,14 @@ pub async fn staged_events(
     dedup_key: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<InboundEvent>>, TrackError> {
-    let Some(doc) = docs.get(&outbox_key(dedup_key), now).await? else {
-        return Ok(None);
-    };
-    match unstash(doc.body, blobs, now).await {
-        Ok(events) => Ok(Some(events)),
-        Err(DecodeError::Backend(e)) => Err(TrackError::Backend(e)),
-        Err(e) => Err(TrackError::Corrupt(e.to_string())),
+    match read_outbox(docs, dedup_key, false, now).await? {
+        Some(
+            Stored::Outbox(Outbox {
+                events: Some(part), ..
+            })
+            | Stored::Events(part),
+        ) => Ok(Some(unstash_events(part, blobs, now).await?)),
+        Some(Stored::Outbox(Outbox { events: None, .. })) | None => Ok(None),
     }
 }
 
@@ -239,7 +300,6 @@ impl TrackError {
     /// Whether a later retry may succeed (otherwise the record ends in the DLQ).
     pub fn is_retryable(&self) -> bool {
         match self {
-            Self::Busy(_) => true,
             Self::Backend(e) => e.is_retryable(),
             Self::State(e) => e.is_retryable(),
             Self::Corrupt(_) => false,
@@ -288,74 +348,87 @@ impl Track {
         now: DateTime<Utc>,
     ) -> Result<TrackOutcome, TrackError> {
         let key = event.dedup_key.clone();
-        // Message events change state; their results are staged and must survive a crash.
-        let stage = matches!(event.data.body, EventBody::Message(_));
-        let holder = ulid::Ulid::new().to_string();
-        let retaken = match self
-            .dedup
-            .claim(&key, &holder, now, self.config.lease, self.config.dedup_ttl)
-            .await?
-        {
-            ClaimOutcome::AlreadyDone => return Ok(TrackOutcome::Duplicate),
-            ClaimOutcome::InProgress { lease_until } => return Err(TrackError::Busy(lease_until)),
-            ClaimOutcome::Claimed { retaken } => retaken,
+        // A copy seen a moment ago may be missed here: its state marks and the outbox's
+        // conditional create below catch it.
+        if let Some(stored) = read_outbox(self.state.docs.as_ref(), &key, true, now).await? {
+            return self.seen(&event, stored, now).await;
+        }
+        // Message events change state: their results are staged whole, so that a retry hands
+        // on exactly these. Anything else is handed on as it came.
+        let stateful = matches!(event.data.body, EventBody::Message(_));
+        let item = event.clone();
+        let Some(events) = self.derive(event, now).await? else {
+            // A status that moves nothing: nothing to stage, and a replay finds it stale again.
+            return Ok(TrackOutcome::Stale);
         };
-        let outbox_key = outbox_key(&key);
-        let staged = if retaken {
-            staged_events(self.state.docs.as_ref(), self.blobs.as_ref(), &key, now).await?
+        // The buffer refers to staged messages until their batch goes out, which a redriven
+        // timer can make as late as a queued claim-check; dedup remembers the item as long.
+        let expires = (now
+            + chrono::Duration::from_std(self.config.dedup_ttl)
+                .unwrap_or(chrono::Duration::days(8)))
+        .max(crate::pipeline::codec::queued_blob_expiry(
+            now,
+            Duration::ZERO,
+        ));
+        let staged = if stateful {
+            // Large events (a big provider payload, notes at their limit) are claim-checked
+            // under a key of this attempt's own, so that an outbox staged by an earlier attempt
+            // keeps pointing at what it staged.
+            let blob_key = format!("{}#{}", outbox_key(&key), ulid::Ulid::new());
+            Some(stash(&events, &blob_key, self.blobs.as_ref(), expires).await?)
         } else {
             None
         };
-        let events = match staged {
-            Some(events) => events,
-            None => {
-                let Some(events) = self.derive(event, now).await? else {
-                    self.dedup
-                        .complete(&key, now, self.config.dedup_ttl)
-                        .await?;
-                    return Ok(TrackOutcome::Stale);
-                };
-                // Stage before handing on: a crash after this point replays these exact events.
-                if stage {
-                    // The buffer refers to staged messages until their batch goes out, which a
-                    // redriven timer can make as late as a queued claim-check.
-                    let expires = (now
-                        + chrono::Duration::from_std(self.config.dedup_ttl)
-                            .unwrap_or(chrono::Duration::days(8)))
-                    .max(crate::pipeline::codec::queued_blob_expiry(
-                        now,
-                        Duration::ZERO,
-                    ));
-                    // Large events (a big provider payload, notes at their limit) are
-                    // claim-checked, under a key of this attempt's own so that an outbox staged
-                    // by an earlier attempt keeps pointing at what it staged.
-                    let blob_key = format!("{outbox_key}#{holder}");
-                    let body = stash(&events, &blob_key, self.blobs.as_ref(), expires).await?;
-                    let write = DocumentWrite::new(None, now).expiring(expires);
-                    if !self.state.docs.put(&outbox_key, &body, write).await? {
-                        // An earlier attempt staged first (its answer was lost): hand on what
-                        // it staged, so the same events leave whichever attempt sends them.
-                        staged_events(self.state.docs.as_ref(), self.blobs.as_ref(), &key, now)
-                            .await?
-                            .ok_or_else(|| {
-                                TrackError::Corrupt("the staged outbox vanished".into())
-                            })?
-                    } else {
-                        events
-                    }
-                } else {
-                    events
-                }
-            }
+        let outbox = Outbox {
+            by: item.id,
+            events: staged,
         };
-        if stage {
-            self.sink.emit_staged(&events, now).await?;
-        } else {
-            self.sink.emit(&events, now).await?;
+        let body = serde_json::to_value(&outbox)
+            .map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?;
+        let write = DocumentWrite::new(None, now).expiring(expires);
+        if !self.state.docs.put(&outbox_key(&key), &body, write).await? {
+            // Staged already: by an earlier attempt of this record whose answer was lost, or
+            // by a copy from another request that got there first.
+            let stored = read_outbox(self.state.docs.as_ref(), &key, false, now)
+                .await?
+                .ok_or_else(|| TrackError::Corrupt("the staged outbox vanished".into()))?;
+            return self.seen(&item, stored, now).await;
         }
-        self.dedup
-            .complete(&key, now, self.config.dedup_ttl)
-            .await?;
+        self.hand_on(&events, stateful, now).await
+    }
+
+    /// An item whose outbox exists: the record that staged it hands on what it staged again;
+    /// any other copy is a duplicate.
+    async fn seen(
+        &self,
+        event: &InboundEvent,
+        stored: Stored,
+        now: DateTime<Utc>,
+    ) -> Result<TrackOutcome, TrackError> {
+        match stored {
+            Stored::Outbox(Outbox { by, events }) if by == event.id => match events {
+                Some(part) => {
+                    let events = unstash_events(part, self.blobs.as_ref(), now).await?;
+                    self.hand_on(&events, true, now).await
+                }
+                None => self.hand_on(std::slice::from_ref(event), false, now).await,
+            },
+            // Another copy, or an outbox of an earlier version (whose claim saw it through).
+            _ => Ok(TrackOutcome::Duplicate),
+        }
+    }
+
+    async fn hand_on(
+        &self,
+        events: &[InboundEvent],
+        staged: bool,
+        now: DateTime<Utc>,
+    ) -> Result<TrackOutcome, TrackError> {
+        if staged {
+            self.sink.emit_staged(events, now).await?;
+        } else {
+            self.sink.emit(events, now).await?;
+        }
         Ok(TrackOutcome::Emitted(
             events.iter().map(|e| e.event_type).collect(),
         ))
@@ -455,12 +528,19 @@ impl Track {
                 now,
             )
             .await?;
-        let status = (message.direction == crate::model::Direction::Outbound)
-            .then_some(message.status.as_ref())
-            .flatten();
-        self.state
-            .link_message(&source, &message.id, conversation.id, status, now)
-            .await?;
+        // Statuses come for the business's messages: those are linked to their conversation
+        // (a status attaches it), a customer's are not (nothing would read the link).
+        if message.direction == crate::model::Direction::Outbound {
+            self.state
+                .link_message(
+                    &source,
+                    &message.id,
+                    conversation.id,
+                    message.status.as_ref(),
+                    now,
+                )
+                .await?;
+        }
         if let Some(done) = ended {
             out.push(conversation_event(
                 &event,

@@ -15,8 +15,8 @@ use super::*;
 use crate::ids::SourceId;
 use crate::model::Provider;
 use crate::pipeline::codec::receive_all;
-use crate::ports::faults::{Fault, Faults, FaultyBlobs, FaultyDedup, FaultyDocs, FaultyQueue};
-use crate::ports::memory::{MemoryBlobStore, MemoryDedupStore, MemoryDocumentStore, MemoryQueue};
+use crate::ports::faults::{Fault, Faults, FaultyBlobs, FaultyDocs, FaultyQueue};
+use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use crate::providers::normalize;
 use crate::providers::test_support::fixture;
 
@@ -39,10 +39,6 @@ fn world() -> World {
         layer: faults.clone(),
     });
     let track = Track {
-        dedup: Arc::new(FaultyDedup {
-            inner: Arc::new(MemoryDedupStore::new()),
-            layer: faults.clone(),
-        }),
         blobs: faulty_blobs.clone(),
         state: State {
             docs: Arc::new(FaultyDocs {

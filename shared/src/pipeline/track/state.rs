@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -307,17 +307,40 @@ pub fn contact_id(source: &SourceInfo, customer: &str) -> String {
     format!("ctc_{}", hex::encode(&digest[..12]))
 }
 
-/// Where an open conversation sits in the activity index.
+/// Where an open conversation sits in the activity index: by the minute of its last activity.
+/// Most messages of a conversation come within a minute of the one before, and a document
+/// whose index key stays the same costs no index write (the index projects only keys).
 fn active_entry(c: &Conversation) -> IndexEntry {
     IndexEntry {
         partition: ACTIVE.into(),
-        sort: format!(
-            "{}#{}",
-            c.last_active_at
-                .to_rfc3339_opts(SecondsFormat::Millis, true),
-            c.id
-        ),
+        sort: format!("{}#{}", minute(c.last_active_at), c.id),
     }
+}
+
+/// `at` to the start of its minute, as the activity index writes it.
+fn minute(at: DateTime<Utc>) -> String {
+    let start = at
+        .with_second(0)
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(at);
+    start.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// The activity index bound below which conversations may have been idle since `cutoff`:
+/// every minute up to the cutoff's own, included.
+pub fn idle_bound(cutoff: DateTime<Utc>) -> String {
+    format!("{}#~", minute(cutoff))
+}
+
+/// What the sweep has to do (see [`State::due`]).
+#[derive(Debug, Clone)]
+pub struct DueConversations {
+    /// Open conversations that may be idle.
+    pub idle: Vec<ConversationId>,
+    /// The sort key to list the next page of them after.
+    pub next: Option<String>,
+    /// Ended conversations whose event is still to be handed off.
+    pub ending: Vec<ConversationDoc>,
 }
 
 /// Where a conversation sits in the index: open ones by activity, ended ones by end time (the
@@ -837,7 +860,8 @@ impl State {
         Err(StateError::Contention(conv_key))
     }
 
-    /// Conversations, most recent first: open ones by last activity, or ended ones by end time;
+    /// Conversations, most recent first: open ones by the minute of their last activity (then
+    /// newest id first), or ended ones by end time;
     /// only those of `source_id` when given. Starts below the sort key `before`.
     pub async fn list_conversations(
         &self,
@@ -871,17 +895,30 @@ impl State {
         })
     }
 
-    /// Open conversations last active before `cutoff`, and ended ones whose event is still to be
-    /// handed off (oldest first, `limit` of each).
+    /// A page of open conversations listed as last active in `cutoff`'s minute or before (the
+    /// sweep re-reads each: one active later in that minute is not idle yet), after the sort
+    /// key `after`, with the sort key to continue after; and ended ones whose event is still
+    /// to be handed off (oldest first, `limit` of each).
     pub async fn due(
         &self,
         cutoff: DateTime<Utc>,
+        after: Option<&str>,
         limit: usize,
         now: DateTime<Utc>,
-    ) -> Result<(Vec<ConversationId>, Vec<ConversationDoc>), StateError> {
+    ) -> Result<DueConversations, StateError> {
+        let bound = idle_bound(cutoff);
         let idle = self
             .docs
-            .list_below(ACTIVE, &activity_bound(cutoff), limit, now)
+            .list_page(
+                crate::ports::IndexPage {
+                    partition: ACTIVE,
+                    after,
+                    before: Some(&bound),
+                    descending: false,
+                    limit,
+                },
+                now,
+            )
             .await?;
         let ending = self
             .docs
@@ -892,15 +929,16 @@ impl State {
                 now,
             )
             .await?;
-        let idle_ids = idle
+        let next = idle.last().map(|l| l.sort.clone());
+        let idle = idle
             .iter()
-            .map(|(k, d)| decode::<ConversationDoc>(k, d).map(|c| c.conversation.id))
+            .map(|l| decode::<ConversationDoc>(&l.key, &l.doc).map(|c| c.conversation.id))
             .collect::<Result<Vec<_>, _>>()?;
-        let ending_docs = ending
+        let ending = ending
             .iter()
             .map(|(k, d)| decode::<ConversationDoc>(k, d))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok((idle_ids, ending_docs))
+        Ok(DueConversations { idle, next, ending })
     }
 
     /// Applies one message to a conversation: activity time, counters, context, latest profile.

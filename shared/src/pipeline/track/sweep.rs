@@ -69,13 +69,20 @@ impl Sweep {
         let cutoff =
             now - chrono::Duration::from_std(self.idle).unwrap_or(chrono::Duration::days(1));
         let mut handed_on = 0;
+        // Conversations listed but active since (later in the cutoff's minute, or revived
+        // while the index lags) stay listed: page past them.
+        let mut after: Option<String> = None;
         loop {
-            let (idle, pending) = self.state.due(cutoff, self.page, now).await?;
-            if idle.is_empty() && pending.is_empty() {
+            let due = self
+                .state
+                .due(cutoff, after.as_deref(), self.page, now)
+                .await?;
+            if due.idle.is_empty() && due.ending.is_empty() {
                 return Ok(handed_on);
             }
-            let mut ended = pending;
-            for id in idle {
+            after = due.next.or(after);
+            let mut ended = due.ending;
+            for id in due.idle {
                 if let Some(doc) = self
                     .state
                     .end_conversation(id, EndReason::Inactivity, Some(cutoff), now)

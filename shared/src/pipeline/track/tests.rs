@@ -16,7 +16,7 @@ use crate::ids::SourceId;
 use crate::model::{ConversationStatus, EndReason, Provider};
 use crate::pipeline::codec::receive_all;
 use crate::ports::DocumentStore as _;
-use crate::ports::memory::{MemoryBlobStore, MemoryDedupStore, MemoryDocumentStore, MemoryQueue};
+use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use crate::providers::normalize;
 use crate::providers::test_support::fixture;
 
@@ -46,7 +46,6 @@ fn world() -> World {
         blob_ttl: Duration::from_secs(86400),
     });
     let track = Track {
-        dedup: Arc::new(MemoryDedupStore::new()),
         blobs: blobs.clone(),
         state: state.clone(),
         sink: sink.clone(),
@@ -178,24 +177,34 @@ async fn duplicates_and_provider_retries_are_dropped() {
     let retry = meta("meta-text.json", at(60)); // the provider sent it again: new event id
     assert_ne!(first[0].id, retry[0].id);
     process_all(&w, first.clone(), at(0)).await;
-    assert_eq!(
-        process_all(&w, first, at(1)).await,
-        vec![TrackOutcome::Duplicate]
-    );
+    let once = drain(&w.buffer, &w.blobs).await;
+    assert_eq!(once.len(), 1);
     assert_eq!(
         process_all(&w, retry, at(60)).await,
         vec![TrackOutcome::Duplicate]
     );
-    assert_eq!(drain(&w.buffer, &w.blobs).await.len(), 1);
+    // The same queue record handed out again hands on the same event again (same id, same
+    // content), which the buffer recognises; it is not a new message.
+    assert_eq!(
+        process_all(&w, first, at(61)).await,
+        vec![emitted(&[
+            EventType::ContactCreated,
+            EventType::ConversationCreated,
+            EventType::MessageReceived
+        ])]
+    );
+    assert_eq!(drain(&w.buffer, &w.blobs).await, once);
 }
 
 #[tokio::test]
 async fn parallel_copies_of_one_item_yield_one_event() {
     let w = Arc::new(world());
     let event = meta("meta-text.json", at(0)).remove(0);
+    // Eight copies from eight provider requests (each its own event id), at once.
     let tasks: Vec<_> = (0..8)
         .map(|_| {
-            let (w, e) = (w.clone(), event.clone());
+            let (w, mut e) = (w.clone(), event.clone());
+            e.id = crate::ids::EventId::new();
             tokio::spawn(async move { w.track.process(e, at(0)).await })
         })
         .collect();
@@ -210,6 +219,20 @@ async fn parallel_copies_of_one_item_yield_one_event() {
         Err(e) => e.is_retryable(),
     }));
     assert_eq!(drain(&w.buffer, &w.blobs).await.len(), 1);
+    // Eight deliveries of one queue record at once: whichever hands on, it is one event.
+    let w = Arc::new(world());
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let (w, e) = (w.clone(), event.clone());
+            tokio::spawn(async move { w.track.process(e, at(0)).await })
+        })
+        .collect();
+    for r in futures::future::join_all(tasks).await {
+        assert!(r.unwrap().is_ok());
+    }
+    let handed = drain(&w.buffer, &w.blobs).await;
+    assert!(!handed.is_empty());
+    assert!(handed.iter().all(|e| *e == handed[0] && e.id == event.id));
 }
 
 /// Statuses of the outbound message of the WAHA fixtures, in the order given.
@@ -605,7 +628,7 @@ impl EventSink for FlakySink {
 }
 
 #[tokio::test]
-async fn a_crash_between_staging_and_hand_off_replays_the_same_events_after_the_lease() {
+async fn a_crash_between_staging_and_hand_off_replays_the_same_events() {
     let mut w = world();
     let inner = w.track.sink.clone();
     w.track.sink = Arc::new(FlakySink {
@@ -615,29 +638,23 @@ async fn a_crash_between_staging_and_hand_off_replays_the_same_events_after_the_
     let event = meta("meta-text.json", at(0)).remove(0);
     let err = w.track.process(event.clone(), at(0)).await.unwrap_err();
     assert!(err.is_retryable(), "{err}");
-    // The SQS retry comes back before the lease ends: busy. After it: the staged events, once.
-    assert!(matches!(
-        w.track.process(event.clone(), at(30)).await,
-        Err(TrackError::Busy(_))
-    ));
-    let outcome = w.track.process(event.clone(), at(61)).await.unwrap();
-    assert_eq!(
-        outcome,
-        emitted(&[
-            EventType::ContactCreated,
-            EventType::ConversationCreated,
-            EventType::MessageReceived
-        ])
-    );
-    let staged: Vec<InboundEvent> = serde_json::from_value(
-        w.docs
-            .get(&format!("outbox#{}", event.dedup_key), at(61))
-            .await
-            .unwrap()
-            .unwrap()
-            .body,
-    )
-    .unwrap();
+    // The SQS retry of the same record hands on what was staged.
+    let outcome = w.track.process(event.clone(), at(30)).await.unwrap();
+    let all = [
+        EventType::ContactCreated,
+        EventType::ConversationCreated,
+        EventType::MessageReceived,
+    ];
+    assert_eq!(outcome, emitted(&all));
+    let stored = w
+        .docs
+        .get(&format!("outbox#{}", event.dedup_key), at(61))
+        .await
+        .unwrap()
+        .unwrap()
+        .body;
+    assert_eq!(stored["by"], json!(event.id.to_string()));
+    let staged: Vec<InboundEvent> = serde_json::from_value(stored["events"].clone()).unwrap();
     let delivered: Vec<InboundEvent> = [
         drain(&w.outbound, &w.blobs).await,
         drain(&w.buffer, &w.blobs).await,
@@ -647,8 +664,22 @@ async fn a_crash_between_staging_and_hand_off_replays_the_same_events_after_the_
         delivered, staged,
         "the retry hands on exactly what was staged"
     );
+    // The same record once more (its delete was lost): the same events, same ids, which the
+    // next stages recognise. A copy from another request is a duplicate.
     assert_eq!(
-        w.track.process(event, at(62)).await.unwrap(),
+        w.track.process(event.clone(), at(62)).await.unwrap(),
+        emitted(&all)
+    );
+    let again: Vec<InboundEvent> = [
+        drain(&w.outbound, &w.blobs).await,
+        drain(&w.buffer, &w.blobs).await,
+    ]
+    .concat();
+    assert_eq!(again, staged);
+    let copy = meta("meta-text.json", at(63)).remove(0);
+    assert_ne!(copy.id, event.id);
+    assert_eq!(
+        w.track.process(copy, at(63)).await.unwrap(),
         TrackOutcome::Duplicate
     );
 }
