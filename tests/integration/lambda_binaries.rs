@@ -42,6 +42,7 @@ async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_
         big_batch: 12,
         memory_mb: 256,
         log_dir: logs.clone(),
+        json_logs: true,
     })
     .await
     .unwrap();
@@ -96,5 +97,13 @@ async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_
     let track_log = std::fs::read_to_string(logs.join("track.log")).unwrap();
     assert!(track_log.contains("batch done"), "{track_log}");
     assert!(!track_log.contains('\u{1b}'));
+    // As the template deploys them (`LogFormat: JSON`): every line is one JSON object, and the
+    // invocation's request id comes once per line.
+    for line in track_log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}"));
+        assert!(v.get("spans").is_none(), "{line}");
+    }
+    assert!(track_log.contains("\"requestId\""), "{track_log}");
     let _ = std::fs::remove_dir_all(logs);
 }

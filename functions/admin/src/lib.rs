@@ -69,7 +69,7 @@ impl Config {
             delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
             delivery_dlq_url: env.required("DELIVERY_DLQ_URL")?,
             outbound_queue_url: env.required("OUTBOUND_QUEUE_URL")?,
-            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
             admin: AdminConfig {
                 api_keys: keys,
                 network: NetworkPolicy::PublicOnly,

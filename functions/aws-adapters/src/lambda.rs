@@ -90,10 +90,32 @@ where
                 .from_env_lossy(),
         )
         .with_writer(writer);
+    // Each line says which invocation it belongs to (the runtime's span, with the request id)
+    // once: not the list of spans as well, and not the X-Ray trace id (Lambda logs it with
+    // every invocation's REPORT line already).
     if json {
-        Box::new(builder.json().finish())
+        Box::new(
+            builder
+                .json()
+                .flatten_event(true)
+                .with_span_list(false)
+                .finish(),
+        )
     } else {
-        Box::new(builder.finish())
+        use tracing_subscriber::field::MakeExt as _;
+        use tracing_subscriber::fmt::format::{FmtSpan, debug_fn};
+        let fields = debug_fn(|w, field, value| match field.name() {
+            "xrayTraceId" => Ok(()),
+            "message" => write!(w, "{value:?}"),
+            name => write!(w, "{name}={value:?}"),
+        })
+        .delimited(" ");
+        Box::new(
+            builder
+                .fmt_fields(fields)
+                .with_span_events(FmtSpan::NONE)
+                .finish(),
+        )
     }
 }
 
@@ -160,7 +182,25 @@ mod tests {
         assert!(logged(Some("debug"), false).contains("details"));
         let json = logged(None, true);
         let line: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
-        assert_eq!(line["fields"]["message"], "accepted");
+        assert_eq!(line["message"], "accepted");
+        assert_eq!(line["events"], 2);
         assert_eq!(line["level"], "INFO");
+        assert_eq!(line["span"]["request_id"], "r-1", "{json}");
+        assert!(line.get("spans").is_none(), "the span once: {json}");
+    }
+
+    #[test]
+    fn the_trace_id_of_the_runtime_span_is_left_to_lambda() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = logging_subscriber(move || writer.clone(), None, false);
+        tracing::subscriber::with_default(subscriber, || {
+            tracing::info_span!("invoke", requestId = "r-1", xrayTraceId = "Root=1-abc")
+                .in_scope(|| tracing::info!(events = 2, "accepted"));
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        assert!(text.contains("requestId=\"r-1\""), "{text}");
+        assert!(text.contains("accepted events=2"), "{text}");
+        assert!(!text.contains("Root=1-abc"), "{text}");
     }
 }

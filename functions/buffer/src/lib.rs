@@ -60,7 +60,7 @@ impl Config {
                 },
                 max_wait: env.duration("MAX_WAIT_SECONDS", 30, 1, 1)?,
             },
-            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
         })
     }
 }

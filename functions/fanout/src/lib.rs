@@ -28,7 +28,7 @@ impl Config {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
-            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
         })
     }
 }

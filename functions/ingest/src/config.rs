@@ -42,7 +42,7 @@ impl Config {
             inbound_queue_url: env.required("INBOUND_QUEUE_URL")?,
             ingest: IngestConfig {
                 max_body_bytes,
-                raw_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
+                raw_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
             },
         })
     }

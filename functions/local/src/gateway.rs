@@ -120,7 +120,7 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
         config: IngestConfig {
             max_body_bytes: usize::try_from(env.number("MAX_BODY_BYTES", 1024 * 1024, 1024)?)
                 .unwrap_or(1024 * 1024),
-            raw_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
+            raw_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
         },
     };
     let track_config = track::Config::from_lookup(lookup(settings))?;

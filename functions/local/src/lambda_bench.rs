@@ -69,6 +69,8 @@ pub struct BenchOptions {
     pub memory_mb: u32,
     /// Where the processes' stdout and stderr go, one file per function.
     pub log_dir: PathBuf,
+    /// Whether the functions log JSON (`AWS_LAMBDA_LOG_FORMAT=JSON`, as deployed) or text.
+    pub json_logs: bool,
 }
 
 /// The resources of one run on moto, and what the functions are configured with.
@@ -297,6 +299,16 @@ impl Process {
             .env("AWS_SESSION_TOKEN", "test")
             .env("AWS_ENDPOINT_URL", endpoint)
             .env("_HANDLER", "bootstrap")
+            .envs(
+                options
+                    .json_logs
+                    .then_some([
+                        ("AWS_LAMBDA_LOG_FORMAT", "JSON"),
+                        ("AWS_LAMBDA_LOG_LEVEL", "INFO"),
+                    ])
+                    .into_iter()
+                    .flatten(),
+            )
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)

@@ -289,6 +289,10 @@ struct LambdaBenchArgs {
     /// Where the functions' logs and the report (report.md, report.json) go.
     #[arg(long, default_value = "target/lambda-bench")]
     out_dir: PathBuf,
+    /// The functions' log format: `json`, as the template deploys them (`LogFormat: JSON`), or
+    /// `text` (what reports before 2026-11-30 measured).
+    #[arg(long, default_value = "json", value_parser = ["json", "text"])]
+    log_format: String,
 }
 
 fn load_config(path: Option<&PathBuf>) -> anyhow::Result<LocalConfig> {
@@ -685,6 +689,7 @@ async fn lambda_bench(args: LambdaBenchArgs) -> anyhow::Result<()> {
         big_batch: args.big_batch,
         memory_mb: args.memory_mb,
         log_dir: args.out_dir.clone(),
+        json_logs: args.log_format == "json",
     })
     .await?;
     println!("{}", report.markdown());

@@ -39,7 +39,7 @@ impl Config {
             outbound_queue_url: env.required("OUTBOUND_QUEUE_URL")?,
             idle: env.duration("CONVERSATION_IDLE_HOURS", 24, 1, 3600)?,
             page: usize::try_from(env.number("SWEEP_PAGE_SIZE", 100, 1)?).unwrap_or(100),
-            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, 24 * 3600)?,
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
         })
     }
 }

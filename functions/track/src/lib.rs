@@ -55,7 +55,7 @@ impl Config {
             },
             message_ttl: env.duration("MESSAGE_TTL_DAYS", 30, 1, DAY)?,
             recent_messages: usize::try_from(env.number("RECENT_MESSAGES", 5, 1)?).unwrap_or(5),
-            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 1, DAY)?,
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, DAY)?,
         })
     }
 }

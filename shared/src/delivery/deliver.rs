@@ -181,7 +181,12 @@ impl Deliver {
             Some((r, v)) => (r, Some(v)),
             None => (records.new_record(task, now).await?, None),
         };
-        let endpoint = match self.endpoints.get(&task.endpoint_id, now).await? {
+        // Eventually consistent: an endpoint changed a moment ago may be seen as it was.
+        let endpoint = match self
+            .endpoints
+            .get_eventually(&task.endpoint_id, now)
+            .await?
+        {
             Some((e, v)) if e.enabled => Some((e, v)),
             _ => None,
         };
@@ -295,19 +300,27 @@ impl Deliver {
         version: u64,
         now: DateTime<Utc>,
     ) -> Result<(), BackendError> {
-        if !endpoint.enabled {
-            return Ok(());
+        // The version may come from a read that missed a recent change (or the endpoint may
+        // change meanwhile): read it again, consistently, and decide again.
+        let mut version = version;
+        for _ in 0..3 {
+            if !endpoint.enabled {
+                return Ok(());
+            }
+            endpoint.enabled = false;
+            endpoint.disabled_reason = Some("the endpoint answered 410 Gone".to_owned());
+            endpoint.updated_at = now;
+            if self.endpoints.put(endpoint, Some(version), now).await? {
+                return Ok(());
+            }
+            match self.endpoints.get(&endpoint.id, now).await? {
+                Some((current, v)) => (*endpoint, version) = (current, v),
+                None => return Ok(()), // deleted meanwhile
+            }
         }
-        endpoint.enabled = false;
-        endpoint.disabled_reason = Some("the endpoint answered 410 Gone".to_owned());
-        endpoint.updated_at = now;
-        if self.endpoints.put(endpoint, Some(version), now).await? {
-            Ok(())
-        } else {
-            Err(BackendError::Unavailable(
-                "the endpoint changed while it was being disabled".into(),
-            ))
-        }
+        Err(BackendError::Unavailable(
+            "the endpoint kept changing while it was being disabled".into(),
+        ))
     }
 
     /// Puts the task on the dead-letter queue: the message that came in, unchanged (a redrive

@@ -286,7 +286,27 @@ impl Endpoints {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(Endpoint, u64)>, BackendError> {
-        match self.docs.get(&format!("endpoint#{id}"), now).await? {
+        Self::decode(self.docs.get(&format!("endpoint#{id}"), now).await?)
+    }
+
+    /// [`Endpoints::get`] that may miss a change made a moment ago (half the read cost): for
+    /// a delivery, which uses whatever the endpoint was a moment ago.
+    pub async fn get_eventually(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Endpoint, u64)>, BackendError> {
+        Self::decode(
+            self.docs
+                .get_eventually(&format!("endpoint#{id}"), now)
+                .await?,
+        )
+    }
+
+    fn decode(
+        doc: Option<crate::ports::Versioned>,
+    ) -> Result<Option<(Endpoint, u64)>, BackendError> {
+        match doc {
             Some(d) => {
                 let e = serde_json::from_value(d.body)
                     .map_err(|e| BackendError::Corrupt(crate::json_error(&e)))?;

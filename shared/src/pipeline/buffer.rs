@@ -5,10 +5,12 @@
 //! conversation has been quiet for the window, or the first message has waited the maximum, or
 //! the batch is full; otherwise it sets a new timer for the remaining time. Duplicate and early
 //! timers are harmless; a redelivered message still waiting in its batch sets a timer again,
-//! since the attempt that appended it may have died before its timer went out. A flush fans out
-//! first and marks the batch flushed after, under the batch's fixed id: a crash in between
-//! repeats the same deliveries (same ids, deduplicated by receivers) and loses nothing; messages
-//! appended meanwhile start the next batch.
+//! since the attempt that appended it may have died before its timer went out. A flush fixes
+//! what the batch holds (its cut) before it fans out under the batch's fixed id, then leaves a
+//! sent marker per message, the last message's last: a crash in between repeats the same
+//! deliveries (same ids, deduplicated by receivers) and loses nothing. The batch document is not
+//! written again after that: the next message, or the timer of messages appended meanwhile,
+//! finds the last marker and starts the next batch with its own write.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -64,7 +66,8 @@ struct Pending {
     /// Whole events, as batches written before references kept them; read, never written.
     #[serde(default, skip_serializing)]
     events: Vec<InboundEvent>,
-    /// Handed to fan-out; the next message starts a new batch.
+    /// Handed to fan-out; the next message starts a new batch (batches flushed by earlier
+    /// versions; a flush now leaves its cut and markers instead).
     #[serde(default)]
     flushed: bool,
     /// What the batch delivers, fixed by the first flush before it fans out: a second flush
@@ -126,6 +129,13 @@ impl Pending {
             event: Some(Box::new(e)),
         }));
         self
+    }
+
+    /// The batch after this one's cut: the messages appended since.
+    fn next(self, now: DateTime<Utc>) -> Self {
+        let sent = self.cut.map_or(0, |c| c.count.min(self.items.len()));
+        let mut items = self.items;
+        Pending::new(now, items.split_off(sent))
     }
 
     fn waiting(&self, id: EventId) -> bool {
@@ -213,12 +223,37 @@ impl Buffer {
     ) -> Result<(), BackendError> {
         let body = serde_json::json!({ "batch": batch_id });
         let write = DocumentWrite::new(None, now).expiring(queued_blob_expiry(now, Duration::ZERO));
-        let puts = items.iter().map(|h| {
+        let Some((last, rest)) = items.split_last() else {
+            return Ok(());
+        };
+        let puts = rest.iter().map(|h| {
             let (key, body) = (Self::sent_key(h.id), &body);
             async move { self.docs.put(&key, body, write).await }
         });
-        // `false`: already marked by an earlier try of this flush.
-        futures::future::try_join_all(puts).await.map(|_| ())
+        // `false`: already marked by an earlier try of this flush. The last message's marker
+        // goes last, so that it says the whole batch went out (see [`Buffer::cut_sent`]).
+        futures::future::try_join_all(puts).await?;
+        self.docs
+            .put(&Self::sent_key(last.id), &body, write)
+            .await
+            .map(|_| ())
+    }
+
+    /// Whether the batch `p` cut went out whole: its flush leaves the last message's marker
+    /// after all the others. A marker written a moment ago may be missed: the batch then counts
+    /// as still going out, and is sent again under its id (which receivers recognise).
+    async fn cut_sent(&self, p: &Pending, now: DateTime<Utc>) -> Result<bool, BackendError> {
+        let Some(cut) = p.cut else {
+            return Ok(false);
+        };
+        let Some(last) = p.items[..cut.count.min(p.items.len())].last() else {
+            return Ok(false);
+        };
+        Ok(self
+            .docs
+            .get_eventually(&Self::sent_key(last.id), now)
+            .await?
+            .is_some())
     }
 
     fn decode_pending(doc: &Versioned) -> Result<Pending, BackendError> {
@@ -384,6 +419,10 @@ impl Buffer {
                     }
                     if p.flushed {
                         p = Pending::new(now, Vec::new());
+                    } else if p.cut.is_some() && self.cut_sent(&p, now).await? {
+                        // Its batch went out (the flush leaves the batch as it was): messages
+                        // appended after the cut start the next one, with this message.
+                        p = p.next(now);
                     }
                     (p, Some(doc.version))
                 }
@@ -423,6 +462,19 @@ impl Buffer {
                 return Ok(()); // duplicate timer
             }
             let mut version = doc.version;
+            if self.cut_sent(&pending, now).await? {
+                // This batch went out; messages appended since are the next batch, whose
+                // timer this may be.
+                let next = pending.next(now);
+                if next.items.is_empty() {
+                    return Ok(()); // a duplicate timer
+                }
+                if !self.write(key, &next, Some(doc.version), now).await? {
+                    continue;
+                }
+                self.timer(key, self.config.window).await?;
+                return Ok(());
+            }
             let cut = match pending.cut {
                 Some(cut) => Cut {
                     count: cut.count.min(pending.items.len()),
@@ -456,6 +508,11 @@ impl Buffer {
             metrics::record(Metric::BatchSize, cut.count as f64);
             self.mark_sent(pending.batch_id, &pending.items[..cut.count], now)
                 .await?;
+            if pending.items.len() <= cut.count {
+                // Nothing came in meanwhile (as far as this flush saw): the batch stays as it
+                // is, its markers say it went out, and the next message starts a new one.
+                return Ok(());
+            }
             let count = cut.count;
             return self.mark_flushed(key, (pending, version), count, now).await;
         }

@@ -1,7 +1,7 @@
 //! The ingest stage: one provider HTTP request in, events on the inbound queue, one small answer out.
 //!
 //! Order of checks: source (404) → method → size (413) → signature over the raw bytes (401) →
-//! parse (400) → keep the raw request and enqueue every event (503 if either fails, so the
+//! parse (400) → keep the raw request (unless `raw_ttl` is zero) and enqueue every event (503 if either fails, so the
 //! provider retries and nothing verified is lost) → 200 `{"received": N}`. Answers never carry
 //! internal detail; logs carry ids and counts, never bodies, numbers or secrets.
 
@@ -26,7 +26,8 @@ use crate::signature::{
 pub struct IngestConfig {
     /// Largest body accepted, in bytes; larger ones get 413.
     pub max_body_bytes: usize,
-    /// How long raw requests (and claim-checked events) are kept for replay.
+    /// How long raw requests are kept for replay (zero: not kept, one write less per
+    /// webhook); claim-checked events are kept at least as long as queues may point at them.
     pub raw_ttl: Duration,
 }
 
@@ -197,8 +198,15 @@ impl Ingest {
         let expires_at = now
             + chrono::Duration::from_std(self.config.raw_ttl).unwrap_or(chrono::Duration::days(7));
         let raw_key = format!("req#{request_id}");
+        let keep_raw = !self.config.raw_ttl.is_zero();
         let (stored, sent) = futures::join!(
-            self.blobs.put(&raw_key, req.body, expires_at),
+            async {
+                if keep_raw {
+                    self.blobs.put(&raw_key, req.body, expires_at).await
+                } else {
+                    Ok(())
+                }
+            },
             enqueue_events(
                 &events,
                 self.queue.as_ref(),

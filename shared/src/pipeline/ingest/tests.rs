@@ -124,6 +124,25 @@ async fn a_signed_meta_batch_is_answered_200_after_every_event_is_enqueued() {
 }
 
 #[tokio::test]
+async fn with_no_raw_retention_the_events_go_and_no_raw_request_is_kept() {
+    let mut h = harness();
+    h.ingest.config.raw_ttl = Duration::ZERO;
+    let body = fixture("meta-multi-entry-batch.json");
+    let r = post_meta_signed(&h.ingest, &body).await;
+    assert_eq!((r.status, r.body.as_str()), (200, r#"{"received":5}"#));
+    let events = drain(&h).await;
+    assert_eq!(events.len(), 5);
+    let request_id = events[0].request_id.clone().unwrap();
+    assert_eq!(
+        h.blobs
+            .get(&format!("req#{request_id}"), Utc::now())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
 async fn a_signed_waha_event_is_enqueued() {
     let h = harness();
     let body = fixture("waha-message.json");
