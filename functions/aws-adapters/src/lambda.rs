@@ -96,9 +96,8 @@ where
     if json {
         Box::new(
             builder
-                .json()
-                .flatten_event(true)
-                .with_span_list(false)
+                .fmt_fields(tracing_subscriber::fmt::format::JsonFields::new())
+                .event_format(LambdaJson)
                 .finish(),
         )
     } else {
@@ -116,6 +115,73 @@ where
                 .with_span_events(FmtSpan::NONE)
                 .finish(),
         )
+    }
+}
+
+/// One JSON object per line: `level`, `message`, the event's fields, and the `requestId` of the
+/// invocation it belongs to (from the runtime's span), as Lambda's own JSON log lines name it.
+struct LambdaJson;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LambdaJson
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut line = serde_json::Map::new();
+        line.insert("level".into(), event.metadata().level().as_str().into());
+        event.record(&mut JsonVisitor(&mut line));
+        // The innermost span that carries a request id (the runtime's invocation span).
+        let request_id = ctx.event_scope().and_then(|scope| {
+            scope.into_iter().find_map(|span| {
+                let extensions = span.extensions();
+                let fields = extensions.get::<tracing_subscriber::fmt::FormattedFields<N>>()?;
+                let parsed: serde_json::Value = serde_json::from_str(fields.as_str()).ok()?;
+                parsed
+                    .get("requestId")
+                    .or_else(|| parsed.get("request_id"))
+                    .cloned()
+            })
+        });
+        if let Some(id) = request_id {
+            line.insert("requestId".into(), id);
+        }
+        writeln!(writer, "{}", serde_json::Value::Object(line))
+    }
+}
+
+/// Collects an event's fields as JSON values.
+struct JsonVisitor<'a>(&'a mut serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonVisitor<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_f64(&mut self, field: &tracing::field::Field, value: f64) {
+        self.0.insert(field.name().into(), value.into());
     }
 }
 
@@ -185,8 +251,11 @@ mod tests {
         assert_eq!(line["message"], "accepted");
         assert_eq!(line["events"], 2);
         assert_eq!(line["level"], "INFO");
-        assert_eq!(line["span"]["request_id"], "r-1", "{json}");
-        assert!(line.get("spans").is_none(), "the span once: {json}");
+        assert_eq!(line["requestId"], "r-1", "{json}");
+        assert!(
+            line.get("spans").is_none() && line.get("span").is_none(),
+            "{json}"
+        );
     }
 
     #[test]

@@ -263,7 +263,7 @@ impl Deliver {
             }),
             outcome: state,
         };
-        tracing::info!(delivery_id = %task.delivery_id, endpoint_id = %task.endpoint_id, attempt, status = ?made.status, latency_ms, outcome = state.as_str(), "attempt");
+        tracing::info!(delivery_id = %task.delivery_id, endpoint_id = %task.endpoint_id, attempt, status = made.status, latency_ms, outcome = state.as_str(), "attempt");
         #[allow(clippy::cast_precision_loss)] // milliseconds: exact far beyond any timeout
         metrics::record(Metric::DeliveryLatency, latency_ms as f64);
         metrics::count(

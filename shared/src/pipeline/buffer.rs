@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use crate::metrics::{self, Metric};
 use chrono::{DateTime, Utc};
+use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
 use crate::delivery::fanout::Fanout;
@@ -299,33 +300,47 @@ impl Buffer {
         })
     }
 
-    /// The events `items` refer to, read concurrently.
+    /// The events `items` refer to, read 16 at a time, in order.
     async fn events_of(
         &self,
         items: &[Held],
         now: DateTime<Utc>,
     ) -> Result<Vec<InboundEvent>, BackendError> {
-        let reads = items.iter().map(|h| async move {
-            if let Some(e) = &h.event {
-                return Ok((**e).clone());
-            }
-            let missing = || BackendError::Corrupt(format!("batched message {} is gone", h.id));
-            if let Some(dedup_key) = &h.outbox {
-                let staged = staged_events(self.docs.as_ref(), self.blobs.as_ref(), dedup_key, now)
-                    .await
-                    .map_err(|e| match e {
-                        TrackError::Backend(e) => e,
-                        other => BackendError::Corrupt(other.to_string()),
-                    })?;
-                return staged
-                    .and_then(|events| events.into_iter().find(|e| e.id == h.id))
-                    .ok_or_else(missing);
-            }
-            let key = h.blob.as_deref().ok_or_else(missing)?;
-            let bytes = self.blobs.get(key, now).await?.ok_or_else(missing)?;
-            serde_json::from_slice(&bytes).map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
-        });
-        futures::future::try_join_all(reads).await
+        // A batch of 500 would otherwise open 500 requests at once. (Boxed: a stream of
+        // borrowing futures would otherwise not be provably `Send` to the caller.)
+        type Read<'a> = std::pin::Pin<
+            Box<dyn std::future::Future<Output = Result<InboundEvent, BackendError>> + Send + 'a>,
+        >;
+        let reads: Vec<Read<'_>> = items
+            .iter()
+            .map(|h| Box::pin(self.read_held(h, now)) as Read<'_>)
+            .collect();
+        futures::stream::iter(reads)
+            .buffered(16)
+            .try_collect()
+            .await
+    }
+
+    /// The event one batched message refers to.
+    async fn read_held(&self, h: &Held, now: DateTime<Utc>) -> Result<InboundEvent, BackendError> {
+        if let Some(e) = &h.event {
+            return Ok((**e).clone());
+        }
+        let missing = || BackendError::Corrupt(format!("batched message {} is gone", h.id));
+        if let Some(dedup_key) = &h.outbox {
+            let staged = staged_events(self.docs.as_ref(), self.blobs.as_ref(), dedup_key, now)
+                .await
+                .map_err(|e| match e {
+                    TrackError::Backend(e) => e,
+                    other => BackendError::Corrupt(other.to_string()),
+                })?;
+            return staged
+                .and_then(|events| events.into_iter().find(|e| e.id == h.id))
+                .ok_or_else(missing);
+        }
+        let key = h.blob.as_deref().ok_or_else(missing)?;
+        let bytes = self.blobs.get(key, now).await?.ok_or_else(missing)?;
+        serde_json::from_slice(&bytes).map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
     }
 
     async fn write(
