@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use shared::delivery::deliver::{HttpError, HttpRequest, HttpResponse, HttpSender};
-use shared::delivery::ssrf::{NetworkPolicy, address_allowed};
+use shared::delivery::ssrf::{NetworkPolicy, address_allowed, literal_address};
 
 /// Resolves with the system resolver and drops addresses the policy refuses; fails when none
 /// is left.
@@ -48,24 +48,34 @@ impl Resolve for GuardedResolver {
 #[derive(Debug, Clone)]
 pub struct ReqwestSender {
     client: reqwest::Client,
+    policy: NetworkPolicy,
 }
 
 impl ReqwestSender {
     /// A client for `policy`: no redirects (a 3xx is the endpoint's answer, and following it
-    /// could leave the allowed network), connection pooling, SSRF-checked resolution.
+    /// could leave the allowed network), no proxy from the environment (it would connect on
+    /// the endpoint's behalf, past the checks), connection pooling, SSRF-checked resolution.
     pub fn new(policy: NetworkPolicy) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
             .dns_resolver(Arc::new(GuardedResolver { policy }))
             .user_agent(shared::delivery::request::user_agent())
             .build()?;
-        Ok(Self { client })
+        Ok(Self { client, policy })
     }
 }
 
 #[async_trait]
 impl HttpSender for ReqwestSender {
     async fn post(&self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
+        // An IP literal is connected to without the resolver: check it here, read as reqwest
+        // reads it.
+        if let Some(ip) = literal_address(request.url)
+            && let Err(e) = address_allowed(ip, self.policy)
+        {
+            return Err(HttpError::Network(format!("refused: {e}")));
+        }
         let mut builder = self
             .client
             .post(request.url)
@@ -113,4 +123,65 @@ fn describe(err: &reqwest::Error) -> String {
         source = s.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A listener that counts the connections made to it.
+    async fn listener() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((_socket, _)) = l.accept().await {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+        });
+        (port.to_string(), hits)
+    }
+
+    #[tokio::test]
+    async fn numeric_spellings_of_loopback_are_refused_before_connecting() {
+        let (port, hits) = listener().await;
+        let sender = ReqwestSender::new(NetworkPolicy::PublicOnly).unwrap();
+        for host in [
+            "127.1",
+            "2130706433",
+            "0x7f000001",
+            "0177.0.0.1",
+            "127.0.0.1",
+        ] {
+            let url = format!("http://{host}:{port}/hook");
+            let answer = sender
+                .post(HttpRequest {
+                    url: &url,
+                    headers: &[],
+                    body: b"{}",
+                    timeout: Duration::from_secs(2),
+                })
+                .await;
+            match answer {
+                Err(HttpError::Network(text)) => assert!(text.starts_with("refused"), "{text}"),
+                other => panic!("{url}: {other:?}"),
+            }
+        }
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+        // Local mode allows loopback, however it is spelled.
+        let local = ReqwestSender::new(NetworkPolicy::AllowLoopback).unwrap();
+        let url = format!("http://127.1:{port}/hook");
+        let _ = local
+            .post(HttpRequest {
+                url: &url,
+                headers: &[],
+                body: b"{}",
+                timeout: Duration::from_millis(300),
+            })
+            .await;
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
 }

@@ -107,14 +107,20 @@ pub fn address_allowed(ip: IpAddr, policy: NetworkPolicy) -> Result<(), UrlError
     }
 }
 
-/// Checks an endpoint URL before it is saved: scheme, credentials, literal addresses and local
-/// names. Hostnames are checked again, resolved, at every send.
+/// Checks an endpoint URL before it is saved and before every send: scheme, credentials, IP
+/// literals and local names. The host is read exactly as the HTTP client reads it (the `url`
+/// crate's WHATWG parsing, which reqwest uses), so every spelling of an address counts as that
+/// address: `https://2130706433/`, `https://0x7f000001/`, `https://127.1/`,
+/// `https://0177.0.0.1/` and `https://10.1/` are loopback or private. Host names are checked
+/// again, resolved, at every send.
 pub fn check_url(url: &str, policy: NetworkPolicy) -> Result<(), UrlError> {
     // URLs are ASCII; an internationalized host must be given in its punycode form.
     if !url.is_ascii() || url.matches('#').count() > 1 {
         return Err(UrlError::Malformed);
     }
-    let (scheme, rest) = url.split_once("://").ok_or(UrlError::Malformed)?;
+    // The authority as written: present, without credentials, a host of the characters a host
+    // name may have (WHATWG parsing accepts more, and reads `https:///x` as host `x`).
+    let (_, rest) = url.split_once("://").ok_or(UrlError::Malformed)?;
     let authority = rest
         .split(['/', '?', '#'])
         .next()
@@ -123,47 +129,54 @@ pub fn check_url(url: &str, policy: NetworkPolicy) -> Result<(), UrlError> {
     if authority.contains('@') {
         return Err(UrlError::Credentials);
     }
-    let host = match authority.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().ok_or(UrlError::Malformed)?,
-        None => authority.rsplit_once(':').map_or(authority, |(h, port)| {
-            if port.bytes().all(|b| b.is_ascii_digit()) {
-                h
-            } else {
-                authority
-            }
-        }),
-    };
-    if host.is_empty() || host.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(UrlError::Malformed);
-    }
-    // A host name is letters, digits, dots and hyphens (IPv6 literals are bracketed above).
-    let v6 = authority.starts_with('[');
-    if !v6
-        && !host
+    if !authority.starts_with('[')
+        && !authority
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':')
     {
         return Err(UrlError::Malformed);
     }
-    let ip = host.parse::<IpAddr>().ok();
+    let parsed = url::Url::parse(url).map_err(|_| UrlError::Malformed)?;
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(UrlError::Credentials);
+    }
+    let (ip, domain) = match parsed.host().ok_or(UrlError::Malformed)? {
+        url::Host::Ipv4(v4) => (Some(IpAddr::V4(v4)), None),
+        url::Host::Ipv6(v6) => (Some(IpAddr::V6(v6)), None),
+        url::Host::Domain(d) => (None, Some(d.trim_end_matches('.').to_ascii_lowercase())),
+    };
+    if domain.as_deref() == Some("") {
+        return Err(UrlError::Malformed);
+    }
     let loopback_host =
-        ip.is_some_and(|ip| ip.is_loopback()) || host.eq_ignore_ascii_case("localhost");
-    match scheme.to_ascii_lowercase().as_str() {
+        ip.is_some_and(|ip| ip.is_loopback()) || domain.as_deref() == Some("localhost");
+    match parsed.scheme() {
         "https" => {}
         "http" if policy == NetworkPolicy::AllowLoopback && loopback_host => {}
         _ => return Err(UrlError::Scheme),
     }
-    let lower = host.to_ascii_lowercase();
-    let local_name = lower == "localhost"
-        || lower.ends_with(".localhost")
-        || lower.ends_with(".local")
-        || lower.ends_with(".internal");
-    if local_name && !(policy == NetworkPolicy::AllowLoopback && lower == "localhost") {
-        return Err(UrlError::LocalName(host.to_owned()));
+    if let Some(name) = &domain {
+        let local_name = name == "localhost"
+            || name.ends_with(".localhost")
+            || name.ends_with(".local")
+            || name.ends_with(".internal");
+        if local_name && !(policy == NetworkPolicy::AllowLoopback && name == "localhost") {
+            return Err(UrlError::LocalName(name.clone()));
+        }
     }
     match ip {
         Some(ip) => address_allowed(ip, policy),
         None => Ok(()),
+    }
+}
+
+/// The IP address `url` names literally, read as the HTTP client reads it (none for a host
+/// name, or a URL that does not parse).
+pub fn literal_address(url: &str) -> Option<IpAddr> {
+    match url::Url::parse(url).ok()?.host()? {
+        url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
+        url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
+        url::Host::Domain(_) => None,
     }
 }
 
@@ -296,6 +309,98 @@ mod tests {
             "https://exa mple.com",
         ] {
             assert_eq!(check_url(bad, p), Err(UrlError::Malformed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_spelling_of_a_blocked_address_is_refused() {
+        let p = NetworkPolicy::PublicOnly;
+        for (url, ip) in [
+            ("https://10.1:8443/", "10.0.0.1"),
+            ("https://2130706433/", "127.0.0.1"),
+            ("https://0x7f000001/", "127.0.0.1"),
+            ("https://127.1/", "127.0.0.1"),
+            ("https://0177.0.0.1/", "127.0.0.1"),
+            ("https://0x7f.1/", "127.0.0.1"),
+            ("https://127.0.0.1./", "127.0.0.1"),
+            ("https://0xA9.0xFE.0xA9.0xFE/latest", "169.254.169.254"),
+            ("https://2852039166/", "169.254.169.254"),
+            ("https://0/", "0.0.0.0"),
+            ("https://[::ffff:7f00:1]/", "::ffff:127.0.0.1"),
+            (
+                "https://[0:0:0:0:0:ffff:a9fe:a9fe]/",
+                "::ffff:169.254.169.254",
+            ),
+        ] {
+            let ip: IpAddr = ip.parse().unwrap();
+            assert_eq!(check_url(url, p), Err(UrlError::Blocked(ip)), "{url}");
+            assert_eq!(literal_address(url), Some(ip), "{url}");
+        }
+        assert_eq!(check_url("https://8.8.8.8/", p), Ok(()));
+        assert_eq!(
+            check_url("https://134744072/", p),
+            Ok(()),
+            "8.8.8.8 spelled as one number"
+        );
+        assert_eq!(literal_address("https://hooks.example.com/"), None);
+        assert!(matches!(
+            check_url("https://LOCALHOST./x", p),
+            Err(UrlError::LocalName(_))
+        ));
+    }
+
+    /// Host spellings the WHATWG IPv4 parser knows: one to four parts, each decimal, octal
+    /// (leading 0) or hex (0x), with an optional trailing dot.
+    fn ipv4_spelling() -> impl proptest::strategy::Strategy<Value = String> {
+        use proptest::prelude::*;
+        let part = (any::<u32>(), 0..3u8).prop_map(|(n, radix)| match radix {
+            0 => n.to_string(),
+            1 => format!("0{n:o}"),
+            _ => format!("0x{n:x}"),
+        });
+        let small = (0u32..256, 0..3u8).prop_map(|(n, radix)| match radix {
+            0 => n.to_string(),
+            1 => format!("0{n:o}"),
+            _ => format!("0X{n:X}"),
+        });
+        (proptest::collection::vec(small, 0..4), part, any::<bool>()).prop_map(
+            |(head, last, dot)| {
+                let mut parts = head;
+                parts.push(last);
+                let mut host = parts.join(".");
+                if dot {
+                    host.push('.');
+                }
+                host
+            },
+        )
+    }
+
+    proptest::proptest! {
+        /// Differential: whatever address `url::Url` (the HTTP client's parser) reads from a
+        /// host, the check decides on that address.
+        #[test]
+        fn the_check_decides_on_the_address_the_client_will_connect_to(
+            host in ipv4_spelling(),
+            port in proptest::option::of(1u16..),
+        ) {
+            let url = match port {
+                Some(port) => format!("https://{host}:{port}/hook"),
+                None => format!("https://{host}/hook"),
+            };
+            let ours = check_url(&url, NetworkPolicy::PublicOnly);
+            match url::Url::parse(&url).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+                Some(url::Host::Ipv4(v4)) if is_public_v4(v4) => proptest::prop_assert_eq!(ours, Ok(())),
+                Some(url::Host::Ipv4(v4)) => {
+                    proptest::prop_assert_eq!(ours, Err(UrlError::Blocked(IpAddr::V4(v4))));
+                }
+                Some(url::Host::Domain(_)) => {
+                    // Not an address to the client either (e.g. a part out of range is an error,
+                    // not a name, for numeric hosts): the check must not take it for a public IP.
+                    proptest::prop_assert!(literal_address(&url).is_none());
+                }
+                _ => proptest::prop_assert!(ours.is_err(), "{url}: {ours:?}"),
+            }
         }
     }
 
