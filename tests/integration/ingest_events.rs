@@ -92,7 +92,7 @@ fn expectations() -> Vec<Expect> {
     use EventType as T;
     let wamid =
         |n: &str| format!("wamid.HBgLMTU1NTAwMDExMTEVAgASGBQzRUIwQzc2N0QyNkExRDJGNUExRQ{n}A=");
-    let meta_msg = |n: &str| format!("meta:106540352242922:{}", wamid(n));
+    let meta_msg = |n: &str| format!("meta-main:meta:106540352242922:{}", wamid(n));
     vec![
         expect(
             "ingest-meta-text.json",
@@ -114,13 +114,16 @@ fn expectations() -> Vec<Expect> {
             200,
             vec![(
                 T::MessageDelivered,
-                (format!("meta:{}:delivered", wamid("90"))),
+                (format!("meta-main:meta:{}:delivered", wamid("90"))),
             )],
         ),
         expect(
             "ingest-meta-status-failed.json",
             200,
-            vec![(T::MessageFailed, (format!("meta:{}:failed", wamid("96"))))],
+            vec![(
+                T::MessageFailed,
+                (format!("meta-main:meta:{}:failed", wamid("96"))),
+            )],
         ),
         expect(
             "ingest-meta-multi-entry-batch.json",
@@ -130,12 +133,15 @@ fn expectations() -> Vec<Expect> {
                 (T::MessageReceived, meta_msg("31")),
                 (
                     T::MessageDelivered,
-                    (format!("meta:{}:delivered", wamid("90"))),
+                    (format!("meta-main:meta:{}:delivered", wamid("90"))),
                 ),
-                (T::MessageRead, (format!("meta:{}:read", wamid("91")))),
+                (
+                    T::MessageRead,
+                    (format!("meta-main:meta:{}:read", wamid("91"))),
+                ),
                 (
                     T::MessageReceived,
-                    (format!("meta:106540352242923:{}", wamid("32"))),
+                    (format!("meta-main:meta:106540352242923:{}", wamid("32"))),
                 ),
             ],
         ),
@@ -144,7 +150,7 @@ fn expectations() -> Vec<Expect> {
             200,
             vec![(
                 T::MessageReceived,
-                "meta:106540352242922:wamid.TEST1".into(),
+                "meta-main:meta:106540352242922:wamid.TEST1".into(),
             )],
         ),
         expect(
@@ -157,7 +163,7 @@ fn expectations() -> Vec<Expect> {
             200,
             vec![(
                 T::MessageReceived,
-                "waha:default:false_15550001111@c.us_3EB0C767D26A1D2F5A1E".to_owned(),
+                "waha-main:waha:default:false_15550001111@c.us_3EB0C767D26A1D2F5A1E".to_owned(),
             )],
         ),
         expect(
@@ -165,7 +171,7 @@ fn expectations() -> Vec<Expect> {
             200,
             vec![(
                 T::MessageRead,
-                "waha:default:true_15550001111@c.us_3EB0B6F646127B8BBC42:3".to_owned(),
+                "waha-main:waha:default:true_15550001111@c.us_3EB0B6F646127B8BBC42:3".to_owned(),
             )],
         ),
         expect(
@@ -173,7 +179,7 @@ fn expectations() -> Vec<Expect> {
             200,
             vec![(
                 T::SessionStatusUpdated,
-                "waha:default:evt_01jbcq3zx0v9k8n7m6p5q4r316".to_owned(),
+                "waha-main:waha:default:evt_01jbcq3zx0v9k8n7m6p5q4r316".to_owned(),
             )],
         ),
         // The same webhook through a Lambda Function URL (no path parameters), and a path the

@@ -65,7 +65,7 @@ fn webhook(i: usize) -> (String, Vec<String>) {
             let headers = json!({"content-type": "application/json", "x-hub-signature-256": sign_meta(&Secret::from(META_SECRET), body.as_bytes())});
             (
                 api_event("meta-main", &body, &headers),
-                vec![format!("meta:106540352242922:{wamid}")],
+                vec![format!("meta-main:meta:106540352242922:{wamid}")],
             )
         }
         // A Meta status batch: three statuses of one message.
@@ -83,7 +83,7 @@ fn webhook(i: usize) -> (String, Vec<String>) {
             let headers = json!({"content-type": "application/json", "x-hub-signature-256": sign_meta(&Secret::from(META_SECRET), body.as_bytes())});
             let keys = ["sent", "delivered", "read"]
                 .iter()
-                .map(|s| format!("meta:{wamid}:{s}"))
+                .map(|s| format!("meta-main:meta:{wamid}:{s}"))
                 .collect();
             (api_event("meta-main", &body, &headers), keys)
         }
@@ -100,7 +100,7 @@ fn webhook(i: usize) -> (String, Vec<String>) {
                                  "x-webhook-hmac-algorithm": "sha512"});
             (
                 api_event("waha-main", &body, &headers),
-                vec![format!("waha:default:{id}")],
+                vec![format!("waha-main:waha:default:{id}")],
             )
         }
     }

@@ -52,6 +52,8 @@ impl Config {
                 dedup_ttl: env.duration("DEDUP_TTL_DAYS", 8, 7, DAY)?,
                 lease: env.duration("LEASE_SECONDS", 60, 5, 1)?,
                 idle: env.duration("CONVERSATION_IDLE_HOURS", 24, 1, 3600)?,
+                // Read from the table at cold start (`main`), not from the environment.
+                legacy_keys_until: None,
             },
             message_ttl: env.duration("MESSAGE_TTL_DAYS", 30, 1, DAY)?,
             recent_messages: usize::try_from(env.number("RECENT_MESSAGES", 5, 1)?).unwrap_or(5),

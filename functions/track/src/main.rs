@@ -23,20 +23,23 @@ async fn main() -> Result<(), Error> {
         clients.dynamodb.clone(),
         &config.table_name,
     ));
+    let state = State {
+        docs: Arc::new(docs),
+        message_ttl: config.message_ttl,
+        recent_messages: config.recent_messages,
+    };
+    let mut track_config = config.track;
+    track_config.legacy_keys_until = Some(legacy_keys_until(&state, &track_config).await);
     let track = Track {
         blobs: blobs.clone(),
-        state: State {
-            docs: Arc::new(docs),
-            message_ttl: config.message_ttl,
-            recent_messages: config.recent_messages,
-        },
+        state,
         sink: Arc::new(QueueSink {
             buffer: Arc::new(buffer),
             outbound: Arc::new(outbound),
             blobs,
             blob_ttl: config.blob_ttl,
         }),
-        config: config.track,
+        config: track_config,
     };
     let track = &track;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
@@ -45,4 +48,21 @@ async fn main() -> Result<(), Error> {
         )
     }))
     .await
+}
+
+/// Until when items may be remembered under dedup keys without their source id (see
+/// `TrackConfig::legacy_keys_until`); if the store cannot say, for as long as they could be.
+async fn legacy_keys_until(
+    state: &State,
+    config: &shared::pipeline::track::TrackConfig,
+) -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    let since = state
+        .source_scoped_dedup_since(now)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read since when dedup keys are scoped; looking up unscoped keys too");
+            now
+        });
+    config.legacy_window(since)
 }

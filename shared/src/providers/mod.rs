@@ -63,7 +63,8 @@ pub(crate) struct Ctx {
 }
 
 impl Ctx {
-    /// Wraps one normalized item.
+    /// Wraps one normalized item. Its dedup key is scoped by the source id: two sources may
+    /// see the same provider ids (two WAHA servers whose sessions are both `default`).
     pub fn event(
         &self,
         event_type: EventType,
@@ -77,6 +78,8 @@ impl Ctx {
             body.family(),
             "{event_type} with wrong body"
         );
+        let mut dedup_key = dedup_key;
+        dedup_key.insert_str(0, &format!("{}:", self.source.id));
         InboundEvent {
             id: EventId::new(),
             event_type,

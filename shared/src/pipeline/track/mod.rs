@@ -167,6 +167,11 @@ pub struct TrackConfig {
     pub lease: Duration,
     /// Inactivity after which a conversation ends.
     pub idle: Duration,
+    /// Until when an item may have been recorded under its dedup key without the source id in
+    /// front (keys before 2026-11-30 had none): until then, an item whose outbox is not found
+    /// is looked up under that key too. `None`: no such items (new installations, tests). See
+    /// [`State::source_scoped_dedup_since`].
+    pub legacy_keys_until: Option<DateTime<Utc>>,
 }
 
 impl Default for TrackConfig {
@@ -175,7 +180,22 @@ impl Default for TrackConfig {
             dedup_ttl: Duration::from_secs(8 * 24 * 3600),
             lease: Duration::from_secs(60),
             idle: Duration::from_secs(24 * 3600),
+            legacy_keys_until: None,
         }
+    }
+}
+
+impl TrackConfig {
+    /// [`TrackConfig::legacy_keys_until`] for keys scoped by source since `since`: as long as
+    /// an outbox written before may live.
+    pub fn legacy_window(&self, since: DateTime<Utc>) -> DateTime<Utc> {
+        let remembered = chrono::Duration::from_std(self.dedup_ttl)
+            .unwrap_or(chrono::Duration::days(8))
+            .max(
+                chrono::Duration::from_std(crate::pipeline::codec::QUEUED_BLOB_LIFETIME)
+                    .unwrap_or(chrono::Duration::days(19)),
+            );
+        since + remembered
     }
 }
 
@@ -353,6 +373,14 @@ impl Track {
         if let Some(stored) = read_outbox(self.state.docs.as_ref(), &key, true, now).await? {
             return self.seen(&event, stored, now).await;
         }
+        if let Some(legacy) = self.legacy_key(&event, now)
+            && read_outbox(self.state.docs.as_ref(), legacy, true, now)
+                .await?
+                .is_some()
+        {
+            // Recorded before keys were scoped by source: a copy of an item seen then.
+            return Ok(TrackOutcome::Duplicate);
+        }
         // Message events change state: their results are staged whole, so that a retry hands
         // on exactly these. Anything else is handed on as it came.
         let stateful = matches!(event.data.body, EventBody::Message(_));
@@ -395,6 +423,19 @@ impl Track {
             return self.seen(&item, stored, now).await;
         }
         self.hand_on(&events, stateful, now).await
+    }
+
+    /// The key `event` had before dedup keys were scoped by source, while such keys may still
+    /// be remembered.
+    fn legacy_key<'e>(&self, event: &'e InboundEvent, now: DateTime<Utc>) -> Option<&'e str> {
+        let until = self.config.legacy_keys_until?;
+        if now >= until {
+            return None;
+        }
+        event
+            .dedup_key
+            .strip_prefix(event.data.source.id.as_str())?
+            .strip_prefix(':')
     }
 
     /// An item whose outbox exists: the record that staged it hands on what it staged again;

@@ -420,6 +420,41 @@ impl State {
         Err(StateError::Contention(key))
     }
 
+    /// Since when this installation scopes dedup keys by source id: the time recorded by the
+    /// first track that asked (now, if none did). Items recorded before may be remembered under
+    /// their unscoped keys until [`super::TrackConfig::legacy_window`] of it.
+    pub async fn source_scoped_dedup_since(
+        &self,
+        now: DateTime<Utc>,
+    ) -> Result<DateTime<Utc>, StateError> {
+        const KEY: &str = "dedup-scheme";
+        for _ in 0..ROUNDS {
+            if let Some(doc) = self.docs.get(KEY, now).await? {
+                return doc
+                    .body
+                    .get("source_scoped_since")
+                    .and_then(Value::as_str)
+                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+                    .map(|t| t.with_timezone(&Utc))
+                    .ok_or_else(|| StateError::Corrupt {
+                        key: KEY.into(),
+                        reason: "no source_scoped_since time".into(),
+                    });
+            }
+            let body = serde_json::json!({
+                "source_scoped_since": now.to_rfc3339_opts(SecondsFormat::Millis, true)
+            });
+            if self
+                .docs
+                .put(KEY, &body, DocumentWrite::new(None, now))
+                .await?
+            {
+                return Ok(now);
+            }
+        }
+        Err(StateError::Contention(KEY.into()))
+    }
+
     /// Moves `message_id`'s status to `status` if that is forward, on behalf of item `by` (a
     /// replay of an item that moved it gets the same answer again).
     pub async fn advance_status(

@@ -731,3 +731,79 @@ fn status_order_is_sent_delivered_read_with_failed_terminal() {
     assert!(!moves_forward(Some(&S::Sent), &S::Sent));
     assert!(moves_forward(Some(&S::Pending), &S::Sent));
 }
+
+#[tokio::test]
+async fn the_same_provider_ids_from_two_sources_are_two_items() {
+    let w = world();
+    // Two WAHA servers whose sessions are both `default` send the same message id.
+    let doc = fixture("waha-message.json");
+    let first = normalize(
+        &SourceId::parse("waha-shop").unwrap(),
+        Provider::Waha,
+        &doc,
+        at(0),
+    )
+    .unwrap()
+    .remove(0);
+    let second = normalize(
+        &SourceId::parse("waha-support").unwrap(),
+        Provider::Waha,
+        &doc,
+        at(0),
+    )
+    .unwrap()
+    .remove(0);
+    assert_ne!(first.dedup_key, second.dedup_key);
+    for e in [first, second] {
+        assert!(matches!(
+            w.track.process(e, at(1)).await.unwrap(),
+            TrackOutcome::Emitted(_)
+        ));
+    }
+    assert_eq!(drain(&w.buffer, &w.blobs).await.len(), 2);
+}
+
+#[tokio::test]
+async fn an_item_recorded_before_keys_were_scoped_by_source_stays_a_duplicate_until_its_ttl() {
+    let mut w = world();
+    let since = w
+        .track
+        .state
+        .source_scoped_dedup_since(at(0))
+        .await
+        .unwrap();
+    assert_eq!(since, at(0));
+    assert_eq!(
+        w.track
+            .state
+            .source_scoped_dedup_since(at(50))
+            .await
+            .unwrap(),
+        at(0),
+        "recorded once"
+    );
+    w.track.config.legacy_keys_until = Some(w.track.config.legacy_window(since));
+    let event = meta("meta-text.json", at(0)).remove(0);
+    // What an earlier version left: the outbox under the key without the source id.
+    let unscoped = event.dedup_key.strip_prefix("src:").unwrap().to_owned();
+    let old = serde_json::json!([]);
+    let write = crate::ports::DocumentWrite::new(None, at(0));
+    assert!(
+        w.docs
+            .put(&format!("outbox#{unscoped}"), &old, write)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        w.track.process(event.clone(), at(60)).await.unwrap(),
+        TrackOutcome::Duplicate
+    );
+    // Once every key written before has expired, nothing is looked up under them.
+    let later = w.track.config.legacy_window(since) + chrono::Duration::seconds(1);
+    let mut copy = event;
+    copy.id = crate::ids::EventId::new();
+    assert!(matches!(
+        w.track.process(copy, later).await.unwrap(),
+        TrackOutcome::Emitted(_)
+    ));
+}

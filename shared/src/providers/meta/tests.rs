@@ -65,7 +65,7 @@ fn each_status_of_one_message_has_its_own_dedup_key() {
     let wamid = "wamid.HBgLMTU1NTAwMDExMTEVAgASGBQzRUIwQzc2N0QyNkExRDJGNUExRQ90A=";
     assert_eq!(
         keys,
-        ["sent", "delivered", "read"].map(|s| format!("meta:{wamid}:{s}"))
+        ["sent", "delivered", "read"].map(|s| format!("src-meta:meta:{wamid}:{s}"))
     );
 }
 
