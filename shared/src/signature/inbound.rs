@@ -2,7 +2,7 @@
 //! subscription handshake.
 
 use hmac::{Hmac, Mac};
-use sha2::{Sha256, Sha512};
+use sha2::{Digest as _, Sha256, Sha512};
 use subtle::ConstantTimeEq;
 
 use super::Secret;
@@ -155,9 +155,12 @@ pub fn meta_handshake(query: &str, verify_tokens: &[Secret]) -> HandshakeOutcome
     let (Some(mode), Some(token), Some(challenge)) = (mode, token, challenge) else {
         return HandshakeOutcome::Forbidden;
     };
-    // Check every token so the time taken does not depend on which one matched.
+    // Compare SHA-256 digests, so the time taken depends neither on where the bytes differ nor
+    // on the lengths (a constant-time compare of unequal lengths returns at once, which would
+    // tell an attacker the token's length); check every token, so neither does which matched.
+    let asked = Sha256::digest(token.as_bytes());
     let token_ok = verify_tokens.iter().fold(false, |ok, t| {
-        ok | bool::from(t.expose().ct_eq(token.as_bytes()))
+        ok | bool::from(Sha256::digest(t.expose()).ct_eq(&asked))
     });
     if mode == "subscribe" && token_ok && !verify_tokens.is_empty() {
         HandshakeOutcome::Challenge(challenge)
