@@ -189,13 +189,17 @@ impl TrackConfig {
     /// [`TrackConfig::legacy_keys_until`] for keys scoped by source since `since`: as long as
     /// an outbox written before may live.
     pub fn legacy_window(&self, since: DateTime<Utc>) -> DateTime<Utc> {
-        let remembered = chrono::Duration::from_std(self.dedup_ttl)
-            .unwrap_or(chrono::Duration::days(8))
-            .max(
-                chrono::Duration::from_std(crate::pipeline::codec::QUEUED_BLOB_LIFETIME)
-                    .unwrap_or(chrono::Duration::days(19)),
-            );
-        since + remembered
+        since + self.remembered()
+    }
+
+    /// How long an item's outbox is kept: as long as dedup remembers it, and at least as long
+    /// as a queued claim-check (the buffer refers to staged messages until their batch goes
+    /// out, which a redriven timer can make that late).
+    fn remembered(&self) -> chrono::Duration {
+        let ttl = self
+            .dedup_ttl
+            .max(crate::pipeline::codec::QUEUED_BLOB_LIFETIME);
+        chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(19))
     }
 }
 
@@ -389,15 +393,7 @@ impl Track {
             // A status that moves nothing: nothing to stage, and a replay finds it stale again.
             return Ok(TrackOutcome::Stale);
         };
-        // The buffer refers to staged messages until their batch goes out, which a redriven
-        // timer can make as late as a queued claim-check; dedup remembers the item as long.
-        let expires = (now
-            + chrono::Duration::from_std(self.config.dedup_ttl)
-                .unwrap_or(chrono::Duration::days(8)))
-        .max(crate::pipeline::codec::queued_blob_expiry(
-            now,
-            Duration::ZERO,
-        ));
+        let expires = now + self.config.remembered();
         let staged = if stateful {
             // Large events (a big provider payload, notes at their limit) are claim-checked
             // under a key of this attempt's own, so that an outbox staged by an earlier attempt
