@@ -10,8 +10,61 @@
 
 use std::path::PathBuf;
 
-use tests::moto;
+use serde_json::Value;
+use tests::policy::{Request, denied, statements};
+use tests::{moto, repo_root};
 use wagate_local::lambda_bench::{BenchOptions, FUNCTIONS, run};
+
+/// The bench's admin key (its stack's `ADMIN_API_KEYS`) and endpoint.
+const ADMIN_KEY: &str = "lambda-bench-admin-key";
+const BENCH_ENDPOINT: &str = "ep_bench";
+
+/// Every `events/admin-*.json` request, made to the bench's stack: its key, its endpoint in place
+/// of the events' (the delete last, so the others find it).
+fn admin_requests() -> Vec<(&'static str, Value)> {
+    let dir = repo_root().join("events");
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("admin-") && n.ends_with(".json"))
+        .collect();
+    names.sort_by_key(|n| (n == "admin-delete-endpoint.json", n.clone()));
+    names
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(dir.join(name))
+                .unwrap()
+                .replace("ep_01JBCQ3ZX0V9K8N7M6P5Q4R301", BENCH_ENDPOINT)
+                .replace("ep_01JBCQ3ZX0V9K8N7M6P5Q4R304", BENCH_ENDPOINT);
+            let mut event: Value = serde_json::from_str(&text).unwrap();
+            if event["headers"].get("x-api-key").is_some() {
+                event["headers"]["x-api-key"] = ADMIN_KEY.into();
+            }
+            ("admin", event)
+        })
+        .collect()
+}
+
+/// A call's resource by the template's logical name: the run's table is `Table`, its queues
+/// `{run}-inbound` → `InboundQueue`, `{run}-delivery-dlq` → `DeliveryDLQ`.
+fn logical(run: &str, resource: &str) -> String {
+    if let Some(rest) = resource.strip_prefix(run) {
+        if rest.is_empty() || rest.starts_with("/index/") {
+            return format!("Table{rest}");
+        }
+        if let Some(queue) = rest.strip_prefix('-') {
+            let (name, dlq) = match queue.strip_suffix("-dlq") {
+                Some(name) => (name, true),
+                None => (queue, false),
+            };
+            let mut title: String = name[..1].to_uppercase();
+            title.push_str(&name[1..]);
+            return format!("{title}{}", if dlq { "DLQ" } else { "Queue" });
+        }
+    }
+    format!("outside the stack: {resource}")
+}
 
 fn bin_dir() -> PathBuf {
     // target/debug/deps/integration-… → target/debug
@@ -43,6 +96,16 @@ async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_
         memory_mb: 256,
         log_dir: logs.clone(),
         json_logs: true,
+        invocations: admin_requests()
+            .into_iter()
+            .chain([(
+                "sweep",
+                serde_json::from_slice(
+                    &std::fs::read(repo_root().join("events/sweep-schedule.json")).unwrap(),
+                )
+                .unwrap(),
+            )])
+            .collect(),
     })
     .await
     .unwrap();
@@ -105,5 +168,41 @@ async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_
         assert!(v.get("spans").is_none(), "{line}");
     }
     assert!(track_log.contains("\"requestId\""), "{track_log}");
+
+    // Least privilege: every DynamoDB and SQS call each function made, through the pipeline, the
+    // admin API's requests and a sweep, is one its policy in template.yaml allows, partition
+    // keys included (`dynamodb:LeadingKeys`).
+    let answered: Vec<u64> = report
+        .answers
+        .iter()
+        .map(|a| a["statusCode"].as_u64().unwrap_or(0))
+        .collect();
+    assert!(answered.iter().all(|s| *s < 500), "{answered:?}");
+    assert!(
+        answered.iter().filter(|s| (200..300).contains(*s)).count() >= 10,
+        "{answered:?}"
+    );
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    for function in FUNCTIONS {
+        let calls = &report.calls[function];
+        assert!(!calls.is_empty(), "{function} made no calls");
+        let requests: Vec<Request> = calls
+            .iter()
+            .map(|c| Request {
+                action: c.action.clone(),
+                resource: logical(&report.run, &c.resource),
+                leading_keys: c.leading_keys.clone(),
+            })
+            .collect();
+        let mut logical_name = function[..1].to_uppercase();
+        logical_name.push_str(&function[1..]);
+        logical_name.push_str("Function");
+        let policy = statements(&template, &logical_name);
+        let denied = denied(&policy, &requests);
+        assert!(
+            denied.is_empty(),
+            "{logical_name} would be denied: {denied:#?}"
+        );
+    }
     let _ = std::fs::remove_dir_all(logs);
 }

@@ -313,3 +313,164 @@ fn claim_checked_bodies_outlive_every_queue_message_that_points_at_them() {
         "claim-checks kept {kept} s, a message may point at one for {longest} s"
     );
 }
+
+/// Least privilege in the table (the calls each function makes are checked against these
+/// policies in `lambda_binaries`): only the admin API and deliver (disabling an endpoint that
+/// answers 410) may write endpoint documents; ingest, the internet-facing function, may only
+/// add raw requests and claim-checked events; no function may scan, and every table statement
+/// but `DescribeTable` is limited by partition key, with a call naming none refused.
+#[test]
+fn each_function_reaches_only_the_partition_keys_it_uses() {
+    use tests::policy::{Request, statements};
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let request = |action: &str, key: &str| Request {
+        action: format!("dynamodb:{action}"),
+        resource: "Table".into(),
+        leading_keys: vec![key.to_owned()],
+    };
+    let functions = [
+        "IngestFunction",
+        "TrackFunction",
+        "SweepFunction",
+        "FanoutFunction",
+        "BufferFunction",
+        "DeliverFunction",
+        "AdminFunction",
+    ];
+    for name in functions {
+        let policy = statements(&template, name);
+        let allowed = |r: &Request| policy.iter().any(|s| s.allows(r));
+        let writes_endpoints = allowed(&request("PutItem", "doc#endpoint#ep_1"));
+        assert_eq!(
+            writes_endpoints,
+            matches!(name, "AdminFunction" | "DeliverFunction"),
+            "{name} writing endpoint documents"
+        );
+        for s in &policy {
+            let table = s.resources.iter().any(|r| r == "Table");
+            let only_describe = s.actions == ["dynamodb:DescribeTable"];
+            if table && !only_describe {
+                assert!(
+                    s.leading_keys.is_some() && s.keys_required,
+                    "{name} {}: a table statement without a partition key condition",
+                    s.sid
+                );
+            }
+            assert!(
+                !s.actions
+                    .iter()
+                    .any(|a| a.contains("Scan") || a.contains('*')),
+                "{name} {}: {:?}",
+                s.sid,
+                s.actions
+            );
+        }
+        assert!(!allowed(&Request {
+            action: "dynamodb:GetItem".into(),
+            resource: "Table".into(),
+            leading_keys: Vec::new(),
+        }));
+    }
+    let ingest = statements(&template, "IngestFunction");
+    let ingest_allows = |r: &Request| ingest.iter().any(|s| s.allows(r));
+    assert!(ingest_allows(&request("PutItem", "blob#req#01J")));
+    assert!(ingest_allows(&request("PutItem", "blob#evt#evt_01J")));
+    for (action, key) in [
+        ("GetItem", "blob#req#01J"),
+        ("PutItem", "doc#conv#conv_1"),
+        ("PutItem", "doc#outbox#meta-main:x"),
+        ("PutItem", "blob#task#t"),
+    ] {
+        assert!(
+            !ingest_allows(&request(action, key)),
+            "ingest {action} {key}"
+        );
+    }
+}
+
+/// Flood protection: the webhook routes have their own API Gateway throttle, apart from the
+/// management API's, and ingest has reserved concurrency by default, so unsigned POSTs cannot
+/// take the account's concurrency from track and deliver.
+#[test]
+fn webhook_routes_and_ingest_are_throttled_by_default() {
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let api = resource(&template, "HttpApi");
+    for route in [
+        "\"POST /webhooks/{source_id}\":",
+        "\"GET /webhooks/{source_id}\":",
+    ] {
+        let settings: Vec<&str> = api
+            .lines()
+            .skip_while(|l| l.trim() != route)
+            .skip(1)
+            .take(2)
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                "ThrottlingRateLimit: !Ref WebhookRateLimit",
+                "ThrottlingBurstLimit: !Ref WebhookBurstLimit"
+            ],
+            "{route}"
+        );
+    }
+    let default = |parameter: &str| -> u64 {
+        resource(&template, parameter)
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("Default: "))
+            .and_then(|d| d.parse().ok())
+            .unwrap_or_else(|| panic!("{parameter} has no numeric default"))
+    };
+    assert!(default("IngestReservedConcurrency") > 0);
+    assert!(default("WebhookRateLimit") > default("AdminRateLimit"));
+    assert!(default("WebhookBurstLimit") >= default("WebhookRateLimit"));
+    let ingest = resource(&template, "IngestFunction");
+    assert!(ingest.contains(
+        "ReservedConcurrentExecutions: !If [ReservesIngest, !Ref IngestReservedConcurrency, !Ref AWS::NoValue]"
+    ));
+}
+
+/// Secrets out of the functions' configuration by default: `sam deploy` (samconfig.toml) names
+/// SSM SecureString parameters, and a customer managed key, when named, may decrypt them for
+/// ingest and admin through SSM only.
+#[test]
+fn the_deploy_path_reads_secrets_from_ssm() {
+    let samconfig = std::fs::read_to_string(repo_root().join("samconfig.toml")).unwrap();
+    let overrides = samconfig
+        .lines()
+        .find_map(|l| l.strip_prefix("parameter_overrides = "))
+        .expect("samconfig.toml gives parameter_overrides");
+    assert!(
+        overrides.contains("SourcesParameter=/wagate/sources"),
+        "{overrides}"
+    );
+    assert!(
+        overrides.contains("AdminApiKeysParameter=/wagate/admin-api-keys"),
+        "{overrides}"
+    );
+    let script = std::fs::read_to_string(repo_root().join("scripts/put-secrets.sh")).unwrap();
+    for name in ["/sources", "/admin-api-keys", "--type SecureString"] {
+        assert!(script.contains(name), "put-secrets.sh: {name}");
+    }
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    for (function, grant) in [
+        ("IngestFunction", "SourcesKeyGrant"),
+        ("AdminFunction", "AdminKeysKeyGrant"),
+    ] {
+        let policy = tests::policy::statements(&template, function);
+        let decrypt = policy
+            .iter()
+            .find(|s| s.sid == "DecryptSecretsParameter")
+            .unwrap_or_else(|| panic!("{function} cannot decrypt with SecretsKmsKeyArn"));
+        assert_eq!(decrypt.actions, ["kms:Decrypt"]);
+        assert_eq!(decrypt.resources, ["ref:SecretsKmsKeyArn"]);
+        let text = resource(&template, function);
+        let at = text.find("- Sid: DecryptSecretsParameter").unwrap();
+        assert!(
+            text[..at].trim_end().ends_with(&format!("- {grant}")),
+            "{function}"
+        );
+        assert!(text[at..].contains("kms:ViaService: !Sub ssm.${AWS::Region}.amazonaws.com"));
+    }
+}

@@ -33,5 +33,6 @@ pub fn provider_fixtures(prefix: &str) -> Vec<(String, Vec<u8>)> {
 }
 
 pub mod moto;
+pub mod policy;
 pub mod receiver;
 pub mod wait;

@@ -18,7 +18,7 @@
 //! request's size, and the index written again with every write of an indexed item, as if it
 //! projected every attribute), so figures stay comparable across reports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -51,7 +51,81 @@ pub struct Usage {
 pub struct Meter {
     usage: Mutex<BTreeMap<String, Usage>>,
     by_item: Mutex<BTreeMap<String, Usage>>,
+    calls: Mutex<BTreeSet<Call>>,
     ledger: Arc<Ledger>,
+}
+
+/// One kind of call a function made, as an IAM policy sees it: the action it needs, the resource
+/// and the partition key value it names (`dynamodb:LeadingKeys`). Kept for the whole life of the
+/// proxy ([`Meter::reset`] does not forget them), so a test can check every call a function made
+/// against the policy the template gives it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Call {
+    /// The IAM action: `dynamodb:PutItem`, `sqs:SendMessage` (the batch APIs are authorised as
+    /// their single forms).
+    pub action: String,
+    /// `TableName` (with `/index/{IndexName}` for an index) or the queue's name.
+    pub resource: String,
+    /// The partition key values the call names: `pk` of `Key` or `Item`, or the value a query's
+    /// key condition compares the partition key with. Empty for calls that name none.
+    pub leading_keys: Vec<String>,
+}
+
+/// What IAM checks of a call with `target` (`X-Amz-Target`) and `request` body.
+pub fn call_of(target: &str, request: &[u8]) -> Option<Call> {
+    let (service, action) = target.split_once('.')?;
+    let v: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
+    let text = |p: &str| v.pointer(p).and_then(serde_json::Value::as_str);
+    match service {
+        "DynamoDB_20120810" => {
+            let table = text("/TableName").unwrap_or("?");
+            let resource = match text("/IndexName") {
+                Some(index) => format!("{table}/index/{index}"),
+                None => table.to_owned(),
+            };
+            let mut leading_keys: Vec<String> = ["/Key/pk/S", "/Item/pk/S"]
+                .iter()
+                .filter_map(|p| text(p).map(str::to_owned))
+                .collect();
+            // `pk = :pk`, `gsi1pk = :p AND …`: the value of the first comparison.
+            if let Some(condition) = text("/KeyConditionExpression") {
+                let placeholder = condition
+                    .split_whitespace()
+                    .nth(2)
+                    .unwrap_or_default()
+                    .trim_end_matches(')');
+                if let Some(value) = v
+                    .pointer(&format!("/ExpressionAttributeValues/{placeholder}/S"))
+                    .and_then(serde_json::Value::as_str)
+                {
+                    leading_keys.push(value.to_owned());
+                }
+            }
+            Some(Call {
+                action: format!("dynamodb:{action}"),
+                resource,
+                leading_keys,
+            })
+        }
+        "AmazonSQS" => {
+            let single = match action {
+                "SendMessageBatch" => "SendMessage",
+                "DeleteMessageBatch" => "DeleteMessage",
+                "ChangeMessageVisibilityBatch" => "ChangeMessageVisibility",
+                other => other,
+            };
+            let queue = text("/QueueUrl")
+                .or_else(|| text("/QueueName"))
+                .and_then(|u| u.rsplit('/').next())
+                .unwrap_or("?");
+            Some(Call {
+                action: format!("sqs:{single}"),
+                resource: queue.to_owned(),
+                leading_keys: Vec::new(),
+            })
+        }
+        _ => None,
+    }
 }
 
 /// What the items of one run last were, as far as the metering proxies saw them written: their
@@ -208,7 +282,15 @@ impl Meter {
             .clone()
     }
 
-    /// Forgets what was counted (between benchmark phases).
+    /// Every kind of call made since the proxy started ([`Call`]).
+    pub fn calls(&self) -> BTreeSet<Call> {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Forgets what was counted (between benchmark phases); not the [`calls`](Self::calls).
     pub fn reset(&self) {
         self.usage
             .lock()
@@ -304,6 +386,12 @@ impl Meter {
         ok: bool,
         upstream: Duration,
     ) {
+        if let Some(call) = call_of(target, request) {
+            self.calls
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .insert(call);
+        }
         let (service, action) = match target.split_once('.') {
             Some(("DynamoDB_20120810", a)) => ("DynamoDB", a),
             Some(("AmazonSQS", a)) => ("SQS", a),

@@ -13,7 +13,7 @@
 //!    mapping hands over) to a fresh track process, then one to a fresh deliver process: peak
 //!    RSS, duration and CPU time for the batch.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -28,7 +28,7 @@ use shared::delivery::endpoints::Endpoints;
 use shared::ports::{Queue, ReceivedMessage, Source};
 use tokio::sync::watch;
 
-use crate::aws_meter::{MeterProxy, Upstream, Usage};
+use crate::aws_meter::{Call, MeterProxy, Upstream, Usage};
 use crate::backend::{AwsBackend, Depth, QUEUES, Stores};
 use crate::clock::Clock;
 use crate::config::LocalConfig;
@@ -71,16 +71,27 @@ pub struct BenchOptions {
     pub log_dir: PathBuf,
     /// Whether the functions log JSON (`AWS_LAMBDA_LOG_FORMAT=JSON`, as deployed) or text.
     pub json_logs: bool,
+    /// Events handed, after the other phases, to a fresh process of the named function (one
+    /// process per function, the events in order): the admin API's requests, a sweep's
+    /// schedule. Their answers are in [`BenchReport::answers`].
+    pub invocations: Vec<(&'static str, Value)>,
 }
+
+/// The calls of every process of a run, by function name.
+type CallSink = Arc<Mutex<BTreeMap<String, BTreeSet<Call>>>>;
 
 /// The resources of one run on moto, and what the functions are configured with.
 struct Stack {
+    /// The run's name: the table's, and the prefix of the queues' (`{run}-inbound`, …).
+    run: String,
     upstream: Upstream,
     /// The route the bench itself takes to DynamoDB/SQS (and the stores below).
     _router: MeterProxy,
     stores: Stores,
     env: BTreeMap<&'static str, BTreeMap<&'static str, String>>,
     meta: Source,
+    /// Every kind of call each function's processes made, by function ([`Call`]).
+    calls: CallSink,
     receiver: Receiver,
 }
 
@@ -204,6 +215,8 @@ impl Stack {
             ),
         ]);
         Ok(Self {
+            run,
+            calls: CallSink::default(),
             upstream,
             _router: router,
             stores,
@@ -223,6 +236,25 @@ struct Process {
     proxy: MeterProxy,
     spawned: Instant,
     log: PathBuf,
+    calls: CallSink,
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        self.keep_calls();
+    }
+}
+
+impl Process {
+    /// Adds the calls the process made so far to the run's (idempotent: a set union).
+    fn keep_calls(&self) {
+        self.calls
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(self.name.to_owned())
+            .or_default()
+            .extend(self.proxy.meter().calls());
+    }
 }
 
 /// `VmHWM` (peak) and `VmRSS` of a process, MiB.
@@ -327,6 +359,7 @@ impl Process {
             proxy,
             spawned,
             log: log_path,
+            calls: stack.calls.clone(),
         })
     }
 
@@ -588,6 +621,16 @@ pub struct BenchReport {
     pub pipeline: Vec<Phase>,
     /// One event of many records to track, then to deliver.
     pub big_batch: Option<Phase>,
+    /// The answers to [`BenchOptions::invocations`], by function in the order each first
+    /// appears there, then in order.
+    #[serde(skip)]
+    pub answers: Vec<Value>,
+    /// Every kind of DynamoDB and SQS call each function made over the run, by function.
+    #[serde(skip)]
+    pub calls: BTreeMap<String, BTreeSet<Call>>,
+    /// The run's name: the table's, and the prefix of the queues' (`{run}-inbound`, …).
+    #[serde(skip)]
+    pub run: String,
 }
 
 fn stats_ms(samples: &[f64]) -> (f64, f64, f64, f64) {
@@ -788,6 +831,26 @@ pub async fn run(options: &BenchOptions) -> anyhow::Result<BenchReport> {
         }
         pipeline.stop().await;
     }
+    let mut functions: Vec<&'static str> = Vec::new();
+    for (f, _) in &options.invocations {
+        if !functions.contains(f) {
+            functions.push(f);
+        }
+    }
+    for name in functions {
+        let process = Process::spawn(options, &stack, name).await?;
+        process.ready().await?;
+        for (_, event) in options.invocations.iter().filter(|(f, _)| *f == name) {
+            report.answers.push(process.invoke(event).await?.0);
+        }
+        process.stop().await;
+    }
+    report.run.clone_from(&stack.run);
+    report.calls = stack
+        .calls
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     Ok(report)
 }
 
@@ -1008,6 +1071,9 @@ impl Pipeline {
 
     async fn stop(self) {
         self.ingest.stop().await;
+        for (s, _) in &self.stages {
+            s.process.keep_calls();
+        }
         for (s, _) in self.stages {
             if let Ok(s) = Arc::try_unwrap(s) {
                 s.process.stop().await;
@@ -1166,6 +1232,7 @@ mod tests {
                 }],
             }],
             big_batch: None,
+            ..BenchReport::default()
         };
         let md = report.markdown();
         assert!(

@@ -690,6 +690,7 @@ async fn lambda_bench(args: LambdaBenchArgs) -> anyhow::Result<()> {
         memory_mb: args.memory_mb,
         log_dir: args.out_dir.clone(),
         json_logs: args.log_format == "json",
+        invocations: Vec::new(),
     })
     .await?;
     println!("{}", report.markdown());
