@@ -43,6 +43,7 @@ impl Config {
             ingest: IngestConfig {
                 max_body_bytes,
                 raw_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
+                ..IngestConfig::default()
             },
         })
     }

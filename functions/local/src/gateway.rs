@@ -121,6 +121,7 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
             max_body_bytes: usize::try_from(env.number("MAX_BODY_BYTES", 1024 * 1024, 1024)?)
                 .unwrap_or(1024 * 1024),
             raw_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
+            ..IngestConfig::default()
         },
     };
     let track_config = track::Config::from_lookup(lookup(settings))?;

@@ -1,7 +1,8 @@
 //! The ingest stage: one provider HTTP request in, events on the inbound queue, one small answer out.
 //!
 //! Order of checks: source (404) → method → size (413) → signature over the raw bytes (401) →
-//! parse (400) → keep the raw request (unless `raw_ttl` is zero) and enqueue every event (503 if either fails, so the
+//! nesting deeper than [`MAX_JSON_DEPTH`] (400, so every stage after can decode what ingest
+//! accepts) → parse (400) → more than `max_events` events (413) → keep the raw request (unless `raw_ttl` is zero) and enqueue every event (503 if either fails, so the
 //! provider retries and nothing verified is lost) → 200 `{"received": N}`. Answers never carry
 //! internal detail; logs carry ids and counts, never bodies, numbers or secrets.
 
@@ -13,6 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use ulid::Ulid;
 
+pub use super::codec::SEND_CONCURRENCY;
 use super::codec::{enqueue_events, queued_blob_expiry};
 use crate::model::Provider;
 use crate::ports::{BackendError, BlobStore, Queue, SourceRegistry};
@@ -29,6 +31,10 @@ pub struct IngestConfig {
     /// How long raw requests are kept for replay (zero: not kept, one write less per
     /// webhook); claim-checked events are kept at least as long as queues may point at them.
     pub raw_ttl: Duration,
+    /// Most events one request may carry; more get 413. A 1 MiB Meta body of minimal statuses
+    /// is about 15,000 events (1,500 queue calls, sent [`SEND_CONCURRENCY`] at a time); the cap
+    /// bounds the work one signed request can cause when `max_body_bytes` is raised.
+    pub max_events: usize,
 }
 
 impl Default for IngestConfig {
@@ -36,8 +42,43 @@ impl Default for IngestConfig {
         Self {
             max_body_bytes: 1024 * 1024,
             raw_ttl: Duration::from_secs(7 * 24 * 3600),
+            max_events: 20_000,
         }
     }
+}
+
+/// Deepest nesting of arrays and objects a webhook body may have. serde_json, which reads every
+/// queue message and document downstream, refuses more than 128 levels; events wrap provider
+/// items in a few levels more, and delivery tasks wrap events, so a body within this limit
+/// decodes at every stage. WhatsApp payloads nest about 10 levels.
+pub const MAX_JSON_DEPTH: usize = 64;
+
+/// The deepest nesting of arrays and objects in `bytes` (brackets inside strings not counted).
+/// Linear and allocation-free; for bytes that are not JSON the figure is meaningless but finite.
+pub fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// The ingest stage with its ports.
@@ -184,6 +225,15 @@ impl Ingest {
             tracing::warn!(source_id = %source.id, reason = %e, "signature rejected");
             return IngestResponse::error(401, "invalid_signature", "signature missing or invalid");
         }
+        let depth = json_depth(req.body);
+        if depth > MAX_JSON_DEPTH {
+            tracing::warn!(source_id = %source.id, depth, "verified body nested too deep");
+            return IngestResponse::error(
+                400,
+                "invalid_body",
+                &format!("body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels"),
+            );
+        }
         let mut events = match normalize(&source.id, source.provider, req.body, now) {
             Ok(events) => events,
             Err(ParseError::NotJson(_)) => {
@@ -191,6 +241,17 @@ impl Ingest {
                 return IngestResponse::error(400, "invalid_body", "body is not valid JSON");
             }
         };
+        if events.len() > self.config.max_events {
+            tracing::warn!(source_id = %source.id, events = events.len(), "too many events in one request");
+            return IngestResponse::error(
+                413,
+                "too_many_events",
+                &format!(
+                    "the body carries more than {} events; send them in smaller webhooks",
+                    self.config.max_events
+                ),
+            );
+        }
         let request_id = Ulid::new().to_string();
         for e in &mut events {
             e.request_id = Some(request_id.clone());

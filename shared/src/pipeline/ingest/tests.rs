@@ -295,3 +295,181 @@ async fn a_queue_failure_gets_503_so_the_provider_retries() {
     assert_eq!((r.status, error_code(&r).as_str()), (503, "unavailable"));
     assert!(!r.body.contains("down"), "no internal detail in the answer");
 }
+
+/// A Meta text message whose `extra` field nests `depth` arrays.
+fn meta_nested(depth: usize) -> Vec<u8> {
+    let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"messages":[{{"from":"16505551234","id":"wamid.deep{depth}","timestamp":"1749416383","type":"unknown_kind","extra":{nested}}}]}}}}]}}]}}"#
+    )
+    .into_bytes()
+}
+
+/// A WAHA event of an unknown kind whose payload nests `depth` arrays.
+fn waha_nested(depth: usize) -> Vec<u8> {
+    let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+    format!(
+        r#"{{"id":"evt_deep{depth}","timestamp":1749416383000,"event":"some.future.event","session":"default","payload":{{"x":{nested}}}}}"#
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn whatever_ingest_accepts_the_queue_decoder_reads() {
+    // Nesting up to serde_json's limit: each body is either refused with a clear 400 or
+    // enqueued as events that track can decode, never accepted and then undecodable.
+    let h = harness();
+    let mut accepted = 0;
+    for (depth, waha) in (1..=130).step_by(3).flat_map(|d| [(d, false), (d, true)]) {
+        let r = if waha {
+            let body = waha_nested(depth);
+            let sig = sign_waha(&Secret::from(WAHA_KEY), &body);
+            let req = IngestRequest {
+                webhook_hmac: Some(&sig),
+                webhook_hmac_algorithm: Some("sha512"),
+                ..post("waha-main", &body)
+            };
+            h.ingest.handle(req, Utc::now()).await
+        } else {
+            post_meta_signed(&h.ingest, &meta_nested(depth)).await
+        };
+        match r.status {
+            200 => {
+                accepted += 1;
+                let events = drain(&h).await;
+                assert_eq!(events.len(), 1, "depth {depth}");
+                // Every later stage reads it with serde_json's limit of 128 levels, inside
+                // wrappers of its own (batches, delivery tasks): 16 levels to spare.
+                let event = serde_json::to_string(&events[0]).unwrap();
+                let wrapped = format!("{}{event}{}", "[".repeat(16), "]".repeat(16));
+                assert!(
+                    serde_json::from_str::<Value>(&wrapped).is_ok(),
+                    "depth {depth} (waha: {waha}) was accepted but does not decode"
+                );
+            }
+            400 => assert_eq!(error_code(&r), "invalid_body", "depth {depth}: {}", r.body),
+            other => panic!("depth {depth}: {other} {}", r.body),
+        }
+    }
+    // Depths 1 to 49, for both providers.
+    assert!(accepted >= 34, "ordinary nesting is accepted ({accepted})");
+}
+
+#[test]
+fn json_depth_counts_brackets_outside_strings() {
+    assert_eq!(json_depth(b"{}"), 1);
+    assert_eq!(json_depth(br#"{"a":[1,{"b":[]}]}"#), 4);
+    assert_eq!(json_depth(br#"{"a":"[[[[{{{{\"[["}"#), 1);
+    assert_eq!(json_depth(br#"["\\",[["x"]]]"#), 3);
+    assert_eq!(json_depth(b"]]]"), 0);
+    assert_eq!(json_depth(b"plain"), 0);
+}
+
+/// A signed Meta body of `n` minimal delivery statuses.
+fn meta_statuses(n: usize) -> Vec<u8> {
+    let statuses: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"id":"wamid.s{i}","status":"delivered","timestamp":"1749416383","recipient_id":"16505551234"}}"#
+            )
+        })
+        .collect();
+    format!(
+        r#"{{"object":"whatsapp_business_account","entry":[{{"id":"102290129340398","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550783881","phone_number_id":"106540352242922"}},"statuses":[{}]}}}}]}}]}}"#,
+        statuses.join(",")
+    )
+    .into_bytes()
+}
+
+/// A queue that takes a while to answer and counts how many sends overlap.
+#[derive(Debug)]
+struct SlowQueue {
+    inner: MemoryQueue,
+    in_flight: std::sync::atomic::AtomicUsize,
+    most: std::sync::atomic::AtomicUsize,
+}
+
+#[async_trait]
+impl Queue for SlowQueue {
+    async fn send_batch(&self, m: &[OutgoingMessage]) -> Result<Vec<FailedEntry>, BackendError> {
+        use std::sync::atomic::Ordering::SeqCst;
+        let now = self.in_flight.fetch_add(1, SeqCst) + 1;
+        self.most.fetch_max(now, SeqCst);
+        tokio::time::sleep(Duration::from_millis(2)).await;
+        let out = self.inner.send_batch(m).await;
+        self.in_flight.fetch_sub(1, SeqCst);
+        out
+    }
+    async fn receive(
+        &self,
+        max: usize,
+        wait: Duration,
+        visibility: Duration,
+    ) -> Result<Vec<ReceivedMessage>, BackendError> {
+        self.inner.receive(max, wait, visibility).await
+    }
+    async fn delete(&self, receipt: &str) -> Result<(), BackendError> {
+        self.inner.delete(receipt).await
+    }
+    async fn change_visibility(&self, receipt: &str, d: Duration) -> Result<(), BackendError> {
+        self.inner.change_visibility(receipt, d).await
+    }
+}
+
+#[tokio::test]
+async fn the_largest_body_of_statuses_is_enqueued_whole_with_overlapping_sends() {
+    // 1 MiB of minimal statuses: about 11,000 events here, over 1,000 queue calls. They
+    // overlap (ingest's timeout would not see 1,000 calls one after another) and every event
+    // is on the queue when the answer is 200.
+    let queue = Arc::new(SlowQueue {
+        inner: MemoryQueue::new("inbound"),
+        in_flight: 0.into(),
+        most: 0.into(),
+    });
+    let mut n = 0;
+    let body = loop {
+        let body = meta_statuses(n + 500);
+        if body.len() > 1024 * 1024 {
+            break meta_statuses(n);
+        }
+        n += 500;
+    };
+    let ingest = Ingest {
+        sources: sources(),
+        queue: queue.clone(),
+        blobs: Arc::new(MemoryBlobStore::new()),
+        config: IngestConfig::default(),
+    };
+    let r = post_meta_signed(&ingest, &body).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.received, n);
+    let most = queue.most.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(most > 1 && most <= SEND_CONCURRENCY, "{most} sends at once");
+    let events = receive_all(
+        &queue.inner,
+        &MemoryBlobStore::new(),
+        Duration::from_secs(30),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(events.len(), n);
+    let ids: std::collections::HashSet<&str> = events
+        .iter()
+        .map(|e: &InboundEvent| e.dedup_key.as_str())
+        .collect();
+    assert_eq!(ids.len(), n);
+}
+
+#[tokio::test]
+async fn more_events_than_the_cap_get_413_and_enqueue_nothing() {
+    let mut h = harness();
+    h.ingest.config.max_events = 100;
+    let r = post_meta_signed(&h.ingest, &meta_statuses(101)).await;
+    assert_eq!(r.status, 413);
+    assert_eq!(error_code(&r), "too_many_events");
+    assert!(drain(&h).await.is_empty());
+    let r = post_meta_signed(&h.ingest, &meta_statuses(100)).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(drain(&h).await.len(), 100);
+}
