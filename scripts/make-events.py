@@ -230,6 +230,7 @@ def main():
     cases["admin-recover-endpoint.json"] = admin_event("POST", endpoint + "/recover", query="since=2026-11-20T00:00:00Z")
     cases["admin-redrive.json"] = admin_event("POST", "/v1/deliveries/redrive", {"endpoint_id": ADMIN_ENDPOINT_ID})
     cases["admin-unauthorized.json"] = admin_event("GET", "/v1/endpoints", key=None)
+    cases["admin-list-audit.json"] = admin_event("GET", "/v1/audit", query=f"target={ADMIN_ENDPOINT_ID}&limit=20")
     delivery = f"/v1/deliveries/msg_01JBCQ3ZX0V9K8N7M6P5Q4R302_{ADMIN_ENDPOINT_ID}"
     cases["admin-get-delivery.json"] = admin_event("GET", delivery)
     cases["admin-retry-delivery.json"] = admin_event("POST", delivery + "/retry", headers={"idempotency-key": "retry-1"})

@@ -231,6 +231,7 @@ async fn every_admin_event_gets_its_documented_answer() {
         ("admin-close-conversation.json", 200),
         ("admin-close-unknown-conversation.json", 404),
         ("admin-delete-endpoint.json", 204),
+        ("admin-list-audit.json", 200),
     ];
     let mut seen = Vec::new();
     for (file, status) in cases {
@@ -255,6 +256,33 @@ async fn every_admin_event_gets_its_documented_answer() {
                 assert!(body["previous_secret_expires_at"].is_string());
             }
             "admin-disable-endpoint.json" => assert_eq!(body["enabled"], false),
+            "admin-list-audit.json" => {
+                // Every change to the endpoint above, newest first, by the key's id.
+                let actions: Vec<&str> = body["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["action"].as_str().unwrap())
+                    .collect();
+                assert_eq!(
+                    actions,
+                    [
+                        "endpoint.deleted",
+                        "endpoint.enabled",
+                        "endpoint.disabled",
+                        "endpoint.recovered",
+                        "endpoint.secret_rotated",
+                        "endpoint.updated"
+                    ],
+                    "{body}"
+                );
+                assert!(
+                    body["data"][0]["actor"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("key_")
+                );
+            }
             "admin-enable-endpoint.json" => assert_eq!(body["enabled"], true),
             "admin-unauthorized.json" => assert_eq!(body["error"]["code"], "unauthorized"),
             "admin-get-delivery.json" => {

@@ -10,6 +10,10 @@ use super::{Admin, AdminResponse, ApiError, Query, body, page};
 use crate::delivery::endpoints::{Endpoint, EndpointError, SecretEntry};
 use crate::signature::EndpointSecret;
 
+/// What the API shows for every custom header value: they are write-only (often the receiver's
+/// own API key). Sent back in a `PATCH`, it keeps that header's current value.
+pub const MASKED: &str = "********";
+
 /// An endpoint as the API shows it: everything but the secrets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct EndpointView {
@@ -23,7 +27,8 @@ pub struct EndpointView {
     pub event_types: Vec<String>,
     /// Inbound message bursts as one batch.
     pub batching: bool,
-    /// Extra headers sent with every delivery.
+    /// Extra headers sent with every delivery: their names, each value shown as `********`
+    /// (values are write-only).
     pub headers: BTreeMap<String, String>,
     /// Whether deliveries are made.
     pub enabled: bool,
@@ -45,7 +50,11 @@ impl EndpointView {
             description: e.description.clone(),
             event_types: e.event_types.clone(),
             batching: e.batching,
-            headers: e.headers.clone(),
+            headers: e
+                .headers
+                .keys()
+                .map(|name| (name.clone(), MASKED.to_owned()))
+                .collect(),
             enabled: e.enabled,
             disabled_reason: e.disabled_reason.clone(),
             previous_secret_expires_at: e
@@ -76,7 +85,7 @@ pub struct CreateEndpoint {
     /// Batch inbound bursts (default true).
     #[serde(default)]
     pub batching: Option<bool>,
-    /// Extra headers (e.g. `X-API-Key` of the receiver).
+    /// Extra headers (e.g. `X-API-Key` of the receiver). Their values are never shown again.
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
     /// Free text.
@@ -98,7 +107,8 @@ pub struct UpdateEndpoint {
     pub event_types: Option<Vec<String>>,
     /// Batching on or off.
     pub batching: Option<bool>,
-    /// New custom headers (replacing all of them).
+    /// New custom headers (replacing all of them). A value of `********` keeps that header's
+    /// current value, so the headers read from `GET` can be sent back with one changed.
     pub headers: Option<BTreeMap<String, String>>,
     /// New description (`null` clears it).
     #[serde(default, deserialize_with = "present")]
@@ -131,6 +141,32 @@ fn validation(e: &EndpointError) -> ApiError {
         EndpointError::Secret => "secret",
     };
     ApiError::invalid(field, e.to_string())
+}
+
+/// `headers` with each masked value replaced by the current value of that header (names compared
+/// without case, as HTTP does); a masked value for a header the endpoint does not have is refused.
+fn unmask(
+    headers: BTreeMap<String, String>,
+    current: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
+    headers
+        .into_iter()
+        .map(|(name, value)| {
+            if value != MASKED {
+                return Ok((name, value));
+            }
+            current
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(&name))
+                .map(|(_, v)| (name.clone(), v.clone()))
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "headers",
+                        "a masked value (********) keeps a header the endpoint already has; give the value of a new header",
+                    )
+                })
+        })
+        .collect()
 }
 
 fn new_secret() -> Result<EndpointSecret, ApiError> {
@@ -172,7 +208,7 @@ impl Admin {
         let mut endpoint = Endpoint::new(id, req.url, &secret, now);
         endpoint.event_types = req.event_types;
         endpoint.batching = req.batching.unwrap_or(true);
-        endpoint.headers = req.headers;
+        endpoint.headers = unmask(req.headers, &BTreeMap::new())?;
         endpoint.description = req.description;
         endpoint
             .validate(self.config.network)
@@ -223,7 +259,7 @@ impl Admin {
             endpoint.batching = b;
         }
         if let Some(h) = req.headers {
-            endpoint.headers = h;
+            endpoint.headers = unmask(h, &endpoint.headers)?;
         }
         if let Some(d) = req.description {
             endpoint.description = d;

@@ -1,8 +1,14 @@
 //! `Idempotency-Key` on POST: the same key with the same body replays the first response; the
 //! same key with a different body is refused with 409, and so is a call while the first one still
 //! runs. Keys are remembered for a day (per path).
+//!
+//! A response that shows a secret once (an endpoint's create or rotate) is not stored with it:
+//! the record keeps the secret XORed with a pad derived from the raw `Idempotency-Key`, which is
+//! not stored (the record is found by a digest of it), so the table alone never yields the
+//! secret, and a replay, which brings the key again, answers the same bytes as the first time.
 
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -12,9 +18,74 @@ use crate::ports::DocumentWrite;
 #[derive(Serialize, Deserialize)]
 struct Stored {
     request: String,
-    /// `None` while the first request with the key is still running.
+    /// `None` while the first request with the key is still running. A `secret` in its body
+    /// is stored empty, and sealed in `sealed_secret`.
     #[serde(default)]
     response: Option<AdminResponse>,
+    /// Hex of the response's `secret` XOR [`pad`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    sealed_secret: Option<String>,
+}
+
+/// `len` bytes of HMAC-SHA256 keyed by the raw idempotency key over a label, the record and a
+/// block counter: a pseudo-random pad used for one record only.
+fn pad(key: &str, record: &str, len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len + 32);
+    let mut block: u32 = 0;
+    while out.len() < len {
+        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key.as_bytes()) else {
+            break;
+        };
+        mac.update(b"wagate idempotency secret\0");
+        mac.update(record.as_bytes());
+        mac.update(&block.to_be_bytes());
+        out.extend_from_slice(&mac.finalize().into_bytes());
+        block += 1;
+    }
+    out.truncate(len);
+    out
+}
+
+fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
+    a.iter().zip(b).map(|(x, y)| x ^ y).collect()
+}
+
+/// The response as stored: its `secret`, if it shows one, emptied and sealed.
+fn seal(response: &AdminResponse, key: &str, record: &str) -> (AdminResponse, Option<String>) {
+    let Ok(serde_json::Value::Object(mut body)) = serde_json::from_str(&response.body) else {
+        return (response.clone(), None);
+    };
+    let Some(serde_json::Value::String(secret)) = body.get("secret").cloned() else {
+        return (response.clone(), None);
+    };
+    body.insert("secret".into(), "".into());
+    let sealed = hex::encode(xor(secret.as_bytes(), &pad(key, record, secret.len())));
+    let stored = AdminResponse {
+        body: serde_json::Value::Object(body).to_string(),
+        ..response.clone()
+    };
+    (stored, Some(sealed))
+}
+
+/// The first response again, its secret unsealed with the key the replay brings.
+fn unseal(
+    mut response: AdminResponse,
+    sealed: Option<&str>,
+    key: &str,
+    record: &str,
+) -> Result<AdminResponse, ApiError> {
+    let Some(sealed) = sealed else {
+        return Ok(response);
+    };
+    let broken = || ApiError::new(500, "internal", "a stored response could not be replayed");
+    let bytes = hex::decode(sealed).map_err(|_| broken())?;
+    let secret =
+        String::from_utf8(xor(&bytes, &pad(key, record, bytes.len()))).map_err(|_| broken())?;
+    let mut body: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&response.body).map_err(|_| broken())?;
+    body.insert("secret".into(), secret.into());
+    response.body = serde_json::Value::Object(body).to_string();
+    Ok(response)
 }
 
 /// How long a claimed key waits for its first request before another may take over.
@@ -66,6 +137,7 @@ where
     let claim = Stored {
         request: request.clone(),
         response: None,
+        sealed_secret: None,
     };
     let claimed = admin
         .docs
@@ -91,7 +163,9 @@ where
             (true, None) => Err(ApiError::conflict(
                 "a request with this Idempotency-Key is in progress; retry",
             )),
-            (true, Some(response)) => Ok(response),
+            (true, Some(response)) => {
+                unseal(response, stored.sealed_secret.as_deref(), key, &doc_key)
+            }
         };
     }
     let response = match work().await {
@@ -102,9 +176,11 @@ where
     let ttl = chrono::Duration::from_std(admin.config.idempotency_ttl)
         .unwrap_or(chrono::Duration::days(1));
     let (value, expires) = if response.status < 500 {
+        let (stored, sealed_secret) = seal(&response, key, &doc_key);
         let done = Stored {
             request,
-            response: Some(response.clone()),
+            response: Some(stored),
+            sealed_secret,
         };
         (encode(&done)?, now + ttl)
     } else {

@@ -8,6 +8,7 @@
 
 mod conversations;
 pub use conversations::NOTES_MAX_BYTES;
+mod audit;
 mod deliveries;
 mod endpoints;
 mod idempotency;
@@ -422,17 +423,23 @@ impl Admin {
         let path = path.trim_end_matches('/');
         let segments: Vec<&str> = path.split('/').skip(1).collect();
         let query = Query::parse(req.query);
+        let actor = audit::key_id(req.api_key.unwrap_or_default());
+        // A change is recorded in the first run only (a replay runs nothing).
+        let run = || async {
+            let result = self
+                .route(req.method, &segments, &query, req.body, now)
+                .await;
+            if let Ok(response) = &result {
+                self.audit(&actor, (req.method, &segments), req.body, response, now)
+                    .await;
+            }
+            result
+        };
         let result = match (req.method, req.idempotency_key) {
             ("POST", Some(key)) => {
-                idempotency::run(self, key, path, req.query, req.body, now, || {
-                    self.route(req.method, &segments, &query, req.body, now)
-                })
-                .await
+                idempotency::run(self, key, path, req.query, req.body, now, run).await
             }
-            _ => {
-                self.route(req.method, &segments, &query, req.body, now)
-                    .await
-            }
+            _ => run().await,
         };
         let mut response = result.unwrap_or_else(|e| e.response());
         if response.status == 405 {
@@ -478,7 +485,15 @@ impl Admin {
             }
             ("PUT", ["v1", "conversations", id, "labels"]) => self.set_labels(id, body, now).await,
             ("PUT", ["v1", "conversations", id, "notes"]) => self.set_notes(id, body, now).await,
-            (_, ["v1", "endpoints" | "deliveries" | "conversations", ..]) => Err(ApiError::new(
+            ("GET", ["v1", "audit"]) => self.list_audit(query, now).await,
+            (
+                _,
+                [
+                    "v1",
+                    "endpoints" | "deliveries" | "conversations" | "audit",
+                    ..,
+                ],
+            ) if !openapi::allowed_methods(segments).is_empty() => Err(ApiError::new(
                 405,
                 "method_not_allowed",
                 format!("{method} is not supported here"),

@@ -6,6 +6,7 @@ use schemars::generate::{Contract, SchemaSettings};
 use schemars::{JsonSchema, SchemaGenerator};
 use serde_json::{Map, Value, json};
 
+use super::audit::AuditEntry;
 use super::{
     CloseConversation, ConversationView, CreateEndpoint, DeliveryView, EndpointView,
     RedriveRequest, RotateSecret, SetLabels, SetNotes, TestDelivery, TransferConversation,
@@ -257,6 +258,25 @@ pub const ROUTES: &[Route] = &[
         response: Some("ConversationView"),
         query: &[],
     },
+    Route {
+        method: "get",
+        path: "/v1/audit",
+        operation: "listAudit",
+        summary: "List the changes made through this API (who: the API key's id; what; when), newest first.",
+        request: None,
+        status: 200,
+        response: Some("page:AuditEntry"),
+        query: &[
+            (
+                "target",
+                "Only changes of this endpoint, delivery or conversation id.",
+                false,
+            ),
+            ("action", "Only this action (e.g. endpoint.updated).", false),
+            PAGING[0],
+            PAGING[1],
+        ],
+    },
 ];
 
 fn defs_for<F: FnOnce(&mut SchemaGenerator)>(contract: Contract, add: F) -> Map<String, Value> {
@@ -285,6 +305,7 @@ pub fn document() -> Value {
         register::<EndpointView>(g);
         register::<DeliveryView>(g);
         register::<ConversationView>(g);
+        register::<AuditEntry>(g);
     });
     for (name, value) in defs_for(Contract::Deserialize, |g| {
         register::<CreateEndpoint>(g);
@@ -366,7 +387,7 @@ pub fn document() -> Value {
         "info": {
             "title": "wagate management API",
             "version": env!("CARGO_PKG_VERSION"),
-            "description": "Endpoints, deliveries and conversations of a wagate installation. Every request carries X-API-Key; every POST may carry Idempotency-Key (same key and body within a day: the first answer again; another body or a call while the first runs: 409)."
+            "description": "Endpoints, deliveries and conversations of a wagate installation, and the audit trail of changes made here. Every request carries X-API-Key; every POST may carry Idempotency-Key (same key and body within a day: the first answer again; another body or a call while the first runs: 409)."
         },
         "servers": [{"url": "/"}],
         "security": [{"apiKey": []}],

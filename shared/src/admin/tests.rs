@@ -134,7 +134,10 @@ async fn endpoints_are_created_shown_listed_updated_and_deleted() {
     let (status, shown) = call(&a, "GET", &format!("/v1/endpoints/{id}"), "", None).await;
     assert_eq!(status, 200);
     assert!(shown.get("secret").is_none(), "the secret is shown once");
-    assert_eq!(shown["headers"]["X-API-Key"], "r");
+    assert_eq!(
+        shown["headers"]["X-API-Key"], "********",
+        "header values are write-only"
+    );
 
     let (status, updated) = call(
         &a,
@@ -317,6 +320,32 @@ async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body(
     let (s2, second) = call(&a, "POST", "/v1/endpoints", &body, Some("k-1")).await;
     assert_eq!((s1, s2), (201, 201));
     assert_eq!(first, second, "same id, same secret: nothing created twice");
+    // The record of the key does not hold the secret: only a seal the key itself opens.
+    let secret = first["secret"].as_str().unwrap();
+    let record = format!(
+        "idem#{}",
+        hex::encode(
+            sha2::Sha256::new()
+                .chain_update("/v1/endpoints")
+                .chain_update([0])
+                .chain_update("k-1")
+                .finalize()
+        )
+    );
+    let stored = a
+        .docs
+        .get(&record, now())
+        .await
+        .unwrap()
+        .unwrap()
+        .body
+        .to_string();
+    assert!(stored.contains("sealed_secret"), "{stored}");
+    assert!(
+        !stored.contains(secret),
+        "the idempotency record keeps the secret"
+    );
+    assert!(!stored.contains(&secret["whsec_".len()..]));
     let (_, list) = call(&a, "GET", "/v1/endpoints", "", None).await;
     assert_eq!(list["data"].as_array().unwrap().len(), 1);
     let other = json!({"url": "https://hooks.example.com/other"}).to_string();
@@ -791,4 +820,162 @@ fn the_documented_filters_are_exactly_the_accepted_ones() {
     for f in ["whatsapp", "whatsapp.mess*", "whatsapp.message.nope", ""] {
         assert!(!filters.iter().any(|x| x == f), "{f}");
     }
+}
+
+#[tokio::test]
+async fn header_values_are_write_only_and_a_masked_value_keeps_the_current_one() {
+    let a = admin();
+    let created = create(&a, "https://hooks.example.com/h").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    assert_eq!(created["headers"]["X-API-Key"], "********");
+    let (_, list) = call(&a, "GET", "/v1/endpoints", "", None).await;
+    assert_eq!(list["data"][0]["headers"]["X-API-Key"], "********");
+    assert!(!list.to_string().contains("\"r\""));
+
+    // What GET shows, sent back with one header added: the old value stays.
+    let (status, updated) = call(
+        &a,
+        "PATCH",
+        &format!("/v1/endpoints/{id}"),
+        r#"{"headers": {"x-api-key": "********", "X-Tenant": "t1"}}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{updated}");
+    let (stored, _) = a.endpoints.get(&id, now()).await.unwrap().unwrap();
+    assert_eq!(
+        stored.headers.get("x-api-key").map(String::as_str),
+        Some("r")
+    );
+    assert_eq!(
+        stored.headers.get("X-Tenant").map(String::as_str),
+        Some("t1")
+    );
+    assert_eq!(
+        updated["headers"],
+        json!({"X-Tenant": "********", "x-api-key": "********"})
+    );
+
+    // A new value replaces; a masked value for a header it does not have is refused.
+    let body = r#"{"headers": {"X-New": "********"}}"#;
+    let (status, err) = call(&a, "PATCH", &format!("/v1/endpoints/{id}"), body, None).await;
+    assert_eq!(
+        (status, &err["error"]["details"]["field"]),
+        (422, &json!("headers")),
+        "{err}"
+    );
+    let (status, err) = call(
+        &a,
+        "POST",
+        "/v1/endpoints",
+        r#"{"url": "https://hooks.example.com/m", "headers": {"X-API-Key": "********"}}"#,
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &err["error"]["code"]),
+        (422, &json!("validation_failed")),
+        "{err}"
+    );
+    let (status, _) = call(
+        &a,
+        "PATCH",
+        &format!("/v1/endpoints/{id}"),
+        r#"{"headers": {"x-api-key": "new-value"}}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (stored, _) = a.endpoints.get(&id, now()).await.unwrap().unwrap();
+    assert_eq!(stored.headers.len(), 1);
+    assert_eq!(
+        stored.headers.get("x-api-key").map(String::as_str),
+        Some("new-value")
+    );
+}
+
+#[tokio::test]
+async fn changes_are_audited_with_the_key_id_and_field_names_only_once() {
+    let a = admin();
+    let body = json!({"url": "https://hooks.example.com/a", "headers": {"X-API-Key": "hunter2"}})
+        .to_string();
+    let (_, created) = call(&a, "POST", "/v1/endpoints", &body, Some("audit-1")).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    // A replay changes nothing and records nothing.
+    let _ = call(&a, "POST", "/v1/endpoints", &body, Some("audit-1")).await;
+    let _ = call(
+        &a,
+        "PATCH",
+        &format!("/v1/endpoints/{id}"),
+        r#"{"description": "CRM", "url": "https://hooks.example.com/b"}"#,
+        None,
+    )
+    .await;
+    let _ = call(
+        &a,
+        "POST",
+        &format!("/v1/endpoints/{id}/rotate-secret"),
+        "",
+        None,
+    )
+    .await;
+    // Reads and refused requests are not changes.
+    let _ = call(&a, "GET", &format!("/v1/endpoints/{id}"), "", None).await;
+    let _ = call(
+        &a,
+        "PATCH",
+        &format!("/v1/endpoints/{id}"),
+        r#"{"url": "ftp://x"}"#,
+        None,
+    )
+    .await;
+    let _ = call(&a, "DELETE", &format!("/v1/endpoints/{id}"), "", None).await;
+
+    let (status, trail) = call(&a, "GET", "/v1/audit", "", None).await;
+    assert_eq!(status, 200, "{trail}");
+    let entries = trail["data"].as_array().unwrap();
+    let actions: Vec<&str> = entries
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "endpoint.deleted",
+            "endpoint.secret_rotated",
+            "endpoint.updated",
+            "endpoint.created"
+        ]
+    );
+    let actor = super::audit::key_id(KEY);
+    assert!(actor.starts_with("key_") && actor.len() == 16);
+    for e in entries {
+        assert_eq!(e["actor"], json!(actor));
+        assert_eq!(e["target"], json!(id));
+    }
+    assert_eq!(entries[2]["fields"], json!(["description", "url"]));
+    assert_eq!(entries[3]["fields"], json!(["headers", "url"]));
+    assert_eq!(entries[3]["status"], 201);
+    let text = trail.to_string();
+    for secret in ["hunter2", KEY, "CRM", "hooks.example.com/b"] {
+        assert!(!text.contains(secret), "{secret} in the trail");
+    }
+
+    // Filters and paging.
+    let (_, only) = call(&a, "GET", "/v1/audit?action=endpoint.updated", "", None).await;
+    assert_eq!(only["data"].as_array().unwrap().len(), 1);
+    let (_, other) = call(&a, "GET", "/v1/audit?target=ep_other", "", None).await;
+    assert!(other["data"].as_array().unwrap().is_empty());
+    let (_, first) = call(&a, "GET", "/v1/audit?limit=3", "", None).await;
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let (_, rest) = call(
+        &a,
+        "GET",
+        &format!("/v1/audit?limit=3&cursor={cursor}"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(rest["data"][0]["action"], "endpoint.created");
+    assert_eq!(rest["next_cursor"], Value::Null);
 }
