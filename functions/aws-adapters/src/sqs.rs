@@ -77,6 +77,10 @@ impl SqsQueue {
 
 #[async_trait]
 impl Queue for SqsQueue {
+    async fn approximate_depth(&self) -> Result<Option<u64>, BackendError> {
+        Ok(Some(self.depth().await?))
+    }
+
     async fn send_batch(
         &self,
         messages: &[OutgoingMessage],

@@ -118,6 +118,10 @@ pub struct CountingQueue {
 
 #[async_trait]
 impl Queue for CountingQueue {
+    async fn approximate_depth(&self) -> Result<Option<u64>, BackendError> {
+        self.inner.approximate_depth().await
+    }
+
     async fn send_batch(
         &self,
         messages: &[OutgoingMessage],

@@ -313,7 +313,7 @@ impl Admin {
         .await?;
         Ok(AdminResponse::json(
             202,
-            &serde_json::json!({"moved": report.moved, "kept": report.kept, "unreadable": report.unreadable}),
+            &serde_json::json!({"moved": report.moved, "kept": report.kept, "unreadable": report.unreadable, "remaining": report.remaining}),
         ))
     }
 }

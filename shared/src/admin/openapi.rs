@@ -351,9 +351,10 @@ pub fn document() -> Value {
         ),
         (
             "RedriveReport",
-            json!({"type": "object", "required": ["moved", "kept", "unreadable"], "properties": {
+            json!({"type": "object", "required": ["moved", "kept", "unreadable", "remaining"], "properties": {
             "moved": {"type": "integer", "minimum": 0}, "kept": {"type": "integer", "minimum": 0},
-            "unreadable": {"type": "integer", "minimum": 0}}}),
+            "unreadable": {"type": "integer", "minimum": 0},
+            "remaining": {"type": ["integer", "null"], "minimum": 0, "description": "About how many messages the dead-letter queue still holds (SQS's estimate, lagging up to a minute)."}}}),
         ),
         (
             "Transferred",

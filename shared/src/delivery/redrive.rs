@@ -41,7 +41,17 @@ pub struct RedriveReport {
     pub kept: usize,
     /// Messages that are not delivery tasks, left in place.
     pub unreadable: usize,
+    /// About how many messages the dead-letter queue still holds afterwards (SQS's estimate,
+    /// which lags by up to a minute), if the queue can tell.
+    pub remaining: Option<u64>,
 }
+
+/// How long one receive waits for a message (a long poll: SQS then asks every server, where a
+/// short poll samples a few and may answer empty while messages wait).
+pub const RECEIVE_WAIT: Duration = Duration::from_secs(1);
+
+/// Empty receives in a row after which the dead-letter queue counts as drained.
+pub const EMPTY_RECEIVES: u32 = 3;
 
 /// Moves up to `max` selected tasks from `dead_letter` to `queue`. Messages not selected are made
 /// visible again at once; a message is deleted from the dead-letter queue only after its task is
@@ -56,14 +66,17 @@ pub async fn redrive(
 ) -> Result<RedriveReport, BackendError> {
     let mut report = RedriveReport::default();
     let mut held = Vec::new();
-    while report.moved < max {
+    let mut empty = 0;
+    while report.moved < max && empty < EMPTY_RECEIVES {
         // Hold what is looked at for a while, so one pass sees each message once.
         let got = dead_letter
-            .receive(10, Duration::ZERO, Duration::from_secs(300))
+            .receive(10, RECEIVE_WAIT, Duration::from_secs(300))
             .await?;
         if got.is_empty() {
-            break;
+            empty += 1;
+            continue;
         }
+        empty = 0;
         for m in got {
             let task: Option<DeliveryTask> = decode(&m.body, blobs, now).await.ok();
             match task {
@@ -99,6 +112,7 @@ pub async fn redrive(
             .change_visibility(&receipt, Duration::ZERO)
             .await?;
     }
+    report.remaining = dead_letter.approximate_depth().await?;
     Ok(report)
 }
 
@@ -163,7 +177,8 @@ mod tests {
             RedriveReport {
                 moved: 2,
                 kept: 1,
-                unreadable: 1
+                unreadable: 1,
+                remaining: Some(2),
             }
         );
         let moved: Vec<DeliveryTask> =
@@ -200,5 +215,58 @@ mod tests {
         .unwrap();
         assert_eq!(report.moved, 3);
         assert_eq!(queue.len(), 3);
+    }
+
+    /// A queue answering like SQS's short polls can: empty now and then although messages wait.
+    #[derive(Debug)]
+    struct Sampling {
+        inner: MemoryQueue,
+        calls: std::sync::atomic::AtomicU32,
+    }
+
+    #[async_trait::async_trait]
+    impl Queue for Sampling {
+        async fn send_batch(
+            &self,
+            m: &[OutgoingMessage],
+        ) -> Result<Vec<crate::ports::FailedEntry>, BackendError> {
+            self.inner.send_batch(m).await
+        }
+        async fn receive(
+            &self,
+            max: usize,
+            wait: Duration,
+            visibility: Duration,
+        ) -> Result<Vec<crate::ports::ReceivedMessage>, BackendError> {
+            // Every other answer is empty, and only one message comes at a time.
+            if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 0 {
+                return Ok(Vec::new());
+            }
+            self.inner.receive(max.min(1), wait, visibility).await
+        }
+        async fn delete(&self, receipt: &str) -> Result<(), BackendError> {
+            self.inner.delete(receipt).await
+        }
+        async fn change_visibility(&self, r: &str, v: Duration) -> Result<(), BackendError> {
+            self.inner.change_visibility(r, v).await
+        }
+        async fn approximate_depth(&self) -> Result<Option<u64>, BackendError> {
+            self.inner.approximate_depth().await
+        }
+    }
+
+    #[tokio::test]
+    async fn an_empty_answer_does_not_end_the_redrive_while_messages_wait() {
+        let tasks: Vec<DeliveryTask> = (0..5).map(|_| task("ep_a", EventId::new())).collect();
+        let dlq = Sampling {
+            inner: dlq_with(&tasks).await,
+            calls: 0.into(),
+        };
+        let (queue, blobs) = (MemoryQueue::new("q"), MemoryBlobStore::new());
+        let report = redrive(&dlq, &queue, &blobs, &Selection::All, 100, Utc::now())
+            .await
+            .unwrap();
+        assert_eq!((report.moved, report.unreadable), (5, 1));
+        assert_eq!(report.remaining, Some(1), "the unreadable message stays");
     }
 }

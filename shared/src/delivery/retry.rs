@@ -13,7 +13,7 @@ pub struct RetryPolicy {
     pub max_attempts: u32,
     /// Base delay after attempt n (1-based; the last entry repeats).
     pub schedule: Vec<Duration>,
-    /// Longest wait, whatever `Retry-After` says (SQS allows 12 hours of visibility).
+    /// Longest wait, whatever `Retry-After` says: [`MAX_RETRY_DELAY`] by default.
     pub max_delay: Duration,
 }
 
@@ -33,10 +33,16 @@ impl Default for RetryPolicy {
                 m(180),
                 m(360),
             ],
-            max_delay: Duration::from_secs(12 * 3600),
+            max_delay: MAX_RETRY_DELAY,
         }
     }
 }
+
+/// The longest a retry can wait. It is a visibility change of the received task, and SQS keeps a
+/// message hidden at most 12 hours *from its receipt*, refusing a change past that: less the
+/// deliver function's timeout (120 s, the longest since the receipt) and a margin.
+pub const MAX_RETRY_DELAY: Duration =
+    Duration::from_secs(crate::ports::limits::MAX_VISIBILITY_SECS - 300);
 
 /// The verdict on one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,7 +186,13 @@ mod tests {
         );
         assert_eq!(
             judge(Some(503), Some("999999"), 1, &p, 0.5, now()),
-            Verdict::Retry(Duration::from_secs(12 * 3600))
+            Verdict::Retry(MAX_RETRY_DELAY)
+        );
+        // Within what SQS takes as a visibility change, counted from the receipt, even at the
+        // end of the deliver function's 120 s.
+        assert!(
+            MAX_RETRY_DELAY + Duration::from_secs(120)
+                < Duration::from_secs(crate::ports::limits::MAX_VISIBILITY_SECS)
         );
         assert_eq!(
             judge(Some(503), Some("5"), 1, &p, 0.5, now()),

@@ -141,6 +141,12 @@ impl<L: Layer> Queue for Layered<dyn Queue, L> {
             .await
     }
 
+    async fn approximate_depth(&self) -> Result<Option<u64>, BackendError> {
+        self.layer
+            .around("depth", || self.inner.approximate_depth())
+            .await
+    }
+
     async fn change_visibility(
         &self,
         receipt: &str,

@@ -30,6 +30,8 @@ struct Stored {
     message_id: String,
     body: String,
     visible_at: Instant,
+    /// When it was last received: SQS counts the 12 hours a message may stay hidden from there.
+    received_at: Instant,
     receive_count: u32,
 }
 
@@ -118,6 +120,7 @@ impl MemoryQueue {
                 message_id,
                 body,
                 visible_at: Instant::now() + delay,
+                received_at: Instant::now(),
                 receive_count,
             },
         );
@@ -153,6 +156,7 @@ impl MemoryQueue {
             }
             m.receive_count += 1;
             m.visible_at = now + visibility;
+            m.received_at = now;
             let receipt = format!("{}:{seq}:{}", self.name, ulid::Ulid::new());
             receipts.push((receipt.clone(), *seq));
             out.push(ReceivedMessage {
@@ -226,6 +230,10 @@ pub fn check_batch(messages: &[OutgoingMessage]) -> Result<(), BackendError> {
 
 #[async_trait]
 impl Queue for MemoryQueue {
+    async fn approximate_depth(&self) -> Result<Option<u64>, BackendError> {
+        Ok(Some(lock(&self.state).messages.len() as u64))
+    }
+
     async fn send_batch(
         &self,
         messages: &[OutgoingMessage],
@@ -290,7 +298,16 @@ impl Queue for MemoryQueue {
         let mut state = lock(&self.state);
         let seq = self.seq_of(&state, receipt)?;
         if let Some(m) = state.messages.get_mut(&seq) {
-            m.visible_at = Instant::now() + visibility;
+            // As SQS: hidden at most 12 hours from the receive, not from this call.
+            let now = Instant::now();
+            if now.duration_since(m.received_at) + visibility
+                > Duration::from_secs(limits::MAX_VISIBILITY_SECS)
+            {
+                return Err(BackendError::Rejected(
+                    "visibility would end more than 12 hours after the message was received".into(),
+                ));
+            }
+            m.visible_at = now + visibility;
         }
         drop(state);
         self.notify.notify_waiters();
@@ -430,5 +447,40 @@ impl DocumentStore for MemoryDocumentStore {
                 doc: d.doc.clone(),
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn visibility_ends_at_most_twelve_hours_after_the_receipt_as_on_sqs() {
+        let q = MemoryQueue::new("q");
+        q.send_batch(&[OutgoingMessage {
+            id: "0".into(),
+            body: "b".into(),
+            delay: None,
+        }])
+        .await
+        .unwrap();
+        let got = q
+            .receive(1, Duration::ZERO, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let twelve_hours = Duration::from_secs(limits::MAX_VISIBILITY_SECS);
+        q.change_visibility(&got[0].receipt, twelve_hours - Duration::from_secs(5))
+            .await
+            .unwrap();
+        // Counted from the receipt, not from the change: a second later, 12 h is too long.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
+        assert!(
+            q.change_visibility(&got[0].receipt, twelve_hours)
+                .await
+                .is_err()
+        );
+        q.change_visibility(&got[0].receipt, twelve_hours - Duration::from_secs(5))
+            .await
+            .unwrap();
     }
 }

@@ -122,6 +122,12 @@ pub trait Queue: Send + Sync + Debug {
         receipt: &str,
         visibility: Duration,
     ) -> Result<(), BackendError>;
+
+    /// About how many messages the queue holds (visible, in flight and delayed), if the backend
+    /// can tell; on SQS an estimate that lags by up to a minute.
+    async fn approximate_depth(&self) -> Result<Option<u64>, BackendError> {
+        Ok(None)
+    }
 }
 
 /// A stored document and its version (for optimistic concurrency).

@@ -218,3 +218,22 @@ async fn refuses_receipts_it_never_issued(backend: Backend) {
     );
 }
 for_each_backend!(refuses_receipts_it_never_issued, memory: super::memory(None), moto: super::on_moto(None));
+
+async fn takes_the_longest_retry_delay_as_a_visibility_change(backend: Backend) {
+    // Deliver's longest retry is a visibility change of the received task: within what SQS
+    // allows from the receipt (12 hours), so it is never refused for its length.
+    let q = backend.0;
+    q.send_batch(&[msg(0, "retry much later")]).await.unwrap();
+    let got = receive_n(q.as_ref(), 1, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 1);
+    q.change_visibility(&got[0].receipt, shared::delivery::retry::MAX_RETRY_DELAY)
+        .await
+        .unwrap();
+    assert!(
+        q.receive(10, Duration::ZERO, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+for_each_backend!(takes_the_longest_retry_delay_as_a_visibility_change, memory: super::memory(None), moto: super::on_moto(None));

@@ -45,8 +45,11 @@ async fn main() -> anyhow::Result<()> {
     let queue = SqsQueue::new(clients.sqs.clone(), env.required("DELIVERY_QUEUE_URL")?);
     let blobs = DynamoBlobStore::new(clients.dynamodb.clone(), env.required("TABLE_NAME")?);
     let report = redrive(&dlq, &queue, &blobs, &selection, max, chrono::Utc::now()).await?;
+    let remaining = report
+        .remaining
+        .map_or_else(|| "unknown".to_owned(), |n| format!("about {n}"));
     println!(
-        "moved {}, kept {}, unreadable {}",
+        "moved {}, kept {}, unreadable {}, still in the dead-letter queue: {remaining}",
         report.moved, report.kept, report.unreadable
     );
     Ok(())
