@@ -380,53 +380,67 @@ impl DocumentStore for DynamoDocumentStore {
             (None, Some(_)) => ("gsi1pk = :p AND gsi1sk < :b", 0),
             (None, None) => ("gsi1pk = :p", 0),
         };
-        let mut query = self
-            .table
-            .client
-            .query()
-            .table_name(&self.table.name)
-            .index_name(INDEX_NAME)
-            .key_condition_expression(condition)
-            .expression_attribute_values(":p", s(page.partition))
-            .scan_index_forward(!page.descending)
-            .limit(i32::try_from(page.limit.max(1) + extra).unwrap_or(i32::MAX));
-        if let Some(a) = page.after {
-            query = query.expression_attribute_values(":a", s(a));
-        }
-        if let Some(b) = page.before {
-            query = query.expression_attribute_values(":b", s(b));
-        }
-        let out = query.send().await.map_err(|e| backend_error("Query", e))?;
-        // The index holds keys only (a document rewritten under the same index key costs no
-        // index write), so each listed document is read: concurrently, in the index's order,
-        // and eventually consistent like the index itself.
-        let mut listed = Vec::new();
-        for item in out.items.unwrap_or_default() {
-            let key = item
-                .get("pk")
-                .and_then(|v| v.as_s().ok())
-                .and_then(|pk| pk.strip_prefix("doc#"))
-                .map(str::to_owned);
-            let sort = item
-                .get("gsi1sk")
-                .and_then(|v| v.as_s().ok())
-                .cloned()
-                .unwrap_or_default();
-            let outside = page.after.is_some_and(|a| sort.as_str() <= a)
-                || page.before.is_some_and(|b| sort.as_str() >= b);
-            if let (Some(key), false) = (key, outside) {
-                listed.push((key, sort));
+        // One Query answers at most 1 MB, and listed documents may be gone (expired or deleted
+        // while the index lags): query on from `LastEvaluatedKey` until the page is full or the
+        // partition ends, so no caller takes a short answer for the end of the list.
+        let mut found: Vec<Listed> = Vec::new();
+        let mut start = None;
+        loop {
+            let wanted = page.limit.saturating_sub(found.len()).max(1);
+            let mut query = self
+                .table
+                .client
+                .query()
+                .table_name(&self.table.name)
+                .index_name(INDEX_NAME)
+                .key_condition_expression(condition)
+                .expression_attribute_values(":p", s(page.partition))
+                .scan_index_forward(!page.descending)
+                .limit(i32::try_from(wanted + extra).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start.take());
+            if let Some(a) = page.after {
+                query = query.expression_attribute_values(":a", s(a));
+            }
+            if let Some(b) = page.before {
+                query = query.expression_attribute_values(":b", s(b));
+            }
+            let out = query.send().await.map_err(|e| backend_error("Query", e))?;
+            // The index holds keys only (a document rewritten under the same index key costs
+            // no index write), so each listed document is read: concurrently, in the index's
+            // order, and eventually consistent like the index itself.
+            let mut listed = Vec::new();
+            for item in out.items.unwrap_or_default() {
+                let key = item
+                    .get("pk")
+                    .and_then(|v| v.as_s().ok())
+                    .and_then(|pk| pk.strip_prefix("doc#"))
+                    .map(str::to_owned);
+                let sort = item
+                    .get("gsi1sk")
+                    .and_then(|v| v.as_s().ok())
+                    .cloned()
+                    .unwrap_or_default();
+                let outside = page.after.is_some_and(|a| sort.as_str() <= a)
+                    || page.before.is_some_and(|b| sort.as_str() >= b);
+                if let (Some(key), false) = (key, outside) {
+                    listed.push((key, sort));
+                }
+            }
+            listed.truncate(page.limit.saturating_sub(found.len()));
+            let reads = listed.into_iter().map(|(key, sort)| async move {
+                let doc = self.get_item(&key, false, now).await?;
+                Ok::<_, BackendError>(doc.map(|doc| Listed { key, sort, doc }))
+            });
+            let docs: Vec<Option<Listed>> = futures::stream::iter(reads)
+                .buffered(LIST_READS)
+                .try_collect()
+                .await?;
+            found.extend(docs.into_iter().flatten());
+            start = out.last_evaluated_key;
+            if found.len() >= page.limit || start.is_none() {
+                break;
             }
         }
-        listed.truncate(page.limit);
-        let reads = listed.into_iter().map(|(key, sort)| async move {
-            let doc = self.get_item(&key, false, now).await?;
-            Ok::<_, BackendError>(doc.map(|doc| Listed { key, sort, doc }))
-        });
-        let docs: Vec<Option<Listed>> = futures::stream::iter(reads)
-            .buffered(LIST_READS)
-            .try_collect()
-            .await?;
-        Ok(docs.into_iter().flatten().collect())
+        Ok(found)
     }
 }
