@@ -33,6 +33,15 @@ use crate::error::backend_error;
 /// Largest chunk of a blob in one item (DynamoDB items hold at most 400 KB with their keys).
 const CHUNK_BYTES: usize = 350 * 1024;
 
+/// The partition key of chunk `i` of blob `key` (see [`DynamoBlobStore`]).
+fn chunk_partition(key: &str, i: usize) -> String {
+    if i == 0 {
+        format!("blob#{key}")
+    } else {
+        format!("blob#{key}#part{i}")
+    }
+}
+
 fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
@@ -78,6 +87,11 @@ impl Table {
 
 /// Blobs as chunked items on the wagate table, deflated when that makes them smaller (the first
 /// chunk then says `deflated`).
+///
+/// The first chunk is `pk` = `blob#{key}`, `sk` = `00000`, with the chunk count and `spread`;
+/// chunk `i` is `pk` = `blob#{key}#part{i}`: each chunk in a partition of its own, so a 1 MB
+/// blob (about 1,030 write units at once) does not exceed one partition's 1,000 a second.
+/// Blobs written before kept every chunk under `blob#{key}` (`sk` = `0000i`) and still read.
 #[derive(Debug, Clone)]
 pub struct DynamoBlobStore {
     table: Table,
@@ -119,13 +133,14 @@ impl BlobStore for DynamoBlobStore {
         let count = i64::try_from(chunks.len()).unwrap_or(i64::MAX);
         let puts = chunks.into_iter().enumerate().map(|(i, chunk)| {
             let mut item = HashMap::from([
-                ("pk".to_owned(), s(format!("blob#{key}"))),
+                ("pk".to_owned(), s(chunk_partition(key, i))),
                 ("sk".to_owned(), s(format!("{i:05}"))),
                 ("data".to_owned(), AttributeValue::B(Blob::new(chunk))),
                 ("ttl".to_owned(), n(expires_at.timestamp())),
             ]);
             if i == 0 {
                 item.insert("chunks".into(), n(count));
+                item.insert("spread".into(), AttributeValue::Bool(true));
                 if packed.is_some() {
                     item.insert("deflated".into(), AttributeValue::Bool(true));
                 }
@@ -172,6 +187,33 @@ impl BlobStore for DynamoBlobStore {
             return Ok(None);
         }
         let count = usize::try_from(number(first, "chunks").unwrap_or(1)).unwrap_or(1);
+        if first.get("spread").and_then(|v| v.as_bool().ok()) == Some(&true) {
+            // The other chunks, each in its own partition (whatever else an older layout left
+            // under the first chunk's key is not this blob's).
+            let first = items.swap_remove(0);
+            let reads = (1..count).map(|i| {
+                self.table
+                    .client
+                    .get_item()
+                    .table_name(&self.table.name)
+                    .key("pk", s(chunk_partition(key, i)))
+                    .key("sk", s(format!("{i:05}")))
+                    .consistent_read(true)
+                    .send()
+            });
+            let mut parts = vec![first];
+            for r in futures::future::join_all(reads).await {
+                let out = r.map_err(|e| backend_error("GetItem", e))?;
+                match out.item {
+                    Some(item) => parts.push(item),
+                    None => break,
+                }
+            }
+            items = parts;
+        }
+        let Some(first) = items.first() else {
+            return Ok(None);
+        };
         if items.len() < count {
             return Err(BackendError::Corrupt(format!(
                 "blob {key}: {} of {count} chunks",

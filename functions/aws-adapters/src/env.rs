@@ -69,6 +69,21 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// `ENDPOINT_CACHE_SECONDS` (default 5, 0 to 300): how long a function instance reuses the
+    /// endpoints it read ([`shared::ports::cache::ReadCache`]).
+    pub fn endpoint_cache(&self) -> Result<Duration, ConfigError> {
+        let d = self.duration("ENDPOINT_CACHE_SECONDS", 5, 0, 1)?;
+        if d > Duration::from_secs(300) {
+            return Err(ConfigError::Invalid {
+                name: "ENDPOINT_CACHE_SECONDS",
+                reason: "must be at most 300".into(),
+            });
+        }
+        Ok(d)
+    }
+}
+
 /// A lookup over fixed pairs (tests and tools), for [`Env`] and the functions' `from_lookup`.
 pub fn lookup_in(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
     let map: std::collections::HashMap<String, String> = pairs

@@ -19,6 +19,8 @@ pub struct Config {
     pub buffer: BufferConfig,
     /// `RAW_TTL_DAYS` (default 7): how long claim-checked deliveries are kept.
     pub blob_ttl: Duration,
+    /// `ENDPOINT_CACHE_SECONDS` (default 5): how long an instance reuses the endpoints it read.
+    pub endpoint_cache: Duration,
 }
 
 impl Config {
@@ -31,6 +33,7 @@ impl Config {
         "MAX_BATCH_SIZE",
         "MAX_WAIT_SECONDS",
         "RAW_TTL_DAYS",
+        "ENDPOINT_CACHE_SECONDS",
     ];
 
     /// Reads the configuration through `lookup`.
@@ -61,6 +64,7 @@ impl Config {
                 max_wait: env.duration("MAX_WAIT_SECONDS", 30, 1, 1)?,
             },
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
+            endpoint_cache: env.endpoint_cache()?,
         })
     }
 }

@@ -8,6 +8,7 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
 use shared::pipeline::buffer::Buffer;
+use shared::ports::cache::ReadCache;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -30,7 +31,9 @@ async fn main() -> Result<(), Error> {
         queue: Arc::new(queue),
         blobs: blobs.clone(),
         fanout: Fanout {
-            endpoints: Endpoints { docs },
+            endpoints: Endpoints {
+                docs: Arc::new(ReadCache::new(docs, config.endpoint_cache)),
+            },
             queue: Arc::new(SqsQueue::new(
                 clients.sqs.clone(),
                 &config.delivery_queue_url,

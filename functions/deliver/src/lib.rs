@@ -19,6 +19,8 @@ pub struct Config {
     pub delivery_dlq_url: String,
     /// `DELIVERY_TIMEOUT_SECONDS` (10), `MAX_ATTEMPTS` (8), `ATTEMPT_TTL_DAYS` (30).
     pub deliver: DeliverConfig,
+    /// `ENDPOINT_CACHE_SECONDS` (default 5): how long an instance reuses the endpoints it read.
+    pub endpoint_cache: std::time::Duration,
 }
 
 impl Config {
@@ -30,6 +32,7 @@ impl Config {
         "DELIVERY_TIMEOUT_SECONDS",
         "MAX_ATTEMPTS",
         "ATTEMPT_TTL_DAYS",
+        "ENDPOINT_CACHE_SECONDS",
     ];
 
     /// Outside Lambda only (the runtime API emulator of `wagate-local lambda-bench`): `true`
@@ -73,6 +76,7 @@ impl Config {
                 attempt_ttl: env.duration("ATTEMPT_TTL_DAYS", 30, 1, 24 * 3600)?,
                 network,
             },
+            endpoint_cache: env.endpoint_cache()?,
         })
     }
 }

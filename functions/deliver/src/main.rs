@@ -9,6 +9,7 @@ use deliver::http::ReqwestSender;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::delivery::deliver::Deliver;
 use shared::delivery::endpoints::Endpoints;
+use shared::ports::cache::ReadCache;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -22,7 +23,9 @@ async fn main() -> Result<(), Error> {
     ));
     docs.warm().await;
     let deliver = Deliver {
-        endpoints: Endpoints { docs: docs.clone() },
+        endpoints: Endpoints {
+            docs: Arc::new(ReadCache::new(docs.clone(), config.endpoint_cache)),
+        },
         docs,
         http: Arc::new(ReqwestSender::new(config.deliver.network)?),
         queue: Arc::new(SqsQueue::new(

@@ -15,12 +15,18 @@ pub struct Config {
     pub delivery_queue_url: String,
     /// `RAW_TTL_DAYS` (default 7): how long claim-checked deliveries are kept.
     pub blob_ttl: Duration,
+    /// `ENDPOINT_CACHE_SECONDS` (default 5): how long an instance reuses the endpoints it read.
+    pub endpoint_cache: Duration,
 }
 
 impl Config {
     /// The environment variables this function reads (checked against `template.yaml`).
-    pub const VARIABLES: &'static [&'static str] =
-        &["TABLE_NAME", "DELIVERY_QUEUE_URL", "RAW_TTL_DAYS"];
+    pub const VARIABLES: &'static [&'static str] = &[
+        "TABLE_NAME",
+        "DELIVERY_QUEUE_URL",
+        "RAW_TTL_DAYS",
+        "ENDPOINT_CACHE_SECONDS",
+    ];
 
     /// Reads the configuration through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -29,6 +35,7 @@ impl Config {
             table_name: env.required("TABLE_NAME")?,
             delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
+            endpoint_cache: env.endpoint_cache()?,
         })
     }
 }

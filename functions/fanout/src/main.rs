@@ -7,6 +7,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
+use shared::ports::cache::ReadCache;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
@@ -19,7 +20,7 @@ async fn main() -> Result<(), Error> {
     tokio::join!(docs.warm(), queue.warm());
     let fanout = Fanout {
         endpoints: Endpoints {
-            docs: Arc::new(docs),
+            docs: Arc::new(ReadCache::new(Arc::new(docs), config.endpoint_cache)),
         },
         queue: Arc::new(queue),
         blobs: Arc::new(DynamoBlobStore::new(

@@ -6,9 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::{Admin, AdminResponse, ApiError, Query, body, page};
-use crate::delivery::record::{
-    AttemptRecord, Deliveries, DeliveryFilter, DeliveryRecord, DeliveryStatus,
-};
+use crate::delivery::record::{AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus};
 use crate::delivery::redrive::{Selection, redrive};
 use crate::delivery::request::DeliveryTask;
 use crate::ids::EventId;
@@ -161,35 +159,19 @@ impl Admin {
                 .map(|e| e.id)
                 .collect(),
         };
-        // Each endpoint's deliveries are listed newest first below the same bound (sort keys
-        // are `created_at#id`, comparable across endpoints), then merged.
-        let mut found: Vec<(String, DeliveryRecord)> = Vec::new();
-        let mut more = false;
-        for id in &endpoint_ids {
-            let page = self
-                .deliveries
-                .list(id, &filter, cursor.as_deref(), limit, now)
-                .await?;
-            more |= page.next.is_some();
-            found.extend(
-                page.records
-                    .into_iter()
-                    .map(|(r, _)| (Deliveries::sort_key(r.created_at, &r.id), r)),
-            );
-        }
-        found.sort_by(|a, b| b.0.cmp(&a.0));
-        more |= found.len() > limit;
-        found.truncate(limit);
-        let next = if more {
-            found.last().map(|(sort, _)| sort.clone())
-        } else {
-            None
-        };
+        let found = self
+            .deliveries
+            .list(&endpoint_ids, &filter, cursor.as_deref(), limit, now)
+            .await?;
         let data: Vec<DeliveryView> = found
+            .records
             .iter()
-            .map(|(_, r)| DeliveryView::of(r, false))
+            .map(|(r, _)| DeliveryView::of(r, false))
             .collect();
-        Ok(AdminResponse::json(200, &page(&data, next.as_deref())))
+        Ok(AdminResponse::json(
+            200,
+            &page(&data, found.next.as_deref()),
+        ))
     }
 
     pub(super) async fn get_delivery(
@@ -258,7 +240,7 @@ impl Admin {
             loop {
                 let page = self
                     .deliveries
-                    .list(id, &filter, cursor.as_deref(), 100, now)
+                    .list(&[id.to_owned()], &filter, cursor.as_deref(), 100, now)
                     .await?;
                 chosen.extend(page.records);
                 match page.next {

@@ -4,6 +4,7 @@
 //! how TTLs behave) and their in-memory backend ([`memory`]). Must not: name a vendor. AWS adapters
 //! live in `functions/aws-adapters`; both backends pass the same contract suites in `tests/`.
 
+pub mod cache;
 pub mod faults;
 pub mod layer;
 pub mod memory;
@@ -260,6 +261,119 @@ pub async fn filtered_page<T, E: From<BackendError>>(
             return Ok((kept, cursor));
         }
     }
+}
+
+/// The index partitions of a sharded list: `base` itself (where entries written before sharding
+/// stay until their documents change) and `base#0` … `base#{shards - 1}`.
+pub fn sharded_partitions(base: &str, shards: u32) -> Vec<String> {
+    std::iter::once(base.to_owned())
+        .chain((0..shards).map(|n| format!("{base}#{n}")))
+        .collect()
+}
+
+/// The partition of a sharded list that `id` is written to: `base#{n}`, `n` from a hash of
+/// `id`, so one busy list spreads over `shards` index partitions instead of heating one.
+pub fn shard_partition(base: &str, id: &str, shards: u32) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(id.as_bytes());
+    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % shards.max(1);
+    format!("{base}#{n}")
+}
+
+/// [`filtered_page`] over several partitions whose sort keys are comparable and unique across
+/// them (time, then id): each is listed newest first between the same bounds, concurrently,
+/// and the answers merged. Returns the newest `limit` kept items with their sort keys, and the sort
+/// key to pass as `before` for the next page (`None` when every partition ended).
+pub async fn merged_page<T: Send, E: From<BackendError> + Send>(
+    docs: &dyn DocumentStore,
+    partitions: &[String],
+    (after, before): (Option<&str>, Option<&str>),
+    limit: usize,
+    now: DateTime<Utc>,
+    keep: impl Fn(Listed) -> Result<Option<T>, E> + Sync,
+) -> Result<(Vec<(String, T)>, Option<String>), E> {
+    use futures::{StreamExt, TryStreamExt};
+    type Sorted<T> = (Vec<(String, T)>, Option<String>);
+    type Page<'a, T, E> =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<Sorted<T>, E>> + Send + 'a>>;
+    let keep = &keep;
+    let pages: Vec<Page<'_, T, E>> = partitions
+        .iter()
+        .map(|partition| {
+            Box::pin(filtered_page(
+                docs,
+                partition,
+                after,
+                before.map(str::to_owned),
+                limit,
+                now,
+                move |l: Listed| {
+                    let sort = l.sort.clone();
+                    Ok(keep(l)?.map(|t| (sort, t)))
+                },
+            )) as Page<'_, T, E>
+        })
+        .collect();
+    let answers: Vec<Sorted<T>> = futures::stream::iter(pages)
+        .buffered(16)
+        .try_collect()
+        .await?;
+    let mut more = false;
+    let mut found: Vec<(String, T)> = Vec::new();
+    for (items, next) in answers {
+        more |= next.is_some();
+        found.extend(items);
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0));
+    more |= found.len() > limit;
+    found.truncate(limit);
+    let next = if more {
+        found.last().map(|(sort, _)| sort.clone())
+    } else {
+        None
+    };
+    Ok((found, next))
+}
+
+/// The oldest `limit` documents of several partitions between exclusive bounds, merged in sort
+/// order (sort keys comparable and unique across the partitions); queried concurrently.
+pub async fn merged_ascending(
+    docs: &dyn DocumentStore,
+    partitions: &[String],
+    after: Option<&str>,
+    before: Option<&str>,
+    limit: usize,
+    now: DateTime<Utc>,
+) -> Result<Vec<Listed>, BackendError> {
+    use futures::{StreamExt, TryStreamExt};
+    type Page<'a> = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Vec<Listed>, BackendError>> + Send + 'a>,
+    >;
+    let pages: Vec<Page<'_>> = partitions
+        .iter()
+        .map(|partition| {
+            Box::pin(docs.list_page(
+                IndexPage {
+                    partition,
+                    after,
+                    before,
+                    descending: false,
+                    limit,
+                },
+                now,
+            )) as Page<'_>
+        })
+        .collect();
+    let mut found: Vec<Listed> = futures::stream::iter(pages)
+        .buffered(16)
+        .try_collect::<Vec<Vec<Listed>>>()
+        .await?
+        .into_iter()
+        .flatten()
+        .collect();
+    found.sort_by(|a, b| a.sort.cmp(&b.sort));
+    found.truncate(limit);
+    Ok(found)
 }
 
 /// Which part of an index partition to list (see [`DocumentStore::list_page`]).

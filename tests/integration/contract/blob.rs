@@ -85,3 +85,62 @@ async fn expired_blobs_are_gone(store: Backend) {
     );
 }
 for_each_backend!(expired_blobs_are_gone, memory: super::memory(), moto: super::on_moto());
+
+/// DynamoDB only: a large blob's chunks each sit in a partition of their own (one partition
+/// takes 1,000 write units a second; a 1 MB blob is about 1,030 at once), and a blob chunked
+/// into one partition by the version before still reads back.
+#[tokio::test]
+async fn dynamo_spreads_a_large_blobs_chunks_over_partitions_and_reads_the_old_layout() {
+    use aws_adapters::aws_sdk_dynamodb::primitives::Blob;
+    use aws_adapters::aws_sdk_dynamodb::types::AttributeValue;
+    let clients = moto::clients().await;
+    let table = moto::table(&clients).await;
+    let store = aws_adapters::DynamoBlobStore::new(clients.dynamodb.clone(), table.clone());
+    let now = Utc::now();
+    let later = now + Duration::days(7);
+    let noise = noise(1_000_000);
+    store.put("req#spread", &noise, later).await.unwrap();
+    let in_first = clients
+        .dynamodb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S("blob#req#spread".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_first.count(), 1, "one chunk per partition");
+    assert_eq!(
+        store.get("req#spread", now).await.unwrap(),
+        Some(noise.clone())
+    );
+
+    // The old layout: three chunks under one key, sort keys 00000..00002.
+    let chunks: Vec<&[u8]> = noise.chunks(350 * 1024).collect();
+    for (i, chunk) in chunks.iter().enumerate() {
+        let mut put = clients
+            .dynamodb
+            .put_item()
+            .table_name(&table)
+            .item("pk", AttributeValue::S("blob#req#old".into()))
+            .item("sk", AttributeValue::S(format!("{i:05}")))
+            .item("data", AttributeValue::B(Blob::new(*chunk)))
+            .item("ttl", AttributeValue::N(later.timestamp().to_string()));
+        if i == 0 {
+            put = put.item("chunks", AttributeValue::N(chunks.len().to_string()));
+        }
+        put.send().await.unwrap();
+    }
+    assert_eq!(
+        store.get("req#old", now).await.unwrap(),
+        Some(noise.clone())
+    );
+    // Written again now, smaller: the old chunks left under the key are not read as its own.
+    store.put("req#old", b"short", later).await.unwrap();
+    assert_eq!(
+        store.get("req#old", now).await.unwrap(),
+        Some(b"short".to_vec())
+    );
+    store.put("req#old", &noise, later).await.unwrap();
+    assert_eq!(store.get("req#old", now).await.unwrap(), Some(noise));
+}

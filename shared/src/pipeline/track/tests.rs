@@ -583,6 +583,85 @@ async fn the_sweep_pages_through_many_idle_conversations() {
 }
 
 #[tokio::test]
+async fn conversations_spread_over_index_shards_and_unsharded_entries_are_still_read() {
+    use crate::ports::{DocumentWrite, IndexEntry, IndexPage};
+    let w = world();
+    for n in 0..20 {
+        let e = waha(
+            "waha-message.json",
+            &json!({"id": format!("false_155500000{n:02}@c.us_S{n}"), "from": format!("155500000{n:02}@c.us")}),
+            at(n),
+        );
+        process_all(&w, vec![e], at(n)).await;
+    }
+    let mut used = 0;
+    for partition in crate::ports::sharded_partitions(state::ACTIVE, state::CONVERSATION_SHARDS) {
+        let page = IndexPage {
+            partition: &partition,
+            after: None,
+            before: None,
+            descending: false,
+            limit: 100,
+        };
+        if !w.docs.list_page(page, at(30)).await.unwrap().is_empty() {
+            assert_ne!(partition, state::ACTIVE, "new entries go to the shards");
+            used += 1;
+        }
+    }
+    assert!(used >= 8, "20 conversations in {used} partitions");
+
+    // One conversation as a version before sharding wrote it: in the unsharded partition.
+    let state = &w.sweep.state;
+    let page = state
+        .list_conversations(false, None, None, 100, at(30))
+        .await
+        .unwrap();
+    assert_eq!(page.conversations.len(), 20);
+    let old = &page.conversations[5];
+    let key = format!("conv#{}", old.conversation.id);
+    let doc = w.docs.get(&key, at(30)).await.unwrap().unwrap();
+    let legacy = IndexEntry {
+        partition: state::ACTIVE.into(),
+        sort: format!("1970-01-01T00:00:00.000Z#{}", old.conversation.id),
+    };
+    assert!(
+        w.docs
+            .put(
+                &key,
+                &doc.body,
+                DocumentWrite::new(Some(doc.version), at(30)).indexed(&legacy)
+            )
+            .await
+            .unwrap()
+    );
+
+    // Listed newest first across every partition, page by page.
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = state
+            .list_conversations(false, None, before.as_deref(), 6, at(30))
+            .await
+            .unwrap();
+        seen.extend(page.conversations.iter().map(|c| c.conversation.id));
+        match page.next {
+            Some(next) => before = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 20);
+    assert_eq!(
+        seen.last(),
+        Some(&old.conversation.id),
+        "the old entry sorts oldest"
+    );
+    let distinct: std::collections::HashSet<_> = seen.iter().collect();
+    assert_eq!(distinct.len(), 20);
+    // And the sweep ends all of them, the unsharded one included.
+    assert_eq!(w.sweep.run(at(DAY + 60)).await.unwrap(), 20);
+}
+
+#[tokio::test]
 async fn closing_through_the_api_ends_now_with_its_reason_and_is_idempotent() {
     let w = world();
     alice_says_hi(&w).await;
