@@ -1,5 +1,13 @@
 //! Checks shared by the wagate fuzz targets.
 
+pub mod admin;
+pub mod queue;
+pub mod retry;
+pub mod sources;
+
+use std::future::Future;
+use std::sync::OnceLock;
+
 use chrono::{DateTime, TimeZone, Utc};
 use shared::ids::SourceId;
 use shared::model::{InboundEvent, Provider};
@@ -9,6 +17,22 @@ fn received_at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 10, 28, 6, 0, 0)
         .single()
         .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+}
+
+/// Runs `future` to completion on one current-thread runtime shared by every iteration. Its
+/// clock is paused: whenever nothing is ready it jumps to the next timer, so a long poll of an
+/// in-memory queue (a redrive waits for more dead letters) costs no real time.
+pub fn block_on<F: Future>(future: F) -> F::Output {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .expect("a current-thread runtime builds")
+        })
+        .block_on(future)
 }
 
 /// Normalizes `body` as `provider` and checks the parser's documented invariants:
