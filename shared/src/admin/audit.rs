@@ -64,10 +64,12 @@ pub fn key_id(api_key: &str) -> String {
     format!("key_{}", &digest[..12])
 }
 
-/// The action a successful `method` on `segments` is, if it changes anything.
-fn action(method: &str, segments: &[&str]) -> Option<(&'static str, Option<String>)> {
+/// The action a successful `method` on `segments` is, if it changes anything, with its target
+/// and whether the route reads a body (only then are the body's field names recorded: a route
+/// that reads none must not copy whatever a client sent into the trail).
+fn action(method: &str, segments: &[&str]) -> Option<(&'static str, Option<String>, bool)> {
     let target = |id: &str| Some(id.to_owned());
-    Some(match (method, segments) {
+    let (action, target) = match (method, segments) {
         ("POST", ["v1", "endpoints"]) => ("endpoint.created", None),
         ("PATCH", ["v1", "endpoints", id]) => ("endpoint.updated", target(id)),
         ("DELETE", ["v1", "endpoints", id]) => ("endpoint.deleted", target(id)),
@@ -86,7 +88,16 @@ fn action(method: &str, segments: &[&str]) -> Option<(&'static str, Option<Strin
         ("PUT", ["v1", "conversations", id, "labels"]) => ("conversation.labels_set", target(id)),
         ("PUT", ["v1", "conversations", id, "notes"]) => ("conversation.notes_set", target(id)),
         _ => return None,
-    })
+    };
+    let reads_body = !matches!(
+        action,
+        "endpoint.deleted"
+            | "endpoint.enabled"
+            | "endpoint.disabled"
+            | "endpoint.recovered"
+            | "delivery.retried"
+    );
+    Some((action, target, reads_body))
 }
 
 /// The top-level field names of a JSON object body (none for anything else).
@@ -111,7 +122,7 @@ impl Admin {
         if !(200..300).contains(&response.status) {
             return;
         }
-        let Some((action, target)) = action(method, segments) else {
+        let Some((action, target, reads_body)) = action(method, segments) else {
             return;
         };
         // A created endpoint is named by the answer.
@@ -126,7 +137,7 @@ impl Admin {
             actor: actor.to_owned(),
             action: action.to_owned(),
             target,
-            fields: fields(body),
+            fields: if reads_body { fields(body) } else { Vec::new() },
             status: response.status,
         };
         let index = IndexEntry {

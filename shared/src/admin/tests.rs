@@ -979,3 +979,52 @@ async fn changes_are_audited_with_the_key_id_and_field_names_only_once() {
     assert_eq!(rest["data"][0]["action"], "endpoint.created");
     assert_eq!(rest["next_cursor"], Value::Null);
 }
+
+#[tokio::test]
+async fn routes_that_read_no_body_record_no_fields_and_unknown_subpaths_are_404() {
+    let a = admin();
+    let created = create(&a, "https://hooks.example.com/f").await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, _) = call(
+        &a,
+        "POST",
+        &format!("/v1/endpoints/{id}/disable"),
+        r#"{"sk_live_customer_card_4242": 1}"#,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (_, trail) = call(&a, "GET", "/v1/audit?action=endpoint.disabled", "", None).await;
+    assert_eq!(trail["data"][0]["fields"], json!([]));
+    assert!(!trail.to_string().contains("sk_live"));
+
+    // A path under a known collection that no route serves is 404, not a 405 allowing nothing.
+    let r = a
+        .handle(
+            AdminRequest {
+                method: "GET",
+                path: "/v1/endpoints/x/y",
+                query: "",
+                api_key: Some(KEY),
+                idempotency_key: None,
+                body: b"",
+            },
+            now(),
+        )
+        .await;
+    assert_eq!((r.status, r.allow.as_deref()), (404, None));
+    let r = a
+        .handle(
+            AdminRequest {
+                method: "PUT",
+                path: "/v1/endpoints",
+                query: "",
+                api_key: Some(KEY),
+                idempotency_key: None,
+                body: b"",
+            },
+            now(),
+        )
+        .await;
+    assert_eq!((r.status, r.allow.as_deref()), (405, Some("GET, POST")));
+}

@@ -91,15 +91,37 @@ pub fn judge(
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
+///
+/// Delta-seconds are digits only (a number too large for `u64` waits as long as allowed: the
+/// caller caps it). Dates in the three forms RFC 9110 says a recipient must accept: IMF-fixdate
+/// (`Sun, 06 Nov 1994 08:49:37 GMT`), the obsolete RFC 850 form (`Sunday, 06-Nov-94 08:49:37
+/// GMT`) and asctime (`Sun Nov  6 08:49:37 1994`). A date passed is no wait (`None`).
 pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
     let value = value.trim();
-    if let Ok(secs) = value.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    if !value.is_empty() && value.bytes().all(|b| b.is_ascii_digit()) {
+        return Some(Duration::from_secs(
+            value.parse::<u64>().unwrap_or(u64::MAX),
+        ));
     }
     let at = DateTime::parse_from_rfc2822(value)
-        .ok()?
-        .with_timezone(&Utc);
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| rfc850(value))
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(value, "%a %b %e %H:%M:%S %Y")
+                .ok()
+                .map(|t| t.and_utc())
+        })?;
     (at - now).to_std().ok()
+}
+
+/// `Sunday, 06-Nov-94 08:49:37 GMT`: a two-digit year is the one within 50 years of now
+/// (RFC 9110, section 5.6.7), here read as 19xx from 70 and 20xx below.
+fn rfc850(value: &str) -> Option<DateTime<Utc>> {
+    let rest = value.strip_suffix(" GMT")?;
+    let (_, rest) = rest.split_once(", ")?;
+    let t = chrono::NaiveDateTime::parse_from_str(rest, "%d-%b-%y %H:%M:%S").ok()?;
+    Some(t.and_utc())
 }
 
 #[cfg(test)]
@@ -163,6 +185,41 @@ mod tests {
         assert!(
             total > Duration::from_secs(10 * 3600) && total < Duration::from_secs(24 * 3600),
             "{total:?}"
+        );
+    }
+
+    #[test]
+    fn retry_after_reads_every_date_form_http_allows() {
+        use chrono::TimeZone;
+        let now = Utc.with_ymd_and_hms(1994, 11, 6, 8, 49, 0).unwrap();
+        for v in [
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+        ] {
+            assert_eq!(
+                parse_retry_after(v, now),
+                Some(Duration::from_secs(37)),
+                "{v}"
+            );
+        }
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:48:00 GMT", now),
+            None,
+            "passed"
+        );
+        assert_eq!(parse_retry_after("+5", now), None);
+        assert_eq!(parse_retry_after("-5", now), None);
+        assert_eq!(parse_retry_after("", now), None);
+        assert_eq!(
+            parse_retry_after("99999999999999999999999", now),
+            Some(Duration::from_secs(u64::MAX)),
+            "too large to count: as long as allowed"
+        );
+        let p = RetryPolicy::default();
+        assert_eq!(
+            judge(Some(503), Some("99999999999999999999999"), 1, &p, 0.5, now),
+            Verdict::Retry(MAX_RETRY_DELAY)
         );
     }
 
