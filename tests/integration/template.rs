@@ -474,3 +474,53 @@ fn the_deploy_path_reads_secrets_from_ssm() {
         assert!(text[at..].contains("kms:ViaService: !Sub ssm.${AWS::Region}.amazonaws.com"));
     }
 }
+
+/// Limits a real account has and moto does not: the largest body ingest may be told to take
+/// fits a Lambda event (6 MB, the body escaped or base64-encoded); the sweep runs once per tick
+/// (no scheduler retries, no asynchronous-invocation retries), from a schedule with no fixed
+/// name; two stacks share no name (`scripts/check-template.py` renders and checks them all).
+#[test]
+fn limits_of_a_real_account_are_in_the_template() {
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let max_body: u64 = resource(&template, "MaxBodyBytes")
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("MaxValue: "))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(
+        max_body * 4 / 3 + 64 * 1024 <= 6 * 1024 * 1024,
+        "{max_body}"
+    );
+
+    let sweep = resource(&template, "SweepFunction");
+    assert!(
+        sweep.contains("EventInvokeConfig:\n        MaximumRetryAttempts: 0"),
+        "{sweep}"
+    );
+    assert!(
+        !sweep.contains("ScheduleV2"),
+        "a SAM schedule is named after its logical id"
+    );
+    let timer = resource(&template, "SweepTimer");
+    assert!(timer.contains("Type: AWS::Scheduler::Schedule"));
+    assert!(timer.contains("MaximumRetryAttempts: 0"));
+    assert!(
+        !timer.contains("\n      Name:"),
+        "a fixed schedule name clashes across stacks"
+    );
+    for function in [
+        "Ingest", "Track", "Sweep", "Fanout", "Buffer", "Deliver", "Admin",
+    ] {
+        let f = resource(&template, &format!("{function}Function"));
+        assert!(
+            !f.contains("FunctionName:"),
+            "{function}: a fixed name clashes across stacks"
+        );
+        let logs = resource(&template, &format!("{function}LogGroup"));
+        assert!(!logs.contains("LogGroupName:"), "{function}");
+        assert!(
+            !f.contains("Type: SQS"),
+            "{function}: SAM's SQS event attaches an account-wide policy"
+        );
+    }
+}
