@@ -63,7 +63,7 @@ fn setup() -> Setup {
     let sweep = Sweep {
         state,
         sink,
-        idle: sweep_config.idle,
+        idle: sweep_config.conversations.idle,
         page: sweep_config.page,
     };
     Setup {

@@ -28,6 +28,11 @@ pub struct Config {
     pub admin: AdminConfig,
     /// How long delivery records are kept (the deliver function's `ATTEMPT_TTL_DAYS`).
     pub record_ttl: Duration,
+    /// `CONVERSATION_IDLE_HOURS`, `MESSAGE_TTL_DAYS`, `RECENT_MESSAGES`: as track keeps them
+    /// (closing, transferring and annotating write conversations too).
+    pub conversations: aws_adapters::env::ConversationSettings,
+    /// `SWEEP_PAGE_SIZE` (100).
+    pub sweep_page: usize,
 }
 
 impl Config {
@@ -42,6 +47,10 @@ impl Config {
         "ADMIN_API_KEYS_PARAMETER",
         "SECRET_ROTATION_GRACE_HOURS",
         "ATTEMPT_TTL_DAYS",
+        "CONVERSATION_IDLE_HOURS",
+        "MESSAGE_TTL_DAYS",
+        "RECENT_MESSAGES",
+        "SWEEP_PAGE_SIZE",
     ];
 
     /// The secrets that may come from SSM Parameter Store instead (`{NAME}_PARAMETER`, read by
@@ -77,6 +86,8 @@ impl Config {
                 ..AdminConfig::default()
             },
             record_ttl: env.duration("ATTEMPT_TTL_DAYS", 30, 1, 24 * 3600)?,
+            conversations: env.conversations()?,
+            sweep_page: env.sweep_page()?,
         })
     }
 }

@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use lambda_http::{Error, service_fn};
-use std::time::Duration;
 
 use shared::admin::Admin;
 use shared::pipeline::track::QueueSink;
@@ -48,8 +47,8 @@ async fn main() -> Result<(), Error> {
     let sweep = Sweep {
         state: State {
             docs: admin.docs.clone(),
-            message_ttl: Duration::from_secs(30 * 24 * 3600),
-            recent_messages: 5,
+            message_ttl: config.conversations.message_ttl,
+            recent_messages: config.conversations.recent_messages,
         },
         sink: Arc::new(QueueSink {
             buffer: outbound.clone(),
@@ -57,8 +56,8 @@ async fn main() -> Result<(), Error> {
             blobs: admin.blobs.clone(),
             blob_ttl: config.blob_ttl,
         }),
-        idle: Duration::from_secs(24 * 3600),
-        page: 100,
+        idle: config.conversations.idle,
+        page: config.sweep_page,
     };
     // The sender is built before `config.admin` moves into the API.
     let admin = admin

@@ -69,7 +69,42 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
+/// How conversations are kept, read alike by every function that writes them (track, sweep,
+/// admin), so they agree on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationSettings {
+    /// `CONVERSATION_IDLE_HOURS` (default 24): inactivity after which a conversation ends.
+    pub idle: Duration,
+    /// `MESSAGE_TTL_DAYS` (default 30): how long statuses and conversations are remembered.
+    pub message_ttl: Duration,
+    /// `RECENT_MESSAGES` (default 5): messages kept in a conversation's context.
+    pub recent_messages: usize,
+}
+
+impl ConversationSettings {
+    /// The variables [`Env::conversations`] reads.
+    pub const VARIABLES: [&'static str; 3] = [
+        "CONVERSATION_IDLE_HOURS",
+        "MESSAGE_TTL_DAYS",
+        "RECENT_MESSAGES",
+    ];
+}
+
 impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// [`ConversationSettings`] from their variables.
+    pub fn conversations(&self) -> Result<ConversationSettings, ConfigError> {
+        Ok(ConversationSettings {
+            idle: self.duration("CONVERSATION_IDLE_HOURS", 24, 1, 3600)?,
+            message_ttl: self.duration("MESSAGE_TTL_DAYS", 30, 1, 24 * 3600)?,
+            recent_messages: usize::try_from(self.number("RECENT_MESSAGES", 5, 1)?).unwrap_or(5),
+        })
+    }
+
+    /// `SWEEP_PAGE_SIZE` (default 100): conversations ended per index page.
+    pub fn sweep_page(&self) -> Result<usize, ConfigError> {
+        Ok(usize::try_from(self.number("SWEEP_PAGE_SIZE", 100, 1)?).unwrap_or(100))
+    }
+
     /// `ENDPOINT_CACHE_SECONDS` (default 5, 0 to 300): how long a function instance reuses the
     /// endpoints it read ([`shared::ports::cache::ReadCache`]).
     pub fn endpoint_cache(&self) -> Result<Duration, ConfigError> {
@@ -91,4 +126,36 @@ pub fn lookup_in(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + us
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect();
     move |k| map.get(k).cloned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_function_reads_the_same_conversation_settings_and_cache_bounds() {
+        let defaults = Env(lookup_in(&[])).conversations().unwrap();
+        assert_eq!(
+            defaults,
+            ConversationSettings {
+                idle: Duration::from_secs(24 * 3600),
+                message_ttl: Duration::from_secs(30 * 24 * 3600),
+                recent_messages: 5,
+            }
+        );
+        let given = Env(lookup_in(&[
+            ("CONVERSATION_IDLE_HOURS", "2"),
+            ("MESSAGE_TTL_DAYS", "7"),
+            ("RECENT_MESSAGES", "9"),
+        ]))
+        .conversations()
+        .unwrap();
+        assert_eq!(given.idle, Duration::from_secs(2 * 3600));
+        assert_eq!(given.message_ttl, Duration::from_secs(7 * 24 * 3600));
+        assert_eq!(given.recent_messages, 9);
+        let too_long = Env(lookup_in(&[("ENDPOINT_CACHE_SECONDS", "301")])).endpoint_cache();
+        assert!(too_long.is_err());
+        let off = Env(lookup_in(&[("ENDPOINT_CACHE_SECONDS", "0")])).endpoint_cache();
+        assert_eq!(off.unwrap(), Duration::ZERO);
+    }
 }

@@ -187,7 +187,7 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
     let sweep = Sweep {
         state,
         sink,
-        idle: sweep_config.idle,
+        idle: sweep_config.conversations.idle,
         page: sweep_config.page,
     };
     // The management API is on when keys are configured (the sample has a demo key).

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use aws_adapters::env::{ConfigError, Env};
+use aws_adapters::env::{ConfigError, ConversationSettings, Env};
 use serde_json::{Value, json};
 use shared::pipeline::track::sweep::{Sweep, SweepError};
 
@@ -13,8 +13,8 @@ pub struct Config {
     pub table_name: String,
     /// `OUTBOUND_QUEUE_URL`: where `whatsapp.conversation.ended` goes.
     pub outbound_queue_url: String,
-    /// `CONVERSATION_IDLE_HOURS` (default 24).
-    pub idle: Duration,
+    /// `CONVERSATION_IDLE_HOURS`, `MESSAGE_TTL_DAYS`, `RECENT_MESSAGES`: as track keeps them.
+    pub conversations: ConversationSettings,
     /// `SWEEP_PAGE_SIZE` (default 100): conversations ended per index page.
     pub page: usize,
     /// `RAW_TTL_DAYS` (default 7): how long claim-checked events are kept.
@@ -27,6 +27,8 @@ impl Config {
         "TABLE_NAME",
         "OUTBOUND_QUEUE_URL",
         "CONVERSATION_IDLE_HOURS",
+        "MESSAGE_TTL_DAYS",
+        "RECENT_MESSAGES",
         "SWEEP_PAGE_SIZE",
         "RAW_TTL_DAYS",
     ];
@@ -37,8 +39,8 @@ impl Config {
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             outbound_queue_url: env.required("OUTBOUND_QUEUE_URL")?,
-            idle: env.duration("CONVERSATION_IDLE_HOURS", 24, 1, 3600)?,
-            page: usize::try_from(env.number("SWEEP_PAGE_SIZE", 100, 1)?).unwrap_or(100),
+            conversations: env.conversations()?,
+            page: env.sweep_page()?,
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
         })
     }

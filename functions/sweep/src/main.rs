@@ -36,11 +36,11 @@ async fn main() -> Result<(), Error> {
     let sweep = Sweep {
         state: State {
             docs,
-            message_ttl: std::time::Duration::from_secs(30 * 24 * 3600),
-            recent_messages: 5,
+            message_ttl: config.conversations.message_ttl,
+            recent_messages: config.conversations.recent_messages,
         },
         sink: Arc::new(sink),
-        idle: config.idle,
+        idle: config.conversations.idle,
         page: config.page,
     };
     let sweep = &sweep;

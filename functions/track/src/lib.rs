@@ -44,6 +44,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         const DAY: u64 = 24 * 3600;
         let env = Env(lookup);
+        let conversations = env.conversations()?;
         Ok(Self {
             table_name: env.required("TABLE_NAME")?,
             buffer_queue_url: env.required("BUFFER_QUEUE_URL")?,
@@ -51,12 +52,12 @@ impl Config {
             track: TrackConfig {
                 dedup_ttl: env.duration("DEDUP_TTL_DAYS", 8, 7, DAY)?,
                 lease: env.duration("LEASE_SECONDS", 60, 5, 1)?,
-                idle: env.duration("CONVERSATION_IDLE_HOURS", 24, 1, 3600)?,
+                idle: conversations.idle,
                 // Read from the table at cold start (`main`), not from the environment.
                 legacy_keys_until: None,
             },
-            message_ttl: env.duration("MESSAGE_TTL_DAYS", 30, 1, DAY)?,
-            recent_messages: usize::try_from(env.number("RECENT_MESSAGES", 5, 1)?).unwrap_or(5),
+            message_ttl: conversations.message_ttl,
+            recent_messages: conversations.recent_messages,
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, DAY)?,
         })
     }
