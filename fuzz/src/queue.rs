@@ -15,7 +15,8 @@ use shared::model::InboundEvent;
 use shared::pipeline::codec::{Carried, DecodeError, decode, encode};
 use shared::pipeline::track::StagedEvent;
 use shared::ports::BlobStore;
-use shared::ports::memory::{MemoryBlobStore, sqs_allows};
+use shared::ports::limits::sqs_allows;
+use shared::ports::memory::MemoryBlobStore;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0)

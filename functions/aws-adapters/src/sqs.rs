@@ -7,7 +7,7 @@ use aws_sdk_sqs::Client;
 use aws_sdk_sqs::types::{
     MessageSystemAttributeName, QueueAttributeName, SendMessageBatchRequestEntry,
 };
-use shared::ports::memory::{check_batch, sqs_allows};
+use shared::ports::limits::{check_batch, sqs_allows};
 use shared::ports::{BackendError, FailedEntry, OutgoingMessage, Queue, ReceivedMessage, limits};
 
 use crate::error::backend_error;

@@ -164,12 +164,12 @@ pub async fn extend_claim_check(
 /// characters) as JSON `\uXXXX`. They can only occur inside JSON strings, where the escape means
 /// the same character, so the document is unchanged for any JSON reader.
 fn sqs_safe(body: String) -> String {
-    if crate::ports::memory::sqs_allows(&body) {
+    if crate::ports::limits::sqs_allows(&body) {
         return body;
     }
     let mut out = String::with_capacity(body.len() + 16);
     for c in body.chars() {
-        if crate::ports::memory::sqs_allows(c.encode_utf8(&mut [0; 4])) {
+        if crate::ports::limits::sqs_allows(c.encode_utf8(&mut [0; 4])) {
             out.push(c);
         } else {
             out.push_str(&format!("\\u{:04x}", u32::from(c)));
@@ -369,7 +369,7 @@ mod tests {
         let blobs = MemoryBlobStore::new();
         let text = vec!["odd \u{FFFF} and \u{FFFE} and \u{1} 👋".to_owned()];
         let body = encode(&text, "evt#odd", &blobs, Utc::now()).await.unwrap();
-        assert!(crate::ports::memory::sqs_allows(&body), "{body:?}");
+        assert!(crate::ports::limits::sqs_allows(&body), "{body:?}");
         assert!(body.contains(r"\uffff"));
         assert_eq!(
             decode::<Vec<String>>(&body, &blobs, Utc::now())

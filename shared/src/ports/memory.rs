@@ -5,7 +5,7 @@
 //! pass the same contract suites as the AWS adapters. State lives in the process: nothing here
 //! survives a restart.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -18,6 +18,7 @@ use super::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexEntry, IndexPage,
     Listed, OutgoingMessage, Queue, ReceivedMessage, Versioned, limits,
 };
+use limits::{check_batch, sqs_allows};
 
 /// Locks a mutex, taking the data even if a panicking holder poisoned it (the state is kept
 /// consistent between statements, so a panic elsewhere cannot leave it half-written).
@@ -190,42 +191,6 @@ impl MemoryQueue {
                 BackendError::Rejected(format!("receipt handle not valid for queue {}", self.name))
             })
     }
-}
-
-/// Whether SQS accepts every character of `body`: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
-/// #x10000-#x10FFFF` (surrogates cannot occur in a Rust string).
-pub fn sqs_allows(body: &str) -> bool {
-    body.chars()
-        .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..))
-}
-
-/// Checks a batch against the SQS limits, as SQS would before accepting any of it.
-pub fn check_batch(messages: &[OutgoingMessage]) -> Result<(), BackendError> {
-    if messages.is_empty() || messages.len() > limits::MAX_BATCH_ENTRIES {
-        return Err(BackendError::Rejected(format!(
-            "a batch holds 1 to 10 entries, not {}",
-            messages.len()
-        )));
-    }
-    let ids: HashSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
-    if ids.len() != messages.len() {
-        return Err(BackendError::Rejected(
-            "batch entry ids must be distinct".into(),
-        ));
-    }
-    let total: usize = messages.iter().map(|m| m.body.len()).sum();
-    if total > limits::MAX_MESSAGE_BYTES {
-        return Err(BackendError::Rejected(format!(
-            "batch of {total} bytes exceeds 262144"
-        )));
-    }
-    if messages.iter().any(|m| {
-        m.delay
-            .is_some_and(|d| d.as_secs() > limits::MAX_DELAY_SECS)
-    }) {
-        return Err(BackendError::Rejected("delay exceeds 900 seconds".into()));
-    }
-    Ok(())
 }
 
 #[async_trait]

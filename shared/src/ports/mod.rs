@@ -56,6 +56,46 @@ pub mod limits {
     pub const MAX_DELAY_SECS: u64 = 900;
     /// Longest visibility timeout (12 hours).
     pub const MAX_VISIBILITY_SECS: u64 = 12 * 3600;
+
+    use std::collections::HashSet;
+
+    use super::{BackendError, OutgoingMessage};
+
+    /// Whether SQS accepts every character of `body`: `#x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD |
+    /// #x10000-#x10FFFF` (surrogates cannot occur in a Rust string).
+    pub fn sqs_allows(body: &str) -> bool {
+        body.chars()
+            .all(|c| matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{FFFD}' | '\u{10000}'..))
+    }
+
+    /// Checks a batch against the SQS limits, as SQS would before accepting any of it.
+    pub fn check_batch(messages: &[OutgoingMessage]) -> Result<(), BackendError> {
+        if messages.is_empty() || messages.len() > MAX_BATCH_ENTRIES {
+            return Err(BackendError::Rejected(format!(
+                "a batch holds 1 to 10 entries, not {}",
+                messages.len()
+            )));
+        }
+        let ids: HashSet<&str> = messages.iter().map(|m| m.id.as_str()).collect();
+        if ids.len() != messages.len() {
+            return Err(BackendError::Rejected(
+                "batch entry ids must be distinct".into(),
+            ));
+        }
+        let total: usize = messages.iter().map(|m| m.body.len()).sum();
+        if total > MAX_MESSAGE_BYTES {
+            return Err(BackendError::Rejected(format!(
+                "batch of {total} bytes exceeds 262144"
+            )));
+        }
+        if messages
+            .iter()
+            .any(|m| m.delay.is_some_and(|d| d.as_secs() > MAX_DELAY_SECS))
+        {
+            return Err(BackendError::Rejected("delay exceeds 900 seconds".into()));
+        }
+        Ok(())
+    }
 }
 
 /// One message to send.
