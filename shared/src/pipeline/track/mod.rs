@@ -336,33 +336,41 @@ impl Track {
     /// failed, for SQS partial batch failure: those come back after their visibility timeout, and
     /// a record that can never succeed reaches the DLQ after the queue's `maxReceiveCount`.
     pub async fn process_batch(&self, records: &[Record<'_>], now: DateTime<Utc>) -> Vec<String> {
+        use tracing::Instrument;
         let mut failed = Vec::new();
         for record in records {
+            // The span is entered on every poll of the record's future, not held across awaits.
             let span = tracing::info_span!("record", message_id = record.message_id);
-            let _entered = span.enter();
-            let event: InboundEvent = match decode(record.body, self.blobs.as_ref(), now).await {
-                Ok(event) => event,
-                Err(e) => {
-                    tracing::error!(error = %e, retryable = e.is_retryable(), "unreadable inbound record");
-                    failed.push(record.message_id.to_owned());
-                    continue;
-                }
-            };
-            let (event_id, event_type) = (event.id, event.event_type);
-            match self.process(event, now).await {
-                Ok(outcome) => {
-                    if matches!(outcome, TrackOutcome::Duplicate) {
-                        metrics::count(Metric::Duplicates, 1);
-                    }
-                    tracing::info!(%event_id, %event_type, ?outcome, "tracked");
-                }
-                Err(e) => {
-                    tracing::warn!(%event_id, %event_type, error = %e, retryable = e.is_retryable(), "tracking failed; the record will be retried");
-                    failed.push(record.message_id.to_owned());
-                }
+            if !self.process_record(record, now).instrument(span).await {
+                failed.push(record.message_id.to_owned());
             }
         }
         failed
+    }
+
+    /// One record of a batch; `false` when it is to come back.
+    async fn process_record(&self, record: &Record<'_>, now: DateTime<Utc>) -> bool {
+        let event: InboundEvent = match decode(record.body, self.blobs.as_ref(), now).await {
+            Ok(event) => event,
+            Err(e) => {
+                tracing::error!(error = %e, retryable = e.is_retryable(), "unreadable inbound record");
+                return false;
+            }
+        };
+        let (event_id, event_type) = (event.id, event.event_type);
+        match self.process(event, now).await {
+            Ok(outcome) => {
+                if matches!(outcome, TrackOutcome::Duplicate) {
+                    metrics::count(Metric::Duplicates, 1);
+                }
+                tracing::info!(%event_id, %event_type, ?outcome, "tracked");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(%event_id, %event_type, error = %e, retryable = e.is_retryable(), "tracking failed; the record will be retried");
+                false
+            }
+        }
     }
 
     /// Processes one inbound event.
