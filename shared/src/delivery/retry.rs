@@ -112,6 +112,11 @@ pub fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
                 .ok()
                 .map(|t| t.and_utc())
         })?;
+    // A leap second (`:60`) is no time a server means to name; chrono's arithmetic around one is
+    // not linear, so such a date would not count down evenly.
+    if at.timestamp_subsec_nanos() >= 1_000_000_000 {
+        return None;
+    }
     (at - now).to_std().ok()
 }
 
@@ -208,6 +213,8 @@ mod tests {
             None,
             "passed"
         );
+        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:60 GMT", now), None);
+        assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:\x0c60 GMT", now), None);
         assert_eq!(parse_retry_after("+5", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
         assert_eq!(parse_retry_after("", now), None);
