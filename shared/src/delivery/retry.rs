@@ -213,8 +213,14 @@ mod tests {
             None,
             "passed"
         );
-        assert_eq!(parse_retry_after("Sun, 06 Nov 1994 08:49:60 GMT", now), None);
-        assert_eq!(parse_retry_after("Sunday, 06-Nov-94 08:49:\x0c60 GMT", now), None);
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:60 GMT", now),
+            None
+        );
+        assert_eq!(
+            parse_retry_after("Sunday, 06-Nov-94 08:49:\x0c60 GMT", now),
+            None
+        );
         assert_eq!(parse_retry_after("+5", now), None);
         assert_eq!(parse_retry_after("-5", now), None);
         assert_eq!(parse_retry_after("", now), None);
