@@ -1,4 +1,4 @@
-//! The `queue_record` target: queue message bodies through `pipeline::codec::decode`, as the
+//! The `queue_record` target: queue message bodies through `ports::codec::decode`, as the
 //! track and fan-out stages (`InboundEvent`), the buffer stage (`StagedEvent`, the event with
 //! the key of the outbox holding it) and the deliver stage and redrive (`DeliveryTask`) read
 //! them.
@@ -12,9 +12,9 @@ use serde::Serialize;
 use serde::de::{DeserializeOwned, IgnoredAny};
 use shared::delivery::request::DeliveryTask;
 use shared::model::InboundEvent;
-use shared::pipeline::codec::{Carried, DecodeError, decode, encode};
 use shared::pipeline::track::StagedEvent;
 use shared::ports::BlobStore;
+use shared::ports::codec::{Carried, DecodeError, decode, encode};
 use shared::ports::limits::sqs_allows;
 use shared::ports::memory::MemoryBlobStore;
 

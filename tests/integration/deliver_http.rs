@@ -434,7 +434,7 @@ async fn a_second_copy_of_a_delivered_task_is_not_posted_again() {
 #[tokio::test]
 async fn a_claim_checked_task_is_dead_lettered_as_it_came_and_redriven_whole() {
     use shared::delivery::redrive::{Selection, redrive};
-    use shared::pipeline::codec::{INLINE_LIMIT, decode, encode};
+    use shared::ports::codec::{INLINE_LIMIT, decode, encode};
     let receiver = Receiver::start(vec![Answer::status(400)]).await;
     let s = setup(&receiver.url("/hook"), Duration::from_secs(10)).await;
     // Too large for one SQS message: it travels as a claim-check, as fan-out sends it.

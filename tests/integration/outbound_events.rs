@@ -13,7 +13,7 @@ use shared::delivery::endpoints::{Endpoint, Endpoints};
 use shared::delivery::fanout::Fanout;
 use shared::delivery::request::DeliveryTask;
 use shared::delivery::ssrf::NetworkPolicy;
-use shared::pipeline::codec::receive_all;
+use shared::ports::codec::receive_all;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use shared::signature::{EndpointSecret, webhook_signature};
 use tests::receiver::Receiver;

@@ -307,7 +307,7 @@ fn claim_checked_bodies_outlive_every_queue_message_that_points_at_them() {
     // A dead-letter queue counts from the original enqueue time; a redrive on its last day
     // starts a new message that may wait a work queue's full retention.
     let longest = dead_letter.max(work) + work + 86_400;
-    let kept = shared::pipeline::codec::QUEUED_BLOB_LIFETIME.as_secs();
+    let kept = shared::ports::codec::QUEUED_BLOB_LIFETIME.as_secs();
     assert!(
         kept >= longest,
         "claim-checks kept {kept} s, a message may point at one for {longest} s"

@@ -9,10 +9,10 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::model::{EventType, InboundEvent};
-use shared::pipeline::codec::receive_all;
 use shared::pipeline::track::state::State;
 use shared::pipeline::track::sweep::Sweep;
 use shared::pipeline::track::{QueueSink, Track};
+use shared::ports::codec::receive_all;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use tests::repo_root;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_adapters::{Clients, SqsQueue, provision};
 use chrono::Utc;
-use shared::pipeline::codec::decode;
+use shared::ports::codec::decode;
 use shared::ports::{BlobStore, Queue};
 
 /// The moto endpoint, e.g. `http://127.0.0.1:5000`.

@@ -1,8 +1,8 @@
 //! The SQS event glue every queue-driven function shares: records in, partial batch failures out.
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
-use shared::pipeline::codec::Record;
 use shared::ports::ReceivedMessage;
+use shared::ports::codec::Record;
 
 /// The records of an SQS event as the pipeline stages read them.
 pub fn records(event: &SqsEvent) -> Vec<Record<'_>> {

@@ -15,7 +15,7 @@ use anyhow::Context;
 use chrono::Utc;
 use futures::StreamExt;
 use shared::delivery::request::DeliveryTask;
-use shared::pipeline::codec::decode;
+use shared::ports::codec::decode;
 use shared::ports::faults::Faults;
 use shared::signature::EndpointSecret;
 use tokio::net::TcpListener;

@@ -13,8 +13,8 @@ use chrono::{DateTime, Utc};
 use shared::delivery::deliver::Deliver;
 use shared::delivery::fanout::Fanout;
 use shared::pipeline::buffer::Buffer;
-use shared::pipeline::codec::Record;
 use shared::pipeline::track::Track;
+use shared::ports::codec::Record;
 use shared::ports::{Queue, ReceivedMessage, limits};
 use tokio::sync::watch;
 

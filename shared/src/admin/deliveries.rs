@@ -11,7 +11,7 @@ use crate::delivery::redrive::{Selection, redrive};
 use crate::delivery::request::DeliveryTask;
 use crate::ids::EventId;
 use crate::model::EventType;
-use crate::pipeline::codec::{encode, pack, send_all};
+use crate::ports::codec::{encode, pack, send_all};
 
 /// A delivery as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]

@@ -528,7 +528,7 @@ async fn deliveries_are_listed_filtered_shown_and_retried() {
     )
     .await;
     assert_eq!((status, &retried["status"]), (202, &json!("retrying")));
-    let tasks: Vec<crate::delivery::request::DeliveryTask> = crate::pipeline::codec::receive_all(
+    let tasks: Vec<crate::delivery::request::DeliveryTask> = crate::ports::codec::receive_all(
         queue.as_ref(),
         a.blobs.as_ref(),
         std::time::Duration::from_secs(60),

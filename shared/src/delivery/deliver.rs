@@ -17,7 +17,7 @@ use super::record::{AttemptRecord, Deliveries, DeliveryRecord, DeliveryStatus};
 use super::request::{DeliveryTask, headers};
 use super::retry::{RetryPolicy, Verdict, judge};
 use super::ssrf::{NetworkPolicy, UrlError, check_url};
-use crate::pipeline::codec::{DecodeError, decode, encode, extend_claim_check, queued_blob_expiry};
+use crate::ports::codec::{DecodeError, decode, encode, extend_claim_check, queued_blob_expiry};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, OutgoingMessage, Queue, ReceivedMessage,
 };
@@ -479,7 +479,7 @@ mod replay_tests {
     use super::*;
     use crate::delivery::endpoints::Endpoint;
     use crate::model::Envelope;
-    use crate::pipeline::codec::encode;
+    use crate::ports::codec::encode;
     use crate::ports::faults::{Fault, Faults, FaultyBlobs, FaultyDocs, FaultyQueue};
     use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
     use crate::providers::normalize;

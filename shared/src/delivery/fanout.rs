@@ -12,7 +12,7 @@ use super::endpoints::{Endpoint, Endpoints};
 use super::request::DeliveryTask;
 use crate::ids::EventId;
 use crate::model::{Envelope, InboundEvent};
-use crate::pipeline::codec::{Record, decode, encode, pack, send_all};
+use crate::ports::codec::{Record, decode, encode, pack, send_all};
 use crate::ports::{BackendError, BlobStore, Queue};
 
 /// Fan-out with its ports.
@@ -112,7 +112,7 @@ impl Fanout {
         tasks: &[DeliveryTask],
         now: DateTime<Utc>,
     ) -> Result<usize, BackendError> {
-        let expires = crate::pipeline::codec::queued_blob_expiry(now, self.blob_ttl);
+        let expires = crate::ports::codec::queued_blob_expiry(now, self.blob_ttl);
         let mut bodies = Vec::with_capacity(tasks.len());
         for t in tasks {
             bodies.push(
@@ -143,7 +143,7 @@ mod tests {
     use super::*;
     use crate::ids::SourceId;
     use crate::model::{EnvelopeData, EventType, Provider};
-    use crate::pipeline::codec::receive_all;
+    use crate::ports::codec::receive_all;
     use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
     use crate::providers::normalize;
     use crate::providers::test_support::fixture;

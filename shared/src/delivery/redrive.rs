@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::request::DeliveryTask;
 use crate::ids::EventId;
-use crate::pipeline::codec::decode;
+use crate::ports::codec::decode;
 use crate::ports::{BackendError, BlobStore, OutgoingMessage, Queue};
 
 /// Which dead-lettered tasks to send again.
@@ -120,7 +120,7 @@ pub async fn redrive(
 mod tests {
     use super::*;
     use crate::model::EventType;
-    use crate::pipeline::codec::receive_all;
+    use crate::ports::codec::receive_all;
     use crate::ports::memory::{MemoryBlobStore, MemoryQueue};
 
     fn task(endpoint: &str, event: EventId) -> DeliveryTask {

@@ -23,8 +23,8 @@ use serde::{Deserialize, Serialize};
 use crate::delivery::fanout::Fanout;
 use crate::ids::EventId;
 use crate::model::InboundEvent;
-use crate::pipeline::codec::{Record, decode, queued_blob_expiry};
 use crate::pipeline::track::{StagedEvent, TrackError, staged_events};
+use crate::ports::codec::{Record, decode, queued_blob_expiry};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, OutgoingMessage, Queue, Versioned,
 };

@@ -14,9 +14,9 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 use ulid::Ulid;
 
-pub use super::codec::SEND_CONCURRENCY;
-use super::codec::{enqueue_events, queued_blob_expiry};
 use crate::model::Provider;
+pub use crate::ports::codec::SEND_CONCURRENCY;
+use crate::ports::codec::{enqueue_events, queued_blob_expiry};
 use crate::ports::{BackendError, BlobStore, Queue, SourceRegistry};
 use crate::providers::{ParseError, normalize};
 use crate::signature::{

@@ -2,6 +2,5 @@
 //! the local process.
 
 pub mod buffer;
-pub mod codec;
 pub mod ingest;
 pub mod track;

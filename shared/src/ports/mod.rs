@@ -5,6 +5,7 @@
 //! live in `functions/aws-adapters`; both backends pass the same contract suites in `tests/`.
 
 pub mod cache;
+pub mod codec;
 pub mod faults;
 pub mod layer;
 pub mod memory;

@@ -11,7 +11,7 @@ use crate::model::{
     ContactProfile, Conversation, ConversationContext, ConversationStatus, Envelope, EnvelopeData,
     EventData, Provider,
 };
-use crate::pipeline::codec::receive_all;
+use crate::ports::codec::receive_all;
 use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use crate::providers::normalize;
 use crate::providers::test_support::fixture;

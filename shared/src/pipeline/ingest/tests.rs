@@ -8,7 +8,7 @@ use serde_json::Value;
 use super::*;
 use crate::ids::SourceId;
 use crate::model::{EventType, InboundEvent};
-use crate::pipeline::codec::receive_all;
+use crate::ports::codec::receive_all;
 use crate::ports::memory::{MemoryBlobStore, MemoryQueue};
 use crate::ports::{FailedEntry, OutgoingMessage, ReceivedMessage, Source, StaticSources};
 use crate::providers::test_support::fixture;

@@ -35,8 +35,8 @@ use crate::ids::EventId;
 use crate::model::{
     ContactBody, ConversationBody, EventBody, EventData, EventType, InboundEvent, MessageStatus,
 };
-pub use crate::pipeline::codec::Record;
-use crate::pipeline::codec::{
+pub use crate::ports::codec::Record;
+use crate::ports::codec::{
     DecodeError, decode, encode, enqueue_events, pack, send_all, stash, unstash,
 };
 use crate::ports::{BackendError, BlobStore, DocumentWrite, Queue};
@@ -106,7 +106,7 @@ impl QueueSink {
             .iter()
             .cloned()
             .partition(|e| e.event_type.is_bufferable());
-        let expires = crate::pipeline::codec::queued_blob_expiry(now, self.blob_ttl);
+        let expires = crate::ports::codec::queued_blob_expiry(now, self.blob_ttl);
         // Lifecycle events (contact, conversation) go first so they arrive before the message.
         if !direct.is_empty() {
             enqueue_events(
@@ -198,7 +198,7 @@ impl TrackConfig {
     fn remembered(&self) -> chrono::Duration {
         let ttl = self
             .dedup_ttl
-            .max(crate::pipeline::codec::QUEUED_BLOB_LIFETIME);
+            .max(crate::ports::codec::QUEUED_BLOB_LIFETIME);
         chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::days(19))
     }
 }

@@ -14,7 +14,7 @@ use super::state::State;
 use super::*;
 use crate::ids::SourceId;
 use crate::model::Provider;
-use crate::pipeline::codec::receive_all;
+use crate::ports::codec::receive_all;
 use crate::ports::faults::{Fault, Faults, FaultyBlobs, FaultyDocs, FaultyQueue};
 use crate::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use crate::providers::normalize;
