@@ -2,7 +2,7 @@
 # Cold start, per-webhook cost inputs and 10,000-record batches of the real Lambda binaries:
 # builds them (release profile, this machine's architecture), starts moto (SQS) on a free port
 # unless $WAGATE_MOTO_URL is set and dynalite (DynamoDB; DYNAMODB=moto keeps DynamoDB on moto
-# too), and runs `wagate-local lambda-bench` (a Lambda runtime API emulator per process, a
+# too), and runs `wagate-bench lambda-bench` (a Lambda runtime API emulator per process, a
 # metering proxy in front of both). Arguments go to lambda-bench, e.g.
 #   bash bench/lambda/run.sh --runs 5 --webhooks 200 --big-batch 0
 # With ARM64=1 it also builds the arm64 zips with cargo lambda and prints their sizes.
@@ -23,7 +23,7 @@ if [ "${ARM64:-0}" = 1 ]; then
   done
 fi
 
-cargo build --release --locked "${bins[@]}" --bin wagate-local
+cargo build --release --locked "${bins[@]}" --bin wagate-bench
 
 mkdir -p "$target/lambda-bench"
 . scripts/moto.sh
@@ -48,5 +48,5 @@ if [ "${DYNAMODB:-dynalite}" = dynalite ]; then
   dynamodb=(--dynamodb-url "http://127.0.0.1:$port")
 fi
 
-"$target/release/wagate-local" lambda-bench --bin-dir "$target/release" \
+"$target/release/wagate-bench" lambda-bench --bin-dir "$target/release" \
   --endpoint-url "$WAGATE_MOTO_URL" "${dynamodb[@]}" --out-dir "$target/lambda-bench" "$@"

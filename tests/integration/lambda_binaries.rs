@@ -1,27 +1,33 @@
 //! The seven Lambda binaries run as Lambda runs them: each process gets its template environment
-//! and `AWS_LAMBDA_RUNTIME_API` pointing at `wagate-local`'s runtime API emulator, with DynamoDB
-//! and SQS on moto behind the metering proxy (`wagate_local::lambda_bench`, the benchmark of
-//! `bench/lambda/run.sh`, here with a few webhooks). This is what exercises the `main.rs` of each
+//! and `AWS_LAMBDA_RUNTIME_API` pointing at a runtime API emulator, with DynamoDB and SQS on
+//! moto behind the metering proxy (`wagate_bench::lambda::stack`, which the benchmark of
+//! `bench/lambda/run.sh` drives too). This is what exercises the `main.rs` of each
 //! function: configuration from the environment, SDK clients, the runtime loop, event parsing
 //! and the partial batch responses.
 //!
 //! The binaries are the workspace's debug builds next to this test executable;
 //! `scripts/test.sh` builds them (`cargo build --workspace --all-targets`) before the tests.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use chrono::Utc;
 use serde_json::Value;
 use tests::policy::{Request, denied, statements};
 use tests::{moto, repo_root};
-use wagate_local::lambda_bench::{BenchOptions, FUNCTIONS, run};
+use wagate_bench::lambda::stack::{
+    ADMIN_KEY, FUNCTIONS, Pipeline, Process, Stack, StackOptions, arn, drained, memory_mib, queue,
+    queue_url, sqs_event, take, wait_for, webhook_event,
+};
+use wagate_local::sample::{meta_status, meta_text, wamid};
 
-/// The bench's admin key (its stack's `ADMIN_API_KEYS`) and endpoint.
-const ADMIN_KEY: &str = "lambda-bench-admin-key";
+/// The stack's endpoint.
 const BENCH_ENDPOINT: &str = "ep_bench";
 
-/// Every `events/admin-*.json` request, made to the bench's stack: its key, its endpoint in place
+/// Every `events/admin-*.json` request, made to the test's stack: its key, its endpoint in place
 /// of the events' (the delete last, so the others find it).
-fn admin_requests() -> Vec<(&'static str, Value)> {
+fn admin_requests() -> Vec<Value> {
     let dir = repo_root().join("events");
     let mut names: Vec<String> = std::fs::read_dir(&dir)
         .unwrap()
@@ -41,7 +47,7 @@ fn admin_requests() -> Vec<(&'static str, Value)> {
             if event["headers"].get("x-api-key").is_some() {
                 event["headers"]["x-api-key"] = ADMIN_KEY.into();
             }
-            ("admin", event)
+            event
         })
         .collect()
 }
@@ -86,75 +92,131 @@ async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_
     // Seven processes and a proxy: a moto of its own, so the other suites neither slow it nor
     // wait behind it.
     let moto = moto::Server::start();
-    let report = run(&BenchOptions {
+    let stack = Stack::create(StackOptions {
         bin_dir: bin_dir(),
         endpoint_url: moto.url().to_owned(),
         dynamodb_url: None,
-        runs: 1,
-        webhooks: 10,
-        big_batch: 12,
         memory_mb: 256,
         log_dir: logs.clone(),
         json_logs: true,
-        invocations: admin_requests()
-            .into_iter()
-            .chain([(
-                "sweep",
-                serde_json::from_slice(
-                    &std::fs::read(repo_root().join("events/sweep-schedule.json")).unwrap(),
-                )
-                .unwrap(),
-            )])
-            .collect(),
     })
     .await
     .unwrap();
 
-    // Every function started from its environment and asked for work.
-    let started: Vec<&str> = report.cold_starts.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(started, FUNCTIONS);
-    for c in &report.cold_starts {
-        assert!(c.samples_ms[0] > 0.0 && c.peak_rss_mib > 1.0, "{c:?}");
+    // Every function starts from its environment and asks for work.
+    for name in FUNCTIONS {
+        let process = Process::spawn(&stack, name).await.unwrap();
+        process
+            .ready()
+            .await
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        assert!(memory_mib(process.pid).0 > 1.0, "{name}");
+        process.stop().await;
     }
 
-    // Messages, then statuses: everything delivered, each stage invoked, calls metered.
-    assert_eq!(report.pipeline.len(), 2);
-    for phase in &report.pipeline {
-        assert_eq!((phase.items, phase.delivered), (10, 10), "{}", phase.name);
-        assert!(phase.deliveries > 0 && phase.delivery_bytes > 0);
-        let f = |name: &str| phase.functions.iter().find(|f| f.name == name).unwrap();
-        assert_eq!(f("ingest").invocations, 10);
-        assert_eq!(f("ingest").usage["SQS SendMessageBatch"].calls, 10);
-        assert_eq!(f("ingest").usage["DynamoDB PutItem"].calls, 10);
-        for stage in ["track", "deliver"] {
-            assert!(f(stage).invocations > 0, "{stage} in {}", phase.name);
-            assert!(f(stage).usage["DynamoDB PutItem"].calls > 0);
+    // Messages, then statuses, posted to ingest; track, buffer, fan-out and deliver fed from
+    // their queues: everything delivered, each stage invoked, its calls metered.
+    let pipeline = Pipeline::start(&stack).await.unwrap();
+    for statuses in [false, true] {
+        let stop = pipeline.poll(10, &[]);
+        let mut expected = HashSet::new();
+        for i in 0..10 {
+            let id = wamid();
+            let customer = format!("1555{:07}", i % 2);
+            let body = if statuses {
+                expected.insert(format!("whatsapp.message.delivered {id}"));
+                meta_status(&customer, &id, "delivered", Utc::now())
+            } else {
+                expected.insert(format!("whatsapp.message.received {id}"));
+                meta_text(&customer, "Bench", &id, "hello", Utc::now())
+            };
+            pipeline.post(&stack, &body, i).await.unwrap();
         }
-        // Delivery records are indexed per endpoint (the GSI).
-        assert!(f("deliver").usage["DynamoDB PutItem (GSI)"].calls > 0);
-        for function in phase.functions.iter().filter(|f| f.invocations > 0) {
-            assert!(function.log_bytes > 0, "{}", function.name);
-            assert!(function.cpu_s >= 0.0 && function.peak_rss_mib > 1.0);
-        }
+        let delivered = wait_for(&stack.receiver, &expected, Duration::from_secs(300)).await;
+        assert_eq!(delivered, 10, "statuses: {statuses}");
+        drained(&stack, Duration::from_secs(120)).await.unwrap();
+        stop.stop().await;
+        let ingest = pipeline.ingest.usage();
+        assert_eq!(ingest["SQS SendMessageBatch"].calls, 10);
+        assert_eq!(ingest["DynamoDB PutItem"].calls, 10);
+        pipeline.ingest.reset_usage();
     }
-    let messages = &report.pipeline[0];
-    let buffer = messages
-        .functions
-        .iter()
-        .find(|f| f.name == "buffer")
+    for (stage, _) in &pipeline.stages {
+        let invocations = stage.durations_ms.lock().unwrap().len();
+        assert!(invocations > 0, "{} was never invoked", stage.process.name);
+        let usage = stage.process.usage();
+        if ["track", "deliver"].contains(&stage.process.name) {
+            assert!(
+                usage["DynamoDB PutItem"].calls > 0,
+                "{}",
+                stage.process.name
+            );
+        }
+        if stage.process.name == "deliver" {
+            // Delivery records are indexed per endpoint (the GSI).
+            assert!(usage["DynamoDB PutItem (GSI)"].calls > 0);
+        }
+        assert!(stage.process.log_bytes() > 0, "{}", stage.process.name);
+    }
+    pipeline.stop().await;
+
+    // One event of 12 records to track, then the delivery tasks as one event to deliver: all
+    // delivered.
+    let (inbound, _) = queue(&stack.stores, "inbound").unwrap();
+    let (inbound_url, _) = queue_url(&stack.stores, "inbound").unwrap();
+    let ingest = Process::spawn(&stack, "ingest").await.unwrap();
+    ingest.ready().await.unwrap();
+    let mut expected = HashSet::new();
+    for i in 0..12 {
+        let id = wamid();
+        expected.insert(format!("whatsapp.message.received {id}"));
+        let body = meta_text(&format!("1666{i:07}"), "Bench", &id, "hello", Utc::now());
+        let event = webhook_event(&stack.meta, &body.to_string(), 100 + i);
+        let (answer, _) = ingest.invoke(&event).await.unwrap();
+        assert_eq!(answer["statusCode"], 200, "{answer}");
+    }
+    ingest.stop().await;
+    let records = take(&*inbound, 12, Duration::from_secs(30)).await.unwrap();
+    let track_event = sqs_event(&arn(&inbound_url), &records);
+    assert!(serde_json::to_vec(&track_event).unwrap().len() > 12 * 100);
+    // Buffer and fan-out turn what track emits into delivery tasks, taken off the delivery
+    // queue as they come.
+    let pipeline = Pipeline::start(&stack).await.unwrap();
+    let stop = pipeline.poll(100, &["track", "deliver"]);
+    let (delivery, _) = queue(&stack.stores, "delivery").unwrap();
+    let (delivery_url, _) = queue_url(&stack.stores, "delivery").unwrap();
+    let collector =
+        tokio::spawn(async move { take(&*delivery, 12, Duration::from_secs(300)).await });
+    for (name, event) in [("track", track_event)] {
+        let process = Process::spawn(&stack, name).await.unwrap();
+        process.ready().await.unwrap();
+        let (answer, _) = process.invoke(&event).await.unwrap();
+        assert_eq!(
+            answer["batchItemFailures"],
+            serde_json::json!([]),
+            "{answer}"
+        );
+        process.stop().await;
+    }
+    let tasks = collector.await.unwrap().unwrap();
+    stop.stop().await;
+    pipeline.stop().await;
+    let deliver = Process::spawn(&stack, "deliver").await.unwrap();
+    deliver.ready().await.unwrap();
+    let (answer, _) = deliver
+        .invoke(&sqs_event(&arn(&delivery_url), &tasks))
+        .await
         .unwrap();
-    assert!(
-        buffer.invocations > 0,
-        "inbound messages go through the buffer"
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([]),
+        "{answer}"
     );
-
-    // One event of 12 records to track and then to deliver: all delivered.
-    let big = report.big_batch.as_ref().unwrap();
-    assert_eq!((big.items, big.delivered), (12, 12));
-    let names: Vec<&str> = big.functions.iter().map(|f| f.name.as_str()).collect();
-    assert_eq!(names, ["track", "deliver"]);
-    assert!(big.functions.iter().all(|f| f.invocations == 1));
-    assert!(big.event_bytes["track"] > 12 * 100);
+    deliver.stop().await;
+    assert_eq!(
+        wait_for(&stack.receiver, &expected, Duration::from_secs(60)).await,
+        12
+    );
 
     // The logs CloudWatch would get carry no colour codes.
     let track_log = std::fs::read_to_string(logs.join("track.log")).unwrap();
@@ -169,11 +231,29 @@ async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_
     }
     assert!(track_log.contains("\"requestId\""), "{track_log}");
 
-    // Least privilege: every DynamoDB and SQS call each function made, through the pipeline, the
-    // admin API's requests and a sweep, is one its policy in template.yaml allows, partition
-    // keys included (`dynamodb:LeadingKeys`).
-    let answered: Vec<u64> = report
-        .answers
+    // The admin API's requests (every `events/admin-*.json`) and a sweep, each to a fresh
+    // process of its function.
+    let mut answered = Vec::new();
+    for (name, events) in [
+        ("admin", admin_requests()),
+        (
+            "sweep",
+            vec![
+                serde_json::from_slice(
+                    &std::fs::read(repo_root().join("events/sweep-schedule.json")).unwrap(),
+                )
+                .unwrap(),
+            ],
+        ),
+    ] {
+        let process = Process::spawn(&stack, name).await.unwrap();
+        process.ready().await.unwrap();
+        for event in &events {
+            answered.push(process.invoke(event).await.unwrap().0);
+        }
+        process.stop().await;
+    }
+    let answered: Vec<u64> = answered
         .iter()
         .map(|a| a["statusCode"].as_u64().unwrap_or(0))
         .collect();
@@ -182,15 +262,20 @@ async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_
         answered.iter().filter(|s| (200..300).contains(*s)).count() >= 10,
         "{answered:?}"
     );
+
+    // Least privilege: every DynamoDB and SQS call each function made, through the pipeline, the
+    // admin API's requests and a sweep, is one its policy in template.yaml allows, partition
+    // keys included (`dynamodb:LeadingKeys`).
     let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let calls = stack.calls();
     for function in FUNCTIONS {
-        let calls = &report.calls[function];
+        let calls = &calls[function];
         assert!(!calls.is_empty(), "{function} made no calls");
         let requests: Vec<Request> = calls
             .iter()
             .map(|c| Request {
                 action: c.action.clone(),
-                resource: logical(&report.run, &c.resource),
+                resource: logical(&stack.run, &c.resource),
                 leading_keys: c.leading_keys.clone(),
             })
             .collect();

@@ -53,7 +53,7 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
 /// is `json`; no timestamps, CloudWatch adds them), but never with ANSI colour codes. The
 /// workspace enables tracing-subscriber's `ansi` feature for `wagate-local`, and with it the
 /// default subscriber would write escape codes into CloudWatch Logs (about a fifth of the bytes
-/// `wagate-local lambda-bench` measured, billed as log ingestion).
+/// `wagate-bench lambda-bench` measured, billed as log ingestion).
 pub fn init_logging() {
     let level = std::env::var("AWS_LAMBDA_LOG_LEVEL")
         .or_else(|_| std::env::var("RUST_LOG"))

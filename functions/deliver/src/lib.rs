@@ -35,7 +35,7 @@ impl Config {
         "ENDPOINT_CACHE_SECONDS",
     ];
 
-    /// Outside Lambda only (the runtime API emulator of `wagate-local lambda-bench`): `true`
+    /// Outside Lambda only (the runtime API emulator of `wagate-bench lambda-bench`): `true`
     /// lets this binary deliver to `http://` loopback receivers. Deliberately not in
     /// [`Self::VARIABLES`] nor in the template, and refused when Lambda itself started the process
     /// (`AWS_LAMBDA_INITIALIZATION_TYPE` is set), where loopback is the sandbox's runtime API.

@@ -16,11 +16,11 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
 
-use crate::backend::Stores;
-use crate::config::LocalConfig;
-use crate::gateway::{Gateway, Options};
-use crate::receiver::{Receiver, Rng};
-use crate::sample::{meta_status, meta_text, signature_headers, wamid};
+use wagate_local::backend::Stores;
+use wagate_local::config::LocalConfig;
+use wagate_local::gateway::{Gateway, Options};
+use wagate_local::receiver::{Receiver, Rng};
+use wagate_local::sample::{meta_status, meta_text, signature_headers, wamid};
 
 /// Load run settings.
 #[derive(Debug, Clone)]

@@ -21,11 +21,11 @@ use shared::signature::EndpointSecret;
 use tokio::net::TcpListener;
 use tokio::sync::Mutex;
 
-use crate::backend::{Backend, Stores};
-use crate::config::LocalConfig;
-use crate::gateway::{Gateway, Options};
-use crate::receiver::{Receiver, Rng, item_key, items};
-use crate::sample::{meta_status, meta_text, signature_headers, waha_message, wamid};
+use wagate_local::backend::{Backend, Stores};
+use wagate_local::config::LocalConfig;
+use wagate_local::gateway::{Gateway, Options};
+use wagate_local::receiver::{Receiver, Rng, item_key, items};
+use wagate_local::sample::{meta_status, meta_text, signature_headers, waha_message, wamid};
 
 /// Fault run settings.
 #[derive(Debug, Clone)]
@@ -245,7 +245,7 @@ impl Harness {
                 Ok(Running::InProcess(Box::new(gateway)))
             }
             Backend::Aws(aws) => {
-                let exe = std::env::current_exe().context("locating wagate-local")?;
+                let exe = gateway_binary()?;
                 let mut cmd = tokio::process::Command::new(exe);
                 cmd.arg("serve")
                     .arg("--config")
@@ -509,7 +509,7 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
 
 /// The configuration as a file for the child process (sources keep their demo secrets).
 fn config_json(config: &LocalConfig, secret: &EndpointSecret) -> anyhow::Result<String> {
-    let sample: serde_json::Value = serde_json::from_str(crate::config::SAMPLE)?;
+    let sample: serde_json::Value = serde_json::from_str(wagate_local::config::SAMPLE)?;
     let endpoint = config.endpoints.first().context("no endpoint")?;
     Ok(serde_json::json!({
         "sources": sample["sources"],
@@ -591,4 +591,17 @@ async fn dead_lettered(stores: &Stores) -> anyhow::Result<HashMap<String, u32>> 
         }
     }
     Ok(out)
+}
+
+/// The gateway binary the run starts as a child: `wagate-local`, next to this executable (cargo
+/// builds both into the same directory).
+fn gateway_binary() -> anyhow::Result<std::path::PathBuf> {
+    let exe = std::env::current_exe().context("locating wagate-bench")?;
+    let path = exe.with_file_name("wagate-local");
+    anyhow::ensure!(
+        path.is_file(),
+        "{} is missing: cargo build -p wagate-local (same profile as wagate-bench)",
+        path.display()
+    );
+    Ok(path)
 }

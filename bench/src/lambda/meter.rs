@@ -29,7 +29,7 @@ use hyper::body::Bytes;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::runtime_api::{Reply, respond, spawn_server};
+use super::runtime_api::{Reply, respond, spawn_server};
 
 /// What one API action cost over a run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
