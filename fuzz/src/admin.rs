@@ -41,7 +41,9 @@ use shared::delivery::ssrf::NetworkPolicy;
 use shared::ids::SourceId;
 use shared::model::EventType;
 use shared::pipeline::track::QueueSink;
-use shared::pipeline::track::state::{ConversationDoc, State, index_entry};
+use shared::pipeline::track::state::{
+    ConversationDoc, ConversationSettings, Conversations, index_entry,
+};
 use shared::pipeline::track::sweep::Sweep;
 use shared::ports::codec::encode;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
@@ -212,10 +214,13 @@ async fn world() -> World {
     )
     .with_sender(receiver.clone())
     .with_conversations(Sweep {
-        state: State {
+        conversations: Conversations {
             docs: docs.clone(),
-            message_ttl: Duration::from_secs(86400),
-            recent_messages: 5,
+            settings: ConversationSettings {
+                idle: Duration::from_secs(86400),
+                message_ttl: Duration::from_secs(86400),
+                recent_messages: 5,
+            },
         },
         sink: Arc::new(QueueSink {
             buffer: outbound.clone(),
@@ -223,7 +228,6 @@ async fn world() -> World {
             blobs: blobs.clone(),
             blob_ttl: Duration::from_secs(86400),
         }),
-        idle: Duration::from_secs(86400),
         page: 100,
     });
 

@@ -16,7 +16,9 @@ use shared::delivery::request::DeliveryTask;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::model::EventType;
 use shared::pipeline::track::QueueSink;
-use shared::pipeline::track::state::{ConversationDoc, State, index_entry};
+use shared::pipeline::track::state::{
+    ConversationDoc, ConversationSettings, Conversations, index_entry,
+};
 use shared::pipeline::track::sweep::Sweep;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use shared::ports::{DocumentStore, DocumentWrite, Queue};
@@ -90,10 +92,13 @@ async fn setup() -> Setup {
     // Conversations over the same stores, their events to a memory queue.
     let outbound = Arc::new(MemoryQueue::new("outbound"));
     let admin = admin.clone().with_conversations(Sweep {
-        state: State {
+        conversations: Conversations {
             docs: admin.docs.clone(),
-            message_ttl: Duration::from_secs(86400),
-            recent_messages: 5,
+            settings: ConversationSettings {
+                idle: Duration::from_secs(86400),
+                message_ttl: Duration::from_secs(86400),
+                recent_messages: 5,
+            },
         },
         sink: Arc::new(QueueSink {
             buffer: outbound.clone(),
@@ -101,7 +106,6 @@ async fn setup() -> Setup {
             blobs: admin.blobs.clone(),
             blob_ttl: Duration::from_secs(86400),
         }),
-        idle: Duration::from_secs(86400),
         page: 100,
     });
     let admin = admin.with_sender(Arc::new(

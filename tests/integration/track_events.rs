@@ -9,7 +9,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use shared::model::{EventType, InboundEvent};
-use shared::pipeline::track::state::State;
+use shared::pipeline::track::state::{Conversations, State};
 use shared::pipeline::track::sweep::Sweep;
 use shared::pipeline::track::{QueueSink, Track};
 use shared::ports::codec::receive_all;
@@ -43,11 +43,8 @@ fn setup() -> Setup {
     let buffer = Arc::new(MemoryQueue::new("buffer"));
     let outbound = Arc::new(MemoryQueue::new("outbound"));
     let blobs = Arc::new(MemoryBlobStore::new());
-    let state = State {
-        docs: Arc::new(MemoryDocumentStore::new()),
-        message_ttl: config.message_ttl,
-        recent_messages: config.recent_messages,
-    };
+    let docs = Arc::new(MemoryDocumentStore::new());
+    let state = State::new(docs.clone(), config.conversations);
     let sink = Arc::new(QueueSink {
         buffer: buffer.clone(),
         outbound: outbound.clone(),
@@ -56,14 +53,16 @@ fn setup() -> Setup {
     });
     let track = Track {
         blobs: blobs.clone(),
-        state: state.clone(),
+        state,
         sink: sink.clone(),
         config: config.track,
     };
     let sweep = Sweep {
-        state,
+        conversations: Conversations {
+            docs,
+            settings: sweep_config.conversations,
+        },
         sink,
-        idle: sweep_config.conversations.idle,
         page: sweep_config.page,
     };
     Setup {

@@ -8,7 +8,7 @@ use aws_adapters::{DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use chrono::Utc;
 use shared::ids::SourceId;
 use shared::model::{EventType, InboundEvent, Provider};
-use shared::pipeline::track::state::State;
+use shared::pipeline::track::state::{ConversationSettings, State};
 use shared::pipeline::track::{QueueSink, Record, Track, TrackConfig, TrackOutcome};
 use tests::moto;
 use tests::wait::Patience;
@@ -30,11 +30,14 @@ async fn stack() -> Stack {
     let docs = Arc::new(DynamoDocumentStore::new(clients.dynamodb.clone(), &table));
     let track = Arc::new(Track {
         blobs: blobs.clone(),
-        state: State {
+        state: State::new(
             docs,
-            message_ttl: Duration::from_secs(30 * 86400),
-            recent_messages: 5,
-        },
+            ConversationSettings {
+                idle: Duration::from_secs(24 * 3600),
+                message_ttl: Duration::from_secs(30 * 86400),
+                recent_messages: 5,
+            },
+        ),
         sink: Arc::new(QueueSink {
             buffer: buffer.clone(),
             outbound: outbound.clone(),

@@ -17,7 +17,7 @@ use shared::delivery::request::DeliveryTask;
 use shared::ids::SourceId;
 use shared::model::{Envelope, EnvelopeData, Note, Provider};
 use shared::pipeline::buffer::{Buffer, BufferConfig, MAX_BATCH_SIZE};
-use shared::pipeline::track::state::State;
+use shared::pipeline::track::state::{ConversationSettings, State};
 use shared::pipeline::track::{QueueSink, Record, Track, TrackConfig, TrackOutcome};
 use shared::ports::Queue;
 use shared::ports::codec::decode;
@@ -74,11 +74,14 @@ async fn a_full_batch_of_the_largest_messages_in_a_conversation_at_its_limits_fi
     let delivery = Arc::new(delivery);
     let blobs = Arc::new(DynamoBlobStore::new(clients.dynamodb.clone(), &table));
     let docs = Arc::new(DynamoDocumentStore::new(clients.dynamodb.clone(), &table));
-    let state = State {
-        docs: docs.clone(),
-        message_ttl: Duration::from_secs(30 * 86400),
-        recent_messages: 5,
-    };
+    let state = State::new(
+        docs.clone(),
+        ConversationSettings {
+            idle: Duration::from_secs(24 * 3600),
+            message_ttl: Duration::from_secs(30 * 86400),
+            recent_messages: 5,
+        },
+    );
     let track = Track {
         blobs: blobs.clone(),
         state: state.clone(),
@@ -150,6 +153,7 @@ async fn a_full_batch_of_the_largest_messages_in_a_conversation_at_its_limits_fi
         .map(|i| format!("{i:02}{}", "🏷".repeat(62)))
         .collect();
     state
+        .conversations
         .update_conversation(conversation, now, |d| {
             d.conversation.notes.clone_from(&notes);
             d.conversation.labels.clone_from(&labels);

@@ -8,7 +8,7 @@ use lambda_http::{Error, service_fn};
 
 use shared::admin::Admin;
 use shared::pipeline::track::QueueSink;
-use shared::pipeline::track::state::State;
+use shared::pipeline::track::state::Conversations;
 use shared::pipeline::track::sweep::Sweep;
 
 #[tokio::main]
@@ -45,10 +45,9 @@ async fn main() -> Result<(), Error> {
     // The API emits conversation events only (never messages to batch), so both routes of the
     // sink are the outbound queue.
     let sweep = Sweep {
-        state: State {
+        conversations: Conversations {
             docs: admin.docs.clone(),
-            message_ttl: config.conversations.message_ttl,
-            recent_messages: config.conversations.recent_messages,
+            settings: config.conversations,
         },
         sink: Arc::new(QueueSink {
             buffer: outbound.clone(),
@@ -56,7 +55,6 @@ async fn main() -> Result<(), Error> {
             blobs: admin.blobs.clone(),
             blob_ttl: config.blob_ttl,
         }),
-        idle: config.conversations.idle,
         page: config.sweep_page,
     };
     // The sender is built before `config.admin` moves into the API.

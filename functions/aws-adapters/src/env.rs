@@ -69,26 +69,8 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
     }
 }
 
-/// How conversations are kept, read alike by every function that writes them (track, sweep,
-/// admin), so they agree on it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConversationSettings {
-    /// `CONVERSATION_IDLE_HOURS` (default 24): inactivity after which a conversation ends.
-    pub idle: Duration,
-    /// `MESSAGE_TTL_DAYS` (default 30): how long statuses and conversations are remembered.
-    pub message_ttl: Duration,
-    /// `RECENT_MESSAGES` (default 5): messages kept in a conversation's context.
-    pub recent_messages: usize,
-}
-
-impl ConversationSettings {
-    /// The variables [`Env::conversations`] reads.
-    pub const VARIABLES: [&'static str; 3] = [
-        "CONVERSATION_IDLE_HOURS",
-        "MESSAGE_TTL_DAYS",
-        "RECENT_MESSAGES",
-    ];
-}
+// The conversation store's settings, defined with the store; read here from the environment.
+pub use shared::pipeline::track::state::ConversationSettings;
 
 impl<F: Fn(&str) -> Option<String>> Env<F> {
     /// [`ConversationSettings`] from their variables.

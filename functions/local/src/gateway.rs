@@ -16,7 +16,7 @@ use shared::delivery::fanout::Fanout;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::pipeline::buffer::Buffer;
 use shared::pipeline::ingest::{Ingest, IngestConfig};
-use shared::pipeline::track::state::State;
+use shared::pipeline::track::state::{Conversations, State};
 use shared::pipeline::track::sweep::Sweep;
 use shared::pipeline::track::{QueueSink, Track};
 use shared::ports::StaticSources;
@@ -125,11 +125,7 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
         },
     };
     let track_config = track::Config::from_lookup(lookup(settings))?;
-    let state = State {
-        docs: stores.docs.clone(),
-        message_ttl: track_config.message_ttl,
-        recent_messages: track_config.recent_messages,
-    };
+    let state = State::new(stores.docs.clone(), track_config.conversations);
     let sink = Arc::new(QueueSink {
         buffer: stores.buffer().queue.clone(),
         outbound: stores.outbound().queue.clone(),
@@ -138,7 +134,7 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
     });
     let track = Track {
         blobs: stores.blobs.clone(),
-        state: state.clone(),
+        state,
         sink: sink.clone(),
         config: track_config.track,
     };
@@ -185,9 +181,11 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
     };
     let sweep_config = sweep::Config::from_lookup(lookup(settings))?;
     let sweep = Sweep {
-        state,
+        conversations: Conversations {
+            docs: stores.docs.clone(),
+            settings: sweep_config.conversations,
+        },
         sink,
-        idle: sweep_config.conversations.idle,
         page: sweep_config.page,
     };
     // The management API is on when keys are configured (the sample has a demo key).

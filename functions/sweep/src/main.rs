@@ -6,7 +6,7 @@ use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use serde_json::Value;
 use shared::pipeline::track::QueueSink;
-use shared::pipeline::track::state::State;
+use shared::pipeline::track::state::Conversations;
 use shared::pipeline::track::sweep::Sweep;
 
 #[tokio::main]
@@ -34,13 +34,11 @@ async fn main() -> Result<(), Error> {
         blob_ttl: config.blob_ttl,
     };
     let sweep = Sweep {
-        state: State {
+        conversations: Conversations {
             docs,
-            message_ttl: config.conversations.message_ttl,
-            recent_messages: config.conversations.recent_messages,
+            settings: config.conversations,
         },
         sink: Arc::new(sink),
-        idle: config.conversations.idle,
         page: config.page,
     };
     let sweep = &sweep;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use aws_adapters::env::{ConfigError, Env};
+use aws_adapters::env::{ConfigError, ConversationSettings, Env};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::pipeline::track::{Track, TrackConfig};
 
@@ -18,10 +18,10 @@ pub struct Config {
     pub outbound_queue_url: String,
     /// `DEDUP_TTL_DAYS` (default 8), `LEASE_SECONDS` (60), `CONVERSATION_IDLE_HOURS` (24).
     pub track: TrackConfig,
-    /// `MESSAGE_TTL_DAYS` (default 30): how long message statuses are remembered.
-    pub message_ttl: Duration,
-    /// `RECENT_MESSAGES` (default 5): messages kept in a conversation's context.
-    pub recent_messages: usize,
+    /// `CONVERSATION_IDLE_HOURS`, `MESSAGE_TTL_DAYS` (default 30: how long message statuses are
+    /// remembered), `RECENT_MESSAGES` (5: messages kept in a conversation's context): as sweep
+    /// and admin keep them (the idle time is in `track` too).
+    pub conversations: ConversationSettings,
     /// `RAW_TTL_DAYS` (default 7): how long claim-checked events are kept.
     pub blob_ttl: Duration,
 }
@@ -56,8 +56,7 @@ impl Config {
                 // Read from the table at cold start (`main`), not from the environment.
                 legacy_keys_until: None,
             },
-            message_ttl: conversations.message_ttl,
-            recent_messages: conversations.recent_messages,
+            conversations,
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, DAY)?,
         })
     }

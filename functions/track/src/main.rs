@@ -23,11 +23,7 @@ async fn main() -> Result<(), Error> {
         clients.dynamodb.clone(),
         &config.table_name,
     ));
-    let state = State {
-        docs: Arc::new(docs),
-        message_ttl: config.message_ttl,
-        recent_messages: config.recent_messages,
-    };
+    let state = State::new(Arc::new(docs), config.conversations);
     let mut track_config = config.track;
     track_config.legacy_keys_until = Some(legacy_keys_until(&state, &track_config).await);
     let track = Track {
@@ -58,6 +54,7 @@ async fn legacy_keys_until(
 ) -> chrono::DateTime<chrono::Utc> {
     let now = chrono::Utc::now();
     let since = state
+        .statuses
         .source_scoped_dedup_since(now)
         .await
         .unwrap_or_else(|e| {

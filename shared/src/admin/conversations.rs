@@ -167,7 +167,7 @@ impl Admin {
     ) -> Result<ConversationDoc, ApiError> {
         let id = conversation_id(id)?;
         self.sweep()?
-            .state
+            .conversations
             .conversation(id, now)
             .await?
             .ok_or_else(|| ApiError::not_found("conversation"))
@@ -196,7 +196,7 @@ impl Admin {
         }
         let page = self
             .sweep()?
-            .state
+            .conversations
             .list_conversations(ended, source, cursor.as_deref(), limit, now)
             .await?;
         let data: Vec<ConversationView> = page
@@ -336,7 +336,7 @@ impl Admin {
         let cid = conversation_id(id)?;
         let doc = self
             .sweep()?
-            .state
+            .conversations
             .update_conversation(cid, now, |d| d.conversation.labels.clone_from(&labels))
             .await?
             .ok_or_else(|| ApiError::not_found("conversation"))?;
@@ -387,7 +387,7 @@ impl Admin {
         let cid = conversation_id(id)?;
         let doc = self
             .sweep()?
-            .state
+            .conversations
             .update_conversation(cid, now, |d| {
                 let old = std::mem::take(&mut d.conversation.notes);
                 d.conversation.notes = req

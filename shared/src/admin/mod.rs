@@ -196,8 +196,8 @@ pub struct Admin {
     pub dead_letter: Arc<dyn Queue>,
     /// Claim-checks of large tasks.
     pub blobs: Arc<dyn BlobStore>,
-    /// Conversations: state, and where `ended`/`transferred` events go (`None`: the routes
-    /// answer 404).
+    /// Conversations: their store, and where `ended`/`transferred` events go (`None`: the
+    /// routes answer 404).
     pub conversations: Option<Sweep>,
     /// Sends test deliveries (`None`: `/test` answers 404).
     pub sender: Option<Arc<dyn HttpSender>>,
@@ -241,7 +241,7 @@ impl Admin {
         }
     }
 
-    /// The same API with the conversation routes, over `sweep`'s state and event sink.
+    /// The same API with the conversation routes, over `sweep`'s conversations and event sink.
     pub fn with_conversations(self, sweep: Sweep) -> Self {
         Self {
             conversations: Some(sweep),

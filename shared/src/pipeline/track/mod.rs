@@ -170,7 +170,7 @@ pub struct TrackConfig {
     /// Until when an item may have been recorded under its dedup key without the source id in
     /// front (keys before 2026-11-30 had none): until then, an item whose outbox is not found
     /// is looked up under that key too. `None`: no such items (new installations, tests). See
-    /// [`State::source_scoped_dedup_since`].
+    /// [`state::Statuses::source_scoped_dedup_since`].
     pub legacy_keys_until: Option<DateTime<Utc>>,
 }
 
@@ -511,6 +511,7 @@ impl Track {
                 .unwrap_or_else(|| MessageStatus::Other("unknown".into()));
             let conversation_id = match self
                 .state
+                .statuses
                 .advance_status(&source, &message.id, &status, &by, now)
                 .await?
             {
@@ -529,11 +530,12 @@ impl Track {
             event.data.conversation = match conversation_id {
                 Some(id) => self
                     .state
+                    .conversations
                     .conversation(id, now)
                     .await?
                     .map(|d| d.conversation),
                 None => match &conversation_key {
-                    Some(k) => self.state.active_conversation(k, now).await?,
+                    Some(k) => self.state.conversations.active_conversation(k, now).await?,
                     None => None,
                 },
             };
@@ -560,6 +562,7 @@ impl Track {
             ended,
         } = self
             .state
+            .conversations
             .record_activity(
                 &conversation_key,
                 &source,
@@ -577,6 +580,7 @@ impl Track {
         // (a status attaches it), a customer's are not (nothing would read the link).
         if message.direction == crate::model::Direction::Outbound {
             self.state
+                .statuses
                 .link_message(
                     &source,
                     &message.id,
@@ -619,6 +623,7 @@ impl Track {
     ) -> Result<Option<InboundEvent>, TrackError> {
         let (event_type, body) = match self
             .state
+            .contacts
             .upsert_contact(&event.data.source, customer, profile, &event.dedup_key, now)
             .await?
         {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
-use super::state::State;
+use super::state::{ConversationSettings, State};
 use super::*;
 use crate::ids::SourceId;
 use crate::model::Provider;
@@ -40,14 +40,17 @@ fn world() -> World {
     });
     let track = Track {
         blobs: faulty_blobs.clone(),
-        state: State {
-            docs: Arc::new(FaultyDocs {
+        state: State::new(
+            Arc::new(FaultyDocs {
                 inner: Arc::new(MemoryDocumentStore::new()),
                 layer: faults.clone(),
             }),
-            message_ttl: Duration::from_secs(30 * 86400),
-            recent_messages: 3,
-        },
+            ConversationSettings {
+                idle: Duration::from_secs(24 * 3600),
+                message_ttl: Duration::from_secs(30 * 86400),
+                recent_messages: 3,
+            },
+        ),
         sink: Arc::new(QueueSink {
             buffer: Arc::new(FaultyQueue {
                 inner: buffer.clone(),
@@ -362,7 +365,7 @@ async fn a_message_arriving_while_another_opens_the_conversation_joins_it() {
     });
     let w = world();
     let mut track = w.track.clone();
-    track.state.docs = docs.clone();
+    track.state = State::new(docs.clone(), track.state.conversations.settings);
     let track = Arc::new(track);
     let first = {
         let track = track.clone();

@@ -6,12 +6,11 @@
 //! dies halfway leaves it listed, and the next sweep hands on the same event again.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
 use super::EventSink;
-use super::state::{ConversationDoc, State, StateError};
+use super::state::{ConversationDoc, Conversations, StateError};
 use crate::ids::ConversationId;
 use crate::model::{ConversationBody, EndReason, EventBody, EventData, EventType, InboundEvent};
 use crate::ports::BackendError;
@@ -19,12 +18,10 @@ use crate::ports::BackendError;
 /// The sweep with its ports.
 #[derive(Debug, Clone)]
 pub struct Sweep {
-    /// Conversations.
-    pub state: State,
+    /// Conversations (their settings say after how long idle they end).
+    pub conversations: Conversations,
     /// Where `ended` events go.
     pub sink: Arc<dyn EventSink>,
-    /// Inactivity after which a conversation ends.
-    pub idle: Duration,
     /// Conversations handled per page (a run goes on until nothing is due).
     pub page: usize,
 }
@@ -66,15 +63,15 @@ impl Sweep {
     /// Ends every conversation idle at `now` and hands on pending `ended` events; returns how
     /// many events were handed on.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<usize, SweepError> {
-        let cutoff =
-            now - chrono::Duration::from_std(self.idle).unwrap_or(chrono::Duration::days(1));
+        let idle = self.conversations.settings.idle;
+        let cutoff = now - chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::days(1));
         let mut handed_on = 0;
         // Conversations listed but active since (later in the cutoff's minute, or revived
         // while the index lags) stay listed: page past them.
         let mut after: Option<String> = None;
         loop {
             let due = self
-                .state
+                .conversations
                 .due(cutoff, after.as_deref(), self.page, now)
                 .await?;
             if due.idle.is_empty() && due.ending.is_empty() {
@@ -84,7 +81,7 @@ impl Sweep {
             let mut ended = due.ending;
             for id in due.idle {
                 if let Some(doc) = self
-                    .state
+                    .conversations
                     .end_conversation(id, EndReason::Inactivity, Some(cutoff), now)
                     .await?
                 {
@@ -102,7 +99,11 @@ impl Sweep {
         reason: EndReason,
         now: DateTime<Utc>,
     ) -> Result<bool, SweepError> {
-        match self.state.end_conversation(id, reason, None, now).await? {
+        match self
+            .conversations
+            .end_conversation(id, reason, None, now)
+            .await?
+        {
             Some(doc) => {
                 self.hand_off(&[doc], now).await?;
                 Ok(true)
@@ -122,7 +123,7 @@ impl Sweep {
         let events: Vec<InboundEvent> = ended.iter().map(|d| ended_event(d, now)).collect();
         self.sink.emit(&events, now).await?;
         for doc in ended {
-            self.state
+            self.conversations
                 .ended_handed_off(doc.conversation.id, now)
                 .await?;
         }

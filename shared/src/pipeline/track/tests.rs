@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
-use super::state::State;
+use super::state::{ConversationSettings, State};
 use super::sweep::Sweep;
 use super::*;
 use crate::ids::SourceId;
@@ -34,11 +34,14 @@ fn world() -> World {
     let outbound = Arc::new(MemoryQueue::new("outbound"));
     let blobs = Arc::new(MemoryBlobStore::new());
     let docs = Arc::new(MemoryDocumentStore::new());
-    let state = State {
-        docs: docs.clone(),
-        message_ttl: Duration::from_secs(30 * 86400),
-        recent_messages: 3,
-    };
+    let state = State::new(
+        docs.clone(),
+        ConversationSettings {
+            idle: Duration::from_secs(24 * 3600),
+            message_ttl: Duration::from_secs(30 * 86400),
+            recent_messages: 3,
+        },
+    );
     let sink: Arc<dyn EventSink> = Arc::new(QueueSink {
         buffer: buffer.clone(),
         outbound: outbound.clone(),
@@ -52,9 +55,8 @@ fn world() -> World {
         config: TrackConfig::default(),
     };
     let sweep = Sweep {
-        state,
+        conversations: state.conversations,
         sink,
-        idle: Duration::from_secs(24 * 3600),
         page: 2,
     };
     World {
@@ -611,7 +613,7 @@ async fn conversations_spread_over_index_shards_and_unsharded_entries_are_still_
     assert!(used >= 8, "20 conversations in {used} partitions");
 
     // One conversation as a version before sharding wrote it: in the unsharded partition.
-    let state = &w.sweep.state;
+    let state = &w.sweep.conversations;
     let page = state
         .list_conversations(false, None, None, 100, at(30))
         .await
@@ -848,6 +850,7 @@ async fn an_item_recorded_before_keys_were_scoped_by_source_stays_a_duplicate_un
     let since = w
         .track
         .state
+        .statuses
         .source_scoped_dedup_since(at(0))
         .await
         .unwrap();
@@ -855,6 +858,7 @@ async fn an_item_recorded_before_keys_were_scoped_by_source_stays_a_duplicate_un
     assert_eq!(
         w.track
             .state
+            .statuses
             .source_scoped_dedup_since(at(50))
             .await
             .unwrap(),

@@ -1,33 +1,24 @@
-//! The track stage's state over the [`DocumentStore`]: message statuses, contacts and
-//! conversations, each written with optimistic concurrency (read, decide, write if the version
-//! is unchanged, else read again).
-//!
-//! Document keys: `msg#{source}#{message id}` (status and conversation of one message),
-//! `contact#{contact id}`, `conv-active#{conversation key}` (pointer to the open conversation),
-//! `conv#{conversation id}` (the conversation; indexed in `conv-active` by last activity while
-//! open, in `conv-ending` while its `ended` event is being handed off).
-//!
-//! Replays: every change made on behalf of a tracked item records that item's dedup key (`by`):
-//! the status moves it made with the status before, the contact changes with the profile before,
-//! the conversation it opened or ended, a digest among the latest items applied to a
-//! conversation. A retry of the item after any failure (a crash, a write that applied and still
-//! reported an error) finds its own mark and gets the outcome the first attempt got, instead of
-//! "stale", "unchanged" or a counter applied twice.
+//! Conversations over the [`DocumentStore`]: `conv-active#{conversation key}` points at the
+//! open (or last) conversation of a customer, `conv#{conversation id}` holds the conversation,
+//! indexed in `conv-active` by last activity while open, in `conv-ending` while its `ended` event
+//! is being handed off and in `conv-ended` after. Each message recorded, conversation opened or
+//! ended on behalf of an item is marked with it, so a replay gets the outcome the first attempt
+//! got and counts nothing twice.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::common::{ROUNDS, StateError, after, decode, remember, save};
 use crate::ids::{ConversationId, EventId};
 use crate::model::{
-    Contact, ContactProfile, Conversation, ConversationContext, ConversationStatus, Direction,
-    EndReason, MessageStatus, MessageSummary, SourceInfo,
+    ContactProfile, Conversation, ConversationContext, ConversationStatus, Direction, EndReason,
+    MessageSummary, SourceInfo,
 };
-use crate::ports::{BackendError, DocumentStore, DocumentWrite, IndexEntry, Versioned};
+use crate::ports::{DocumentStore, DocumentWrite, IndexEntry, Versioned};
 
 /// Index list of open conversations, ordered by last activity.
 pub const ACTIVE: &str = "conv-active";
@@ -50,116 +41,47 @@ fn partition_of(base: &str, id: &ConversationId) -> String {
 fn partitions(base: &str) -> Vec<String> {
     crate::ports::sharded_partitions(base, CONVERSATION_SHARDS)
 }
-/// Optimistic-concurrency rounds before giving up (the caller retries the whole item later).
-const ROUNDS: usize = 8;
-
-/// Marks of the latest items kept per message status and per contact: more than a message has
-/// statuses, more than a contact changes while one item is retried.
-const MARKS: usize = 8;
 
 /// Digests of the latest items applied to a conversation: a retry comes within the queue's
 /// visibility timeout, so only a conversation with more messages than this in that time could
 /// count one twice.
 const APPLIED: usize = 32;
 
-/// A change made on behalf of item `by`, with what was there before it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Mark<T> {
-    by: String,
-    before: T,
-}
-
-/// Appends `mark`, keeping the latest `keep`.
-fn remember<T>(marks: &mut Vec<T>, mark: T, keep: usize) {
-    marks.push(mark);
-    let excess = marks.len().saturating_sub(keep);
-    marks.drain(..excess);
-}
-
 /// A short digest of an item key (48 bits: a false match needs one in 2^48 among 32).
 fn digest(by: &str) -> String {
     hex::encode(&Sha256::digest(by.as_bytes())[..6])
 }
 
-/// A state operation lost every round to concurrent writers, or the backend failed.
-#[derive(Debug, thiserror::Error)]
-pub enum StateError {
-    /// Other writers kept changing the same document.
-    #[error("document {0} kept changing under concurrent writers")]
-    Contention(String),
-    /// The store failed.
-    #[error(transparent)]
-    Backend(#[from] BackendError),
-    /// A stored document did not decode.
-    #[error("stored document {key} is not valid: {reason}")]
-    Corrupt {
-        /// The document key.
-        key: String,
-        /// Why.
-        reason: String,
-    },
-}
-
-impl StateError {
-    /// Whether retrying the item later may succeed.
-    pub fn is_retryable(&self) -> bool {
-        match self {
-            Self::Contention(_) => true,
-            Self::Backend(e) => e.is_retryable(),
-            Self::Corrupt { .. } => false,
-        }
-    }
-}
-
-fn decode<T: for<'de> Deserialize<'de>>(key: &str, doc: &Versioned) -> Result<T, StateError> {
-    serde_json::from_value(doc.body.clone()).map_err(|e| StateError::Corrupt {
-        key: key.to_owned(),
-        reason: crate::json_error(&e),
-    })
-}
-
-fn encode<T: Serialize>(key: &str, value: &T) -> Result<Value, StateError> {
-    serde_json::to_value(value).map_err(|e| StateError::Corrupt {
-        key: key.to_owned(),
-        reason: e.to_string(),
-    })
-}
-
-fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
-    now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
-}
-
-/// The state of the track stage.
-#[derive(Debug, Clone)]
-pub struct State {
-    /// Where everything is kept.
-    pub docs: Arc<dyn DocumentStore>,
-    /// How long message status documents live.
+/// How conversations are kept, read alike by every function that writes them (track, sweep,
+/// admin), so they agree on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConversationSettings {
+    /// `CONVERSATION_IDLE_HOURS` (default 24): inactivity after which a conversation ends.
+    pub idle: Duration,
+    /// `MESSAGE_TTL_DAYS` (default 30): how long statuses and conversations are remembered.
     pub message_ttl: Duration,
-    /// Messages kept in a conversation's `recent_messages`.
+    /// `RECENT_MESSAGES` (default 5): messages kept in a conversation's context.
     pub recent_messages: usize,
 }
 
-/// What is known of one message.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-struct MessageDoc {
-    #[serde(default)]
-    status: Option<MessageStatus>,
-    #[serde(default)]
-    conversation_id: Option<ConversationId>,
-    /// The items that moved the status, each with the status before.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    advanced_by: Vec<Mark<Option<MessageStatus>>>,
+impl ConversationSettings {
+    /// The environment variables the functions read them from (`Env::conversations` in the
+    /// AWS adapters).
+    pub const VARIABLES: [&'static str; 3] = [
+        "CONVERSATION_IDLE_HOURS",
+        "MESSAGE_TTL_DAYS",
+        "RECENT_MESSAGES",
+    ];
 }
 
-/// A contact as stored: the public object and the items that created or changed it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct ContactDoc {
-    #[serde(flatten)]
-    contact: Contact,
-    /// Each with the profile before (none: it created the contact).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    changed_by: Vec<Mark<Option<ContactProfile>>>,
+/// The conversation store.
+#[derive(Debug, Clone)]
+pub struct Conversations {
+    /// Where conversations, their pointers and their index entries are kept.
+    pub docs: Arc<dyn DocumentStore>,
+    /// How they are kept (`recent_messages` bounds their context; the sweep ends them after
+    /// `idle`).
+    pub settings: ConversationSettings,
 }
 
 /// What `conv-active#{key}` holds: the open (or last) conversation of the key, and the one it
@@ -198,33 +120,6 @@ impl Pointer {
             Self::Full { at, .. } => *at,
             Self::Bare(_) => None,
         }
-    }
-}
-
-/// The outcome of [`State::advance_status`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum StatusChange {
-    /// The status moved forward (from `previous`); emit the event.
-    Advanced {
-        /// The status before.
-        previous: Option<MessageStatus>,
-        /// The conversation the message belongs to, if known.
-        conversation_id: Option<ConversationId>,
-    },
-    /// The status is not newer than what is recorded (late, duplicate or after a terminal one).
-    Stale {
-        /// The recorded status.
-        current: MessageStatus,
-    },
-}
-
-/// Whether `next` moves a message on from `current`: ranks only go up (`sent < delivered <
-/// read`, `played` ranks with `read`); `failed`/`deleted` are terminal; unknown statuses always
-/// pass (they carry no order).
-pub fn moves_forward(current: Option<&MessageStatus>, next: &MessageStatus) -> bool {
-    match (current.and_then(MessageStatus::rank), next.rank()) {
-        (_, None) | (None, _) => true,
-        (Some(c), Some(n)) => n > c,
     }
 }
 
@@ -278,7 +173,7 @@ pub struct ConversationDoc {
     pub applied: Vec<String>,
 }
 
-/// One message as [`State::record_activity`] sees it.
+/// One message as [`Conversations::record_activity`] sees it.
 #[derive(Debug, Clone, Copy)]
 pub struct MessageActivity<'a> {
     /// The customer's profile from the message.
@@ -289,7 +184,7 @@ pub struct MessageActivity<'a> {
     pub at: DateTime<Utc>,
 }
 
-/// The outcome of [`State::record_activity`].
+/// The outcome of [`Conversations::record_activity`].
 #[derive(Debug, Clone)]
 pub struct Activity {
     /// The conversation the message now belongs to.
@@ -298,28 +193,6 @@ pub struct Activity {
     pub created: bool,
     /// The previous conversation, ended here because it had been idle too long.
     pub ended: Option<ConversationDoc>,
-}
-
-/// The outcome of [`State::upsert_contact`].
-#[derive(Debug, Clone, PartialEq)]
-pub enum ContactChange {
-    /// First sight.
-    Created(Contact),
-    /// The profile changed.
-    Updated {
-        /// The contact now.
-        contact: Contact,
-        /// The profile before.
-        previous: ContactProfile,
-    },
-    /// Nothing new.
-    Unchanged(Contact),
-}
-
-/// A stable contact id per source and customer.
-pub fn contact_id(source: &SourceInfo, customer: &str) -> String {
-    let digest = Sha256::digest(format!("{}|{customer}", source.id).as_bytes());
-    format!("ctc_{}", hex::encode(&digest[..12]))
 }
 
 /// Where an open conversation sits in the activity index: by the minute of its last activity.
@@ -347,7 +220,7 @@ pub fn idle_bound(cutoff: DateTime<Utc>) -> String {
     format!("{}#~", minute(cutoff))
 }
 
-/// What the sweep has to do (see [`State::due`]).
+/// What the sweep has to do (see [`Conversations::due`]).
 #[derive(Debug, Clone)]
 pub struct DueConversations {
     /// Open conversations that may be idle.
@@ -394,212 +267,7 @@ pub fn activity_bound(cutoff: DateTime<Utc>) -> String {
     format!("{}#~", cutoff.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-impl State {
-    /// Writes `value` under `key` if its version is still `expected` (see [`DocumentStore::put`]).
-    async fn write<T: Serialize>(
-        &self,
-        key: &str,
-        value: &T,
-        w: DocumentWrite<'_>,
-    ) -> Result<bool, StateError> {
-        Ok(self.docs.put(key, &encode(key, value)?, w).await?)
-    }
-
-    /// Applies `change` to the message document of `message_id` (created empty if absent) and
-    /// writes it if `change` returns a result to keep; retries on concurrent writes.
-    async fn update_message<R>(
-        &self,
-        source: &SourceInfo,
-        message_id: &str,
-        now: DateTime<Utc>,
-        change: impl Fn(&mut MessageDoc) -> Result<R, R>,
-    ) -> Result<R, StateError> {
-        let key = format!("msg#{}#{message_id}", source.id);
-        for _ in 0..ROUNDS {
-            let stored = self.docs.get(&key, now).await?;
-            let mut doc: MessageDoc = stored
-                .as_ref()
-                .map(|d| decode(&key, d))
-                .transpose()?
-                .unwrap_or_default();
-            let result = match change(&mut doc) {
-                Ok(keep) => keep,
-                Err(unchanged) => return Ok(unchanged),
-            };
-            let write = DocumentWrite::new(stored.map(|d| d.version), now)
-                .expiring(after(now, self.message_ttl));
-            if self.write(&key, &doc, write).await? {
-                return Ok(result);
-            }
-        }
-        Err(StateError::Contention(key))
-    }
-
-    /// Since when this installation scopes dedup keys by source id: the time recorded by the
-    /// first track that asked (now, if none did). Items recorded before may be remembered under
-    /// their unscoped keys until [`super::TrackConfig::legacy_window`] of it.
-    pub async fn source_scoped_dedup_since(
-        &self,
-        now: DateTime<Utc>,
-    ) -> Result<DateTime<Utc>, StateError> {
-        const KEY: &str = "dedup-scheme";
-        for _ in 0..ROUNDS {
-            if let Some(doc) = self.docs.get(KEY, now).await? {
-                return doc
-                    .body
-                    .get("source_scoped_since")
-                    .and_then(Value::as_str)
-                    .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-                    .map(|t| t.with_timezone(&Utc))
-                    .ok_or_else(|| StateError::Corrupt {
-                        key: KEY.into(),
-                        reason: "no source_scoped_since time".into(),
-                    });
-            }
-            let body = serde_json::json!({
-                "source_scoped_since": now.to_rfc3339_opts(SecondsFormat::Millis, true)
-            });
-            if self
-                .docs
-                .put(KEY, &body, DocumentWrite::new(None, now))
-                .await?
-            {
-                return Ok(now);
-            }
-        }
-        Err(StateError::Contention(KEY.into()))
-    }
-
-    /// Moves `message_id`'s status to `status` if that is forward, on behalf of item `by` (a
-    /// replay of an item that moved it gets the same answer again).
-    pub async fn advance_status(
-        &self,
-        source: &SourceInfo,
-        message_id: &str,
-        status: &MessageStatus,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<StatusChange, StateError> {
-        self.update_message(source, message_id, now, |doc| {
-            if let Some(mark) = doc.advanced_by.iter().find(|m| m.by == by) {
-                return Err(StatusChange::Advanced {
-                    previous: mark.before.clone(),
-                    conversation_id: doc.conversation_id,
-                });
-            }
-            if !moves_forward(doc.status.as_ref(), status) {
-                let current = doc.status.clone().unwrap_or_else(|| status.clone());
-                return Err(StatusChange::Stale { current });
-            }
-            let previous = doc.status.replace(status.clone());
-            let mark = Mark {
-                by: by.to_owned(),
-                before: previous.clone(),
-            };
-            remember(&mut doc.advanced_by, mark, MARKS);
-            Ok(StatusChange::Advanced {
-                previous,
-                conversation_id: doc.conversation_id,
-            })
-        })
-        .await
-    }
-
-    /// Records which conversation a message belongs to (and its status, for outbound messages).
-    pub async fn link_message(
-        &self,
-        source: &SourceInfo,
-        message_id: &str,
-        conversation_id: ConversationId,
-        status: Option<&MessageStatus>,
-        now: DateTime<Utc>,
-    ) -> Result<(), StateError> {
-        self.update_message(source, message_id, now, |doc| {
-            doc.conversation_id = Some(conversation_id);
-            if let Some(s) = status.filter(|s| moves_forward(doc.status.as_ref(), s)) {
-                doc.status = Some(s.clone());
-            }
-            Ok(())
-        })
-        .await
-    }
-
-    /// Creates or updates the contact for `customer` on behalf of item `by`, reporting what
-    /// changed: a field counts as changed when the provider sent it and it differs; fields not
-    /// sent keep their value. A replay of an item that created or changed it gets the same
-    /// answer again.
-    pub async fn upsert_contact(
-        &self,
-        source: &SourceInfo,
-        customer: &str,
-        profile: &ContactProfile,
-        by: &str,
-        now: DateTime<Utc>,
-    ) -> Result<ContactChange, StateError> {
-        let id = contact_id(source, customer);
-        let key = format!("contact#{id}");
-        for _ in 0..ROUNDS {
-            let stored = self.docs.get(&key, now).await?;
-            let (change, doc, expected) = match &stored {
-                None => {
-                    let contact = Contact {
-                        id: id.clone(),
-                        profile: profile.clone(),
-                        created_at: now,
-                        updated_at: now,
-                    };
-                    let doc = ContactDoc {
-                        contact: contact.clone(),
-                        changed_by: vec![Mark {
-                            by: by.to_owned(),
-                            before: None,
-                        }],
-                    };
-                    (ContactChange::Created(contact), doc, None)
-                }
-                Some(versioned) => {
-                    let mut doc: ContactDoc = decode(&key, versioned)?;
-                    if let Some(mark) = doc.changed_by.iter().find(|m| m.by == by) {
-                        return Ok(match &mark.before {
-                            None => ContactChange::Created(doc.contact),
-                            Some(previous) => ContactChange::Updated {
-                                previous: previous.clone(),
-                                contact: doc.contact,
-                            },
-                        });
-                    }
-                    let previous = doc.contact.profile.clone();
-                    let merged = ContactProfile {
-                        wa_id: profile.wa_id.clone().or(previous.wa_id.clone()),
-                        user_id: profile.user_id.clone().or(previous.user_id.clone()),
-                        username: profile.username.clone().or(previous.username.clone()),
-                        name: profile.name.clone().or(previous.name.clone()),
-                    };
-                    if merged == previous {
-                        return Ok(ContactChange::Unchanged(doc.contact));
-                    }
-                    doc.contact.profile = merged;
-                    doc.contact.updated_at = now;
-                    let mark = Mark {
-                        by: by.to_owned(),
-                        before: Some(previous.clone()),
-                    };
-                    remember(&mut doc.changed_by, mark, MARKS);
-                    let change = ContactChange::Updated {
-                        contact: doc.contact.clone(),
-                        previous,
-                    };
-                    (change, doc, Some(versioned.version))
-                }
-            };
-            let write = DocumentWrite::new(expected, now);
-            if self.write(&key, &doc, write).await? {
-                return Ok(change);
-            }
-        }
-        Err(StateError::Contention(key))
-    }
-
+impl Conversations {
     /// The conversation with this id.
     pub async fn conversation(
         &self,
@@ -690,7 +358,7 @@ impl State {
                             remember(&mut stored.applied, mark.clone(), APPLIED);
                             let entry = active_entry(&stored.conversation);
                             let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
-                            if self.write(&conv_key, &stored, write).await? {
+                            if save(self.docs.as_ref(), &conv_key, &stored, write).await? {
                                 return Ok(Activity {
                                     conversation: stored.conversation,
                                     created: false,
@@ -737,17 +405,17 @@ impl State {
             // No open conversation: claim the pointer for a new one, then write it.
             let id = ConversationId::new();
             let write = DocumentWrite::new(pointer.as_ref().map(|p| p.version), now);
-            if !self
-                .write(
-                    &pointer_key,
-                    &Pointer::Full {
-                        id,
-                        replaced,
-                        at: Some(now),
-                    },
-                    write,
-                )
-                .await?
+            if !save(
+                self.docs.as_ref(),
+                &pointer_key,
+                &Pointer::Full {
+                    id,
+                    replaced,
+                    at: Some(now),
+                },
+                write,
+            )
+            .await?
             {
                 continue;
             }
@@ -781,7 +449,7 @@ impl State {
             let conv_key = format!("conv#{id}");
             let entry = active_entry(&stored.conversation);
             let write = DocumentWrite::new(None, now).indexed(&entry);
-            if self.write(&conv_key, &stored, write).await? {
+            if save(self.docs.as_ref(), &conv_key, &stored, write).await? {
                 return Ok(Activity {
                     conversation: stored.conversation,
                     created: true,
@@ -829,8 +497,7 @@ impl State {
         stored.ended_by = by.map(str::to_owned);
         let entry = index_entry(&stored);
         let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
-        Ok(self
-            .write(conv_key, &stored, write)
+        Ok(save(self.docs.as_ref(), conv_key, &stored, write)
             .await?
             .then_some(stored))
     }
@@ -879,7 +546,7 @@ impl State {
             stored.ended_handed_off = true;
             let entry = index_entry(&stored);
             let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
-            if self.write(&conv_key, &stored, write).await? {
+            if save(self.docs.as_ref(), &conv_key, &stored, write).await? {
                 return Ok(());
             }
         }
@@ -903,7 +570,7 @@ impl State {
             change(&mut stored);
             let entry = index_entry(&stored);
             let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
-            if self.write(&conv_key, &stored, write).await? {
+            if save(self.docs.as_ref(), &conv_key, &stored, write).await? {
                 return Ok(Some(stored));
             }
         }
@@ -1017,7 +684,9 @@ impl State {
         let recent = &mut c.context.recent_messages;
         recent.push(summary.clone());
         recent.sort_by_key(|m| m.timestamp);
-        let excess = recent.len().saturating_sub(self.recent_messages.max(1));
+        let excess = recent
+            .len()
+            .saturating_sub(self.settings.recent_messages.max(1));
         recent.drain(..excess);
         c.context.summary = Some(summary_line(c));
     }
