@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_adapters::http::ReqwestSender;
 use chrono::Utc;
-use deliver::http::ReqwestSender;
 use serde_json::Value;
 use shared::admin::Admin;
 use shared::delivery::endpoints::Endpoint;

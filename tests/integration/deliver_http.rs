@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_adapters::http::ReqwestSender;
 use chrono::Utc;
-use deliver::http::ReqwestSender;
 use serde_json::json;
 use shared::delivery::deliver::{
     Deliver, DeliverConfig, DeliverOutcome, HttpError, HttpRequest, HttpSender,

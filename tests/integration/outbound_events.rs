@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use aws_adapters::http::ReqwestSender;
 use aws_lambda_events::sqs::SqsEvent;
 use chrono::Utc;
-use deliver::http::ReqwestSender;
 use shared::delivery::deliver::Deliver;
 use shared::delivery::endpoints::{Endpoint, Endpoints};
 use shared::delivery::fanout::Fanout;
@@ -112,7 +112,7 @@ async fn the_deliver_fixture_posts_the_task_body_signed() {
 
 #[tokio::test]
 async fn the_buffer_fixture_appends_the_message_and_its_timer_waits_for_the_window() {
-    use shared::pipeline::buffer::Buffer;
+    use shared::delivery::buffer::Buffer;
     let env = env_of("BufferFunction");
     let config = buffer::Config::from_lookup(|k| env.get(k).cloned()).unwrap();
     let secret = EndpointSecret::from_key(&[4; 32]).unwrap();

@@ -26,7 +26,7 @@ async fn main() -> Result<(), Error> {
         clients.dynamodb.clone(),
         &config.table_name,
     ));
-    let sender = deliver::http::ReqwestSender::new(config.admin.network)?;
+    let sender = aws_adapters::http::ReqwestSender::new(config.admin.network)?;
     let admin = Admin::new(
         docs,
         blobs,

@@ -1,13 +1,15 @@
-//! AWS adapters for the ports in `shared::ports`: [`SqsQueue`], [`DynamoDocumentStore`],
-//! [`DynamoBlobStore`], plus client construction and resource provisioning.
+//! The adapters for the ports in `shared`: [`SqsQueue`], [`DynamoDocumentStore`],
+//! [`DynamoBlobStore`], the HTTP sender of deliveries ([`http::ReqwestSender`]), plus client
+//! construction and resource provisioning.
 //!
-//! Owns: every AWS SDK call wagate makes, and the mapping of SDK errors to
-//! [`shared::ports::BackendError`] (retryable or not). Must not: hold pipeline logic.
+//! Owns: every AWS SDK call and every outbound HTTP request wagate makes, and the mapping of SDK
+//! errors to [`shared::ports::BackendError`] (retryable or not). Must not: hold pipeline logic.
 //! Clients honour `AWS_ENDPOINT_URL`, so pointing them at moto needs no special code path.
 
 mod dynamo;
 pub mod env;
 mod error;
+pub mod http;
 pub mod lambda;
 pub mod provision;
 pub mod secrets;

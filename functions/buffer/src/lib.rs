@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use shared::pipeline::buffer::{Buffer, BufferConfig, MAX_BATCH_SIZE};
+use shared::delivery::buffer::{Buffer, BufferConfig, MAX_BATCH_SIZE};
 
 /// Everything the buffer function needs.
 #[derive(Debug, Clone)]

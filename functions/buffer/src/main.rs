@@ -5,9 +5,9 @@ use std::sync::Arc;
 use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use aws_lambda_events::sqs::SqsEvent;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
+use shared::delivery::buffer::Buffer;
 use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
-use shared::pipeline::buffer::Buffer;
 use shared::ports::cache::ReadCache;
 
 #[tokio::main]

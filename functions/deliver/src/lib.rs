@@ -1,7 +1,5 @@
 //! The deliver function as a library: configuration, the reqwest sender, and the SQS handler.
 
-pub mod http;
-
 use aws_adapters::env::{ConfigError, Env};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::delivery::deliver::{Deliver, DeliverConfig};

@@ -3,9 +3,9 @@
 
 use std::sync::Arc;
 
+use aws_adapters::http::ReqwestSender;
 use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use aws_lambda_events::sqs::SqsEvent;
-use deliver::http::ReqwestSender;
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 use shared::delivery::deliver::Deliver;
 use shared::delivery::endpoints::Endpoints;

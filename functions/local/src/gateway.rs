@@ -10,11 +10,11 @@ use std::time::Duration;
 use anyhow::Context;
 use aws_adapters::env::Env;
 use shared::admin::Admin;
+use shared::delivery::buffer::Buffer;
 use shared::delivery::deliver::Deliver;
 use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
 use shared::delivery::ssrf::NetworkPolicy;
-use shared::pipeline::buffer::Buffer;
 use shared::pipeline::ingest::{Ingest, IngestConfig};
 use shared::pipeline::track::state::{Conversations, State};
 use shared::pipeline::track::sweep::Sweep;
@@ -166,7 +166,7 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
         docs: stores.docs.clone(),
         http: Arc::new(CountingSender {
             inner: Arc::new(
-                deliver::http::ReqwestSender::new(deliver_config.network)
+                aws_adapters::http::ReqwestSender::new(deliver_config.network)
                     .context("building the HTTP client")?,
             ),
             stats: stats.clone(),
@@ -204,7 +204,7 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
             )
             .with_conversations(sweep.clone())
             .with_sender(Arc::new(
-                deliver::http::ReqwestSender::new(NetworkPolicy::AllowLoopback)
+                aws_adapters::http::ReqwestSender::new(NetworkPolicy::AllowLoopback)
                     .context("building the HTTP client")?,
             )),
         )

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use shared::delivery::buffer::Buffer;
 use shared::delivery::deliver::Deliver;
 use shared::delivery::fanout::Fanout;
-use shared::pipeline::buffer::Buffer;
 use shared::pipeline::track::Track;
 use shared::ports::codec::Record;
 use shared::ports::{Queue, ReceivedMessage, limits};

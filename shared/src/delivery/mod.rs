@@ -1,6 +1,8 @@
-//! The outbound half: endpoints and their filters, what may be called (SSRF guard), and how a
-//! delivery is signed and retried.
+//! The outbound half: per-conversation buffering, fan-out to endpoints and their filters, what may
+//! be called (SSRF guard), and how a delivery is signed and retried. It may use `pipeline` (the
+//! buffer reads track's outbox); `pipeline` never uses it.
 
+pub mod buffer;
 pub mod deliver;
 pub mod endpoints;
 pub mod fanout;

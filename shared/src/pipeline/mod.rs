@@ -1,6 +1,5 @@
-//! The pipeline stages as pure async functions over the ports, shared by the Lambda functions and
-//! the local process.
+//! The inbound stages (ingest, track) as pure async functions over the ports, shared by the Lambda
+//! functions and the local process. Nothing here uses `delivery` (the outbound half).
 
-pub mod buffer;
 pub mod ingest;
 pub mod track;

@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 use serde::{Deserialize, Serialize};
 
-use crate::delivery::fanout::Fanout;
+use super::fanout::Fanout;
 use crate::ids::EventId;
 use crate::model::InboundEvent;
 use crate::pipeline::track::{StagedEvent, TrackError, staged_events};
