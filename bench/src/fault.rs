@@ -593,14 +593,14 @@ async fn dead_lettered(stores: &Stores) -> anyhow::Result<HashMap<String, u32>> 
     Ok(out)
 }
 
-/// The gateway binary the run starts as a child: `wagate-local`, next to this executable (cargo
-/// builds both into the same directory).
+/// The gateway binary the run starts as a child: `wagate`, next to this executable (cargo builds
+/// both into the same directory).
 fn gateway_binary() -> anyhow::Result<std::path::PathBuf> {
     let exe = std::env::current_exe().context("locating wagate-bench")?;
-    let path = exe.with_file_name("wagate-local");
+    let path = exe.with_file_name("wagate");
     anyhow::ensure!(
         path.is_file(),
-        "{} is missing: cargo build -p wagate-local (same profile as wagate-bench)",
+        "{} is missing: cargo build -p wagate-local (the same profile as wagate-bench)",
         path.display()
     );
     Ok(path)

@@ -8,6 +8,7 @@
 )]
 
 mod admin_events;
+mod cli;
 mod contract;
 mod deliver_http;
 mod e2e;

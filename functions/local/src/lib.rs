@@ -7,11 +7,13 @@
 //! pipeline logic; the stages are the ones in `shared`, configured by the functions' `Config`
 //! types from the same variable names as the Lambdas.
 
+pub mod api;
 pub mod backend;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod gateway;
+pub mod manage;
 pub mod poller;
 pub mod receiver;
 pub mod sample;

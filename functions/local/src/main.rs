@@ -1,11 +1,17 @@
-//! `wagate-local`: the whole wagate pipeline on one machine, and the tools around it.
+//! `wagate`: the whole wagate pipeline on one machine, and the client of any gateway's
+//! management API.
 //!
 //! ```text
-//! wagate-local                       # serve: every stage + the demo receiver, embedded backend
-//! wagate-local serve --backend aws --endpoint-url http://127.0.0.1:5000 --create
-//! wagate-local receive               # the verifying demo receiver alone
-//! wagate-local sign --source meta-demo payload.json
-//! wagate-local send --source waha-demo payload.json
+//! wagate                             # serve: every stage + the demo receiver, embedded backend
+//! wagate serve --backend aws --endpoint-url http://127.0.0.1:5000 --create
+//! wagate receive                     # the verifying demo receiver alone
+//! wagate sign --source meta-demo payload.json
+//! wagate send --source waha-demo payload.json
+//! wagate endpoints list              # /v1 of --url (WAGATE_URL) with --api-key (WAGATE_API_KEY)
+//! wagate endpoints apply endpoints.json
+//! wagate deliveries list --status dead --endpoint-id ep_…
+//! wagate dlq redrive --endpoint-id ep_…
+//! wagate conversations get conv_…
 //! ```
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -20,14 +26,15 @@ use wagate_local::backend::Stores;
 use wagate_local::cli::{BackendArgs, BackendKind};
 use wagate_local::config::LocalConfig;
 use wagate_local::gateway::{Gateway, Options};
+use wagate_local::manage::ManageCommand;
 use wagate_local::receiver::{Receiver, ReceiverOptions};
 use wagate_local::sample;
 
 #[derive(Parser)]
 #[command(
-    name = "wagate-local",
+    name = "wagate",
     version,
-    about = "wagate on one machine: the whole webhook pipeline in one process",
+    about = "wagate: the whole webhook pipeline on one machine, and the management API of any gateway",
     args_conflicts_with_subcommands = true
 )]
 struct Cli {
@@ -47,6 +54,8 @@ enum Command {
     Sign(SignArgs),
     /// Sign a payload file (or a generated sample) for a source and POST it to the gateway.
     Send(SendArgs),
+    #[command(flatten)]
+    Manage(ManageCommand),
 }
 
 #[derive(Args, Clone)]
@@ -192,6 +201,7 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Receive(args)) => receive(args).await,
         Some(Command::Sign(args)) => sign(&args),
         Some(Command::Send(args)) => send(args).await,
+        Some(Command::Manage(command)) => manage(&command).await,
     }
 }
 
@@ -500,6 +510,14 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+async fn manage(command: &ManageCommand) -> anyhow::Result<()> {
+    let answer = wagate_local::manage::run(command).await?;
+    if !answer.is_null() {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,7 +525,7 @@ mod tests {
     /// The fault run starts its gateway child with exactly this argument.
     #[test]
     fn the_hidden_fault_option_takes_three_comma_separated_values() {
-        let cli = Cli::try_parse_from(["wagate-local", "serve", "--inject-faults=0.05,0.05,7"])
+        let cli = Cli::try_parse_from(["wagate", "serve", "--inject-faults=0.05,0.05,7"])
             .unwrap_or_else(|e| panic!("{e}"));
         let Some(Command::Serve(args)) = cli.command else {
             panic!("serve");
