@@ -1,20 +1,16 @@
 //! The `wagate` management commands against a running local gateway: the arguments as a user
 //! types them (clap), the API client over HTTP, and what the gateway then does.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use clap::Parser;
 use serde_json::{Value, json};
 use tests::receiver::Receiver;
 use tests::wait::until_async;
-use tokio::net::TcpListener;
-use wagate_local::backend::Stores;
-use wagate_local::config::LocalConfig;
-use wagate_local::gateway::{Gateway, Options};
+use wagate_local::gateway::Gateway;
 use wagate_local::manage::{ManageCommand, run};
 
-const API_KEY: &str = "cli-admin-key-0123456789";
+use crate::e2e::{API_KEY, start_with_api};
 
 #[derive(Parser)]
 #[command(name = "wagate")]
@@ -36,25 +32,9 @@ async fn wagate(gateway: &Gateway, args: &[&str]) -> anyhow::Result<Value> {
     run(&cli.command).await
 }
 
-async fn start() -> Gateway {
-    let mut config = LocalConfig::sample().unwrap();
-    config.endpoints = Vec::new();
-    config.settings = BTreeMap::from([
-        ("ADMIN_API_KEYS".to_owned(), API_KEY.to_owned()),
-        ("BUFFER_WINDOW_SECONDS".to_owned(), "1".to_owned()),
-    ]);
-    let mut options = Options::new(config);
-    options.sweep_every = None;
-    options.batching_window = Duration::from_millis(200);
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    Gateway::start(Stores::memory(), listener, options)
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn endpoints_round_trip_through_a_file_with_masked_header_values_kept() {
-    let gateway = start().await;
+    let gateway = start_with_api(Vec::new()).await;
     let receiver = Receiver::start(Vec::new()).await;
     let dir = std::env::temp_dir().join(tests::moto::unique("cli"));
     std::fs::create_dir_all(&dir).unwrap();

@@ -808,10 +808,10 @@ async fn conversations_are_managed_through_the_api_and_their_events_delivered() 
     gateway.shutdown(Duration::from_secs(5)).await;
 }
 
-const API_KEY: &str = "e2e-admin-key-0123456789";
+pub(crate) const API_KEY: &str = "e2e-admin-key-0123456789";
 
 /// A gateway on the embedded backend with the management API on.
-async fn start_with_api(endpoints: Vec<EndpointSpec>) -> Gateway {
+pub(crate) async fn start_with_api(endpoints: Vec<EndpointSpec>) -> Gateway {
     let mut config = LocalConfig::sample().unwrap();
     config.endpoints = endpoints;
     config.settings = BTreeMap::from([
