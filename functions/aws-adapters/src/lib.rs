@@ -10,6 +10,7 @@ mod dynamo;
 pub mod env;
 mod error;
 pub mod http;
+pub mod infra;
 pub mod lambda;
 pub mod provision;
 pub mod secrets;

@@ -3,8 +3,11 @@
 use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env};
+use aws_adapters::infra::{InfraError, Infrastructure};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::delivery::buffer::{Buffer, BufferConfig, MAX_BATCH_SIZE};
+use shared::delivery::endpoints::Endpoints;
+use shared::delivery::fanout::Fanout;
 
 /// Everything the buffer function needs.
 #[derive(Debug, Clone)]
@@ -67,6 +70,23 @@ impl Config {
             endpoint_cache: env.endpoint_cache()?,
         })
     }
+}
+
+/// The buffer stage (with the fan-out its flushes go through) from its configuration, on
+/// `infra`: what the Lambda and the local gateway run.
+pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Buffer, InfraError> {
+    Ok(Buffer {
+        docs: infra.docs(),
+        queue: infra.queue(&config.buffer_queue_url)?,
+        blobs: infra.blobs(),
+        fanout: Fanout {
+            endpoints: Endpoints::cached(infra.docs(), config.endpoint_cache),
+            queue: infra.queue(&config.delivery_queue_url)?,
+            blobs: infra.blobs(),
+            blob_ttl: config.blob_ttl,
+        },
+        config: config.buffer.clone(),
+    })
 }
 
 /// Handles one SQS batch of buffer records (messages and timers).

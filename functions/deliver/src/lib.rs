@@ -1,8 +1,10 @@
 //! The deliver function as a library: configuration, the reqwest sender, and the SQS handler.
 
 use aws_adapters::env::{ConfigError, Env};
+use aws_adapters::infra::{InfraError, Infrastructure};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::delivery::deliver::{Deliver, DeliverConfig};
+use shared::delivery::endpoints::Endpoints;
 use shared::delivery::retry::RetryPolicy;
 use shared::delivery::ssrf::NetworkPolicy;
 
@@ -77,6 +79,20 @@ impl Config {
             endpoint_cache: env.endpoint_cache()?,
         })
     }
+}
+
+/// The deliver stage from its configuration, on `infra` (its HTTP sender under
+/// `config.deliver.network`): what the Lambda and the local gateway run.
+pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Deliver, InfraError> {
+    Ok(Deliver {
+        endpoints: Endpoints::cached(infra.docs(), config.endpoint_cache),
+        docs: infra.docs(),
+        http: infra.http(config.deliver.network)?,
+        queue: infra.queue(&config.delivery_queue_url)?,
+        dead_letter: infra.queue(&config.delivery_dlq_url)?,
+        blobs: infra.blobs(),
+        config: config.deliver.clone(),
+    })
 }
 
 /// Handles one SQS batch of delivery tasks; transient failures come back after their backoff.

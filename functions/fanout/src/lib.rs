@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env};
+use aws_adapters::infra::{InfraError, Infrastructure};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
+use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
 
 /// Everything the fan-out function needs.
@@ -38,6 +40,17 @@ impl Config {
             endpoint_cache: env.endpoint_cache()?,
         })
     }
+}
+
+/// The fan-out stage from its configuration, on `infra`: what the Lambda and the local gateway
+/// run.
+pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Fanout, InfraError> {
+    Ok(Fanout {
+        endpoints: Endpoints::cached(infra.docs(), config.endpoint_cache),
+        queue: infra.queue(&config.delivery_queue_url)?,
+        blobs: infra.blobs(),
+        blob_ttl: config.blob_ttl,
+    })
 }
 
 /// Handles one SQS batch of outbound events.

@@ -31,6 +31,15 @@ impl Config {
                     reason: e.to_string(),
                 }
             })?;
+        Self::with_sources(sources, &env)
+    }
+
+    /// The configuration with `sources` given (local mode reads them from its file), the rest
+    /// through `env`.
+    pub fn with_sources(
+        sources: Vec<Source>,
+        env: &Env<impl Fn(&str) -> Option<String>>,
+    ) -> Result<Self, ConfigError> {
         let max_body_bytes = usize::try_from(env.number("MAX_BODY_BYTES", 1024 * 1024, 1024)?)
             .map_err(|_| ConfigError::Invalid {
                 name: "MAX_BODY_BYTES",

@@ -4,6 +4,22 @@
 mod config;
 mod handler;
 
+use std::sync::Arc;
+
 pub use aws_adapters::env::ConfigError;
+use aws_adapters::infra::{InfraError, Infrastructure};
 pub use config::Config;
 pub use handler::handle;
+use shared::pipeline::ingest::Ingest;
+use shared::ports::StaticSources;
+
+/// The ingest stage from its configuration, on `infra`: what the Lambda and the local gateway
+/// run.
+pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Ingest, InfraError> {
+    Ok(Ingest {
+        sources: Arc::new(StaticSources::new(config.sources.clone())),
+        queue: infra.queue(&config.inbound_queue_url)?,
+        blobs: infra.blobs(),
+        config: config.ingest.clone(),
+    })
+}

@@ -9,17 +9,17 @@ use std::time::Duration;
 
 use anyhow::Context;
 use aws_adapters::env::Env;
+use aws_adapters::infra::{Aws, InfraError, Infrastructure};
 use shared::admin::Admin;
 use shared::delivery::buffer::Buffer;
-use shared::delivery::deliver::Deliver;
+use shared::delivery::deliver::{Deliver, HttpSender};
 use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
 use shared::delivery::ssrf::NetworkPolicy;
-use shared::pipeline::ingest::{Ingest, IngestConfig};
-use shared::pipeline::track::state::{Conversations, State};
+use shared::pipeline::ingest::Ingest;
+use shared::pipeline::track::Track;
 use shared::pipeline::track::sweep::Sweep;
-use shared::pipeline::track::{QueueSink, Track};
-use shared::ports::StaticSources;
+use shared::ports::{BlobStore, DocumentStore, Queue};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -100,94 +100,76 @@ struct Stages {
 }
 
 /// Names every function's configuration needs, answered for local mode; everything else comes
-/// from the settings.
+/// from the settings. Endpoints are read uncached unless `ENDPOINT_CACHE_SECONDS` is set: a
+/// change made through the API shows at once on one machine.
 fn lookup(settings: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
     move |k: &str| match k {
         "TABLE_NAME" => Some("wagate-local".into()),
         "INBOUND_QUEUE_URL" | "BUFFER_QUEUE_URL" | "OUTBOUND_QUEUE_URL" | "DELIVERY_QUEUE_URL"
         | "DELIVERY_DLQ_URL" => Some(format!("local:{k}")),
+        "ENDPOINT_CACHE_SECONDS" => Some(settings.get(k).cloned().unwrap_or_else(|| "0".into())),
         _ => settings.get(k).cloned(),
     }
 }
 
-fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Result<Stages> {
-    let settings = &options.config.settings;
-    let env = Env(lookup(settings));
-    let ingest = Ingest {
-        sources: Arc::new(StaticSources::new(options.config.sources.clone())),
-        queue: stores.inbound().queue.clone(),
-        blobs: stores.blobs.clone(),
-        config: IngestConfig {
-            max_body_bytes: usize::try_from(env.number("MAX_BODY_BYTES", 1024 * 1024, 1024)?)
-                .unwrap_or(1024 * 1024),
-            raw_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
-            ..IngestConfig::default()
-        },
-    };
-    let track_config = track::Config::from_lookup(lookup(settings))?;
-    let state = State::new(stores.docs.clone(), track_config.conversations);
-    let sink = Arc::new(QueueSink {
-        buffer: stores.buffer().queue.clone(),
-        outbound: stores.outbound().queue.clone(),
-        blobs: stores.blobs.clone(),
-        blob_ttl: track_config.blob_ttl,
-    });
-    let track = Track {
-        blobs: stores.blobs.clone(),
-        state,
-        sink: sink.clone(),
-        config: track_config.track,
-    };
-    let endpoints = Endpoints {
-        docs: stores.docs.clone(),
-    };
-    let fanout_config = fanout::Config::from_lookup(lookup(settings))?;
-    let fanout = Fanout {
-        endpoints: endpoints.clone(),
-        queue: stores.delivery().queue.clone(),
-        blobs: stores.blobs.clone(),
-        blob_ttl: fanout_config.blob_ttl,
-    };
-    let buffer_config = buffer::Config::from_lookup(lookup(settings))?;
-    let buffer = Buffer {
-        docs: stores.docs.clone(),
-        queue: stores.buffer().queue.clone(),
-        blobs: stores.blobs.clone(),
-        fanout: fanout.clone(),
-        config: buffer_config.buffer,
-    };
-    let mut deliver_config = deliver::Config::from_lookup(lookup(settings))?.deliver;
-    deliver_config.network = NetworkPolicy::AllowLoopback;
-    if let Some(schedule) = &options.retry_schedule {
-        deliver_config.retry.schedule.clone_from(schedule);
+/// The stores as stages are built on them ([`Infrastructure`]): the queue URLs of [`lookup`]
+/// name the local queues, and the delivery dead-letter queue and HTTP sender count what goes
+/// through them for the status line.
+struct Local<'a> {
+    stores: &'a Stores,
+    stats: &'a Arc<Stats>,
+}
+
+impl Infrastructure for Local<'_> {
+    fn docs(&self) -> Arc<dyn DocumentStore> {
+        self.stores.docs.clone()
     }
-    let deliver = Deliver {
-        endpoints,
-        docs: stores.docs.clone(),
-        http: Arc::new(CountingSender {
-            inner: Arc::new(
-                aws_adapters::http::ReqwestSender::new(deliver_config.network)
-                    .context("building the HTTP client")?,
-            ),
-            stats: stats.clone(),
-        }),
-        queue: stores.delivery().queue.clone(),
-        dead_letter: Arc::new(CountingQueue {
-            inner: stores.delivery().dead_letter.clone(),
-            stats: stats.clone(),
-        }),
-        blobs: stores.blobs.clone(),
-        config: deliver_config,
-    };
-    let sweep_config = sweep::Config::from_lookup(lookup(settings))?;
-    let sweep = Sweep {
-        conversations: Conversations {
-            docs: stores.docs.clone(),
-            settings: sweep_config.conversations,
-        },
-        sink,
-        page: sweep_config.page,
-    };
+
+    fn blobs(&self) -> Arc<dyn BlobStore> {
+        self.stores.blobs.clone()
+    }
+
+    fn queue(&self, url: &str) -> Result<Arc<dyn Queue>, InfraError> {
+        Ok(match url.strip_prefix("local:") {
+            Some("INBOUND_QUEUE_URL") => self.stores.inbound().queue.clone(),
+            Some("BUFFER_QUEUE_URL") => self.stores.buffer().queue.clone(),
+            Some("OUTBOUND_QUEUE_URL") => self.stores.outbound().queue.clone(),
+            Some("DELIVERY_QUEUE_URL") => self.stores.delivery().queue.clone(),
+            Some("DELIVERY_DLQ_URL") => Arc::new(CountingQueue {
+                inner: self.stores.delivery().dead_letter.clone(),
+                stats: self.stats.clone(),
+            }),
+            _ => return Err(InfraError::NoQueue(url.to_owned())),
+        })
+    }
+
+    fn http(&self, network: NetworkPolicy) -> Result<Arc<dyn HttpSender>, InfraError> {
+        Ok(Arc::new(CountingSender {
+            inner: Aws::http_sender(network)?,
+            stats: self.stats.clone(),
+        }))
+    }
+}
+
+async fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Result<Stages> {
+    let settings = &options.config.settings;
+    let infra = Local { stores, stats };
+    let infra: &dyn Infrastructure = &infra;
+    let ingest = ingest::build(
+        &ingest::Config::with_sources(options.config.sources.clone(), &Env(lookup(settings)))?,
+        infra,
+    )?;
+    let track = track::build(&track::Config::from_lookup(lookup(settings))?, infra).await?;
+    let fanout = fanout::build(&fanout::Config::from_lookup(lookup(settings))?, infra)?;
+    let buffer = buffer::build(&buffer::Config::from_lookup(lookup(settings))?, infra)?;
+    // Local mode delivers to receivers on this machine too.
+    let mut deliver_config = deliver::Config::from_lookup(lookup(settings))?;
+    deliver_config.deliver.network = NetworkPolicy::AllowLoopback;
+    if let Some(schedule) = &options.retry_schedule {
+        deliver_config.deliver.retry.schedule.clone_from(schedule);
+    }
+    let deliver = deliver::build(&deliver_config, infra)?;
+    let sweep = sweep::build(&sweep::Config::from_lookup(lookup(settings))?, infra)?;
     // The management API is on when keys are configured (the sample has a demo key).
     let admin = if settings.contains_key("ADMIN_API_KEYS") {
         let config = admin::Config::from_lookup(lookup(settings))?;
@@ -203,10 +185,10 @@ fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Resu
                 api,
             )
             .with_conversations(sweep.clone())
-            .with_sender(Arc::new(
-                aws_adapters::http::ReqwestSender::new(NetworkPolicy::AllowLoopback)
+            .with_sender(
+                Aws::http_sender(NetworkPolicy::AllowLoopback)
                     .context("building the HTTP client")?,
-            )),
+            ),
         )
     } else {
         None
@@ -269,7 +251,7 @@ impl Gateway {
         options: Options,
     ) -> anyhow::Result<Self> {
         let stats = Arc::new(Stats::default());
-        let stages = build(&stores, &options, &stats)?;
+        let stages = build(&stores, &options, &stats).await?;
         // A backend that fails now and then (a flaky network, a fault run) does not stop the
         // start: applying the configured endpoints is idempotent, so it is simply tried again.
         let mut attempt = 0;

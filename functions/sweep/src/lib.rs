@@ -2,8 +2,13 @@
 
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use aws_adapters::env::{ConfigError, ConversationSettings, Env};
+use aws_adapters::infra::{InfraError, Infrastructure};
 use serde_json::{Value, json};
+use shared::pipeline::track::QueueSink;
+use shared::pipeline::track::state::Conversations;
 use shared::pipeline::track::sweep::{Sweep, SweepError};
 
 /// Everything the sweep function needs.
@@ -44,6 +49,26 @@ impl Config {
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
         })
     }
+}
+
+/// The sweep from its configuration, on `infra`: what the Lambda, the admin API (closing a
+/// conversation) and the local gateway run. It emits only conversation events, so both routes
+/// of its sink are the outbound queue.
+pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Sweep, InfraError> {
+    let outbound = infra.queue(&config.outbound_queue_url)?;
+    Ok(Sweep {
+        conversations: Conversations {
+            docs: infra.docs(),
+            settings: config.conversations,
+        },
+        sink: Arc::new(QueueSink {
+            buffer: outbound.clone(),
+            outbound,
+            blobs: infra.blobs(),
+            blob_ttl: config.blob_ttl,
+        }),
+        page: config.page,
+    })
 }
 
 /// Handles one scheduled invocation (the EventBridge event itself carries nothing needed).

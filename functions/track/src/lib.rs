@@ -1,11 +1,14 @@
 //! The track function as a library: configuration and the SQS handler, so tests drive exactly
 //! what the Lambda runs (`main.rs` only wires it).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, ConversationSettings, Env};
+use aws_adapters::infra::{InfraError, Infrastructure};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use shared::pipeline::track::{Track, TrackConfig};
+use shared::pipeline::track::state::State;
+use shared::pipeline::track::{QueueSink, Track, TrackConfig};
 
 /// Everything the track function needs.
 #[derive(Debug, Clone)]
@@ -60,6 +63,41 @@ impl Config {
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, DAY)?,
         })
     }
+}
+
+/// The track stage from its configuration, on `infra`: what the Lambda and the local gateway
+/// run. Reads from the table since when dedup keys carry their source
+/// ([`TrackConfig::legacy_keys_until`]).
+pub async fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Track, InfraError> {
+    let state = State::new(infra.docs(), config.conversations);
+    let mut track = config.track.clone();
+    track.legacy_keys_until = Some(legacy_keys_until(&state, &track).await);
+    Ok(Track {
+        blobs: infra.blobs(),
+        state,
+        sink: Arc::new(QueueSink {
+            buffer: infra.queue(&config.buffer_queue_url)?,
+            outbound: infra.queue(&config.outbound_queue_url)?,
+            blobs: infra.blobs(),
+            blob_ttl: config.blob_ttl,
+        }),
+        config: track,
+    })
+}
+
+/// Until when items may be remembered under dedup keys without their source id (see
+/// `TrackConfig::legacy_keys_until`); if the store cannot say, for as long as they could be.
+async fn legacy_keys_until(state: &State, config: &TrackConfig) -> chrono::DateTime<chrono::Utc> {
+    let now = chrono::Utc::now();
+    let since = state
+        .statuses
+        .source_scoped_dedup_since(now)
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "could not read since when dedup keys are scoped; looking up unscoped keys too");
+            now
+        });
+    config.legacy_window(since)
 }
 
 /// Handles one SQS batch: records that failed are reported for retry, the rest acknowledged.

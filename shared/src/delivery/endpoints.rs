@@ -203,6 +203,14 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
+    /// Endpoints on `docs`, each read reused for `ttl` by this process ([`ReadCache`]; zero:
+    /// every read goes to the store): what fan-out, buffer and deliver read them through.
+    pub fn cached(docs: Arc<dyn DocumentStore>, ttl: std::time::Duration) -> Self {
+        Self {
+            docs: Arc::new(crate::ports::cache::ReadCache::new(docs, ttl)),
+        }
+    }
+
     /// Every endpoint (at most `limit`), ordered by id.
     pub async fn list(
         &self,
