@@ -149,13 +149,7 @@ fn check_judge(value: &str, status: u8, attempt: u8, jitter: u8, now: DateTime<U
             let Verdict::Retry(wait) = verdict else {
                 panic!("{status:?} must be retried, got {verdict:?}");
             };
-            let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
-            let base = policy
-                .schedule
-                .get(index)
-                .or(policy.schedule.last())
-                .copied()
-                .expect("a schedule");
+            let base = policy.base_delay(attempt);
             let floor = base.mul_f64(0.8).min(policy.max_delay);
             assert!(wait <= policy.max_delay, "{wait:?} over the cap");
             assert!(wait >= floor, "{wait:?} under the schedule's {floor:?}");

@@ -57,6 +57,19 @@ pub enum Verdict {
     Fail,
 }
 
+impl RetryPolicy {
+    /// The wait after failed attempt `attempt` (1-based) before jitter: the schedule's entry, its
+    /// last one past its end (a minute if it is empty).
+    pub fn base_delay(&self, attempt: u32) -> Duration {
+        let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.schedule
+            .get(index)
+            .or(self.schedule.last())
+            .copied()
+            .unwrap_or(Duration::from_secs(60))
+    }
+}
+
 /// Judges an attempt: `status` is `None` for network errors and timeouts. `jitter` in `[0, 1)`
 /// spreads retries ±20 % around the schedule.
 pub fn judge(
@@ -71,13 +84,7 @@ pub fn judge(
         Some(200..=299) => Verdict::Delivered,
         Some(410) => Verdict::Disable,
         None | Some(408 | 429 | 500..=599) => {
-            let index = usize::try_from(attempt.saturating_sub(1)).unwrap_or(usize::MAX);
-            let base = policy
-                .schedule
-                .get(index)
-                .or(policy.schedule.last())
-                .copied()
-                .unwrap_or(Duration::from_secs(60));
+            let base = policy.base_delay(attempt);
             let spread = base.mul_f64(0.8 + 0.4 * jitter.clamp(0.0, 1.0));
             let asked = retry_after.and_then(|v| parse_retry_after(v, now));
             Verdict::Retry(
@@ -135,6 +142,23 @@ mod tests {
 
     fn now() -> DateTime<Utc> {
         "2026-11-21T12:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn the_base_delay_follows_the_schedule_then_keeps_its_last_step() {
+        let policy = RetryPolicy {
+            schedule: vec![Duration::from_secs(30), Duration::from_secs(120)],
+            ..RetryPolicy::default()
+        };
+        assert_eq!(policy.base_delay(0), Duration::from_secs(30));
+        assert_eq!(policy.base_delay(1), Duration::from_secs(30));
+        assert_eq!(policy.base_delay(2), Duration::from_secs(120));
+        assert_eq!(policy.base_delay(u32::MAX), Duration::from_secs(120));
+        let empty = RetryPolicy {
+            schedule: Vec::new(),
+            ..RetryPolicy::default()
+        };
+        assert_eq!(empty.base_delay(3), Duration::from_secs(60));
     }
 
     #[test]
