@@ -1,12 +1,11 @@
-//! The admin function as a library: configuration and the API Gateway handler, so tests drive
+//! The admin function as a library: configuration and the router it serves, so tests drive
 //! exactly what the Lambda runs (`main.rs` only wires it).
 
 use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env};
-use lambda_http::http::{HeaderMap, StatusCode, header};
-use lambda_http::{Body, Request, Response};
-use shared::admin::{Admin, AdminConfig, AdminRequest};
+use shared::admin::{Admin, AdminConfig};
+use shared::clock::Clock;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::signature::Secret;
 
@@ -92,36 +91,11 @@ impl Config {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// Handles one API Gateway request. Infallible: every outcome is an HTTP answer.
-pub async fn handle(admin: &Admin, req: Request) -> Response<Body> {
-    let headers = req.headers();
-    let request = AdminRequest {
-        method: req.method().as_str(),
-        path: req.uri().path(),
-        query: req.uri().query().unwrap_or_default(),
-        api_key: header_str(headers, "x-api-key"),
-        idempotency_key: header_str(headers, "idempotency-key"),
-        body: req.body().as_ref(),
-    };
-    let out = admin.handle(request, chrono::Utc::now()).await;
-    let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut builder = Response::builder().status(status);
-    if let Some(allow) = &out.allow {
-        builder = builder.header(header::ALLOW, allow);
-    }
-    let body = if out.body.is_empty() {
-        Body::Empty
-    } else {
-        builder = builder.header(header::CONTENT_TYPE, "application/json");
-        Body::Text(out.body)
-    };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| Response::new(Body::Empty))
+/// The function's HTTP surface: the management API on every path API Gateway sends
+/// (`/v1/{proxy+}`, with the stage before it when the stage is not `$default`), on the system
+/// clock. `lambda_http::run` serves it; tests send it `events/admin-*.json` requests.
+pub fn router(admin: Admin) -> axum::Router {
+    admin.router(Clock::system())
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! The admin Lambda: wires configuration, clients and stores once at cold start, then serves
-//! `/v1/*` through API Gateway with [`admin::handle`].
+//! `/v1/*` through API Gateway with [`admin::router`].
 
 use std::sync::Arc;
 
 use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
+use lambda_http::tower::ServiceBuilder;
 
 use shared::admin::Admin;
 use shared::pipeline::track::QueueSink;
@@ -63,9 +64,9 @@ async fn main() -> Result<(), Error> {
     let admin = admin
         .with_conversations(sweep)
         .with_sender(Arc::new(sender));
-    let admin = &admin;
-    lambda_http::run(service_fn(move |req| async move {
-        Ok::<_, Error>(aws_adapters::lambda::with_metrics(admin::handle(admin, req)).await)
-    }))
-    .await
+    // One metrics line per invocation, after the answer.
+    let service = ServiceBuilder::new()
+        .map_future(aws_adapters::lambda::with_metrics)
+        .service(admin::router(admin));
+    lambda_http::run(service).await
 }

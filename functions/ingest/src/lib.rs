@@ -1,4 +1,4 @@
-//! The ingest function as a library: configuration and the HTTP handler, so tests drive exactly
+//! The ingest function as a library: configuration and the HTTP router, so tests drive exactly
 //! what the Lambda runs (`main.rs` only wires it to the runtime).
 
 mod config;
@@ -6,4 +6,4 @@ mod handler;
 
 pub use aws_adapters::env::ConfigError;
 pub use config::Config;
-pub use handler::handle;
+pub use handler::router;

@@ -1,11 +1,12 @@
 //! The ingest Lambda: wires configuration, SDK clients and adapters once at cold start, then
-//! serves API Gateway requests with [`ingest::handle`].
+//! serves API Gateway requests with [`ingest::router`].
 
 use std::sync::Arc;
 
 use aws_adapters::{Clients, DynamoBlobStore, SqsQueue};
 use ingest::Config;
-use lambda_http::{Error, service_fn};
+use lambda_http::Error;
+use lambda_http::tower::ServiceBuilder;
 use shared::pipeline::ingest::Ingest;
 use shared::ports::StaticSources;
 
@@ -28,9 +29,9 @@ async fn main() -> Result<(), Error> {
         blobs: Arc::new(blobs),
         config: config.ingest,
     };
-    let ingest = &ingest;
-    lambda_http::run(service_fn(move |req| async move {
-        Ok::<_, Error>(aws_adapters::lambda::with_metrics(ingest::handle(ingest, req)).await)
-    }))
-    .await
+    // One metrics line per invocation, after the answer.
+    let service = ServiceBuilder::new()
+        .map_future(aws_adapters::lambda::with_metrics)
+        .service(ingest::router(ingest));
+    lambda_http::run(service).await
 }
