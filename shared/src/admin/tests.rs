@@ -52,6 +52,8 @@ struct Answer {
     content_type: Option<String>,
     /// The JSON body (`null` when empty).
     body: Value,
+    /// The body's text.
+    text: String,
 }
 
 /// Sends one request through the router, as an HTTP client would (no socket: `oneshot`), at
@@ -101,6 +103,7 @@ async fn send(
         allow,
         content_type,
         body,
+        text: String::from_utf8(bytes.to_vec()).unwrap(),
     }
 }
 
@@ -344,10 +347,30 @@ async fn a_rotation_keeps_the_old_secret_for_the_grace_period() {
 async fn an_idempotency_key_replays_the_first_response_and_refuses_another_body() {
     let a = admin();
     let body = json!({"url": "https://hooks.example.com/once"}).to_string();
-    let (s1, first) = call(&a, "POST", "/v1/endpoints", &body, Some("k-1")).await;
-    let (s2, second) = call(&a, "POST", "/v1/endpoints", &body, Some("k-1")).await;
-    assert_eq!((s1, s2), (201, 201));
-    assert_eq!(first, second, "same id, same secret: nothing created twice");
+    let one = send(
+        &a,
+        "POST",
+        "/v1/endpoints",
+        Some(KEY),
+        Some("k-1"),
+        body.clone(),
+    )
+    .await;
+    let two = send(
+        &a,
+        "POST",
+        "/v1/endpoints",
+        Some(KEY),
+        Some("k-1"),
+        body.clone(),
+    )
+    .await;
+    assert_eq!((one.status, two.status), (201, 201));
+    assert_eq!(
+        one.text, two.text,
+        "same id, same secret, same bytes: nothing created twice"
+    );
+    let first = one.body;
     // The record of the key does not hold the secret: only a seal the key itself opens.
     let secret = first["secret"].as_str().unwrap();
     let record = format!(
