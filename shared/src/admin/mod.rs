@@ -49,7 +49,7 @@ use crate::signature::Secret;
 
 /// An answer as the `Idempotency-Key` record keeps it and replays it: status, JSON body (empty
 /// for 204) and the `Allow` of a 405. The stored form of these records; handlers answer typed
-/// values, which [`http`] reads back into this shape.
+/// values, which the gate reads back into this shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AdminResponse {
     /// The status code.

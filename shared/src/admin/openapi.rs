@@ -1,6 +1,6 @@
 //! The OpenAPI 3.1 document of the management API, generated from the router: utoipa reads the
 //! routes, parameters, bodies and statuses from each handler's `#[utoipa::path]`, and every
-//! component schema comes from the types' schemars derives ([`documented!`] bridges the two, so
+//! component schema comes from the types' schemars derives (`documented!` bridges the two, so
 //! there is one schema source). A test checks that `schema/openapi.json` is current
 //! (`WAGATE_BLESS=1` rewrites it) and valid OpenAPI 3.1.
 
