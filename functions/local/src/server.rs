@@ -234,6 +234,22 @@ mod tests {
         let key = Some("local-admin-key-0001");
         assert_eq!(status(&app, "GET", "/v1/endpoints", key).await, 200);
         assert_eq!(status(&app, "PUT", "/v1/endpoints", key).await, 405);
+        // A route's `{id}` is the API's own, whatever the front captured before it.
+        assert_eq!(status(&app, "GET", "/v1/deliveries/dlv_x", key).await, 404);
+        let request = Request::builder()
+            .method("GET")
+            .uri("/v1/deliveries/dlv_x")
+            .header("x-api-key", "local-admin-key-0001")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&body).contains("delivery not found"),
+            "{body:?}"
+        );
         let (_alive, rx) = watch::channel(());
         let off = router(&front(false), rx);
         assert_eq!(status(&off, "GET", "/v1/endpoints", key).await, 404);

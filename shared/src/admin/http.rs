@@ -6,6 +6,7 @@
 //! `/v1`, a trailing `/`) before routing, answers 401 and 413 before any route is chosen, and
 //! an idempotent replay must not run the route at all. Must not: know about Lambda or sockets.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, OnceLock};
 
@@ -232,7 +233,8 @@ impl<S: Send + Sync> FromRequestParts<S> for Now {
 }
 
 /// The `{id}` of a path. One that does not decode (percent-encoded bytes that are not UTF-8)
-/// names nothing: 404.
+/// names nothing: 404. Read by name, so a route that captured before this router (local mode
+/// mounts it under `/v1/{*rest}`) does not count.
 #[derive(Debug, Clone)]
 pub(super) struct Id(pub String);
 
@@ -240,10 +242,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        Path::<String>::from_request_parts(parts, state)
+        Path::<HashMap<String, String>>::from_request_parts(parts, state)
             .await
-            .map(|Path(id)| Self(id))
-            .map_err(|_| ApiError::new(404, "not_found", "no such item"))
+            .ok()
+            .and_then(|Path(mut params)| params.remove("id"))
+            .map(Self)
+            .ok_or_else(|| ApiError::new(404, "not_found", "no such item"))
     }
 }
 
