@@ -1,6 +1,6 @@
 #![no_main]
 
-//! Management requests against `Admin::handle` over in-memory stores (see `src/admin.rs` for
+//! Management requests through `Admin::router` over in-memory stores (see `src/admin.rs` for
 //! the input format): up to eight requests separated by 0xFF.
 
 use libfuzzer_sys::fuzz_target;

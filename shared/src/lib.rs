@@ -5,6 +5,7 @@
 //! pure function over bytes and values, or a trait that an adapter implements elsewhere.
 
 pub mod admin;
+pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod ids;

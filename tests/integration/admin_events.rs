@@ -1,4 +1,4 @@
-//! The admin handler over every `events/admin-*.json` (the files `sam local invoke` uses),
+//! The admin router over every `events/admin-*.json` (the files `sam local invoke` uses),
 //! loaded as the Lambda runtime would, with the configuration of `events/env.json` and the
 //! in-memory backends: exact status codes and bodies, and the state they leave.
 
@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_adapters::http::ReqwestSender;
+use axum::Router;
 use chrono::Utc;
 use serde_json::Value;
 use shared::admin::Admin;
@@ -24,7 +25,7 @@ use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use shared::ports::{DocumentStore, DocumentWrite, Queue};
 use shared::signature::{EndpointSecret, webhook_signature};
 use tests::receiver::Receiver;
-use tests::repo_root;
+use tests::{invoke_router, repo_root};
 
 const ENDPOINT: &str = "ep_01JBCQ3ZX0V9K8N7M6P5Q4R301";
 /// The endpoint `admin-test-endpoint.json` sends to: a real receiver on 127.0.0.1.
@@ -189,28 +190,26 @@ async fn queued_events(queue: &MemoryQueue) -> Vec<Value> {
     }
 }
 
-async fn invoke(admin: &Admin, file: &str) -> (u16, Value) {
+async fn invoke(admin: &Router, file: &str) -> (u16, Value) {
     let text = std::fs::read_to_string(repo_root().join("events").join(file)).unwrap();
-    let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let response = admin::handle(admin, request).await;
-    let status = response.status().as_u16();
-    let body = response.body().to_vec();
-    let value = if body.is_empty() {
+    let answer = invoke_router(admin, &text).await;
+    let value = if answer.body.is_empty() {
         Value::Null
     } else {
         assert_eq!(
-            response.headers().get("content-type").unwrap(),
+            answer.headers.get("content-type").unwrap(),
             "application/json"
         );
-        serde_json::from_slice(&body).unwrap()
+        serde_json::from_slice(&answer.body).unwrap()
     };
-    (status, value)
+    (answer.status, value)
 }
 
 #[tokio::test]
 async fn every_admin_event_gets_its_documented_answer() {
     let setup = setup().await;
-    let admin = &setup.admin;
+    // What the Lambda serves (`admin::router`), over the in-memory stores.
+    let admin = &admin::router(setup.admin.clone());
     let cases = [
         ("admin-list-endpoints.json", 200),
         ("admin-create-endpoint.json", 201),
@@ -342,9 +341,8 @@ async fn every_admin_event_gets_its_documented_answer() {
                     .as_object_mut()
                     .unwrap()
                     .remove("idempotency-key");
-                let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-                let response = admin::handle(admin, request).await;
-                assert_eq!(response.status().as_u16(), 409);
+                let answer = invoke_router(admin, &event.to_string()).await;
+                assert_eq!(answer.status, 409);
             }
             "admin-delete-endpoint.json" => {
                 assert_eq!(body, Value::Null);

@@ -13,7 +13,7 @@ use shared::pipeline::ingest::Ingest;
 use shared::ports::codec::decode;
 use shared::ports::memory::{MemoryBlobStore, MemoryQueue};
 use shared::ports::{BlobStore as _, Queue, StaticSources};
-use tests::repo_root;
+use tests::{invoke_router, repo_root};
 
 fn env_of_function(function: &str) -> HashMap<String, String> {
     let text = std::fs::read_to_string(repo_root().join("events/env.json")).unwrap();
@@ -47,10 +47,9 @@ fn setup() -> Setup {
 
 async fn invoke(setup: &Setup, file: &str) -> (u16, String, Vec<InboundEvent>) {
     let text = std::fs::read_to_string(repo_root().join("events").join(file)).unwrap();
-    let request = lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{file}: {e}"));
-    let response = ingest::handle(&setup.ingest, request).await;
-    let status = response.status().as_u16();
-    let body = String::from_utf8(response.body().to_vec()).unwrap();
+    let answer = invoke_router(&ingest::router(setup.ingest.clone()), &text).await;
+    let status = answer.status;
+    let body = String::from_utf8(answer.body).unwrap();
     let mut events = Vec::new();
     loop {
         let got = setup

@@ -13,8 +13,8 @@ use shared::ports::{BlobStore, Queue, StaticSources};
 use shared::signature::{Secret, sign_meta, sign_waha};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use tests::moto;
 use tests::wait::Patience;
+use tests::{invoke_router, moto};
 
 const META_SECRET: &str = "meta_app_secret_example";
 const WAHA_KEY: &str = "waha_hmac_key_example";
@@ -116,7 +116,7 @@ async fn a_thousand_mixed_webhooks_all_arrive_on_sqs_exactly_once() {
     let (queue, _) = moto::queue(&clients, 120, None).await;
     let queue = Arc::new(queue);
     let blobs = Arc::new(DynamoBlobStore::new(clients.dynamodb.clone(), &table));
-    let ingest = Arc::new(Ingest {
+    let router = ingest::router(Ingest {
         sources: Arc::new(sources()),
         queue: queue.clone() as Arc<dyn Queue>,
         blobs: blobs.clone() as Arc<dyn BlobStore>,
@@ -128,11 +128,8 @@ async fn a_thousand_mixed_webhooks_all_arrive_on_sqs_exactly_once() {
     assert_eq!(expected.len(), 1500);
 
     let statuses: Vec<u16> = futures::stream::iter(webhooks.into_iter().map(|(event, _)| {
-        let ingest = ingest.clone();
-        async move {
-            let request = lambda_http::request::from_str(&event).unwrap();
-            ingest::handle(&ingest, request).await.status().as_u16()
-        }
+        let router = router.clone();
+        async move { invoke_router(&router, &event).await.status }
     }))
     .buffer_unordered(16)
     .collect()
@@ -198,8 +195,8 @@ async fn an_unreachable_queue_gets_503_so_the_provider_retries() {
         config: IngestConfig::default(),
     };
     let (event, _) = webhook(0);
-    let response = ingest::handle(&ingest, lambda_http::request::from_str(&event).unwrap()).await;
-    assert_eq!(response.status().as_u16(), 503);
-    let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    let answer = invoke_router(&ingest::router(ingest), &event).await;
+    assert_eq!(answer.status, 503);
+    let body: Value = serde_json::from_slice(&answer.body).unwrap();
     assert_eq!(body["error"]["code"], "unavailable");
 }

@@ -32,6 +32,36 @@ pub fn provider_fixtures(prefix: &str) -> Vec<(String, Vec<u8>)> {
     out
 }
 
+/// What a function's router answered.
+#[derive(Debug)]
+pub struct Answer {
+    /// The status.
+    pub status: u16,
+    /// The headers.
+    pub headers: axum::http::HeaderMap,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+/// Sends an API Gateway (HTTP API, payload 2.0) event, as the Lambda runtime hands it to the
+/// function, through `router`, as `lambda_http::run` does (no socket: `oneshot`).
+pub async fn invoke_router(router: &axum::Router, event: &str) -> Answer {
+    use tower::ServiceExt as _;
+    let request = lambda_http::request::from_str(event).unwrap_or_else(|e| panic!("{e}"));
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap()
+        .to_vec();
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
 pub mod moto;
 pub mod policy;
 pub mod receiver;

@@ -1,13 +1,15 @@
-//! The admin function as a library: configuration and the API Gateway handler, so tests drive
+//! The admin function as a library: configuration and the router it serves, so tests drive
 //! exactly what the Lambda runs (`main.rs` only wires it).
 
 use std::time::Duration;
 
 use aws_adapters::env::{ConfigError, Env};
-use lambda_http::http::{HeaderMap, StatusCode, header};
-use lambda_http::{Body, Request, Response};
-use shared::admin::{Admin, AdminConfig, AdminRequest};
+use aws_adapters::infra::{InfraError, Infrastructure};
+use shared::admin::{Admin, AdminConfig};
+use shared::clock::Clock;
 use shared::delivery::ssrf::NetworkPolicy;
+use shared::pipeline::track::state::Conversations;
+use shared::pipeline::track::sweep::Sweep;
 use shared::signature::Secret;
 
 /// Everything the admin function needs.
@@ -92,36 +94,38 @@ impl Config {
     }
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+/// The management API from its configuration, on `infra`: the stores, the delivery queue and
+/// its dead-letter queue (retry, recover, redrive), conversations with their events going to
+/// the outbound queue (close, transfer), and the sender of test deliveries. What the Lambda and
+/// the local gateway serve.
+pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Admin, InfraError> {
+    let sweep = Sweep::emitting_to(
+        Conversations {
+            docs: infra.docs(),
+            settings: config.conversations,
+        },
+        infra.queue(&config.outbound_queue_url)?,
+        infra.blobs(),
+        config.blob_ttl,
+        config.sweep_page,
+    );
+    Ok(Admin::new(
+        infra.docs(),
+        infra.blobs(),
+        infra.queue(&config.delivery_queue_url)?,
+        infra.queue(&config.delivery_dlq_url)?,
+        config.record_ttl,
+        config.admin.clone(),
+    )
+    .with_conversations(sweep)
+    .with_sender(infra.http(config.admin.network)?))
 }
 
-/// Handles one API Gateway request. Infallible: every outcome is an HTTP answer.
-pub async fn handle(admin: &Admin, req: Request) -> Response<Body> {
-    let headers = req.headers();
-    let request = AdminRequest {
-        method: req.method().as_str(),
-        path: req.uri().path(),
-        query: req.uri().query().unwrap_or_default(),
-        api_key: header_str(headers, "x-api-key"),
-        idempotency_key: header_str(headers, "idempotency-key"),
-        body: req.body().as_ref(),
-    };
-    let out = admin.handle(request, chrono::Utc::now()).await;
-    let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let mut builder = Response::builder().status(status);
-    if let Some(allow) = &out.allow {
-        builder = builder.header(header::ALLOW, allow);
-    }
-    let body = if out.body.is_empty() {
-        Body::Empty
-    } else {
-        builder = builder.header(header::CONTENT_TYPE, "application/json");
-        Body::Text(out.body)
-    };
-    builder
-        .body(body)
-        .unwrap_or_else(|_| Response::new(Body::Empty))
+/// The function's HTTP surface: the management API on every path API Gateway sends
+/// (`/v1/{proxy+}`, with the stage before it when the stage is not `$default`), on the system
+/// clock. `lambda_http::run` serves it; tests send it `events/admin-*.json` requests.
+pub fn router(admin: Admin) -> axum::Router {
+    admin.router(Clock::system())
 }
 
 #[cfg(test)]

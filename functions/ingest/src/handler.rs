@@ -1,76 +1,81 @@
-//! API Gateway HTTP API or Lambda Function URL request (payload 2.0) → [`Ingest::handle`] →
-//! response.
+//! The ingest function's HTTP surface: shared's ingest router ([`Ingest::router`]) behind one
+//! Lambda-specific step. API Gateway names the source in its path parameters whatever the path
+//! looks like (a stage before it, when the stage is not `$default`), so a request that has them
+//! is routed by that name; a Lambda Function URL has none and is routed by its path.
 
-use lambda_http::http::{HeaderMap, Method as HttpMethod, StatusCode, header};
-use lambda_http::{Body, Request, RequestExt, Response};
-use shared::pipeline::ingest::{Ingest, IngestRequest, Method};
+use std::sync::Arc;
 
-/// Handles one request. Infallible: every outcome, errors included, is an HTTP answer.
-pub async fn handle(ingest: &Ingest, req: Request) -> Response<Body> {
-    let source_id = req
+use axum::Router;
+use axum::extract::Request;
+use axum::http::Uri;
+use lambda_http::RequestExt;
+use lambda_http::tower::ServiceBuilder;
+use shared::clock::Clock;
+use shared::pipeline::ingest::Ingest;
+
+/// The router `main` serves (with the system clock).
+pub fn router(ingest: Ingest) -> Router {
+    let inner = Arc::new(ingest).router(Clock::system());
+    Router::new().fallback_service(
+        ServiceBuilder::new()
+            .map_request(by_path_parameter)
+            .service(inner),
+    )
+}
+
+/// `/{stage}/webhooks/x` with the path parameter `source_id=x` → `/webhooks/x`. An id that is
+/// not plain URL text names no configured source (ids are `A-Z a-z 0-9 _ -`): it goes to a
+/// path that is no webhook URL, which ingest answers as an unknown source.
+fn by_path_parameter(mut request: Request) -> Request {
+    let Some(id) = request
         .path_parameters_ref()
         .and_then(|p| p.first("source_id"))
-        .map(str::to_owned)
-        .or_else(|| source_from_path(req.uri().path()))
-        .unwrap_or_default();
-    let method = match *req.method() {
-        HttpMethod::POST => Method::Post,
-        HttpMethod::GET => Method::Get,
-        _ => Method::Other,
+    else {
+        return request;
     };
-    let query = req.uri().query().unwrap_or_default().to_owned();
-    let headers = req.headers().clone();
-    // lambda_http already base64-decoded bodies that API Gateway marked `isBase64Encoded`.
-    let body: &[u8] = req.body().as_ref();
-    let get = |name: &str| header_str(&headers, name);
-    let request = IngestRequest {
-        method,
-        source_id: &source_id,
-        query: &query,
-        body,
-        hub_signature_256: get("x-hub-signature-256"),
-        webhook_hmac: get("x-webhook-hmac"),
-        webhook_hmac_algorithm: get("x-webhook-hmac-algorithm"),
+    let plain = !id.is_empty()
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~'));
+    let path = if plain {
+        format!("/webhooks/{id}")
+    } else {
+        "/".to_owned()
     };
-    let out = ingest.handle(request, chrono::Utc::now()).await;
-    let status = StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    Response::builder()
-        .status(status)
-        .header(header::CONTENT_TYPE, out.content_type)
-        .body(Body::Text(out.body))
-        .unwrap_or_else(|_| Response::new(Body::Empty))
-}
-
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-/// `/webhooks/{source_id}` → `source_id`, for requests without path parameters (a Lambda
-/// Function URL sends every path to the function): any other path is no webhook URL.
-fn source_from_path(path: &str) -> Option<String> {
-    let rest = path.strip_prefix("/webhooks/")?;
-    let id = rest.strip_suffix('/').unwrap_or(rest);
-    (!id.is_empty() && !id.contains('/')).then(|| id.to_owned())
+    let target = match request.uri().query() {
+        Some(q) => format!("{path}?{q}"),
+        None => path,
+    };
+    if let Ok(uri) = target.parse::<Uri>() {
+        *request.uri_mut() = uri;
+    }
+    request
 }
 
 #[cfg(test)]
 mod tests {
-    use super::source_from_path;
+    use super::*;
+
+    fn event(path: &str, source_id: &str) -> Request {
+        let text = serde_json::json!({
+            "version": "2.0", "routeKey": "POST /webhooks/{source_id}", "rawPath": path,
+            "rawQueryString": "a=1", "headers": {},
+            "requestContext": {"http": {"method": "POST", "path": path, "protocol": "HTTP/1.1",
+                "sourceIp": "127.0.0.1", "userAgent": "test"}, "stage": "prod",
+                "requestId": "r", "routeKey": "POST /webhooks/{source_id}", "accountId": "1",
+                "apiId": "a", "domainName": "d", "domainPrefix": "d", "time": "t", "timeEpoch": 0},
+            "pathParameters": {"source_id": source_id}, "isBase64Encoded": false,
+        });
+        lambda_http::request::from_str(&text.to_string())
+            .unwrap()
+            .map(axum::body::Body::new)
+    }
 
     #[test]
-    fn source_id_is_the_segment_after_webhooks() {
-        assert_eq!(
-            source_from_path("/webhooks/meta-main").as_deref(),
-            Some("meta-main")
-        );
-        assert_eq!(
-            source_from_path("/webhooks/waha-main/").as_deref(),
-            Some("waha-main")
-        );
-        assert_eq!(source_from_path("/webhooks/"), None);
-        assert_eq!(source_from_path("/other/x"), None);
-        assert_eq!(source_from_path("/hooks/webhooks/x"), None);
-        assert_eq!(source_from_path("/webhooks/x/y"), None);
-        assert_eq!(source_from_path("/webhooks//"), None);
+    fn the_source_comes_from_the_path_parameter_whatever_the_stage() {
+        let r = by_path_parameter(event("/prod/webhooks/meta-main", "meta-main"));
+        assert_eq!(r.uri(), "/webhooks/meta-main?a=1");
+        let r = by_path_parameter(event("/prod/webhooks/a%20b", "a b"));
+        assert_eq!(r.uri().path(), "/");
     }
 }

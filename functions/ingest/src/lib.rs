@@ -1,4 +1,4 @@
-//! The ingest function as a library: configuration and the HTTP handler, so tests drive exactly
+//! The ingest function as a library: configuration and the HTTP router, so tests drive exactly
 //! what the Lambda runs (`main.rs` only wires it to the runtime).
 
 mod config;
@@ -9,7 +9,7 @@ use std::sync::Arc;
 pub use aws_adapters::env::ConfigError;
 use aws_adapters::infra::{InfraError, Infrastructure};
 pub use config::Config;
-pub use handler::handle;
+pub use handler::router;
 use shared::pipeline::ingest::Ingest;
 use shared::ports::StaticSources;
 

@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
 use aws_adapters::env::Env;
 use aws_adapters::infra::{Aws, InfraError, Infrastructure};
 use shared::admin::Admin;
@@ -172,24 +171,9 @@ async fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow
     let sweep = sweep::build(&sweep::Config::from_lookup(lookup(settings))?, infra)?;
     // The management API is on when keys are configured (the sample has a demo key).
     let admin = if settings.contains_key("ADMIN_API_KEYS") {
-        let config = admin::Config::from_lookup(lookup(settings))?;
-        let mut api = config.admin;
-        api.network = NetworkPolicy::AllowLoopback;
-        Some(
-            Admin::new(
-                stores.docs.clone(),
-                stores.blobs.clone(),
-                stores.delivery().queue.clone(),
-                stores.delivery().dead_letter.clone(),
-                config.record_ttl,
-                api,
-            )
-            .with_conversations(sweep.clone())
-            .with_sender(
-                Aws::http_sender(NetworkPolicy::AllowLoopback)
-                    .context("building the HTTP client")?,
-            ),
-        )
+        let mut config = admin::Config::from_lookup(lookup(settings))?;
+        config.admin.network = NetworkPolicy::AllowLoopback;
+        Some(admin::build(&config, infra)?)
     } else {
         None
     };

@@ -1,23 +1,21 @@
-//! The local HTTP front: what API Gateway routes to the ingest function in a deployment.
-//! `GET|POST /webhooks/{source_id}` → [`Ingest::handle`], `GET /healthz`, JSON 404 otherwise.
-//! Bodies are read with a limit, so an oversized request is refused with 413 without being
-//! buffered whole.
+//! The local HTTP front: what API Gateway routes to the ingest and admin functions in a
+//! deployment, as one `axum::serve`. `GET|POST /webhooks/{source_id}` → the ingest router,
+//! `/v1/…` → the management API's router (JSON 404 without `ADMIN_API_KEYS`), `GET /healthz`,
+//! JSON 404 otherwise. Bodies are read within each router's configured limit, so an oversized
+//! request is refused with 413 without being buffered whole.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{CONTENT_TYPE, HeaderMap};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method as HttpMethod, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
-use hyper_util::server::graceful::GracefulShutdown;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, any_service, get};
 use serde_json::json;
-use shared::admin::{Admin, AdminRequest};
-use shared::pipeline::ingest::{Ingest, IngestRequest, IngestResponse, Method};
+use shared::admin::Admin;
+use shared::pipeline::ingest::{Ingest, Received};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
@@ -37,201 +35,231 @@ pub struct Front {
     pub admin: Option<Arc<Admin>>,
 }
 
-fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        axum::Json(json!({"error": {"code": code, "message": message}})),
+    )
+        .into_response()
 }
 
-fn error(status: StatusCode, code: &str, message: &str) -> Response<Full<Bytes>> {
-    json_response(
-        status,
-        &json!({"error": {"code": code, "message": message}}),
+async fn healthz() -> Response {
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
+}
+
+async fn no_route() -> Response {
+    error(StatusCode::NOT_FOUND, "not_found", "no such route")
+}
+
+async fn admin_off() -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "the management API is off: set ADMIN_API_KEYS",
     )
 }
 
-/// The whole body, or the 413 (over `limit`) or 400 answer.
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Box<Response<Full<Bytes>>>> {
-    match Limited::new(body, limit).collect().await {
-        Ok(b) => Ok(b.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(Box::new(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            &format!("the body exceeds {limit} bytes"),
-        ))),
-        Err(_) => Err(Box::new(error(
-            StatusCode::BAD_REQUEST,
-            "bad_request",
-            "the body could not be read",
-        ))),
+/// Counts webhook answers for the status line: accepted (with the events they enqueued),
+/// rejected, unavailable.
+async fn count(State(stats): State<Arc<Stats>>, request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    match response.status().as_u16() {
+        200..=299 => {
+            stats.accepted.add(1);
+            let received = response.extensions().get::<Received>().map_or(0, |r| r.0);
+            stats.events.add(u64::try_from(received).unwrap_or(0));
+        }
+        400..=499 => stats.rejected.add(1),
+        _ => stats.unavailable.add(1),
     }
+    response
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
-impl Front {
-    /// Answers one request.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let path = req.uri().path().trim_end_matches('/').to_owned();
-        if path == "/healthz" {
-            return json_response(StatusCode::OK, &json!({"status": "ok"}));
-        }
-        if path == "/v1" || path.starts_with("/v1/") {
-            return self.admin(req).await;
-        }
-        let Some(source_id) = path
-            .strip_prefix("/webhooks/")
-            .filter(|s| !s.is_empty() && !s.contains('/'))
-            .map(str::to_owned)
-        else {
-            return error(StatusCode::NOT_FOUND, "not_found", "no such route");
-        };
-        let method = match *req.method() {
-            HttpMethod::POST => Method::Post,
-            HttpMethod::GET => Method::Get,
-            _ => Method::Other,
-        };
-        let query = req.uri().query().unwrap_or_default().to_owned();
-        let (parts, body) = req.into_parts();
-        let body = match read_body(body, self.ingest.config.max_body_bytes).await {
-            Ok(b) => b,
-            Err(r) => {
-                self.stats.rejected.add(1);
-                return *r;
-            }
-        };
-        let get = |name: &str| header(&parts.headers, name);
-        let request = IngestRequest {
-            method,
-            source_id: &source_id,
-            query: &query,
-            body: &body,
-            hub_signature_256: get("x-hub-signature-256"),
-            webhook_hmac: get("x-webhook-hmac"),
-            webhook_hmac_algorithm: get("x-webhook-hmac-algorithm"),
-        };
-        let out: IngestResponse = self.ingest.handle(request, self.clock.now()).await;
-        match out.status {
-            200..=299 => {
-                self.stats.accepted.add(1);
-                self.stats
-                    .events
-                    .add(u64::try_from(out.received).unwrap_or(0));
-            }
-            400..=499 => self.stats.rejected.add(1),
-            _ => self.stats.unavailable.add(1),
-        }
-        let mut response = Response::new(Full::new(Bytes::from(out.body)));
-        *response.status_mut() =
-            StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        response.headers_mut().insert(
-            CONTENT_TYPE,
-            hyper::header::HeaderValue::from_static(out.content_type),
+/// Ends a request when the front is gone (a simulated crash aborts [`serve`]; connections that
+/// axum spawned would otherwise go on answering): what was not answered is not, and the
+/// client is told to come back on a new connection, as after a killed process.
+async fn until_stopped(
+    State(alive): State<watch::Receiver<()>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let mut alive = alive;
+    let stopped = || {
+        let mut r = error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the gateway stopped; retry",
         );
-        response
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    };
+    if alive.has_changed().is_err() {
+        return stopped();
+    }
+    tokio::select! {
+        response = next.run(request) => response,
+        _ = alive.changed() => stopped(),
     }
 }
 
-impl Front {
-    async fn admin(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let Some(admin) = &self.admin else {
-            return error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "the management API is off: set ADMIN_API_KEYS",
-            );
-        };
-        let (parts, body) = req.into_parts();
-        let body = match read_body(body, admin.config.max_body_bytes).await {
-            Ok(b) => b,
-            Err(r) => return *r,
-        };
-        let get = |name: &str| header(&parts.headers, name);
-        let out = admin
-            .handle(
-                AdminRequest {
-                    method: parts.method.as_str(),
-                    path: parts.uri.path(),
-                    query: parts.uri.query().unwrap_or_default(),
-                    api_key: get("x-api-key"),
-                    idempotency_key: get("idempotency-key"),
-                    body: &body,
-                },
-                self.clock.now(),
-            )
-            .await;
-        let empty = out.body.is_empty();
-        let allow = out
-            .allow
-            .as_deref()
-            .and_then(|a| hyper::header::HeaderValue::from_str(a).ok());
-        let mut response = Response::new(Full::new(Bytes::from(out.body)));
-        *response.status_mut() =
-            StatusCode::from_u16(out.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        if let Some(allow) = allow {
-            response.headers_mut().insert(hyper::header::ALLOW, allow);
+/// The front's router: ingest, the management API, health, JSON 404s; requests end when
+/// `alive`'s sender is dropped.
+pub fn router(front: &Front, alive: watch::Receiver<()>) -> Router {
+    let clock = front.clock.clone();
+    let clock = shared::clock::Clock::from_fn(move || clock.now());
+    // Ingest's own fallback (a Function URL's unknown path) gives way to the front's.
+    let ingest = front
+        .ingest
+        .clone()
+        .router(clock.clone())
+        .reset_fallback()
+        .layer(middleware::from_fn_with_state(front.stats.clone(), count));
+    let app = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/healthz/", get(healthz))
+        .merge(ingest);
+    let app = match &front.admin {
+        Some(admin) => {
+            // The API's router answers every method itself (405 with its own `Allow`).
+            let api = Admin::clone(admin).router(clock);
+            app.route("/v1", any_service(api.clone()))
+                .route("/v1/", any_service(api.clone()))
+                .route("/v1/{*rest}", any_service(api))
         }
-        if !empty {
-            response.headers_mut().insert(
-                CONTENT_TYPE,
-                hyper::header::HeaderValue::from_static("application/json"),
-            );
-        }
-        response
-    }
+        None => app
+            .route("/v1", any(admin_off))
+            .route("/v1/", any(admin_off))
+            .route("/v1/{*rest}", any(admin_off)),
+    };
+    app.fallback(no_route)
+        .layer(middleware::from_fn_with_state(alive, until_stopped))
 }
 
 /// Serves `front` on `listener` until `stop` turns true, then lets open requests finish (at
-/// most `grace`) while accepting nothing new.
+/// most `grace`) while accepting nothing new. Aborting the future ends open requests too.
 pub async fn serve(
     listener: TcpListener,
     front: Front,
     mut stop: watch::Receiver<bool>,
     grace: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
-    let front = Arc::new(front);
-    // Connections live in this set, so aborting `serve` (a simulated crash) ends them too.
-    let mut connections = tokio::task::JoinSet::new();
-    loop {
-        let accepted = tokio::select! {
-            a = listener.accept() => a,
-            _ = stop.changed() => break,
-            Some(_) = connections.join_next() => continue,
-        };
-        let (stream, _) = match accepted {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
+    // Dropped when this future ends or is aborted: open requests end with it.
+    let (alive, alive_rx) = watch::channel(());
+    let app = router(&front, alive_rx);
+    let mut stopping = stop.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        let _ = stop.changed().await;
+    });
+    let deadline = async move {
+        let _ = stopping.changed().await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        served = server.into_future() => {
+            if let Err(e) = served {
+                tracing::warn!(error = %e, "the front stopped with an error");
             }
-        };
-        let front = front.clone();
-        let service = service_fn(move |req| {
-            let front = front.clone();
-            async move { Ok::<_, Infallible>(front.handle(req).await) }
-        });
-        let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-        let watched = graceful.watch(conn);
-        connections.spawn(async move {
-            if let Err(e) = watched.await {
-                tracing::debug!(error = %e, "connection ended with an error");
-            }
-        });
+        }
+        () = deadline => {
+            tracing::warn!("open connections did not finish within the grace period");
+        }
     }
-    drop(listener);
-    if tokio::time::timeout(grace, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("open connections did not finish within the grace period");
+    drop(alive);
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use shared::admin::AdminConfig;
+    use shared::pipeline::ingest::IngestConfig;
+    use shared::ports::StaticSources;
+    use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
+    use shared::signature::Secret;
+    use tower::ServiceExt as _;
+
+    use super::*;
+
+    fn front(admin: bool) -> Front {
+        let docs = Arc::new(MemoryDocumentStore::new());
+        let blobs = Arc::new(MemoryBlobStore::new());
+        let admin = admin.then(|| {
+            Arc::new(Admin::new(
+                docs,
+                blobs.clone(),
+                Arc::new(MemoryQueue::new("delivery")),
+                Arc::new(MemoryQueue::new("dlq")),
+                Duration::from_secs(60),
+                AdminConfig {
+                    api_keys: vec![Secret::from("local-admin-key-0001".to_owned())],
+                    ..AdminConfig::default()
+                },
+            ))
+        });
+        Front {
+            ingest: Arc::new(Ingest {
+                sources: Arc::new(StaticSources::new([])),
+                queue: Arc::new(MemoryQueue::new("inbound")),
+                blobs,
+                config: IngestConfig::default(),
+            }),
+            clock: Clock::system(),
+            stats: Arc::new(Stats::default()),
+            admin,
+        }
     }
-    connections.shutdown().await;
+
+    async fn status(app: &Router, method: &str, path: &str, key: Option<&str>) -> u16 {
+        let mut request = Request::builder().method(method).uri(path);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let request = request.body(Body::empty()).unwrap();
+        app.clone()
+            .oneshot(request)
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    }
+
+    #[tokio::test]
+    async fn one_router_serves_health_webhooks_and_the_management_api() {
+        let (_alive, rx) = watch::channel(());
+        let app = router(&front(true), rx);
+        assert_eq!(status(&app, "GET", "/healthz", None).await, 200);
+        assert_eq!(status(&app, "POST", "/webhooks/nobody", None).await, 404);
+        assert_eq!(status(&app, "POST", "/hooks/x", None).await, 404);
+        assert_eq!(status(&app, "GET", "/v1/endpoints", None).await, 401);
+        let key = Some("local-admin-key-0001");
+        assert_eq!(status(&app, "GET", "/v1/endpoints", key).await, 200);
+        assert_eq!(status(&app, "PUT", "/v1/endpoints", key).await, 405);
+        // A route's `{id}` is the API's own, whatever the front captured before it.
+        assert_eq!(status(&app, "GET", "/v1/deliveries/dlv_x", key).await, 404);
+        let request = Request::builder()
+            .method("GET")
+            .uri("/v1/deliveries/dlv_x")
+            .header("x-api-key", "local-admin-key-0001")
+            .body(Body::empty())
+            .unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&body).contains("delivery not found"),
+            "{body:?}"
+        );
+        let (_alive, rx) = watch::channel(());
+        let off = router(&front(false), rx);
+        assert_eq!(status(&off, "GET", "/v1/endpoints", key).await, 404);
+    }
+
+    #[tokio::test]
+    async fn requests_after_the_front_stopped_are_refused() {
+        let (alive, rx) = watch::channel(());
+        let app = router(&front(false), rx);
+        drop(alive);
+        assert_eq!(status(&app, "GET", "/healthz", None).await, 503);
+    }
 }

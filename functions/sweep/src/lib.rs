@@ -2,12 +2,9 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use aws_adapters::env::{ConfigError, ConversationSettings, Env};
 use aws_adapters::infra::{InfraError, Infrastructure};
 use serde_json::{Value, json};
-use shared::pipeline::track::QueueSink;
 use shared::pipeline::track::state::Conversations;
 use shared::pipeline::track::sweep::{Sweep, SweepError};
 
@@ -55,20 +52,16 @@ impl Config {
 /// conversation) and the local gateway run. It emits only conversation events, so both routes
 /// of its sink are the outbound queue.
 pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Sweep, InfraError> {
-    let outbound = infra.queue(&config.outbound_queue_url)?;
-    Ok(Sweep {
-        conversations: Conversations {
+    Ok(Sweep::emitting_to(
+        Conversations {
             docs: infra.docs(),
             settings: config.conversations,
         },
-        sink: Arc::new(QueueSink {
-            buffer: outbound.clone(),
-            outbound,
-            blobs: infra.blobs(),
-            blob_ttl: config.blob_ttl,
-        }),
-        page: config.page,
-    })
+        infra.queue(&config.outbound_queue_url)?,
+        infra.blobs(),
+        config.blob_ttl,
+        config.page,
+    ))
 }
 
 /// Handles one scheduled invocation (the EventBridge event itself carries nothing needed).

@@ -8,11 +8,20 @@
 //! be written is still answered (the change is made; failing the request would make the client
 //! repeat it): the entry then goes to the log, at error level, with the same fields.
 
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::response::{IntoResponseParts, ResponseParts};
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use utoipa_axum::routes;
 
-use super::{Admin, AdminResponse, ApiError, Query, page};
+use super::http::{ApiQuery, Now, Routes};
+use super::openapi::ChangeErrors;
+use super::{Admin, AdminResponse, ApiError, Page, Paging};
 use crate::ports::{DocumentWrite, IndexEntry, filtered_page};
 
 /// The index partition of the trail.
@@ -64,40 +73,46 @@ pub fn key_id(api_key: &str) -> String {
     format!("key_{}", &digest[..12])
 }
 
-/// The action a successful `method` on `segments` is, if it changes anything, with its target
-/// and whether the route reads a body (only then are the body's field names recorded: a route
-/// that reads none must not copy whatever a client sent into the trail).
-fn action(method: &str, segments: &[&str]) -> Option<(&'static str, Option<String>, bool)> {
-    let target = |id: &str| Some(id.to_owned());
-    let (action, target) = match (method, segments) {
-        ("POST", ["v1", "endpoints"]) => ("endpoint.created", None),
-        ("PATCH", ["v1", "endpoints", id]) => ("endpoint.updated", target(id)),
-        ("DELETE", ["v1", "endpoints", id]) => ("endpoint.deleted", target(id)),
-        ("POST", ["v1", "endpoints", id, "rotate-secret"]) => {
-            ("endpoint.secret_rotated", target(id))
+/// A change a route made, attached to its successful answer: the gate records it once the
+/// answer is known (and never for a replay, which runs no route).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Change {
+    /// `endpoint.created`, … (see [`AuditEntry::action`]).
+    pub action: &'static str,
+    /// The id of what changed, if one.
+    pub target: Option<String>,
+    /// Whether the route reads a body: only then are the body's field names recorded (a route
+    /// that reads none must not copy whatever a client sent into the trail).
+    pub reads_body: bool,
+}
+
+impl Change {
+    /// A change of `target` by a route that reads no body.
+    pub fn of(action: &'static str, target: &str) -> Self {
+        Self {
+            action,
+            target: Some(target.to_owned()),
+            reads_body: false,
         }
-        ("POST", ["v1", "endpoints", id, "enable"]) => ("endpoint.enabled", target(id)),
-        ("POST", ["v1", "endpoints", id, "disable"]) => ("endpoint.disabled", target(id)),
-        ("POST", ["v1", "endpoints", id, "recover"]) => ("endpoint.recovered", target(id)),
-        ("POST", ["v1", "deliveries", "redrive"]) => ("deliveries.redriven", None),
-        ("POST", ["v1", "deliveries", id, "retry"]) => ("delivery.retried", target(id)),
-        ("POST", ["v1", "conversations", id, "close"]) => ("conversation.closed", target(id)),
-        ("POST", ["v1", "conversations", id, "transfer"]) => {
-            ("conversation.transferred", target(id))
+    }
+
+    /// A change by a route that reads a body.
+    pub fn with_body(action: &'static str, target: Option<&str>) -> Self {
+        Self {
+            action,
+            target: target.map(str::to_owned),
+            reads_body: true,
         }
-        ("PUT", ["v1", "conversations", id, "labels"]) => ("conversation.labels_set", target(id)),
-        ("PUT", ["v1", "conversations", id, "notes"]) => ("conversation.notes_set", target(id)),
-        _ => return None,
-    };
-    let reads_body = !matches!(
-        action,
-        "endpoint.deleted"
-            | "endpoint.enabled"
-            | "endpoint.disabled"
-            | "endpoint.recovered"
-            | "delivery.retried"
-    );
-    Some((action, target, reads_body))
+    }
+}
+
+impl IntoResponseParts for Change {
+    type Error = Infallible;
+
+    fn into_response_parts(self, mut res: ResponseParts) -> Result<ResponseParts, Self::Error> {
+        res.extensions_mut().insert(self);
+        Ok(res)
+    }
 }
 
 /// The top-level field names of a JSON object body (none for anything else).
@@ -109,12 +124,12 @@ fn fields(body: &[u8]) -> Vec<String> {
 }
 
 impl Admin {
-    /// Records `response` to `method` on `segments` by `actor` in the trail, if it was a change
-    /// that succeeded.
+    /// Records `change`, answered with `response` to a request with `body` by `actor`, in the
+    /// trail, if it succeeded.
     pub(super) async fn audit(
         &self,
         actor: &str,
-        (method, segments): (&str, &[&str]),
+        change: &Change,
         body: &[u8],
         response: &AdminResponse,
         now: DateTime<Utc>,
@@ -122,22 +137,17 @@ impl Admin {
         if !(200..300).contains(&response.status) {
             return;
         }
-        let Some((action, target, reads_body)) = action(method, segments) else {
-            return;
-        };
-        // A created endpoint is named by the answer.
-        let target = target.or_else(|| {
-            serde_json::from_str::<serde_json::Value>(&response.body)
-                .ok()
-                .and_then(|v| v.get("id").and_then(|i| i.as_str()).map(str::to_owned))
-        });
         let entry = AuditEntry {
             id: next_id(),
             at: now,
             actor: actor.to_owned(),
-            action: action.to_owned(),
-            target,
-            fields: if reads_body { fields(body) } else { Vec::new() },
+            action: change.action.to_owned(),
+            target: change.target.clone(),
+            fields: if change.reads_body {
+                fields(body)
+            } else {
+                Vec::new()
+            },
             status: response.status,
         };
         let index = IndexEntry {
@@ -171,34 +181,59 @@ impl Admin {
             );
         }
     }
+}
 
-    /// `GET /v1/audit`: newest first, optionally only one target's, paged by cursor.
-    pub(super) async fn list_audit(
-        &self,
-        query: &Query,
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let limit = query.limit()?;
-        let before = query.cursor()?;
-        let target = query.get("target");
-        let action = query.get("action");
-        let (entries, next) = filtered_page(
-            self.docs.as_ref(),
-            PARTITION,
-            None,
-            before,
-            limit,
-            now,
-            |listed| {
-                let entry: AuditEntry = serde_json::from_value(listed.doc.body).map_err(|e| {
-                    ApiError::from(crate::ports::BackendError::Corrupt(crate::json_error(&e)))
-                })?;
-                let wanted = target.is_none_or(|t| entry.target.as_deref() == Some(t))
-                    && action.is_none_or(|a| entry.action == a);
-                Ok::<_, ApiError>(wanted.then_some(entry))
-            },
-        )
-        .await?;
-        Ok(AdminResponse::json(200, &page(&entries, next.as_deref())))
-    }
+/// `GET /v1/audit`: filters besides paging.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct AuditQuery {
+    /// Only changes of this endpoint, delivery or conversation id.
+    target: Option<String>,
+    /// Only this action (e.g. endpoint.updated).
+    action: Option<String>,
+}
+
+/// A page of the trail.
+pub type AuditPage = Page<AuditEntry>;
+
+pub(super) fn routes() -> Routes {
+    Routes::default().routes(routes!(list_audit))
+}
+
+/// List the changes made through this API (who: the API key's id; what; when), newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    operation_id = "listAudit",
+    params(AuditQuery, Paging),
+    responses((status = 200, description = "Done.", body = AuditPage), ChangeErrors)
+)]
+async fn list_audit(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    ApiQuery(paging): ApiQuery<Paging>,
+    ApiQuery(query): ApiQuery<AuditQuery>,
+) -> Result<Json<Page<AuditEntry>>, ApiError> {
+    let limit = paging.limit()?;
+    let before = paging.cursor()?;
+    let target = query.target.as_deref();
+    let action = query.action.as_deref();
+    let (entries, next) = filtered_page(
+        admin.docs.as_ref(),
+        PARTITION,
+        None,
+        before,
+        limit,
+        now,
+        |listed| {
+            let entry: AuditEntry = serde_json::from_value(listed.doc.body).map_err(|e| {
+                ApiError::from(crate::ports::BackendError::Corrupt(crate::json_error(&e)))
+            })?;
+            let wanted = target.is_none_or(|t| entry.target.as_deref() == Some(t))
+                && action.is_none_or(|a| entry.action == a);
+            Ok::<_, ApiError>(wanted.then_some(entry))
+        },
+    )
+    .await?;
+    Ok(Json(Page::new(entries, next.as_deref())))
 }

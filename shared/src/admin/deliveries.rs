@@ -2,10 +2,19 @@
 //! one with its attempts, retry one, resend an endpoint's failed deliveries since a time
 //! (`/v1/endpoints/{id}/recover`), and redrive the dead-letter queue.
 
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use super::{Admin, AdminResponse, ApiError, Query, body, page};
+use super::audit::Change;
+use super::http::{ApiQuery, Id, JsonBody, Now, Routes};
+use super::openapi::{ChangeErrors, IdempotencyKey, ItemChangeErrors, ItemErrors};
+use super::{Admin, ApiError, Page, Paging, query_time};
 use crate::delivery::record::{AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus};
 use crate::delivery::redrive::{Selection, redrive};
 use crate::delivery::request::DeliveryTask;
@@ -78,28 +87,86 @@ pub struct RedriveRequest {
     pub max: Option<u64>,
 }
 
-fn filter(query: &Query) -> Result<DeliveryFilter, ApiError> {
-    let status = query
-        .get("status")
-        .map(|s| {
-            DeliveryStatus::parse(s).ok_or_else(|| {
-                ApiError::invalid("status", "status must be retrying, delivered, dead_lettered, endpoint_disabled or skipped")
+/// A page of deliveries.
+pub type DeliveryPage = Page<DeliveryView>;
+
+/// The answer of `POST /v1/endpoints/{id}/recover`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Recovered {
+    /// Deliveries put back on the delivery queue.
+    pub recovered: usize,
+}
+
+/// The answer of `POST /v1/deliveries/redrive`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct RedriveReport {
+    /// Tasks moved back to the delivery queue.
+    pub moved: usize,
+    /// Tasks looked at and left in the dead-letter queue.
+    pub kept: usize,
+    /// Messages that are not delivery tasks, left in place.
+    pub unreadable: usize,
+    /// About how many messages the dead-letter queue still holds (SQS's estimate, lagging up
+    /// to a minute).
+    pub remaining: Option<u64>,
+}
+
+/// `GET /v1/deliveries`: filters besides paging.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct DeliveryQuery {
+    /// Only this endpoint's.
+    #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+    endpoint_id: Option<String>,
+    /// retrying, delivered, dead_lettered, endpoint_disabled or skipped.
+    #[param(value_type = Option<DeliveryStatus>)]
+    status: Option<String>,
+    /// Only this event type.
+    #[param(value_type = Option<EventType>)]
+    event_type: Option<String>,
+    /// Created at or after (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    since: Option<String>,
+    /// Created before (RFC 3339).
+    #[param(value_type = Option<String>, format = DateTime)]
+    until: Option<String>,
+}
+
+impl DeliveryQuery {
+    fn filter(&self) -> Result<DeliveryFilter, ApiError> {
+        let status = self
+            .status
+            .as_deref()
+            .map(|s| {
+                DeliveryStatus::parse(s).ok_or_else(|| {
+                    ApiError::invalid("status", "status must be retrying, delivered, dead_lettered, endpoint_disabled or skipped")
+                })
             })
+            .transpose()?;
+        let event_type = self
+            .event_type
+            .as_deref()
+            .map(|t| {
+                t.parse::<EventType>()
+                    .map_err(|_| ApiError::invalid("event_type", "unknown event type"))
+            })
+            .transpose()?;
+        Ok(DeliveryFilter {
+            status,
+            event_type,
+            since: query_time("since", self.since.as_deref())?,
+            until: query_time("until", self.until.as_deref())?,
         })
-        .transpose()?;
-    let event_type = query
-        .get("event_type")
-        .map(|t| {
-            t.parse::<EventType>()
-                .map_err(|_| ApiError::invalid("event_type", "unknown event type"))
-        })
-        .transpose()?;
-    Ok(DeliveryFilter {
-        status,
-        event_type,
-        since: query.time("since")?,
-        until: query.time("until")?,
-    })
+    }
+}
+
+/// `POST /v1/endpoints/{id}/recover`.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub(super) struct RecoverQuery {
+    /// RFC 3339 time.
+    #[param(value_type = String, format = DateTime, required = true)]
+    since: Option<String>,
 }
 
 impl Admin {
@@ -135,167 +202,231 @@ impl Admin {
         }
         Ok(send_all(self.delivery_queue.as_ref(), pack(bodies)).await?)
     }
+}
 
-    pub(super) async fn list_deliveries(
-        &self,
-        query: &Query,
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let limit = query.limit()?;
-        let cursor = query.cursor()?;
-        let filter = filter(query)?;
-        let endpoint_ids: Vec<String> = match query.get("endpoint_id") {
-            Some(id) => {
-                if !super::is_plain_id(id) {
-                    return Err(ApiError::invalid("endpoint_id", "not an endpoint id"));
-                }
-                vec![id.to_owned()]
+pub(super) fn routes() -> Routes {
+    Routes::default()
+        .routes(routes!(recover_endpoint))
+        .routes(routes!(list_deliveries))
+        .routes(routes!(redrive_dead_letters))
+        .routes(routes!(get_delivery))
+        .routes(routes!(retry_delivery))
+}
+
+/// List deliveries, newest first.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries",
+    operation_id = "listDeliveries",
+    params(DeliveryQuery, Paging),
+    responses((status = 200, description = "Done.", body = DeliveryPage), ChangeErrors)
+)]
+async fn list_deliveries(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    ApiQuery(paging): ApiQuery<Paging>,
+    ApiQuery(query): ApiQuery<DeliveryQuery>,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    let limit = paging.limit()?;
+    let cursor = paging.cursor()?;
+    let filter = query.filter()?;
+    let endpoint_ids: Vec<String> = match query.endpoint_id {
+        Some(id) => {
+            if !super::is_plain_id(&id) {
+                return Err(ApiError::invalid("endpoint_id", "not an endpoint id"));
             }
-            None => self
-                .endpoints
-                .list(1000, now)
-                .await?
-                .into_iter()
-                .map(|e| e.id)
-                .collect(),
-        };
-        let found = self
-            .deliveries
-            .list(&endpoint_ids, &filter, cursor.as_deref(), limit, now)
-            .await?;
-        let data: Vec<DeliveryView> = found
-            .records
-            .iter()
-            .map(|(r, _)| DeliveryView::of(r, false))
-            .collect();
-        Ok(AdminResponse::json(
-            200,
-            &page(&data, found.next.as_deref()),
-        ))
-    }
-
-    pub(super) async fn get_delivery(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let (record, _) = self
-            .deliveries
-            .get(id, now)
-            .await?
-            .ok_or_else(|| ApiError::not_found("delivery"))?;
-        Ok(AdminResponse::json(200, &DeliveryView::of(&record, true)))
-    }
-
-    pub(super) async fn retry_delivery(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let (record, version) = self
-            .deliveries
-            .get(id, now)
-            .await?
-            .ok_or_else(|| ApiError::not_found("delivery"))?;
-        if self
+            vec![id]
+        }
+        None => admin
             .endpoints
-            .get(&record.endpoint_id, now)
+            .list(1000, now)
             .await?
-            .is_none()
-        {
-            return Err(ApiError::conflict("the delivery's endpoint was deleted"));
-        }
-        self.resend(vec![(record, version)], now).await?;
-        let (record, _) = self
-            .deliveries
-            .get(id, now)
-            .await?
-            .ok_or_else(|| ApiError::not_found("delivery"))?;
-        Ok(AdminResponse::json(202, &DeliveryView::of(&record, true)))
-    }
-
-    pub(super) async fn recover_endpoint(
-        &self,
-        id: &str,
-        query: &Query,
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let since = query
-            .time("since")?
-            .ok_or_else(|| ApiError::invalid("since", "since (RFC 3339) is required"))?;
-        if self.endpoints.get(id, now).await?.is_none() {
-            return Err(ApiError::not_found("endpoint"));
-        }
-        let mut chosen = Vec::new();
-        for status in [
-            DeliveryStatus::DeadLettered,
-            DeliveryStatus::EndpointDisabled,
-        ] {
-            let filter = DeliveryFilter {
-                status: Some(status),
-                since: Some(since),
-                ..DeliveryFilter::default()
-            };
-            let mut cursor: Option<String> = None;
-            loop {
-                let page = self
-                    .deliveries
-                    .list(&[id.to_owned()], &filter, cursor.as_deref(), 100, now)
-                    .await?;
-                chosen.extend(page.records);
-                match page.next {
-                    Some(n) if chosen.len() < 10_000 => cursor = Some(n),
-                    _ => break,
-                }
-            }
-        }
-        let resent = self.resend(chosen, now).await?;
-        Ok(AdminResponse::json(
-            202,
-            &serde_json::json!({"recovered": resent}),
-        ))
-    }
-
-    pub(super) async fn redrive_dead_letters(
-        &self,
-        bytes: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let req: RedriveRequest = body(bytes)?;
-        if req
-            .endpoint_id
-            .as_deref()
-            .is_some_and(|e| !super::is_plain_id(e))
-        {
-            return Err(ApiError::invalid("endpoint_id", "not an endpoint id"));
-        }
-        if req.max.is_some_and(|m| !(1..=10_000).contains(&m)) {
-            return Err(ApiError::invalid("max", "max is 1 to 10,000"));
-        }
-        let selection = match (req.endpoint_id, req.event_id) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid(
-                    "event_id",
-                    "give endpoint_id or event_id, not both",
-                ));
-            }
-            (Some(e), None) => Selection::Endpoint(e),
-            (None, Some(e)) => Selection::Event(e),
-            (None, None) => Selection::All,
-        };
-        let max = usize::try_from(req.max.unwrap_or(1000)).unwrap_or(1000);
-        let report = redrive(
-            self.dead_letter.as_ref(),
-            self.delivery_queue.as_ref(),
-            self.blobs.as_ref(),
-            &selection,
-            max,
-            now,
-        )
+            .into_iter()
+            .map(|e| e.id)
+            .collect(),
+    };
+    let found = admin
+        .deliveries
+        .list(&endpoint_ids, &filter, cursor.as_deref(), limit, now)
         .await?;
-        Ok(AdminResponse::json(
-            202,
-            &serde_json::json!({"moved": report.moved, "kept": report.kept, "unreadable": report.unreadable, "remaining": report.remaining}),
-        ))
+    let data: Vec<DeliveryView> = found
+        .records
+        .iter()
+        .map(|(r, _)| DeliveryView::of(r, false))
+        .collect();
+    Ok(Json(Page::new(data, found.next.as_deref())))
+}
+
+/// Show a delivery with its attempts.
+#[utoipa::path(
+    get,
+    path = "/v1/deliveries/{id}",
+    operation_id = "getDelivery",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Done.", body = DeliveryView), ItemErrors)
+)]
+async fn get_delivery(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+) -> Result<Json<DeliveryView>, ApiError> {
+    let (record, _) = admin
+        .deliveries
+        .get(&id, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    Ok(Json(DeliveryView::of(&record, true)))
+}
+
+/// Send a delivery again (same id and body).
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries/{id}/retry",
+    operation_id = "retryDelivery",
+    params(("id" = String, Path), IdempotencyKey),
+    responses((status = 202, description = "Done.", body = DeliveryView), ItemChangeErrors)
+)]
+async fn retry_delivery(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+) -> Result<(StatusCode, Change, Json<DeliveryView>), ApiError> {
+    let (record, version) = admin
+        .deliveries
+        .get(&id, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    if admin
+        .endpoints
+        .get(&record.endpoint_id, now)
+        .await?
+        .is_none()
+    {
+        return Err(ApiError::conflict("the delivery's endpoint was deleted"));
     }
+    admin.resend(vec![(record, version)], now).await?;
+    let (record, _) = admin
+        .deliveries
+        .get(&id, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Change::of("delivery.retried", &id),
+        Json(DeliveryView::of(&record, true)),
+    ))
+}
+
+/// Send again the endpoint's failed deliveries created since a time.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/recover",
+    operation_id = "recoverEndpoint",
+    params(("id" = String, Path), RecoverQuery, IdempotencyKey),
+    responses((status = 202, description = "Done.", body = Recovered), ItemChangeErrors)
+)]
+async fn recover_endpoint(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+    ApiQuery(query): ApiQuery<RecoverQuery>,
+) -> Result<(StatusCode, Change, Json<Recovered>), ApiError> {
+    let since = query_time("since", query.since.as_deref())?
+        .ok_or_else(|| ApiError::invalid("since", "since (RFC 3339) is required"))?;
+    if admin.endpoints.get(&id, now).await?.is_none() {
+        return Err(ApiError::not_found("endpoint"));
+    }
+    let mut chosen = Vec::new();
+    for status in [
+        DeliveryStatus::DeadLettered,
+        DeliveryStatus::EndpointDisabled,
+    ] {
+        let filter = DeliveryFilter {
+            status: Some(status),
+            since: Some(since),
+            ..DeliveryFilter::default()
+        };
+        let mut cursor: Option<String> = None;
+        loop {
+            let page = admin
+                .deliveries
+                .list(
+                    std::slice::from_ref(&id),
+                    &filter,
+                    cursor.as_deref(),
+                    100,
+                    now,
+                )
+                .await?;
+            chosen.extend(page.records);
+            match page.next {
+                Some(n) if chosen.len() < 10_000 => cursor = Some(n),
+                _ => break,
+            }
+        }
+    }
+    let recovered = admin.resend(chosen, now).await?;
+    Ok((
+        StatusCode::ACCEPTED,
+        Change::of("endpoint.recovered", &id),
+        Json(Recovered { recovered }),
+    ))
+}
+
+/// Move dead-lettered deliveries back to the delivery queue.
+#[utoipa::path(
+    post,
+    path = "/v1/deliveries/redrive",
+    operation_id = "redriveDeliveries",
+    params(IdempotencyKey),
+    request_body = Option<RedriveRequest>,
+    responses((status = 202, description = "Done.", body = RedriveReport), ChangeErrors)
+)]
+async fn redrive_dead_letters(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    JsonBody(req): JsonBody<RedriveRequest>,
+) -> Result<(StatusCode, Change, Json<RedriveReport>), ApiError> {
+    if req
+        .endpoint_id
+        .as_deref()
+        .is_some_and(|e| !super::is_plain_id(e))
+    {
+        return Err(ApiError::invalid("endpoint_id", "not an endpoint id"));
+    }
+    if req.max.is_some_and(|m| !(1..=10_000).contains(&m)) {
+        return Err(ApiError::invalid("max", "max is 1 to 10,000"));
+    }
+    let selection = match (req.endpoint_id, req.event_id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "event_id",
+                "give endpoint_id or event_id, not both",
+            ));
+        }
+        (Some(e), None) => Selection::Endpoint(e),
+        (None, Some(e)) => Selection::Event(e),
+        (None, None) => Selection::All,
+    };
+    let max = usize::try_from(req.max.unwrap_or(1000)).unwrap_or(1000);
+    let report = redrive(
+        admin.dead_letter.as_ref(),
+        admin.delivery_queue.as_ref(),
+        admin.blobs.as_ref(),
+        &selection,
+        max,
+        now,
+    )
+    .await?;
+    let report = RedriveReport {
+        moved: report.moved,
+        kept: report.kept,
+        unreadable: report.unreadable,
+        remaining: report.remaining,
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Change::with_body("deliveries.redriven", None),
+        Json(report),
+    ))
 }

@@ -2,11 +2,19 @@
 //! secret with a grace period for the old one, enable and disable.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use super::{Admin, AdminResponse, ApiError, Query, body, page};
+use super::audit::Change;
+use super::http::{ApiQuery, Id, JsonBody, Now, Routes};
+use super::openapi::{ChangeErrors, IdempotencyKey, ItemChangeErrors, ItemErrors};
+use super::{Admin, ApiError, Page, Paging};
 use crate::delivery::endpoints::{Endpoint, EndpointError, SecretEntry};
 use crate::signature::EndpointSecret;
 
@@ -69,6 +77,21 @@ impl EndpointView {
     }
 }
 
+/// An endpoint with its signing secret: the answer of a create or a rotation, the only time the
+/// secret is shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct CreatedEndpoint {
+    /// The endpoint.
+    #[serde(flatten)]
+    pub endpoint: EndpointView,
+    /// The signing secret; shown only in this answer.
+    #[schemars(regex(pattern = "^whsec_"))]
+    pub secret: String,
+}
+
+/// A page of endpoints.
+pub type EndpointPage = Page<EndpointView>;
+
 /// `POST /v1/endpoints`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -81,12 +104,14 @@ pub struct CreateEndpoint {
     pub url: String,
     /// Filters: exact types, family wildcards (`whatsapp.message.*`) or `*`.
     #[serde(default)]
+    #[schemars(transform = filter_items)]
     pub event_types: Vec<String>,
     /// Batch inbound bursts (default true).
     #[serde(default)]
     pub batching: Option<bool>,
     /// Extra headers (e.g. `X-API-Key` of the receiver). Their values are never shown again.
     #[serde(default)]
+    #[schemars(transform = header_entries)]
     pub headers: BTreeMap<String, String>,
     /// Free text.
     #[serde(default)]
@@ -104,11 +129,13 @@ pub struct UpdateEndpoint {
     )]
     pub url: Option<String>,
     /// New filters.
+    #[schemars(transform = filter_items)]
     pub event_types: Option<Vec<String>>,
     /// Batching on or off.
     pub batching: Option<bool>,
     /// New custom headers (replacing all of them). A value of `********` keeps that header's
     /// current value, so the headers read from `GET` can be sent back with one changed.
+    #[schemars(transform = header_entries)]
     pub headers: Option<BTreeMap<String, String>>,
     /// New description (`null` clears it).
     #[serde(default, deserialize_with = "present")]
@@ -116,6 +143,27 @@ pub struct UpdateEndpoint {
     pub description: Option<Option<String>>,
     /// Enable or disable.
     pub enabled: Option<bool>,
+}
+
+/// Filters are checked in code against a list the derive cannot see: the document spells it
+/// out ([`super::openapi::endpoint_filters`]).
+fn filter_items(schema: &mut schemars::Schema) {
+    schema.insert(
+        "items".into(),
+        serde_json::json!({"enum": super::openapi::endpoint_filters()}),
+    );
+}
+
+/// Header names and values as the code checks them (RFC 9110 tokens; no control characters).
+fn header_entries(schema: &mut schemars::Schema) {
+    schema.insert(
+        "propertyNames".into(),
+        serde_json::json!({"pattern": "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}),
+    );
+    schema.insert(
+        "additionalProperties".into(),
+        serde_json::json!({"type": "string", "pattern": "^[^\\x00-\\x1f\\x7f-\\x9f]*$"}),
+    );
 }
 
 /// Distinguishes an absent field (`None`) from `null` (`Some(None)`).
@@ -196,160 +244,264 @@ impl Admin {
             ))
         }
     }
+}
 
-    pub(super) async fn create_endpoint(
-        &self,
-        bytes: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let req: CreateEndpoint = body(bytes)?;
-        let secret = new_secret()?;
-        let id = format!("ep_{}", ulid::Ulid::new());
-        let mut endpoint = Endpoint::new(id, req.url, &secret, now);
-        endpoint.event_types = req.event_types;
-        endpoint.batching = req.batching.unwrap_or(true);
-        endpoint.headers = unmask(req.headers, &BTreeMap::new())?;
-        endpoint.description = req.description;
-        endpoint
-            .validate(self.config.network)
-            .map_err(|e| validation(&e))?;
-        self.save(&endpoint, None, now).await?;
-        let mut view = serde_json::to_value(EndpointView::of(&endpoint, now))
-            .map_err(|_| ApiError::new(500, "internal", "could not render the endpoint"))?;
-        view["secret"] = secret.expose().into();
-        Ok(AdminResponse::json(201, &view))
+pub(super) fn routes() -> Routes {
+    Routes::default()
+        .routes(routes!(create_endpoint, list_endpoints))
+        .routes(routes!(get_endpoint, update_endpoint, delete_endpoint))
+        .routes(routes!(rotate_secret))
+        .routes(routes!(enable_endpoint))
+        .routes(routes!(disable_endpoint))
+}
+
+/// Create an endpoint; the answer holds its whsec_ secret, shown only here.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints",
+    operation_id = "createEndpoint",
+    params(IdempotencyKey),
+    request_body = CreateEndpoint,
+    responses((status = 201, description = "Done.", body = CreatedEndpoint), ChangeErrors)
+)]
+async fn create_endpoint(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    JsonBody(req): JsonBody<CreateEndpoint>,
+) -> Result<(StatusCode, Change, Json<CreatedEndpoint>), ApiError> {
+    let secret = new_secret()?;
+    let id = format!("ep_{}", ulid::Ulid::new());
+    let mut endpoint = Endpoint::new(id, req.url, &secret, now);
+    endpoint.event_types = req.event_types;
+    endpoint.batching = req.batching.unwrap_or(true);
+    endpoint.headers = unmask(req.headers, &BTreeMap::new())?;
+    endpoint.description = req.description;
+    endpoint
+        .validate(admin.config.network)
+        .map_err(|e| validation(&e))?;
+    admin.save(&endpoint, None, now).await?;
+    let change = Change::with_body("endpoint.created", Some(&endpoint.id));
+    let created = CreatedEndpoint {
+        endpoint: EndpointView::of(&endpoint, now),
+        secret: secret.expose().to_owned(),
+    };
+    Ok((StatusCode::CREATED, change, Json(created)))
+}
+
+/// List endpoints by id.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints",
+    operation_id = "listEndpoints",
+    params(Paging),
+    responses((status = 200, description = "Done.", body = EndpointPage), ChangeErrors)
+)]
+async fn list_endpoints(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    ApiQuery(paging): ApiQuery<Paging>,
+) -> Result<Json<EndpointPage>, ApiError> {
+    let limit = paging.limit()?;
+    let after = paging.cursor()?;
+    let (list, next) = admin.endpoints.page(after.as_deref(), limit, now).await?;
+    let views: Vec<EndpointView> = list.iter().map(|e| EndpointView::of(e, now)).collect();
+    Ok(Json(Page::new(views, next.as_deref())))
+}
+
+/// Show an endpoint.
+#[utoipa::path(
+    get,
+    path = "/v1/endpoints/{id}",
+    operation_id = "getEndpoint",
+    params(("id" = String, Path)),
+    responses((status = 200, description = "Done.", body = EndpointView), ItemErrors)
+)]
+async fn get_endpoint(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+) -> Result<Json<EndpointView>, ApiError> {
+    let (endpoint, _) = admin.load(&id, now).await?;
+    Ok(Json(EndpointView::of(&endpoint, now)))
+}
+
+/// Change some fields of an endpoint.
+#[utoipa::path(
+    patch,
+    path = "/v1/endpoints/{id}",
+    operation_id = "updateEndpoint",
+    params(("id" = String, Path)),
+    request_body = Option<UpdateEndpoint>,
+    responses((status = 200, description = "Done.", body = EndpointView), ItemChangeErrors)
+)]
+async fn update_endpoint(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+    JsonBody(req): JsonBody<UpdateEndpoint>,
+) -> Result<(StatusCode, Change, Json<EndpointView>), ApiError> {
+    let (mut endpoint, version) = admin.load(&id, now).await?;
+    if let Some(url) = req.url {
+        endpoint.url = url;
     }
-
-    pub(super) async fn list_endpoints(
-        &self,
-        query: &Query,
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let limit = query.limit()?;
-        let after = query.cursor()?;
-        let (list, next) = self.endpoints.page(after.as_deref(), limit, now).await?;
-        let views: Vec<EndpointView> = list.iter().map(|e| EndpointView::of(e, now)).collect();
-        Ok(AdminResponse::json(200, &page(&views, next.as_deref())))
+    if let Some(types) = req.event_types {
+        endpoint.event_types = types;
     }
-
-    pub(super) async fn get_endpoint(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let (endpoint, _) = self.load(id, now).await?;
-        Ok(AdminResponse::json(200, &EndpointView::of(&endpoint, now)))
+    if let Some(b) = req.batching {
+        endpoint.batching = b;
     }
-
-    pub(super) async fn update_endpoint(
-        &self,
-        id: &str,
-        bytes: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let req: UpdateEndpoint = body(bytes)?;
-        let (mut endpoint, version) = self.load(id, now).await?;
-        if let Some(url) = req.url {
-            endpoint.url = url;
-        }
-        if let Some(types) = req.event_types {
-            endpoint.event_types = types;
-        }
-        if let Some(b) = req.batching {
-            endpoint.batching = b;
-        }
-        if let Some(h) = req.headers {
-            endpoint.headers = unmask(h, &endpoint.headers)?;
-        }
-        if let Some(d) = req.description {
-            endpoint.description = d;
-        }
-        if let Some(enabled) = req.enabled {
-            endpoint.enabled = enabled;
-            if enabled {
-                endpoint.disabled_reason = None;
-            }
-        }
-        endpoint.updated_at = now;
-        endpoint
-            .validate(self.config.network)
-            .map_err(|e| validation(&e))?;
-        self.save(&endpoint, Some(version), now).await?;
-        Ok(AdminResponse::json(200, &EndpointView::of(&endpoint, now)))
+    if let Some(h) = req.headers {
+        endpoint.headers = unmask(h, &endpoint.headers)?;
     }
+    if let Some(d) = req.description {
+        endpoint.description = d;
+    }
+    if let Some(enabled) = req.enabled {
+        endpoint.enabled = enabled;
+        if enabled {
+            endpoint.disabled_reason = None;
+        }
+    }
+    endpoint.updated_at = now;
+    endpoint
+        .validate(admin.config.network)
+        .map_err(|e| validation(&e))?;
+    admin.save(&endpoint, Some(version), now).await?;
+    let change = Change::with_body("endpoint.updated", Some(&id));
+    Ok((
+        StatusCode::OK,
+        change,
+        Json(EndpointView::of(&endpoint, now)),
+    ))
+}
 
-    pub(super) async fn delete_endpoint(
-        &self,
-        id: &str,
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let (_, version) = self.load(id, now).await?;
-        if !self.endpoints.delete(id, version, now).await? {
-            return Err(ApiError::conflict(
-                "the endpoint changed while this request ran; retry",
+/// Delete an endpoint.
+#[utoipa::path(
+    delete,
+    path = "/v1/endpoints/{id}",
+    operation_id = "deleteEndpoint",
+    params(("id" = String, Path)),
+    responses((status = 204, description = "Done."), ItemChangeErrors)
+)]
+async fn delete_endpoint(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+) -> Result<(StatusCode, Change, ()), ApiError> {
+    let (_, version) = admin.load(&id, now).await?;
+    if !admin.endpoints.delete(&id, version, now).await? {
+        return Err(ApiError::conflict(
+            "the endpoint changed while this request ran; retry",
+        ));
+    }
+    Ok((
+        StatusCode::NO_CONTENT,
+        Change::of("endpoint.deleted", &id),
+        (),
+    ))
+}
+
+/// New signing secret; the old one signs too for the grace period.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/rotate-secret",
+    operation_id = "rotateEndpointSecret",
+    params(("id" = String, Path), IdempotencyKey),
+    request_body = Option<RotateSecret>,
+    responses((status = 200, description = "Done.", body = CreatedEndpoint), ItemChangeErrors)
+)]
+async fn rotate_secret(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+    JsonBody(req): JsonBody<RotateSecret>,
+) -> Result<(StatusCode, Change, Json<CreatedEndpoint>), ApiError> {
+    let grace = match req.grace_seconds {
+        None => admin.config.rotation_grace,
+        Some(s) if s <= 7 * 24 * 3600 => std::time::Duration::from_secs(s),
+        Some(_) => {
+            return Err(ApiError::invalid(
+                "grace_seconds",
+                "grace_seconds must be at most 604800 (7 days)",
             ));
         }
-        Ok(AdminResponse::empty())
-    }
+    };
+    let (mut endpoint, version) = admin.load(&id, now).await?;
+    let secret = new_secret()?;
+    let until = now + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::days(1));
+    // The current secret keeps signing until `until`; expired ones are dropped.
+    let mut secrets = vec![SecretEntry {
+        secret: secret.expose().to_owned(),
+        expires_at: None,
+    }];
+    secrets.extend(
+        endpoint
+            .secrets
+            .iter()
+            .filter(|s| s.expires_at.is_none_or(|t| t > now))
+            .map(|s| SecretEntry {
+                secret: s.secret.clone(),
+                expires_at: Some(s.expires_at.map_or(until, |t| t.min(until))),
+            })
+            .filter(|s| s.expires_at.is_some_and(|t| t > now)),
+    );
+    endpoint.secrets = secrets;
+    endpoint.updated_at = now;
+    admin.save(&endpoint, Some(version), now).await?;
+    let change = Change::with_body("endpoint.secret_rotated", Some(&id));
+    let rotated = CreatedEndpoint {
+        endpoint: EndpointView::of(&endpoint, now),
+        secret: secret.expose().to_owned(),
+    };
+    Ok((StatusCode::OK, change, Json(rotated)))
+}
 
-    pub(super) async fn rotate_secret(
-        &self,
-        id: &str,
-        bytes: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let req: RotateSecret = body(bytes)?;
-        let grace = match req.grace_seconds {
-            None => self.config.rotation_grace,
-            Some(s) if s <= 7 * 24 * 3600 => std::time::Duration::from_secs(s),
-            Some(_) => {
-                return Err(ApiError::invalid(
-                    "grace_seconds",
-                    "grace_seconds must be at most 604800 (7 days)",
-                ));
-            }
-        };
-        let (mut endpoint, version) = self.load(id, now).await?;
-        let secret = new_secret()?;
-        let until = now + chrono::Duration::from_std(grace).unwrap_or(chrono::Duration::days(1));
-        // The current secret keeps signing until `until`; expired ones are dropped.
-        let mut secrets = vec![SecretEntry {
-            secret: secret.expose().to_owned(),
-            expires_at: None,
-        }];
-        secrets.extend(
-            endpoint
-                .secrets
-                .iter()
-                .filter(|s| s.expires_at.is_none_or(|t| t > now))
-                .map(|s| SecretEntry {
-                    secret: s.secret.clone(),
-                    expires_at: Some(s.expires_at.map_or(until, |t| t.min(until))),
-                })
-                .filter(|s| s.expires_at.is_some_and(|t| t > now)),
-        );
-        endpoint.secrets = secrets;
+/// Turn deliveries on.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/enable",
+    operation_id = "enableEndpoint",
+    params(("id" = String, Path), IdempotencyKey),
+    responses((status = 200, description = "Done.", body = EndpointView), ItemChangeErrors)
+)]
+async fn enable_endpoint(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+) -> Result<(StatusCode, Change, Json<EndpointView>), ApiError> {
+    let view = set_enabled(&admin, &id, true, now).await?;
+    Ok((StatusCode::OK, Change::of("endpoint.enabled", &id), view))
+}
+
+/// Turn deliveries off.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/disable",
+    operation_id = "disableEndpoint",
+    params(("id" = String, Path), IdempotencyKey),
+    responses((status = 200, description = "Done.", body = EndpointView), ItemChangeErrors)
+)]
+async fn disable_endpoint(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+) -> Result<(StatusCode, Change, Json<EndpointView>), ApiError> {
+    let view = set_enabled(&admin, &id, false, now).await?;
+    Ok((StatusCode::OK, Change::of("endpoint.disabled", &id), view))
+}
+
+async fn set_enabled(
+    admin: &Admin,
+    id: &str,
+    enabled: bool,
+    now: DateTime<Utc>,
+) -> Result<Json<EndpointView>, ApiError> {
+    let (mut endpoint, version) = admin.load(id, now).await?;
+    if endpoint.enabled != enabled {
+        endpoint.enabled = enabled;
+        endpoint.disabled_reason = None;
         endpoint.updated_at = now;
-        self.save(&endpoint, Some(version), now).await?;
-        let mut view = serde_json::to_value(EndpointView::of(&endpoint, now))
-            .map_err(|_| ApiError::new(500, "internal", "could not render the endpoint"))?;
-        view["secret"] = secret.expose().into();
-        Ok(AdminResponse::json(200, &view))
+        admin.save(&endpoint, Some(version), now).await?;
     }
-
-    pub(super) async fn set_enabled(
-        &self,
-        id: &str,
-        enabled: bool,
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let (mut endpoint, version) = self.load(id, now).await?;
-        if endpoint.enabled != enabled {
-            endpoint.enabled = enabled;
-            endpoint.disabled_reason = None;
-            endpoint.updated_at = now;
-            self.save(&endpoint, Some(version), now).await?;
-        }
-        Ok(AdminResponse::json(200, &EndpointView::of(&endpoint, now)))
-    }
+    Ok(Json(EndpointView::of(&endpoint, now)))
 }

@@ -50,7 +50,13 @@ fn xor(a: &[u8], b: &[u8]) -> Vec<u8> {
     a.iter().zip(b).map(|(x, y)| x ^ y).collect()
 }
 
-/// The response as stored: its `secret`, if it shows one, emptied and sealed.
+/// `"secret":` and `value` as JSON text.
+fn secret_member(value: &str) -> String {
+    format!("\"secret\":{}", serde_json::Value::from(value))
+}
+
+/// The response as stored: its `secret`, if it shows one, emptied and sealed. The body's text
+/// is otherwise kept byte for byte, so a replay answers exactly the first answer's bytes.
 fn seal(response: &AdminResponse, key: &str, record: &str) -> (AdminResponse, Option<String>) {
     let Ok(serde_json::Value::Object(mut body)) = serde_json::from_str(&response.body) else {
         return (response.clone(), None);
@@ -58,10 +64,16 @@ fn seal(response: &AdminResponse, key: &str, record: &str) -> (AdminResponse, Op
     let Some(serde_json::Value::String(secret)) = body.get("secret").cloned() else {
         return (response.clone(), None);
     };
-    body.insert("secret".into(), "".into());
     let sealed = hex::encode(xor(secret.as_bytes(), &pad(key, record, secret.len())));
+    let member = secret_member(&secret);
+    let text = if response.body.matches(&member).count() == 1 {
+        response.body.replacen(&member, &secret_member(""), 1)
+    } else {
+        body.insert("secret".into(), "".into());
+        serde_json::Value::Object(body).to_string()
+    };
     let stored = AdminResponse {
-        body: serde_json::Value::Object(body).to_string(),
+        body: text,
         ..response.clone()
     };
     (stored, Some(sealed))
@@ -81,10 +93,15 @@ fn unseal(
     let bytes = hex::decode(sealed).map_err(|_| broken())?;
     let secret =
         String::from_utf8(xor(&bytes, &pad(key, record, bytes.len()))).map_err(|_| broken())?;
-    let mut body: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&response.body).map_err(|_| broken())?;
-    body.insert("secret".into(), secret.into());
-    response.body = serde_json::Value::Object(body).to_string();
+    let empty = secret_member("");
+    response.body = if response.body.matches(&empty).count() == 1 {
+        response.body.replacen(&empty, &secret_member(&secret), 1)
+    } else {
+        let mut body: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&response.body).map_err(|_| broken())?;
+        body.insert("secret".into(), secret.into());
+        serde_json::Value::Object(body).to_string()
+    };
     Ok(response)
 }
 

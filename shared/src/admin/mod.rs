@@ -1,30 +1,36 @@
-//! The management API, independent of any HTTP library: [`Admin::handle`] takes a method, path,
-//! query, the two headers it reads and the body, and returns a status and a JSON body. The admin
-//! Lambda (API Gateway `/v1/*`) and the local front both call it.
+//! The management API as an axum router ([`Admin::router`]): a handler per route with typed
+//! extractors and typed answers, and the OpenAPI document generated from the same routes
+//! ([`openapi`]). The admin Lambda serves the router through `lambda_http`, local mode through
+//! `axum::serve`, tests through `tower::ServiceExt::oneshot`.
 //!
 //! Owns: authentication (`X-API-Key`, constant-time), the error shape
-//! `{"error": {"code", "message", "details?"}}`, opaque cursors, `Idempotency-Key` replay, and
-//! the routes. Must not: know about Lambda or hyper.
+//! `{"error": {"code", "message", "details?"}}` (mapped to HTTP in one place, `ApiError`'s
+//! `IntoResponse`), opaque cursors, `Idempotency-Key` replay, the audit trail, and the routes.
+//! Must not: know about Lambda or sockets.
 
 mod conversations;
 pub use conversations::NOTES_MAX_BYTES;
 mod audit;
 mod deliveries;
 mod endpoints;
+mod http;
 mod idempotency;
 pub mod openapi;
 mod test_send;
 
+pub use audit::AuditEntry;
 pub use conversations::{
     CloseConversation, ConversationView, NoteInput, SetLabels, SetNotes, TransferConversation,
 };
-pub use deliveries::{DeliveryView, RedriveRequest};
-pub use endpoints::{CreateEndpoint, EndpointView, RotateSecret, UpdateEndpoint};
-pub use test_send::{TestDelivery, sample_event};
+pub use conversations::{CloseReason, Transferred};
+pub use deliveries::{DeliveryView, Recovered, RedriveReport, RedriveRequest};
+pub use endpoints::{CreateEndpoint, CreatedEndpoint, EndpointView, RotateSecret, UpdateEndpoint};
+pub use test_send::{TestDelivery, TestOutcome, TestResult, sample_event};
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
@@ -41,24 +47,9 @@ use crate::pipeline::track::sweep::Sweep;
 use crate::ports::{BackendError, BlobStore, DocumentStore, Queue};
 use crate::signature::Secret;
 
-/// One management request.
-#[derive(Debug, Clone, Copy)]
-pub struct AdminRequest<'a> {
-    /// `GET`, `POST`, `PATCH`, `PUT`, `DELETE`.
-    pub method: &'a str,
-    /// The path, `/v1/…` (a stage prefix before `/v1` is ignored).
-    pub path: &'a str,
-    /// The raw query string.
-    pub query: &'a str,
-    /// `X-API-Key`.
-    pub api_key: Option<&'a str>,
-    /// `Idempotency-Key`.
-    pub idempotency_key: Option<&'a str>,
-    /// The body bytes.
-    pub body: &'a [u8],
-}
-
-/// The answer.
+/// An answer as the `Idempotency-Key` record keeps it and replays it: status, JSON body (empty
+/// for 204) and the `Allow` of a 405. The stored form of these records; handlers answer typed
+/// values, which the gate reads back into this shape.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct AdminResponse {
     /// The status code.
@@ -71,6 +62,7 @@ pub struct AdminResponse {
 }
 
 impl AdminResponse {
+    #[cfg(test)]
     fn json(status: u16, value: &impl Serialize) -> Self {
         Self {
             status,
@@ -79,6 +71,7 @@ impl AdminResponse {
         }
     }
 
+    #[cfg(test)]
     fn empty() -> Self {
         Self {
             status: 204,
@@ -134,13 +127,56 @@ impl ApiError {
         }
     }
 
+    /// The answer as an idempotency record keeps it.
     fn response(&self) -> AdminResponse {
-        let mut error = json!({"code": self.code, "message": self.message});
-        if let Some(d) = &self.details {
-            error["details"] = d.clone();
+        AdminResponse {
+            status: self.status,
+            body: serde_json::to_string(&self.body()).unwrap_or_else(|_| "{}".into()),
+            allow: None,
         }
-        AdminResponse::json(self.status, &json!({ "error": error }))
     }
+
+    /// The body this error is answered with.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message.clone(),
+                details: self.details.clone(),
+            },
+        }
+    }
+}
+
+/// The one place errors become HTTP answers.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = axum::http::StatusCode::from_u16(self.status)
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.body())).into_response()
+    }
+}
+
+/// The body of every error answer.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(inline)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code.
+    pub code: String,
+    /// For humans; never echoes secrets.
+    pub message: String,
+    /// E.g. `field` for 422.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "Option<serde_json::Map<String, Value>>")]
+    pub details: Option<Value>,
 }
 
 impl From<BackendError> for ApiError {
@@ -282,30 +318,23 @@ pub fn decode_cursor(cursor: &str) -> Result<String, ApiError> {
         .map_err(|_| ApiError::bad_request("invalid cursor"))
 }
 
-/// Query parameters.
-#[derive(Debug, Default)]
-pub struct Query(Vec<(String, String)>);
+/// Paging of every list: `limit` and `cursor`. Values are read as text and checked by
+/// [`Paging::limit`] and [`Paging::cursor`], so a bad one is a 422 (400 for a cursor) naming it.
+#[derive(Debug, Clone, Default, serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// Items per page, 1 to 100 (default 20).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 100)]
+    pub limit: Option<String>,
+    /// The `next_cursor` of the previous page.
+    #[param(value_type = Option<String>, min_length = 2, pattern = "^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$")]
+    pub cursor: Option<String>,
+}
 
-impl Query {
-    fn parse(raw: &str) -> Self {
-        Self(
-            form_urlencoded::parse(raw.as_bytes())
-                .into_owned()
-                .collect(),
-        )
-    }
-
-    /// The first value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
+impl Paging {
     /// `limit`, 1–100, default 20.
     pub fn limit(&self) -> Result<usize, ApiError> {
-        match self.get("limit") {
+        match self.limit.as_deref() {
             None => Ok(20),
             Some(v) => v
                 .parse::<usize>()
@@ -317,21 +346,19 @@ impl Query {
 
     /// `cursor`, decoded.
     pub fn cursor(&self) -> Result<Option<String>, ApiError> {
-        self.get("cursor").map(decode_cursor).transpose()
+        self.cursor.as_deref().map(decode_cursor).transpose()
     }
+}
 
-    /// A timestamp parameter.
-    pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
-        self.get(name)
-            .map(|v| {
-                DateTime::parse_from_rfc3339(v)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| {
-                        ApiError::invalid(name, format!("{name} must be an RFC 3339 time"))
-                    })
-            })
-            .transpose()
-    }
+/// The timestamp query parameter `name` (RFC 3339), if given.
+pub fn query_time(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
+    value
+        .map(|v| {
+            DateTime::parse_from_rfc3339(v)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| ApiError::invalid(name, format!("{name} must be an RFC 3339 time")))
+        })
+        .transpose()
 }
 
 /// Whether `id` is 1 to 64 of `A-Z a-z 0-9 _ -` (endpoint and source ids).
@@ -351,9 +378,24 @@ pub fn has_visible(text: &str) -> bool {
         .any(|c| !c.is_whitespace() && !c.is_control() && c != '\u{feff}')
 }
 
-/// A list response: `{"data": [...], "next_cursor": "…" | null}`.
-pub fn page<T: Serialize>(data: &[T], next: Option<&str>) -> Value {
-    json!({"data": data, "next_cursor": next.map(encode_cursor)})
+/// A list answer: `{"data": [...], "next_cursor": "…" | null}`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "{T}Page")]
+pub struct Page<T> {
+    /// This page's items.
+    pub data: Vec<T>,
+    /// The `cursor` of the next page; `null` on the last.
+    pub next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// `data`, and a cursor for the sort key `next` of the next page, if any.
+    pub fn new(data: Vec<T>, next: Option<&str>) -> Self {
+        Self {
+            data,
+            next_cursor: next.map(encode_cursor),
+        }
+    }
 }
 
 /// Reads an optional whole number that JSON may write as `5` or `5.0` (both are integers to
@@ -400,107 +442,6 @@ pub fn body<T: for<'de> serde::Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiE
         }
         ApiError::invalid("body", "a field has the wrong type or an invalid value")
     })
-}
-
-impl Admin {
-    /// Answers one request at `now`.
-    pub async fn handle(&self, req: AdminRequest<'_>, now: DateTime<Utc>) -> AdminResponse {
-        let authorized = req
-            .api_key
-            .is_some_and(|k| key_matches(&self.config.api_keys, k));
-        if !authorized {
-            return ApiError::new(401, "unauthorized", "a valid X-API-Key header is required")
-                .response();
-        }
-        if req.body.len() > self.config.max_body_bytes {
-            return ApiError::new(413, "payload_too_large", "the body is too large").response();
-        }
-        let path = match req.path.find("/v1/") {
-            Some(i) => &req.path[i..],
-            None if req.path.ends_with("/v1") => "/v1",
-            None => req.path,
-        };
-        let path = path.trim_end_matches('/');
-        let segments: Vec<&str> = path.split('/').skip(1).collect();
-        let query = Query::parse(req.query);
-        let actor = audit::key_id(req.api_key.unwrap_or_default());
-        // A change is recorded in the first run only (a replay runs nothing).
-        let run = || async {
-            let result = self
-                .route(req.method, &segments, &query, req.body, now)
-                .await;
-            if let Ok(response) = &result {
-                self.audit(&actor, (req.method, &segments), req.body, response, now)
-                    .await;
-            }
-            result
-        };
-        let result = match (req.method, req.idempotency_key) {
-            ("POST", Some(key)) => {
-                idempotency::run(self, key, path, req.query, req.body, now, run).await
-            }
-            _ => run().await,
-        };
-        let mut response = result.unwrap_or_else(|e| e.response());
-        if response.status == 405 {
-            response.allow = Some(openapi::allowed_methods(&segments));
-        }
-        response
-    }
-
-    async fn route(
-        &self,
-        method: &str,
-        segments: &[&str],
-        query: &Query,
-        body: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        match (method, segments) {
-            ("POST", ["v1", "endpoints"]) => self.create_endpoint(body, now).await,
-            ("GET", ["v1", "endpoints"]) => self.list_endpoints(query, now).await,
-            ("GET", ["v1", "endpoints", id]) => self.get_endpoint(id, now).await,
-            ("PATCH", ["v1", "endpoints", id]) => self.update_endpoint(id, body, now).await,
-            ("DELETE", ["v1", "endpoints", id]) => self.delete_endpoint(id, now).await,
-            ("POST", ["v1", "endpoints", id, "rotate-secret"]) => {
-                self.rotate_secret(id, body, now).await
-            }
-            ("POST", ["v1", "endpoints", id, "enable"]) => self.set_enabled(id, true, now).await,
-            ("POST", ["v1", "endpoints", id, "disable"]) => self.set_enabled(id, false, now).await,
-            ("POST", ["v1", "endpoints", id, "test"]) => self.test_endpoint(id, body, now).await,
-            ("POST", ["v1", "endpoints", id, "recover"]) => {
-                self.recover_endpoint(id, query, now).await
-            }
-            ("GET", ["v1", "deliveries"]) => self.list_deliveries(query, now).await,
-            ("POST", ["v1", "deliveries", "redrive"]) => self.redrive_dead_letters(body, now).await,
-            ("GET", ["v1", "deliveries", id]) => self.get_delivery(id, now).await,
-            ("POST", ["v1", "deliveries", id, "retry"]) => self.retry_delivery(id, now).await,
-            ("GET", ["v1", "conversations"]) => self.list_conversations(query, now).await,
-            ("GET", ["v1", "conversations", id]) => self.get_conversation(id, now).await,
-            ("POST", ["v1", "conversations", id, "close"]) => {
-                self.close_conversation(id, body, now).await
-            }
-            ("POST", ["v1", "conversations", id, "transfer"]) => {
-                self.transfer_conversation(id, body, now).await
-            }
-            ("PUT", ["v1", "conversations", id, "labels"]) => self.set_labels(id, body, now).await,
-            ("PUT", ["v1", "conversations", id, "notes"]) => self.set_notes(id, body, now).await,
-            ("GET", ["v1", "audit"]) => self.list_audit(query, now).await,
-            (
-                _,
-                [
-                    "v1",
-                    "endpoints" | "deliveries" | "conversations" | "audit",
-                    ..,
-                ],
-            ) if !openapi::allowed_methods(segments).is_empty() => Err(ApiError::new(
-                405,
-                "method_not_allowed",
-                format!("{method} is not supported here"),
-            )),
-            _ => Err(ApiError::new(404, "not_found", "no such route")),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -8,11 +8,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use axum::Json;
+use axum::extract::State;
 use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use utoipa_axum::routes;
 
-use super::{Admin, AdminResponse, ApiError, body};
+use super::http::{Id, JsonBody, Now, Routes};
+use super::openapi::{IdempotencyKey, ItemChangeErrors};
+use super::{Admin, ApiError};
 use crate::delivery::deliver::{Deliver, DeliverConfig, DeliverOutcome};
+use crate::delivery::record::AttemptRecord;
 use crate::delivery::request::DeliveryTask;
 use crate::ids::{ConversationId, EventId, SourceId};
 use crate::model::{
@@ -178,6 +184,33 @@ pub struct TestDelivery {
     pub event_type: Option<EventType>,
 }
 
+/// How a test delivery went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TestOutcome {
+    /// The endpoint answered 2xx.
+    Delivered,
+    /// It did not (an error status, a timeout, a refused address).
+    Failed,
+    /// It answered 410: the endpoint is now disabled.
+    EndpointDisabled,
+    /// Nothing was sent (the endpoint does not want this event type).
+    Skipped,
+}
+
+/// The answer of `POST /v1/endpoints/{id}/test`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct TestResult {
+    /// The test delivery's id.
+    pub delivery_id: String,
+    /// The event type sent.
+    pub event_type: EventType,
+    /// How it went.
+    pub result: TestOutcome,
+    /// The attempt, if one was made.
+    pub attempt: Option<AttemptRecord>,
+}
+
 /// A queue that takes nothing anywhere: test deliveries are not retried or dead-lettered.
 #[derive(Debug)]
 struct Nowhere;
@@ -289,71 +322,78 @@ pub fn sample_event(
     event
 }
 
-impl Admin {
-    pub(super) async fn test_endpoint(
-        &self,
-        id: &str,
-        bytes: &[u8],
-        now: DateTime<Utc>,
-    ) -> Result<AdminResponse, ApiError> {
-        let req: TestDelivery = body(bytes)?;
-        let event_type = req.event_type.unwrap_or(EventType::MessageReceived);
-        let Some(http) = &self.sender else {
-            return Err(ApiError::new(
-                404,
-                "not_found",
-                "test deliveries are not available here",
-            ));
-        };
-        let (endpoint, _) = self
-            .endpoints
-            .get(id, now)
-            .await?
-            .ok_or_else(|| ApiError::not_found("endpoint"))?;
-        if !endpoint.enabled {
-            return Err(ApiError::conflict(
-                "the endpoint is disabled; enable it first",
-            ));
-        }
-        let source = SourceId::parse("wagate-test")
-            .map_err(|_| ApiError::new(500, "internal", "could not build the test event"))?;
-        let event = sample_event(&source, event_type, now);
-        let task = DeliveryTask::new(&Envelope::single(event), id)
-            .map_err(|_| ApiError::new(500, "internal", "could not build the test event"))?;
-        let nowhere: Arc<dyn Queue> = Arc::new(Nowhere);
-        let deliver = Deliver {
-            endpoints: self.endpoints.clone(),
-            docs: self.docs.clone(),
-            http: http.clone(),
-            queue: nowhere.clone(),
-            dead_letter: nowhere,
-            blobs: self.blobs.clone(),
-            config: DeliverConfig {
-                attempt_ttl: self.deliveries.ttl,
-                network: self.config.network,
-                ..DeliverConfig::default()
-            },
-        };
-        let outcome = deliver.deliver(&task, 1, now).await?;
-        let attempt = self
-            .deliveries
-            .get(&task.delivery_id, now)
-            .await?
-            .and_then(|(r, _)| r.attempts.last().cloned());
-        let result = match outcome {
-            DeliverOutcome::Delivered | DeliverOutcome::AlreadyDelivered => "delivered",
-            DeliverOutcome::EndpointDisabled => "endpoint_disabled",
-            DeliverOutcome::Skipped => "skipped",
-            DeliverOutcome::RetryAfter(_) | DeliverOutcome::DeadLettered => "failed",
-        };
-        Ok(AdminResponse::json(
-            200,
-            &serde_json::json!({
-                "delivery_id": task.delivery_id,
-                "event_type": event_type,
-                "result": result,
-                "attempt": attempt,
-            }),
-        ))
+pub(super) fn routes() -> Routes {
+    Routes::default().routes(routes!(test_endpoint))
+}
+
+/// Send one realistic event of a chosen type through the delivery path; answers the attempt.
+#[utoipa::path(
+    post,
+    path = "/v1/endpoints/{id}/test",
+    operation_id = "testEndpoint",
+    params(("id" = String, Path), IdempotencyKey),
+    request_body = Option<TestDelivery>,
+    responses((status = 200, description = "Done.", body = TestResult), ItemChangeErrors)
+)]
+async fn test_endpoint(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+    JsonBody(req): JsonBody<TestDelivery>,
+) -> Result<Json<TestResult>, ApiError> {
+    let event_type = req.event_type.unwrap_or(EventType::MessageReceived);
+    let Some(http) = &admin.sender else {
+        return Err(ApiError::new(
+            404,
+            "not_found",
+            "test deliveries are not available here",
+        ));
+    };
+    let (endpoint, _) = admin
+        .endpoints
+        .get(&id, now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("endpoint"))?;
+    if !endpoint.enabled {
+        return Err(ApiError::conflict(
+            "the endpoint is disabled; enable it first",
+        ));
     }
+    let source = SourceId::parse("wagate-test")
+        .map_err(|_| ApiError::new(500, "internal", "could not build the test event"))?;
+    let event = sample_event(&source, event_type, now);
+    let task = DeliveryTask::new(&Envelope::single(event), &id)
+        .map_err(|_| ApiError::new(500, "internal", "could not build the test event"))?;
+    let nowhere: Arc<dyn Queue> = Arc::new(Nowhere);
+    let deliver = Deliver {
+        endpoints: admin.endpoints.clone(),
+        docs: admin.docs.clone(),
+        http: http.clone(),
+        queue: nowhere.clone(),
+        dead_letter: nowhere,
+        blobs: admin.blobs.clone(),
+        config: DeliverConfig {
+            attempt_ttl: admin.deliveries.ttl,
+            network: admin.config.network,
+            ..DeliverConfig::default()
+        },
+    };
+    let outcome = deliver.deliver(&task, 1, now).await?;
+    let attempt = admin
+        .deliveries
+        .get(&task.delivery_id, now)
+        .await?
+        .and_then(|(r, _)| r.attempts.last().cloned());
+    let result = match outcome {
+        DeliverOutcome::Delivered | DeliverOutcome::AlreadyDelivered => TestOutcome::Delivered,
+        DeliverOutcome::EndpointDisabled => TestOutcome::EndpointDisabled,
+        DeliverOutcome::Skipped => TestOutcome::Skipped,
+        DeliverOutcome::RetryAfter(_) | DeliverOutcome::DeadLettered => TestOutcome::Failed,
+    };
+    Ok(Json(TestResult {
+        delivery_id: task.delivery_id,
+        event_type,
+        result,
+        attempt,
+    }))
 }

@@ -158,8 +158,28 @@ impl IngestResponse {
 impl Ingest {
     /// Handles one request. Never fails: every outcome is an HTTP answer.
     pub async fn handle(&self, req: IngestRequest<'_>, now: DateTime<Utc>) -> IngestResponse {
+        self.handle_body(req, false, now).await
+    }
+
+    /// Handles a request whose body was over `max_body_bytes` (an HTTP front that stops reading
+    /// there): the answer a body that size gets, after the same checks before it (`req.body`
+    /// is not looked at).
+    pub async fn handle_oversized(
+        &self,
+        req: IngestRequest<'_>,
+        now: DateTime<Utc>,
+    ) -> IngestResponse {
+        self.handle_body(req, true, now).await
+    }
+
+    async fn handle_body(
+        &self,
+        req: IngestRequest<'_>,
+        oversized: bool,
+        now: DateTime<Utc>,
+    ) -> IngestResponse {
         let webhook = req.method == Method::Post;
-        let out = self.answer(req, now).await;
+        let out = self.answer(req, oversized, now).await;
         if webhook {
             match out.status {
                 200..300 => {
@@ -173,7 +193,12 @@ impl Ingest {
         out
     }
 
-    async fn answer(&self, req: IngestRequest<'_>, now: DateTime<Utc>) -> IngestResponse {
+    async fn answer(
+        &self,
+        req: IngestRequest<'_>,
+        oversized: bool,
+        now: DateTime<Utc>,
+    ) -> IngestResponse {
         let Some(source) = self.sources.get(req.source_id) else {
             tracing::info!(source_id = %truncate(req.source_id), "unknown source");
             return IngestResponse::error(404, "unknown_source", "no webhook source with this id");
@@ -204,8 +229,8 @@ impl Ingest {
             Method::Post => {}
             _ => return IngestResponse::error(405, "method_not_allowed", "use POST for webhooks"),
         }
-        if req.body.len() > self.config.max_body_bytes {
-            tracing::warn!(source_id = %source.id, bytes = req.body.len(), "body too large");
+        if oversized || req.body.len() > self.config.max_body_bytes {
+            tracing::warn!(source_id = %source.id, bytes = req.body.len(), limit = self.config.max_body_bytes, "body too large");
             return IngestResponse::error(
                 413,
                 "payload_too_large",
@@ -306,6 +331,9 @@ fn truncate(s: &str) -> &str {
     let end = s.char_indices().nth(64).map_or(s.len(), |(i, _)| i);
     &s[..end]
 }
+
+mod http;
+pub use http::Received;
 
 #[cfg(test)]
 mod tests;

@@ -9,11 +9,11 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::EventSink;
 use super::state::{ConversationDoc, Conversations, StateError};
+use super::{EventSink, QueueSink};
 use crate::ids::ConversationId;
 use crate::model::{ConversationBody, EndReason, EventBody, EventData, EventType, InboundEvent};
-use crate::ports::BackendError;
+use crate::ports::{BackendError, BlobStore, Queue};
 
 /// The sweep with its ports.
 #[derive(Debug, Clone)]
@@ -60,6 +60,28 @@ pub fn ended_event(doc: &ConversationDoc, now: DateTime<Utc>) -> InboundEvent {
 }
 
 impl Sweep {
+    /// The sweep over `conversations` whose events (only conversation events: never messages
+    /// to batch) go to `outbound`, claim-checked into `blobs` for `blob_ttl` when large: how
+    /// the sweep function and the admin API's close and transfer are wired.
+    pub fn emitting_to(
+        conversations: Conversations,
+        outbound: Arc<dyn Queue>,
+        blobs: Arc<dyn BlobStore>,
+        blob_ttl: std::time::Duration,
+        page: usize,
+    ) -> Self {
+        Self {
+            conversations,
+            sink: Arc::new(QueueSink {
+                buffer: outbound.clone(),
+                outbound,
+                blobs,
+                blob_ttl,
+            }),
+            page,
+        }
+    }
+
     /// Ends every conversation idle at `now` and hands on pending `ended` events; returns how
     /// many events were handed on.
     pub async fn run(&self, now: DateTime<Utc>) -> Result<usize, SweepError> {
