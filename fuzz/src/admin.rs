@@ -30,27 +30,23 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::body::Body;
 use chrono::{DateTime, TimeZone, Utc};
-use serde_json::{Value, json};
+use serde_json::Value;
 use shared::admin::{
     Admin, AdminConfig, AdminResponse, ApiError, CloseConversation, CreateEndpoint, RedriveRequest,
     RotateSecret, SetLabels, SetNotes, TestDelivery, TransferConversation, UpdateEndpoint,
 };
 use shared::delivery::deliver::{HttpError, HttpRequest, HttpResponse, HttpSender};
 use shared::delivery::endpoints::Endpoint;
-use shared::delivery::record::{AttemptRecord, DeliveryStatus};
 use shared::delivery::request::DeliveryTask;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::ids::SourceId;
 use shared::model::EventType;
-use shared::pipeline::track::QueueSink;
-use shared::pipeline::track::state::{
-    ConversationDoc, ConversationSettings, Conversations, index_entry,
-};
+use shared::pipeline::track::state::{ConversationSettings, Conversations};
 use shared::pipeline::track::sweep::Sweep;
-use shared::ports::codec::encode;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
-use shared::ports::{DocumentStore, DocumentWrite, OutgoingMessage, Queue};
+use shared::ports::{OutgoingMessage, Queue};
 use shared::signature::{EndpointSecret, Secret};
+use shared::testing;
 use tower::ServiceExt as _;
 
 /// The key every request carries unless it says otherwise (`events/env.json`).
@@ -230,8 +226,8 @@ async fn world() -> World {
         config,
     )
     .with_sender(receiver.clone())
-    .with_conversations(Sweep {
-        conversations: Conversations {
+    .with_conversations(Sweep::emitting_to(
+        Conversations {
             docs: docs.clone(),
             settings: ConversationSettings {
                 idle: Duration::from_secs(86400),
@@ -239,14 +235,11 @@ async fn world() -> World {
                 recent_messages: 5,
             },
         },
-        sink: Arc::new(QueueSink {
-            buffer: outbound.clone(),
-            outbound,
-            blobs: blobs.clone(),
-            blob_ttl: Duration::from_secs(86400),
-        }),
-        page: 100,
-    });
+        outbound,
+        blobs.clone(),
+        Duration::from_secs(86400),
+        100,
+    ));
 
     // The endpoint.
     let secret = EndpointSecret::from_key(&[7; 32]).expect("32 bytes make a secret");
@@ -272,37 +265,9 @@ async fn world() -> World {
         body: "{}".into(),
         created_at: now - chrono::Duration::hours(1),
     };
-    let mut record = admin
-        .deliveries
-        .new_record(&task, now)
+    let body = testing::dead_lettered(&admin, &task, now - chrono::Duration::minutes(50), now)
         .await
         .expect("memory store");
-    record.push(
-        AttemptRecord {
-            attempt: 1,
-            at: now - chrono::Duration::minutes(50),
-            status: Some(400),
-            latency_ms: 20,
-            error: Some("HTTP 400".into()),
-            outcome: DeliveryStatus::DeadLettered,
-        },
-        None,
-    );
-    assert!(
-        admin
-            .deliveries
-            .put(&record, None, now)
-            .await
-            .expect("memory store")
-    );
-    let body = encode(
-        &task,
-        "task#seed",
-        blobs.as_ref(),
-        now + chrono::Duration::days(7),
-    )
-    .await
-    .expect("memory store");
     let failed = dead_letter
         .send_batch(&[
             OutgoingMessage {
@@ -321,41 +286,13 @@ async fn world() -> World {
     assert!(failed.is_empty());
 
     // The conversation, stored as the tracker stores it.
-    let doc: ConversationDoc = serde_json::from_value(json!({
-        "key": "meta-main|106540352242922|16505551234",
-        "source": {"id": "meta-main", "provider": "meta", "business_id": "106540352242922",
-                   "business_account_id": "102290129340398", "business_phone_number": "15550783881"},
-        "conversation": {
-            "id": CONVERSATION, "status": "active",
-            "contact": {"wa_id": "16505551234", "name": "Kerry Fisher"},
-            "business_id": "106540352242922",
-            "created_at": now - chrono::Duration::minutes(10),
-            "last_active_at": now - chrono::Duration::minutes(1),
-            "inbound_count": 2, "outbound_count": 1,
-        },
-    }))
-    .expect("the seeded conversation is a ConversationDoc");
-    let pointer = serde_json::to_value(doc.conversation.id).expect("an id serializes");
-    assert!(
-        docs.put(
-            &format!("conv-active#{}", doc.key),
-            &pointer,
-            DocumentWrite::new(None, now)
-        )
-        .await
-        .expect("memory store")
-    );
-    let entry = index_entry(&doc);
-    let value = serde_json::to_value(&doc).expect("a ConversationDoc serializes");
-    assert!(
-        docs.put(
-            &format!("conv#{CONVERSATION}"),
-            &value,
-            DocumentWrite::new(None, now).indexed(&entry)
-        )
-        .await
-        .expect("memory store")
-    );
+    testing::active_conversation(
+        docs.as_ref(),
+        CONVERSATION.parse().expect("a conversation id"),
+        now,
+    )
+    .await
+    .expect("memory store");
 
     World {
         router: admin.router(shared::clock::Clock::fixed(now)),

@@ -15,6 +15,8 @@ pub mod pipeline;
 pub mod ports;
 pub mod providers;
 pub mod signature;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// A JSON decoding error without the input it quotes: serde_json messages can repeat values from
 /// the document (`invalid type: string "15550001111"`), which may be phone numbers, message text

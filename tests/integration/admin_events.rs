@@ -12,18 +12,15 @@ use chrono::Utc;
 use serde_json::Value;
 use shared::admin::Admin;
 use shared::delivery::endpoints::Endpoint;
-use shared::delivery::record::{AttemptRecord, DeliveryStatus};
 use shared::delivery::request::DeliveryTask;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::model::EventType;
-use shared::pipeline::track::QueueSink;
-use shared::pipeline::track::state::{
-    ConversationDoc, ConversationSettings, Conversations, index_entry,
-};
+use shared::pipeline::track::state::{ConversationSettings, Conversations};
 use shared::pipeline::track::sweep::Sweep;
+use shared::ports::Queue;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
-use shared::ports::{DocumentStore, DocumentWrite, Queue};
 use shared::signature::{EndpointSecret, webhook_signature};
+use shared::testing;
 use tests::receiver::Receiver;
 use tests::{invoke_router, repo_root};
 
@@ -38,41 +35,6 @@ struct Setup {
     outbound: Arc<MemoryQueue>,
     receiver: Receiver,
     test_secret: EndpointSecret,
-}
-
-/// An open conversation with a Meta customer, stored as the tracker stores it, under the id the
-/// conversation events name.
-async fn seed_conversation(docs: &dyn DocumentStore) {
-    let now = Utc::now();
-    let doc: ConversationDoc = serde_json::from_value(serde_json::json!({
-        "key": "meta-main|106540352242922|16505551234",
-        "source": {"id": "meta-main", "provider": "meta", "business_id": "106540352242922",
-                   "business_account_id": "102290129340398", "business_phone_number": "15550783881"},
-        "conversation": {
-            "id": CONVERSATION, "status": "active",
-            "contact": {"wa_id": "16505551234", "name": "Kerry Fisher"},
-            "business_id": "106540352242922",
-            "created_at": now - chrono::Duration::minutes(10),
-            "last_active_at": now - chrono::Duration::minutes(1),
-            "inbound_count": 2, "outbound_count": 1,
-        },
-    }))
-    .unwrap();
-    let pointer = serde_json::to_value(doc.conversation.id).unwrap();
-    let key = format!("conv-active#{}", doc.key);
-    assert!(
-        docs.put(&key, &pointer, DocumentWrite::new(None, now))
-            .await
-            .unwrap()
-    );
-    let entry = index_entry(&doc);
-    let bytes = serde_json::to_value(doc).unwrap();
-    let write = DocumentWrite::new(None, now).indexed(&entry);
-    assert!(
-        docs.put(&format!("conv#{CONVERSATION}"), &bytes, write)
-            .await
-            .unwrap()
-    );
 }
 
 async fn setup() -> Setup {
@@ -92,8 +54,8 @@ async fn setup() -> Setup {
     );
     // Conversations over the same stores, their events to a memory queue.
     let outbound = Arc::new(MemoryQueue::new("outbound"));
-    let admin = admin.clone().with_conversations(Sweep {
-        conversations: Conversations {
+    let admin = admin.clone().with_conversations(Sweep::emitting_to(
+        Conversations {
             docs: admin.docs.clone(),
             settings: ConversationSettings {
                 idle: Duration::from_secs(86400),
@@ -101,18 +63,21 @@ async fn setup() -> Setup {
                 recent_messages: 5,
             },
         },
-        sink: Arc::new(QueueSink {
-            buffer: outbound.clone(),
-            outbound: outbound.clone(),
-            blobs: admin.blobs.clone(),
-            blob_ttl: Duration::from_secs(86400),
-        }),
-        page: 100,
-    });
+        outbound.clone(),
+        admin.blobs.clone(),
+        Duration::from_secs(86400),
+        100,
+    ));
     let admin = admin.with_sender(Arc::new(
         ReqwestSender::new(NetworkPolicy::AllowLoopback).unwrap(),
     ));
-    seed_conversation(admin.docs.as_ref()).await;
+    testing::active_conversation(
+        admin.docs.as_ref(),
+        CONVERSATION.parse().unwrap(),
+        Utc::now(),
+    )
+    .await
+    .unwrap();
     // A dead-lettered delivery the delivery events name.
     let task = DeliveryTask {
         delivery_id: format!("msg_01JBCQ3ZX0V9K8N7M6P5Q4R302_{ENDPOINT}"),
@@ -123,29 +88,10 @@ async fn setup() -> Setup {
         body: "{}".into(),
         created_at: Utc::now(),
     };
-    let mut record = admin
-        .deliveries
-        .new_record(&task, Utc::now())
+    // Recorded as deliver leaves it; its dead-letter queue body is not needed here.
+    testing::dead_lettered(&admin, &task, Utc::now(), Utc::now())
         .await
         .unwrap();
-    record.push(
-        AttemptRecord {
-            attempt: 1,
-            at: Utc::now(),
-            status: Some(400),
-            latency_ms: 20,
-            error: Some("HTTP 400".into()),
-            outcome: DeliveryStatus::DeadLettered,
-        },
-        None,
-    );
-    assert!(
-        admin
-            .deliveries
-            .put(&record, None, Utc::now())
-            .await
-            .unwrap()
-    );
     // The endpoint the per-endpoint events name, and the one the test delivery goes to.
     add_endpoint(&admin, ENDPOINT, "https://hooks.example.com/wa").await;
     let receiver = Receiver::start(Vec::new()).await;

@@ -203,13 +203,30 @@ where
     } else {
         (encode(&claim)?, now)
     };
-    let _ = admin
-        .docs
-        .put(
-            &doc_key,
-            &value,
-            DocumentWrite::new(Some(1), now).expiring(expires),
-        )
-        .await?;
+    // The work has run: its answer goes to the client even when it cannot be stored, since a
+    // 5xx would tell the client that nothing happened. The write is tried a few times (a write
+    // that applied and still failed makes the next try find version 2 and stop); if it never
+    // lands, the key stays claimed until `IN_FLIGHT` ends and is logged.
+    for attempt in 1..=STORE_ATTEMPTS {
+        match admin
+            .docs
+            .put(
+                &doc_key,
+                &value,
+                DocumentWrite::new(Some(1), now).expiring(expires),
+            )
+            .await
+        {
+            Ok(_) => break,
+            Err(e) if attempt == STORE_ATTEMPTS => tracing::error!(
+                error = %e, path,
+                "the answer to an idempotent request could not be stored; a retry after the claim ends runs it again"
+            ),
+            Err(_) => {}
+        }
+    }
     Ok(response)
 }
+
+/// Tries at storing an answer.
+const STORE_ATTEMPTS: u32 = 3;

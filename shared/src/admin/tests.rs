@@ -1142,3 +1142,119 @@ async fn a_replayed_405_keeps_its_allow_and_a_trailing_slash_is_the_same_route()
     assert_eq!(r.status, 200);
     assert_eq!(r.body["data"], json!([]));
 }
+
+/// The API over documents behind one fault schedule (the other ports as usual).
+fn admin_with_faults() -> (Admin, Arc<crate::ports::faults::Faults>) {
+    use crate::ports::faults::{Faults, FaultyDocs};
+    let faults = Faults::none();
+    let mut a = admin();
+    let docs: Arc<dyn DocumentStore> = Arc::new(FaultyDocs {
+        inner: a.docs.clone(),
+        layer: faults.clone(),
+    });
+    a.endpoints = Endpoints { docs: docs.clone() };
+    a.deliveries.docs = docs.clone();
+    a.docs = docs;
+    (a, faults)
+}
+
+#[tokio::test]
+async fn every_storage_call_of_an_audited_change_may_fail_and_a_retry_records_it_at_most_once() {
+    use crate::ports::faults::Fault;
+    let body = json!({"url": "https://hooks.example.com/a"}).to_string();
+    // How many document calls a disable with an idempotency key makes (claim, read, write,
+    // the audit entry after the route answered, the stored answer).
+    let calls = {
+        let (a, faults) = admin_with_faults();
+        let (_, created) = call(&a, "POST", "/v1/endpoints", &body, None).await;
+        let id = created["id"].as_str().unwrap().to_owned();
+        let before = faults.calls();
+        let (status, _) = call(
+            &a,
+            "POST",
+            &format!("/v1/endpoints/{id}/disable"),
+            "",
+            Some("k"),
+        )
+        .await;
+        assert_eq!(status, 200);
+        faults.calls() - before
+    };
+    assert!(calls >= 4, "{calls}");
+    let mut audit_lost = 0;
+    for k in 1..=calls {
+        for fault in [Fault::Clean, Fault::Ambiguous] {
+            let (a, faults) = admin_with_faults();
+            let (_, created) = call(&a, "POST", "/v1/endpoints", &body, None).await;
+            let id = created["id"].as_str().unwrap().to_owned();
+            let disable = format!("/v1/endpoints/{id}/disable");
+            faults.fail_in(k, fault);
+            let (first, answer) = call(&a, "POST", &disable, "", Some("disable-1")).await;
+            assert!(
+                first == 200 || first == 503,
+                "call {k} {fault:?}: {first} {answer}"
+            );
+            // The client did not see a success, or did: either way it may send it again with
+            // the same key, and gets the change's answer.
+            let (again, replayed) = call(&a, "POST", &disable, "", Some("disable-1")).await;
+            if again == 409 {
+                // The key's claim was stored although the call reported failure: the request
+                // counts as in progress until its lease ends, and nothing has run yet.
+                assert_eq!((k, fault, first), (1, Fault::Ambiguous, 503), "{replayed}");
+                assert_eq!(replayed["error"]["code"], "conflict");
+                let (stored, _) = a.endpoints.get(&id, now()).await.unwrap().unwrap();
+                assert!(stored.enabled);
+                continue;
+            }
+            assert_eq!(again, 200, "call {k} {fault:?}: {replayed}");
+            assert_eq!(replayed["enabled"], false);
+            if first == 200 {
+                assert_eq!(replayed, answer, "call {k} {fault:?}");
+            }
+            let (stored, _) = a.endpoints.get(&id, now()).await.unwrap().unwrap();
+            assert!(!stored.enabled, "call {k} {fault:?}");
+            let (_, trail) = call(&a, "GET", &format!("/v1/audit?target={id}"), "", None).await;
+            let entries = trail["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|e| e["action"] == "endpoint.disabled")
+                .count();
+            // Never twice; missing only where the fault hit the audit write itself (logged).
+            assert!(entries <= 1, "call {k} {fault:?}: {trail}");
+            if entries == 0 {
+                audit_lost += 1;
+                assert_eq!(
+                    fault,
+                    Fault::Clean,
+                    "call {k}: an applied write is in the trail"
+                );
+                assert_eq!(
+                    first, 200,
+                    "call {k}: the change answered although its entry failed"
+                );
+            }
+        }
+    }
+    // Exactly one call is the audit write.
+    assert_eq!(audit_lost, 1);
+
+    // The answer cannot be stored at all (every try fails): the client still gets the change's
+    // answer, not a 5xx that would say nothing happened; the key stays claimed meanwhile.
+    let (a, faults) = admin_with_faults();
+    let (_, created) = call(&a, "POST", "/v1/endpoints", &body, None).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    for n in 0..3 {
+        faults.fail_in(calls + n, Fault::Clean);
+    }
+    let disable = format!("/v1/endpoints/{id}/disable");
+    let (first, answer) = call(&a, "POST", &disable, "", Some("disable-2")).await;
+    assert_eq!(
+        (first, &answer["enabled"]),
+        (200, &json!(false)),
+        "{answer}"
+    );
+    assert_eq!(faults.injected(), (3, 0));
+    let (again, _) = call(&a, "POST", &disable, "", Some("disable-2")).await;
+    assert_eq!(again, 409);
+}
