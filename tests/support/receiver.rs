@@ -2,17 +2,14 @@
 //! answers from a script (status, headers, optional delay), then 200 once the script runs out.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::Response;
 
 /// One request as received.
 #[derive(Debug, Clone)]
@@ -82,23 +79,10 @@ impl Receiver {
             received: Vec::new(),
             script: script.into(),
         }));
-        let state = shared.clone();
+        // Every method and path is recorded and answered.
+        let app = Router::new().fallback(answer).with_state(shared.clone());
         tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    return;
-                };
-                let state = state.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| {
-                        let state = state.clone();
-                        async move { Ok::<_, Infallible>(answer(&state, req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+            let _ = axum::serve(listener, app).await;
         });
         Self { addr, shared }
     }
@@ -147,7 +131,7 @@ impl Receiver {
     }
 }
 
-async fn answer(state: &Arc<Mutex<Shared>>, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(State(state): State<Arc<Mutex<Shared>>>, req: Request) -> Response {
     let path = req
         .uri()
         .path_and_query()
@@ -163,11 +147,10 @@ async fn answer(state: &Arc<Mutex<Shared>>, req: Request<Incoming>) -> Response<
             )
         })
         .collect();
-    let body = req
-        .into_body()
-        .collect()
+    // The exact bytes, whatever their size.
+    let body = axum::body::to_bytes(req.into_body(), usize::MAX)
         .await
-        .map(|b| b.to_bytes().to_vec())
+        .map(|b| b.to_vec())
         .unwrap_or_default();
     let next = {
         let mut s = state
@@ -186,6 +169,6 @@ async fn answer(state: &Arc<Mutex<Shared>>, req: Request<Incoming>) -> Response<
         response = response.header(k, v);
     }
     response
-        .body(Full::new(Bytes::from_static(b"ok")))
-        .unwrap_or_else(|_| Response::new(Full::new(Bytes::new())))
+        .body(Body::from("ok"))
+        .unwrap_or_else(|_| Response::new(Body::empty()))
 }

@@ -23,9 +23,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use http_body_util::{BodyExt, Full};
-use hyper::StatusCode;
-use hyper::body::Bytes;
+use axum::extract::Request;
+use axum::http::{HeaderName, HeaderValue, StatusCode, header, uri::PathAndQuery};
+use axum::response::Response;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -508,7 +508,7 @@ impl MeterProxy {
         let handler_meter = meter.clone();
         let server = spawn_server(
             listener,
-            Arc::new(move |req: hyper::Request<hyper::body::Incoming>| -> Reply {
+            Arc::new(move |req: Request| -> Reply {
                 let (client, upstream, meter) =
                     (client.clone(), upstream.clone(), handler_meter.clone());
                 Box::pin(async move {
@@ -537,10 +537,10 @@ async fn forward(
     client: &reqwest::Client,
     upstream: &Upstream,
     meter: &Meter,
-    req: hyper::Request<hyper::body::Incoming>,
-) -> anyhow::Result<hyper::Response<Full<Bytes>>> {
+    req: Request,
+) -> anyhow::Result<Response> {
     let (parts, body) = req.into_parts();
-    let body = body.collect().await?.to_bytes();
+    let body = axum::body::to_bytes(body, usize::MAX).await?;
     let target = parts
         .headers
         .get("x-amz-target")
@@ -559,8 +559,8 @@ async fn forward(
                     .to_string(),
                 );
                 r.headers_mut().insert(
-                    hyper::header::CONTENT_TYPE,
-                    hyper::header::HeaderValue::from_static("application/x-amz-json-1.0"),
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/x-amz-json-1.0"),
                 );
                 return Ok(r);
             }
@@ -568,15 +568,12 @@ async fn forward(
         }
         _ => &upstream.default,
     };
-    let path = parts
-        .uri
-        .path_and_query()
-        .map_or("/", hyper::http::uri::PathAndQuery::as_str);
+    let path = parts.uri.path_and_query().map_or("/", PathAndQuery::as_str);
     let method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())?;
     let mut out = client.request(method, format!("{upstream}{path}"));
     for (name, value) in &parts.headers {
         // The signature covers `host`, but moto does not check signatures; reqwest sets its own.
-        if name != hyper::header::HOST && name != hyper::header::CONTENT_LENGTH {
+        if name != header::HOST && name != header::CONTENT_LENGTH {
             out = out.header(name.as_str(), value.as_bytes());
         }
     }
@@ -596,8 +593,8 @@ async fn forward(
     for (name, value) in &headers {
         if name != reqwest::header::CONTENT_LENGTH && name != reqwest::header::TRANSFER_ENCODING {
             if let (Ok(n), Ok(v)) = (
-                hyper::header::HeaderName::from_bytes(name.as_str().as_bytes()),
-                hyper::header::HeaderValue::from_bytes(value.as_bytes()),
+                HeaderName::from_bytes(name.as_str().as_bytes()),
+                HeaderValue::from_bytes(value.as_bytes()),
             ) {
                 r.headers_mut().insert(n, v);
             }
@@ -737,7 +734,7 @@ mod tests {
         let upstream_url = format!("http://{}", upstream.local_addr().unwrap());
         let _upstream = spawn_server(
             upstream,
-            Arc::new(|req: hyper::Request<hyper::body::Incoming>| -> Reply {
+            Arc::new(|req: Request| -> Reply {
                 Box::pin(async move {
                     let target = req.headers()["x-amz-target"].to_str().unwrap().to_owned();
                     let mut r = respond(StatusCode::OK, format!("{{\"t\":\"{target}\"}}"));

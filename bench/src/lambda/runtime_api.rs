@@ -7,7 +7,6 @@
 //! One emulator serves one process; dropping it ends its listener and connections.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -15,53 +14,76 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{DefaultBodyLimit, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 /// A boxed response future (the handlers of [`spawn_server`]).
-pub type Reply = Pin<Box<dyn Future<Output = Response<Full<Bytes>>> + Send>>;
+pub type Reply = Pin<Box<dyn Future<Output = Response> + Send>>;
 
-/// Serves HTTP/1 on `listener` with `handle` until the returned task is aborted; aborting it
-/// also ends every open connection (and any long poll in progress).
+/// Serves HTTP/1 on `listener` with `handle` (every method and path) until the returned task is
+/// aborted; aborting it also ends every open connection (a request in progress, such as a long
+/// poll, is answered 503 first).
 pub fn spawn_server(
     listener: TcpListener,
-    handle: Arc<dyn Fn(Request<Incoming>) -> Reply + Send + Sync>,
+    handle: Arc<dyn Fn(Request) -> Reply + Send + Sync>,
 ) -> JoinHandle<()> {
+    serve(
+        listener,
+        Router::new().fallback(move |req: Request| handle(req)),
+    )
+}
+
+/// Serves `app` on `listener` until the returned task is aborted: that closes the listener,
+/// answers the requests in progress 503 and closes every connection.
+fn serve(listener: TcpListener, app: Router) -> JoinHandle<()> {
+    // The sender lives as long as the task: its drop is the signal to stop.
+    let (alive, alive_rx) = watch::channel(());
+    let mut stopped = alive_rx.clone();
+    let app = app.layer(middleware::from_fn_with_state(alive_rx, until_stopped));
     tokio::spawn(async move {
-        let mut connections = tokio::task::JoinSet::new();
-        loop {
-            let accepted = tokio::select! {
-                a = listener.accept() => a,
-                Some(_) = connections.join_next() => continue,
-            };
-            let Ok((stream, _)) = accepted else {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-                continue;
-            };
-            let handle = handle.clone();
-            let service = service_fn(move |req| {
-                let reply = handle(req);
-                async move { Ok::<_, Infallible>(reply.await) }
-            });
-            connections.spawn(async move {
-                let _ended = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+        let _alive = alive;
+        let _served = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _gone = stopped.changed().await;
+            })
+            .await;
     })
 }
 
+/// Ends a request when its server is stopped: axum's connections are tasks of their own, which
+/// aborting [`serve`]'s task would otherwise leave answering.
+async fn until_stopped(
+    State(mut alive): State<watch::Receiver<()>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let stopped = || {
+        let mut r = respond(StatusCode::SERVICE_UNAVAILABLE, "the server stopped");
+        r.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        r
+    };
+    if alive.has_changed().is_err() {
+        return stopped();
+    }
+    tokio::select! {
+        response = next.run(request) => response,
+        _ = alive.changed() => stopped(),
+    }
+}
+
 /// A response with `status` and `body`.
-pub fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(body.into()));
+pub fn respond(status: StatusCode, body: impl Into<Bytes>) -> Response {
+    let mut r = Response::new(Body::from(body.into()));
     *r.status_mut() = status;
     r
 }
@@ -134,14 +156,7 @@ impl RuntimeApi {
             first_poll: first_tx,
             init_error: Mutex::new(None),
         });
-        let handler_inner = inner.clone();
-        let server = spawn_server(
-            listener,
-            Arc::new(move |req| -> Reply {
-                let inner = handler_inner.clone();
-                Box::pin(async move { inner.handle(req).await })
-            }),
-        );
+        let server = serve(listener, router(inner.clone()));
         Ok(Self {
             addr,
             submit,
@@ -205,51 +220,98 @@ impl RuntimeApi {
     }
 }
 
+/// The routes; every other path or method is 404.
+fn router(inner: Arc<Inner>) -> Router {
+    Router::new()
+        // `get` alone would answer HEAD too.
+        .route(
+            &format!("{PREFIX}invocation/next"),
+            get(next).head(unknown_path).fallback(unknown_path),
+        )
+        .route(
+            &format!("{PREFIX}invocation/{{id}}/response"),
+            post(response).fallback(unknown_path),
+        )
+        .route(
+            &format!("{PREFIX}invocation/{{id}}/error"),
+            post(error).fallback(unknown_path),
+        )
+        .route(
+            &format!("{PREFIX}init/error"),
+            post(init_error).fallback(unknown_path),
+        )
+        .fallback(unknown_path)
+        // Whatever the function answers is taken, however large.
+        .layer(DefaultBodyLimit::disable())
+        .with_state(inner)
+}
+
+async fn unknown_path() -> Response {
+    respond(StatusCode::NOT_FOUND, "unknown path")
+}
+
+async fn next(State(inner): State<Arc<Inner>>) -> Response {
+    inner.next().await
+}
+
+async fn response(
+    State(inner): State<Arc<Inner>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    inner.finish(id, body, Outcome::Response)
+}
+
+async fn error(
+    State(inner): State<Arc<Inner>>,
+    id: Result<Path<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    inner.finish(id, body, Outcome::Error)
+}
+
+async fn init_error(
+    State(inner): State<Arc<Inner>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Ok(body) = body else {
+        return respond(StatusCode::BAD_REQUEST, "unreadable body");
+    };
+    *inner
+        .init_error
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner) =
+        Some(String::from_utf8_lossy(&body).into_owned());
+    respond(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
+}
+
 impl Inner {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let path = req.uri().path().to_owned();
-        let Some(rest) = path.strip_prefix(PREFIX) else {
-            return respond(StatusCode::NOT_FOUND, "unknown path");
+    /// Hands the answer to invocation `id` to whoever waits for it.
+    fn finish(
+        &self,
+        id: Result<Path<String>, PathRejection>,
+        body: Result<Bytes, BytesRejection>,
+        outcome: fn(Vec<u8>) -> Outcome,
+    ) -> Response {
+        let Ok(body) = body else {
+            return respond(StatusCode::BAD_REQUEST, "unreadable body");
         };
-        let method = req.method().clone();
-        let body = match req.into_body().collect().await {
-            Ok(b) => b.to_bytes().to_vec(),
-            Err(_) => return respond(StatusCode::BAD_REQUEST, "unreadable body"),
-        };
-        match (method, rest.split('/').collect::<Vec<_>>().as_slice()) {
-            (Method::GET, ["invocation", "next"]) => self.next().await,
-            (Method::POST, ["invocation", id, kind @ ("response" | "error")]) => {
-                let outcome = if *kind == "response" {
-                    Outcome::Response(body)
-                } else {
-                    Outcome::Error(body)
-                };
-                let waiting = self
-                    .running
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .remove(*id);
-                match waiting {
-                    Some(done) => {
-                        let _gone = done.send(outcome);
-                        respond(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
-                    }
-                    None => respond(StatusCode::BAD_REQUEST, "unknown request id"),
-                }
-            }
-            (Method::POST, ["init", "error"]) => {
-                *self
-                    .init_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) =
-                    Some(String::from_utf8_lossy(&body).into_owned());
+        let waiting = id.ok().and_then(|Path(id)| {
+            self.running
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&id)
+        });
+        match waiting {
+            Some(done) => {
+                let _gone = done.send(outcome(body.to_vec()));
                 respond(StatusCode::ACCEPTED, r#"{"status":"OK"}"#)
             }
-            _ => respond(StatusCode::NOT_FOUND, "unknown path"),
+            None => respond(StatusCode::BAD_REQUEST, "unknown request id"),
         }
     }
 
-    async fn next(&self) -> Response<Full<Bytes>> {
+    async fn next(&self) -> Response {
         self.first_poll.send_if_modified(|first| {
             if first.is_none() {
                 *first = Some(Instant::now());
@@ -352,5 +414,56 @@ mod tests {
             .unwrap();
         assert_eq!(init.status(), 202);
         assert_eq!(api.init_error().as_deref(), Some("boom"));
+    }
+
+    #[tokio::test]
+    async fn other_paths_and_methods_are_unknown() {
+        let api = RuntimeApi::start("probe").await.unwrap();
+        let base = format!("http://{}{PREFIX}", api.address());
+        let client = reqwest::Client::new();
+        for request in [
+            client.post(format!("{base}invocation/next")),
+            client.head(format!("{base}invocation/next")),
+            client.get(format!("{base}invocation/x/response")),
+            client.post(format!("{base}invocation/x/other")),
+            client.get(format!("{base}init/error")),
+            client.post(format!("http://{}/elsewhere", api.address())),
+        ] {
+            assert_eq!(request.send().await.unwrap().status(), 404);
+        }
+    }
+
+    #[tokio::test]
+    async fn aborting_the_server_ends_its_requests_and_its_listener() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (arrived_tx, mut arrived) = mpsc::channel(1);
+        let server = spawn_server(
+            listener,
+            Arc::new(move |_req: Request| -> Reply {
+                let arrived_tx = arrived_tx.clone();
+                Box::pin(async move {
+                    arrived_tx.send(()).await.unwrap();
+                    std::future::pending::<Response>().await
+                })
+            }),
+        );
+        let request = tokio::spawn(reqwest::get(format!("http://{addr}/")));
+        arrived.recv().await.unwrap();
+        server.abort();
+        // Generous bounds: the answer and the closed port come as soon as the abort is seen.
+        let answer = tokio::time::timeout(Duration::from_secs(60), request)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        assert_eq!(answer.status(), 503);
+        tokio::time::timeout(Duration::from_secs(60), async {
+            while tokio::net::TcpStream::connect(addr).await.is_ok() {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .unwrap();
     }
 }

@@ -3,17 +3,16 @@
 //! fault run it can fail or stall a share of requests and collects what it accepted.
 
 use std::collections::{BTreeMap, HashMap};
-use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use http_body_util::{BodyExt, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::Response;
 use serde_json::Value;
 use shared::signature::{EndpointSecret, verify_standard_webhook, webhook_signature};
 use tokio::net::TcpListener;
@@ -121,16 +120,12 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn header<'a>(req: &'a hyper::http::request::Parts, name: &str) -> Option<&'a str> {
+fn header<'a>(req: &'a Parts, name: &str) -> Option<&'a str> {
     req.headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// Checks both signatures; the error says which failed.
-fn verify(
-    secret: &EndpointSecret,
-    parts: &hyper::http::request::Parts,
-    body: &[u8],
-) -> Result<(), &'static str> {
+fn verify(secret: &EndpointSecret, parts: &Parts, body: &[u8]) -> Result<(), &'static str> {
     let expected = webhook_signature(secret, body);
     let given = header(parts, "x-webhook-signature").ok_or("no X-Webhook-Signature")?;
     if !constant_time_eq(expected.as_bytes(), given.as_bytes()) {
@@ -152,9 +147,10 @@ fn verify(
 }
 
 impl Inner {
-    async fn handle(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    async fn handle(&self, req: Request) -> Response {
         let (parts, body) = req.into_parts();
-        let Ok(body) = body.collect().await.map(|b| b.to_bytes()) else {
+        // The signatures cover these exact bytes, whatever their size.
+        let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
             return answer(StatusCode::BAD_REQUEST, "unreadable body");
         };
         if let Err(why) = verify(&self.options.secret, &parts, &body) {
@@ -246,8 +242,8 @@ impl Inner {
     }
 }
 
-fn answer(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
-    let mut r = Response::new(Full::new(Bytes::from(text.to_owned())));
+fn answer(status: StatusCode, text: &str) -> Response {
+    let mut r = Response::new(Body::from(text.to_owned()));
     *r.status_mut() = status;
     r
 }
@@ -285,23 +281,14 @@ impl Receiver {
             options,
             collected: collected.clone(),
         });
+        // Every method and path is a delivery.
+        let app = Router::new()
+            .fallback(|State(inner): State<Arc<Inner>>, req: Request| async move {
+                inner.handle(req).await
+            })
+            .with_state(inner);
         tokio::spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                };
-                let inner = inner.clone();
-                tokio::spawn(async move {
-                    let service = service_fn(move |req| {
-                        let inner = inner.clone();
-                        async move { Ok::<_, Infallible>(inner.handle(req).await) }
-                    });
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+            let _served = axum::serve(listener, app).await;
         });
         Ok(Self { addr, collected })
     }
@@ -358,6 +345,64 @@ mod tests {
         );
         let batch = serde_json::json!({"batch": true, "data": [{"a": 1}, {"a": 2}]});
         assert_eq!(items(&batch).len(), 2);
+    }
+
+    #[tokio::test]
+    async fn signed_deliveries_are_accepted_and_the_rest_refused() {
+        use shared::signature::sign_standard_webhook;
+        let client = reqwest::Client::new();
+        let body =
+            br#"{"id":"evt_1","type":"whatsapp.message.read","data":{"message":{"id":"wamid.1"}}}"#;
+        let post = |receiver: &Receiver, secret: &EndpointSecret, signed: &[u8], sent: &[u8]| {
+            let now = chrono::Utc::now().timestamp();
+            client
+                .post(format!("http://{}/hook", receiver.addr()))
+                .header("x-webhook-signature", webhook_signature(secret, signed))
+                .header("webhook-id", "msg_1")
+                .header("webhook-timestamp", now.to_string())
+                .header(
+                    "webhook-signature",
+                    sign_standard_webhook(secret, "msg_1", now, signed),
+                )
+                .header("x-idempotency-key", "key_1")
+                .body(sent.to_vec())
+                .send()
+        };
+        let (receiver, secret) = Receiver::start_local(0.0, 0.0, Duration::ZERO, 1)
+            .await
+            .unwrap();
+        let ok = post(&receiver, &secret, body, body).await.unwrap();
+        assert_eq!(ok.status(), 200);
+        assert_eq!(ok.text().await.unwrap(), "ok");
+        let tampered = post(&receiver, &secret, body, b"{}").await.unwrap();
+        assert_eq!(tampered.status(), 401);
+        assert_eq!(
+            tampered.text().await.unwrap(),
+            "X-Webhook-Signature does not match"
+        );
+        let unsigned = client
+            .post(format!("http://{}/other", receiver.addr()))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unsigned.status(), 401);
+        let collected = receiver.collected();
+        assert_eq!((collected.deliveries, collected.rejected), (1, 2));
+        assert_eq!(collected.by_key["key_1"], 1);
+        assert_eq!(collected.items["whatsapp.message.read wamid.1"], 1);
+
+        let (failing, secret) = Receiver::start_local(1.0, 0.0, Duration::ZERO, 1)
+            .await
+            .unwrap();
+        let failed = post(&failing, &secret, body, body).await.unwrap();
+        assert_eq!(failed.status(), 500);
+        let (stalling, secret) = Receiver::start_local(0.0, 1.0, Duration::from_millis(1), 1)
+            .await
+            .unwrap();
+        let stalled = post(&stalling, &secret, body, body).await.unwrap();
+        assert_eq!(stalled.status(), 503);
+        assert_eq!(stalling.collected().injected_failures, 1);
+        assert_eq!(stalling.collected().deliveries, 0);
     }
 
     #[test]
