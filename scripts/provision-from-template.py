@@ -6,7 +6,7 @@ recovery, visibility, retention, redrive policy). A property this script does no
 the run, so the template cannot drift from what the tests run on.
 
 Names: the table is PREFIX; queue XQueue is PREFIX-x and XDLQ is PREFIX-x-dlq (the names
-`wagate-local --backend aws --table PREFIX --queue-prefix PREFIX` opens).
+`wagate serve --backend aws --table PREFIX --queue-prefix PREFIX` opens).
 
     python3 scripts/provision-from-template.py --endpoint-url http://127.0.0.1:5000 --prefix e2e-1
 

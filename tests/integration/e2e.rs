@@ -1,4 +1,4 @@
-//! End to end: the whole pipeline as `wagate-local` runs it (HTTP front, Lambda-like pollers over
+//! End to end: the whole pipeline as `wagate` runs it (HTTP front, Lambda-like pollers over
 //! the queues, track, buffer, fan-out, deliver, sweep), on the embedded backend and on moto over
 //! the wire, with real HTTP receivers on 127.0.0.1. Provider webhooks in, exact signed
 //! deliveries out.
@@ -64,7 +64,7 @@ async fn start(stores: Stores, endpoints: Vec<EndpointSpec>) -> Gateway {
 
 /// The table and queues exactly as `template.yaml` declares them (keys, index, TTL,
 /// visibility, redrive policies), created by `scripts/provision-from-template.py` on a moto of
-/// the test's own and opened as `wagate-local --backend aws` opens a deployed stack's; with
+/// the test's own and opened as `wagate serve --backend aws` opens a deployed stack's; with
 /// the server (keep it alive) and deadlines from its measured speed.
 async fn moto_stores() -> (Stores, moto::Server, Patience) {
     let server = moto::Server::start();

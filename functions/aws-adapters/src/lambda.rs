@@ -51,7 +51,7 @@ pub fn batch_response(failed: Vec<String>) -> SqsBatchResponse {
 /// Sets up logging as `lambda_runtime`'s default subscriber does (level from
 /// `AWS_LAMBDA_LOG_LEVEL` or `RUST_LOG`, INFO by default; JSON lines when `AWS_LAMBDA_LOG_FORMAT`
 /// is `json`; no timestamps, CloudWatch adds them), but never with ANSI colour codes. The
-/// workspace enables tracing-subscriber's `ansi` feature for `wagate-local`, and with it the
+/// workspace enables tracing-subscriber's `ansi` feature for `wagate` (local mode), and with it the
 /// default subscriber would write escape codes into CloudWatch Logs (about a fifth of the bytes
 /// `wagate-bench lambda-bench` measured, billed as log ingestion).
 pub fn init_logging() {

@@ -1,4 +1,4 @@
-//! Command-line pieces both binaries share (`wagate-local`, and `wagate-bench`, whose fault run
+//! Command-line pieces both binaries share (`wagate`, and `wagate-bench`, whose fault run
 //! and load generator start the same gateway).
 
 use clap::{Args, ValueEnum};

@@ -455,7 +455,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
                 "15550001111",
                 "Alice Example",
                 &sample::wamid(),
-                "Hello from wagate-local send",
+                "Hello from wagate send",
                 now,
             )
             .to_string()
