@@ -139,9 +139,20 @@ async fn gate(State(gate): State<Gate>, request: Request, next: Next) -> Respons
     let query = parts.uri.query().unwrap_or_default().to_owned();
     parts.uri = with_path(&parts.uri, &path);
     parts.extensions.insert(Now(now));
-    let idempotency_key = (parts.method == Method::POST)
-        .then(|| header_str(&parts.headers, "idempotency-key").map(str::to_owned))
-        .flatten();
+    // A key that is not text is refused, not ignored: the client asked for a replay-safe call.
+    let idempotency_key = match parts.headers.get("idempotency-key") {
+        Some(value) if parts.method == Method::POST => match value.to_str() {
+            Ok(key) => Some(key.to_owned()),
+            Err(_) => {
+                return ApiError::invalid(
+                    "Idempotency-Key",
+                    "Idempotency-Key must be printable ASCII",
+                )
+                .into_response();
+            }
+        },
+        _ => None,
+    };
     let actor = audit::key_id(&api_key);
     let request = Request::from_parts(parts, Body::from(body.clone()));
     let run = || async {

@@ -1258,3 +1258,35 @@ async fn every_storage_call_of_an_audited_change_may_fail_and_a_retry_records_it
     let (again, _) = call(&a, "POST", &disable, "", Some("disable-2")).await;
     assert_eq!(again, 409);
 }
+
+#[tokio::test]
+async fn an_idempotency_key_that_is_not_text_is_refused_not_ignored() {
+    let a = admin();
+    let body = json!({"url": "https://hooks.example.com/a"}).to_string();
+    let answer = send(&a, "POST", "/v1/endpoints", Some(KEY), None, body.clone()).await;
+    assert_eq!(answer.status, 201);
+    let request = axum::http::Request::builder()
+        .method("POST")
+        .uri("/v1/endpoints")
+        .header("x-api-key", KEY)
+        .header(
+            "idempotency-key",
+            axum::http::HeaderValue::from_bytes(b"k\x97\xce").unwrap(),
+        )
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    use tower::ServiceExt as _;
+    let response = a
+        .clone()
+        .router(crate::clock::Clock::fixed(now()))
+        .oneshot(request)
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 422);
+    let (_, list) = call(&a, "GET", "/v1/endpoints", "", None).await;
+    assert_eq!(
+        list["data"].as_array().unwrap().len(),
+        1,
+        "nothing more was created"
+    );
+}
