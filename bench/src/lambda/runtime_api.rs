@@ -18,7 +18,7 @@ use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{DefaultBodyLimit, Path, Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -62,23 +62,14 @@ fn serve(listener: TcpListener, app: Router) -> JoinHandle<()> {
 /// Ends a request when its server is stopped: axum's connections are tasks of their own, which
 /// aborting [`serve`]'s task would otherwise leave answering.
 async fn until_stopped(
-    State(mut alive): State<watch::Receiver<()>>,
+    State(alive): State<watch::Receiver<()>>,
     request: Request,
     next: Next,
 ) -> Response {
-    let stopped = || {
-        let mut r = respond(StatusCode::SERVICE_UNAVAILABLE, "the server stopped");
-        r.headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        r
-    };
-    if alive.has_changed().is_err() {
-        return stopped();
-    }
-    tokio::select! {
-        response = next.run(request) => response,
-        _ = alive.changed() => stopped(),
-    }
+    wagate_local::server::unless_stopped(alive, request, next, || {
+        respond(StatusCode::SERVICE_UNAVAILABLE, "the server stopped")
+    })
+    .await
 }
 
 /// A response with `status` and `body`.

@@ -83,23 +83,36 @@ async fn until_stopped(
     request: Request,
     next: Next,
 ) -> Response {
-    let mut alive = alive;
-    let stopped = || {
-        let mut r = error(
+    unless_stopped(alive, request, next, || {
+        error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             "the gateway stopped; retry",
-        );
+        )
+    })
+    .await
+}
+
+/// Runs `request` unless `alive`'s sender is dropped first (or already was); then answers
+/// `stopped()` with `Connection: close`. The local front and the bench's servers stop this way.
+pub async fn unless_stopped(
+    mut alive: watch::Receiver<()>,
+    request: Request,
+    next: Next,
+    stopped: impl Fn() -> Response,
+) -> Response {
+    let closing = || {
+        let mut r = stopped();
         r.headers_mut()
             .insert(header::CONNECTION, HeaderValue::from_static("close"));
         r
     };
     if alive.has_changed().is_err() {
-        return stopped();
+        return closing();
     }
     tokio::select! {
         response = next.run(request) => response,
-        _ = alive.changed() => stopped(),
+        _ = alive.changed() => closing(),
     }
 }
 
