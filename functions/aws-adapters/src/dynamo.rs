@@ -20,12 +20,14 @@ use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 use shared::ports::{
-    BackendError, BlobStore, DocumentStore, DocumentWrite, IndexPage, Listed, Versioned,
+    BackendError, BlobStore, DocumentStore, DocumentWrite, IndexPage, Listed, PutDocument,
+    Versioned, check_put_all,
 };
 
 use crate::error::backend_error;
@@ -344,6 +346,46 @@ impl DynamoDocumentStore {
     }
 }
 
+/// The item, condition and condition values of a conditional document write: created when no
+/// live document is there (`expected` none), else replaced when the stored version matches.
+fn document_item(
+    key: &str,
+    body: &serde_json::Value,
+    write: &DocumentWrite<'_>,
+) -> (
+    HashMap<String, AttributeValue>,
+    &'static str,
+    HashMap<String, AttributeValue>,
+) {
+    let version = write.expected.unwrap_or(0) + 1;
+    let mut item = HashMap::from([
+        ("pk".to_owned(), s(format!("doc#{key}"))),
+        ("sk".to_owned(), s("-")),
+        (
+            "version".to_owned(),
+            n(i64::try_from(version).unwrap_or(i64::MAX)),
+        ),
+    ]);
+    let (name, value) = body_attribute(body.to_string());
+    item.insert(name.to_owned(), value);
+    if let Some(at) = write.expires_at {
+        item.insert("ttl".into(), n(at.timestamp()));
+    }
+    if let Some(index) = write.index {
+        item.insert("gsi1pk".into(), s(index.partition.clone()));
+        item.insert("gsi1sk".into(), s(index.sort.clone()));
+    }
+    let mut values = HashMap::from([(":now".to_owned(), n(write.now.timestamp()))]);
+    let condition = match write.expected {
+        None => "attribute_not_exists(pk) OR #ttl <= :now",
+        Some(v) => {
+            values.insert(":v".into(), n(i64::try_from(v).unwrap_or(i64::MAX)));
+            "version = :v AND (attribute_not_exists(#ttl) OR #ttl > :now)"
+        }
+    };
+    (item, condition, values)
+}
+
 #[async_trait]
 impl DocumentStore for DynamoDocumentStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
@@ -364,40 +406,16 @@ impl DocumentStore for DynamoDocumentStore {
         body: &serde_json::Value,
         write: DocumentWrite<'_>,
     ) -> Result<bool, BackendError> {
-        let version = write.expected.unwrap_or(0) + 1;
-        let mut item = HashMap::from([
-            ("pk".to_owned(), s(format!("doc#{key}"))),
-            ("sk".to_owned(), s("-")),
-            (
-                "version".to_owned(),
-                n(i64::try_from(version).unwrap_or(i64::MAX)),
-            ),
-        ]);
-        let (name, value) = body_attribute(body.to_string());
-        item.insert(name.to_owned(), value);
-        if let Some(at) = write.expires_at {
-            item.insert("ttl".into(), n(at.timestamp()));
-        }
-        if let Some(index) = write.index {
-            item.insert("gsi1pk".into(), s(index.partition.clone()));
-            item.insert("gsi1sk".into(), s(index.sort.clone()));
-        }
-        let mut req = self
+        let (item, condition, values) = document_item(key, body, &write);
+        let req = self
             .table
             .client
             .put_item()
             .table_name(&self.table.name)
             .set_item(Some(item))
+            .condition_expression(condition)
             .expression_attribute_names("#ttl", "ttl")
-            .expression_attribute_values(":now", n(write.now.timestamp()));
-        req = match write.expected {
-            None => req.condition_expression("attribute_not_exists(pk) OR #ttl <= :now"),
-            Some(v) => req
-                .condition_expression(
-                    "version = :v AND (attribute_not_exists(#ttl) OR #ttl > :now)",
-                )
-                .expression_attribute_values(":v", n(i64::try_from(v).unwrap_or(i64::MAX))),
-        };
+            .set_expression_attribute_values(Some(values));
         match req.send().await {
             Ok(_) => Ok(true),
             Err(SdkError::ServiceError(e))
@@ -406,6 +424,47 @@ impl DocumentStore for DynamoDocumentStore {
                 Ok(false)
             }
             Err(e) => Err(backend_error("PutItem", e)),
+        }
+    }
+
+    async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError> {
+        check_put_all(puts)?;
+        let mut items = Vec::with_capacity(puts.len());
+        for p in puts {
+            let (item, condition, values) = document_item(p.key, p.body, &p.write);
+            let put = Put::builder()
+                .table_name(&self.table.name)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .expression_attribute_names("#ttl", "ttl")
+                .set_expression_attribute_values(Some(values))
+                .build()
+                .map_err(|e| BackendError::Rejected(e.to_string()))?;
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        let req = self
+            .table
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items));
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e)) => match e.err() {
+                // Cancelled because a condition failed: nothing was written. Cancelled for
+                // another reason (a conflicting transaction, throttling) is worth a retry.
+                TransactWriteItemsError::TransactionCanceledException(c)
+                    if c.cancellation_reasons()
+                        .iter()
+                        .any(|r| r.code() == Some("ConditionalCheckFailed")) =>
+                {
+                    Ok(false)
+                }
+                _ => Err(backend_error(
+                    "TransactWriteItems",
+                    SdkError::ServiceError(e),
+                )),
+            },
+            Err(e) => Err(backend_error("TransactWriteItems", e)),
         }
     }
 

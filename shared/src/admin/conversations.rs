@@ -357,6 +357,8 @@ async fn transfer_conversation(
     }
     let doc = admin.conversation_doc(&id, now).await?;
     let transfer = Transfer {
+        from_agent: None,
+        from_team: None,
         to_agent: req.to_agent,
         to_team: req.to_team,
         notes: req.notes,
@@ -364,8 +366,8 @@ async fn transfer_conversation(
     let mut data = EventData::new(
         doc.source.clone(),
         EventBody::Conversation(ConversationBody {
-            reason: None,
             transfer: Some(transfer),
+            ..Default::default()
         }),
     );
     data.conversation = Some(doc.conversation.clone());

@@ -257,6 +257,11 @@ fn sample_conversation(now: DateTime<Utc>) -> Conversation {
         outbound_count: 1,
         labels: Vec::new(),
         notes: Vec::new(),
+        automation_notes: Vec::new(),
+        assignee: None,
+        handoff: None,
+        contact_id: None,
+        external_id: None,
         context: ConversationContext::default(),
     }
 }
@@ -289,6 +294,8 @@ pub fn sample_event(
                 }
                 if event_type == EventType::ConversationTransferred {
                     body.transfer = Some(Transfer {
+                        from_agent: Some("bot".into()),
+                        from_team: None,
                         to_agent: None,
                         to_team: Some("support".into()),
                         notes: Some("test transfer".into()),

@@ -3,9 +3,12 @@
 //! Owns: the shapes of `data.conversation` (attached to every event that belongs to one) and of
 //! `data.contact`. Must not: decide lifecycle (the track stage does).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use serde_json::Value;
 
 use super::message::Direction;
 use crate::ids::ConversationId;
@@ -69,9 +72,79 @@ pub struct MessageSummary {
     /// Text, caption or other short rendering, when there is one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The media it carried (image, video, audio, document, sticker), by reference.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<MediaRef>,
+    /// The campaign it was sent in (outbound messages sent through wagate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
     /// When it was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timestamp: Option<DateTime<Utc>>,
+}
+
+/// Where a message's media can be found: the provider's id or link, and what it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct MediaRef {
+    /// Provider media id (Meta).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// Where to download it, when there is a link.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// MIME type as reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<String>,
+    /// File name (documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub filename: Option<String>,
+}
+
+/// Who handles a conversation now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Assignee {
+    /// The agent (a person, or an app in the provider's hand-over protocol).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    /// The team.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    /// When it was assigned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assigned_at: Option<DateTime<Utc>>,
+}
+
+/// A request for a human to take a conversation over.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Handoff {
+    /// Why (free text from the bot or app).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// Who asked: a bot name, an app id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_by: Option<String>,
+    /// The team asked for, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub team_id: Option<String>,
+    /// Free text for whoever takes over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notes: Option<String>,
+    /// When it was asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requested_at: Option<DateTime<Utc>>,
+}
+
+/// One changed field of a contact: its name and the values before and after (`null` when
+/// absent).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct ContactFieldChange {
+    /// `name`, `wa_id`, `user_id`, `username`, `tags`, `stage`, `external_id` or
+    /// `custom_fields.{name}`.
+    pub field: String,
+    /// The value before.
+    pub before: Value,
+    /// The value after.
+    pub after: Value,
 }
 
 /// Recent history attached to events so a subscriber can act without a lookup.
@@ -136,6 +209,21 @@ pub struct Conversation {
     /// Notes set through the API.
     #[serde(default)]
     pub notes: Vec<Note>,
+    /// Notes written by automation (bots, flows) through the API, kept apart from people's.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub automation_notes: Vec<Note>,
+    /// Who handles it now (set by a transfer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<Assignee>,
+    /// A hand-off to a human asked for and not answered by a transfer yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Handoff>,
+    /// The customer's contact id (`ctc_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact_id: Option<String>,
+    /// Your own id for the customer, set on the contact through the API.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
     /// Recent messages and a summary.
     #[serde(default)]
     pub context: ConversationContext,
@@ -149,8 +237,68 @@ pub struct Contact {
     /// What the provider told us about the customer.
     #[serde(flatten)]
     pub profile: ContactProfile,
+    /// Your own id for the customer (`PATCH /v1/contacts/{id}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<String>,
+    /// Tags set through the API.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    /// A lifecycle stage set through the API (`lead`, `customer`, … as you name them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stage: Option<String>,
+    /// Your own fields, by name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_fields: BTreeMap<String, Value>,
     /// First seen.
     pub created_at: DateTime<Utc>,
     /// Last profile change.
     pub updated_at: DateTime<Utc>,
+}
+
+impl Contact {
+    /// A contact first seen at `at`, with nothing set through the API yet.
+    pub fn new(id: impl Into<String>, profile: ContactProfile, at: DateTime<Utc>) -> Self {
+        Self {
+            id: id.into(),
+            profile,
+            external_id: None,
+            tags: Vec::new(),
+            stage: None,
+            custom_fields: BTreeMap::new(),
+            created_at: at,
+            updated_at: at,
+        }
+    }
+}
+
+impl Conversation {
+    /// A conversation opened at `at` with `contact` on the business side `business_id`, with
+    /// no message recorded yet.
+    pub fn opened(
+        id: ConversationId,
+        contact: ContactProfile,
+        business_id: String,
+        at: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            id,
+            status: ConversationStatus::Active,
+            contact,
+            business_id,
+            created_at: at,
+            last_active_at: at,
+            ended_at: None,
+            end_reason: None,
+            inbound_count: 0,
+            outbound_count: 0,
+            labels: Vec::new(),
+            notes: Vec::new(),
+            automation_notes: Vec::new(),
+            assignee: None,
+            handoff: None,
+            contact_id: None,
+            external_id: None,
+            context: ConversationContext::default(),
+        }
+    }
 }

@@ -21,6 +21,8 @@ pub enum Family {
     Contact,
     /// Typed pass-through of provider notifications ([`crate::model::NotificationData`]).
     Notification,
+    /// `data.campaign` ([`crate::model::CampaignBody`]).
+    Campaign,
 }
 
 macro_rules! event_types {
@@ -84,8 +86,15 @@ event_types! {
     ConversationCreated => "whatsapp.conversation.created", Conversation;
     /// A conversation ended (inactivity, or closed through the API).
     ConversationEnded => "whatsapp.conversation.ended", Conversation;
-    /// A conversation was handed to an agent or team.
+    /// A conversation was handed to an agent or team (through the API, or the provider's
+    /// hand-over protocol passing or taking thread control).
     ConversationTransferred => "whatsapp.conversation.transferred", Conversation;
+    /// A bot or app asked for a human to take the conversation over (through the API, or the
+    /// provider's hand-over protocol requesting thread control).
+    ConversationHandoffRequested => "whatsapp.conversation.handoff_requested", Conversation;
+    /// Every message of a campaign reached a final state, or its time ran out; `data.campaign`
+    /// carries the totals.
+    CampaignCompleted => "whatsapp.campaign.completed", Campaign;
     /// A customer was seen for the first time.
     ContactCreated => "whatsapp.contact.created", Contact;
     /// A customer's profile (name, identity) changed.

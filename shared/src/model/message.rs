@@ -114,6 +114,12 @@ pub struct Message {
     /// Opaque data the business attached when sending (Meta `biz_opaque_callback_data`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub biz_opaque_callback_data: Option<String>,
+    /// The campaign the message was sent in (messages sent through `POST /v1/messages`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub campaign_id: Option<String>,
+    /// The `metadata` given when it was sent through `POST /v1/messages`, returned as given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Value>,
 }
 
 impl Message {
@@ -138,6 +144,8 @@ impl Message {
             pricing: None,
             billing_conversation: None,
             biz_opaque_callback_data: None,
+            campaign_id: None,
+            metadata: None,
         }
     }
 
@@ -228,6 +236,23 @@ impl MessageContent {
             Self::Revoke(_) => "revoke",
             Self::Unsupported(_) => "unsupported",
             Self::Unknown(_) => "unknown",
+        }
+    }
+
+    /// The media this content carries, by reference (image, video, audio, document, sticker).
+    pub fn media_ref(&self) -> Option<super::MediaRef> {
+        match self {
+            Self::Image(m)
+            | Self::Video(m)
+            | Self::Audio(m)
+            | Self::Document(m)
+            | Self::Sticker(m) => Some(super::MediaRef {
+                id: m.id.clone(),
+                url: m.url.clone(),
+                mime_type: m.mime_type.clone(),
+                filename: m.filename.clone(),
+            }),
+            _ => None,
         }
     }
 

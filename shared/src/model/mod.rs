@@ -4,6 +4,7 @@
 //! [`InboundEvent`] (one normalized provider item on its way through the pipeline), and the JSON
 //! Schema of the envelope. Must not: parse provider payloads or touch storage.
 
+mod campaign;
 mod conversation;
 mod event_type;
 mod message;
@@ -16,9 +17,10 @@ use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
 
+pub use campaign::{Campaign, CampaignBody, CampaignCompletion, CampaignStatus, CampaignTotals};
 pub use conversation::{
-    Contact, ContactProfile, Conversation, ConversationContext, ConversationStatus, EndReason,
-    MessageSummary, Note,
+    Assignee, Contact, ContactFieldChange, ContactProfile, Conversation, ConversationContext,
+    ConversationStatus, EndReason, Handoff, MediaRef, MessageSummary, Note,
 };
 pub use event_type::{EventType, Family, UnknownEventType};
 pub use message::*;
@@ -92,8 +94,14 @@ pub struct MessageBody {
 }
 
 /// A hand-over of a conversation to an agent or team.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Transfer {
+    /// The agent who had it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_agent: Option<String>,
+    /// The team that had it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_team: Option<String>,
     /// The agent taking over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_agent: Option<String>,
@@ -114,6 +122,13 @@ pub struct ConversationBody {
     /// To whom it went (`whatsapp.conversation.transferred`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub transfer: Option<Transfer>,
+    /// Who asked for a human and why (`whatsapp.conversation.handoff_requested`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handoff: Option<Handoff>,
+    /// What the provider sent, as sent, when the provider caused the event (Meta's hand-over
+    /// protocol).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<Value>,
 }
 
 /// `data` of `whatsapp.contact.created|updated`.
@@ -124,6 +139,11 @@ pub struct ContactBody {
     /// The profile before the change (`updated` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<ContactProfile>,
+    /// What changed, field by field (`updated` only): profile fields the provider sent anew,
+    /// or fields changed through the API (`tags`, `stage`, `custom_fields.{name}`,
+    /// `external_id`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<ContactFieldChange>,
 }
 
 /// The family-specific part of `data`; which variant is fixed by the event type's [`Family`].
@@ -138,6 +158,8 @@ pub enum EventBody {
     Contact(ContactBody),
     /// Typed pass-through of everything else.
     Notification(NotificationData),
+    /// Campaign events.
+    Campaign(CampaignBody),
 }
 
 impl EventBody {
@@ -153,6 +175,7 @@ impl EventBody {
             Self::Conversation(_) => Family::Conversation,
             Self::Contact(_) => Family::Contact,
             Self::Notification(_) => Family::Notification,
+            Self::Campaign(_) => Family::Campaign,
         }
     }
 }
@@ -201,6 +224,7 @@ impl EventData {
             Family::Conversation => EventBody::Conversation(ConversationBody::deserialize(value)?),
             Family::Contact => EventBody::Contact(ContactBody::deserialize(value)?),
             Family::Notification => EventBody::Notification(NotificationData::deserialize(value)?),
+            Family::Campaign => EventBody::Campaign(CampaignBody::deserialize(value)?),
         };
         Ok(Self {
             event_id: common.event_id,

@@ -43,6 +43,11 @@ fn conversation() -> Conversation {
             author: None,
             created_at: at,
         }],
+        automation_notes: Vec::new(),
+        assignee: None,
+        handoff: None,
+        contact_id: None,
+        external_id: None,
         context: ConversationContext {
             summary: Some("1 message from Alice".into()),
             ..Default::default()
@@ -104,18 +109,13 @@ fn envelopes_whose_data_does_not_match_batch_are_rejected() {
 fn every_family_round_trips_through_its_event_type() {
     let source = SourceInfo::new(SourceId::parse("src").unwrap(), Provider::Waha);
     let at = Utc::now();
-    let contact = Contact {
-        id: "ctc_1".into(),
-        profile: ContactProfile::default(),
-        created_at: at,
-        updated_at: at,
-    };
+    let contact = Contact::new("ctc_1", ContactProfile::default(), at);
     let bodies = [
         (
             EventType::ConversationEnded,
             EventBody::Conversation(ConversationBody {
                 reason: Some(EndReason::Inactivity),
-                transfer: None,
+                ..Default::default()
             }),
         ),
         (
@@ -123,6 +123,7 @@ fn every_family_round_trips_through_its_event_type() {
             EventBody::Contact(ContactBody {
                 contact,
                 previous: Some(ContactProfile::default()),
+                changes: Vec::new(),
             }),
         ),
         (

@@ -17,7 +17,9 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{BackendError, DocumentStore, DocumentWrite, IndexPage, Listed, Versioned};
+use super::{
+    BackendError, DocumentStore, DocumentWrite, IndexPage, Listed, PutDocument, Versioned,
+};
 
 /// What a cache entry holds, and when it was read.
 type Entry<T> = (Instant, T);
@@ -95,6 +97,13 @@ impl DocumentStore for ReadCache {
         self.forget(key);
         let written = self.inner.put(key, body, write).await;
         self.forget(key);
+        written
+    }
+
+    async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError> {
+        puts.iter().for_each(|p| self.forget(p.key));
+        let written = self.inner.put_all(puts).await;
+        puts.iter().for_each(|p| self.forget(p.key));
         written
     }
 

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexPage, Listed,
-    OutgoingMessage, Queue, ReceivedMessage, Versioned,
+    OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned,
 };
 
 /// What happens around each call of a port.
@@ -80,6 +80,10 @@ impl<L: Layer> DocumentStore for Layered<dyn DocumentStore, L> {
         self.layer
             .around("put", || self.inner.put(key, body, write))
             .await
+    }
+
+    async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError> {
+        self.layer.around("put", || self.inner.put_all(puts)).await
     }
 
     async fn list_page(

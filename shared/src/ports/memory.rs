@@ -16,7 +16,7 @@ use tokio::time::Instant;
 
 use super::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexEntry, IndexPage,
-    Listed, OutgoingMessage, Queue, ReceivedMessage, Versioned, limits,
+    Listed, OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned, check_put_all, limits,
 };
 use limits::{check_batch, sqs_allows};
 
@@ -358,26 +358,36 @@ impl DocumentStore for MemoryDocumentStore {
         body: &serde_json::Value,
         write: DocumentWrite<'_>,
     ) -> Result<bool, BackendError> {
+        self.put_all(&[PutDocument { key, body, write }]).await
+    }
+
+    async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError> {
+        check_put_all(puts)?;
         let mut docs = lock(&self.docs);
-        let current = docs
-            .get(key)
-            .filter(|d| d.live(write.now))
-            .map(|d| d.doc.version);
-        if current != write.expected {
+        let matches = puts.iter().all(|p| {
+            let current = docs
+                .get(p.key)
+                .filter(|d| d.live(p.write.now))
+                .map(|d| d.doc.version);
+            current == p.write.expected
+        });
+        if !matches {
             return Ok(false);
         }
-        let doc = Versioned {
-            version: write.expected.unwrap_or(0) + 1,
-            body: body.clone(),
-        };
-        docs.insert(
-            key.to_owned(),
-            StoredDocument {
-                doc,
-                expires_at: write.expires_at,
-                index: write.index.cloned(),
-            },
-        );
+        for p in puts {
+            let doc = Versioned {
+                version: p.write.expected.unwrap_or(0) + 1,
+                body: p.body.clone(),
+            };
+            docs.insert(
+                p.key.to_owned(),
+                StoredDocument {
+                    doc,
+                    expires_at: p.write.expires_at,
+                    index: p.write.index.cloned(),
+                },
+            );
+        }
         Ok(true)
     }
 

@@ -181,6 +181,37 @@ pub struct Versioned {
     pub body: serde_json::Value,
 }
 
+/// The most documents one [`DocumentStore::put_all`] writes.
+pub const MAX_PUT_ALL: usize = 10;
+
+/// One document of a [`DocumentStore::put_all`].
+#[derive(Debug, Clone, Copy)]
+pub struct PutDocument<'a> {
+    /// Its key.
+    pub key: &'a str,
+    /// The new body.
+    pub body: &'a serde_json::Value,
+    /// The condition and placement, as for [`DocumentStore::put`].
+    pub write: DocumentWrite<'a>,
+}
+
+/// Checks a [`DocumentStore::put_all`] request as every backend does before writing.
+pub fn check_put_all(puts: &[PutDocument<'_>]) -> Result<(), BackendError> {
+    if puts.is_empty() || puts.len() > MAX_PUT_ALL {
+        return Err(BackendError::Rejected(format!(
+            "put_all writes 1 to {MAX_PUT_ALL} documents, not {}",
+            puts.len()
+        )));
+    }
+    let keys: std::collections::HashSet<&str> = puts.iter().map(|p| p.key).collect();
+    if keys.len() != puts.len() {
+        return Err(BackendError::Rejected(
+            "put_all writes each key once".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// Where a document sits in the secondary index: documents are listed by `partition`, ordered by
 /// `sort` (for conversations: activity time). Documents written without one are not indexed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +250,12 @@ pub trait DocumentStore: Send + Sync + Debug {
         body: &serde_json::Value,
         write: DocumentWrite<'_>,
     ) -> Result<bool, BackendError>;
+
+    /// Writes every document of `puts` if each one's stored version is its `expected`, or none
+    /// of them: returns `false`, writing nothing, when any condition failed. At most
+    /// [`MAX_PUT_ALL`] documents, each key once. What one change of state spread over several
+    /// documents needs (a message's status and its campaign's counts).
+    async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError>;
 
     /// One page of index partition `page.partition`: live documents whose sort key lies between
     /// the page's exclusive bounds, in sort order (reversed when `descending`), at most

@@ -110,6 +110,11 @@ fn conversation(id: ConversationId) -> Conversation {
         outbound_count: 0,
         labels: vec![],
         notes: vec![],
+        automation_notes: Vec::new(),
+        assignee: None,
+        handoff: None,
+        contact_id: None,
+        external_id: None,
         context: ConversationContext::default(),
     }
 }

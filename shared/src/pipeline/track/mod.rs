@@ -633,6 +633,7 @@ impl Track {
                 ContactBody {
                     contact,
                     previous: None,
+                    changes: Vec::new(),
                 },
             ),
             ContactChange::Updated { contact, previous } => (
@@ -640,6 +641,7 @@ impl Track {
                 ContactBody {
                     contact,
                     previous: Some(previous),
+                    changes: Vec::new(),
                 },
             ),
         };
@@ -681,7 +683,7 @@ fn conversation_event(
 ) -> InboundEvent {
     let body = ConversationBody {
         reason: conversation.end_reason,
-        transfer: None,
+        ..Default::default()
     };
     let mut e = derived(parent, event_type, id, EventBody::Conversation(body), now);
     e.data.conversation = Some(conversation.clone());

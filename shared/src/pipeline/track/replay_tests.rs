@@ -345,6 +345,10 @@ impl crate::ports::DocumentStore for HeldDocs {
         self.inner.put(key, body, write).await
     }
 
+    async fn put_all(&self, puts: &[crate::ports::PutDocument<'_>]) -> Result<bool, BackendError> {
+        self.inner.put_all(puts).await
+    }
+
     async fn list_page(
         &self,
         page: crate::ports::IndexPage<'_>,

@@ -44,7 +44,7 @@ pub fn ended_event(doc: &ConversationDoc, now: DateTime<Utc>) -> InboundEvent {
         doc.source.clone(),
         EventBody::Conversation(ConversationBody {
             reason: c.end_reason,
-            transfer: None,
+            ..Default::default()
         }),
     );
     data.conversation = Some(c.clone());

@@ -71,12 +71,7 @@ impl Contacts {
             let stored = self.docs.get(&key, now).await?;
             let (change, doc, expected) = match &stored {
                 None => {
-                    let contact = Contact {
-                        id: id.clone(),
-                        profile: profile.clone(),
-                        created_at: now,
-                        updated_at: now,
-                    };
+                    let contact = Contact::new(id.clone(), profile.clone(), now);
                     let doc = ContactDoc {
                         contact: contact.clone(),
                         changed_by: vec![Mark {

@@ -15,8 +15,8 @@ use sha2::{Digest, Sha256};
 use super::common::{ROUNDS, StateError, after, decode, remember, save};
 use crate::ids::{ConversationId, EventId};
 use crate::model::{
-    ContactProfile, Conversation, ConversationContext, ConversationStatus, Direction, EndReason,
-    MessageSummary, SourceInfo,
+    ContactProfile, Conversation, ConversationStatus, Direction, EndReason, MessageSummary,
+    SourceInfo,
 };
 use crate::ports::{DocumentStore, DocumentWrite, IndexEntry, Versioned};
 
@@ -419,21 +419,12 @@ impl Conversations {
             {
                 continue;
             }
-            let mut conversation = Conversation {
+            let mut conversation = Conversation::opened(
                 id,
-                status: ConversationStatus::Active,
-                contact: contact.clone(),
-                business_id: source.business_id.clone().unwrap_or_default(),
-                created_at: at,
-                last_active_at: at,
-                ended_at: None,
-                end_reason: None,
-                inbound_count: 0,
-                outbound_count: 0,
-                labels: Vec::new(),
-                notes: Vec::new(),
-                context: ConversationContext::default(),
-            };
+                contact.clone(),
+                source.business_id.clone().unwrap_or_default(),
+                at,
+            );
             self.touch(&mut conversation, contact, summary, at);
             let stored = ConversationDoc {
                 key: key.as_str().to_owned(),
@@ -743,6 +734,11 @@ pub fn message_summary(message: &crate::model::Message, at: DateTime<Utc>) -> Me
         direction: message.direction,
         message_type: message.message_type().map(str::to_owned),
         text,
+        media: message
+            .content
+            .as_ref()
+            .and_then(crate::model::MessageContent::media_ref),
+        campaign_id: message.campaign_id.clone(),
         timestamp: Some(message.timestamp.unwrap_or(at)),
     }
 }
