@@ -352,10 +352,14 @@ pub fn sharded_partitions(base: &str, shards: u32) -> Vec<String> {
 /// The partition of a sharded list that `id` is written to: `base#{n}`, `n` from a hash of
 /// `id`, so one busy list spreads over `shards` index partitions instead of heating one.
 pub fn shard_partition(base: &str, id: &str, shards: u32) -> String {
+    format!("{base}#{}", shard_of(id, shards))
+}
+
+/// Which of `shards` shards `id` belongs to (0 to `shards - 1`), from a hash of `id`.
+pub fn shard_of(id: &str, shards: u32) -> u32 {
     use sha2::{Digest, Sha256};
     let digest = Sha256::digest(id.as_bytes());
-    let n = u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % shards.max(1);
-    format!("{base}#{n}")
+    u32::from_be_bytes([digest[0], digest[1], digest[2], digest[3]]) % shards.max(1)
 }
 
 /// [`filtered_page`] over several partitions whose sort keys are comparable and unique across

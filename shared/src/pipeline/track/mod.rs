@@ -28,8 +28,8 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
 use self::state::{
-    Activity, ContactChange, ConversationKey, MessageActivity, State, StateError, StatusChange,
-    message_summary,
+    Activity, ContactChange, ConversationKey, MessageActivity, OutboundRecord, State, StateError,
+    StatusChange, message_summary,
 };
 use crate::ids::EventId;
 use crate::model::{
@@ -488,7 +488,8 @@ impl Track {
         let EventBody::Message(body) = &event.data.body else {
             return Ok(Some(vec![event]));
         };
-        let message = &body.message;
+        // A copy: the event's own message is enriched on the way.
+        let message = &body.message.clone();
         // Every state change is made on behalf of this item, so that its replay is recognised.
         let by = event.dedup_key.clone();
         let source = event.data.source.clone();
@@ -509,7 +510,7 @@ impl Track {
                 .status
                 .clone()
                 .unwrap_or_else(|| MessageStatus::Other("unknown".into()));
-            let conversation_id = match self
+            let (mut conversation_id, mut outbound) = match self
                 .state
                 .statuses
                 .advance_status(&source, &message.id, &status, &by, now)
@@ -517,9 +518,37 @@ impl Track {
             {
                 StatusChange::Stale { .. } => return Ok(None),
                 StatusChange::Advanced {
-                    conversation_id, ..
-                } => conversation_id,
+                    conversation_id,
+                    outbound,
+                    ..
+                } => (conversation_id, outbound.map(|o| *o)),
             };
+            if outbound.is_none()
+                && let Some(send_id) = message
+                    .biz_opaque_callback_data
+                    .as_deref()
+                    .and_then(|d| d.strip_prefix(SEND_TAG))
+                && let Some(send) = self.state.statuses.send(send_id, now).await?
+            {
+                // The status outran the send's own record (the provider answered the send,
+                // then the status came before the API recorded it): record it from the send.
+                let kept = self
+                    .state
+                    .statuses
+                    .record_outbound(
+                        &source,
+                        &message.id,
+                        &send.record,
+                        send.conversation_id,
+                        now,
+                    )
+                    .await?;
+                conversation_id = conversation_id.or(send.conversation_id);
+                outbound = Some(kept);
+            }
+            if let EventBody::Message(body) = &mut event.data.body {
+                enrich(&mut body.message, outbound.as_ref());
+            }
             let mut out = Vec::new();
             if let Some(customer) = &customer
                 && message.group_id.is_none()
@@ -527,18 +556,9 @@ impl Track {
             {
                 out.push(change);
             }
-            event.data.conversation = match conversation_id {
-                Some(id) => self
-                    .state
-                    .conversations
-                    .conversation(id, now)
-                    .await?
-                    .map(|d| d.conversation),
-                None => match &conversation_key {
-                    Some(k) => self.state.conversations.active_conversation(k, now).await?,
-                    None => None,
-                },
-            };
+            event.data.conversation = self
+                .conversation_of(conversation_id, conversation_key.as_ref(), now)
+                .await?;
             out.push(event);
             return Ok(Some(out));
         }
@@ -551,9 +571,38 @@ impl Track {
         {
             out.push(change);
         }
+        let outbound = message.direction == crate::model::Direction::Outbound;
+        if outbound
+            && let Some((record, conversation_id)) = self
+                .state
+                .statuses
+                .outbound(&source, &message.id, now)
+                .await?
+            && record.via_api
+        {
+            // Sent through the API, which recorded it in its conversation: this is the
+            // provider telling us it left (WAHA `fromMe`), not another message.
+            let message_id = message.id.clone();
+            if let EventBody::Message(body) = &mut event.data.body {
+                enrich(&mut body.message, Some(&record));
+            }
+            event.data.conversation = self
+                .conversation_of(conversation_id, conversation_key.as_ref(), now)
+                .await?;
+            tracing::debug!(message_id, "echo of a message sent through the API");
+            out.push(event);
+            return Ok(Some(out));
+        }
         let Some(conversation_key) = conversation_key else {
             out.push(event);
             return Ok(Some(out));
+        };
+        // The business's messages are recorded once whichever way wagate hears of them first
+        // (the send API, or the provider's echo): both record them under the message's id.
+        let activity_by = if outbound {
+            outbound_activity_key(&source, &message.id)
+        } else {
+            by.clone()
         };
         let summary = message_summary(message, at);
         let Activity {
@@ -571,14 +620,14 @@ impl Track {
                     summary: &summary,
                     at,
                 },
-                &by,
+                &activity_by,
                 (self.config.idle, self.config.lease),
                 now,
             )
             .await?;
         // Statuses come for the business's messages: those are linked to their conversation
         // (a status attaches it), a customer's are not (nothing would read the link).
-        if message.direction == crate::model::Direction::Outbound {
+        if outbound {
             self.state
                 .statuses
                 .link_message(
@@ -588,6 +637,18 @@ impl Track {
                     message.status.as_ref(),
                     now,
                 )
+                .await?;
+            let record = OutboundRecord {
+                content: message.content.clone(),
+                campaign_id: None,
+                metadata: None,
+                to: Some(contact.clone()),
+                sent_at: at,
+                via_api: false,
+            };
+            self.state
+                .statuses
+                .record_outbound(&source, &message.id, &record, Some(conversation.id), now)
                 .await?;
         }
         if let Some(done) = ended {
@@ -603,7 +664,7 @@ impl Track {
             out.push(conversation_event(
                 &event,
                 EventType::ConversationCreated,
-                None,
+                Some(created_event_id(&conversation)),
                 &conversation,
                 now,
             ));
@@ -611,6 +672,25 @@ impl Track {
         event.data.conversation = Some(conversation);
         out.push(event);
         Ok(Some(out))
+    }
+
+    /// Conversation `id` if the message was linked to one, else the customer's open one.
+    async fn conversation_of(
+        &self,
+        id: Option<crate::ids::ConversationId>,
+        key: Option<&ConversationKey>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<crate::model::Conversation>, TrackError> {
+        Ok(match (id, key) {
+            (Some(id), _) => self
+                .state
+                .conversations
+                .conversation(id, now)
+                .await?
+                .map(|d| d.conversation),
+            (None, Some(k)) => self.state.conversations.active_conversation(k, now).await?,
+            (None, None) => None,
+        })
     }
 
     /// `whatsapp.contact.created|updated` for the customer of `event`, if their profile is new.
@@ -652,6 +732,48 @@ impl Track {
             EventBody::Contact(body),
             now,
         )))
+    }
+}
+
+/// What `biz_opaque_callback_data` of a message sent through the API starts with; the send's
+/// id follows.
+pub const SEND_TAG: &str = "wagate:";
+
+/// The id of `whatsapp.conversation.created` for `conversation`: fixed by the conversation, so
+/// whichever way its first message is heard of (the send API or the provider's echo), the
+/// event is the same one.
+pub fn created_event_id(conversation: &crate::model::Conversation) -> EventId {
+    EventId::from_ulid(conversation.id.ulid())
+}
+
+/// The item key under which the business's message `message_id` is recorded in its
+/// conversation, by the send API and by track alike.
+pub fn outbound_activity_key(source: &crate::model::SourceInfo, message_id: &str) -> String {
+    format!("outbound:{}:{message_id}", source.id)
+}
+
+/// Adds what the business sent (`record`) to a status or echo of its message: the content
+/// when the provider did not repeat it, the campaign and the send's metadata. wagate's own
+/// callback tag is taken off.
+pub fn enrich(message: &mut crate::model::Message, record: Option<&OutboundRecord>) {
+    if message
+        .biz_opaque_callback_data
+        .as_deref()
+        .is_some_and(|d| d.starts_with(SEND_TAG))
+    {
+        message.biz_opaque_callback_data = None;
+    }
+    let Some(record) = record else {
+        return;
+    };
+    if message.content.is_none() {
+        message.content.clone_from(&record.content);
+    }
+    if message.campaign_id.is_none() {
+        message.campaign_id.clone_from(&record.campaign_id);
+    }
+    if message.metadata.is_none() {
+        message.metadata.clone_from(&record.metadata);
     }
 }
 

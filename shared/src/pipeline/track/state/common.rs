@@ -70,7 +70,7 @@ pub(super) fn decode<T: for<'de> Deserialize<'de>>(
     })
 }
 
-fn encode<T: Serialize>(key: &str, value: &T) -> Result<Value, StateError> {
+pub(super) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Value, StateError> {
     serde_json::to_value(value).map_err(|e| StateError::Corrupt {
         key: key.to_owned(),
         reason: e.to_string(),

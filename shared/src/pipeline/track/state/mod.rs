@@ -16,6 +16,7 @@
 //! reported an error) finds its own mark and gets the outcome the first attempt got, instead of
 //! "stale", "unchanged" or a counter applied twice.
 
+pub mod campaigns;
 mod common;
 pub mod contacts;
 pub mod conversations;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 use crate::ports::DocumentStore;
 
+pub use self::campaigns::{CampaignDoc, Campaigns, Counted};
 pub use self::common::StateError;
 pub use self::contacts::{ContactChange, Contacts, contact_id};
 pub use self::conversations::{
@@ -32,7 +34,7 @@ pub use self::conversations::{
     ConversationSettings, Conversations, DueConversations, ENDED, ENDING, MessageActivity,
     activity_bound, idle_bound, index_entry, message_summary, summary_line,
 };
-pub use self::statuses::{StatusChange, Statuses, moves_forward};
+pub use self::statuses::{OutboundRecord, SendRecord, StatusChange, Statuses, moves_forward};
 
 /// The state of the track stage: its three stores over one document store, which also holds
 /// what track stages for each item (its outbox).
@@ -56,6 +58,10 @@ impl State {
             statuses: Statuses {
                 docs: docs.clone(),
                 message_ttl: settings.message_ttl,
+                campaigns: Campaigns {
+                    docs: docs.clone(),
+                    ttl: settings.message_ttl,
+                },
             },
             contacts: Contacts { docs: docs.clone() },
             conversations: Conversations {
