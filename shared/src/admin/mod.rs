@@ -11,6 +11,7 @@
 mod conversations;
 pub use conversations::NOTES_MAX_BYTES;
 mod audit;
+mod campaigns;
 mod deliveries;
 mod endpoints;
 mod http;
@@ -19,6 +20,7 @@ pub mod openapi;
 mod test_send;
 
 pub use audit::AuditEntry;
+pub use campaigns::{CampaignPage, CreateCampaign, METADATA_MAX_BYTES};
 pub use conversations::{
     CloseConversation, ConversationView, NoteInput, SetLabels, SetNotes, TransferConversation,
 };
@@ -44,7 +46,7 @@ use crate::delivery::endpoints::Endpoints;
 use crate::delivery::record::Deliveries;
 use crate::delivery::ssrf::NetworkPolicy;
 use crate::pipeline::track::sweep::Sweep;
-use crate::ports::{BackendError, BlobStore, DocumentStore, Queue};
+use crate::ports::{BackendError, BlobStore, DocumentStore, Queue, SourceRegistry};
 use crate::signature::Secret;
 
 /// An answer as the `Idempotency-Key` record keeps it and replays it: status, JSON body (empty
@@ -203,6 +205,9 @@ pub struct AdminConfig {
     pub max_body_bytes: usize,
     /// How long idempotency keys are remembered.
     pub idempotency_ttl: Duration,
+    /// When a campaign completes at the latest, unless its creation says
+    /// (`CAMPAIGN_COMPLETE_AFTER_HOURS`, default 24).
+    pub campaign_complete_after: Duration,
 }
 
 impl Default for AdminConfig {
@@ -213,6 +218,7 @@ impl Default for AdminConfig {
             rotation_grace: Duration::from_secs(24 * 3600),
             max_body_bytes: 256 * 1024,
             idempotency_ttl: Duration::from_secs(24 * 3600),
+            campaign_complete_after: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -237,6 +243,8 @@ pub struct Admin {
     pub conversations: Option<Sweep>,
     /// Sends test deliveries (`None`: `/test` answers 404).
     pub sender: Option<Arc<dyn HttpSender>>,
+    /// The configured sources, by id (`None`: routes naming a source answer 422).
+    pub sources: Option<Arc<dyn SourceRegistry>>,
     /// Settings.
     pub config: AdminConfig,
 }
@@ -265,6 +273,7 @@ impl Admin {
             docs,
             conversations: None,
             sender: None,
+            sources: None,
             config,
         }
     }
@@ -273,6 +282,14 @@ impl Admin {
     pub fn with_sender(self, sender: Arc<dyn HttpSender>) -> Self {
         Self {
             sender: Some(sender),
+            ..self
+        }
+    }
+
+    /// The same API knowing the configured `sources` (campaigns and sends name them).
+    pub fn with_sources(self, sources: Arc<dyn SourceRegistry>) -> Self {
+        Self {
+            sources: Some(sources),
             ..self
         }
     }

@@ -21,6 +21,7 @@ use utoipa::openapi::{
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::audit::{AuditEntry, AuditPage};
+use super::campaigns::{CampaignPage, CreateCampaign};
 use super::conversations::ConversationPage;
 use super::deliveries::DeliveryPage;
 use super::endpoints::EndpointPage;
@@ -30,7 +31,7 @@ use super::{
     SetNotes, TestDelivery, TestResult, TransferConversation, Transferred, UpdateEndpoint,
 };
 use crate::delivery::record::DeliveryStatus;
-use crate::model::{ConversationStatus, EventType};
+use crate::model::{Campaign, CampaignStatus, ConversationStatus, EventType};
 
 /// A schemars schema as a utoipa schema, unchanged: an object schema with no keyword of its
 /// own whose extensions are every keyword schemars wrote (utoipa writes extensions as they are).
@@ -94,11 +95,12 @@ macro_rules! documented {
 documented!(Serialize:
     EndpointView, CreatedEndpoint, EndpointPage, DeliveryView, DeliveryPage, Recovered,
     RedriveReport, TestResult, ConversationView, ConversationPage, Transferred, AuditEntry,
-    AuditPage, ErrorBody, EventType, DeliveryStatus, ConversationStatus,
+    AuditPage, ErrorBody, EventType, DeliveryStatus, ConversationStatus, Campaign, CampaignPage,
+    CampaignStatus,
 );
 documented!(Deserialize:
     CreateEndpoint, UpdateEndpoint, RotateSecret, TestDelivery, RedriveRequest, CloseConversation,
-    TransferConversation, SetLabels, SetNotes,
+    TransferConversation, SetLabels, SetNotes, CreateCampaign,
 );
 
 /// `Idempotency-Key`, which every POST takes.

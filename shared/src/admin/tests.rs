@@ -31,6 +31,7 @@ fn admin_with_queues() -> (Admin, Arc<MemoryQueue>, Arc<MemoryQueue>) {
         docs,
         conversations: None,
         sender: None,
+        sources: None,
         config: AdminConfig {
             api_keys: vec![
                 Secret::from("old-key".to_owned()),

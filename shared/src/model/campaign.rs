@@ -68,6 +68,10 @@ pub struct Campaign {
     pub id: String,
     /// The name given at creation.
     pub name: String,
+    /// The source its messages are sent through: given at creation, or taken from its first
+    /// send.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_id: Option<String>,
     /// Open or completed.
     pub status: CampaignStatus,
     /// When it was created.

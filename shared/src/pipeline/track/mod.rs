@@ -397,7 +397,8 @@ impl Track {
         // on exactly these. Anything else is handed on as it came.
         let stateful = matches!(event.data.body, EventBody::Message(_));
         let item = event.clone();
-        let Some(events) = self.derive(event, now).await? else {
+        // Boxed: deriving holds a message and its record across many awaits.
+        let Some(events) = Box::pin(self.derive(event, now)).await? else {
             // A status that moves nothing: nothing to stage, and a replay finds it stale again.
             return Ok(TrackOutcome::Stale);
         };
@@ -812,6 +813,8 @@ fn conversation_event(
     e
 }
 
+#[cfg(test)]
+mod campaign_tests;
 #[cfg(test)]
 mod replay_tests;
 #[cfg(test)]

@@ -1,18 +1,23 @@
 //! The sweep: ends conversations idle for the inactivity window, found through the activity
-//! index (never a table scan), and hands on their `whatsapp.conversation.ended` events.
+//! index (never a table scan), and hands on their `whatsapp.conversation.ended` events; and
+//! completes campaigns whose messages are all final or whose time ran out, handing on their
+//! `whatsapp.campaign.completed` events.
 //!
-//! Lossless and idempotent: a conversation is first marked ended with its event id fixed and
-//! listed as "ending"; the event is handed on; only then is it taken off that list. A sweep that
-//! dies halfway leaves it listed, and the next sweep hands on the same event again.
+//! Lossless and idempotent: a conversation (a campaign) is first marked ended (completed) with
+//! its event id fixed and listed as "ending" ("completing"); the event is handed on; only then
+//! is it taken off that list. A sweep that dies halfway leaves it listed, and the next sweep
+//! hands on the same event again.
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use super::state::{ConversationDoc, Conversations, StateError};
+use super::state::{CampaignDoc, Campaigns, ConversationDoc, Conversations, StateError};
 use super::{EventSink, QueueSink};
 use crate::ids::ConversationId;
-use crate::model::{ConversationBody, EndReason, EventBody, EventData, EventType, InboundEvent};
+use crate::model::{
+    CampaignBody, ConversationBody, EndReason, EventBody, EventData, EventType, InboundEvent,
+};
 use crate::ports::{BackendError, BlobStore, Queue};
 
 /// The sweep with its ports.
@@ -59,7 +64,74 @@ pub fn ended_event(doc: &ConversationDoc, now: DateTime<Utc>) -> InboundEvent {
     }
 }
 
+/// The `whatsapp.campaign.completed` event of a completed campaign; `None` for a campaign no
+/// message was ever sent in (no source to speak for it, nothing to report).
+pub fn completed_event(doc: &CampaignDoc, now: DateTime<Utc>) -> Option<InboundEvent> {
+    let source = doc.source.clone()?;
+    let c = &doc.campaign;
+    let data = EventData::new(
+        source,
+        EventBody::Campaign(CampaignBody {
+            campaign: c.clone(),
+        }),
+    );
+    Some(InboundEvent {
+        id: doc.completed_event_id.unwrap_or_default(),
+        event_type: EventType::CampaignCompleted,
+        dedup_key: format!("campaign:{}:completed", c.id),
+        received_at: now,
+        occurred_at: c.completed_at,
+        request_id: None,
+        data,
+    })
+}
+
 impl Sweep {
+    /// The campaigns kept beside the conversations (same store, same retention).
+    pub fn campaigns(&self) -> Campaigns {
+        Campaigns {
+            docs: self.conversations.docs.clone(),
+            ttl: self.conversations.settings.message_ttl,
+        }
+    }
+
+    /// Completes every campaign that is due and hands on pending `completed` events; returns
+    /// how many events were handed on.
+    pub async fn complete_campaigns(&self, now: DateTime<Utc>) -> Result<usize, SweepError> {
+        let campaigns = self.campaigns();
+        let mut handed_on = 0;
+        let mut after: Option<String> = None;
+        loop {
+            let (open, next, mut completed) =
+                campaigns.due(after.as_deref(), self.page, now).await?;
+            for doc in &open {
+                if let Some(done) = campaigns.complete_if_due(&doc.campaign.id, now).await? {
+                    completed.push(done);
+                }
+            }
+            let events: Vec<InboundEvent> = completed
+                .iter()
+                .filter_map(|d| completed_event(d, now))
+                .collect();
+            if !events.is_empty() {
+                self.sink.emit(&events, now).await?;
+                handed_on += events.len();
+            }
+            for doc in &completed {
+                campaigns.handed_off(&doc.campaign.id, now).await?;
+            }
+            match next {
+                Some(n) => after = Some(n),
+                None if completed.is_empty() => return Ok(handed_on),
+                // Completing ones were moved on: look again for any beyond the page.
+                None => after = None,
+            }
+            if open.is_empty() && completed.is_empty() {
+                return Ok(handed_on);
+            }
+        }
+    }
+
     /// The sweep over `conversations` whose events (only conversation events: never messages
     /// to batch) go to `outbound`, claim-checked into `blobs` for `blob_ttl` when large: how
     /// the sweep function and the admin API's close and transfer are wired.
@@ -97,7 +169,7 @@ impl Sweep {
                 .due(cutoff, after.as_deref(), self.page, now)
                 .await?;
             if due.idle.is_empty() && due.ending.is_empty() {
-                return Ok(handed_on);
+                return Ok(handed_on + self.complete_campaigns(now).await?);
             }
             after = due.next.or(after);
             let mut ended = due.ending;

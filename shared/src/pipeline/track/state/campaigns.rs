@@ -57,6 +57,9 @@ pub struct CampaignDoc {
     /// Whether that event has been handed on.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub handed_off: bool,
+    /// The source its messages go through (the event's `data.source`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<crate::model::SourceInfo>,
 }
 
 /// What a message has been counted for in its campaign: each at most once.
@@ -165,6 +168,17 @@ impl ShardWrite {
     }
 }
 
+/// Why a send may not go into a campaign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CampaignRefusal {
+    /// No such campaign.
+    NotFound,
+    /// It completed.
+    Completed,
+    /// Its messages go through this other source.
+    OtherSource(String),
+}
+
 /// A page of campaigns, newest first.
 #[derive(Debug, Clone)]
 pub struct CampaignPage {
@@ -216,6 +230,7 @@ impl Campaigns {
     pub async fn create(
         &self,
         name: &str,
+        source: Option<crate::model::SourceInfo>,
         metadata: Option<Value>,
         complete_after: Duration,
         now: DateTime<Utc>,
@@ -223,6 +238,7 @@ impl Campaigns {
         let campaign = Campaign {
             id: format!("cmp_{}", ulid::Ulid::new()),
             name: name.to_owned(),
+            source_id: source.as_ref().map(|s| s.id.to_string()),
             status: CampaignStatus::Open,
             created_at: now,
             complete_after: after(now, complete_after),
@@ -235,6 +251,7 @@ impl Campaigns {
             campaign: campaign.clone(),
             completed_event_id: None,
             handed_off: false,
+            source,
         };
         let key = campaign_key(&campaign.id);
         let entry = index_entry(&doc);
@@ -271,6 +288,38 @@ impl Campaigns {
         let mut campaign = doc.campaign;
         campaign.totals = totals;
         Ok(Some(campaign))
+    }
+
+    /// Takes campaign `id` for a send through `source`: the campaign must exist and be open,
+    /// and its messages go through one source (the first send's, unless given at creation).
+    pub async fn take_for_send(
+        &self,
+        id: &str,
+        source: &crate::model::SourceInfo,
+        now: DateTime<Utc>,
+    ) -> Result<Result<Campaign, CampaignRefusal>, StateError> {
+        let key = campaign_key(id);
+        for _ in 0..ROUNDS {
+            let Some((mut doc, version)) = self.doc(id, now).await? else {
+                return Ok(Err(CampaignRefusal::NotFound));
+            };
+            if doc.campaign.status != CampaignStatus::Open {
+                return Ok(Err(CampaignRefusal::Completed));
+            }
+            match &doc.source {
+                Some(s) if s.id == source.id => return Ok(Ok(doc.campaign)),
+                Some(s) => return Ok(Err(CampaignRefusal::OtherSource(s.id.to_string()))),
+                None => {}
+            }
+            doc.source = Some(source.clone());
+            doc.campaign.source_id = Some(source.id.to_string());
+            let entry = index_entry(&doc);
+            let write = DocumentWrite::new(Some(version.version), now).indexed(&entry);
+            if save(self.docs.as_ref(), &key, &doc, write).await? {
+                return Ok(Ok(doc.campaign));
+            }
+        }
+        Err(StateError::Contention(key))
     }
 
     /// The sum of a campaign's shards, and when it last had a message accepted.

@@ -269,28 +269,30 @@ impl Statuses {
         conversation_id: Option<ConversationId>,
         now: DateTime<Utc>,
     ) -> Result<OutboundRecord, StateError> {
-        self.update_message(source, message_id, now, |doc| {
-            if let Some(kept) = &mut doc.outbound {
-                if record.via_api && !kept.via_api {
-                    // Heard of as an echo first, recorded by its send now: what the send knew
-                    // (campaign, metadata) joins the record.
-                    kept.via_api = true;
-                    kept.campaign_id.clone_from(&record.campaign_id);
-                    kept.metadata.clone_from(&record.metadata);
-                    if kept.content.is_none() {
-                        kept.content.clone_from(&record.content);
+        let kept = self
+            .update_message(source, message_id, now, |doc| {
+                if let Some(kept) = &mut doc.outbound {
+                    if record.via_api && !kept.via_api {
+                        // Heard of as an echo first, recorded by its send now: what the send knew
+                        // (campaign, metadata) joins the record.
+                        kept.via_api = true;
+                        kept.campaign_id.clone_from(&record.campaign_id);
+                        kept.metadata.clone_from(&record.metadata);
+                        if kept.content.is_none() {
+                            kept.content.clone_from(&record.content);
+                        }
+                        return Ok(Box::new(kept.clone()));
                     }
-                    return Ok(kept.clone());
+                    return Err(Box::new(kept.clone()));
                 }
-                return Err(kept.clone());
-            }
-            doc.outbound = Some(record.clone());
-            if doc.conversation_id.is_none() {
-                doc.conversation_id = conversation_id;
-            }
-            Ok(record.clone())
-        })
-        .await
+                doc.outbound = Some(record.clone());
+                if doc.conversation_id.is_none() {
+                    doc.conversation_id = conversation_id;
+                }
+                Ok(Box::new(record.clone()))
+            })
+            .await?;
+        Ok(*kept)
     }
 
     /// Since when this installation scopes dedup keys by source id: the time recorded by the
