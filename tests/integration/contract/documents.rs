@@ -411,3 +411,86 @@ async fn a_page_passes_over_gone_documents_and_fills_up(store: Backend) {
     assert_eq!(sorts, ["s08", "s09", "s10"]);
 }
 for_each_backend!(a_page_passes_over_gone_documents_and_fills_up, memory: super::memory(), moto: super::on_moto());
+
+async fn put_all_writes_every_document_or_none(store: Backend) {
+    use shared::ports::PutDocument;
+    let a = moto::unique("all-a");
+    let b = moto::unique("all-b");
+    let c = moto::unique("all-c");
+    let entry = IndexEntry {
+        partition: moto::unique("all-index"),
+        sort: "s1".into(),
+    };
+    assert!(store.put(&a, &json!({"n": 1}), write(None)).await.unwrap());
+    let (one, two) = (json!({"n": 2}), json!({"m": 1}));
+    // Both conditions hold: both are written, the new one indexed and expiring.
+    let expiring = DocumentWrite {
+        expires_at: Some(now() + Duration::minutes(1)),
+        index: Some(&entry),
+        ..write(None)
+    };
+    let both = [
+        PutDocument {
+            key: &a,
+            body: &one,
+            write: write(Some(1)),
+        },
+        PutDocument {
+            key: &b,
+            body: &two,
+            write: expiring,
+        },
+    ];
+    assert!(store.put_all(&both).await.unwrap());
+    assert_eq!(store.get(&a, now()).await.unwrap().unwrap().version, 2);
+    assert_eq!(store.get(&b, now()).await.unwrap().unwrap().body, two);
+    let page = IndexPage {
+        partition: &entry.partition,
+        after: None,
+        before: None,
+        descending: false,
+        limit: 10,
+    };
+    assert_eq!(store.list_page(page, now()).await.unwrap().len(), 1);
+    assert!(
+        store
+            .get(&b, now() + Duration::minutes(2))
+            .await
+            .unwrap()
+            .is_none(),
+        "the expiry of a document written by put_all holds"
+    );
+    // One stale condition: nothing is written, not even the document whose condition held.
+    let (three, four) = (json!({"n": 3}), json!({"c": 1}));
+    let stale = [
+        PutDocument {
+            key: &c,
+            body: &four,
+            write: write(None),
+        },
+        PutDocument {
+            key: &a,
+            body: &three,
+            write: write(Some(1)),
+        },
+    ];
+    assert!(!store.put_all(&stale).await.unwrap());
+    assert!(store.get(&c, now()).await.unwrap().is_none());
+    assert_eq!(store.get(&a, now()).await.unwrap().unwrap().body, one);
+    // Requests no backend takes: the same key twice, or none.
+    let twice = [
+        PutDocument {
+            key: &c,
+            body: &four,
+            write: write(None),
+        },
+        PutDocument {
+            key: &c,
+            body: &four,
+            write: write(None),
+        },
+    ];
+    assert!(!store.put_all(&twice).await.unwrap_err().is_retryable());
+    assert!(store.put_all(&[]).await.is_err());
+}
+for_each_backend!(put_all_writes_every_document_or_none, memory: super::memory(), moto: super::on_moto());
