@@ -26,7 +26,8 @@ pub struct Config {
     /// `RAW_TTL_DAYS` (7): how long claim-checked events are kept.
     pub blob_ttl: Duration,
     /// `ADMIN_API_KEYS` (comma-separated, at least one of 16+ characters),
-    /// `SECRET_ROTATION_GRACE_HOURS` (24), `ATTEMPT_TTL_DAYS` (30).
+    /// `SECRET_ROTATION_GRACE_HOURS` (24), `ATTEMPT_TTL_DAYS` (30),
+    /// `CAMPAIGN_COMPLETE_AFTER_HOURS` (24).
     pub admin: AdminConfig,
     /// How long delivery records are kept (the deliver function's `ATTEMPT_TTL_DAYS`).
     pub record_ttl: Duration,
@@ -53,6 +54,7 @@ impl Config {
         "MESSAGE_TTL_DAYS",
         "RECENT_MESSAGES",
         "SWEEP_PAGE_SIZE",
+        "CAMPAIGN_COMPLETE_AFTER_HOURS",
     ];
 
     /// The secrets that may come from SSM Parameter Store instead (`{NAME}_PARAMETER`, read by
@@ -85,6 +87,12 @@ impl Config {
                 api_keys: keys,
                 network: NetworkPolicy::PublicOnly,
                 rotation_grace: env.duration("SECRET_ROTATION_GRACE_HOURS", 24, 0, 3600)?,
+                campaign_complete_after: env.duration(
+                    "CAMPAIGN_COMPLETE_AFTER_HOURS",
+                    24,
+                    1,
+                    3600,
+                )?,
                 ..AdminConfig::default()
             },
             record_ttl: env.duration("ATTEMPT_TTL_DAYS", 30, 1, 24 * 3600)?,
