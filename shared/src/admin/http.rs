@@ -182,11 +182,13 @@ impl AdminResponse {
         let allow = (parts.status == StatusCode::METHOD_NOT_ALLOWED)
             .then(|| header_str(&parts.headers, "allow").map(allow_list))
             .flatten();
+        let retry_after = header_str(&parts.headers, "retry-after").map(str::to_owned);
         match to_bytes(body, usize::MAX).await {
             Ok(bytes) => Self {
                 status: parts.status.as_u16(),
                 body: String::from_utf8_lossy(&bytes).into_owned(),
                 allow,
+                retry_after,
             },
             Err(_) => ApiError::new(500, "internal", "the answer could not be read").response(),
         }
@@ -223,6 +225,12 @@ impl IntoResponse for AdminResponse {
         if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
             response.headers_mut().insert(header::ALLOW, allow);
         }
+        if let Some(after) = self
+            .retry_after
+            .and_then(|a| HeaderValue::from_str(&a).ok())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, after);
+        }
         response
     }
 }
@@ -249,6 +257,19 @@ impl<S: Send + Sync> FromRequestParts<S> for Now {
 /// mounts it under `/v1/{*rest}`) does not count.
 #[derive(Debug, Clone)]
 pub(super) struct Id(pub String);
+
+/// The request's `Idempotency-Key`, if it has one (the gate has checked it is text).
+pub(super) struct IdempotencyKeyHeader(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKeyHeader {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Self(
+            header_str(&parts.headers, "idempotency-key").map(str::to_owned),
+        ))
+    }
+}
 
 impl<S: Send + Sync> FromRequestParts<S> for Id {
     type Rejection = ApiError;

@@ -61,6 +61,9 @@ pub struct AdminResponse {
     /// `Allow` of a 405: the methods the path supports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow: Option<String>,
+    /// `Retry-After` of a 429 or 503.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<String>,
 }
 
 impl AdminResponse {
@@ -70,6 +73,7 @@ impl AdminResponse {
             status,
             body: serde_json::to_string(value).unwrap_or_else(|_| "{}".into()),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -79,6 +83,7 @@ impl AdminResponse {
             status: 204,
             body: String::new(),
             allow: None,
+            retry_after: None,
         }
     }
 }
@@ -94,6 +99,8 @@ pub struct ApiError {
     pub message: String,
     /// Structured details (e.g. which field).
     pub details: Option<Value>,
+    /// Seconds to wait before trying again (`Retry-After`), when known.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -103,6 +110,7 @@ impl ApiError {
             code,
             message: message.into(),
             details: None,
+            retry_after: None,
         }
     }
 
@@ -135,6 +143,7 @@ impl ApiError {
             status: self.status,
             body: serde_json::to_string(&self.body()).unwrap_or_else(|_| "{}".into()),
             allow: None,
+            retry_after: self.retry_after.map(|s| s.to_string()),
         }
     }
 
@@ -155,7 +164,13 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = axum::http::StatusCode::from_u16(self.status)
             .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(self.body())).into_response()
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        response
     }
 }
 

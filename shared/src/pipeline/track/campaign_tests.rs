@@ -252,7 +252,9 @@ async fn a_status_that_outruns_its_send_finds_it_through_the_callback_tag_and_co
         source: source(),
         record: sent_record(&c.id, "your order shipped"),
         conversation_id: None,
+        called: true,
         message_id: None,
+        provider: None,
         answer: None,
         request_digest: None,
     };

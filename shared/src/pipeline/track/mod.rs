@@ -797,7 +797,8 @@ fn derived(
     }
 }
 
-fn conversation_event(
+/// The `whatsapp.conversation.*` event `event_type` about `conversation`, caused by `parent`.
+pub fn conversation_event(
     parent: &InboundEvent,
     event_type: EventType,
     id: Option<EventId>,

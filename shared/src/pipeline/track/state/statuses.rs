@@ -66,9 +66,16 @@ pub struct SendRecord {
     /// The conversation it went into, once recorded there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<ConversationId>,
+    /// Whether the provider is being (or was) called: set before the call, cleared when it
+    /// certainly sent nothing. A retry that finds it set and no answer does not call again.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub called: bool,
     /// The provider's message id, once the provider answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
+    /// The provider's answer, once it answered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<serde_json::Value>,
     /// The API's answer, once the send completed (replayed to a retry of the request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<serde_json::Value>,
