@@ -353,7 +353,7 @@ fn one_of_id_or_link(object: &Map<String, Value>, path: &str) -> Result<(), Grap
         (Some(_), Some(_)) | (None, None) => Err(GraphError::invalid_value(format!(
             "{path}: exactly one of 'id' or 'link' must be set."
         ))),
-        (Some(id), None) if id.is_empty() => Err(GraphError::required(&format!("{path}['id']"))),
+        (Some(""), None) => Err(GraphError::required(&format!("{path}['id']"))),
         (None, Some(link)) => http_url(link, &format!("{path}['link']")),
         _ => Ok(()),
     }
@@ -708,8 +708,8 @@ mod tests {
 
     use super::*;
 
-    fn err(body: Value) -> GraphError {
-        check(Some(&body), &[]).unwrap_err()
+    fn err(body: &Value) -> GraphError {
+        check(Some(body), &[]).unwrap_err()
     }
 
     #[test]
@@ -751,18 +751,18 @@ mod tests {
 
     #[test]
     fn missing_and_overlong_fields_name_the_parameter() {
-        let e = err(json!({"to": "15550001111", "text": {"body": "x"}}));
+        let e = err(&json!({"to": "15550001111", "text": {"body": "x"}}));
         assert_eq!(
             (e.code, e.message.as_str()),
             (100, "(#100) The parameter messaging_product is required.")
         );
         let e = err(
-            json!({"messaging_product": "whatsapp", "to": "15550001111", "type": "text", "text": {}}),
+            &json!({"messaging_product": "whatsapp", "to": "15550001111", "type": "text", "text": {}}),
         );
         assert_eq!(e.message, "(#100) The parameter text['body'] is required.");
         let long = "x".repeat(4097);
         let e = err(
-            json!({"messaging_product": "whatsapp", "to": "15550001111", "text": {"body": long}}),
+            &json!({"messaging_product": "whatsapp", "to": "15550001111", "text": {"body": long}}),
         );
         assert_eq!(
             e.message,
@@ -773,7 +773,7 @@ mod tests {
     #[test]
     fn broken_rules_are_131009_with_the_rule_in_the_details() {
         let e = err(
-            json!({"messaging_product": "whatsapp", "to": "15550001111", "type": "image",
+            &json!({"messaging_product": "whatsapp", "to": "15550001111", "type": "image",
             "image": {"id": "1", "link": "https://x.example/a.jpg"}}),
         );
         assert_eq!(e.code, 131_009);

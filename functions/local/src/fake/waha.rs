@@ -1017,7 +1017,7 @@ impl Inner {
         });
     }
 
-    fn envelope(&self, session: &str, event: &str, payload: Value) -> Value {
+    fn envelope(&self, session: &str, event: &str, payload: &Value) -> Value {
         json!({
             "id": format!("evt_{}", ulid::Ulid::new().to_string().to_lowercase()),
             "timestamp": Utc::now().timestamp_millis(),
@@ -1054,7 +1054,7 @@ impl Inner {
             "replyTo": reply_to,
             "_data": self.message_object(m)["_data"],
         });
-        let body = self.envelope(&m.session, "message.any", payload);
+        let body = self.envelope(&m.session, "message.any", &payload);
         self.post(&m.id, "message.any".to_owned(), &body).await
     }
 
@@ -1070,7 +1070,7 @@ impl Inner {
             "ackName": name,
             "_data": {},
         });
-        let body = self.envelope(&m.session, "message.ack", payload);
+        let body = self.envelope(&m.session, "message.ack", &payload);
         self.post(&m.id, format!("message.ack {ack}"), &body).await
     }
 
