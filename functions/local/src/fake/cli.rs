@@ -94,18 +94,13 @@ pub fn graph_options(
     args: &FakeProviderArgs,
 ) -> anyhow::Result<FakeGraphOptions> {
     let source = pick_source(config, args)?;
+    let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     Ok(FakeGraphOptions {
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
         access_token: Secret::from(args.access_token.as_str()),
-        app_secret: source
-            .secrets
-            .first()
-            .cloned()
-            .context("the source has no app secret")?,
         webhook_url: webhook(args, source),
         statuses: plan(args),
         print: true,
-        ..FakeGraphOptions::default()
+        ..FakeGraphOptions::for_source(source, bind, DEFAULT_GATEWAY)?
     })
 }
 
@@ -115,16 +110,18 @@ pub fn waha_options(
     args: &FakeProviderArgs,
 ) -> anyhow::Result<FakeWahaOptions> {
     let source = pick_source(config, args)?;
+    let bind = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
     Ok(FakeWahaOptions {
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, args.port)),
         api_key: (!args.api_key.is_empty()).then(|| Secret::from(args.api_key.as_str())),
-        hmac_key: source.secrets.first().cloned(),
         webhook_url: webhook(args, source),
         statuses: plan(args),
         print: true,
-        ..FakeWahaOptions::default()
+        ..FakeWahaOptions::for_source(source, bind, DEFAULT_GATEWAY)?
     })
 }
+
+/// Where `wagate` serves by default.
+const DEFAULT_GATEWAY: &str = "http://127.0.0.1:3000";
 
 fn webhook(args: &FakeProviderArgs, source: &Source) -> Option<String> {
     if args.no_webhooks {
@@ -133,7 +130,7 @@ fn webhook(args: &FakeProviderArgs, source: &Source) -> Option<String> {
     Some(
         args.webhook
             .clone()
-            .unwrap_or_else(|| format!("http://127.0.0.1:3000/webhooks/{}", source.id.as_str())),
+            .unwrap_or_else(|| format!("{DEFAULT_GATEWAY}/webhooks/{}", source.id.as_str())),
     )
 }
 
@@ -162,7 +159,7 @@ pub async fn run(args: FakeProviderArgs, stop: impl Future<Output = ()>) -> anyh
             println!(
                 "  token      Authorization: Bearer <--access-token> (default {DEMO_ACCESS_TOKEN})"
             );
-            print_common(webhook.as_deref());
+            print_common(webhook.as_deref(), "0047, 1047, 0429, 0131, 0500, 0503");
             stop.await;
             fake.stop().await;
         }
@@ -178,7 +175,7 @@ pub async fn run(args: FakeProviderArgs, stop: impl Future<Output = ()>) -> anyh
                 fake.url()
             );
             println!("  key        X-Api-Key: <--api-key> (default {DEMO_WAHA_API_KEY})");
-            print_common(webhook.as_deref());
+            print_common(webhook.as_deref(), "0131, 0404, 0500, 0503");
             stop.await;
             fake.stop().await;
         }
@@ -186,14 +183,12 @@ pub async fn run(args: FakeProviderArgs, stop: impl Future<Output = ()>) -> anyh
     Ok(())
 }
 
-fn print_common(webhook: Option<&str>) {
+fn print_common(webhook: Option<&str>, scripted: &str) {
     match webhook {
         Some(url) => println!("  webhooks   {url} (signed with the source's secret)"),
         None => println!("  webhooks   none"),
     }
-    println!(
-        "  scripted   numbers ending 0047, 1047, 0429, 0131, 0500, 0503, 0404 fail as documented in `wagate_local::fake`\n"
-    );
+    println!("  scripted   numbers ending {scripted} fail as documented in `wagate_local::fake`\n");
 }
 
 #[cfg(test)]

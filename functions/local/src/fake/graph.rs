@@ -35,6 +35,8 @@ use axum::response::Response;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
+use shared::model::Provider;
+use shared::ports::Source;
 use shared::signature::{Secret, sign_meta};
 
 use super::graph_validate::{Checked, Outbound, check};
@@ -380,6 +382,30 @@ impl Default for FakeGraphOptions {
             templates: Vec::new(),
             print: false,
         }
+    }
+}
+
+impl FakeGraphOptions {
+    /// The defaults, listening on `bind` and posting statuses to `{gateway}/webhooks/{source}`
+    /// signed with `source`'s first app secret: what local mode starts next to the gateway.
+    pub fn for_source(source: &Source, bind: SocketAddr, gateway: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            source.provider == Provider::Meta,
+            "source `{}` is not a Meta source",
+            source.id.as_str()
+        );
+        Ok(Self {
+            bind,
+            app_secret: source.secrets.first().cloned().ok_or_else(|| {
+                anyhow::anyhow!("source `{}` has no app secret", source.id.as_str())
+            })?,
+            webhook_url: Some(format!(
+                "{}/webhooks/{}",
+                gateway.trim_end_matches('/'),
+                source.id.as_str()
+            )),
+            ..Self::default()
+        })
     }
 }
 

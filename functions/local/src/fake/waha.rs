@@ -51,6 +51,8 @@ use axum::response::Response;
 use base64::Engine as _;
 use chrono::Utc;
 use serde_json::{Map, Value, json};
+use shared::model::Provider;
+use shared::ports::Source;
 use shared::signature::{Secret, sign_waha};
 
 use super::{
@@ -224,6 +226,28 @@ impl Default for FakeWahaOptions {
             retry: WebhookRetry::default(),
             print: false,
         }
+    }
+}
+
+impl FakeWahaOptions {
+    /// The defaults, listening on `bind` and posting webhooks to `{gateway}/webhooks/{source}`
+    /// signed with `source`'s first HMAC key: what local mode starts next to the gateway.
+    pub fn for_source(source: &Source, bind: SocketAddr, gateway: &str) -> anyhow::Result<Self> {
+        anyhow::ensure!(
+            source.provider == Provider::Waha,
+            "source `{}` is not a WAHA source",
+            source.id.as_str()
+        );
+        Ok(Self {
+            bind,
+            hmac_key: source.secrets.first().cloned(),
+            webhook_url: Some(format!(
+                "{}/webhooks/{}",
+                gateway.trim_end_matches('/'),
+                source.id.as_str()
+            )),
+            ..Self::default()
+        })
     }
 }
 
