@@ -12,6 +12,7 @@ mod cli;
 mod contract;
 mod deliver_http;
 mod e2e;
+mod fake_provider;
 mod ingest_events;
 mod ingest_moto;
 mod lambda_binaries;

@@ -7,6 +7,7 @@
 //! wagate receive                     # the verifying demo receiver alone
 //! wagate sign --source meta-demo payload.json
 //! wagate send --source waha-demo payload.json
+//! wagate fake-provider --provider meta  # a fake Cloud API on 127.0.0.1:3002 posting statuses
 //! wagate endpoints list              # /v1 of --url (WAGATE_URL) with --api-key (WAGATE_API_KEY)
 //! wagate endpoints apply endpoints.json
 //! wagate deliveries list --status dead --endpoint-id ep_…
@@ -54,6 +55,8 @@ enum Command {
     Sign(SignArgs),
     /// Sign a payload file (or a generated sample) for a source and POST it to the gateway.
     Send(SendArgs),
+    /// Run a fake provider (Meta Cloud API or WAHA) that answers sends and posts statuses.
+    FakeProvider(wagate_local::fake::cli::FakeProviderArgs),
     #[command(flatten)]
     Manage(ManageCommand),
 }
@@ -201,6 +204,9 @@ async fn main() -> anyhow::Result<()> {
         Some(Command::Receive(args)) => receive(args).await,
         Some(Command::Sign(args)) => sign(&args),
         Some(Command::Send(args)) => send(args).await,
+        Some(Command::FakeProvider(args)) => {
+            wagate_local::fake::cli::run(args, wait_for_stop()).await
+        }
         Some(Command::Manage(command)) => manage(&command).await,
     }
 }
