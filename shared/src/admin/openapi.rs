@@ -21,7 +21,7 @@ use utoipa::openapi::{
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::audit::{AuditEntry, AuditPage};
-use super::conversations::ConversationPage;
+use super::conversations::{ConversationPage, HandoffRequested, RequestHandoff};
 use super::deliveries::DeliveryPage;
 use super::endpoints::EndpointPage;
 use super::{
@@ -94,11 +94,11 @@ macro_rules! documented {
 documented!(Serialize:
     EndpointView, CreatedEndpoint, EndpointPage, DeliveryView, DeliveryPage, Recovered,
     RedriveReport, TestResult, ConversationView, ConversationPage, Transferred, AuditEntry,
-    AuditPage, ErrorBody, EventType, DeliveryStatus, ConversationStatus,
+    AuditPage, ErrorBody, EventType, DeliveryStatus, ConversationStatus, HandoffRequested,
 );
 documented!(Deserialize:
     CreateEndpoint, UpdateEndpoint, RotateSecret, TestDelivery, RedriveRequest, CloseConversation,
-    TransferConversation, SetLabels, SetNotes,
+    TransferConversation, SetLabels, SetNotes, RequestHandoff,
 );
 
 /// `Idempotency-Key`, which every POST takes.
