@@ -769,6 +769,8 @@ fn conversation_event(
 }
 
 #[cfg(test)]
+mod handover_tests;
+#[cfg(test)]
 mod replay_tests;
 #[cfg(test)]
 mod tests;

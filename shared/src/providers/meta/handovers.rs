@@ -196,3 +196,255 @@ pub(super) fn mark_standby(event: &mut InboundEvent) {
         body.message.standby = true;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::{Value, json};
+
+    use crate::model::{ConversationBody, EventBody, EventType, InboundEvent, Provider};
+    use crate::providers::test_support::{fixture, normalize};
+
+    fn one(name: &str) -> InboundEvent {
+        let mut events = normalize(Provider::Meta, &fixture(name));
+        assert_eq!(events.len(), 1, "{name}");
+        events.remove(0)
+    }
+
+    fn conversation(e: &InboundEvent) -> &ConversationBody {
+        match &e.data.body {
+            EventBody::Conversation(b) => b,
+            other => panic!("{}: {other:?}", e.event_type),
+        }
+    }
+
+    /// A `messaging_handovers` webhook with `value` as its one change.
+    fn handovers(value: &Value) -> Vec<InboundEvent> {
+        let body = json!({"object": "whatsapp_business_account", "entry": [{
+            "id": "102290129340398",
+            "changes": [{"field": "messaging_handovers", "value": value}]
+        }]});
+        normalize(Provider::Meta, body.to_string().as_bytes())
+    }
+
+    #[test]
+    fn a_pass_is_a_transfer_from_the_previous_owner_app_to_the_new_one() {
+        let e = one("meta-handover-pass-thread-control.json");
+        assert_eq!(e.event_type, EventType::ConversationTransferred);
+        let b = conversation(&e);
+        let t = b.transfer.as_ref().unwrap();
+        assert_eq!(t.from_agent.as_deref(), Some("1290361958702116"));
+        assert_eq!(t.to_agent.as_deref(), Some("874512307761129"));
+        assert_eq!(
+            t.notes.as_deref(),
+            Some(r#"{"queue":"billing","order":"1042"}"#)
+        );
+        assert_eq!(
+            b.contact.as_ref().unwrap().wa_id.as_deref(),
+            Some("15550001111")
+        );
+        assert_eq!(
+            e.data.source.business_id.as_deref(),
+            Some("106540352242922")
+        );
+        // Milliseconds, as the Messenger Platform writes them.
+        assert_eq!(e.occurred_at.unwrap().timestamp(), 1_730_093_101);
+        let raw = b.raw.as_ref().unwrap();
+        assert_eq!(
+            raw["pass_thread_control"]["new_owner_app_id"],
+            "874512307761129"
+        );
+        assert_eq!(raw["sender"]["phone_number"], "15550001111");
+        assert!(e.data.conversation.is_none(), "track attaches it");
+    }
+
+    #[test]
+    fn a_take_names_app_ids_given_as_numbers_and_the_customers_profile() {
+        let e = one("meta-handover-take-thread-control.json");
+        assert_eq!(e.event_type, EventType::ConversationTransferred);
+        let b = conversation(&e);
+        let t = b.transfer.as_ref().unwrap();
+        assert_eq!(t.from_agent.as_deref(), Some("874512307761129"));
+        assert_eq!(t.to_agent.as_deref(), Some("1290361958702116"));
+        assert_eq!(
+            b.contact.as_ref().unwrap().name.as_deref(),
+            Some("Alice Example")
+        );
+    }
+
+    #[test]
+    fn whatsapp_control_passed_and_taken_are_transfers_by_role_or_unnamed() {
+        let passed = one("meta-handover-control-passed.json");
+        assert_eq!(passed.event_type, EventType::ConversationTransferred);
+        let t = conversation(&passed).transfer.clone().unwrap();
+        assert_eq!((t.from_agent, t.to_agent), (None, None), "never invented");
+        assert!(t.notes.unwrap().starts_with("Customer asked for a refund"));
+
+        let taken = one("meta-handover-control-taken.json");
+        let b = conversation(&taken);
+        let t = b.transfer.as_ref().unwrap();
+        assert_eq!(t.from_agent.as_deref(), Some("ai_agent"));
+        assert_eq!(t.to_agent.as_deref(), Some("escalation_partner"));
+        let contact = b.contact.as_ref().unwrap();
+        assert_eq!(contact.user_id.as_deref(), Some("US.13491208655302741918"));
+        assert_eq!(contact.wa_id.as_deref(), Some("15550001111"));
+    }
+
+    #[test]
+    fn a_request_for_control_is_a_handoff_request_by_the_requesting_app() {
+        let e = one("meta-handover-request-thread-control.json");
+        assert_eq!(e.event_type, EventType::ConversationHandoffRequested);
+        let b = conversation(&e);
+        let h = b.handoff.as_ref().unwrap();
+        assert_eq!(h.requested_by.as_deref(), Some("874512307761129"));
+        assert_eq!(h.notes.as_deref(), Some("Customer typed 'agent' twice"));
+        assert_eq!(h.requested_at, e.occurred_at);
+        assert_eq!(h.reason, None, "Meta sends none");
+        assert!(b.transfer.is_none());
+    }
+
+    #[test]
+    fn app_roles_are_a_typed_pass_through_with_the_roles() {
+        let e = one("meta-handover-app-roles.json");
+        assert_eq!(e.event_type, EventType::ProviderEvent);
+        match &e.data.body {
+            EventBody::Notification(n) => {
+                assert_eq!(n.provider_event, "messaging_handovers");
+                assert_eq!(n.kind.as_deref(), Some("app_roles"));
+                assert_eq!(
+                    n.raw["app_roles"]["1290361958702116"][0],
+                    "primary_receiver"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn hand_over_dedup_keys_are_scoped_by_source_stable_and_distinct_per_item() {
+        let names = [
+            "meta-handover-control-passed.json",
+            "meta-handover-control-taken.json",
+            "meta-handover-pass-thread-control.json",
+            "meta-handover-take-thread-control.json",
+            "meta-handover-request-thread-control.json",
+            "meta-handover-app-roles.json",
+        ];
+        let keys: Vec<String> = names.iter().map(|n| one(n).dedup_key).collect();
+        for (name, key) in names.iter().zip(&keys) {
+            assert!(
+                key.starts_with("src-meta:meta:messaging_handovers."),
+                "{key}"
+            );
+            assert_eq!(&one(name).dedup_key, key, "a retried webhook dedups");
+        }
+        let distinct: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(distinct.len(), keys.len());
+        // Another source's copy of the same item is its own.
+        let other = crate::providers::normalize(
+            &crate::ids::SourceId::parse("src-two").unwrap(),
+            Provider::Meta,
+            &fixture(names[2]),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(
+            other[0].dedup_key.strip_prefix("src-two:"),
+            keys[2].strip_prefix("src-meta:")
+        );
+    }
+
+    #[test]
+    fn one_value_with_several_controls_gives_one_event_each_in_order() {
+        let events = handovers(&json!({
+            "messaging_product": "whatsapp",
+            "recipient": {"phone_number_id": "106540352242922"},
+            "sender": {"phone_number": "15550001111"},
+            "timestamp": "1730093101",
+            "request_thread_control": {"requested_owner_app_id": "874512307761129"},
+            "pass_thread_control": {"new_owner_app_id": "874512307761129"}
+        }));
+        let types: Vec<_> = events.iter().map(|e| e.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                EventType::ConversationTransferred,
+                EventType::ConversationHandoffRequested
+            ]
+        );
+        assert_ne!(events[0].dedup_key, events[1].dedup_key);
+    }
+
+    #[test]
+    fn what_is_not_understood_is_passed_through_whole() {
+        for value in [
+            json!({"messaging_product": "whatsapp", "sender": {"phone_number": "1"},
+                   "control_renamed": {"metadata": "x"}}),
+            json!("not an object"),
+            json!([{"pass_thread_control": {}}]),
+        ] {
+            let events = handovers(&value);
+            assert_eq!(events.len(), 1, "{value}");
+            assert_eq!(events[0].event_type, EventType::ProviderEvent, "{value}");
+            match &events[0].data.body {
+                EventBody::Notification(n) => {
+                    assert_eq!(n.provider_event, "messaging_handovers");
+                    assert_eq!(n.raw, value);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn odd_owner_shapes_are_read_and_empty_ones_are_none() {
+        let events = handovers(&json!({
+            "sender": {"id": "PSID-42"},
+            "take_thread_control": {
+                "previous_owner": "ai_agent",
+                "new_owner": {"app_id": 1290361958702116_u64},
+                "metadata": {"ticket": 7}
+            },
+            "pass_thread_control": {"previous_owner_app_id": "", "new_owner_role": "app"}
+        }));
+        let t: Vec<_> = events
+            .iter()
+            .map(|e| conversation(e).transfer.clone().unwrap())
+            .collect();
+        assert_eq!(t[0].from_agent, None);
+        assert_eq!(t[0].to_agent.as_deref(), Some("app"));
+        assert_eq!(t[1].from_agent.as_deref(), Some("ai_agent"));
+        assert_eq!(t[1].to_agent.as_deref(), Some("1290361958702116"));
+        assert_eq!(t[1].notes.as_deref(), Some(r#"{"ticket":7}"#));
+        let contact = conversation(&events[0]).contact.clone().unwrap();
+        assert_eq!(contact.user_id.as_deref(), Some("PSID-42"));
+    }
+
+    #[test]
+    fn standby_copies_are_messages_marked_standby_under_the_keys_of_messages() {
+        let standby = normalize(Provider::Meta, &fixture("meta-standby.json"));
+        let types: Vec<_> = standby.iter().map(|e| e.event_type).collect();
+        assert_eq!(
+            types,
+            [
+                EventType::MessageReceived,
+                EventType::MessageSent,
+                EventType::MessageDelivered
+            ]
+        );
+        assert!(standby.iter().all(|e| e.data.message().unwrap().standby));
+        // The same value on `messages`: the same events, unmarked, under the same keys, so a
+        // copy that comes on both fields is one event.
+        let text = String::from_utf8(fixture("meta-standby.json"))
+            .unwrap()
+            .replace(r#""field": "standby""#, r#""field": "messages""#);
+        let owned = normalize(Provider::Meta, text.as_bytes());
+        assert!(owned.iter().all(|e| !e.data.message().unwrap().standby));
+        let keys = |es: &[InboundEvent]| es.iter().map(|e| e.dedup_key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&standby), keys(&owned));
+        let json = serde_json::to_value(&owned[0].data).unwrap();
+        assert!(
+            json["message"].get("standby").is_none(),
+            "absent unless set"
+        );
+    }
+}
