@@ -789,3 +789,7 @@ async fn set_automation_notes(
         Json(ConversationView::of(doc)),
     ))
 }
+
+#[cfg(test)]
+#[path = "conversation_tests.rs"]
+mod tests;

@@ -490,7 +490,10 @@ impl Track {
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<InboundEvent>>, TrackError> {
         if matches!(event.data.body, EventBody::Conversation(_)) {
-            return Ok(Some(self.provider_conversation(event, now).await?));
+            // Boxed: the message path's future is large enough already.
+            return Ok(Some(
+                Box::pin(self.provider_conversation(event, now)).await?,
+            ));
         }
         let EventBody::Message(body) = &event.data.body else {
             return Ok(Some(vec![event]));
