@@ -3,7 +3,10 @@
 //! indexed in `conv-active` by last activity while open, in `conv-ending` while its `ended` event
 //! is being handed off and in `conv-ended` after. Each message recorded, conversation opened or
 //! ended on behalf of an item is marked with it, so a replay gets the outcome the first attempt
-//! got and counts nothing twice.
+//! got and counts nothing twice. A change made through the API that emits an event (a transfer,
+//! a hand-off request) keeps that event in the conversation until it is handed on
+//! ([`ChangeEvent`]); who handles a conversation ([`assign`]) and hand-off requests
+//! ([`request_handoff`]) are changed alike by the API and the provider's hand-over protocol.
 
 use std::sync::Arc;
 use std::time::Duration;
