@@ -201,7 +201,7 @@ pub struct ChangeEvent {
 }
 
 impl ConversationDoc {
-    /// Whether item `by` was applied to it (among the latest [`APPLIED`]).
+    /// Whether item `by` was applied to it (among the latest few items applied).
     pub fn was_applied(&self, by: &str) -> bool {
         self.applied.contains(&digest(by))
     }
