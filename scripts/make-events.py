@@ -185,7 +185,8 @@ def main():
         old.unlink()
     cases = {}
     for name in ["meta-text.json", "meta-image.json", "meta-status-delivered.json", "meta-status-failed.json",
-                 "meta-multi-entry-batch.json", "meta-unicode-escapes.json", "meta-template-status-update.json"]:
+                 "meta-multi-entry-batch.json", "meta-unicode-escapes.json", "meta-template-status-update.json",
+                 "meta-handover-request-thread-control.json"]:
         body = fixture(name)
         cases[f"ingest-{name}"] = http_event("POST", "meta-main", body, {"x-hub-signature-256": meta_sig(body)})
     for name in ["waha-message.json", "waha-message-ack.json", "waha-session-status.json"]:
@@ -249,6 +250,11 @@ def main():
     cases["admin-set-labels.json"] = admin_event("PUT", conversation + "/labels", {"labels": ["vip", "billing"]})
     cases["admin-set-notes.json"] = admin_event("PUT", conversation + "/notes", {
         "notes": [{"text": "Prefers replies in Spanish", "author": "agent-ana"}]})
+    cases["admin-set-automation-notes.json"] = admin_event("PUT", conversation + "/automation-notes", {
+        "notes": [{"text": "Intent: billing question (0.91)", "author": "nlu-router"}]})
+    cases["admin-handoff-conversation.json"] = admin_event("POST", conversation + "/handoff", {
+        "reason": "Customer asked for a person", "requested_by": "faq-bot", "team_id": "billing",
+        "notes": "Refund for order #1042"}, headers={"idempotency-key": "handoff-1"})
     cases["admin-close-conversation.json"] = admin_event("POST", conversation + "/close", {"reason": "manual"},
                                                          headers={"idempotency-key": "close-1"})
     for name, event in sorted(cases.items()):

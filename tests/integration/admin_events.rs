@@ -176,7 +176,9 @@ async fn every_admin_event_gets_its_documented_answer() {
         ("admin-get-conversation.json", 200),
         ("admin-set-labels.json", 200),
         ("admin-set-notes.json", 200),
+        ("admin-set-automation-notes.json", 200),
         ("admin-transfer-conversation.json", 202),
+        ("admin-handoff-conversation.json", 202),
         ("admin-close-conversation.json", 200),
         ("admin-close-unknown-conversation.json", 404),
         ("admin-delete-endpoint.json", 204),
@@ -273,9 +275,20 @@ async fn every_admin_event_gets_its_documented_answer() {
                 assert_eq!(body["notes"][0]["text"], "Prefers replies in Spanish");
                 assert_eq!(body["notes"][0]["author"], "agent-ana");
             }
+            "admin-set-automation-notes.json" => {
+                assert_eq!(body["automation_notes"][0]["author"], "nlu-router");
+            }
             "admin-transfer-conversation.json" => {
                 assert_eq!(body["type"], "whatsapp.conversation.transferred");
                 assert!(body["event_id"].as_str().unwrap().starts_with("evt_"));
+                assert_eq!(body["conversation"]["assignee"]["agent_id"], "agent-ana");
+            }
+            "admin-handoff-conversation.json" => {
+                assert_eq!(body["type"], "whatsapp.conversation.handoff_requested");
+                assert_eq!(body["conversation"]["handoff"]["team_id"], "billing");
+                // Replayed with its Idempotency-Key: the same answer, no second event.
+                let (again, replay) = invoke(admin, file).await;
+                assert_eq!((again, &replay), (202, &body));
             }
             "admin-close-conversation.json" => {
                 assert_eq!(body["status"], "ended");
@@ -309,6 +322,7 @@ async fn every_admin_event_gets_its_documented_answer() {
         types,
         [
             "whatsapp.conversation.transferred",
+            "whatsapp.conversation.handoff_requested",
             "whatsapp.conversation.ended"
         ]
     );
@@ -322,7 +336,15 @@ async fn every_admin_event_gets_its_documented_answer() {
         assert_eq!(conversation["notes"][0]["author"], "agent-ana");
     }
     assert_eq!(events[0]["data"]["transfer"]["to_team"], "billing");
-    assert_eq!(events[1]["data"]["reason"], "manual");
+    assert_eq!(
+        events[0]["data"]["conversation"]["automation_notes"][0]["author"],
+        "nlu-router"
+    );
+    assert_eq!(
+        events[1]["data"]["handoff"]["reason"],
+        "Customer asked for a person"
+    );
+    assert_eq!(events[2]["data"]["reason"], "manual");
     // Every admin event file is covered.
     let mut files: Vec<String> = std::fs::read_dir(repo_root().join("events"))
         .unwrap()

@@ -171,3 +171,115 @@ async fn endpoints_round_trip_through_a_file_with_masked_header_values_kept() {
     let _ = std::fs::remove_dir_all(dir);
     gateway.shutdown(Duration::from_secs(5)).await;
 }
+
+/// `wagate conversations handoff` and `automation-notes` against a gateway with Alice's
+/// conversation open: the request is stored, its event reaches the endpoint, and the
+/// automation notes ride with the next event of the conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conversations_are_handed_off_and_annotated_from_the_command_line() {
+    use chrono::Utc;
+    use tests::wait::Patience;
+    use wagate_local::config::{EndpointSpec, LocalConfig};
+    use wagate_local::sample::{meta_text, signature_headers, wamid};
+
+    let receiver = Receiver::start(Vec::new()).await;
+    let gateway = start_with_api(vec![EndpointSpec {
+        id: "ep_cli".into(),
+        url: receiver.url("/hook"),
+        secret: "whsec_Y2xpLWVuZHBvaW50LXNlY3JldC0wMTIzNDU2Nzg5".into(),
+        description: None,
+        event_types: vec!["*".into()],
+        batching: false,
+        headers: Default::default(),
+    }])
+    .await;
+    let body = meta_text(
+        "15550007777",
+        "Alice",
+        &wamid(),
+        "I want a human",
+        Utc::now(),
+    )
+    .to_string();
+    let config = LocalConfig::sample().unwrap();
+    let mut request = reqwest::Client::new()
+        .post(format!("http://{}/webhooks/meta-demo", gateway.addr()))
+        .header("content-type", "application/json")
+        .body(body.clone());
+    for (name, value) in signature_headers(config.source("meta-demo").unwrap(), body.as_bytes()) {
+        request = request.header(name, value);
+    }
+    assert_eq!(request.send().await.unwrap().status().as_u16(), 200);
+    let deadline = Patience::embedded().deadline(400);
+    until_async("the conversation is open", deadline, || async {
+        let listed = wagate(&gateway, &["conversations", "list"]).await.unwrap();
+        listed["data"][0]["id"].is_string()
+    })
+    .await;
+    let listed = wagate(&gateway, &["conversations", "list"]).await.unwrap();
+    let id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+
+    let noted = wagate(
+        &gateway,
+        &[
+            "conversations",
+            "automation-notes",
+            &id,
+            "--note",
+            "Intent: talk to a person",
+            "--note",
+            "Language: en",
+            "--author",
+            "router-bot",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(noted["automation_notes"][1]["text"], "Language: en");
+    assert_eq!(noted["automation_notes"][0]["author"], "router-bot");
+    let asked = wagate(
+        &gateway,
+        &[
+            "conversations",
+            "handoff",
+            &id,
+            "--reason",
+            "Asked for a person",
+            "--requested-by",
+            "router-bot",
+            "--team-id",
+            "support",
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(asked["type"], "whatsapp.conversation.handoff_requested");
+    assert_eq!(asked["conversation"]["handoff"]["team_id"], "support");
+    let event_id = asked["event_id"].as_str().unwrap().to_owned();
+    until_async("the hand-off is delivered", deadline, || async {
+        receiver.received().iter().any(|r| {
+            serde_json::from_slice::<Value>(&r.body).is_ok_and(|v| v["id"] == event_id.as_str())
+        })
+    })
+    .await;
+    let delivered: Value = receiver
+        .received()
+        .iter()
+        .filter_map(|r| serde_json::from_slice::<Value>(&r.body).ok())
+        .find(|v| v["id"] == event_id.as_str())
+        .unwrap();
+    assert_eq!(delivered["data"]["handoff"]["reason"], "Asked for a person");
+    assert_eq!(
+        delivered["data"]["conversation"]["automation_notes"][0]["text"],
+        "Intent: talk to a person"
+    );
+    // A reason is required: the API's 422, naming it.
+    let refused = wagate(
+        &gateway,
+        &["conversations", "handoff", &id, "--reason", " "],
+    )
+    .await
+    .unwrap_err();
+    assert!(refused.to_string().starts_with("422 "), "{refused}");
+    gateway.shutdown(Duration::from_secs(5)).await;
+}

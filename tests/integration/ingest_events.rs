@@ -192,6 +192,11 @@ fn expectations() -> Vec<Expect> {
         expect("ingest-meta-bad-signature.json", 401, vec![]),
         expect("ingest-meta-missing-signature.json", 401, vec![]),
         expect("ingest-waha-bad-signature.json", 401, vec![]),
+        expect(
+            "ingest-meta-handover-request-thread-control.json",
+            200,
+            vec![(T::ConversationHandoffRequested, String::new())],
+        ),
         expect("ingest-unknown-source.json", 404, vec![]),
         expect("ingest-meta-not-json.json", 400, vec![]),
         expect("ingest-oversized.json", 413, vec![]),

@@ -182,6 +182,33 @@ pub enum ConversationCommand {
         #[arg(long)]
         notes: Option<String>,
     },
+    /// Ask for a human to take a conversation over (`conversation.handoff_requested`).
+    Handoff {
+        id: String,
+        /// Why a human is needed (1–500 characters).
+        #[arg(long)]
+        reason: String,
+        /// Who asks: a bot's name, an app id.
+        #[arg(long)]
+        requested_by: Option<String>,
+        /// The team asked for.
+        #[arg(long)]
+        team_id: Option<String>,
+        /// Notes for whoever takes over.
+        #[arg(long)]
+        notes: Option<String>,
+    },
+    /// Replace a conversation's automation notes (what bots and flows record, kept apart from
+    /// people's notes).
+    AutomationNotes {
+        id: String,
+        /// A note's text; repeat for several, in order. None clears them.
+        #[arg(long = "note")]
+        notes: Vec<String>,
+        /// Who wrote them (a bot's or flow's name), for every note given.
+        #[arg(long)]
+        author: Option<String>,
+    },
     /// Replace a conversation's labels.
     Labels {
         id: String,
@@ -407,6 +434,42 @@ pub async fn run(command: &ManageCommand) -> anyhow::Result<Value> {
                     Some(Value::Object(body)),
                 )
                 .await
+            }
+            ConversationCommand::Handoff {
+                id,
+                reason,
+                requested_by,
+                team_id,
+                notes,
+            } => {
+                let mut body = serde_json::Map::new();
+                body.insert("reason".into(), json!(reason));
+                for (k, v) in [
+                    ("requested_by", requested_by),
+                    ("team_id", team_id),
+                    ("notes", notes),
+                ] {
+                    if let Some(v) = v {
+                        body.insert(k.into(), json!(v));
+                    }
+                }
+                post(
+                    format!("/v1/conversations/{}/handoff", segment(id)?),
+                    Some(Value::Object(body)),
+                )
+                .await
+            }
+            ConversationCommand::AutomationNotes { id, notes, author } => {
+                let path = format!("/v1/conversations/{}/automation-notes", segment(id)?);
+                let notes: Vec<Value> = notes
+                    .iter()
+                    .map(|text| match author {
+                        Some(a) => json!({ "text": text, "author": a }),
+                        None => json!({ "text": text }),
+                    })
+                    .collect();
+                let body = json!({ "notes": notes });
+                c.call(Method::PUT, &path, &[], Some(&body)).await
             }
             ConversationCommand::Labels { id, labels } => {
                 let path = format!("/v1/conversations/{}/labels", segment(id)?);

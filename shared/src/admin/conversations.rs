@@ -1,13 +1,20 @@
 //! `/v1/conversations`: list (open or ended, by source), show, close (emits
 //! `whatsapp.conversation.ended` with reason `manual` or `agent`), transfer to an agent or team
-//! (emits `whatsapp.conversation.transferred`), and set labels and notes, which every later
-//! event carrying the conversation shows.
+//! (stores the assignee, emits `whatsapp.conversation.transferred`), ask for a hand-off to a
+//! human (stores it, emits `whatsapp.conversation.handoff_requested`), and set labels, notes and
+//! automation notes, which every later event carrying the conversation shows.
+//!
+//! A change that emits an event writes the event into the conversation with the change, in one
+//! conditional write, and hands it on after (see [`ChangeEvent`]): a retry of the request (same
+//! `Idempotency-Key`) after a failure or a crash between the two hands on that same event, and
+//! the next change of the conversation hands on one whose request never came back. Must not:
+//! emit an event whose change was not written, or write one twice.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa_axum::routes;
@@ -19,8 +26,9 @@ use super::{Admin, ApiError, Page, Paging, has_visible};
 use crate::ids::{ConversationId, EventId, SourceId};
 use crate::model::{
     Conversation, ConversationBody, ConversationStatus, EndReason, EventBody, EventData, EventType,
-    InboundEvent, Note, SourceInfo, Transfer,
+    Handoff, InboundEvent, Note, SourceInfo, Transfer,
 };
+use crate::pipeline::track::state::conversations::{ChangeEvent, assign, request_handoff};
 use crate::pipeline::track::state::{ConversationDoc, StateError};
 use crate::pipeline::track::sweep::{Sweep, SweepError};
 
@@ -54,6 +62,19 @@ pub struct Transferred {
     /// `whatsapp.conversation.transferred`.
     #[serde(rename = "type")]
     #[schemars(extend("const" = "whatsapp.conversation.transferred"))]
+    pub event_type: EventType,
+    /// The conversation as the event carries it.
+    pub conversation: ConversationView,
+}
+
+/// The answer of `POST /v1/conversations/{id}/handoff`: the event that went out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct HandoffRequested {
+    /// The event's id.
+    pub event_id: EventId,
+    /// `whatsapp.conversation.handoff_requested`.
+    #[serde(rename = "type")]
+    #[schemars(extend("const" = "whatsapp.conversation.handoff_requested"))]
     pub event_type: EventType,
     /// The conversation as the event carries it.
     pub conversation: ConversationView,
@@ -114,6 +135,30 @@ pub struct TransferConversation {
     pub notes: Option<String>,
 }
 
+/// `POST /v1/conversations/{id}/handoff`: a bot or flow asks for a human.
+#[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RequestHandoff {
+    /// Why a human is needed (1–500 characters).
+    #[schemars(
+        length(min = 1, max = 500),
+        regex(pattern = r"[^\s\x00-\x1f\x7f-\x9f]")
+    )]
+    pub reason: String,
+    /// Who asks: a bot's name, an app id (at most 200 characters).
+    #[schemars(length(max = 200))]
+    pub requested_by: Option<String>,
+    /// The team asked for.
+    #[schemars(
+        length(min = 1, max = 200),
+        regex(pattern = r"[^\s\x00-\x1f\x7f-\x9f]")
+    )]
+    pub team_id: Option<String>,
+    /// Notes for whoever takes over (at most 2,000 characters).
+    #[schemars(length(max = 2000))]
+    pub notes: Option<String>,
+}
+
 /// `PUT /v1/conversations/{id}/labels`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -148,9 +193,10 @@ pub struct NoteInput {
 
 /// All notes of a conversation together, texts and authors, in UTF-8 bytes at most: they ride
 /// with every event of the conversation, so they are bounded as a whole, not only one by one.
+/// People's notes and automation notes have this bound each.
 pub const NOTES_MAX_BYTES: usize = 32 * 1024;
 
-/// `PUT /v1/conversations/{id}/notes`.
+/// `PUT /v1/conversations/{id}/notes` and `PUT /v1/conversations/{id}/automation-notes`.
 #[derive(Debug, Clone, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SetNotes {
@@ -190,6 +236,68 @@ fn conversation_id(id: &str) -> Result<ConversationId, ApiError> {
     id.parse().map_err(|_| ApiError::not_found("conversation"))
 }
 
+/// Which request makes a change, for [`ChangeEvent::by`]: its route and `Idempotency-Key`
+/// (the gate refuses the key with another body), so a retry is recognised; without a key,
+/// every request is its own.
+fn request_id(uri: &Uri, headers: &HeaderMap) -> String {
+    use sha2::{Digest, Sha256};
+    match headers.get("idempotency-key").and_then(|k| k.to_str().ok()) {
+        Some(key) => {
+            let digest = Sha256::new()
+                .chain_update(uri.path())
+                .chain_update([0])
+                .chain_update(key)
+                .finalize();
+            format!("api:{}", hex::encode(&digest[..12]))
+        }
+        None => format!("api:{}", ulid::Ulid::new()),
+    }
+}
+
+/// `Some(text)` of 1 to `max` characters, not all blank, or 422 naming `field`; `None` as is.
+fn visible(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    if value.is_some_and(|v| !has_visible(v) || v.chars().count() > max) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} is 1 to {max} characters, not all blank"),
+        ));
+    }
+    Ok(())
+}
+
+/// `Some(text)` of at most `max` characters, or 422 naming `field`.
+fn at_most(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    if value.is_some_and(|v| v.chars().count() > max) {
+        return Err(ApiError::invalid(
+            field,
+            format!("{field} is at most {max} characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// The event a change through the API emits about conversation `doc` (as changed).
+fn change_event(
+    doc: &ConversationDoc,
+    event_type: EventType,
+    body: ConversationBody,
+    now: DateTime<Utc>,
+) -> InboundEvent {
+    let id = EventId::new();
+    let mut data = EventData::new(doc.source.clone(), EventBody::Conversation(body));
+    data.conversation = Some(doc.conversation.clone());
+    let kind = event_type.as_str().rsplit('.').next().unwrap_or("changed");
+    InboundEvent {
+        id,
+        event_type,
+        dedup_key: format!("conversation:{}:{kind}:{id}", doc.conversation.id),
+        received_at: now,
+        occurred_at: Some(now),
+        request_id: None,
+        data,
+    }
+}
+
 impl Admin {
     fn sweep(&self) -> Result<&Sweep, ApiError> {
         self.conversations
@@ -209,6 +317,167 @@ impl Admin {
             .await?
             .ok_or_else(|| ApiError::not_found("conversation"))
     }
+
+    /// Changes open conversation `id` for request `by` with `change`, which returns the event
+    /// to emit (the conversation as changed in it), written with the change; then hands on
+    /// every pending event of the conversation, oldest first. A retry of request `by` makes no
+    /// second change: it hands on the event of the first (again, same id, if it may not have
+    /// gone out). 409 when the conversation has ended. The conversation after, and the id of
+    /// `by`'s event.
+    async fn change_with_event(
+        &self,
+        id: &str,
+        by: &str,
+        now: DateTime<Utc>,
+        change: impl Fn(&mut ConversationDoc) -> InboundEvent,
+    ) -> Result<(ConversationDoc, EventId), ApiError> {
+        let cid = conversation_id(id)?;
+        let mut outcome = Err(ApiError::not_found("conversation"));
+        let doc = self
+            .sweep()?
+            .conversations
+            .try_update_conversation(cid, now, |d| {
+                if let Some(done) = d.events.iter().find(|e| e.by == by) {
+                    outcome = Ok(done.id);
+                    return false;
+                }
+                if d.conversation.status == ConversationStatus::Ended {
+                    outcome = Err(ApiError::conflict("the conversation has ended"));
+                    return false;
+                }
+                let event = change(d);
+                outcome = Ok(event.id);
+                d.events.push(ChangeEvent {
+                    by: by.to_owned(),
+                    id: event.id,
+                    pending: Some(Box::new(event)),
+                });
+                true
+            })
+            .await?
+            .ok_or_else(|| ApiError::not_found("conversation"))?;
+        let doc = self.hand_on_pending(doc, now).await?;
+        Ok((doc, outcome?))
+    }
+
+    /// Hands on the events changes through the API left pending in `doc` (oldest first) and
+    /// records them handed on; the conversation after.
+    async fn hand_on_pending(
+        &self,
+        doc: ConversationDoc,
+        now: DateTime<Utc>,
+    ) -> Result<ConversationDoc, ApiError> {
+        let pending = doc.pending_events();
+        if pending.is_empty() {
+            return Ok(doc);
+        }
+        let sweep = self.sweep()?;
+        sweep.sink.emit(&pending, now).await?;
+        let ids: Vec<EventId> = pending.iter().map(|e| e.id).collect();
+        Ok(sweep
+            .conversations
+            .update_conversation(doc.conversation.id, now, |d| d.handed_on(&ids))
+            .await?
+            .unwrap_or(doc))
+    }
+}
+
+/// Notes for `PUT …/notes` and `PUT …/automation-notes`: at most 100, each 1 to 2,000
+/// characters with an author of at most 200, together within [`NOTES_MAX_BYTES`]; or 422
+/// naming `notes`.
+fn check_notes(req: &SetNotes) -> Result<(), ApiError> {
+    if req.notes.len() > 100 {
+        return Err(ApiError::invalid("notes", "at most 100 notes"));
+    }
+    if req
+        .notes
+        .iter()
+        .any(|n| !has_visible(&n.text) || n.text.chars().count() > 2000)
+    {
+        return Err(ApiError::invalid(
+            "notes",
+            "a note's text is 1 to 2,000 characters",
+        ));
+    }
+    if req
+        .notes
+        .iter()
+        .any(|n| n.author.as_ref().is_some_and(|a| a.chars().count() > 200))
+    {
+        return Err(ApiError::invalid(
+            "notes",
+            "a note's author is at most 200 characters",
+        ));
+    }
+    let total: usize = req
+        .notes
+        .iter()
+        .map(|n| n.text.len() + n.author.as_ref().map_or(0, String::len))
+        .sum();
+    if total > NOTES_MAX_BYTES {
+        return Err(ApiError::invalid(
+            "notes",
+            "the notes together are at most 32 KiB of text (UTF-8)",
+        ));
+    }
+    Ok(())
+}
+
+/// `req`'s notes replacing `old`: a note given again unchanged keeps its time.
+fn replace_notes(old: &[Note], req: &SetNotes, now: DateTime<Utc>) -> Vec<Note> {
+    req.notes
+        .iter()
+        .map(|n| {
+            let kept = old
+                .iter()
+                .find(|o| o.text == n.text && o.author == n.author)
+                .map(|o| o.created_at);
+            Note {
+                text: n.text.clone(),
+                author: n.author.clone(),
+                created_at: kept.unwrap_or(now),
+            }
+        })
+        .collect()
+}
+
+/// Which notes of a conversation a `PUT` replaces.
+#[derive(Debug, Clone, Copy)]
+enum Notes {
+    /// People's (`…/notes`).
+    People,
+    /// Automation's (`…/automation-notes`).
+    Automation,
+}
+
+impl Notes {
+    fn of(self, c: &mut Conversation) -> &mut Vec<Note> {
+        match self {
+            Self::People => &mut c.notes,
+            Self::Automation => &mut c.automation_notes,
+        }
+    }
+}
+
+/// `PUT …/notes` and `PUT …/automation-notes`: checks `req` and replaces those notes.
+async fn put_notes(
+    admin: &Admin,
+    id: &str,
+    which: Notes,
+    req: &SetNotes,
+    now: DateTime<Utc>,
+) -> Result<ConversationDoc, ApiError> {
+    check_notes(req)?;
+    let cid = conversation_id(id)?;
+    admin
+        .sweep()?
+        .conversations
+        .update_conversation(cid, now, |d| {
+            let notes = which.of(&mut d.conversation);
+            *notes = replace_notes(notes, req, now);
+        })
+        .await?
+        .ok_or_else(|| ApiError::not_found("conversation"))
 }
 
 pub(super) fn routes() -> Routes {
@@ -217,8 +486,10 @@ pub(super) fn routes() -> Routes {
         .routes(routes!(get_conversation))
         .routes(routes!(close_conversation))
         .routes(routes!(transfer_conversation))
+        .routes(routes!(request_handoff_route))
         .routes(routes!(set_labels))
         .routes(routes!(set_notes))
+        .routes(routes!(set_automation_notes))
 }
 
 /// List conversations, most recent first (active ones by the minute of their last activity).
@@ -301,6 +572,8 @@ async fn close_conversation(
         Some(CloseReason::Agent) => EndReason::Agent,
     };
     let doc = admin.conversation_doc(&id, now).await?;
+    // Events of earlier changes whose requests never came back go out before it ends.
+    let doc = admin.hand_on_pending(doc, now).await?;
     if !admin
         .sweep()?
         .close(doc.conversation.id, reason, now)
@@ -316,7 +589,9 @@ async fn close_conversation(
     ))
 }
 
-/// Hand a conversation to an agent or team; emits whatsapp.conversation.transferred.
+/// Hand a conversation to an agent or team: stores the assignee (replacing the one before),
+/// answers a pending hand-off, and emits whatsapp.conversation.transferred from the previous
+/// assignee to the new one. Replay-safe with an Idempotency-Key: a retry emits the same event.
 #[utoipa::path(
     post,
     path = "/v1/conversations/{id}/transfer",
@@ -329,75 +604,97 @@ async fn transfer_conversation(
     State(admin): State<Arc<Admin>>,
     Now(now): Now,
     Id(id): Id,
+    uri: Uri,
+    headers: HeaderMap,
     JsonBody(req): JsonBody<TransferConversation>,
 ) -> Result<(StatusCode, Change, Json<Transferred>), ApiError> {
     if req.to_agent.is_none() && req.to_team.is_none() {
         return Err(ApiError::invalid("to_agent", "give to_agent or to_team"));
     }
-    for (field, value) in [("to_agent", &req.to_agent), ("to_team", &req.to_team)] {
-        if value
-            .as_deref()
-            .is_some_and(|v| !has_visible(v) || v.chars().count() > 200)
-        {
-            return Err(ApiError::invalid(
-                field,
-                format!("{field} is 1 to 200 characters, not all blank"),
-            ));
-        }
-    }
-    if req
-        .notes
-        .as_deref()
-        .is_some_and(|n| n.chars().count() > 2000)
-    {
-        return Err(ApiError::invalid(
-            "notes",
-            "notes are at most 2,000 characters",
-        ));
-    }
-    let doc = admin.conversation_doc(&id, now).await?;
-    let transfer = Transfer {
-        from_agent: None,
-        from_team: None,
-        to_agent: req.to_agent,
-        to_team: req.to_team,
-        notes: req.notes,
-    };
-    let mut data = EventData::new(
-        doc.source.clone(),
-        EventBody::Conversation(ConversationBody {
-            transfer: Some(transfer),
-            ..Default::default()
-        }),
-    );
-    data.conversation = Some(doc.conversation.clone());
-    let event = InboundEvent {
-        id: EventId::new(),
-        event_type: EventType::ConversationTransferred,
-        dedup_key: format!(
-            "conversation:{}:transfer:{}",
-            doc.conversation.id,
-            ulid::Ulid::new()
-        ),
-        received_at: now,
-        occurred_at: Some(now),
-        request_id: None,
-        data,
-    };
-    admin
-        .sweep()?
-        .sink
-        .emit(std::slice::from_ref(&event), now)
+    visible("to_agent", req.to_agent.as_deref(), 200)?;
+    visible("to_team", req.to_team.as_deref(), 200)?;
+    at_most("notes", req.notes.as_deref(), 2000)?;
+    let by = request_id(&uri, &headers);
+    let (doc, event_id) = admin
+        .change_with_event(&id, &by, now, |d| {
+            let before = d.conversation.assignee.clone().unwrap_or_default();
+            let transfer = Transfer {
+                from_agent: before.agent_id,
+                from_team: before.team_id,
+                to_agent: req.to_agent.clone(),
+                to_team: req.to_team.clone(),
+                notes: req.notes.clone(),
+            };
+            assign(&mut d.conversation, &transfer, now);
+            let body = ConversationBody {
+                transfer: Some(transfer),
+                ..Default::default()
+            };
+            change_event(d, EventType::ConversationTransferred, body, now)
+        })
         .await?;
     let transferred = Transferred {
-        event_id: event.id,
-        event_type: event.event_type,
+        event_id,
+        event_type: EventType::ConversationTransferred,
         conversation: ConversationView::of(doc),
     };
     Ok((
         StatusCode::ACCEPTED,
         Change::with_body("conversation.transferred", Some(&id)),
         Json(transferred),
+    ))
+}
+
+/// Ask for a human to take a conversation over: stores the hand-off request (until a transfer
+/// answers it) and emits whatsapp.conversation.handoff_requested. Replay-safe with an
+/// Idempotency-Key: a retry emits the same event.
+#[utoipa::path(
+    post,
+    path = "/v1/conversations/{id}/handoff",
+    operation_id = "requestConversationHandoff",
+    params(("id" = String, Path), IdempotencyKey),
+    request_body = RequestHandoff,
+    responses((status = 202, description = "Done.", body = HandoffRequested), ItemChangeErrors)
+)]
+async fn request_handoff_route(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+    uri: Uri,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<RequestHandoff>,
+) -> Result<(StatusCode, Change, Json<HandoffRequested>), ApiError> {
+    visible("reason", Some(&req.reason), 500)?;
+    at_most("requested_by", req.requested_by.as_deref(), 200)?;
+    visible("team_id", req.team_id.as_deref(), 200)?;
+    at_most("notes", req.notes.as_deref(), 2000)?;
+    let by = request_id(&uri, &headers);
+    let (doc, event_id) = admin
+        .change_with_event(&id, &by, now, |d| {
+            let handoff = Handoff {
+                reason: Some(req.reason.clone()),
+                requested_by: req.requested_by.clone(),
+                team_id: req.team_id.clone(),
+                notes: req.notes.clone(),
+                requested_at: Some(now),
+            };
+            request_handoff(&mut d.conversation, &handoff, now);
+            let body = ConversationBody {
+                handoff: Some(handoff),
+                ..Default::default()
+            };
+            change_event(d, EventType::ConversationHandoffRequested, body, now)
+        })
+        .await?;
+    let requested = HandoffRequested {
+        event_id,
+        event_type: EventType::ConversationHandoffRequested,
+        conversation: ConversationView::of(doc),
+    };
+    Ok((
+        StatusCode::ACCEPTED,
+        Change::with_body("conversation.handoff_requested", Some(&id)),
+        Json(requested),
     ))
 }
 
@@ -461,67 +758,38 @@ async fn set_notes(
     Id(id): Id,
     JsonBody(req): JsonBody<SetNotes>,
 ) -> Result<(StatusCode, Change, Json<ConversationView>), ApiError> {
-    if req.notes.len() > 100 {
-        return Err(ApiError::invalid("notes", "at most 100 notes"));
-    }
-    if req
-        .notes
-        .iter()
-        .any(|n| !has_visible(&n.text) || n.text.chars().count() > 2000)
-    {
-        return Err(ApiError::invalid(
-            "notes",
-            "a note's text is 1 to 2,000 characters",
-        ));
-    }
-    if req
-        .notes
-        .iter()
-        .any(|n| n.author.as_ref().is_some_and(|a| a.chars().count() > 200))
-    {
-        return Err(ApiError::invalid(
-            "notes",
-            "a note's author is at most 200 characters",
-        ));
-    }
-    let total: usize = req
-        .notes
-        .iter()
-        .map(|n| n.text.len() + n.author.as_ref().map_or(0, String::len))
-        .sum();
-    if total > NOTES_MAX_BYTES {
-        return Err(ApiError::invalid(
-            "notes",
-            "the notes together are at most 32 KiB of text (UTF-8)",
-        ));
-    }
-    let cid = conversation_id(&id)?;
-    let doc = admin
-        .sweep()?
-        .conversations
-        .update_conversation(cid, now, |d| {
-            let old = std::mem::take(&mut d.conversation.notes);
-            d.conversation.notes = req
-                .notes
-                .iter()
-                .map(|n| {
-                    let kept = old
-                        .iter()
-                        .find(|o| o.text == n.text && o.author == n.author)
-                        .map(|o| o.created_at);
-                    Note {
-                        text: n.text.clone(),
-                        author: n.author.clone(),
-                        created_at: kept.unwrap_or(now),
-                    }
-                })
-                .collect();
-        })
-        .await?
-        .ok_or_else(|| ApiError::not_found("conversation"))?;
+    let doc = put_notes(&admin, &id, Notes::People, &req, now).await?;
     Ok((
         StatusCode::OK,
         Change::with_body("conversation.notes_set", Some(&id)),
         Json(ConversationView::of(doc)),
     ))
 }
+
+/// Replace a conversation's automation notes (what bots and flows record, kept apart from
+/// people's notes; same rules and bound).
+#[utoipa::path(
+    put,
+    path = "/v1/conversations/{id}/automation-notes",
+    operation_id = "setConversationAutomationNotes",
+    params(("id" = String, Path)),
+    request_body = SetNotes,
+    responses((status = 200, description = "Done.", body = ConversationView), ItemChangeErrors)
+)]
+async fn set_automation_notes(
+    State(admin): State<Arc<Admin>>,
+    Now(now): Now,
+    Id(id): Id,
+    JsonBody(req): JsonBody<SetNotes>,
+) -> Result<(StatusCode, Change, Json<ConversationView>), ApiError> {
+    let doc = put_notes(&admin, &id, Notes::Automation, &req, now).await?;
+    Ok((
+        StatusCode::OK,
+        Change::with_body("conversation.automation_notes_set", Some(&id)),
+        Json(ConversationView::of(doc)),
+    ))
+}
+
+#[cfg(test)]
+#[path = "conversation_tests.rs"]
+mod tests;

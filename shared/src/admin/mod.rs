@@ -24,7 +24,7 @@ pub use campaigns::{CampaignPage, CreateCampaign, METADATA_MAX_BYTES};
 pub use conversations::{
     CloseConversation, ConversationView, NoteInput, SetLabels, SetNotes, TransferConversation,
 };
-pub use conversations::{CloseReason, Transferred};
+pub use conversations::{CloseReason, HandoffRequested, RequestHandoff, Transferred};
 pub use deliveries::{DeliveryView, Recovered, RedriveReport, RedriveRequest};
 pub use endpoints::{CreateEndpoint, CreatedEndpoint, EndpointView, RotateSecret, UpdateEndpoint};
 pub use test_send::{TestDelivery, TestOutcome, TestResult, sample_event};

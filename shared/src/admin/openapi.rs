@@ -22,7 +22,7 @@ use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::audit::{AuditEntry, AuditPage};
 use super::campaigns::{CampaignPage, CreateCampaign};
-use super::conversations::ConversationPage;
+use super::conversations::{ConversationPage, HandoffRequested, RequestHandoff};
 use super::deliveries::DeliveryPage;
 use super::endpoints::EndpointPage;
 use super::{
@@ -96,11 +96,11 @@ documented!(Serialize:
     EndpointView, CreatedEndpoint, EndpointPage, DeliveryView, DeliveryPage, Recovered,
     RedriveReport, TestResult, ConversationView, ConversationPage, Transferred, AuditEntry,
     AuditPage, ErrorBody, EventType, DeliveryStatus, ConversationStatus, Campaign, CampaignPage,
-    CampaignStatus,
+    CampaignStatus, HandoffRequested,
 );
 documented!(Deserialize:
     CreateEndpoint, UpdateEndpoint, RotateSecret, TestDelivery, RedriveRequest, CloseConversation,
-    TransferConversation, SetLabels, SetNotes, CreateCampaign,
+    TransferConversation, SetLabels, SetNotes, CreateCampaign, RequestHandoff,
 );
 
 /// `Idempotency-Key`, which every POST takes.

@@ -120,6 +120,11 @@ pub struct Message {
     /// The `metadata` given when it was sent through `POST /v1/messages`, returned as given.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Value>,
+    /// Delivered on Meta's `standby` channel: another app (Meta Business Agent, another
+    /// partner) owns the thread under Conversation Routing. Context to keep, not to answer:
+    /// replying takes the thread over.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub standby: bool,
 }
 
 impl Message {
@@ -146,6 +151,7 @@ impl Message {
             biz_opaque_callback_data: None,
             campaign_id: None,
             metadata: None,
+            standby: false,
         }
     }
 

@@ -125,6 +125,10 @@ pub struct ConversationBody {
     /// Who asked for a human and why (`whatsapp.conversation.handoff_requested`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub handoff: Option<Handoff>,
+    /// The customer, as the provider named them on an item that caused the event (Meta's
+    /// hand-over protocol); the track stage finds their open conversation by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contact: Option<ContactProfile>,
     /// What the provider sent, as sent, when the provider caused the event (Meta's hand-over
     /// protocol).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -393,9 +393,13 @@ impl Track {
             // Recorded before keys were scoped by source: a copy of an item seen then.
             return Ok(TrackOutcome::Duplicate);
         }
-        // Message events change state: their results are staged whole, so that a retry hands
-        // on exactly these. Anything else is handed on as it came.
-        let stateful = matches!(event.data.body, EventBody::Message(_));
+        // Message events change state, and so do conversation events a provider caused (the
+        // hand-over protocol): their results are staged whole, so that a retry hands on exactly
+        // these. Anything else is handed on as it came.
+        let stateful = matches!(
+            event.data.body,
+            EventBody::Message(_) | EventBody::Conversation(_)
+        );
         let item = event.clone();
         // Boxed: deriving holds a message and its record across many awaits.
         let Some(events) = Box::pin(self.derive(event, now)).await? else {
@@ -486,6 +490,12 @@ impl Track {
         mut event: InboundEvent,
         now: DateTime<Utc>,
     ) -> Result<Option<Vec<InboundEvent>>, TrackError> {
+        if matches!(event.data.body, EventBody::Conversation(_)) {
+            // Boxed: the message path's future is large enough already.
+            return Ok(Some(
+                Box::pin(self.provider_conversation(event, now)).await?,
+            ));
+        }
         let EventBody::Message(body) = &event.data.body else {
             return Ok(Some(vec![event]));
         };
@@ -694,6 +704,77 @@ impl Track {
         })
     }
 
+    /// A conversation event a provider caused (Meta's hand-over protocol: a transfer or a
+    /// hand-off request, naming the customer): their open conversation is changed as the API
+    /// changes it (a transfer sets the assignee and answers a pending hand-off; a request is
+    /// recorded) and attached. The change is marked with the item, so a replay finds it made
+    /// and changes nothing twice. With no conversation open (or no customer named), the event
+    /// goes on with `conversation: null`: nothing verified is dropped.
+    async fn provider_conversation(
+        &self,
+        mut event: InboundEvent,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<InboundEvent>, TrackError> {
+        use self::state::conversations::{assign, request_handoff};
+        let EventBody::Conversation(body) = &event.data.body else {
+            return Ok(vec![event]);
+        };
+        let (transfer, handoff) = (body.transfer.clone(), body.handoff.clone());
+        let contact = body.contact.clone().unwrap_or_default();
+        let at = event
+            .occurred_at
+            .unwrap_or(event.received_at)
+            .min(event.received_at.max(now));
+        // Messages key conversations by the user id when there is one, else the phone number:
+        // look under both, as either may have opened it.
+        let mut open = None;
+        for customer in [contact.user_id.as_deref(), contact.wa_id.as_deref()]
+            .into_iter()
+            .flatten()
+        {
+            let Some(key) = ConversationKey::new(&event.data.source, Some(customer)) else {
+                continue;
+            };
+            open = self
+                .state
+                .conversations
+                .active_conversation(&key, now)
+                .await?;
+            if open.is_some() {
+                break;
+            }
+        }
+        let Some(open) = open else {
+            event.data.conversation = None;
+            return Ok(vec![event]);
+        };
+        let by = event.dedup_key.clone();
+        let mut applied = false;
+        let doc = self
+            .state
+            .conversations
+            .try_update_conversation(open.id, now, |d| {
+                applied = d.was_applied(&by);
+                if applied || d.conversation.status != crate::model::ConversationStatus::Active {
+                    return false;
+                }
+                if let Some(t) = &transfer {
+                    assign(&mut d.conversation, t, at);
+                }
+                if let Some(h) = &handoff {
+                    request_handoff(&mut d.conversation, h, at);
+                }
+                d.mark_applied(&by);
+                applied = true;
+                true
+            })
+            .await?;
+        // Ended between the look-up and the change (and not by this item's earlier attempt
+        // having changed it first): no conversation was open for it.
+        event.data.conversation = doc.filter(|_| applied).map(|d| d.conversation);
+        Ok(vec![event])
+    }
+
     /// `whatsapp.contact.created|updated` for the customer of `event`, if their profile is new.
     async fn contact_event(
         &self,
@@ -816,6 +897,8 @@ pub fn conversation_event(
 
 #[cfg(test)]
 mod campaign_tests;
+#[cfg(test)]
+mod handover_tests;
 #[cfg(test)]
 mod replay_tests;
 #[cfg(test)]

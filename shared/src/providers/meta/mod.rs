@@ -8,13 +8,15 @@
 //!
 //! This file walks the envelope (entries, changes, messages-like values and their context); the
 //! items go to `messages` (with `payloads`), `statuses`, `calls`, `errors`, `groups` and
-//! `customer_updates`, management fields to `fields`.
+//! `customer_updates`, management fields to `fields`, the hand-over protocol
+//! (`messaging_handovers`, and the marking of `standby` copies) to `handovers`.
 
 mod calls;
 mod customer_updates;
 mod errors;
 mod fields;
 mod groups;
+mod handovers;
 mod messages;
 mod payloads;
 mod statuses;
@@ -193,6 +195,10 @@ struct ValueCtx<'c> {
 
 impl EntryCtx<'_> {
     fn change(&self, field: &str, value: &RawValue, out: &mut Vec<InboundEvent>) {
+        if field == handovers::HANDOVERS {
+            self.handovers(value, out);
+            return;
+        }
         let keyed: Option<BTreeMap<String, &RawValue>> = decode(value);
         match keyed {
             Some(map) if map.contains_key("metadata") || map.contains_key("messaging_product") => {
@@ -286,7 +292,11 @@ impl ValueCtx<'_> {
             "groups" => self.group(raw),
             _ => self.contact_notification(key, raw),
         };
-        parsed.unwrap_or_else(|| self.unknown(key, raw))
+        let mut event = parsed.unwrap_or_else(|| self.unknown(key, raw));
+        if self.field == handovers::STANDBY {
+            handovers::mark_standby(&mut event);
+        }
+        event
     }
 
     /// An item or key this parser cannot read: passed through with its bytes.

@@ -3,7 +3,10 @@
 //! indexed in `conv-active` by last activity while open, in `conv-ending` while its `ended` event
 //! is being handed off and in `conv-ended` after. Each message recorded, conversation opened or
 //! ended on behalf of an item is marked with it, so a replay gets the outcome the first attempt
-//! got and counts nothing twice.
+//! got and counts nothing twice. A change made through the API that emits an event (a transfer,
+//! a hand-off request) keeps that event in the conversation until it is handed on
+//! ([`ChangeEvent`]); who handles a conversation ([`assign`]) and hand-off requests
+//! ([`request_handoff`]) are changed alike by the API and the provider's hand-over protocol.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,8 +18,8 @@ use sha2::{Digest, Sha256};
 use super::common::{ROUNDS, StateError, after, decode, remember, save};
 use crate::ids::{ConversationId, EventId};
 use crate::model::{
-    ContactProfile, Conversation, ConversationStatus, Direction, EndReason, MessageSummary,
-    SourceInfo,
+    Assignee, ContactProfile, Conversation, ConversationStatus, Direction, EndReason, Handoff,
+    InboundEvent, MessageSummary, SourceInfo, Transfer,
 };
 use crate::ports::{DocumentStore, DocumentWrite, IndexEntry, Versioned};
 
@@ -171,6 +174,88 @@ pub struct ConversationDoc {
     /// Digests of the latest items applied to it ([`APPLIED`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub applied: Vec<String>,
+    /// Events of changes made through the API: whole while still to be handed on, then by id
+    /// only (the latest [`CHANGE_EVENTS`]), so a retried request finds its own.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<ChangeEvent>,
+}
+
+/// Handed-on API change events a conversation remembers (by id) for retried requests: retries
+/// come within minutes, in which a conversation sees few API changes.
+pub const CHANGE_EVENTS: usize = 8;
+
+/// An event a change made through the API produced (a transfer, a hand-off request), written
+/// with the change in one conditional write: a retry of the same request (same
+/// `Idempotency-Key`, after a failure or a crash before the hand-off) hands on this event, same
+/// id and data, instead of making another; the next change hands it on first if its request
+/// never came back.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChangeEvent {
+    /// The request that made the change (a digest of its route and key).
+    pub by: String,
+    /// The event's id.
+    pub id: EventId,
+    /// The event, until it is handed on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<Box<InboundEvent>>,
+}
+
+impl ConversationDoc {
+    /// Whether item `by` was applied to it (among the latest few items applied).
+    pub fn was_applied(&self, by: &str) -> bool {
+        self.applied.contains(&digest(by))
+    }
+
+    /// Records that item `by` was applied.
+    pub fn mark_applied(&mut self, by: &str) {
+        remember(&mut self.applied, digest(by), APPLIED);
+    }
+
+    /// The API change events still to be handed on, oldest first.
+    pub fn pending_events(&self) -> Vec<InboundEvent> {
+        self.events
+            .iter()
+            .filter_map(|e| e.pending.as_deref().cloned())
+            .collect()
+    }
+
+    /// Records API change events `ids` as handed on: their ids stay (the latest
+    /// [`CHANGE_EVENTS`] handed on ones), their events go.
+    pub fn handed_on(&mut self, ids: &[EventId]) {
+        for e in &mut self.events {
+            if ids.contains(&e.id) {
+                e.pending = None;
+            }
+        }
+        let done = self.events.iter().filter(|e| e.pending.is_none()).count();
+        let mut excess = done.saturating_sub(CHANGE_EVENTS);
+        self.events.retain(|e| {
+            let drop = excess > 0 && e.pending.is_none();
+            if drop {
+                excess -= 1;
+            }
+            !drop
+        });
+    }
+}
+
+/// Makes `c` handled by `transfer`'s agent and team from `at` (replacing who handled it), and
+/// answers a pending hand-off: how the API and the provider's hand-over protocol both assign.
+pub fn assign(c: &mut Conversation, transfer: &Transfer, at: DateTime<Utc>) {
+    c.assignee = Some(Assignee {
+        agent_id: transfer.to_agent.clone(),
+        team_id: transfer.to_team.clone(),
+        assigned_at: Some(at),
+    });
+    c.handoff = None;
+}
+
+/// Records that a hand-off to a human was asked for at `at` (replacing an earlier request).
+pub fn request_handoff(c: &mut Conversation, handoff: &Handoff, at: DateTime<Utc>) {
+    c.handoff = Some(Handoff {
+        requested_at: handoff.requested_at.or(Some(at)),
+        ..handoff.clone()
+    });
 }
 
 /// One message as [`Conversations::record_activity`] sees it.
@@ -436,6 +521,7 @@ impl Conversations {
                 ended_before: ended.as_ref().map(|d| d.conversation.id),
                 ended_by: None,
                 applied: vec![mark.clone()],
+                events: Vec::new(),
             };
             let conv_key = format!("conv#{id}");
             let entry = active_entry(&stored.conversation);
@@ -552,13 +638,31 @@ impl Conversations {
         now: DateTime<Utc>,
         change: impl Fn(&mut ConversationDoc),
     ) -> Result<Option<ConversationDoc>, StateError> {
+        self.try_update_conversation(id, now, |d| {
+            change(d);
+            true
+        })
+        .await
+    }
+
+    /// Like [`Conversations::update_conversation`], but `change` decides from what it finds
+    /// whether to write (`false`: nothing to change, e.g. a replay that finds its own mark);
+    /// the conversation as found or as written. `change` runs again on each round.
+    pub async fn try_update_conversation(
+        &self,
+        id: ConversationId,
+        now: DateTime<Utc>,
+        mut change: impl FnMut(&mut ConversationDoc) -> bool,
+    ) -> Result<Option<ConversationDoc>, StateError> {
         let conv_key = format!("conv#{id}");
         for _ in 0..ROUNDS {
             let Some(doc) = self.docs.get(&conv_key, now).await? else {
                 return Ok(None);
             };
             let mut stored: ConversationDoc = decode(&conv_key, &doc)?;
-            change(&mut stored);
+            if !change(&mut stored) {
+                return Ok(Some(stored));
+            }
             let entry = index_entry(&stored);
             let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
             if save(self.docs.as_ref(), &conv_key, &stored, write).await? {
