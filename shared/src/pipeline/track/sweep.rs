@@ -214,7 +214,16 @@ impl Sweep {
         if ended.is_empty() {
             return Ok(0);
         }
-        let events: Vec<InboundEvent> = ended.iter().map(|d| ended_event(d, now)).collect();
+        // A transfer or hand-off whose request died before handing its event on left it in the
+        // conversation: it goes out first, then the end.
+        let events: Vec<InboundEvent> = ended
+            .iter()
+            .flat_map(|d| {
+                let mut events = d.pending_events();
+                events.push(ended_event(d, now));
+                events
+            })
+            .collect();
         self.sink.emit(&events, now).await?;
         for doc in ended {
             self.conversations

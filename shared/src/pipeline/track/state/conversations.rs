@@ -621,6 +621,14 @@ impl Conversations {
             };
             let mut stored: ConversationDoc = decode(&conv_key, &doc)?;
             stored.ended_handed_off = true;
+            // The sweep hands on the API changes' events left pending with the `ended` one.
+            let pending: Vec<EventId> = stored
+                .events
+                .iter()
+                .filter(|e| e.pending.is_some())
+                .map(|e| e.id)
+                .collect();
+            stored.handed_on(&pending);
             let entry = index_entry(&stored);
             let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
             if save(self.docs.as_ref(), &conv_key, &stored, write).await? {
