@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 
 use self::state::{
     Activity, ContactChange, ConversationKey, MessageActivity, State, StateError, StatusChange,
-    message_summary,
+    Upserted, message_summary,
 };
 use crate::ids::EventId;
 use crate::model::{
@@ -497,7 +497,6 @@ impl Track {
             .group_id
             .clone()
             .or(contact.key().map(str::to_owned));
-        let conversation_key = ConversationKey::new(&source, customer.as_deref());
         let at = event
             .occurred_at
             .unwrap_or(event.received_at)
@@ -521,12 +520,21 @@ impl Track {
                 } => conversation_id,
             };
             let mut out = Vec::new();
+            let mut known = None;
             if let Some(customer) = &customer
                 && message.group_id.is_none()
-                && let Some(change) = self.contact_event(&event, customer, &contact, now).await?
             {
-                out.push(change);
+                let (change, upserted) =
+                    self.contact_event(&event, customer, &contact, now).await?;
+                out.extend(change);
+                known = Some(upserted);
             }
+            let conversation_key = conversation_key(
+                &source,
+                message.group_id.as_deref(),
+                customer.as_deref(),
+                known.as_ref(),
+            );
             event.data.conversation = match conversation_id {
                 Some(id) => self
                     .state
@@ -544,14 +552,18 @@ impl Track {
         }
 
         let mut out = Vec::new();
-        if let Some(customer) = &customer
-            && let Some(change) = self
-                .contact_event(&event, contact.key().unwrap_or(customer), &contact, now)
-                .await?
-        {
-            out.push(change);
+        let mut known = None;
+        if let Some(customer) = &customer {
+            let (change, upserted) = self.contact_event(&event, customer, &contact, now).await?;
+            out.extend(change);
+            known = Some(upserted);
         }
-        let Some(conversation_key) = conversation_key else {
+        let Some(conversation_key) = conversation_key(
+            &source,
+            message.group_id.as_deref(),
+            customer.as_deref(),
+            known.as_ref(),
+        ) else {
             out.push(event);
             return Ok(Some(out));
         };
@@ -568,6 +580,10 @@ impl Track {
                 &source,
                 MessageActivity {
                     contact: &contact,
+                    customer: known
+                        .as_ref()
+                        .filter(|_| message.group_id.is_none())
+                        .map(|u| u.change.contact()),
                     summary: &summary,
                     at,
                 },
@@ -613,45 +629,60 @@ impl Track {
         Ok(Some(out))
     }
 
-    /// `whatsapp.contact.created|updated` for the customer of `event`, if their profile is new.
+    /// The contact of the customer of `event` (`customer` names them when its profile has no
+    /// id) with its primary key, and `whatsapp.contact.created|updated` if it is new or changed
+    /// (an update lists each changed field).
     async fn contact_event(
         &self,
         event: &InboundEvent,
         customer: &str,
         profile: &crate::model::ContactProfile,
         now: DateTime<Utc>,
-    ) -> Result<Option<InboundEvent>, TrackError> {
-        let (event_type, body) = match self
+    ) -> Result<(Option<InboundEvent>, Upserted), TrackError> {
+        let upserted = self
             .state
             .contacts
-            .upsert_contact(&event.data.source, customer, profile, &event.dedup_key, now)
-            .await?
-        {
-            ContactChange::Unchanged(_) => return Ok(None),
+            .upsert(&event.data.source, customer, profile, &event.dedup_key, now)
+            .await?;
+        let (event_type, body) = match &upserted.change {
+            ContactChange::Unchanged(_) => return Ok((None, upserted)),
             ContactChange::Created(contact) => (
                 EventType::ContactCreated,
                 ContactBody {
-                    contact,
+                    contact: contact.clone(),
                     previous: None,
                     changes: Vec::new(),
                 },
             ),
-            ContactChange::Updated { contact, previous } => (
+            ContactChange::Updated {
+                contact,
+                previous,
+                changes,
+            } => (
                 EventType::ContactUpdated,
                 ContactBody {
-                    contact,
-                    previous: Some(previous),
-                    changes: Vec::new(),
+                    contact: contact.clone(),
+                    previous: Some(previous.clone()),
+                    changes: changes.clone(),
                 },
             ),
         };
-        Ok(Some(derived(
-            event,
-            event_type,
-            None,
-            EventBody::Contact(body),
-            now,
-        )))
+        let change = derived(event, event_type, None, EventBody::Contact(body), now);
+        Ok((Some(change), upserted))
+    }
+}
+
+/// The conversation key of an item: its group's, else its customer contact's primary key (the
+/// same whichever id the provider used this time), else the id it carried.
+fn conversation_key(
+    source: &crate::model::SourceInfo,
+    group_id: Option<&str>,
+    customer: Option<&str>,
+    contact: Option<&Upserted>,
+) -> Option<ConversationKey> {
+    match group_id {
+        Some(group) => ConversationKey::new(source, Some(group)),
+        None => ConversationKey::new(source, contact.map(|u| u.primary_key.as_str()).or(customer)),
     }
 }
 
@@ -690,6 +721,8 @@ fn conversation_event(
     e
 }
 
+#[cfg(test)]
+mod contact_tests;
 #[cfg(test)]
 mod replay_tests;
 #[cfg(test)]
