@@ -548,6 +548,14 @@ impl Contacts {
         now: DateTime<Utc>,
     ) -> Result<Upserted, StateError> {
         let sid = source.id.as_str();
+        // A number is kept as digits however the provider spelled it.
+        let profile = &ContactProfile {
+            wa_id: profile
+                .wa_id
+                .as_deref()
+                .map(|w| phone_digits(w).unwrap_or_else(|| w.to_owned())),
+            ..profile.clone()
+        };
         let keys = customer_keys(profile, Some(customer));
         let Some(primary) = keys.first() else {
             return Err(StateError::Corrupt {
