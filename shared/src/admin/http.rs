@@ -35,6 +35,7 @@ pub(super) fn routes() -> Routes {
         .merge(super::test_send::routes())
         .merge(super::deliveries::routes())
         .merge(super::conversations::routes())
+        .merge(super::contacts::routes())
         .merge(super::audit::routes())
 }
 

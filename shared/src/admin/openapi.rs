@@ -21,6 +21,7 @@ use utoipa::openapi::{
 use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::audit::{AuditEntry, AuditPage};
+use super::contacts::{ContactPage, ContactView, UpdateContact};
 use super::conversations::ConversationPage;
 use super::deliveries::DeliveryPage;
 use super::endpoints::EndpointPage;
@@ -100,6 +101,9 @@ documented!(Deserialize:
     CreateEndpoint, UpdateEndpoint, RotateSecret, TestDelivery, RedriveRequest, CloseConversation,
     TransferConversation, SetLabels, SetNotes,
 );
+
+documented!(Serialize: ContactView, ContactPage);
+documented!(Deserialize: UpdateContact);
 
 /// `Idempotency-Key`, which every POST takes.
 #[derive(Debug, Clone, Copy)]

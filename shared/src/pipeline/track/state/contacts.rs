@@ -359,7 +359,8 @@ pub struct ContactFilter {
 }
 
 impl ContactFilter {
-    fn keeps(&self, r: &Resolved) -> bool {
+    /// Whether `r` passes every filter given.
+    pub fn keeps(&self, r: &Resolved) -> bool {
         let c = &r.contact;
         let source = r.source.as_ref().map(|s| s.id.as_str());
         self.source_id.as_deref().is_none_or(|s| source == Some(s))
