@@ -129,7 +129,7 @@ fn both() -> ContactProfile {
 
 /// Processes `e` and returns what it handed on (lifecycle events first).
 async fn step(w: &World, e: InboundEvent, t: i64) -> Vec<InboundEvent> {
-    w.track.process(e, at(t)).await.unwrap();
+    Box::pin(w.track.process(e, at(t))).await.unwrap();
     let mut out: Vec<InboundEvent> = Vec::new();
     for q in [&w.outbound, &w.buffer] {
         let events: Vec<InboundEvent> = receive_all(
@@ -356,7 +356,7 @@ async fn merge_run(fault: Option<(u64, Fault)>) -> (Vec<(EventType, String, Valu
 
 #[tokio::test]
 async fn a_merge_hands_on_the_same_events_whichever_call_fails_cleanly_or_ambiguously() {
-    let (expected, calls) = merge_run(None).await;
+    let (expected, calls) = Box::pin(merge_run(None)).await;
     assert_eq!(
         expected.iter().map(|e| e.0).collect::<Vec<_>>(),
         [EventType::ContactUpdated, EventType::MessageReceived]
@@ -364,7 +364,7 @@ async fn a_merge_hands_on_the_same_events_whichever_call_fails_cleanly_or_ambigu
     assert!(calls > 5, "{calls}");
     for k in 1..=calls {
         for fault in [Fault::Clean, Fault::Ambiguous] {
-            let (got, _) = merge_run(Some((k, fault))).await;
+            let (got, _) = Box::pin(merge_run(Some((k, fault)))).await;
             assert_eq!(got, expected, "call {k} of {calls} failing {fault:?}");
         }
     }

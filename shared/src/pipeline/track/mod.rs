@@ -525,15 +525,15 @@ impl Track {
                 && message.group_id.is_none()
             {
                 let (change, upserted) =
-                    self.contact_event(&event, customer, &contact, now).await?;
+                    Box::pin(self.contact_event(&event, customer, &contact, now)).await?;
                 out.extend(change);
-                known = Some(upserted);
+                known = Some(Box::new(upserted));
             }
             let conversation_key = conversation_key(
                 &source,
                 message.group_id.as_deref(),
                 customer.as_deref(),
-                known.as_ref(),
+                known.as_deref(),
             );
             event.data.conversation = match conversation_id {
                 Some(id) => self
@@ -554,15 +554,16 @@ impl Track {
         let mut out = Vec::new();
         let mut known = None;
         if let Some(customer) = &customer {
-            let (change, upserted) = self.contact_event(&event, customer, &contact, now).await?;
+            let (change, upserted) =
+                Box::pin(self.contact_event(&event, customer, &contact, now)).await?;
             out.extend(change);
-            known = Some(upserted);
+            known = Some(Box::new(upserted));
         }
         let Some(conversation_key) = conversation_key(
             &source,
             message.group_id.as_deref(),
             customer.as_deref(),
-            known.as_ref(),
+            known.as_deref(),
         ) else {
             out.push(event);
             return Ok(Some(out));

@@ -584,18 +584,17 @@ impl Contacts {
                     }
                 }
             }
+            // Boxed: each is a large future, and track's item future holds this one.
             let done = match (live.pop(), live.pop()) {
                 (None, _) => {
-                    self.create(source, primary, &keys, profile, by, now)
-                        .await?
+                    Box::pin(self.create(source, primary, &keys, profile, by, now)).await?
                 }
                 (Some((found, under)), None) => {
-                    self.update(source, found, &under, &unclaimed, profile, by, now)
+                    Box::pin(self.update(source, found, &under, &unclaimed, profile, by, now))
                         .await?
                 }
                 (Some((b, _)), Some((a, _))) => {
-                    self.merge(source, [a, b], &unclaimed, profile, by, now)
-                        .await?
+                    Box::pin(self.merge(source, [a, b], &unclaimed, profile, by, now)).await?
                 }
             };
             if let Some(done) = done {
