@@ -9,6 +9,7 @@
 
 mod admin_events;
 mod cli;
+mod contacts_moto;
 mod contract;
 mod deliver_http;
 mod e2e;

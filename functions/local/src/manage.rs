@@ -1,5 +1,5 @@
 //! The `wagate` commands that talk to a gateway's management API (`/v1`), local or deployed:
-//! `endpoints`, `deliveries`, `dlq`, `conversations`, `audit`. Each prints the API's JSON answer
+//! `endpoints`, `deliveries`, `dlq`, `conversations`, `contacts`, `audit`. Each prints the API's JSON answer
 //! (pretty) on stdout; an error answer goes to stderr as `status code: message` with a non-zero
 //! exit.
 
@@ -218,6 +218,104 @@ pub enum ConversationCommand {
     },
 }
 
+/// `wagate contacts …`
+#[derive(Debug, Subcommand, Clone)]
+pub enum ContactCommand {
+    /// List contacts, newest first, or find one.
+    List {
+        /// Only this source's (with --phone, --user-id or --external-id: a direct look-up).
+        #[arg(long)]
+        source_id: Option<String>,
+        /// The contact with this phone number, written any way (`+1 555 000 1111`,
+        /// `15550001111@c.us`).
+        #[arg(long)]
+        phone: Option<String>,
+        /// The contact with this user id (Meta business-scoped user id, WAHA `…@lid`).
+        #[arg(long)]
+        user_id: Option<String>,
+        /// The contact with this external id.
+        #[arg(long)]
+        external_id: Option<String>,
+        /// Only contacts with this tag.
+        #[arg(long)]
+        tag: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+    /// One contact (a merged contact's id shows the contact it was merged into).
+    Get { id: String },
+    /// Change a contact's tags, stage, custom fields or external id (`contact.updated`).
+    Update(ContactUpdate),
+}
+
+/// `wagate contacts update`: only what is given changes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ContactUpdate {
+    pub id: String,
+    /// The tags, comma-separated, replacing the current ones.
+    #[arg(long, value_delimiter = ',', conflicts_with = "clear_tags")]
+    pub tags: Option<Vec<String>>,
+    /// Remove every tag.
+    #[arg(long)]
+    pub clear_tags: bool,
+    /// The lifecycle stage.
+    #[arg(long, conflicts_with = "clear_stage")]
+    pub stage: Option<String>,
+    /// Remove the stage.
+    #[arg(long)]
+    pub clear_stage: bool,
+    /// A custom field, `name=value` (a value that is JSON is taken as JSON, else as text);
+    /// repeatable.
+    #[arg(long = "field", value_name = "NAME=VALUE")]
+    pub fields: Vec<String>,
+    /// Remove a custom field; repeatable.
+    #[arg(long = "unset-field", value_name = "NAME")]
+    pub unset_fields: Vec<String>,
+    /// Your own id for the customer (unique per source).
+    #[arg(long, conflicts_with = "clear_external_id")]
+    pub external_id: Option<String>,
+    /// Remove the external id.
+    #[arg(long)]
+    pub clear_external_id: bool,
+}
+
+impl ContactUpdate {
+    /// The `PATCH /v1/contacts/{id}` body.
+    pub fn body(&self) -> anyhow::Result<Value> {
+        let mut body = serde_json::Map::new();
+        if self.clear_tags {
+            body.insert("tags".into(), json!([]));
+        } else if let Some(tags) = &self.tags {
+            body.insert("tags".into(), json!(tags));
+        }
+        if self.clear_stage {
+            body.insert("stage".into(), Value::Null);
+        } else if let Some(stage) = &self.stage {
+            body.insert("stage".into(), json!(stage));
+        }
+        let mut fields = serde_json::Map::new();
+        for f in &self.fields {
+            let (name, value) = f
+                .split_once('=')
+                .with_context(|| format!("--field {f}: expected NAME=VALUE"))?;
+            let value = serde_json::from_str(value).unwrap_or_else(|_| json!(value));
+            fields.insert(name.to_owned(), value);
+        }
+        for name in &self.unset_fields {
+            fields.insert(name.clone(), Value::Null);
+        }
+        if !fields.is_empty() {
+            body.insert("custom_fields".into(), Value::Object(fields));
+        }
+        if self.clear_external_id {
+            body.insert("external_id".into(), Value::Null);
+        } else if let Some(id) = &self.external_id {
+            body.insert("external_id".into(), json!(id));
+        }
+        Ok(Value::Object(body))
+    }
+}
+
 /// The management commands.
 #[derive(Debug, Subcommand, Clone)]
 pub enum ManageCommand {
@@ -249,6 +347,13 @@ pub enum ManageCommand {
         #[command(subcommand)]
         command: ConversationCommand,
     },
+    /// Contacts: one per customer, with tags, stage, custom fields and your own id.
+    Contacts {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: ContactCommand,
+    },
     /// The management API's audit trail, newest first.
     Audit {
         #[command(flatten)]
@@ -271,6 +376,7 @@ impl ManageCommand {
             | Self::Deliveries { api, .. }
             | Self::Dlq { api, .. }
             | Self::Conversations { api, .. }
+            | Self::Contacts { api, .. }
             | Self::Audit { api, .. } => api,
         }
     }
@@ -477,6 +583,33 @@ pub async fn run(command: &ManageCommand) -> anyhow::Result<Value> {
                 c.call(Method::PUT, &path, &[], Some(&body)).await
             }
         },
+        ManageCommand::Contacts { command, .. } => match command {
+            ContactCommand::List {
+                source_id,
+                phone,
+                user_id,
+                external_id,
+                tag,
+                paging,
+            } => {
+                let mut q = paging.query();
+                push(&mut q, "source_id", source_id.as_ref());
+                push(&mut q, "phone", phone.as_ref());
+                push(&mut q, "user_id", user_id.as_ref());
+                push(&mut q, "external_id", external_id.as_ref());
+                push(&mut q, "tag", tag.as_ref());
+                c.list("/v1/contacts", q, paging.all).await
+            }
+            ContactCommand::Get { id } => {
+                let path = format!("/v1/contacts/{}", segment(id)?);
+                c.call(Method::GET, &path, &[], None).await
+            }
+            ContactCommand::Update(update) => {
+                let path = format!("/v1/contacts/{}", segment(&update.id)?);
+                let body = update.body()?;
+                c.call(Method::PATCH, &path, &[], Some(&body)).await
+            }
+        },
         ManageCommand::Audit {
             target,
             action,
@@ -488,5 +621,80 @@ pub async fn run(command: &ManageCommand) -> anyhow::Result<Value> {
             push(&mut q, "action", action.as_ref());
             c.list("/v1/audit", q, paging.all).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: ManageCommand,
+    }
+
+    fn update(args: &[&str]) -> Value {
+        let cli = Cli::try_parse_from(["wagate", "contacts", "update"].iter().chain(args)).unwrap();
+        match cli.command {
+            ManageCommand::Contacts {
+                command: ContactCommand::Update(u),
+                ..
+            } => u.body().unwrap(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn contacts_update_sends_only_what_it_is_given() {
+        assert_eq!(update(&["ctc_1"]), json!({}));
+        assert_eq!(
+            update(&[
+                "ctc_1",
+                "--tags",
+                "vip,new",
+                "--stage",
+                "lead",
+                "--field",
+                "plan=gold",
+                "--field",
+                "seats=3",
+                "--field",
+                r#"address={"city":"Lisbon"}"#,
+                "--unset-field",
+                "old",
+                "--external-id",
+                "crm-1",
+            ]),
+            json!({
+                "tags": ["vip", "new"],
+                "stage": "lead",
+                "custom_fields": {"plan": "gold", "seats": 3, "address": {"city": "Lisbon"}, "old": null},
+                "external_id": "crm-1",
+            })
+        );
+        assert_eq!(
+            update(&[
+                "ctc_1",
+                "--clear-tags",
+                "--clear-stage",
+                "--clear-external-id"
+            ]),
+            json!({"tags": [], "stage": null, "external_id": null})
+        );
+        assert!(
+            Cli::try_parse_from([
+                "wagate",
+                "contacts",
+                "update",
+                "x",
+                "--stage",
+                "a",
+                "--clear-stage"
+            ])
+            .is_err()
+        );
     }
 }

@@ -8,6 +8,8 @@
 //! `IntoResponse`), opaque cursors, `Idempotency-Key` replay, the audit trail, and the routes.
 //! Must not: know about Lambda or sockets.
 
+mod contacts;
+pub use contacts::{ContactView, UpdateContact};
 mod conversations;
 pub use conversations::NOTES_MAX_BYTES;
 mod audit;

@@ -22,6 +22,7 @@ use utoipa::{IntoParams, IntoResponses, ToSchema};
 
 use super::audit::{AuditEntry, AuditPage};
 use super::campaigns::{CampaignPage, CreateCampaign};
+use super::contacts::{ContactPage, ContactView, UpdateContact};
 use super::conversations::{ConversationPage, HandoffRequested, RequestHandoff};
 use super::deliveries::DeliveryPage;
 use super::endpoints::EndpointPage;
@@ -102,6 +103,9 @@ documented!(Deserialize:
     CreateEndpoint, UpdateEndpoint, RotateSecret, TestDelivery, RedriveRequest, CloseConversation,
     TransferConversation, SetLabels, SetNotes, CreateCampaign, RequestHandoff,
 );
+
+documented!(Serialize: ContactView, ContactPage);
+documented!(Deserialize: UpdateContact);
 
 /// `Idempotency-Key`, which every POST takes.
 #[derive(Debug, Clone, Copy)]

@@ -29,7 +29,7 @@ use chrono::{DateTime, Utc};
 
 use self::state::{
     Activity, ContactChange, ConversationKey, MessageActivity, OutboundRecord, State, StateError,
-    StatusChange, message_summary,
+    StatusChange, Upserted, message_summary,
 };
 use crate::ids::EventId;
 use crate::model::{
@@ -509,7 +509,6 @@ impl Track {
             .group_id
             .clone()
             .or(contact.key().map(str::to_owned));
-        let conversation_key = ConversationKey::new(&source, customer.as_deref());
         let at = event
             .occurred_at
             .unwrap_or(event.received_at)
@@ -561,12 +560,21 @@ impl Track {
                 enrich(&mut body.message, outbound.as_ref());
             }
             let mut out = Vec::new();
+            let mut known = None;
             if let Some(customer) = &customer
                 && message.group_id.is_none()
-                && let Some(change) = self.contact_event(&event, customer, &contact, now).await?
             {
-                out.push(change);
+                let (change, upserted) =
+                    Box::pin(self.contact_event(&event, customer, &contact, now)).await?;
+                out.extend(change);
+                known = Some(Box::new(upserted));
             }
+            let conversation_key = conversation_key(
+                &source,
+                message.group_id.as_deref(),
+                customer.as_deref(),
+                known.as_deref(),
+            );
             event.data.conversation = self
                 .conversation_of(conversation_id, conversation_key.as_ref(), now)
                 .await?;
@@ -575,13 +583,19 @@ impl Track {
         }
 
         let mut out = Vec::new();
-        if let Some(customer) = &customer
-            && let Some(change) = self
-                .contact_event(&event, contact.key().unwrap_or(customer), &contact, now)
-                .await?
-        {
-            out.push(change);
+        let mut known = None;
+        if let Some(customer) = &customer {
+            let (change, upserted) =
+                Box::pin(self.contact_event(&event, customer, &contact, now)).await?;
+            out.extend(change);
+            known = Some(Box::new(upserted));
         }
+        let conversation_key = conversation_key(
+            &source,
+            message.group_id.as_deref(),
+            customer.as_deref(),
+            known.as_deref(),
+        );
         let outbound = message.direction == crate::model::Direction::Outbound;
         if outbound
             && let Some((record, conversation_id)) = self
@@ -628,6 +642,10 @@ impl Track {
                 &source,
                 MessageActivity {
                     contact: &contact,
+                    customer: known
+                        .as_ref()
+                        .filter(|_| message.group_id.is_none())
+                        .map(|u| u.change.contact()),
                     summary: &summary,
                     at,
                 },
@@ -775,45 +793,60 @@ impl Track {
         Ok(vec![event])
     }
 
-    /// `whatsapp.contact.created|updated` for the customer of `event`, if their profile is new.
+    /// The contact of the customer of `event` (`customer` names them when its profile has no
+    /// id) with its primary key, and `whatsapp.contact.created|updated` if it is new or changed
+    /// (an update lists each changed field).
     async fn contact_event(
         &self,
         event: &InboundEvent,
         customer: &str,
         profile: &crate::model::ContactProfile,
         now: DateTime<Utc>,
-    ) -> Result<Option<InboundEvent>, TrackError> {
-        let (event_type, body) = match self
+    ) -> Result<(Option<InboundEvent>, Upserted), TrackError> {
+        let upserted = self
             .state
             .contacts
-            .upsert_contact(&event.data.source, customer, profile, &event.dedup_key, now)
-            .await?
-        {
-            ContactChange::Unchanged(_) => return Ok(None),
+            .upsert(&event.data.source, customer, profile, &event.dedup_key, now)
+            .await?;
+        let (event_type, body) = match &upserted.change {
+            ContactChange::Unchanged(_) => return Ok((None, upserted)),
             ContactChange::Created(contact) => (
                 EventType::ContactCreated,
                 ContactBody {
-                    contact,
+                    contact: contact.clone(),
                     previous: None,
                     changes: Vec::new(),
                 },
             ),
-            ContactChange::Updated { contact, previous } => (
+            ContactChange::Updated {
+                contact,
+                previous,
+                changes,
+            } => (
                 EventType::ContactUpdated,
                 ContactBody {
-                    contact,
-                    previous: Some(previous),
-                    changes: Vec::new(),
+                    contact: contact.clone(),
+                    previous: Some(previous.clone()),
+                    changes: changes.clone(),
                 },
             ),
         };
-        Ok(Some(derived(
-            event,
-            event_type,
-            None,
-            EventBody::Contact(body),
-            now,
-        )))
+        let change = derived(event, event_type, None, EventBody::Contact(body), now);
+        Ok((Some(change), upserted))
+    }
+}
+
+/// The conversation key of an item: its group's, else its customer contact's primary key (the
+/// same whichever id the provider used this time), else the id it carried.
+fn conversation_key(
+    source: &crate::model::SourceInfo,
+    group_id: Option<&str>,
+    customer: Option<&str>,
+    contact: Option<&Upserted>,
+) -> Option<ConversationKey> {
+    match group_id {
+        Some(group) => ConversationKey::new(source, Some(group)),
+        None => ConversationKey::new(source, contact.map(|u| u.primary_key.as_str()).or(customer)),
     }
 }
 
@@ -897,6 +930,8 @@ pub fn conversation_event(
 
 #[cfg(test)]
 mod campaign_tests;
+#[cfg(test)]
+mod contact_tests;
 #[cfg(test)]
 mod handover_tests;
 #[cfg(test)]

@@ -18,8 +18,8 @@ use sha2::{Digest, Sha256};
 use super::common::{ROUNDS, StateError, after, decode, remember, save};
 use crate::ids::{ConversationId, EventId};
 use crate::model::{
-    Assignee, ContactProfile, Conversation, ConversationStatus, Direction, EndReason, Handoff,
-    InboundEvent, MessageSummary, SourceInfo, Transfer,
+    Assignee, Contact, ContactProfile, Conversation, ConversationStatus, Direction, EndReason,
+    Handoff, InboundEvent, MessageSummary, SourceInfo, Transfer,
 };
 use crate::ports::{DocumentStore, DocumentWrite, IndexEntry, Versioned};
 
@@ -263,6 +263,9 @@ pub fn request_handoff(c: &mut Conversation, handoff: &Handoff, at: DateTime<Utc
 pub struct MessageActivity<'a> {
     /// The customer's profile from the message.
     pub contact: &'a ContactProfile,
+    /// The customer's contact, when tracked (not for groups): its id and external id go on the
+    /// conversation.
+    pub customer: Option<&'a Contact>,
     /// The message's context line.
     pub summary: &'a MessageSummary,
     /// When it happened.
@@ -403,6 +406,7 @@ impl Conversations {
     ) -> Result<Activity, StateError> {
         let MessageActivity {
             contact,
+            customer,
             summary,
             at,
         } = message;
@@ -439,7 +443,7 @@ impl Conversations {
                         }
                         let open = stored.conversation.status == ConversationStatus::Active;
                         if open && after(stored.conversation.last_active_at, idle) > at {
-                            self.touch(&mut stored.conversation, contact, summary, at);
+                            self.touch(&mut stored.conversation, (contact, customer), summary, at);
                             remember(&mut stored.applied, mark.clone(), APPLIED);
                             let entry = active_entry(&stored.conversation);
                             let write = DocumentWrite::new(Some(doc.version), now).indexed(&entry);
@@ -510,7 +514,7 @@ impl Conversations {
                 source.business_id.clone().unwrap_or_default(),
                 at,
             );
-            self.touch(&mut conversation, contact, summary, at);
+            self.touch(&mut conversation, (contact, customer), summary, at);
             let stored = ConversationDoc {
                 key: key.as_str().to_owned(),
                 source: source.clone(),
@@ -763,11 +767,15 @@ impl Conversations {
     fn touch(
         &self,
         c: &mut Conversation,
-        contact: &ContactProfile,
+        (contact, customer): (&ContactProfile, Option<&Contact>),
         summary: &MessageSummary,
         at: DateTime<Utc>,
     ) {
         c.last_active_at = c.last_active_at.max(at);
+        if let Some(customer) = customer {
+            c.contact_id = Some(customer.id.clone());
+            c.external_id.clone_from(&customer.external_id);
+        }
         c.contact = ContactProfile {
             wa_id: contact.wa_id.clone().or(c.contact.wa_id.take()),
             user_id: contact.user_id.clone().or(c.contact.user_id.take()),

@@ -5,7 +5,9 @@
 //! track stage holds all three in a [`State`].
 //!
 //! Document keys: `msg#{source}#{message id}` (status and conversation of one message),
-//! `contact#{contact id}`, `conv-active#{conversation key}` (pointer to the open conversation),
+//! `contact#{contact id}` (indexed in `contacts`), `contact-key#{source}#{wa:…|user:…}` (which
+//! contact has a customer id), `contact-ext#{source}#{external id}` (which contact has an
+//! external id), `conv-active#{conversation key}` (pointer to the open conversation),
 //! `conv#{conversation id}` (the conversation; indexed in `conv-active` by last activity while
 //! open, in `conv-ending` while its `ended` event is being handed off).
 //!
@@ -28,7 +30,11 @@ use crate::ports::DocumentStore;
 
 pub use self::campaigns::{CampaignDoc, Campaigns, Counted};
 pub use self::common::StateError;
-pub use self::contacts::{ContactChange, Contacts, contact_id};
+pub use self::contacts::{
+    CONTACT_SHARDS, CONTACTS, CUSTOM_FIELDS_MAX_BYTES, ContactChange, ContactFilter, ContactPage,
+    ContactPatch, Contacts, CustomerKey, PatchError, Patched, PendingEvent, Resolved, Upserted,
+    contact_changes, contact_id, customer_keys, is_contact_id, phone_digits,
+};
 pub use self::conversations::{
     ACTIVE, Activity, CONVERSATION_SHARDS, ConversationDoc, ConversationKey, ConversationPage,
     ConversationSettings, Conversations, DueConversations, ENDED, ENDING, MessageActivity,
