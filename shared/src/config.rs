@@ -327,8 +327,8 @@ mod tests {
                 "`send.base_url` is required",
             ),
             (
-                r#"[{"id":"w","provider":"waha","secrets":"x","send":{"base_url":"http://w","api_key":"tok-s3cret\n"}}]"#,
-                "",
+                r#"[{"id":"w","provider":"waha","secrets":"x","send":{"base_url":"http://w","api_key":"tok\ns3cret"}}]"#,
+                "`send.api_key` must be visible ASCII",
             ),
             (
                 r#"[{"id":"w","provider":"waha","secrets":"x","send":{"base_url":"http://w","access_token":"tok-s3cret"}}]"#,
