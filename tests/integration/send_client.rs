@@ -260,7 +260,8 @@ fn waha(
         "/api/startTyping",
     ];
     let is_put = path == "/api/reaction" && method == Method::PUT;
-    if !is_put && !(method == Method::POST && known.contains(&path)) {
+    let known_post = method == Method::POST && known.contains(&path);
+    if !(is_put || known_post) {
         return json_response(
             404,
             &json!({"statusCode": 404, "message": format!("Cannot {method} {path}")}),
@@ -318,8 +319,11 @@ fn make_sender(timeout: Duration) -> (Sender, Arc<Mutex<Vec<Duration>>>) {
 
 fn message(v: Value) -> SendMessage {
     let mut base = json!({"source_id": "meta-main", "to": "+1 555 123 4567"});
-    for (k, val) in v.as_object().unwrap() {
-        base[k] = val.clone();
+    let Value::Object(v) = v else {
+        panic!("an object")
+    };
+    for (k, val) in v {
+        base[k] = val;
     }
     serde_json::from_value(base).unwrap()
 }

@@ -62,7 +62,7 @@ pub enum SendError {
     #[error("{}", .failure.message)]
     Provider {
         /// The classified answer.
-        failure: ProviderFailure,
+        failure: Box<ProviderFailure>,
         /// Calls made.
         attempts: u32,
     },
@@ -267,7 +267,7 @@ mod tests {
     #[test]
     fn each_error_knows_its_status_code_and_retryability() {
         let provider = |retryable| SendError::Provider {
-            failure: ProviderFailure {
+            failure: Box::new(ProviderFailure {
                 status: 429,
                 code: "rate_limited",
                 message: "rate limited".into(),
@@ -277,7 +277,7 @@ mod tests {
                 trace_id: Some("A1".into()),
                 retryable,
                 retry_after: Some(Duration::from_secs(2)),
-            },
+            }),
             attempts: 3,
         };
         let cases: Vec<(SendError, u16, &str, bool)> = vec![

@@ -393,7 +393,7 @@ pub(super) fn classify<T>(
         provider_status: answer.status,
         provider_code: code,
         provider_details,
-        trace_id: text("fbtrace_id").map(|t| scrub(t)),
+        trace_id: text("fbtrace_id").map(scrub),
         retryable,
         retry_after,
     })
@@ -410,11 +410,11 @@ mod tests {
         m
     }
 
-    fn answer(status: u16, body: Value) -> ApiAnswer {
+    fn answer(status: u16, body: &Value) -> ApiAnswer {
         ApiAnswer {
             status,
             retry_after: None,
-            body: serde_json::to_vec(&body).unwrap(),
+            body: serde_json::to_vec(body).unwrap(),
             truncated: false,
         }
     }
@@ -497,7 +497,7 @@ mod tests {
     fn a_success_answer_yields_id_status_and_resolved_contact() {
         let a = answer(
             200,
-            json!({"messaging_product": "whatsapp",
+            &json!({"messaging_product": "whatsapp",
             "contacts": [{"input": "+15551234567", "wa_id": "15551234567"}],
             "messages": [{"id": "wamid.HBgL", "message_status": "accepted"}]}),
         );
@@ -507,7 +507,7 @@ mod tests {
         assert_eq!(d.message_id.as_deref(), Some("wamid.HBgL"));
         assert_eq!(d.provider_status.as_deref(), Some("accepted"));
         assert_eq!(d.recipient.wa_id.as_deref(), Some("15551234567"));
-        let lost = answer(200, json!({"messages": []}));
+        let lost = answer(200, &json!({"messages": []}));
         assert!(matches!(read_sent(&lost, None), Outcome::Lost(_)));
     }
 
@@ -542,7 +542,7 @@ mod tests {
         for (code, http, status, name, retryable) in cases {
             let a = answer(
                 http,
-                json!({"error": {"message": format!("(#{code}) Title"),
+                &json!({"error": {"message": format!("(#{code}) Title"),
                 "type": "OAuthException", "code": code,
                 "error_data": {"messaging_product": "whatsapp", "details": "to 15551234567"},
                 "fbtrace_id": "AbC"}}),

@@ -319,7 +319,7 @@ impl Sender {
                             );
                             let retryable = failure.retryable;
                             let error = SendError::Provider {
-                                failure,
+                                failure: Box::new(failure),
                                 attempts: attempt,
                             };
                             if !retryable {

@@ -15,8 +15,11 @@ fn parse(v: Value) -> SendMessage {
 
 fn with(extra: Value) -> Value {
     let mut base = json!({"source_id": "meta-main", "to": "+15551234567"});
-    for (k, v) in extra.as_object().unwrap() {
-        base[k] = v.clone();
+    let Value::Object(extra) = extra else {
+        panic!("an object")
+    };
+    for (k, v) in extra {
+        base[k] = v;
     }
     base
 }
