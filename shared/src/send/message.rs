@@ -715,6 +715,13 @@ fn optional_text(field: &str, value: Option<&str>, max: usize) -> Check {
     }
 }
 
+/// A configured source's id form (whether it exists is the caller's lookup).
+fn source_id(value: &str) -> Check {
+    crate::ids::SourceId::parse(value)
+        .map(drop)
+        .map_err(|e| InvalidMessage::new("source_id", e.to_string()))
+}
+
 /// An opaque provider id: printable, no whitespace, at most `max` bytes.
 fn token(field: &str, value: &str, max: usize) -> Check {
     if value.is_empty() || value.len() > max {
@@ -750,6 +757,7 @@ impl SendMessage {
     /// Checks the message against the documented shape and Meta's limits. Provider-specific
     /// refusals (a template through WAHA) come later, from the sender.
     pub fn validate(&self) -> Check {
+        source_id(&self.source_id)?;
         recipient(self.to.as_deref(), self.user_id.as_deref())?;
         if let Some(from) = &self.from {
             token("from", from, 64)?;
@@ -1517,6 +1525,7 @@ fn validate_interactive(i: &SendInteractive) -> Check {
 impl MarkRead {
     /// Checks the ids; the chat, when given, must be a recipient form.
     pub fn validate(&self) -> Check {
+        source_id(&self.source_id)?;
         token("message_id", &self.message_id, limits::MESSAGE_ID)?;
         if let Some(from) = &self.from {
             token("from", from, 64)?;

@@ -244,8 +244,7 @@ pub fn vcard(c: &SendContact) -> String {
     lines.join("\n")
 }
 
-/// The WAHA path and body that send `msg` to `chat` from `session`, and whether repeating the
-/// call is harmless.
+/// The WAHA method, path and body that send `msg` to `chat` from `session`.
 pub fn send_body(
     msg: &SendMessage,
     session: &str,
