@@ -1,12 +1,14 @@
 //! Configuration formats shared by the functions and the local process.
 //!
-//! Owns: the `WAGATE_SOURCES` JSON format. Must not: read the environment (callers pass text).
+//! Owns: the `WAGATE_SOURCES` JSON format, including each source's optional `send` settings.
+//! Must not: read the environment (callers pass text).
 
 use serde::Deserialize;
 
 use crate::ids::SourceId;
 use crate::model::Provider;
 use crate::ports::Source;
+use crate::send::settings::{self, InvalidSetting, MetaSend, SendSettings, WahaSend};
 use crate::signature::Secret;
 
 /// Why the sources configuration is unusable. Messages name the source, never a secret.
@@ -29,6 +31,14 @@ pub enum SourcesError {
     /// Two sources share an id.
     #[error("source id `{0}` is used twice")]
     Duplicate(String),
+    /// A source's `send` settings are unusable.
+    #[error("source `{id}`: {reason}")]
+    Send {
+        /// The source.
+        id: String,
+        /// What is wrong (names the setting, never its value).
+        reason: InvalidSetting,
+    },
 }
 
 /// One or several secrets: a JSON list, or a string of comma-separated values (so a template
@@ -62,10 +72,126 @@ struct SourceSpec {
     secrets: Secrets,
     #[serde(default, alias = "verify_token")]
     verify_tokens: Option<Secrets>,
+    #[serde(default)]
+    send: Option<SendSpec>,
+}
+
+/// A phone number id written as a string or, by mistake, as a JSON number.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Digits {
+    Text(String),
+    Number(u64),
+}
+
+/// `send`: Meta's settings (`access_token`, `phone_number_id`, `graph_url`, `graph_version`) or
+/// WAHA's (`base_url`, `api_key`, `session`, `allow_private_network`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SendSpec {
+    access_token: Option<String>,
+    phone_number_id: Option<Digits>,
+    graph_url: Option<String>,
+    graph_version: Option<String>,
+    base_url: Option<String>,
+    api_key: Option<String>,
+    session: Option<String>,
+    allow_private_network: Option<bool>,
+}
+
+impl SendSpec {
+    fn into_settings(self, provider: Provider) -> Result<SendSettings, InvalidSetting> {
+        let refuse = |field: &'static str, reason: &'static str| InvalidSetting { field, reason };
+        match provider {
+            Provider::Meta => {
+                for (field, given) in [
+                    ("send.base_url", self.base_url.is_some()),
+                    ("send.api_key", self.api_key.is_some()),
+                    ("send.session", self.session.is_some()),
+                    (
+                        "send.allow_private_network",
+                        self.allow_private_network.is_some(),
+                    ),
+                ] {
+                    if given {
+                        return Err(refuse(field, "is a WAHA setting, not a Meta one"));
+                    }
+                }
+                let token = self
+                    .access_token
+                    .ok_or(refuse("send.access_token", "is required"))?;
+                let phone_number_id = match self.phone_number_id {
+                    None => None,
+                    Some(Digits::Number(n)) => Some(n.to_string()),
+                    Some(Digits::Text(t)) => Some(t.trim().to_owned()),
+                };
+                if let Some(id) = &phone_number_id
+                    && !settings::is_phone_number_id(id)
+                {
+                    return Err(refuse("send.phone_number_id", "must be digits"));
+                }
+                Ok(SendSettings::Meta(MetaSend {
+                    access_token: settings::header_secret("send.access_token", &token)?,
+                    phone_number_id,
+                    graph_url: settings::base_url(
+                        "send.graph_url",
+                        self.graph_url
+                            .as_deref()
+                            .unwrap_or(settings::DEFAULT_GRAPH_URL),
+                    )?,
+                    graph_version: settings::graph_version(
+                        self.graph_version
+                            .as_deref()
+                            .unwrap_or(settings::DEFAULT_GRAPH_VERSION),
+                    )?,
+                }))
+            }
+            Provider::Waha => {
+                for (field, given) in [
+                    ("send.access_token", self.access_token.is_some()),
+                    ("send.phone_number_id", self.phone_number_id.is_some()),
+                    ("send.graph_url", self.graph_url.is_some()),
+                    ("send.graph_version", self.graph_version.is_some()),
+                ] {
+                    if given {
+                        return Err(refuse(field, "is a Meta setting, not a WAHA one"));
+                    }
+                }
+                let base = self
+                    .base_url
+                    .ok_or(refuse("send.base_url", "is required"))?;
+                let session = self
+                    .session
+                    .unwrap_or_else(|| settings::DEFAULT_WAHA_SESSION.to_owned());
+                if !settings::is_session_name(&session) {
+                    return Err(refuse(
+                        "send.session",
+                        "must be 1 to 64 characters from A-Z, a-z, 0-9, '_' and '-'",
+                    ));
+                }
+                Ok(SendSettings::Waha(WahaSend {
+                    base_url: settings::base_url("send.base_url", &base)?,
+                    api_key: self
+                        .api_key
+                        .map(|k| settings::header_secret("send.api_key", &k))
+                        .transpose()?,
+                    session,
+                    allow_private_network: self.allow_private_network.unwrap_or(false),
+                }))
+            }
+        }
+    }
 }
 
 /// Parses `[{"id": "meta-main", "provider": "meta", "secrets": ["app-secret"], "verify_token":
 /// "…"}, {"id": "waha-main", "provider": "waha", "secrets": "key1,key2"}]`.
+///
+/// A source may add `send` settings to send messages through it:
+/// Meta `{"access_token": "EAAG…", "phone_number_id": "1234", "graph_url":
+/// "https://graph.facebook.com", "graph_version": "v23.0"}` (the last two optional, the phone
+/// number id optional when every send names its `from`); WAHA `{"base_url":
+/// "http://waha:3000", "api_key": "…", "session": "default", "allow_private_network": false}`
+/// (all but `base_url` optional).
 pub fn parse_sources(json: &str) -> Result<Vec<Source>, SourcesError> {
     let specs: Vec<SourceSpec> = serde_json::from_str(json)?;
     let mut seen = std::collections::HashSet::new();
@@ -86,11 +212,20 @@ pub fn parse_sources(json: &str) -> Result<Vec<Source>, SourcesError> {
             .verify_tokens
             .map(Secrets::into_secrets)
             .unwrap_or_default();
+        let send = spec
+            .send
+            .map(|s| s.into_settings(spec.provider))
+            .transpose()
+            .map_err(|reason| SourcesError::Send {
+                id: spec.id.clone(),
+                reason,
+            })?;
         sources.push(Source {
             id,
             provider: spec.provider,
             secrets,
             verify_tokens,
+            send,
         });
     }
     Ok(sources)
@@ -127,6 +262,88 @@ mod tests {
             .to_string();
         assert!(!e.contains("secret-key-material"), "{e}");
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn reads_meta_send_settings_with_defaults() {
+        let sources = parse_sources(
+            r#"[{"id":"meta-main","provider":"meta","secrets":["a"],
+                 "send":{"access_token":"EAAGtoken","phone_number_id":1234}}]"#,
+        )
+        .unwrap();
+        let Some(SendSettings::Meta(m)) = &sources[0].send else {
+            panic!("{:?}", sources[0].send)
+        };
+        assert_eq!(m.access_token.expose(), b"EAAGtoken");
+        assert_eq!(m.phone_number_id.as_deref(), Some("1234"));
+        assert_eq!(m.graph_url, "https://graph.facebook.com");
+        assert_eq!(m.graph_version, "v23.0");
+        assert!(!format!("{sources:?}").contains("EAAGtoken"));
+    }
+
+    #[test]
+    fn reads_waha_send_settings_with_defaults() {
+        let sources = parse_sources(
+            r#"[{"id":"waha-main","provider":"waha","secrets":"k",
+                 "send":{"base_url":"http://waha:3000/","api_key":"wk","allow_private_network":true}},
+                {"id":"quiet","provider":"waha","secrets":"k"}]"#,
+        )
+        .unwrap();
+        let Some(SendSettings::Waha(w)) = &sources[0].send else {
+            panic!("{:?}", sources[0].send)
+        };
+        assert_eq!(w.base_url, "http://waha:3000");
+        assert_eq!(w.session, "default");
+        assert_eq!(w.api_key.as_ref().map(Secret::expose), Some(&b"wk"[..]));
+        assert!(w.allow_private_network);
+        assert_eq!(sources[1].send, None);
+    }
+
+    #[test]
+    fn send_settings_errors_name_the_setting_never_its_value() {
+        let cases = [
+            (
+                r#"[{"id":"m","provider":"meta","secrets":"x","send":{"phone_number_id":"1"}}]"#,
+                "`send.access_token` is required",
+            ),
+            (
+                r#"[{"id":"m","provider":"meta","secrets":"x","send":{"access_token":"tok-s3cret","base_url":"http://w"}}]"#,
+                "`send.base_url` is a WAHA setting",
+            ),
+            (
+                r#"[{"id":"m","provider":"meta","secrets":"x","send":{"access_token":"tok-s3cret","phone_number_id":"12a"}}]"#,
+                "`send.phone_number_id` must be digits",
+            ),
+            (
+                r#"[{"id":"m","provider":"meta","secrets":"x","send":{"access_token":"tok-s3cret","graph_version":"23"}}]"#,
+                "`send.graph_version`",
+            ),
+            (
+                r#"[{"id":"w","provider":"waha","secrets":"x","send":{"base_url":"http://u:tok-s3cret@w"}}]"#,
+                "`send.base_url` must not contain credentials",
+            ),
+            (
+                r#"[{"id":"w","provider":"waha","secrets":"x","send":{"api_key":"tok-s3cret"}}]"#,
+                "`send.base_url` is required",
+            ),
+            (
+                r#"[{"id":"w","provider":"waha","secrets":"x","send":{"base_url":"http://w","api_key":"tok\ns3cret"}}]"#,
+                "`send.api_key` must be visible ASCII",
+            ),
+            (
+                r#"[{"id":"w","provider":"waha","secrets":"x","send":{"base_url":"http://w","access_token":"tok-s3cret"}}]"#,
+                "`send.access_token` is a Meta setting",
+            ),
+            (
+                r#"[{"id":"w","provider":"waha","secrets":"x","send":{"base_url":"http://w","sesion":"tok-s3cret"}}]"#,
+                "expected a JSON list",
+            ),
+        ];
+        for (json, expected) in cases {
+            let e = parse_sources(json).unwrap_err().to_string();
+            assert!(e.contains(expected), "{json}: {e}");
+            assert!(!e.contains("s3cret"), "secrets never appear in errors: {e}");
+        }
     }
 
     #[test]

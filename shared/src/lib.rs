@@ -14,6 +14,7 @@ pub mod model;
 pub mod pipeline;
 pub mod ports;
 pub mod providers;
+pub mod send;
 pub mod signature;
 #[cfg(feature = "testing")]
 pub mod testing;

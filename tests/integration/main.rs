@@ -20,6 +20,7 @@ mod lambda_binaries;
 mod outbound_events;
 mod schema;
 mod secrets_moto;
+mod send_client;
 mod template;
 mod track_events;
 mod track_moto;

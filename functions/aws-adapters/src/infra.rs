@@ -1,5 +1,5 @@
 //! What a stage is built on: the document and blob stores, the queues (named by the URLs in the
-//! function's configuration) and the HTTP sender of deliveries. Each function crate builds its
+//! function's configuration), the HTTP sender of deliveries and the provider API client of sends. Each function crate builds its
 //! stage from its typed `Config` and an [`Infrastructure`] in one `build` function; the Lambda
 //! main passes [`Aws`], the local gateway its embedded (or DynamoDB/SQS) stores.
 
@@ -9,8 +9,9 @@ use aws_config::SdkConfig;
 use shared::delivery::deliver::HttpSender;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::ports::{BlobStore, DocumentStore, Queue};
+use shared::send::ProviderApi;
 
-use crate::http::ReqwestSender;
+use crate::http::{ReqwestProviderApi, ReqwestSender};
 use crate::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 
 /// Why a stage could not be built.
@@ -34,6 +35,10 @@ pub trait Infrastructure: Send + Sync {
     fn queue(&self, url: &str) -> Result<Arc<dyn Queue>, InfraError>;
     /// The sender of deliveries and test events, under `network`'s address rules.
     fn http(&self, network: NetworkPolicy) -> Result<Arc<dyn HttpSender>, InfraError>;
+    /// The client of provider APIs (Meta's Graph API, WAHA) that sends messages: public https
+    /// addresses on AWS, loopback too in local mode; a source whose WAHA server lives in the
+    /// operator's network says so in its settings (`allow_private_network`).
+    fn provider_api(&self) -> Result<Arc<dyn ProviderApi>, InfraError>;
 }
 
 /// DynamoDB, SQS and reqwest: what the Lambda functions run on.
@@ -79,6 +84,14 @@ impl Aws {
     }
 }
 
+impl Aws {
+    /// The provider API client under `network` ([`ReqwestProviderApi`]).
+    pub fn provider_api_client(network: NetworkPolicy) -> Result<Arc<dyn ProviderApi>, InfraError> {
+        let api = ReqwestProviderApi::new(network).map_err(|e| InfraError::Http(e.to_string()))?;
+        Ok(Arc::new(api))
+    }
+}
+
 impl Infrastructure for Aws {
     fn docs(&self) -> Arc<dyn DocumentStore> {
         self.docs.clone()
@@ -94,5 +107,12 @@ impl Infrastructure for Aws {
 
     fn http(&self, network: NetworkPolicy) -> Result<Arc<dyn HttpSender>, InfraError> {
         Self::http_sender(network)
+    }
+
+    /// Lambda functions call providers on public https addresses only (Graph API, a WAHA server
+    /// exposed over https), unless a source allows its private network: a function in a VPC can
+    /// then reach a WAHA server beside it.
+    fn provider_api(&self) -> Result<Arc<dyn ProviderApi>, InfraError> {
+        Self::provider_api_client(NetworkPolicy::PublicOnly)
     }
 }

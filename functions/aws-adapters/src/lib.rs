@@ -1,6 +1,7 @@
 //! The adapters for the ports in `shared`: [`SqsQueue`], [`DynamoDocumentStore`],
-//! [`DynamoBlobStore`], the HTTP sender of deliveries ([`http::ReqwestSender`]), plus client
-//! construction and resource provisioning.
+//! [`DynamoBlobStore`], the HTTP sender of deliveries ([`http::ReqwestSender`]), the provider API
+//! client of sends ([`http::ReqwestProviderApi`]), plus client construction and resource
+//! provisioning.
 //!
 //! Owns: every AWS SDK call and every outbound HTTP request wagate makes, and the mapping of SDK
 //! errors to [`shared::ports::BackendError`] (retryable or not). Must not: hold pipeline logic.

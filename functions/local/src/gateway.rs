@@ -148,6 +148,11 @@ impl Infrastructure for Local<'_> {
             stats: self.stats.clone(),
         }))
     }
+
+    /// Local mode reaches providers on this machine too (WAHA on localhost, fake servers).
+    fn provider_api(&self) -> Result<Arc<dyn shared::send::ProviderApi>, InfraError> {
+        Aws::provider_api_client(NetworkPolicy::AllowLoopback)
+    }
 }
 
 async fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Result<Stages> {

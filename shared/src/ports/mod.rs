@@ -551,6 +551,9 @@ pub struct Source {
     pub secrets: Vec<Secret>,
     /// Meta verify tokens for the GET handshake.
     pub verify_tokens: Vec<Secret>,
+    /// How messages are sent through this source (`POST /v1/messages`); `None` when it only
+    /// receives.
+    pub send: Option<crate::send::SendSettings>,
 }
 
 /// Looks up sources by id.

@@ -24,12 +24,14 @@ fn sources() -> Arc<StaticSources> {
             provider: Provider::Meta,
             secrets: vec![Secret::from("rotated_out"), Secret::from(META_SECRET)],
             verify_tokens: vec![Secret::from("verify-me")],
+            send: None,
         },
         Source {
             id: SourceId::parse("waha-main").unwrap(),
             provider: Provider::Waha,
             secrets: vec![Secret::from(WAHA_KEY)],
             verify_tokens: vec![],
+            send: None,
         },
     ]))
 }
