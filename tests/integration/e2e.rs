@@ -21,7 +21,7 @@ use wagate_local::sample::{meta_status, meta_text, signature_headers, waha_messa
 
 const SECRET: &str = "whsec_ZTJlLWVuZHBvaW50LXNlY3JldC0wMTIzNDU2Nzg5";
 
-fn endpoint(id: &str, url: &str) -> EndpointSpec {
+pub(crate) fn endpoint(id: &str, url: &str) -> EndpointSpec {
     EndpointSpec {
         id: id.into(),
         url: url.into(),
@@ -66,7 +66,7 @@ async fn start(stores: Stores, endpoints: Vec<EndpointSpec>) -> Gateway {
 /// visibility, redrive policies), created by `scripts/provision-from-template.py` on a moto of
 /// the test's own and opened as `wagate serve --backend aws` opens a deployed stack's; with
 /// the server (keep it alive) and deadlines from its measured speed.
-async fn moto_stores() -> (Stores, moto::Server, Patience) {
+pub(crate) async fn moto_stores() -> (Stores, moto::Server, Patience) {
     let server = moto::Server::start();
     let patience = Patience::moto(&server.clients().await).await;
     let prefix = moto::from_template_at(server.url(), "e2e");
@@ -83,7 +83,7 @@ async fn moto_stores() -> (Stores, moto::Server, Patience) {
 }
 
 /// Posts `body` signed for `source` to the gateway; returns the status and body.
-async fn post(gateway: &Gateway, source: &str, body: &str) -> (u16, String) {
+pub(crate) async fn post(gateway: &Gateway, source: &str, body: &str) -> (u16, String) {
     let config = LocalConfig::sample().unwrap();
     let mut req = reqwest::Client::new()
         .post(format!("http://{}/webhooks/{source}", gateway.addr()))
@@ -98,7 +98,7 @@ async fn post(gateway: &Gateway, source: &str, body: &str) -> (u16, String) {
 
 /// Backend calls one webhook costs end to end (ingest, track, buffer, fan-out, deliver and
 /// their queues), with room for retries: what the deadlines of these tests are derived from.
-const CALLS_PER_WEBHOOK: u32 = 40;
+pub(crate) const CALLS_PER_WEBHOOK: u32 = 40;
 
 /// Waits until every queue of the gateway is empty (visible, in flight and delayed), twice in
 /// a row: after that nothing more can be delivered. What a test that checks that something did
@@ -172,7 +172,7 @@ fn items(envelope: &Value) -> Vec<Value> {
 
 /// Every (type, item) delivered, in arrival order, once per idempotency key (delivery is at
 /// least once; a receiver deduplicates by the key, and so do these tests).
-fn delivered(receiver: &Receiver) -> Vec<(String, Value)> {
+pub(crate) fn delivered(receiver: &Receiver) -> Vec<(String, Value)> {
     receiver
         .distinct()
         .iter()

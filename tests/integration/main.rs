@@ -21,6 +21,7 @@ mod outbound_events;
 mod schema;
 mod secrets_moto;
 mod send_client;
+mod send_e2e;
 mod template;
 mod track_events;
 mod track_moto;

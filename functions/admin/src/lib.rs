@@ -7,10 +7,14 @@ use aws_adapters::env::{ConfigError, Env};
 use aws_adapters::infra::{InfraError, Infrastructure};
 use shared::admin::{Admin, AdminConfig};
 use shared::clock::Clock;
+use shared::config::parse_sources;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::pipeline::track::state::Conversations;
 use shared::pipeline::track::sweep::Sweep;
+use shared::ports::{Source, StaticSources};
+use shared::send::Sender;
 use shared::signature::Secret;
+use std::sync::Arc;
 
 /// Everything the admin function needs.
 #[derive(Debug, Clone)]
@@ -36,6 +40,9 @@ pub struct Config {
     pub conversations: aws_adapters::env::ConversationSettings,
     /// `SWEEP_PAGE_SIZE` (100).
     pub sweep_page: usize,
+    /// `WAGATE_SOURCES` (optional here): the sources sends and campaigns name, with their send
+    /// settings (access token, WAHA URL). Without it `POST /v1/messages` answers 422.
+    pub sources: Vec<Source>,
 }
 
 impl Config {
@@ -55,11 +62,13 @@ impl Config {
         "RECENT_MESSAGES",
         "SWEEP_PAGE_SIZE",
         "CAMPAIGN_COMPLETE_AFTER_HOURS",
+        "WAGATE_SOURCES",
+        "WAGATE_SOURCES_PARAMETER",
     ];
 
     /// The secrets that may come from SSM Parameter Store instead (`{NAME}_PARAMETER`, read by
     /// `main` through `aws_adapters::secrets` before the configuration).
-    pub const SECRETS: &'static [&'static str] = &["ADMIN_API_KEYS"];
+    pub const SECRETS: &'static [&'static str] = &["ADMIN_API_KEYS", "WAGATE_SOURCES"];
 
     /// Reads the configuration through `lookup`.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
@@ -98,6 +107,13 @@ impl Config {
             record_ttl: env.duration("ATTEMPT_TTL_DAYS", 30, 1, 24 * 3600)?,
             conversations: env.conversations()?,
             sweep_page: env.sweep_page()?,
+            sources: match env.0("WAGATE_SOURCES").filter(|s| !s.trim().is_empty()) {
+                Some(json) => parse_sources(&json).map_err(|e| ConfigError::Invalid {
+                    name: "WAGATE_SOURCES",
+                    reason: e.to_string(),
+                })?,
+                None => Vec::new(),
+            },
         })
     }
 }
@@ -126,7 +142,9 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Admin, Infra
         config.admin.clone(),
     )
     .with_conversations(sweep)
-    .with_sender(infra.http(config.admin.network)?))
+    .with_sender(infra.http(config.admin.network)?)
+    .with_sources(Arc::new(StaticSources::new(config.sources.clone())))
+    .with_provider(Sender::new(infra.provider_api()?)))
 }
 
 /// The function's HTTP surface: the management API on every path API Gateway sends

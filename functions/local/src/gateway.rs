@@ -178,6 +178,7 @@ async fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow
     let admin = if settings.contains_key("ADMIN_API_KEYS") {
         let mut config = admin::Config::from_lookup(lookup(settings))?;
         config.admin.network = NetworkPolicy::AllowLoopback;
+        config.sources.clone_from(&options.config.sources);
         Some(admin::build(&config, infra)?)
     } else {
         None

@@ -74,6 +74,10 @@ struct ServeArgs {
     /// Do not start the demo receiver on 127.0.0.1:3001.
     #[arg(long)]
     no_receiver: bool,
+    /// Do not start the fake providers (a fake Graph API / WAHA wherever a source's send
+    /// settings point at 127.0.0.1).
+    #[arg(long)]
+    no_fake_provider: bool,
     /// Pollers per stage.
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
@@ -260,8 +264,18 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let description = stores.description.clone();
     let gateway = Gateway::start(stores, listener, options).await?;
     let base = format!("http://{}", gateway.addr());
+    let fakes = if args.no_fake_provider {
+        Vec::new()
+    } else {
+        wagate_local::fake::bundled::start(&config.sources, &base)
+            .await
+            .context("starting the fake providers (or use --no-fake-provider)")?
+    };
     if !args.quiet {
         banner(&config, &base, &description, receiver.as_ref(), &args);
+        for fake in &fakes {
+            eprintln!("  {}", fake.describe());
+        }
     }
     let stats = gateway.stats().clone();
     let status = (!args.quiet && args.status_every > 0).then(|| {
@@ -293,6 +307,9 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if let Some(task) = status {
         task.abort();
+    }
+    for fake in &fakes {
+        fake.stop().await;
     }
     if !args.quiet {
         eprintln!("status | {}", stats.line());

@@ -299,7 +299,7 @@ fn change_event(
 }
 
 impl Admin {
-    fn sweep(&self) -> Result<&Sweep, ApiError> {
+    pub(super) fn sweep(&self) -> Result<&Sweep, ApiError> {
         self.conversations
             .as_ref()
             .ok_or_else(|| ApiError::new(404, "not_found", "conversations are not available here"))

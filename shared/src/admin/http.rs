@@ -36,6 +36,7 @@ pub(super) fn routes() -> Routes {
         .merge(super::deliveries::routes())
         .merge(super::conversations::routes())
         .merge(super::campaigns::routes())
+        .merge(super::messages::routes())
         .merge(super::contacts::routes())
         .merge(super::audit::routes())
 }

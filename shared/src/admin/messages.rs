@@ -27,14 +27,15 @@ use utoipa_axum::routes;
 use super::audit::Change;
 use super::http::{Id, IdempotencyKeyHeader, JsonBody, Now, Routes};
 use super::openapi::{ChangeErrors, IdempotencyKey, ItemChangeErrors};
-use super::{Admin, ApiError, METADATA_MAX_BYTES};
+use super::{Admin, ApiError};
 use crate::ids::{ConversationId, EventId};
 use crate::model::{
     ContactProfile, Conversation, Direction, Message, MessageContent, Provider, SourceInfo,
 };
 use crate::pipeline::track::state::campaigns::CampaignRefusal;
+use crate::pipeline::track::state::contacts::customer_keys;
 use crate::pipeline::track::state::{
-    Activity, ConversationKey, MessageActivity, OutboundRecord, SendRecord, Statuses,
+    Activity, Contacts, ConversationKey, MessageActivity, OutboundRecord, SendRecord, Statuses,
     message_summary,
 };
 use crate::pipeline::track::sweep::ended_event;
@@ -109,7 +110,11 @@ impl From<SendError> for ApiError {
         error.details = e.details();
         error.retry_after = e.retry_after().map(|d| d.as_secs().max(1));
         if e.status() >= 500 {
-            tracing::warn!(code = e.code(), attempts = e.attempts(), "a send failed at the provider");
+            tracing::warn!(
+                code = e.code(),
+                attempts = e.attempts(),
+                "a send failed at the provider"
+            );
         }
         error
     }
@@ -161,7 +166,10 @@ fn customer(to: &SentRecipient) -> ContactProfile {
     let from_chat = to
         .chat_id
         .as_deref()
-        .and_then(|c| c.strip_suffix("@c.us").or(c.strip_suffix("@s.whatsapp.net")))
+        .and_then(|c| {
+            c.strip_suffix("@c.us")
+                .or(c.strip_suffix("@s.whatsapp.net"))
+        })
         .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
         .map(str::to_owned);
     let lid = to.chat_id.clone().filter(|c| c.ends_with("@lid"));
@@ -351,8 +359,9 @@ async fn record_sent(
     if let Some(message_id) = &sent.message_id {
         let mut record = send.record.clone();
         record.to = Some(profile.clone());
-        let conversation = record_in_conversation(admin, &source, &profile, message_id, sent, now)
-            .await?;
+        let conversation =
+            record_in_conversation(admin, &source, &profile, message_id, (sent, &record), now)
+                .await?;
         conversation_id = conversation.as_ref().map(|c| c.id);
         statuses
             .record_outbound(&source, message_id, &record, conversation_id, now)
@@ -381,11 +390,23 @@ async fn record_in_conversation(
     source: &SourceInfo,
     profile: &ContactProfile,
     message_id: &str,
-    sent: &Sent,
+    (sent, record): (&Sent, &OutboundRecord),
     now: DateTime<Utc>,
 ) -> Result<Option<Conversation>, ApiError> {
     let sweep = admin.sweep()?;
-    let Some(key) = ConversationKey::new(source, profile.key()) else {
+    // The customer as track knows them: a contact seen before keys their conversation by its
+    // primary key (whichever id the provider used first); a new one as track will key it.
+    let contacts = Contacts {
+        docs: sweep.conversations.docs.clone(),
+    };
+    let resolved = contacts.resolve(source, profile, now).await?;
+    let primary = match &resolved {
+        Some(r) => Some(r.primary_key.clone()),
+        None => customer_keys(profile, None)
+            .first()
+            .map(|k| k.customer().to_owned()),
+    };
+    let Some(key) = ConversationKey::new(source, primary.as_deref()) else {
         return Ok(None);
     };
     let mut message = Message::new(message_id, Direction::Outbound);
@@ -393,6 +414,7 @@ async fn record_in_conversation(
     message.to_user_id = profile.user_id.clone();
     message.timestamp = Some(now);
     message.content = Some(sent.content.clone());
+    message.campaign_id.clone_from(&record.campaign_id);
     let summary = message_summary(&message, now);
     let lease = TrackConfig::default().lease;
     let Activity {
@@ -406,6 +428,7 @@ async fn record_in_conversation(
             source,
             MessageActivity {
                 contact: profile,
+                customer: resolved.as_ref().map(|r| &r.contact),
                 summary: &summary,
                 at: now,
             },

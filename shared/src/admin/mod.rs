@@ -18,6 +18,7 @@ mod deliveries;
 mod endpoints;
 mod http;
 mod idempotency;
+mod messages;
 pub mod openapi;
 mod test_send;
 
@@ -29,6 +30,7 @@ pub use conversations::{
 pub use conversations::{CloseReason, HandoffRequested, RequestHandoff, Transferred};
 pub use deliveries::{DeliveryView, Recovered, RedriveReport, RedriveRequest};
 pub use endpoints::{CreateEndpoint, CreatedEndpoint, EndpointView, RotateSecret, UpdateEndpoint};
+pub use messages::{MarkedRead, ReadRequest, SentMessage};
 pub use test_send::{TestDelivery, TestOutcome, TestResult, sample_event};
 
 use std::sync::Arc;
@@ -262,6 +264,8 @@ pub struct Admin {
     pub sender: Option<Arc<dyn HttpSender>>,
     /// The configured sources, by id (`None`: routes naming a source answer 422).
     pub sources: Option<Arc<dyn SourceRegistry>>,
+    /// Sends messages through the sources' providers (`None`: `/v1/messages` answers 404).
+    pub provider: Option<crate::send::Sender>,
     /// Settings.
     pub config: AdminConfig,
 }
@@ -291,6 +295,7 @@ impl Admin {
             conversations: None,
             sender: None,
             sources: None,
+            provider: None,
             config,
         }
     }
@@ -299,6 +304,14 @@ impl Admin {
     pub fn with_sender(self, sender: Arc<dyn HttpSender>) -> Self {
         Self {
             sender: Some(sender),
+            ..self
+        }
+    }
+
+    /// The same API sending messages through `sender` (`POST /v1/messages`).
+    pub fn with_provider(self, sender: crate::send::Sender) -> Self {
+        Self {
+            provider: Some(sender),
             ..self
         }
     }

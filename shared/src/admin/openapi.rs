@@ -26,6 +26,7 @@ use super::contacts::{ContactPage, ContactView, UpdateContact};
 use super::conversations::{ConversationPage, HandoffRequested, RequestHandoff};
 use super::deliveries::DeliveryPage;
 use super::endpoints::EndpointPage;
+use super::messages::{MarkedRead, ReadRequest, SentMessage};
 use super::{
     CloseConversation, ConversationView, CreateEndpoint, CreatedEndpoint, DeliveryView,
     EndpointView, ErrorBody, Recovered, RedriveReport, RedriveRequest, RotateSecret, SetLabels,
@@ -33,6 +34,7 @@ use super::{
 };
 use crate::delivery::record::DeliveryStatus;
 use crate::model::{Campaign, CampaignStatus, ConversationStatus, EventType};
+use crate::send::SendMessage;
 
 /// A schemars schema as a utoipa schema, unchanged: an object schema with no keyword of its
 /// own whose extensions are every keyword schemars wrote (utoipa writes extensions as they are).
@@ -104,7 +106,8 @@ documented!(Deserialize:
     TransferConversation, SetLabels, SetNotes, CreateCampaign, RequestHandoff,
 );
 
-documented!(Serialize: ContactView, ContactPage);
+documented!(Serialize: ContactView, ContactPage, SentMessage, MarkedRead);
+documented!(Deserialize: SendMessage, ReadRequest);
 documented!(Deserialize: UpdateContact);
 
 /// `Idempotency-Key`, which every POST takes.

@@ -32,6 +32,7 @@ fn admin_with_queues() -> (Admin, Arc<MemoryQueue>, Arc<MemoryQueue>) {
         conversations: None,
         sender: None,
         sources: None,
+        provider: None,
         config: AdminConfig {
             api_keys: vec![
                 Secret::from("old-key".to_owned()),

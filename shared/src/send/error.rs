@@ -203,19 +203,6 @@ impl SendError {
     }
 }
 
-/// The error as the management API answers it (`{"error": {"code", "message", "details"}}`);
-/// the caller adds `Retry-After` from [`SendError::retry_after`].
-impl From<&SendError> for crate::admin::ApiError {
-    fn from(e: &SendError) -> Self {
-        Self {
-            status: e.status(),
-            code: e.code(),
-            message: e.message(),
-            details: e.details(),
-        }
-    }
-}
-
 /// Provider text made safe to return: at most 512 characters, runs of 6 or more digits (phone
 /// numbers, ids derived from them) replaced by `…`.
 pub fn scrub(text: &str) -> String {
@@ -320,8 +307,6 @@ mod tests {
             assert_eq!(e.status(), status, "{e:?}");
             assert_eq!(e.code(), code);
             assert_eq!(e.is_retryable(), retryable, "{e:?}");
-            let api = crate::admin::ApiError::from(&e);
-            assert_eq!((api.status, api.code), (status, code));
         }
         let d = provider(true).details().unwrap();
         assert_eq!(d["provider_code"], 130429);

@@ -27,6 +27,7 @@
 //! `hang_next(n)` accepts the next `n` and never answers (until the fake stops), `requests()`
 //! lists what arrived, `post_status(id, status)` posts a status webhook now.
 
+pub mod bundled;
 pub mod cli;
 pub mod graph;
 mod graph_validate;

@@ -606,7 +606,17 @@ impl Track {
             && record.via_api
         {
             // Sent through the API, which recorded it in its conversation: this is the
-            // provider telling us it left (WAHA `fromMe`), not another message.
+            // provider telling us it left (WAHA `fromMe`), not another message. It says `sent`
+            // (or what its status says) once, like the status of the same message would.
+            let status = message.status.clone().unwrap_or(MessageStatus::Sent);
+            if let StatusChange::Stale { .. } = self
+                .state
+                .statuses
+                .advance_status(&source, &message.id, &status, &by, now)
+                .await?
+            {
+                return Ok(None);
+            }
             let message_id = message.id.clone();
             if let EventBody::Message(body) = &mut event.data.body {
                 enrich(&mut body.message, Some(&record));
