@@ -216,6 +216,7 @@ async fn world() -> World {
         rotation_grace: Duration::from_secs(3600),
         max_body_bytes: MAX_BODY_BYTES,
         idempotency_ttl: Duration::from_secs(86400),
+        campaign_complete_after: Duration::from_secs(86400),
     };
     let admin = Admin::new(
         docs.clone(),
@@ -370,6 +371,10 @@ async fn send(router: &axum::Router, request: &FuzzRequest) -> Option<AdminRespo
         .headers()
         .get("allow")
         .map(|v| v.to_str().expect("Allow is text").to_owned());
+    let retry_after = response
+        .headers()
+        .get("retry-after")
+        .map(|v| v.to_str().expect("Retry-After is text").to_owned());
     let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
         .await
         .expect("an answer is read whole");
@@ -377,6 +382,7 @@ async fn send(router: &axum::Router, request: &FuzzRequest) -> Option<AdminRespo
         status,
         body: String::from_utf8(bytes.to_vec()).expect("answers are UTF-8"),
         allow,
+        retry_after,
     })
 }
 
