@@ -257,6 +257,14 @@ def main():
         "notes": "Refund for order #1042"}, headers={"idempotency-key": "handoff-1"})
     cases["admin-close-conversation.json"] = admin_event("POST", conversation + "/close", {"reason": "manual"},
                                                          headers={"idempotency-key": "close-1"})
+    cases["admin-create-campaign.json"] = admin_event("POST", "/v1/campaigns", {
+        "name": "spring sale", "source_id": "meta-main", "complete_after_hours": 48,
+        "metadata": {"owner": "marketing"}}, headers={"idempotency-key": "campaign-1"})
+    cases["admin-list-campaigns.json"] = admin_event("GET", "/v1/campaigns", query="status=open")
+    cases["admin-send-message.json"] = admin_event("POST", "/v1/messages", {
+        "source_id": "meta-main", "to": "+15550001111", "type": "text",
+        "text": {"body": "Your order 1042 shipped"}, "metadata": {"order": 1042}},
+        headers={"idempotency-key": "send-1"})
     for name, event in sorted(cases.items()):
         # Stable per file, so adding a fixture does not renumber the others.
         event["requestContext"]["requestId"] = "wagate-event-" + hashlib.sha256(name.encode()).hexdigest()[:12]
@@ -271,6 +279,22 @@ def main():
     (EVENTS / "fanout-sqs-batch.json").write_text(json.dumps(sqs_event(
         [inbound_event(f, 20 + n) for n, f in enumerate(["meta-template-status-update.json", "waha-session-status.json"])],
         queue="wagate-OutboundQueue"), indent=2, ensure_ascii=False) + "\n")
+    # A campaign's completion as the sweep queues it (the sweep's own event: no provider fixture).
+    campaign_completed = {
+        "id": "evt_01JBCQ3ZX0V9K8N7M6P5Q4R350", "type": "whatsapp.campaign.completed",
+        "dedup_key": "campaign:cmp_01JBCQ3ZX0V9K8N7M6P5Q4R360:completed",
+        "received_at": "2024-10-29T05:20:02Z", "occurred_at": "2024-10-29T05:20:02Z",
+        "data": {"source": {"id": "meta-main", "provider": "meta"}, "conversation": None,
+                 "campaign": {"id": "cmp_01JBCQ3ZX0V9K8N7M6P5Q4R360", "name": "spring sale",
+                              "source_id": "meta-main", "status": "completed",
+                              "created_at": "2024-10-28T05:20:02Z", "complete_after": "2024-10-30T05:20:02Z",
+                              "completed_at": "2024-10-29T05:20:02Z", "completion": "all_final",
+                              "totals": {"total": 120, "sent": 118, "delivered": 117, "read": 96, "failed": 2},
+                              "metadata": {"owner": "marketing"}}},
+    }
+    (EVENTS / "fanout-sqs-campaign-completed.json").write_text(json.dumps(sqs_event(
+        [json.dumps(campaign_completed, separators=(",", ":"))], queue="wagate-OutboundQueue"),
+        indent=2, ensure_ascii=False) + "\n")
     (EVENTS / "deliver-sqs-batch.json").write_text(json.dumps(sqs_event(
         [delivery_task("meta-template-status-update.json", 30)], queue="wagate-DeliveryQueue"), indent=2, ensure_ascii=False) + "\n")
     received = inbound_event("meta-text.json", 40)
@@ -304,6 +328,9 @@ def main():
         "DELIVERY_DLQ_URL": "http://127.0.0.1:5000/123456789012/wagate-delivery-dlq",
         "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-outbound",
         "ADMIN_API_KEYS": ADMIN_KEY,
+        # Sources without send settings: admin-send-message.json answers 409 not_configured
+        # until the sources name an access token (README, "Sending through a source").
+        "WAGATE_SOURCES": json.dumps(SOURCES, separators=(",", ":")),
     }, "SweepFunction": {
         "TABLE_NAME": "wagate-local",
         "OUTBOUND_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-outbound",

@@ -68,9 +68,13 @@ async fn setup() -> Setup {
         Duration::from_secs(86400),
         100,
     ));
-    let admin = admin.with_sender(Arc::new(
-        ReqwestSender::new(NetworkPolicy::AllowLoopback).unwrap(),
-    ));
+    let admin = admin
+        .with_sender(Arc::new(
+            ReqwestSender::new(NetworkPolicy::AllowLoopback).unwrap(),
+        ))
+        .with_sources(Arc::new(shared::ports::StaticSources::new(
+            config.sources.clone(),
+        )));
     testing::active_conversation(
         admin.docs.as_ref(),
         CONVERSATION.parse().unwrap(),
@@ -183,6 +187,9 @@ async fn every_admin_event_gets_its_documented_answer() {
         ("admin-close-unknown-conversation.json", 404),
         ("admin-delete-endpoint.json", 204),
         ("admin-list-audit.json", 200),
+        ("admin-create-campaign.json", 201),
+        ("admin-list-campaigns.json", 200),
+        ("admin-send-message.json", 409),
     ];
     let mut seen = Vec::new();
     for (file, status) in cases {
@@ -235,6 +242,13 @@ async fn every_admin_event_gets_its_documented_answer() {
                 );
             }
             "admin-enable-endpoint.json" => assert_eq!(body["enabled"], true),
+            "admin-create-campaign.json" => {
+                assert_eq!(body["status"], "open");
+                assert_eq!(body["source_id"], "meta-main");
+                assert_eq!(body["totals"]["total"], 0);
+            }
+            "admin-list-campaigns.json" => assert_eq!(body["data"][0]["name"], "spring sale"),
+            "admin-send-message.json" => assert_eq!(body["error"]["code"], "not_configured"),
             "admin-unauthorized.json" => assert_eq!(body["error"]["code"], "unauthorized"),
             "admin-get-delivery.json" => {
                 assert_eq!(body["attempts"][0]["status"], 400);

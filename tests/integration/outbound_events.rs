@@ -76,6 +76,35 @@ async fn the_fanout_fixture_queues_one_task_per_matching_endpoint_and_event() {
 }
 
 #[tokio::test]
+async fn the_campaign_completed_fixture_reaches_endpoints_that_want_campaigns() {
+    let queue = Arc::new(MemoryQueue::new("delivery"));
+    let blobs = Arc::new(MemoryBlobStore::new());
+    let secret = EndpointSecret::from_key(&[7; 32]).unwrap();
+    let endpoints = endpoints_with("https://hooks.example.com/wa", &secret).await;
+    let now = Utc::now();
+    let (mut wants, version) = endpoints.get("ep_events", now).await.unwrap().unwrap();
+    wants.event_types = vec!["whatsapp.campaign.*".into()];
+    assert!(endpoints.put(&wants, Some(version), now).await.unwrap());
+    let f = Fanout {
+        endpoints,
+        queue: queue.clone(),
+        blobs: blobs.clone(),
+        blob_ttl: Duration::from_secs(86400),
+    };
+    let response = fanout::handle(&f, sqs("fanout-sqs-campaign-completed.json")).await;
+    assert!(response.batch_item_failures.is_empty());
+    let tasks: Vec<DeliveryTask> =
+        receive_all(queue.as_ref(), blobs.as_ref(), Duration::from_secs(60), now)
+            .await
+            .unwrap();
+    assert_eq!(tasks.len(), 1);
+    assert_eq!(tasks[0].event_type.as_str(), "whatsapp.campaign.completed");
+    let envelope: serde_json::Value = serde_json::from_str(&tasks[0].body).unwrap();
+    assert_eq!(envelope["data"]["campaign"]["totals"]["read"], 96);
+    assert_eq!(envelope["data"]["campaign"]["completion"], "all_final");
+}
+
+#[tokio::test]
 async fn the_deliver_fixture_posts_the_task_body_signed() {
     let env = env_of("DeliverFunction");
     let mut config = deliver::Config::from_lookup(|k| env.get(k).cloned()).unwrap();

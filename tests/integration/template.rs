@@ -456,7 +456,7 @@ fn the_deploy_path_reads_secrets_from_ssm() {
     let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
     for (function, grant) in [
         ("IngestFunction", "SourcesKeyGrant"),
-        ("AdminFunction", "AdminKeysKeyGrant"),
+        ("AdminFunction", "AdminSecretsKeyGrant"),
     ] {
         let policy = tests::policy::statements(&template, function);
         let decrypt = policy

@@ -77,6 +77,36 @@ pub fn call_of(target: &str, request: &[u8]) -> Option<Call> {
     let v: serde_json::Value = serde_json::from_slice(request).unwrap_or_default();
     let text = |p: &str| v.pointer(p).and_then(serde_json::Value::as_str);
     match service {
+        // A transaction is authorised item by item, as the single writes it is made of: one
+        // `PutItem` on the table naming every item's key.
+        "DynamoDB_20120810" if action == "TransactWriteItems" => {
+            let items = v
+                .pointer("/TransactItems")
+                .and_then(serde_json::Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let table = items
+                .iter()
+                .find_map(|i| {
+                    i.pointer("/Put/TableName")
+                        .and_then(serde_json::Value::as_str)
+                })
+                .unwrap_or("?")
+                .to_owned();
+            let leading_keys = items
+                .iter()
+                .filter_map(|i| {
+                    i.pointer("/Put/Item/pk/S")
+                        .and_then(serde_json::Value::as_str)
+                })
+                .map(str::to_owned)
+                .collect();
+            Some(Call {
+                action: "dynamodb:PutItem".into(),
+                resource: table,
+                leading_keys,
+            })
+        }
         "DynamoDB_20120810" => {
             let table = text("/TableName").unwrap_or("?");
             let resource = match text("/IndexName") {

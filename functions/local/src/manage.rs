@@ -218,6 +218,126 @@ pub enum ConversationCommand {
     },
 }
 
+/// `wagate messages …`
+#[derive(Debug, Subcommand, Clone)]
+pub enum MessageCommand {
+    /// Send a message through a source's provider: a text (`--text`), a template
+    /// (`--template`), or any body of `POST /v1/messages` from a file (`--body`).
+    Send {
+        /// The source to send through.
+        #[arg(long)]
+        source_id: Option<String>,
+        /// The recipient's phone number (or a WAHA chat id).
+        #[arg(long)]
+        to: Option<String>,
+        /// The recipient's user id (Meta business-scoped user id, WAHA `…@lid`).
+        #[arg(long)]
+        user_id: Option<String>,
+        /// A text message.
+        #[arg(long, conflicts_with_all = ["template", "body"])]
+        text: Option<String>,
+        /// A template by name (Meta).
+        #[arg(long, conflicts_with = "body")]
+        template: Option<String>,
+        /// The template's language code.
+        #[arg(long, default_value = "en_US")]
+        language: String,
+        /// Count it in this campaign.
+        #[arg(long)]
+        campaign_id: Option<String>,
+        /// A whole request body (JSON file; `-` reads standard input).
+        #[arg(long)]
+        body: Option<PathBuf>,
+    },
+    /// Mark a received message as read.
+    Read {
+        /// The received message's provider id.
+        id: String,
+        /// The source it came in on.
+        #[arg(long)]
+        source_id: String,
+        /// Also show "typing…".
+        #[arg(long)]
+        typing: bool,
+    },
+}
+
+impl MessageCommand {
+    /// The body of `POST /v1/messages` the flags describe.
+    fn send_body(&self) -> anyhow::Result<Value> {
+        let Self::Send {
+            source_id,
+            to,
+            user_id,
+            text,
+            template,
+            language,
+            campaign_id,
+            body,
+        } = self
+        else {
+            anyhow::bail!("not a send");
+        };
+        let mut value = match body {
+            Some(path) => {
+                let text = if path.as_os_str() == "-" {
+                    std::io::read_to_string(std::io::stdin())?
+                } else {
+                    std::fs::read_to_string(path)
+                        .with_context(|| format!("reading {}", path.display()))?
+                };
+                serde_json::from_str(&text).context("the body is not JSON")?
+            }
+            None => match (text, template) {
+                (Some(t), None) => json!({"type": "text", "text": {"body": t}}),
+                (None, Some(name)) => json!({"type": "template",
+                    "template": {"name": name, "language": {"code": language}}}),
+                _ => anyhow::bail!("give --text, --template or --body"),
+            },
+        };
+        let Some(object) = value.as_object_mut() else {
+            anyhow::bail!("the body must be a JSON object");
+        };
+        for (key, given) in [
+            ("source_id", source_id),
+            ("to", to),
+            ("user_id", user_id),
+            ("campaign_id", campaign_id),
+        ] {
+            if let Some(v) = given {
+                object.insert(key.into(), json!(v));
+            }
+        }
+        Ok(value)
+    }
+}
+
+/// `wagate campaigns …`
+#[derive(Debug, Subcommand, Clone)]
+pub enum CampaignCommand {
+    /// Create a campaign (name it in sends with --campaign-id).
+    Create {
+        /// Its name.
+        name: String,
+        /// The source its messages go through (default: the first send's).
+        #[arg(long)]
+        source_id: Option<String>,
+        /// Complete with what is known after this many hours (1–720).
+        #[arg(long)]
+        complete_after_hours: Option<u64>,
+    },
+    /// One campaign with its totals.
+    Get { id: String },
+    /// Campaigns, newest first.
+    List {
+        /// `open` (default) or `completed`.
+        #[arg(long)]
+        status: Option<String>,
+        #[command(flatten)]
+        paging: Paging,
+    },
+}
+
 /// `wagate contacts …`
 #[derive(Debug, Subcommand, Clone)]
 pub enum ContactCommand {
@@ -354,6 +474,20 @@ pub enum ManageCommand {
         #[command(subcommand)]
         command: ContactCommand,
     },
+    /// Send messages through a source's provider; mark received ones as read.
+    Messages {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: MessageCommand,
+    },
+    /// Campaigns and their totals.
+    Campaigns {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: CampaignCommand,
+    },
     /// The management API's audit trail, newest first.
     Audit {
         #[command(flatten)]
@@ -377,6 +511,8 @@ impl ManageCommand {
             | Self::Dlq { api, .. }
             | Self::Conversations { api, .. }
             | Self::Contacts { api, .. }
+            | Self::Messages { api, .. }
+            | Self::Campaigns { api, .. }
             | Self::Audit { api, .. } => api,
         }
     }
@@ -608,6 +744,47 @@ pub async fn run(command: &ManageCommand) -> anyhow::Result<Value> {
                 let path = format!("/v1/contacts/{}", segment(&update.id)?);
                 let body = update.body()?;
                 c.call(Method::PATCH, &path, &[], Some(&body)).await
+            }
+        },
+        ManageCommand::Messages { command, .. } => match command {
+            MessageCommand::Send { .. } => {
+                let body = command.send_body()?;
+                c.call(Method::POST, "/v1/messages", &[], Some(&body)).await
+            }
+            MessageCommand::Read {
+                id,
+                source_id,
+                typing,
+            } => {
+                let path = format!("/v1/messages/{}/read", segment(id)?);
+                let body = json!({"source_id": source_id, "typing_indicator": typing});
+                c.call(Method::POST, &path, &[], Some(&body)).await
+            }
+        },
+        ManageCommand::Campaigns { command, .. } => match command {
+            CampaignCommand::Create {
+                name,
+                source_id,
+                complete_after_hours,
+            } => {
+                let mut body = json!({"name": name});
+                if let Some(s) = source_id {
+                    body["source_id"] = json!(s);
+                }
+                if let Some(h) = complete_after_hours {
+                    body["complete_after_hours"] = json!(h);
+                }
+                c.call(Method::POST, "/v1/campaigns", &[], Some(&body))
+                    .await
+            }
+            CampaignCommand::Get { id } => {
+                let path = format!("/v1/campaigns/{}", segment(id)?);
+                c.call(Method::GET, &path, &[], None).await
+            }
+            CampaignCommand::List { status, paging } => {
+                let mut q = paging.query();
+                push(&mut q, "status", status.as_ref());
+                c.list("/v1/campaigns", q, paging.all).await
             }
         },
         ManageCommand::Audit {
