@@ -634,6 +634,36 @@ async fn an_event_whose_request_never_came_back_goes_out_before_the_next_change(
     );
 }
 
+#[tokio::test]
+async fn an_event_left_pending_goes_out_before_the_sweep_ends_the_conversation_as_idle() {
+    let w = world().await;
+    w.queue_faults.fail_in(1, Fault::Clean);
+    let (status, _) = call(
+        &w,
+        "POST",
+        &path(&w, "handoff"),
+        &json!({"reason": "help"}),
+        None,
+        at(60),
+    )
+    .await;
+    assert_eq!(status, 503);
+    assert!(sink(&w).await.is_empty());
+    // Nobody retries and nothing changes it: a day later the sweep ends it, the hand-off first.
+    let sweep = w.admin.conversations.clone().unwrap();
+    assert_eq!(sweep.run(at(2 * 24 * 3600)).await.unwrap(), 2);
+    let types: Vec<_> = sink(&w).await.iter().map(|e| e.event_type).collect();
+    assert_eq!(
+        types,
+        [
+            EventType::ConversationHandoffRequested,
+            EventType::ConversationEnded
+        ]
+    );
+    // Once: the next sweep has nothing.
+    assert_eq!(sweep.run(at(2 * 24 * 3600 + 60)).await.unwrap(), 0);
+}
+
 /// One transfer with the `k`-th call of `faults` (documents or queue) failing as `fault`,
 /// retried with the same key (after the key's in-flight claim ends) until answered 202: the
 /// answer, the distinct transferred events at the sink, and the calls a clean run makes.
