@@ -438,6 +438,24 @@ impl Meter {
                 index = Some(gsi);
                 table
             }
+            // A transaction bills each write twice (prepare and commit).
+            ("DynamoDB", "TransactWriteItems") => {
+                let asked = parsed(request);
+                let (mut table, mut gsi) = ((0.0, 0.0), (0.0, 0.0));
+                let puts = asked
+                    .pointer("/TransactItems")
+                    .and_then(serde_json::Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|i| i.get("Put"));
+                for put in puts {
+                    let [t, g] = self.write_units("PutItem", put, put.to_string().len(), ok);
+                    table = (table.0 + 2.0 * t.0, table.1 + 2.0 * t.1);
+                    gsi = (gsi.0 + 2.0 * g.0, gsi.1 + 2.0 * g.1);
+                }
+                index = Some(gsi);
+                table
+            }
             ("DynamoDB", "GetItem" | "Query") => {
                 let asked = parsed(request);
                 let answer = parsed(response);
@@ -636,6 +654,25 @@ async fn forward(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transaction_bills_each_write_twice_and_is_authorised_as_its_puts() {
+        let meter = Meter::default();
+        let request = br#"{"TransactItems":[
+            {"Put":{"TableName":"t","Item":{"pk":{"S":"doc#msg#a"},"body":{"S":"x"}}}},
+            {"Put":{"TableName":"t","Item":{"pk":{"S":"doc#campaign-count#c#1"},"body":{"S":"y"}}}}]}"#;
+        meter.record(
+            "DynamoDB_20120810.TransactWriteItems",
+            (request, b"{}"),
+            true,
+            Duration::ZERO,
+        );
+        assert_eq!(meter.snapshot()["DynamoDB TransactWriteItems"].units, 4.0);
+        let call = call_of("DynamoDB_20120810.TransactWriteItems", request).unwrap();
+        assert_eq!(call.action, "dynamodb:PutItem");
+        assert_eq!(call.resource, "t");
+        assert_eq!(call.leading_keys, ["doc#msg#a", "doc#campaign-count#c#1"]);
+    }
 
     #[test]
     fn units_follow_the_billing_rules() {
