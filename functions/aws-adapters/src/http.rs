@@ -221,6 +221,7 @@ impl ProviderApi for ReqwestProviderApi {
         let method = match call.method {
             ApiMethod::Post => reqwest::Method::POST,
             ApiMethod::Put => reqwest::Method::PUT,
+            ApiMethod::Get => reqwest::Method::GET,
         };
         let mut builder = client
             .request(method, call.url)

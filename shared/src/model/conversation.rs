@@ -98,6 +98,9 @@ pub struct MediaRef {
     /// File name (documents).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub filename: Option<String>,
+    /// wagate's stored copy, as on the message (`message_type_data.media`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stored: Option<super::StoredMedia>,
 }
 
 /// Who handles a conversation now.

@@ -257,6 +257,7 @@ impl MessageContent {
                 url: m.url.clone(),
                 mime_type: m.mime_type.clone(),
                 filename: m.filename.clone(),
+                stored: m.media.clone(),
             }),
             _ => None,
         }
@@ -327,6 +328,10 @@ pub struct MediaData {
     /// The provider could not fetch the media (WAHA `media.error`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<Value>,
+    /// wagate's stored copy of the file: a URL that downloads it without provider credentials
+    /// (absent when the media stage is off or the provider named no file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media: Option<super::StoredMedia>,
 }
 
 /// `message_type: location`.

@@ -7,6 +7,7 @@
 mod campaign;
 mod conversation;
 mod event_type;
+mod media;
 mod message;
 mod notification;
 pub(crate) mod vocab;
@@ -23,6 +24,7 @@ pub use conversation::{
     ConversationStatus, EndReason, Handoff, MediaRef, MessageSummary, Note,
 };
 pub use event_type::{EventType, Family, UnknownEventType};
+pub use media::{MediaFailure, MediaKey, MediaLocator, MediaStatus, StoredMedia, media_mut};
 pub use message::*;
 pub use notification::{NotificationData, Participant, Subject, SubjectKind};
 

@@ -8,6 +8,7 @@ pub mod cache;
 pub mod codec;
 pub mod faults;
 pub mod layer;
+pub mod media;
 pub mod memory;
 
 use std::fmt::Debug;

@@ -19,6 +19,8 @@ pub enum ApiMethod {
     Post,
     /// `PUT` (WAHA reactions).
     Put,
+    /// `GET` (Meta's media lookup; the body is empty).
+    Get,
 }
 
 /// One request to a provider API.
@@ -104,11 +106,78 @@ impl CallError {
     }
 }
 
+/// A file download from a provider (a Meta media URL, a WAHA file URL).
+#[derive(Clone, Copy)]
+pub struct Download<'a> {
+    /// The full URL.
+    pub url: &'a str,
+    /// Headers, in order; values may hold credentials. They are sent to `url`'s origin only:
+    /// a redirect to another origin drops them.
+    pub headers: &'a [(String, String)],
+    /// Give up when the answer's headers have not arrived after this long.
+    pub timeout: Duration,
+    /// Give up when the body has not arrived in full after this long (from the start).
+    pub body_timeout: Duration,
+    /// The source's settings let this download reach private addresses.
+    pub private_network: bool,
+    /// Redirects followed at most; each hop passes the same address checks as `url`.
+    pub max_redirects: u8,
+}
+
+impl fmt::Debug for Download<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(n, _)| n.as_str()).collect();
+        // A media URL's query may carry a token: only the origin and path are shown.
+        let shown = self.url.split('?').next().unwrap_or_default();
+        f.debug_struct("Download")
+            .field("url", &shown)
+            .field("headers", &names)
+            .field("timeout", &self.timeout)
+            .field("body_timeout", &self.body_timeout)
+            .field("private_network", &self.private_network)
+            .field("max_redirects", &self.max_redirects)
+            .finish()
+    }
+}
+
+/// The answer to a download: status and headers at once, the body as it arrives.
+pub struct DownloadAnswer {
+    /// Status code of the last hop.
+    pub status: u16,
+    /// `Content-Type`, if sent.
+    pub content_type: Option<String>,
+    /// `Content-Length`, if sent.
+    pub content_length: Option<u64>,
+    /// `Retry-After`, if sent.
+    pub retry_after: Option<String>,
+    /// The body; it ends in an error of kind `TimedOut` when the body timeout passes.
+    pub body: crate::ports::media::ByteStream,
+}
+
+impl fmt::Debug for DownloadAnswer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DownloadAnswer")
+            .field("status", &self.status)
+            .field("content_type", &self.content_type)
+            .field("content_length", &self.content_length)
+            .field("retry_after", &self.retry_after)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Makes provider API calls (reqwest in the functions; the network policy is the adapter's).
 #[async_trait]
 pub trait ProviderApi: Send + Sync + fmt::Debug {
     /// Makes the call and returns the answer, or why there is none.
     async fn call(&self, call: ApiCall<'_>) -> Result<ApiAnswer, CallError>;
+
+    /// Starts a download (`GET`) and returns once the final hop's headers are in.
+    async fn download(&self, download: Download<'_>) -> Result<DownloadAnswer, CallError> {
+        let _ = download;
+        Err(CallError::Refused(
+            "this provider API does not download files".into(),
+        ))
+    }
 }
 
 #[cfg(test)]

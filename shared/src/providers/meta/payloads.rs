@@ -53,6 +53,7 @@ impl MediaIn {
             voice: self.voice,
             animated: self.animated,
             error: None,
+            media: None,
         }
     }
 }

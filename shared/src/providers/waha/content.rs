@@ -223,6 +223,7 @@ impl WaMessage {
             voice: None,
             animated: None,
             error: media.and_then(|m| m.error.clone()).filter(|e| !e.is_null()),
+            media: None,
         };
         Some(match raw_kind {
             RawKind::Voice => MessageContent::Audio(MediaData {
