@@ -9,6 +9,7 @@ pub mod clock;
 pub mod config;
 pub mod delivery;
 pub mod ids;
+pub mod media;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

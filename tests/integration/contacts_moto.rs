@@ -94,6 +94,7 @@ async fn scenario(docs: Arc<dyn DocumentStore>) {
             outbound: outbound.clone(),
             blobs: blobs.clone(),
             blob_ttl: Duration::from_secs(86400),
+            media: None,
         }),
         config: TrackConfig::default(),
     };

@@ -50,6 +50,7 @@ fn setup() -> Setup {
         outbound: outbound.clone(),
         blobs: blobs.clone(),
         blob_ttl: config.blob_ttl,
+        media: None,
     });
     let track = Track {
         blobs: blobs.clone(),

@@ -43,6 +43,7 @@ async fn stack() -> Stack {
             outbound: outbound.clone(),
             blobs: blobs.clone(),
             blob_ttl: Duration::from_secs(86400),
+            media: None,
         }),
         config: TrackConfig::default(),
     });

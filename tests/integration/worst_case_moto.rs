@@ -90,6 +90,7 @@ async fn a_full_batch_of_the_largest_messages_in_a_conversation_at_its_limits_fi
             outbound: Arc::new(outbound),
             blobs: blobs.clone(),
             blob_ttl: Duration::from_secs(86400),
+            media: None,
         }),
         config: TrackConfig::default(),
     };

@@ -80,6 +80,7 @@ pub async fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Track,
             outbound: infra.queue(&config.outbound_queue_url)?,
             blobs: infra.blobs(),
             blob_ttl: config.blob_ttl,
+            media: None,
         }),
         config: track,
     })

@@ -77,6 +77,7 @@ async fn open_world() -> World {
             outbound: outbound.clone(),
             blobs: blobs.clone(),
             blob_ttl: Duration::from_secs(86400),
+            media: None,
         }),
         config: TrackConfig::default(),
     };

@@ -35,6 +35,8 @@ pub struct EndpointView {
     pub event_types: Vec<String>,
     /// Inbound message bursts as one batch.
     pub batching: bool,
+    /// Messages with media wait for the stored file (else they come at once, media `pending`).
+    pub media_wait: bool,
     /// Extra headers sent with every delivery: their names, each value shown as `********`
     /// (values are write-only).
     pub headers: BTreeMap<String, String>,
@@ -58,6 +60,7 @@ impl EndpointView {
             description: e.description.clone(),
             event_types: e.event_types.clone(),
             batching: e.batching,
+            media_wait: e.media_wait,
             headers: e
                 .headers
                 .keys()
@@ -109,6 +112,10 @@ pub struct CreateEndpoint {
     /// Batch inbound bursts (default true).
     #[serde(default)]
     pub batching: Option<bool>,
+    /// Deliver a message with media once its file is stored, with a working URL (default
+    /// true); `false`: at once, the file `pending`.
+    #[serde(default)]
+    pub media_wait: Option<bool>,
     /// Extra headers (e.g. `X-API-Key` of the receiver). Their values are never shown again.
     #[serde(default)]
     #[schemars(transform = header_entries)]
@@ -133,6 +140,8 @@ pub struct UpdateEndpoint {
     pub event_types: Option<Vec<String>>,
     /// Batching on or off.
     pub batching: Option<bool>,
+    /// Wait for media files or not.
+    pub media_wait: Option<bool>,
     /// New custom headers (replacing all of them). A value of `********` keeps that header's
     /// current value, so the headers read from `GET` can be sent back with one changed.
     #[schemars(transform = header_entries)]
@@ -274,6 +283,7 @@ async fn create_endpoint(
     let mut endpoint = Endpoint::new(id, req.url, &secret, now);
     endpoint.event_types = req.event_types;
     endpoint.batching = req.batching.unwrap_or(true);
+    endpoint.media_wait = req.media_wait.unwrap_or(true);
     endpoint.headers = unmask(req.headers, &BTreeMap::new())?;
     endpoint.description = req.description;
     endpoint
@@ -349,6 +359,9 @@ async fn update_endpoint(
     }
     if let Some(b) = req.batching {
         endpoint.batching = b;
+    }
+    if let Some(w) = req.media_wait {
+        endpoint.media_wait = w;
     }
     if let Some(h) = req.headers {
         endpoint.headers = unmask(h, &endpoint.headers)?;

@@ -517,7 +517,7 @@ impl Buffer {
             };
             let mut events = self.events_of(&pending.items[..cut.count], now).await?;
             events.sort_by_key(|e| (e.occurred_at.unwrap_or(e.received_at), e.received_at));
-            let deliveries = self.fanout.batch(pending.batch_id, events, cut.at).await?;
+            let deliveries = Box::pin(self.fanout.batch(pending.batch_id, events, cut.at)).await?;
             tracing::info!(batch_id = %pending.batch_id, messages = cut.count, deliveries, "batch flushed");
             #[allow(clippy::cast_precision_loss)] // at most MAX_BATCH_SIZE (500)
             metrics::record(Metric::BatchSize, cut.count as f64);

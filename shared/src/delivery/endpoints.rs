@@ -69,6 +69,10 @@ pub struct Endpoint {
     /// Whether inbound message bursts arrive as one batch (else one delivery per message).
     #[serde(default = "yes")]
     pub batching: bool,
+    /// Whether a message with a media file is delivered once the file is stored (with a
+    /// working URL; at most the media stage's wait), or at once with the file `pending`.
+    #[serde(default = "yes")]
+    pub media_wait: bool,
     /// Extra headers sent with every delivery (e.g. `X-API-Key`).
     #[serde(default)]
     pub headers: BTreeMap<String, String>,
@@ -141,6 +145,7 @@ impl Endpoint {
             }],
             event_types: Vec::new(),
             batching: true,
+            media_wait: true,
             headers: BTreeMap::new(),
             enabled: true,
             disabled_reason: None,
@@ -364,6 +369,7 @@ mod tests {
             }],
             event_types: filters.iter().map(|s| (*s).to_owned()).collect(),
             batching: true,
+            media_wait: true,
             headers: BTreeMap::from([("X-API-Key".to_owned(), "k".to_owned())]),
             enabled: true,
             disabled_reason: None,

@@ -66,17 +66,54 @@ impl Fanout {
             .into_iter()
             .filter(|e| e.wants(event_type))
             .collect();
+        // Endpoints that do not wait for media had those messages at once from track (see
+        // `events_early`): their batches leave them out.
+        let waited: Vec<bool> = events.iter().map(went_through_media).collect();
         let singles: Vec<Envelope> = events.iter().cloned().map(Envelope::single).collect();
+        let unwaited: Vec<InboundEvent> = events
+            .iter()
+            .zip(&waited)
+            .filter(|(_, w)| !**w)
+            .map(|(e, _)| e.clone())
+            .collect();
+        let partial = (unwaited.len() != events.len() && !unwaited.is_empty())
+            .then(|| Envelope::batch(batch_id, event_type, now, unwaited));
         let batch = Envelope::batch(batch_id, event_type, now, events);
         let mut tasks = Vec::new();
         for endpoint in &endpoints {
+            let skip_waited = !endpoint.media_wait;
             if endpoint.batching {
-                tasks.push(task(&batch, endpoint)?);
+                if !skip_waited || !waited.iter().any(|w| *w) {
+                    tasks.push(task(&batch, endpoint)?);
+                } else if let Some(partial) = &partial {
+                    tasks.push(task(partial, endpoint)?);
+                }
             } else {
-                for single in &singles {
-                    tasks.push(task(single, endpoint)?);
+                for (single, w) in singles.iter().zip(&waited) {
+                    if !(skip_waited && *w) {
+                        tasks.push(task(single, endpoint)?);
+                    }
                 }
             }
+        }
+        self.send(&tasks, now).await
+    }
+
+    /// Queues a message whose media is still being fetched to the endpoints that do not wait
+    /// for media (one delivery each); returns how many were queued.
+    pub async fn events_early(
+        &self,
+        event: &InboundEvent,
+        now: DateTime<Utc>,
+    ) -> Result<usize, BackendError> {
+        let endpoints = self.endpoints.list(10_000, now).await?;
+        let envelope = Envelope::single(event.clone());
+        let mut tasks = Vec::new();
+        for endpoint in endpoints
+            .iter()
+            .filter(|e| !e.media_wait && e.wants(event.event_type))
+        {
+            tasks.push(task(&envelope, endpoint)?);
         }
         self.send(&tasks, now).await
     }
@@ -87,8 +124,15 @@ impl Fanout {
     pub async fn process_batch(&self, records: &[Record<'_>], now: DateTime<Utc>) -> Vec<String> {
         let mut failed = Vec::new();
         for record in records {
-            let result = match decode::<InboundEvent>(record.body, self.blobs.as_ref(), now).await {
-                Ok(event) => self
+            let result = match decode::<OutboundItem>(record.body, self.blobs.as_ref(), now).await {
+                Ok(OutboundItem {
+                    media_early: true,
+                    event,
+                }) => self
+                    .events_early(&event, now)
+                    .await
+                    .map_err(|e| e.to_string()),
+                Ok(OutboundItem { event, .. }) => self
                     .events(std::slice::from_ref(&event), now)
                     .await
                     .map_err(|e| e.to_string()),
@@ -132,6 +176,29 @@ impl Fanout {
         metrics::count(Metric::DeliveriesQueued, queued);
         Ok(queued)
     }
+}
+
+/// An outbound-queue record: an event, or a message's early copy for endpoints that do not
+/// wait for media (`pipeline::track::MediaEarly`).
+#[derive(serde::Deserialize)]
+struct OutboundItem {
+    #[serde(default)]
+    media_early: bool,
+    #[serde(flatten)]
+    event: InboundEvent,
+}
+
+/// Whether the media stage handed this message on (its file has a status): endpoints that do
+/// not wait for media had it already.
+fn went_through_media(event: &InboundEvent) -> bool {
+    let crate::model::EventBody::Message(body) = &event.data.body else {
+        return false;
+    };
+    body.message
+        .content
+        .as_ref()
+        .and_then(|c| c.media_ref())
+        .is_some_and(|m| m.stored.is_some())
 }
 
 fn task(envelope: &Envelope, endpoint: &Endpoint) -> Result<DeliveryTask, BackendError> {
@@ -281,6 +348,72 @@ mod tests {
             vec!["m2".to_owned()]
         );
         assert_eq!(queue.len(), 1);
+    }
+
+    /// A message that went through the media stage reaches endpoints that wait for media in
+    /// the batch; the others had its early copy (`events_early`, from an outbound record marked
+    /// `media_early`) and get the batch without it.
+    #[tokio::test]
+    async fn messages_with_media_reach_each_endpoint_once_early_or_waited() {
+        let mut eager_batch = endpoint("ep_eager_batch", &[], true);
+        eager_batch.media_wait = false;
+        let mut eager_single = endpoint("ep_eager_single", &[], false);
+        eager_single.media_wait = false;
+        let (f, queue) = fanout(&[endpoint("ep_wait", &[], true), eager_batch, eager_single]).await;
+        let text = events("meta-text.json").remove(0);
+        let mut image = events("meta-image.json").remove(0);
+        let pending = crate::model::StoredMedia::pending("med_x");
+        let mut early = image.clone();
+        crate::model::attach_media(&mut early, &pending);
+        crate::model::attach_media(
+            &mut image,
+            &crate::model::StoredMedia {
+                status: crate::model::MediaStatus::Stored,
+                url: Some("https://files.example/x".into()),
+                ..pending
+            },
+        );
+        let body = serde_json::to_string(&crate::pipeline::track::MediaEarly {
+            media_early: true,
+            event: Box::new(early.clone()),
+        })
+        .unwrap();
+        let record = Record {
+            message_id: "m1",
+            body: &body,
+        };
+        assert!(f.process_batch(&[record], Utc::now()).await.is_empty());
+        let batch_id = EventId::new();
+        f.batch(batch_id, vec![text.clone(), image.clone()], Utc::now())
+            .await
+            .unwrap();
+        let tasks: Vec<DeliveryTask> = receive_all(
+            queue.as_ref(),
+            f.blobs.as_ref(),
+            Duration::from_secs(60),
+            Utc::now(),
+        )
+        .await
+        .unwrap();
+        let of = |ep: &str| -> Vec<&DeliveryTask> {
+            tasks.iter().filter(|t| t.endpoint_id == ep).collect()
+        };
+        let wait = of("ep_wait");
+        assert_eq!(wait.len(), 1);
+        assert_eq!(wait[0].event_ids, vec![text.id, image.id]);
+        assert!(wait[0].body.contains("https://files.example/x"));
+        for ep in ["ep_eager_batch", "ep_eager_single"] {
+            let got = of(ep);
+            assert_eq!(got.len(), 2, "{ep}: the early copy and the text");
+            let image_tasks: Vec<_> = got
+                .iter()
+                .filter(|t| t.event_ids.contains(&image.id))
+                .collect();
+            assert_eq!(image_tasks.len(), 1, "{ep}");
+            assert!(!image_tasks[0].batch);
+            assert!(image_tasks[0].body.contains(r#""status":"pending""#));
+            assert!(got.iter().any(|t| t.event_ids == vec![text.id]), "{ep}");
+        }
     }
 
     #[tokio::test]

@@ -130,6 +130,7 @@ mod tests {
             secrets,
             event_types: vec![],
             batching: true,
+            media_wait: true,
             headers: BTreeMap::from([("X-API-Key".to_owned(), "key-123".to_owned())]),
             enabled: true,
             disabled_reason: None,

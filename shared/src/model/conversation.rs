@@ -100,7 +100,7 @@ pub struct MediaRef {
     pub filename: Option<String>,
     /// wagate's stored copy, as on the message (`message_type_data.media`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub stored: Option<super::StoredMedia>,
+    pub stored: Option<Box<super::StoredMedia>>,
 }
 
 /// Who handles a conversation now.

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest as _, Sha256};
 
-use super::{MediaData, MessageContent, Provider};
+use super::{EventBody, InboundEvent, MediaData, MessageContent, Provider};
 
 /// The stored copy of a message's media file, or why there is none yet.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -183,6 +183,30 @@ pub fn media_mut(content: &mut MessageContent) -> Option<&mut MediaData> {
         | MessageContent::Document(m)
         | MessageContent::Sticker(m) => Some(m),
         _ => None,
+    }
+}
+
+/// Sets `media` on the event's message and on the conversation context's summaries of it.
+pub fn attach_media(event: &mut InboundEvent, media: &StoredMedia) {
+    let EventBody::Message(body) = &mut event.data.body else {
+        return;
+    };
+    let message_id = body.message.id.clone();
+    if let Some(data) = body.message.content.as_mut().and_then(media_mut) {
+        data.media = Some(Box::new(media.clone()));
+    }
+    if let Some(conversation) = event.data.conversation.as_mut() {
+        let context = &mut conversation.context;
+        for summary in context
+            .recent_messages
+            .iter_mut()
+            .chain(context.last_inbound_message.iter_mut())
+            .filter(|s| s.id == message_id)
+        {
+            if let Some(r) = summary.media.as_mut() {
+                r.stored = Some(Box::new(media.clone()));
+            }
+        }
     }
 }
 

@@ -331,7 +331,7 @@ pub struct MediaData {
     /// wagate's stored copy of the file: a URL that downloads it without provider credentials
     /// (absent when the media stage is off or the provider named no file).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub media: Option<super::StoredMedia>,
+    pub media: Option<Box<super::StoredMedia>>,
 }
 
 /// `message_type: location`.

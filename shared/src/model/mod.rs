@@ -24,7 +24,9 @@ pub use conversation::{
     ConversationStatus, EndReason, Handoff, MediaRef, MessageSummary, Note,
 };
 pub use event_type::{EventType, Family, UnknownEventType};
-pub use media::{MediaFailure, MediaKey, MediaLocator, MediaStatus, StoredMedia, media_mut};
+pub use media::{
+    MediaFailure, MediaKey, MediaLocator, MediaStatus, StoredMedia, attach_media, media_mut,
+};
 pub use message::*;
 pub use notification::{NotificationData, Participant, Subject, SubjectKind};
 

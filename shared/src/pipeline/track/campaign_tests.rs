@@ -51,6 +51,7 @@ fn world() -> World {
         outbound: outbound.clone(),
         blobs: blobs.clone(),
         blob_ttl: Duration::from_secs(86400),
+        media: None,
     });
     World {
         track: Track {

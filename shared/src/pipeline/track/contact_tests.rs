@@ -64,6 +64,7 @@ fn world() -> World {
             outbound: queue(&outbound),
             blobs: faulty_blobs,
             blob_ttl: Duration::from_secs(86400),
+            media: None,
         }),
         config: TrackConfig::default(),
     };

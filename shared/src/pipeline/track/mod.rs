@@ -70,6 +70,22 @@ pub struct QueueSink {
     pub blobs: Arc<dyn BlobStore>,
     /// How long claim-checked events are kept.
     pub blob_ttl: Duration,
+    /// The media stage's queue: inbound messages that name a provider file go there instead
+    /// of the buffer (and a `pending` copy to the outbound queue, for endpoints that do not
+    /// wait for media). `None`: the media stage is off.
+    pub media: Option<Arc<dyn Queue>>,
+}
+
+/// An outbound-queue record of a message whose media is still being fetched: fan-out gives it
+/// only to endpoints that do not wait for media (the others get the message from the media
+/// stage, through the buffer). On the wire it is the event with one more field.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MediaEarly {
+    /// Always `true`.
+    pub media_early: bool,
+    /// The event, its media `pending`.
+    #[serde(flatten)]
+    pub event: Box<InboundEvent>,
 }
 
 #[async_trait]
@@ -117,6 +133,33 @@ impl QueueSink {
             )
             .await?;
         }
+        let (to_media, buffered): (Vec<InboundEvent>, Vec<InboundEvent>) = match &self.media {
+            Some(_) => buffered.into_iter().partition(names_media_file),
+            None => (Vec::new(), buffered),
+        };
+        if let (Some(media), false) = (&self.media, to_media.is_empty()) {
+            let mut early = Vec::with_capacity(to_media.len());
+            for event in &to_media {
+                let mut copy = event.clone();
+                if let Some(id) = media_id(event) {
+                    crate::model::attach_media(
+                        &mut copy,
+                        &crate::model::StoredMedia {
+                            reason: Some(crate::model::MediaFailure::InProgress),
+                            ..crate::model::StoredMedia::pending(id)
+                        },
+                    );
+                }
+                let message = MediaEarly {
+                    media_early: true,
+                    event: Box::new(copy),
+                };
+                let key = format!("evt#{}#early", event.id);
+                early.push(encode(&message, &key, self.blobs.as_ref(), expires).await?);
+            }
+            send_all(self.outbound.as_ref(), pack(early)).await?;
+            enqueue_events(&to_media, media.as_ref(), self.blobs.as_ref(), expires).await?;
+        }
         if buffered.is_empty() {
             return Ok(());
         }
@@ -142,6 +185,33 @@ impl QueueSink {
         send_all(self.buffer.as_ref(), pack(bodies)).await?;
         Ok(())
     }
+}
+
+/// Whether `event` is a message naming a provider file the media stage can fetch.
+fn names_media_file(event: &InboundEvent) -> bool {
+    media_id(event).is_some()
+}
+
+/// wagate's media id of the file `event`'s message names, if any.
+fn media_id(event: &InboundEvent) -> Option<String> {
+    let crate::model::EventBody::Message(body) = &event.data.body else {
+        return None;
+    };
+    let content = body.message.content.as_ref()?;
+    let media = match content {
+        crate::model::MessageContent::Image(m)
+        | crate::model::MessageContent::Video(m)
+        | crate::model::MessageContent::Audio(m)
+        | crate::model::MessageContent::Document(m)
+        | crate::model::MessageContent::Sticker(m) => m,
+        _ => return None,
+    };
+    crate::model::MediaKey::of(
+        event.data.source.id.as_str(),
+        event.data.source.provider,
+        media,
+    )
+    .map(|k| k.id)
 }
 
 /// A buffer-queue message for an event track staged in its outbox under `staged` (its dedup

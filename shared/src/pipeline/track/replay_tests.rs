@@ -62,6 +62,7 @@ fn world() -> World {
             }),
             blobs: faulty_blobs,
             blob_ttl: Duration::from_secs(86400),
+            media: None,
         }),
         config: TrackConfig::default(),
     };

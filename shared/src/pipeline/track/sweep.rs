@@ -149,6 +149,7 @@ impl Sweep {
                 outbound,
                 blobs,
                 blob_ttl,
+                media: None,
             }),
             page,
         }

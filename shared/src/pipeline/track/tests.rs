@@ -47,6 +47,7 @@ fn world() -> World {
         outbound: outbound.clone(),
         blobs: blobs.clone(),
         blob_ttl: Duration::from_secs(86400),
+        media: None,
     });
     let track = Track {
         blobs: blobs.clone(),
@@ -889,4 +890,51 @@ async fn an_item_recorded_before_keys_were_scoped_by_source_stays_a_duplicate_un
         w.track.process(copy, later).await.unwrap(),
         TrackOutcome::Emitted(_)
     ));
+}
+
+/// With the media stage on, a message naming a provider file goes to the media queue (its
+/// conversation context attached as for any message), a `pending` early copy to the outbound
+/// queue for endpoints that do not wait; a text goes to the buffer as before.
+#[tokio::test]
+async fn messages_with_a_file_go_to_the_media_stage_and_an_early_copy_out() {
+    let mut w = world();
+    let media = Arc::new(MemoryQueue::new("media"));
+    w.track.sink = Arc::new(QueueSink {
+        buffer: w.buffer.clone(),
+        outbound: w.outbound.clone(),
+        blobs: w.blobs.clone(),
+        blob_ttl: Duration::from_secs(86400),
+        media: Some(media.clone()),
+    });
+    let mut input = meta("meta-text.json", at(0));
+    input.extend(meta("meta-image.json", at(1)));
+    process_all(&w, input, at(2)).await;
+    let to_media = drain(&media, &w.blobs).await;
+    assert_eq!(to_media.len(), 1);
+    assert_eq!(to_media[0].event_type, EventType::MessageReceived);
+    let EventBody::Message(body) = &to_media[0].data.body else {
+        panic!("a message")
+    };
+    assert_eq!(body.message.message_type(), Some("image"));
+    assert!(to_media[0].data.conversation.is_some(), "context attached");
+    let buffered = drain(&w.buffer, &w.blobs).await;
+    assert_eq!(buffered.len(), 1);
+    assert_ne!(buffered[0].id, to_media[0].id);
+    let outbound: Vec<String> = w.outbound.take_all();
+    let early: Vec<MediaEarly> = outbound
+        .iter()
+        .filter_map(|b| serde_json::from_str::<MediaEarly>(b).ok())
+        .filter(|m| m.media_early)
+        .collect();
+    assert_eq!(early.len(), 1);
+    assert_eq!(early[0].event.id, to_media[0].id);
+    let json = serde_json::to_value(&early[0].event.data).unwrap();
+    assert_eq!(
+        json["message"]["message_type_data"]["media"]["status"],
+        "pending"
+    );
+    assert_eq!(
+        json["message"]["message_type_data"]["media"]["reason"],
+        "in_progress"
+    );
 }
