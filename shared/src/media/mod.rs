@@ -114,6 +114,43 @@ pub struct Media {
     pub clock: Clock,
 }
 
+/// Stored files by wagate media id: what `GET /v1/media/{id}` reads.
+#[derive(Debug, Clone)]
+pub struct MediaFiles {
+    /// Media documents.
+    pub docs: Arc<dyn DocumentStore>,
+    /// The files.
+    pub store: Arc<dyn MediaStore>,
+    /// How long a URL handed out works.
+    pub url_ttl: Duration,
+}
+
+impl MediaFiles {
+    /// The media `id` with a URL that works from `now` for a stored file (made afresh), its
+    /// status otherwise; `None` when wagate knows no such file or no longer keeps it.
+    pub async fn lookup(
+        &self,
+        id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<StoredMedia>, BackendError> {
+        let Some(Versioned { body, .. }) = self.docs.get(&doc_key(id), now).await? else {
+            return Ok(None);
+        };
+        let doc: MediaDoc = serde_json::from_value(body)
+            .map_err(|e| BackendError::Corrupt(format!("media document: {e}")))?;
+        let mut media = media_of(id, &doc);
+        if let Some(file) = doc.file.as_ref().filter(|_| doc.state == State::Stored) {
+            if !self.store.exists(&file.key).await? {
+                return Ok(None);
+            }
+            let expires_at = fetch::url_expiry(now, self.url_ttl);
+            media.url = Some(self.store.url(&file.key, expires_at, now).await?);
+            media.expires_at = Some(expires_at);
+        }
+        Ok(Some(media))
+    }
+}
+
 /// A media document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct MediaDoc {
@@ -404,24 +441,18 @@ impl Media {
         }
     }
 
-    /// The stored media of `id` with a URL that works now, for `GET /v1/media/{id}`: a fresh URL
-    /// for a stored file, the status otherwise; `None` when wagate knows no such file (or no
-    /// longer keeps it).
+    /// The stored media of `id` with a URL that works now (see [`MediaFiles::lookup`]).
     pub async fn lookup(&self, id: &str) -> Result<Option<StoredMedia>, BackendError> {
-        let now = self.clock.now();
-        let Some((_, doc)) = self.read(&doc_key(id), now).await? else {
-            return Ok(None);
-        };
-        let mut media = media_of(id, &doc);
-        if let Some(file) = doc.file.as_ref().filter(|_| doc.state == State::Stored) {
-            if !self.store.exists(&file.key).await? {
-                return Ok(None);
-            }
-            let expires_at = fetch::url_expiry(now, self.config.url_ttl);
-            media.url = Some(self.store.url(&file.key, expires_at, now).await?);
-            media.expires_at = Some(expires_at);
+        self.files().lookup(id, self.clock.now()).await
+    }
+
+    /// The stage's files, for lookups.
+    pub fn files(&self) -> MediaFiles {
+        MediaFiles {
+            docs: self.docs.clone(),
+            store: self.store.clone(),
+            url_ttl: self.config.url_ttl,
         }
-        Ok(Some(media))
     }
 
     fn media_key(&self, event: &InboundEvent) -> Option<(MediaKey, Kind)> {
