@@ -16,10 +16,11 @@ use shared::signature::{Secret, verify_meta, verify_waha};
 use tests::receiver::{Answer, Receiver};
 use tests::wait::{Patience, until};
 use wagate_local::config::LocalConfig;
-use wagate_local::fake::graph::SentMessage;
+use wagate_local::fake::graph::{SAMPLE_IMAGE_MEDIA_ID, SentMessage};
+use wagate_local::fake::waha::SAMPLE_IMAGE_FILE;
 use wagate_local::fake::{
-    FakeGraph, FakeGraphOptions, FakeWaha, FakeWahaOptions, GraphError, PricingModel, Status,
-    StatusPlan, WahaError, WebhookRetry,
+    AnnouncedMedia, DownloadFault, FakeGraph, FakeGraphOptions, FakeWaha, FakeWahaOptions,
+    GraphError, PricingModel, Status, StatusPlan, WahaError, WebhookRetry,
 };
 
 const TOKEN: &str = "test-access-token";
@@ -1707,4 +1708,371 @@ async fn waha_serves_media_sent_as_base64_at_the_url_message_any_gives() {
     assert_eq!(file.status().as_u16(), 200);
     assert_eq!(file.headers()["content-type"], "application/pdf");
     assert_eq!(file.bytes().await.unwrap().as_ref(), bytes);
+}
+
+/// A GET with `headers`; (status, content type, content length, body).
+async fn get_file(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> (u16, Option<String>, Option<u64>, Vec<u8>) {
+    let mut request = reqwest::Client::new().get(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    let content_type = text("content-type");
+    let length = text("content-length").and_then(|v| v.parse().ok());
+    let body = response.bytes().await.unwrap().to_vec();
+    (status, content_type, length, body)
+}
+
+/// A media lookup with `token`; (status, answer).
+async fn lookup(fake: &FakeGraph, id: &str, token: Option<&str>) -> (u16, Value) {
+    let url = format!(
+        "{}?phone_number_id={}",
+        fake.media_lookup_url("v23.0", id),
+        wagate_local::sample::PHONE_NUMBER_ID
+    );
+    let bearer = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = bearer
+        .iter()
+        .map(|b| ("authorization", b.as_str()))
+        .collect();
+    let (status, _, _, body) = get_file(&url, &headers).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Bytes that differ from chunk to chunk, `len` of them.
+fn pattern(len: usize) -> Vec<u8> {
+    (0..len).map(|i| (i % 251) as u8).collect()
+}
+
+#[tokio::test]
+async fn graph_media_lookup_then_download_with_the_token_gives_the_bytes() {
+    let fake = graph(None, StatusPlan::none()).await;
+    let bytes = pattern(300_000);
+    let id = fake.add_media(bytes.clone(), "video/mp4");
+    assert!(
+        id.len() >= 15 && id.chars().all(|c| c.is_ascii_digit()),
+        "{id}"
+    );
+    let (status, answer) = lookup(&fake, &id, Some(TOKEN)).await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["messaging_product"], "whatsapp");
+    assert_eq!(answer["id"], id.as_str());
+    assert_eq!(answer["mime_type"], "video/mp4");
+    assert_eq!(answer["sha256"], sha256_hex(&bytes).as_str());
+    assert_eq!(answer["file_size"], "300000");
+    let url = answer["url"].as_str().unwrap();
+    let prefix = format!(
+        "{}/whatsapp_business/attachments/?mid={id}&ext=",
+        fake.url()
+    );
+    assert!(url.starts_with(&prefix) && url.contains("&hash="), "{url}");
+
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, content_type, length, body) = get_file(url, &[("authorization", &bearer)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type.as_deref(), Some("video/mp4"));
+    assert_eq!(length, Some(300_000));
+    assert!(body == bytes, "the bytes differ");
+
+    // Through the gateway's own adapter: streamed in more than one chunk, byte for byte.
+    use futures::StreamExt as _;
+    use shared::send::api::{Download, ProviderApi};
+    let api = aws_adapters::http::ReqwestProviderApi::new(
+        shared::delivery::ssrf::NetworkPolicy::AllowLoopback,
+    )
+    .unwrap();
+    let headers = vec![("Authorization".to_owned(), bearer.clone())];
+    let download = Download {
+        url,
+        headers: &headers,
+        timeout: Duration::from_secs(30),
+        body_timeout: Duration::from_secs(60),
+        private_network: false,
+        max_redirects: 3,
+    };
+    let mut answer = api.download(download).await.unwrap();
+    assert_eq!(answer.content_length, Some(300_000));
+    let (mut chunks, mut received) = (0, Vec::new());
+    while let Some(chunk) = answer.body.next().await {
+        chunks += 1;
+        received.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(chunks > 1, "one chunk");
+    assert!(received == bytes, "the bytes differ");
+
+    // The sample image is there from the start.
+    let (status, answer) = lookup(&fake, SAMPLE_IMAGE_MEDIA_ID, Some(TOKEN)).await;
+    assert_eq!(
+        (status, answer["mime_type"].as_str()),
+        (200, Some("image/png"))
+    );
+    let png = wagate_local::fake::sample_image_png();
+    assert_eq!(answer["sha256"], sha256_hex(&png).as_str());
+    let (_, _, _, body) = get_file(
+        answer["url"].as_str().unwrap(),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(body, png);
+}
+
+#[tokio::test]
+async fn graph_media_needs_the_token_for_lookup_and_download_and_refuses_unknown_ids() {
+    let fake = graph(None, StatusPlan::none()).await;
+    let id = fake.add_media(b"%PDF-1.7 invoice".to_vec(), "application/pdf");
+    for token in [None, Some("wrong-token")] {
+        let (status, answer) = lookup(&fake, &id, token).await;
+        assert_eq!(
+            (status, answer["error"]["code"].as_u64()),
+            (401, Some(190)),
+            "{answer}"
+        );
+    }
+    let (status, answer) = lookup(&fake, "1234567890123456", Some(TOKEN)).await;
+    assert_eq!(status, 400);
+    assert_eq!(answer["error"]["code"], 100);
+    assert_eq!(answer["error"]["error_subcode"], 33);
+    assert_eq!(answer["error"]["type"], "GraphMethodException");
+    assert!(
+        answer["error"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("Unsupported get request. Object with ID '1234567890123456'"),
+        "{answer}"
+    );
+
+    let (_, answer) = lookup(&fake, &id, Some(TOKEN)).await;
+    let url = answer["url"].as_str().unwrap();
+    for headers in [vec![], vec![("authorization", "Bearer wrong-token")]] {
+        let (status, _, _, body) = get_file(url, &headers).await;
+        let error: Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!((status, error["error"]["code"].as_u64()), (401, Some(190)));
+        assert_eq!(error["error"]["type"], "OAuthException");
+    }
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, _, _, body) = get_file(url, &[("authorization", &bearer)]).await;
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, b"%PDF-1.7 invoice".as_slice())
+    );
+
+    // Another business number's lookup is refused.
+    let other = format!(
+        "{}?phone_number_id=999",
+        fake.media_lookup_url("v23.0", &id)
+    );
+    let (status, _, _, _) = get_file(&other, &[("authorization", &bearer)]).await;
+    assert_eq!(status, 400);
+    // The token never shows in the recorded path of a header-authorized request.
+    assert!(fake.requests().iter().all(|r| !r.path.contains(TOKEN)));
+}
+
+#[tokio::test]
+async fn graph_media_urls_expire_and_a_tampered_hash_or_id_is_not_found() {
+    let fake = graph(None, StatusPlan::none()).await;
+    let id = fake.add_media(vec![7; 1000], "audio/ogg");
+    let other = fake.add_media(vec![8; 1000], "audio/ogg");
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("authorization", bearer.as_str())];
+    let (_, answer) = lookup(&fake, &id, Some(TOKEN)).await;
+    let url = answer["url"].as_str().unwrap().to_owned();
+    assert_eq!(get_file(&url, &auth).await.0, 200);
+    let (base, hash) = url.split_once("&hash=").unwrap();
+    let mut tampered = hash.to_owned();
+    let last = tampered.pop().unwrap();
+    tampered.push(if last == 'A' { 'B' } else { 'A' });
+    for bad in [
+        format!("{base}&hash={tampered}"),
+        format!("{base}&hash="),
+        base.to_owned(),
+        url.replace(&format!("mid={id}"), &format!("mid={other}")),
+        url.replace("&ext=", "&ext=9"),
+    ] {
+        let (status, _, _, _) = get_file(&bad, &auth).await;
+        assert_eq!(status, 404, "{bad}");
+    }
+
+    let expired = FakeGraph::start(FakeGraphOptions {
+        access_token: Secret::from(TOKEN),
+        media_url_ttl: Duration::ZERO,
+        media_file_size_as_number: true,
+        ..FakeGraphOptions::default()
+    })
+    .await
+    .unwrap();
+    let id = expired.add_media(vec![1; 10], "image/webp");
+    let (status, answer) = lookup(&expired, &id, Some(TOKEN)).await;
+    assert_eq!((status, answer["file_size"].as_u64()), (200, Some(10)));
+    let (status, _, _, body) = get_file(answer["url"].as_str().unwrap(), &auth).await;
+    assert_eq!(status, 404);
+    assert_eq!(body, b"URL signature expired");
+}
+
+#[tokio::test]
+async fn graph_media_can_announce_a_hash_size_or_type_the_bytes_do_not_have() {
+    let fake = graph(None, StatusPlan::none()).await;
+    let id = fake.add_media_announced(
+        b"GIF89a".to_vec(),
+        "image/gif",
+        AnnouncedMedia {
+            mime_type: Some("image/jpeg".to_owned()),
+            sha256: Some("0".repeat(64)),
+            file_size: Some(5_000_000),
+        },
+    );
+    let (_, answer) = lookup(&fake, &id, Some(TOKEN)).await;
+    assert_eq!(answer["mime_type"], "image/jpeg");
+    assert_eq!(answer["sha256"], "0".repeat(64).as_str());
+    assert_eq!(answer["file_size"], "5000000");
+    let bearer = format!("Bearer {TOKEN}");
+    let (status, content_type, length, body) = get_file(
+        answer["url"].as_str().unwrap(),
+        &[("authorization", &bearer)],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type.as_deref(), Some("image/gif"));
+    assert_eq!(length, Some(6));
+    assert_eq!(body, b"GIF89a");
+}
+
+#[tokio::test]
+async fn graph_media_lookups_and_downloads_can_be_scripted_to_fail_hang_stall_or_break_off() {
+    let fake = Arc::new(graph(None, StatusPlan::none()).await);
+    let bytes = pattern(50_000);
+    let id = fake.add_media(bytes.clone(), "image/jpeg");
+    fake.fail_next_lookup(1, GraphError::service_unavailable());
+    let (status, answer) = lookup(&fake, &id, Some(TOKEN)).await;
+    assert_eq!((status, answer["error"]["code"].as_u64()), (503, Some(2)));
+    let (status, answer) = lookup(&fake, &id, Some(TOKEN)).await;
+    assert_eq!(status, 200);
+    let url = answer["url"].as_str().unwrap().to_owned();
+    let bearer = format!("Bearer {TOKEN}");
+    let auth = [("authorization", bearer.as_str())];
+
+    // Two 500s, then the file: what a retrying downloader sees.
+    fake.fail_next_download(2, GraphError::internal());
+    assert_eq!(get_file(&url, &auth).await.0, 500);
+    assert_eq!(get_file(&url, &auth).await.0, 500);
+    assert_eq!(get_file(&url, &auth).await.3, bytes);
+
+    let client = reqwest::Client::new();
+    let request = || client.get(&url).header("authorization", &bearer);
+    // A body that breaks off: headers and some bytes, then an error.
+    fake.fault_next_download(1, DownloadFault::Cut);
+    let response = request().send().await.unwrap();
+    assert_eq!(response.content_length(), Some(50_000));
+    assert!(response.bytes().await.is_err());
+    // A body that stalls: a client with a deadline gives up.
+    fake.fault_next_download(1, DownloadFault::Stall);
+    let response = request().send().await.unwrap();
+    assert_eq!(response.status().as_u16(), 200);
+    let stalled = tokio::time::timeout(Duration::from_millis(500), response.bytes()).await;
+    assert!(stalled.is_err(), "the stalled body completed");
+    // Hung downloads and lookups: the next request is answered again; stopping ends them.
+    fake.hang_next_download(1);
+    fake.hang_next_lookup(1);
+    let hung_download = {
+        let (url, bearer) = (url.clone(), bearer.clone());
+        tokio::spawn(async move { get_file(&url, &[("authorization", &bearer)]).await.0 })
+    };
+    let hung_lookup = {
+        let fake = fake.clone();
+        let id = id.clone();
+        tokio::spawn(async move { lookup(&fake, &id, Some(TOKEN)).await.0 })
+    };
+    let before = fake.requests().len();
+    until("both hung requests to arrive", deadline(), || {
+        fake.requests().len() == before + 2
+    })
+    .await;
+    assert_eq!(get_file(&url, &auth).await.3, bytes);
+    fake.stop().await;
+    assert_eq!(hung_download.await.unwrap(), 503);
+    assert_eq!(hung_lookup.await.unwrap(), 503);
+}
+
+#[tokio::test]
+async fn waha_serves_registered_files_with_the_api_key_only() {
+    let fake = waha(None, StatusPlan::none()).await;
+    let bytes = pattern(200_000);
+    let url = fake.add_file(
+        "default",
+        "false_1111@c.us_AAAA.jpeg",
+        bytes.clone(),
+        "image/jpeg",
+    );
+    assert_eq!(
+        url,
+        format!("{}/api/files/default/false_1111@c.us_AAAA.jpeg", fake.url())
+    );
+    let (status, _, _, body) = get_file(&url, &[]).await;
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, error["statusCode"].as_u64()), (401, Some(401)));
+    assert_eq!(get_file(&url, &[("x-api-key", "wrong")]).await.0, 401);
+    let (status, content_type, length, body) = get_file(&url, &[("x-api-key", API_KEY)]).await;
+    assert_eq!(status, 200);
+    assert_eq!(content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(length, Some(200_000));
+    assert!(body == bytes, "the bytes differ");
+    let missing = format!("{}/api/files/default/nothing.jpeg", fake.url());
+    let (status, _, _, body) = get_file(&missing, &[("x-api-key", API_KEY)]).await;
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        (status, error["error"]["key"].as_str()),
+        (404, Some("FILE_NOT_FOUND"))
+    );
+    // The sample image is there from the start.
+    let sample = fake.sample_image_url();
+    assert!(sample.ends_with(&format!("/api/files/default/{SAMPLE_IMAGE_FILE}")));
+    let (status, content_type, _, body) = get_file(&sample, &[("x-api-key", API_KEY)]).await;
+    assert_eq!((status, content_type.as_deref()), (200, Some("image/png")));
+    assert_eq!(body, wagate_local::fake::sample_image_png());
+
+    // Without a configured key, WAHA serves files to anyone.
+    let open = FakeWaha::start(FakeWahaOptions {
+        api_key: None,
+        ..FakeWahaOptions::default()
+    })
+    .await
+    .unwrap();
+    let url = open.add_file("default", "a.ogg", b"OggS".to_vec(), "audio/ogg");
+    assert_eq!(get_file(&url, &[]).await.3, b"OggS");
+}
+
+#[tokio::test]
+async fn waha_file_downloads_can_be_scripted_to_fail_or_break_off() {
+    let fake = waha(None, StatusPlan::none()).await;
+    let bytes = pattern(10_000);
+    let url = fake.add_file("default", "b.pdf", bytes.clone(), "application/pdf");
+    let key = [("x-api-key", API_KEY)];
+    fake.fail_next_download(1, WahaError::internal("ENOENT: no such file"));
+    let (status, _, _, body) = get_file(&url, &key).await;
+    let error: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!((status, error["statusCode"].as_u64()), (500, Some(500)));
+    fake.fault_next_download(1, DownloadFault::Cut);
+    let response = reqwest::Client::new()
+        .get(&url)
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.bytes().await.is_err());
+    assert_eq!(get_file(&url, &key).await.3, bytes);
 }

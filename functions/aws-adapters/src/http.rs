@@ -2,6 +2,12 @@
 //! over reqwest (rustls), with the SSRF guard in the DNS resolver: every address a hostname
 //! resolves to is checked at connect time, so a name that points (or is re-pointed) at a private
 //! or metadata address is refused, not just literal IPs at save time.
+//!
+//! Owns: the outbound clients, their address rules, provider file downloads (streamed, with
+//! redirects followed by hand so every hop is checked and credentials stay with their origin)
+//! and what a failed request means ([`CallError`]). Must not: retry, read more of an answer than
+//! [`MAX_ANSWER_BYTES`] (downloads are streamed to the caller, never buffered), or put header
+//! values or URL queries in errors and logs.
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -13,7 +19,11 @@ use shared::delivery::deliver::{HttpError, HttpRequest, HttpResponse, HttpSender
 use shared::delivery::ssrf::{
     NetworkPolicy, address_allowed, check_url, is_public, literal_address,
 };
-use shared::send::api::{ApiAnswer, ApiCall, ApiMethod, CallError, MAX_ANSWER_BYTES, ProviderApi};
+use shared::ports::media::ByteStream;
+use shared::send::api::{
+    ApiAnswer, ApiCall, ApiMethod, CallError, Download, DownloadAnswer, MAX_ANSWER_BYTES,
+    ProviderApi,
+};
 
 /// Which resolved addresses a client may connect to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,6 +170,9 @@ impl HttpSender for ReqwestSender {
 /// network is reachable only when its source says so (`allow_private_network`): those calls use
 /// a second client that also allows private and loopback addresses and plain http, and still
 /// refuses link-local ones.
+///
+/// Downloads follow redirects themselves (the clients follow none): each hop's URL passes the
+/// same checks as the first, and the caller's headers go only to the first URL's origin.
 #[derive(Debug, Clone)]
 pub struct ReqwestProviderApi {
     public: reqwest::Client,
@@ -188,18 +201,29 @@ impl ReqwestProviderApi {
 
     /// The client for `call`, once its URL passed the matching checks.
     fn client_for(&self, call: &ApiCall<'_>) -> Result<&reqwest::Client, CallError> {
-        if call.private_network {
-            let url = reqwest::Url::parse(call.url)
+        self.client_for_url(call.url, call.private_network)
+    }
+
+    /// The client for a request to `url`, once it passed the checks for a source that may
+    /// (`private_network`) or may not reach its private network. Every hop of a download
+    /// passes here too.
+    fn client_for_url(
+        &self,
+        url: &str,
+        private_network: bool,
+    ) -> Result<&reqwest::Client, CallError> {
+        if private_network {
+            let parsed = reqwest::Url::parse(url)
                 .map_err(|_| CallError::Refused("not a valid URL".into()))?;
-            if !matches!(url.scheme(), "http" | "https")
-                || !url.username().is_empty()
-                || url.password().is_some()
+            if !matches!(parsed.scheme(), "http" | "https")
+                || !parsed.username().is_empty()
+                || parsed.password().is_some()
             {
                 return Err(CallError::Refused(
                     "provider URLs must be http(s) without credentials".into(),
                 ));
             }
-            if let Some(ip) = literal_address(call.url)
+            if let Some(ip) = literal_address(url)
                 && !AddressRule::PrivateNetwork.allows(ip)
             {
                 return Err(CallError::Refused(format!(
@@ -208,7 +232,7 @@ impl ReqwestProviderApi {
             }
             Ok(&self.private)
         } else {
-            check_url(call.url, self.policy).map_err(|e| CallError::Refused(e.to_string()))?;
+            check_url(url, self.policy).map_err(|e| CallError::Refused(e.to_string()))?;
             Ok(&self.public)
         }
     }
@@ -264,6 +288,116 @@ impl ProviderApi for ReqwestProviderApi {
             truncated,
         })
     }
+
+    async fn download(&self, download: Download<'_>) -> Result<DownloadAnswer, CallError> {
+        let started = tokio::time::Instant::now();
+        // The headers must come within `timeout` and the whole body within `body_timeout`,
+        // both from the start, across every hop.
+        let body_deadline = started + download.body_timeout;
+        let headers_deadline = (started + download.timeout).min(body_deadline);
+        let first = reqwest::Url::parse(download.url)
+            .map_err(|_| CallError::Refused("not a valid URL".into()))?;
+        let mut url = first.clone();
+        let mut same_origin = true;
+        let mut hops: u8 = 0;
+        let response = loop {
+            let client = self.client_for_url(url.as_str(), download.private_network)?;
+            // Credentials go to the origin they were given for: once a hop leaves it, they stay
+            // behind (a later hop back could be steered by the other host).
+            same_origin = same_origin && url.origin() == first.origin();
+            let mut builder = client.get(url.clone());
+            if same_origin {
+                for (name, value) in download.headers {
+                    builder = builder.header(name, value);
+                }
+            }
+            let response = tokio::time::timeout_at(headers_deadline, builder.send())
+                .await
+                .map_err(|_| CallError::Timeout)?
+                .map_err(|e| call_error(&e))?;
+            let Some(next) = redirect_target(&response, &url)? else {
+                break response;
+            };
+            if hops >= download.max_redirects {
+                return Err(CallError::Refused(format!(
+                    "too many redirects (at most {} allowed)",
+                    download.max_redirects
+                )));
+            }
+            hops += 1;
+            url = next;
+        };
+        let headers = response.headers();
+        let text = |name: reqwest::header::HeaderName| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let status = response.status().as_u16();
+        let content_type = text(reqwest::header::CONTENT_TYPE);
+        let content_length =
+            text(reqwest::header::CONTENT_LENGTH).and_then(|v| v.trim().parse().ok());
+        let retry_after = text(reqwest::header::RETRY_AFTER);
+        Ok(DownloadAnswer {
+            status,
+            content_type,
+            content_length,
+            retry_after,
+            body: body_stream(response, body_deadline),
+        })
+    }
+}
+
+/// Where a redirect answer points, resolved against `current`; `None` when `response` is not
+/// a redirect (or is one without a `Location`, which is then the answer).
+fn redirect_target(
+    response: &reqwest::Response,
+    current: &reqwest::Url,
+) -> Result<Option<reqwest::Url>, CallError> {
+    if !matches!(response.status().as_u16(), 301 | 302 | 303 | 307 | 308) {
+        return Ok(None);
+    }
+    let Some(location) = response.headers().get(reqwest::header::LOCATION) else {
+        return Ok(None);
+    };
+    // The location is not shown: its query may carry a token.
+    let location = location
+        .to_str()
+        .map_err(|_| CallError::Refused("a redirect's Location is not valid text".into()))?;
+    current
+        .join(location)
+        .map(Some)
+        .map_err(|_| CallError::Refused("a redirect's Location is not a valid URL".into()))
+}
+
+/// The body of `response` chunk by chunk, as reqwest reads it; an error of kind `TimedOut`
+/// once `deadline` passes, `ConnectionAborted` when the connection breaks off.
+fn body_stream(response: reqwest::Response, deadline: tokio::time::Instant) -> ByteStream {
+    let chunks = futures::stream::unfold(Some(response), move |state| async move {
+        let mut response = state?;
+        match tokio::time::timeout_at(deadline, response.chunk()).await {
+            Ok(Ok(Some(chunk))) => Some((Ok(chunk), Some(response))),
+            Ok(Ok(None)) => None,
+            Ok(Err(e)) if e.is_timeout() => Some((Err(body_timed_out()), None)),
+            Ok(Err(e)) => Some((
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::ConnectionAborted,
+                    describe(&e),
+                )),
+                None,
+            )),
+            Err(_) => Some((Err(body_timed_out()), None)),
+        }
+    });
+    Box::pin(chunks)
+}
+
+fn body_timed_out() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        "the body did not arrive in full within the body timeout",
+    )
 }
 
 /// What a failed request means for a send: refused or never connected (not sent), else timed
@@ -561,6 +695,360 @@ mod tests {
         }
         for leak in [token, "15551234567", "private words"] {
             assert!(!text.contains(leak), "{leak} logged: {text}");
+        }
+    }
+
+    /// What a scripted server does with one request.
+    enum Reply {
+        /// Writes these bytes, then closes.
+        Bytes(Vec<u8>),
+        /// Writes `head`, then each chunk in its own write; then stalls (keeps the connection
+        /// open and writes nothing) or closes.
+        Stream {
+            head: Vec<u8>,
+            chunks: Vec<Vec<u8>>,
+            stall: bool,
+        },
+        /// Never answers.
+        Silent,
+    }
+
+    /// The request heads a scripted server received, in order.
+    type Heads = Arc<std::sync::Mutex<Vec<String>>>;
+
+    /// A server that answers each request with `reply(request head)` and records the heads.
+    async fn scripted_server(
+        reply: impl Fn(&str) -> Reply + Send + Sync + 'static,
+    ) -> (u16, Heads) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = l.local_addr().unwrap().port();
+        let heads: Heads = Arc::default();
+        let recorded = heads.clone();
+        let reply = Arc::new(reply);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = l.accept().await {
+                let reply = reply.clone();
+                let recorded = recorded.clone();
+                tokio::spawn(async move {
+                    let mut request = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                        let n = socket.read(&mut buf).await.unwrap_or(0);
+                        if n == 0 {
+                            return;
+                        }
+                        request.extend_from_slice(&buf[..n]);
+                    }
+                    let head = String::from_utf8_lossy(&request).into_owned();
+                    recorded.lock().unwrap().push(head.clone());
+                    match reply(&head) {
+                        Reply::Bytes(bytes) => {
+                            let _ = socket.write_all(&bytes).await;
+                        }
+                        Reply::Stream {
+                            head,
+                            chunks,
+                            stall,
+                        } => {
+                            let _ = socket.write_all(&head).await;
+                            for chunk in chunks {
+                                if socket.write_all(&chunk).await.is_err() {
+                                    return;
+                                }
+                                let _ = socket.flush().await;
+                                tokio::task::yield_now().await;
+                            }
+                            if stall {
+                                std::future::pending::<()>().await;
+                            }
+                        }
+                        Reply::Silent => std::future::pending::<()>().await,
+                    }
+                });
+            }
+        });
+        (port, heads)
+    }
+
+    /// The path of a request head.
+    fn path_of(head: &str) -> &str {
+        head.split(' ').nth(1).unwrap_or_default()
+    }
+
+    fn redirect(status: &str, location: &str) -> Reply {
+        Reply::Bytes(
+            format!(
+                "HTTP/1.1 {status}\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            )
+            .into_bytes(),
+        )
+    }
+
+    fn file_head(length: usize, content_type: &str) -> Vec<u8> {
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {length}\r\nconnection: close\r\n\r\n"
+        )
+        .into_bytes()
+    }
+
+    fn get<'a>(
+        url: &'a str,
+        headers: &'a [(String, String)],
+        private_network: bool,
+    ) -> Download<'a> {
+        Download {
+            url,
+            headers,
+            timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            private_network,
+            max_redirects: 5,
+        }
+    }
+
+    /// The whole body, chunk count and bytes, or the first error.
+    async fn read_all(mut body: ByteStream) -> Result<(usize, Vec<u8>), std::io::Error> {
+        use futures::StreamExt as _;
+        let mut chunks = 0;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk?;
+            chunks += 1;
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok((chunks, bytes))
+    }
+
+    fn credentials() -> Vec<(String, String)> {
+        vec![
+            (
+                "Authorization".to_owned(),
+                "Bearer EAAG-download-secret".to_owned(),
+            ),
+            ("X-Api-Key".to_owned(), "waha-download-secret".to_owned()),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_download_streams_a_large_body_in_chunks_intact() {
+        let file: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+        let served = file.clone();
+        let (port, heads) = scripted_server(move |_| Reply::Stream {
+            head: file_head(served.len(), "image/jpeg"),
+            chunks: served.chunks(64 * 1024).map(<[u8]>::to_vec).collect(),
+            stall: false,
+        })
+        .await;
+        let api = ReqwestProviderApi::new(NetworkPolicy::AllowLoopback).unwrap();
+        let url = format!("http://127.0.0.1:{port}/whatsapp_business/attachments/?mid=1&hash=h");
+        let headers = credentials();
+        let answer = api.download(get(&url, &headers, false)).await.unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(answer.content_type.as_deref(), Some("image/jpeg"));
+        assert_eq!(answer.content_length, Some(file.len() as u64));
+        assert_eq!(answer.retry_after, None);
+        let (chunks, bytes) = read_all(answer.body).await.unwrap();
+        assert!(chunks > 1, "the body came as {chunks} chunk(s)");
+        assert!(bytes == file, "the body differs");
+        let heads = heads.lock().unwrap();
+        assert!(heads[0].starts_with("GET /whatsapp_business/attachments/?mid=1&hash=h "));
+        assert!(heads[0].contains("Bearer EAAG-download-secret"));
+    }
+
+    #[tokio::test]
+    async fn redirects_keep_headers_on_the_same_origin_and_drop_them_across_origins() {
+        let (a_port_tx, a_port_rx) = tokio::sync::watch::channel(0u16);
+        // B: another port, so another origin; it sends the client back to A.
+        let (b_port, b_heads) = scripted_server(move |head| match path_of(head) {
+            "/file?sig=abc" => redirect(
+                "302 Found",
+                &format!("http://127.0.0.1:{}/final", *a_port_rx.borrow()),
+            ),
+            _ => Reply::Bytes(answer("404 Not Found", b"{}")),
+        })
+        .await;
+        let (a_port, a_heads) = scripted_server(move |head| match path_of(head) {
+            "/start" => redirect("301 Moved Permanently", "same?x=1"),
+            "/same?x=1" => redirect(
+                "307 Temporary Redirect",
+                &format!("http://127.0.0.1:{b_port}/file?sig=abc"),
+            ),
+            "/final" => Reply::Bytes(
+                file_head(5, "text/plain")
+                    .into_iter()
+                    .chain(*b"hello")
+                    .collect(),
+            ),
+            _ => Reply::Bytes(answer("404 Not Found", b"{}")),
+        })
+        .await;
+        a_port_tx.send(a_port).unwrap();
+        let api = ReqwestProviderApi::new(NetworkPolicy::AllowLoopback).unwrap();
+        let headers = credentials();
+        let url = format!("http://127.0.0.1:{a_port}/start");
+        let answer = api.download(get(&url, &headers, false)).await.unwrap();
+        assert_eq!(answer.status, 200);
+        assert_eq!(read_all(answer.body).await.unwrap().1, b"hello");
+        let a_heads = a_heads.lock().unwrap().clone();
+        let b_heads = b_heads.lock().unwrap().clone();
+        let paths: Vec<&str> = a_heads.iter().map(|h| path_of(h)).collect();
+        assert_eq!(paths, ["/start", "/same?x=1", "/final"]);
+        assert_eq!(b_heads.len(), 1);
+        for (head, sent) in [
+            (&a_heads[0], true),
+            (&a_heads[1], true),
+            (&b_heads[0], false),
+            // Back at the first origin after leaving it: still without credentials.
+            (&a_heads[2], false),
+        ] {
+            let lower = head.to_ascii_lowercase();
+            assert_eq!(
+                lower.contains("authorization: bearer eaag-download-secret"),
+                sent,
+                "{head}"
+            );
+            assert_eq!(
+                lower.contains("x-api-key: waha-download-secret"),
+                sent,
+                "{head}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn redirects_to_metadata_private_addresses_or_other_schemes_are_refused() {
+        let (port, heads) = scripted_server(|head| match path_of(head) {
+            "/metadata" => redirect(
+                "302 Found",
+                "http://169.254.169.254/latest/meta-data/?token=leak",
+            ),
+            "/metadata-v6" => redirect("302 Found", "http://[fe80::1]/?token=leak"),
+            "/private" => redirect("302 Found", "https://10.1.2.3/x?token=leak"),
+            "/file" => redirect("303 See Other", "file:///etc/passwd?token=leak"),
+            "/ftp" => redirect("308 Permanent Redirect", "ftp://127.0.0.1/x?token=leak"),
+            _ => Reply::Bytes(answer("404 Not Found", b"{}")),
+        })
+        .await;
+        let api = ReqwestProviderApi::new(NetworkPolicy::AllowLoopback).unwrap();
+        let headers = credentials();
+        let mut cases = Vec::new();
+        for path in ["/metadata", "/metadata-v6", "/file", "/ftp"] {
+            cases.push((path, false));
+            cases.push((path, true));
+        }
+        // A public-only source may not be sent into the private network.
+        cases.push(("/private", false));
+        for (path, private_network) in cases {
+            let url = format!("http://127.0.0.1:{port}{path}");
+            let result = api.download(get(&url, &headers, private_network)).await;
+            match result {
+                Err(CallError::Refused(text)) => {
+                    assert!(!text.contains("leak") && !text.contains("secret"), "{text}");
+                }
+                other => panic!("{path} (private network {private_network}): {other:?}"),
+            }
+        }
+        assert_eq!(
+            heads.lock().unwrap().len(),
+            9,
+            "only the first hops were sent"
+        );
+    }
+
+    #[tokio::test]
+    async fn more_redirects_than_allowed_are_refused() {
+        let (port, heads) = scripted_server(|_| redirect("302 Found", "/again")).await;
+        let api = ReqwestProviderApi::new(NetworkPolicy::AllowLoopback).unwrap();
+        let url = format!("http://127.0.0.1:{port}/start");
+        for (max_redirects, requests) in [(3u8, 4usize), (0, 1)] {
+            heads.lock().unwrap().clear();
+            let download = Download {
+                max_redirects,
+                ..get(&url, &[], false)
+            };
+            let result = api.download(download).await;
+            assert!(
+                matches!(&result, Err(CallError::Refused(text)) if text.contains("too many redirects")),
+                "{result:?}"
+            );
+            assert_eq!(heads.lock().unwrap().len(), requests);
+        }
+    }
+
+    #[tokio::test]
+    async fn missing_headers_time_out_and_a_stalled_or_broken_body_ends_in_an_error() {
+        let (port, _) = scripted_server(|head| match path_of(head) {
+            "/silent" => Reply::Silent,
+            "/stall" => Reply::Stream {
+                head: file_head(1000, "audio/ogg"),
+                chunks: vec![vec![1; 10]],
+                stall: true,
+            },
+            _ => Reply::Stream {
+                head: file_head(1000, "audio/ogg"),
+                chunks: vec![vec![1; 10]],
+                stall: false,
+            },
+        })
+        .await;
+        let api = ReqwestProviderApi::new(NetworkPolicy::AllowLoopback).unwrap();
+        let short = |url| Download {
+            timeout: Duration::from_millis(300),
+            body_timeout: Duration::from_millis(600),
+            ..get(url, &[], false)
+        };
+        let url = format!("http://127.0.0.1:{port}/silent");
+        let result = api.download(short(&url)).await;
+        assert!(matches!(result, Err(CallError::Timeout)), "{result:?}");
+
+        let url = format!("http://127.0.0.1:{port}/stall");
+        let answer = api.download(short(&url)).await.unwrap();
+        assert_eq!(answer.content_length, Some(1000));
+        let e = read_all(answer.body).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut, "{e}");
+
+        let url = format!("http://127.0.0.1:{port}/cut");
+        let answer = api.download(get(&url, &[], false)).await.unwrap();
+        let e = read_all(answer.body).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::ConnectionAborted, "{e}");
+    }
+
+    #[tokio::test]
+    async fn download_answers_errors_and_debug_output_never_show_header_values_or_queries() {
+        let (port, _) = scripted_server(|_| {
+            Reply::Bytes(
+                b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 7\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                    .to_vec(),
+            )
+        })
+        .await;
+        let api = ReqwestProviderApi::new(NetworkPolicy::AllowLoopback).unwrap();
+        let headers = credentials();
+        let url = format!("http://127.0.0.1:{port}/x?hash=query-secret");
+        let download = get(&url, &headers, false);
+        let shown = format!("{download:?}");
+        assert!(
+            shown.contains("Authorization") && shown.contains("/x"),
+            "{shown}"
+        );
+        let answer = api.download(download).await.unwrap();
+        assert_eq!(
+            (answer.status, answer.retry_after.as_deref()),
+            (429, Some("7"))
+        );
+        let shown = format!("{shown} {answer:?}");
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let closed = l.local_addr().unwrap().port();
+        drop(l);
+        let url = format!("http://127.0.0.1:{closed}/x?hash=query-secret");
+        let e = api.download(get(&url, &headers, false)).await.unwrap_err();
+        assert!(e.certainly_not_sent(), "{e:?}");
+        let url = "http://169.254.169.254/x?hash=query-secret";
+        let refused = api.download(get(url, &headers, true)).await.unwrap_err();
+        let shown = format!("{shown} {e} {e:?} {refused} {refused:?}");
+        for secret in ["download-secret", "query-secret"] {
+            assert!(!shown.contains(secret), "{secret} shown: {shown}");
         }
     }
 }

@@ -23,28 +23,46 @@
 //! `delivered` (CBP; PMP: `pricing` only), `errors` on `failed`. No profile name is invented:
 //! `contacts` appears only for BSUID sends, with the `user_id`. Bodies are written as Meta
 //! writes them (non-ASCII as `\uXXXX`, `/` as `\/`) and signed over those bytes.
+//!
+//! Media, as Meta's two-step download works: `GET /{version}/{media-id}` (optional
+//! `phone_number_id`, which must be the business number's) answers `{"messaging_product",
+//! "url","mime_type","sha256" (lowercase hex),"file_size" (a string),"id"}`, or 400 code 100/33
+//! for an unknown id. The `url` points back here, shaped like Meta's
+//! (`/whatsapp_business/attachments/?mid={id}&ext={expiry, Unix seconds}&hash={HMAC of mid and
+//! ext with a key of this server}`), and `GET` of it with the same token serves the bytes with
+//! `Content-Type` and `Content-Length`, in several chunks; 404 (plain text) once `ext` has
+//! passed ([`FakeGraphOptions::media_url_ttl`]) or when the hash does not match.
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac as _};
 use serde_json::{Value, json};
+use sha2::{Digest as _, Sha256};
 use shared::model::Provider;
 use shared::ports::Source;
 use shared::signature::{Secret, sign_meta};
 
 use super::graph_validate::{Checked, Outbound, check};
 use super::{
-    DEMO_ACCESS_TOKEN, Journal, Poster, RecordedRequest, Scripted, Server, Status, StatusPlan,
-    WebhookRecord, WebhookRetry, ends_with, json_response, lock, meta_json, random_hex,
-    read_request, same_secret,
+    DEMO_ACCESS_TOKEN, DownloadFault, DownloadScript, Journal, Poster, RecordedRequest,
+    SAMPLE_IMAGE_MIME_TYPE, Scripted, Server, Status, StatusPlan, WebhookRecord, WebhookRetry,
+    ends_with, file_response, json_response, lock, meta_json, plain, random_hex, read_request,
+    same_secret, sample_image_png,
 };
+
+/// The media id of [`super::sample_image_png`], which every fake Graph API serves from the
+/// start (a sample inbound image webhook can name it).
+pub const SAMPLE_IMAGE_MEDIA_ID: &str = "1480251913277614";
 
 /// Largest request body read (Graph bodies are small; media goes by id or link).
 const BODY_LIMIT: usize = 4 * 1024 * 1024;
@@ -241,6 +259,15 @@ impl GraphError {
         }
     }
 
+    /// 400, code 100/33: no media `id` (the media lookup's form of [`Self::unknown_object`]).
+    pub fn unknown_media(id: &str) -> Self {
+        let mut e = Self::unknown_object(id);
+        e.message = e
+            .message
+            .replace("Unsupported post request", "Unsupported get request");
+        e
+    }
+
     /// 400, code 2500: a path Graph does not have.
     pub fn unknown_path(path: &str) -> Self {
         Self {
@@ -360,13 +387,20 @@ pub struct FakeGraphOptions {
     pub pricing: PricingModel,
     /// Templates that exist, as `name` or `name:language` (empty: every template exists).
     pub templates: Vec<String>,
+    /// How long a media lookup's `url` works (Meta: about 5 minutes; zero: it has expired when
+    /// it is answered).
+    pub media_url_ttl: Duration,
+    /// Media lookups give `file_size` as a JSON number instead of a string (as Meta documents
+    /// it); some clients only read one of the two.
+    pub media_file_size_as_number: bool,
     /// Print a line per request and webhook (the `fake-provider` command).
     pub print: bool,
 }
 
 impl Default for FakeGraphOptions {
     /// The bundled sample's values: any free port on 127.0.0.1, [`DEMO_ACCESS_TOKEN`], the
-    /// `meta-demo` app secret, the sample business number, no webhooks.
+    /// `meta-demo` app secret, the sample business number, no webhooks, media URLs that work
+    /// for 5 minutes.
     fn default() -> Self {
         Self {
             bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
@@ -380,6 +414,8 @@ impl Default for FakeGraphOptions {
             retry: WebhookRetry::default(),
             pricing: PricingModel::default(),
             templates: Vec::new(),
+            media_url_ttl: Duration::from_secs(300),
+            media_file_size_as_number: false,
             print: false,
         }
     }
@@ -428,6 +464,30 @@ pub struct SentMessage {
     pub conversation_expires: DateTime<Utc>,
 }
 
+/// What a media lookup says about a file where it should not match the bytes served (tests of
+/// a downloader's checks); `None` says the truth.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AnnouncedMedia {
+    /// `mime_type` of the lookup (the file is still served with its own `Content-Type`).
+    pub mime_type: Option<String>,
+    /// `sha256` of the lookup, as given.
+    pub sha256: Option<String>,
+    /// `file_size` of the lookup.
+    pub file_size: Option<u64>,
+}
+
+/// A media file the fake serves.
+#[derive(Debug, Clone)]
+struct MediaFile {
+    bytes: Bytes,
+    /// `Content-Type` of the download.
+    mime_type: String,
+    /// What the lookup says.
+    announced_mime_type: String,
+    sha256: String,
+    file_size: u64,
+}
+
 #[derive(Debug)]
 struct Inner {
     options: FakeGraphOptions,
@@ -436,6 +496,12 @@ struct Inner {
     /// Billing conversation per recipient: id and expiry.
     conversations: Mutex<HashMap<String, (String, DateTime<Utc>)>>,
     poster: Poster,
+    /// Media files by id.
+    media: Mutex<HashMap<String, MediaFile>>,
+    /// The key media URLs' `hash` is made with.
+    url_key: Vec<u8>,
+    /// Base URL of this server (for media URLs).
+    base: Mutex<String>,
 }
 
 /// A running fake Graph API. Stops when dropped or on [`FakeGraph::stop`].
@@ -460,7 +526,19 @@ impl FakeGraph {
             sent: Mutex::new(HashMap::new()),
             conversations: Mutex::new(HashMap::new()),
             poster,
+            media: Mutex::new(HashMap::new()),
+            url_key: [ulid::Ulid::new().random(), ulid::Ulid::new().random()]
+                .iter()
+                .flat_map(|r| r.to_be_bytes())
+                .collect(),
+            base: Mutex::new(String::new()),
         });
+        inner.register(
+            SAMPLE_IMAGE_MEDIA_ID.to_owned(),
+            sample_image_png(),
+            SAMPLE_IMAGE_MIME_TYPE,
+            AnnouncedMedia::default(),
+        );
         let app = Router::new()
             .fallback(
                 |State(inner): State<Arc<Inner>>, request: Request| async move {
@@ -469,6 +547,7 @@ impl FakeGraph {
             )
             .with_state(inner.clone());
         let server = Server::start(bind, app).await?;
+        *lock(&inner.base) = format!("http://{}", server.addr);
         Ok(Self { inner, server })
     }
 
@@ -515,6 +594,67 @@ impl FakeGraph {
     /// stops: then they end with 503 and `Connection: close`).
     pub fn hang_next(&self, n: usize) {
         self.inner.journal.push_script(n, &Scripted::Hang);
+    }
+
+    /// The media lookup endpoint of `media_id` for API `version`: `{url}/{version}/{media_id}`.
+    pub fn media_lookup_url(&self, version: &str, media_id: &str) -> String {
+        format!("{}/{version}/{media_id}", self.url())
+    }
+
+    /// Registers a media file (as if a customer had sent it) and returns its new numeric id.
+    pub fn add_media(&self, bytes: Vec<u8>, mime_type: &str) -> String {
+        self.add_media_announced(bytes, mime_type, AnnouncedMedia::default())
+    }
+
+    /// Registers a media file whose lookup announces `announced` where it is set (a wrong
+    /// hash, size or type) while the download serves `bytes` as `mime_type`; returns its id.
+    pub fn add_media_announced(
+        &self,
+        bytes: Vec<u8>,
+        mime_type: &str,
+        announced: AnnouncedMedia,
+    ) -> String {
+        let id = loop {
+            // Meta's media ids are 15–16 digit numbers.
+            let n = 1_000_000_000_000_000 + ulid::Ulid::new().random() % 9_000_000_000_000_000;
+            let id = n.to_string();
+            if !lock(&self.inner.media).contains_key(&id) {
+                break id;
+            }
+        };
+        self.inner.register(id.clone(), bytes, mime_type, announced);
+        id
+    }
+
+    /// Answers the next `n` authorized lookups of a known media id with `error`.
+    pub fn fail_next_lookup(&self, n: usize, error: GraphError) {
+        self.inner.journal.push_lookup(n, &Scripted::Fail(error));
+    }
+
+    /// Accepts the next `n` authorized lookups of a known media id and never answers them
+    /// (until the fake stops: then 503).
+    pub fn hang_next_lookup(&self, n: usize) {
+        self.inner.journal.push_lookup(n, &Scripted::Hang);
+    }
+
+    /// Answers the next `n` authorized downloads of a valid media URL with `error` (e.g.
+    /// [`GraphError::internal`]: 500).
+    pub fn fail_next_download(&self, n: usize, error: GraphError) {
+        self.inner
+            .journal
+            .push_download(n, &DownloadScript::Fail(error));
+    }
+
+    /// Accepts the next `n` authorized downloads of a valid media URL and never answers them.
+    pub fn hang_next_download(&self, n: usize) {
+        self.fault_next_download(n, DownloadFault::Hang);
+    }
+
+    /// Makes the next `n` authorized downloads of a valid media URL go wrong as `fault` says.
+    pub fn fault_next_download(&self, n: usize, fault: DownloadFault) {
+        self.inner
+            .journal
+            .push_download(n, &DownloadScript::Fault(fault));
     }
 
     /// Posts a status webhook for accepted message `message_id` now (retrying as configured)
@@ -643,6 +783,15 @@ impl Inner {
             Some(_) => {}
         }
         let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+        match segments.as_slice() {
+            ["whatsapp_business", "attachments"] if request.method == "GET" => {
+                return self.attachment(request, trace).await;
+            }
+            [version, id] if request.method == "GET" && is_version(version) => {
+                return self.lookup(request, id, trace).await;
+            }
+            _ => {}
+        }
         let [version, id, "messages"] = segments.as_slice() else {
             return fail(GraphError::unknown_path(path));
         };
@@ -720,6 +869,144 @@ impl Inner {
             ),
             what,
         )
+    }
+
+    fn register(&self, id: String, bytes: Vec<u8>, mime_type: &str, announced: AnnouncedMedia) {
+        let file = MediaFile {
+            announced_mime_type: announced.mime_type.unwrap_or_else(|| mime_type.to_owned()),
+            sha256: announced
+                .sha256
+                .unwrap_or_else(|| hex::encode(Sha256::digest(&bytes))),
+            file_size: announced.file_size.unwrap_or(bytes.len() as u64),
+            mime_type: mime_type.to_owned(),
+            bytes: Bytes::from(bytes),
+        };
+        lock(&self.media).insert(id, file);
+    }
+
+    /// The `hash` of a media URL for media `mid` expiring at `ext`.
+    fn url_hash(&self, mid: &str, ext: &str) -> Option<String> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.url_key).ok()?;
+        mac.update(mid.as_bytes());
+        mac.update(b"\n");
+        mac.update(ext.as_bytes());
+        Some(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes()))
+    }
+
+    /// `GET /{version}/{media-id}`: the file's details and a short-lived URL.
+    async fn lookup(&self, request: &RecordedRequest, id: &str, trace: &str) -> (Response, String) {
+        let fail = |e: GraphError| {
+            let what = format!("error {}", e.code);
+            (e.response(trace), what)
+        };
+        let query = request.path.split_once('?').map_or("", |(_, q)| q);
+        if let Some(number) = form_query(query, "phone_number_id")
+            && number != self.options.phone_number_id
+        {
+            return fail(GraphError::invalid_parameter(format!(
+                "Media {id} does not belong to phone number {number}."
+            )));
+        }
+        let Some(file) = lock(&self.media).get(id).cloned() else {
+            return fail(GraphError::unknown_media(id));
+        };
+        match self.journal.next_lookup() {
+            Some(Scripted::Fail(e)) => return fail(e),
+            Some(Scripted::Hang) => {
+                if self.options.print {
+                    println!("fake-graph | media lookup {id} left hanging (hang_next_lookup)");
+                }
+                std::future::pending::<()>().await;
+            }
+            None => {}
+        }
+        let ttl = i64::try_from(self.options.media_url_ttl.as_secs()).unwrap_or(i64::MAX);
+        let ext = Utc::now().timestamp().saturating_add(ttl).to_string();
+        let hash = self.url_hash(id, &ext).unwrap_or_default();
+        let url = format!(
+            "{}/whatsapp_business/attachments/?mid={id}&ext={ext}&hash={hash}",
+            lock(&self.base)
+        );
+        let file_size = if self.options.media_file_size_as_number {
+            json!(file.file_size)
+        } else {
+            json!(file.file_size.to_string())
+        };
+        let body = json!({
+            "messaging_product": "whatsapp",
+            "url": url,
+            "mime_type": file.announced_mime_type,
+            "sha256": file.sha256,
+            "file_size": file_size,
+            "id": id,
+        });
+        // Graph writes JSON as webhooks are written (`/` as `\/`).
+        let mut response = Response::new(Body::from(meta_json(&body)));
+        let headers = response.headers_mut();
+        headers.insert(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json; charset=UTF-8"),
+        );
+        if let Ok(v) = axum::http::HeaderValue::try_from(trace) {
+            headers.insert("x-fb-trace-id", v);
+        }
+        (response, format!("media {id}"))
+    }
+
+    /// `GET /whatsapp_business/attachments/?mid=…&ext=…&hash=…`: the file, while the URL is
+    /// valid.
+    async fn attachment(&self, request: &RecordedRequest, trace: &str) -> (Response, String) {
+        let query = request.path.split_once('?').map_or("", |(_, q)| q);
+        let param = |key| form_query(query, key).unwrap_or_default();
+        let (mid, ext, hash) = (param("mid"), param("ext"), param("hash"));
+        let signed = !hash.is_empty()
+            && self
+                .url_hash(&mid, &ext)
+                .is_some_and(|h| same_secret(h.as_bytes(), hash.as_bytes()));
+        if !signed {
+            return (
+                plain(StatusCode::NOT_FOUND, "URL signature mismatch"),
+                "media URL with a wrong hash".to_owned(),
+            );
+        }
+        if ext
+            .parse::<i64>()
+            .map_or(true, |ext| Utc::now().timestamp() >= ext)
+        {
+            return (
+                plain(StatusCode::NOT_FOUND, "URL signature expired"),
+                "expired media URL".to_owned(),
+            );
+        }
+        let Some(file) = lock(&self.media).get(&mid).cloned() else {
+            return (
+                plain(StatusCode::NOT_FOUND, "Not Found"),
+                "media URL of unknown media".to_owned(),
+            );
+        };
+        let fault = match self.journal.next_download() {
+            Some(DownloadScript::Fail(e)) => {
+                let what = format!("error {}", e.code);
+                return (e.response(trace), what);
+            }
+            Some(DownloadScript::Fault(DownloadFault::Hang)) => {
+                if self.options.print {
+                    println!("fake-graph | media {mid} download left hanging (hang_next_download)");
+                }
+                std::future::pending::<()>().await;
+                None
+            }
+            Some(DownloadScript::Fault(fault)) => Some(fault),
+            None => None,
+        };
+        let what = format!("media {mid} file ({} bytes)", file.bytes.len());
+        let response = file_response(
+            &file.bytes,
+            &file.mime_type,
+            fault,
+            self.journal.stopped.subscribe(),
+        );
+        (response, what)
     }
 
     fn accept(&self, out: &Outbound) -> SentMessage {

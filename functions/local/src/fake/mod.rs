@@ -26,6 +26,17 @@
 //! Programmatically: `fail_next(n, error)` answers the next `n` send requests with `error`,
 //! `hang_next(n)` accepts the next `n` and never answers (until the fake stops), `requests()`
 //! lists what arrived, `post_status(id, status)` posts a status webhook now.
+//!
+//! # Media
+//!
+//! Both fakes serve media files, in several chunks (a streamed body with `Content-Length`):
+//! the Graph fake behind Meta's two-step flow (`GET /{version}/{media-id}` answers a short-lived
+//! signed URL on this server, which serves the bytes to the same token), WAHA at
+//! `/api/files/{session}/{file}`. Each starts with [`sample_image_png`] registered
+//! ([`graph::SAMPLE_IMAGE_MEDIA_ID`], [`waha::SAMPLE_IMAGE_FILE`]). `fail_next_download(n,
+//! error)`, `hang_next_download(n)` and `fault_next_download(n, fault)` script the next `n`
+//! authorized file downloads ([`DownloadFault`]: no answer, a body that stalls, a body that
+//! breaks off); the Graph fake also has `fail_next_lookup` and `hang_next_lookup`.
 
 pub mod bundled;
 pub mod cli;
@@ -40,8 +51,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::body::Body;
+use axum::body::Bytes;
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use serde_json::Value;
@@ -49,7 +61,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
-pub use graph::{FakeGraph, FakeGraphOptions, GraphError, PricingModel};
+pub use graph::{AnnouncedMedia, FakeGraph, FakeGraphOptions, GraphError, PricingModel};
 pub use waha::{FakeWaha, FakeWahaOptions, WahaError};
 
 /// The access token the demo Graph fake accepts unless told otherwise.
@@ -202,11 +214,30 @@ pub struct WebhookRecord {
     pub delivered: bool,
 }
 
-/// What the next send request gets instead of the normal answer.
+/// What the next send request (or media lookup) gets instead of the normal answer.
 #[derive(Debug, Clone)]
 enum Scripted<E> {
     Fail(E),
     Hang,
+}
+
+/// How a scripted file download goes wrong (besides answering an error).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DownloadFault {
+    /// The request is accepted and never answered (until the fake stops: then 503).
+    Hang,
+    /// Status, headers (the full `Content-Length`) and the first chunk come, then nothing more
+    /// until the fake stops: a body timeout's case.
+    Stall,
+    /// Status, headers and the first chunk come, then the connection breaks off.
+    Cut,
+}
+
+/// What the next file download gets instead of the file.
+#[derive(Debug, Clone)]
+enum DownloadScript<E> {
+    Fail(E),
+    Fault(DownloadFault),
 }
 
 /// State every fake keeps: recorded requests, the scripted answers, posted webhooks, and the
@@ -215,8 +246,12 @@ enum Scripted<E> {
 struct Journal<E> {
     requests: Mutex<Vec<RecordedRequest>>,
     script: Mutex<VecDeque<Scripted<E>>>,
+    lookups: Mutex<VecDeque<Scripted<E>>>,
+    downloads: Mutex<VecDeque<DownloadScript<E>>>,
     webhooks: Mutex<Vec<WebhookRecord>>,
     tasks: Mutex<JoinSet<()>>,
+    /// Turns true when the fake stops: stalled file bodies end then.
+    stopped: watch::Sender<bool>,
 }
 
 impl<E> Default for Journal<E> {
@@ -224,8 +259,11 @@ impl<E> Default for Journal<E> {
         Self {
             requests: Mutex::new(Vec::new()),
             script: Mutex::new(VecDeque::new()),
+            lookups: Mutex::new(VecDeque::new()),
+            downloads: Mutex::new(VecDeque::new()),
             webhooks: Mutex::new(Vec::new()),
             tasks: Mutex::new(JoinSet::new()),
+            stopped: watch::Sender::new(false),
         }
     }
 }
@@ -258,6 +296,22 @@ impl<E: Clone + Send + 'static> Journal<E> {
         lock(&self.script).pop_front()
     }
 
+    fn push_lookup(&self, n: usize, item: &Scripted<E>) {
+        lock(&self.lookups).extend(std::iter::repeat_n(item.clone(), n));
+    }
+
+    fn next_lookup(&self) -> Option<Scripted<E>> {
+        lock(&self.lookups).pop_front()
+    }
+
+    fn push_download(&self, n: usize, item: &DownloadScript<E>) {
+        lock(&self.downloads).extend(std::iter::repeat_n(item.clone(), n));
+    }
+
+    fn next_download(&self) -> Option<DownloadScript<E>> {
+        lock(&self.downloads).pop_front()
+    }
+
     /// Runs `work` in the background until it ends or the fake stops.
     fn spawn(&self, work: impl std::future::Future<Output = ()> + Send + 'static) {
         let mut tasks = lock(&self.tasks);
@@ -267,8 +321,124 @@ impl<E: Clone + Send + 'static> Journal<E> {
     }
 
     fn abort_tasks(&self) {
+        self.stopped.send_replace(true);
         lock(&self.tasks).abort_all();
     }
+}
+
+/// The chunk size a served file is cut into: at least four chunks for a file of four bytes or
+/// more, at most 64 KiB each.
+fn chunk_size(len: usize) -> usize {
+    len.div_ceil(4).clamp(1, 64 * 1024)
+}
+
+/// A file answer: 200 with `Content-Type` and `Content-Length`, the body streamed in several
+/// chunks (a client sees a real stream, not one write). `fault` `Stall` sends the first chunk
+/// and then waits for `stopped`; `Cut` sends the first chunk and breaks off.
+fn file_response(
+    bytes: &Bytes,
+    content_type: &str,
+    fault: Option<DownloadFault>,
+    mut stopped: watch::Receiver<bool>,
+) -> Response {
+    use futures::StreamExt as _;
+    type Chunks = std::pin::Pin<
+        Box<dyn futures::Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static>,
+    >;
+    let length = bytes.len();
+    let size = chunk_size(length);
+    let mut chunks = (0..length)
+        .step_by(size)
+        .map(|at| bytes.slice(at..(at + size).min(length)))
+        .collect::<Vec<_>>()
+        .into_iter();
+    let first = futures::stream::iter(chunks.next().map(Ok));
+    let rest: Chunks = match fault {
+        Some(DownloadFault::Stall) => Box::pin(futures::stream::once(async move {
+            // Nothing more until the fake stops; then the body breaks off.
+            let _ = stopped.wait_for(|s| *s).await;
+            Err(broken_off())
+        })),
+        Some(DownloadFault::Cut) => Box::pin(futures::stream::once(async {
+            // Pending once first: hyper then flushes the head and the first chunk, so the
+            // client gets them before the connection breaks.
+            tokio::task::yield_now().await;
+            Err(broken_off())
+        })),
+        Some(DownloadFault::Hang) | None => {
+            Box::pin(futures::stream::iter(chunks).then(|chunk| async move {
+                // One chunk per write: let the connection flush in between.
+                tokio::task::yield_now().await;
+                Ok(chunk)
+            }))
+        }
+    };
+    let mut r = Response::new(Body::from_stream(first.chain(rest)));
+    let h = r.headers_mut();
+    if let Ok(v) = HeaderValue::try_from(content_type) {
+        h.insert(header::CONTENT_TYPE, v);
+    }
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(length));
+    r
+}
+
+fn broken_off() -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::ConnectionAborted,
+        "the fake provider broke the download off (scripted)",
+    )
+}
+
+/// A 16×16 PNG of one colour (RGB, 8 bits, no interlace), built here with a real zlib stream
+/// and CRCs: the sample image both fakes serve.
+pub fn sample_image_png() -> Vec<u8> {
+    const SIDE: u32 = 16;
+    const COLOUR: [u8; 3] = [0x25, 0xD3, 0x66];
+    // Each scanline: filter type 0 (none), then the pixels.
+    let mut scanline = vec![0u8];
+    scanline.extend(COLOUR.repeat(SIDE as usize));
+    let raw = scanline.repeat(SIDE as usize);
+    let mut header = Vec::with_capacity(13);
+    header.extend_from_slice(&SIDE.to_be_bytes());
+    header.extend_from_slice(&SIDE.to_be_bytes());
+    // Bit depth 8, colour type 2 (RGB), compression 0, filter 0, interlace 0.
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    png_chunk(&mut png, *b"IHDR", &header);
+    png_chunk(
+        &mut png,
+        *b"IDAT",
+        &miniz_oxide::deflate::compress_to_vec_zlib(&raw, 9),
+    );
+    png_chunk(&mut png, *b"IEND", &[]);
+    png
+}
+
+/// The MIME type of [`sample_image_png`].
+pub const SAMPLE_IMAGE_MIME_TYPE: &str = "image/png";
+
+/// Appends a PNG chunk: length, type, data, CRC-32 of type and data.
+fn png_chunk(png: &mut Vec<u8>, kind: [u8; 4], data: &[u8]) {
+    let length = u32::try_from(data.len()).unwrap_or(u32::MAX);
+    png.extend_from_slice(&length.to_be_bytes());
+    png.extend_from_slice(&kind);
+    png.extend_from_slice(data);
+    let mut covered = kind.to_vec();
+    covered.extend_from_slice(data);
+    png.extend_from_slice(&crc32(&covered).to_be_bytes());
+}
+
+/// CRC-32 (ISO-HDLC, the one PNG and zip use), bit by bit: the sample image is tiny.
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = u32::MAX;
+    for &byte in bytes {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            let mask = (crc & 1).wrapping_neg();
+            crc = (crc >> 1) ^ (0xEDB8_8320 & mask);
+        }
+    }
+    !crc
 }
 
 /// Posts signed webhooks to one URL with retries, and records each.
@@ -554,6 +724,43 @@ mod tests {
         assert!(!ends_with("15550000048", "0047"));
         assert_eq!(random_hex(18).len(), 18);
         assert!(random_hex(40).chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn the_sample_image_is_a_valid_png_with_correct_crcs_and_zlib_data() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926);
+        let png = sample_image_png();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let mut at = 8;
+        let mut kinds = Vec::new();
+        let mut pixels = Vec::new();
+        while at < png.len() {
+            let length = u32::from_be_bytes(png[at..at + 4].try_into().unwrap()) as usize;
+            let kind = &png[at + 4..at + 8];
+            let data = &png[at + 8..at + 8 + length];
+            let crc =
+                u32::from_be_bytes(png[at + 8 + length..at + 12 + length].try_into().unwrap());
+            assert_eq!(crc, crc32(&png[at + 4..at + 8 + length]));
+            if kind == b"IHDR" {
+                assert_eq!(data, [0, 0, 0, 16, 0, 0, 0, 16, 8, 2, 0, 0, 0]);
+            }
+            if kind == b"IDAT" {
+                pixels = miniz_oxide::inflate::decompress_to_vec_zlib(data).unwrap();
+            }
+            kinds.push(String::from_utf8(kind.to_vec()).unwrap());
+            at += 12 + length;
+        }
+        assert_eq!(kinds, ["IHDR", "IDAT", "IEND"]);
+        assert_eq!(pixels.len(), 16 * (1 + 16 * 3));
+        assert!(pixels.chunks(49).all(|line| line[0] == 0));
+    }
+
+    #[test]
+    fn files_are_cut_into_several_chunks() {
+        assert_eq!(chunk_size(0), 1);
+        assert_eq!(chunk_size(3), 1);
+        assert_eq!(chunk_size(100), 25);
+        assert_eq!(chunk_size(10 * 1024 * 1024), 64 * 1024);
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //! `PUT /api/reaction` {messageId, reaction} → 200, empty body; `POST /api/sendSeen` {chatId,
 //! messageId? | messageIds?} → 201, empty body; `POST /api/startTyping` and `/api/stopTyping`
 //! {chatId} → 201 `{"result":true}`; `GET /api/files/{session}/{file}` serves media sent as
-//! base64 (the `media.url` of `message.any`; media sent by URL keeps its URL there).
+//! base64 (the `media.url` of `message.any`; media sent by URL keeps its URL there) and files
+//! registered with [`FakeWaha::add_file`] (received media; the sample image from the start),
+//! with `Content-Type` and `Content-Length`, in several chunks; 404 `FILE_NOT_FOUND` for others.
 //!
 //! `chatId` forms: `<digits>@c.us`, `<digits>@lid`, `<digits>[-<digits>]@g.us`, or bare digits
 //! (taken as `@c.us`, as WAHA's `sendText` does). Message ids: `true_{chatId}_{3EB0…}` (in
@@ -44,7 +46,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -56,10 +58,19 @@ use shared::ports::Source;
 use shared::signature::{Secret, sign_waha};
 
 use super::{
-    DEMO_WAHA_API_KEY, Journal, Poster, RecordedRequest, Scripted, Server, Status, StatusPlan,
-    WebhookRecord, WebhookRetry, ends_with, json_response, lock, random_hex, read_request,
-    same_secret,
+    DEMO_WAHA_API_KEY, DownloadFault, DownloadScript, Journal, Poster, RecordedRequest,
+    SAMPLE_IMAGE_MIME_TYPE, Scripted, Server, Status, StatusPlan, WebhookRecord, WebhookRetry,
+    ends_with, file_response, json_response, lock, random_hex, read_request, same_secret,
+    sample_image_png,
 };
+
+/// The session [`SAMPLE_IMAGE_FILE`] is served under.
+pub const SAMPLE_IMAGE_SESSION: &str = "default";
+
+/// The file name of [`super::sample_image_png`], which every fake WAHA serves from the start at
+/// `/api/files/default/{SAMPLE_IMAGE_FILE}` (named as WAHA names received media: the message
+/// id and an extension).
+pub const SAMPLE_IMAGE_FILE: &str = "false_15550001234@c.us_3EB0A5A3F1C0DE5A3F1C.png";
 
 /// Largest request body read (base64 media included).
 const BODY_LIMIT: usize = 64 * 1024 * 1024;
@@ -282,8 +293,8 @@ struct Inner {
     options: FakeWahaOptions,
     journal: Journal<WahaError>,
     sent: Mutex<HashMap<String, WahaMessage>>,
-    /// Media sent as base64: file name → (mimetype, bytes).
-    files: Mutex<HashMap<String, (String, Vec<u8>)>>,
+    /// Files served at `/api/files/`: `{session}/{file}` → (mimetype, bytes).
+    files: Mutex<HashMap<String, (String, Bytes)>>,
     poster: Poster,
     /// Base URL of this server (for `media.url`).
     base: Mutex<String>,
@@ -309,7 +320,13 @@ impl FakeWaha {
             options,
             journal: Journal::default(),
             sent: Mutex::new(HashMap::new()),
-            files: Mutex::new(HashMap::new()),
+            files: Mutex::new(HashMap::from([(
+                format!("{SAMPLE_IMAGE_SESSION}/{SAMPLE_IMAGE_FILE}"),
+                (
+                    SAMPLE_IMAGE_MIME_TYPE.to_owned(),
+                    Bytes::from(sample_image_png()),
+                ),
+            )])),
             poster,
             base: Mutex::new(String::new()),
         });
@@ -359,6 +376,49 @@ impl FakeWaha {
     /// (until the fake stops: then they end with 503 and `Connection: close`).
     pub fn hang_next(&self, n: usize) {
         self.inner.journal.push_script(n, &Scripted::Hang);
+    }
+
+    /// Serves `bytes` as `mime_type` at `/api/files/{session}/{file_name}` (as WAHA serves a
+    /// received message's media) and returns that URL on this server. Names go into the URL
+    /// as given: letters, digits, `@`, `.`, `_` and `-` keep it valid.
+    pub fn add_file(
+        &self,
+        session: &str,
+        file_name: &str,
+        bytes: Vec<u8>,
+        mime_type: &str,
+    ) -> String {
+        let name = format!("{session}/{file_name}");
+        lock(&self.inner.files).insert(name.clone(), (mime_type.to_owned(), Bytes::from(bytes)));
+        format!("{}/api/files/{name}", self.url())
+    }
+
+    /// The URL of the sample image ([`SAMPLE_IMAGE_FILE`]).
+    pub fn sample_image_url(&self) -> String {
+        format!(
+            "{}/api/files/{SAMPLE_IMAGE_SESSION}/{SAMPLE_IMAGE_FILE}",
+            self.url()
+        )
+    }
+
+    /// Answers the next `n` authorized downloads of a served file with `error` (e.g.
+    /// [`WahaError::internal`]: 500).
+    pub fn fail_next_download(&self, n: usize, error: WahaError) {
+        self.inner
+            .journal
+            .push_download(n, &DownloadScript::Fail(error));
+    }
+
+    /// Accepts the next `n` authorized downloads of a served file and never answers them.
+    pub fn hang_next_download(&self, n: usize) {
+        self.fault_next_download(n, DownloadFault::Hang);
+    }
+
+    /// Makes the next `n` authorized downloads of a served file go wrong as `fault` says.
+    pub fn fault_next_download(&self, n: usize, fault: DownloadFault) {
+        self.inner
+            .journal
+            .push_download(n, &DownloadScript::Fault(fault));
     }
 
     /// Posts a `message.ack` for accepted message `message_id` now (retrying as configured)
@@ -793,8 +853,16 @@ impl Inner {
             .to_owned();
         let (response, what) = self.answer(&recorded, &path).await;
         if self.options.print {
+            // File names hold the chat id (a phone number): only the session is shown.
+            let shown = match path.strip_prefix("/api/files/") {
+                Some(name) => format!(
+                    "/api/files/{}/…",
+                    name.split('/').next().unwrap_or_default()
+                ),
+                None => path,
+            };
             println!(
-                "fake-waha | {} {path} -> {} {what}",
+                "fake-waha | {} {shown} -> {} {what}",
                 recorded.method,
                 response.status().as_u16()
             );
@@ -818,7 +886,7 @@ impl Inner {
         if request.method == "GET"
             && let Some(name) = path.strip_prefix("/api/files/")
         {
-            return self.file(name);
+            return self.file(name, request).await;
         }
         let Some(route) = route(&request.method, path) else {
             return fail(&WahaError::not_route(&request.method, path));
@@ -906,25 +974,35 @@ impl Inner {
         (json_response(StatusCode::CREATED, &answer, &[]), what)
     }
 
-    fn file(&self, name: &str) -> (Response, String) {
+    async fn file(&self, name: &str, request: &RecordedRequest) -> (Response, String) {
         let found = lock(&self.files).get(name).cloned();
-        match found {
-            Some((mimetype, bytes)) => {
-                let mut r = Response::new(Body::from(bytes));
-                if let Ok(v) = axum::http::HeaderValue::try_from(mimetype) {
-                    r.headers_mut().insert(axum::http::header::CONTENT_TYPE, v);
+        let Some((mimetype, bytes)) = found else {
+            let body = json!({"error": {"code": 404, "key": "FILE_NOT_FOUND",
+                "message": "File not found", "details": "File not found or no longer available"}});
+            return (
+                json_response(StatusCode::NOT_FOUND, &body, &[]),
+                "file not found".to_owned(),
+            );
+        };
+        let fault = match self.journal.next_download() {
+            Some(DownloadScript::Fail(e)) => {
+                return (e.response(request), format!("file error {}", e.status));
+            }
+            Some(DownloadScript::Fault(DownloadFault::Hang)) => {
+                if self.options.print {
+                    println!("fake-waha | file download left hanging (hang_next_download)");
                 }
-                (r, "file".to_owned())
+                std::future::pending::<()>().await;
+                None
             }
-            None => {
-                let body = json!({"error": {"code": 404, "key": "FILE_NOT_FOUND",
-                    "message": "File not found", "details": "File not found or no longer available"}});
-                (
-                    json_response(StatusCode::NOT_FOUND, &body, &[]),
-                    "file".to_owned(),
-                )
-            }
-        }
+            Some(DownloadScript::Fault(fault)) => Some(fault),
+            None => None,
+        };
+        let what = format!("file ({} bytes)", bytes.len());
+        (
+            file_response(&bytes, &mimetype, fault, self.journal.stopped.subscribe()),
+            what,
+        )
     }
 
     fn accept(&self, session: &str, parsed: Parsed) -> WahaMessage {
@@ -939,7 +1017,8 @@ impl Inner {
                 MediaSource::Url(url) => url,
                 MediaSource::Data(bytes) => {
                     let name = format!("{session}/{id}.{}", extension(&m.mimetype));
-                    lock(&self.files).insert(name.clone(), (m.mimetype.clone(), bytes));
+                    lock(&self.files)
+                        .insert(name.clone(), (m.mimetype.clone(), Bytes::from(bytes)));
                     format!("{}/api/files/{name}", lock(&self.base))
                 }
             };
