@@ -38,6 +38,7 @@ pub(super) fn routes() -> Routes {
         .merge(super::campaigns::routes())
         .merge(super::messages::routes())
         .merge(super::contacts::routes())
+        .merge(super::media::routes())
         .merge(super::audit::routes())
 }
 

@@ -18,6 +18,7 @@ mod deliveries;
 mod endpoints;
 mod http;
 mod idempotency;
+mod media;
 mod messages;
 pub mod openapi;
 mod test_send;
@@ -266,6 +267,8 @@ pub struct Admin {
     pub sources: Option<Arc<dyn SourceRegistry>>,
     /// Sends messages through the sources' providers (`None`: `/v1/messages` answers 404).
     pub provider: Option<crate::send::Sender>,
+    /// Stored media files (`None`: `/v1/media/{id}` answers 404).
+    pub media: Option<crate::media::MediaFiles>,
     /// Settings.
     pub config: AdminConfig,
 }
@@ -296,7 +299,16 @@ impl Admin {
             sender: None,
             sources: None,
             provider: None,
+            media: None,
             config,
+        }
+    }
+
+    /// The same API showing stored media files (`GET /v1/media/{id}`).
+    pub fn with_media(self, files: crate::media::MediaFiles) -> Self {
+        Self {
+            media: Some(files),
+            ..self
         }
     }
 

@@ -33,7 +33,7 @@ use super::{
     SetNotes, TestDelivery, TestResult, TransferConversation, Transferred, UpdateEndpoint,
 };
 use crate::delivery::record::DeliveryStatus;
-use crate::model::{Campaign, CampaignStatus, ConversationStatus, EventType};
+use crate::model::{Campaign, CampaignStatus, ConversationStatus, EventType, StoredMedia};
 use crate::send::SendMessage;
 
 /// A schemars schema as a utoipa schema, unchanged: an object schema with no keyword of its
@@ -109,6 +109,7 @@ documented!(Deserialize:
 documented!(Serialize: ContactView, ContactPage, SentMessage, MarkedRead);
 documented!(Deserialize: SendMessage, ReadRequest);
 documented!(Deserialize: UpdateContact);
+documented!(Serialize: StoredMedia);
 
 /// `Idempotency-Key`, which every POST takes.
 #[derive(Debug, Clone, Copy)]
