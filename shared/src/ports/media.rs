@@ -177,6 +177,32 @@ pub fn content_disposition(filename: Option<&str>) -> String {
     out
 }
 
+/// The file name in a `Content-Disposition` made by [`content_disposition`] (its
+/// `filename*=UTF-8''…` parameter, percent-decoded), if it has one.
+pub fn disposition_filename(header: &str) -> Option<String> {
+    let encoded = header
+        .split(';')
+        .map(str::trim)
+        .find_map(|param| param.strip_prefix("filename*=UTF-8''"))?;
+    let mut bytes = Vec::with_capacity(encoded.len());
+    let mut rest = encoded.as_bytes();
+    while let Some((&b, tail)) = rest.split_first() {
+        if b == b'%' {
+            let hex = tail
+                .get(..2)
+                .filter(|h| h.iter().all(u8::is_ascii_hexdigit))?;
+            bytes.push(u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?);
+            rest = tail.get(2..)?;
+        } else {
+            bytes.push(b);
+            rest = tail;
+        }
+    }
+    String::from_utf8(bytes)
+        .ok()
+        .filter(|name| !name.is_empty())
+}
+
 /// Whether `key` is a valid object key: 1–512 bytes of letters, digits, `/`, `.`, `_`, `-`,
 /// no empty, `.` or `..` segment.
 pub fn valid_key(key: &str) -> bool {
@@ -407,6 +433,20 @@ mod tests {
             content_disposition(Some("ä€.jpg")),
             "attachment; filename*=UTF-8''%C3%A4%E2%82%AC.jpg"
         );
+        for name in ["report.pdf", "a \"b\";\r\nc%.txt", "ä€.jpg", "100%"] {
+            assert_eq!(
+                disposition_filename(&content_disposition(Some(name))).as_deref(),
+                Some(name)
+            );
+        }
+        for header in [
+            "attachment",
+            "attachment; filename*=UTF-8''%4",
+            "attachment; filename*=UTF-8''%+1",
+            "inline; x=y",
+        ] {
+            assert_eq!(disposition_filename(header), None, "{header}");
+        }
     }
 
     #[test]
