@@ -1,10 +1,11 @@
 //! SDK errors → [`BackendError`]: transient failures (network, timeouts, throttling, 5xx) are
 //! retryable; everything else (validation, missing resources) is not.
 
+use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use shared::ports::BackendError;
 
-/// Error codes that mean "slow down or try again", across DynamoDB and SQS.
+/// Error codes that mean "slow down or try again", across DynamoDB, SQS and S3.
 const TRANSIENT_CODES: &[&str] = &[
     "ThrottlingException",
     "ProvisionedThroughputExceededException",
@@ -15,6 +16,9 @@ const TRANSIENT_CODES: &[&str] = &[
     "AWS.SimpleQueueService.RequestThrottled",
     "RequestThrottled",
     "KmsThrottled",
+    "SlowDown",
+    "InternalError",
+    "RequestTimeout",
 ];
 
 /// An SDK failure with the operation it happened in and its whole cause chain on one line.
@@ -28,10 +32,12 @@ struct SdkFailure {
 }
 
 /// Classifies an SDK error.
-pub(crate) fn backend_error<E, R>(operation: &'static str, err: SdkError<E, R>) -> BackendError
+pub(crate) fn backend_error<E>(
+    operation: &'static str,
+    err: SdkError<E, HttpResponse>,
+) -> BackendError
 where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: std::fmt::Debug + Send + Sync + 'static,
 {
     match &err {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
@@ -44,11 +50,14 @@ where
         }
         SdkError::ServiceError(service) => {
             let code = service.err().code().unwrap_or_default();
-            if TRANSIENT_CODES.contains(&code) {
-                BackendError::Unavailable(format!("{operation}: {code}").into())
+            let status = service.raw().status().as_u16();
+            // A 5xx or 429 is transient whatever its code says; S3 answers HEAD requests with
+            // no body, so their errors carry only the status.
+            if TRANSIENT_CODES.contains(&code) || status >= 500 || status == 429 {
+                BackendError::Unavailable(format!("{operation}: {code} (HTTP {status})").into())
             } else {
                 BackendError::Rejected(format!(
-                    "{operation}: {code} {}",
+                    "{operation}: {code} (HTTP {status}) {}",
                     service.err().message().unwrap_or_default()
                 ))
             }

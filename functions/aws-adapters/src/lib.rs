@@ -1,5 +1,5 @@
 //! The adapters for the ports in `shared`: [`SqsQueue`], [`DynamoDocumentStore`],
-//! [`DynamoBlobStore`], the HTTP sender of deliveries ([`http::ReqwestSender`]), the provider API
+//! [`DynamoBlobStore`], [`S3MediaStore`], the HTTP sender of deliveries ([`http::ReqwestSender`]), the provider API
 //! client of sends ([`http::ReqwestProviderApi`]), plus client construction and resource
 //! provisioning.
 //!
@@ -14,13 +14,15 @@ pub mod http;
 pub mod infra;
 pub mod lambda;
 pub mod provision;
+mod s3;
 pub mod secrets;
 mod sqs;
 
 pub use aws_config::SdkConfig;
 pub use dynamo::{DynamoBlobStore, DynamoDocumentStore, INDEX_NAME};
+pub use s3::{PART_SIZE, S3MediaStore, s3_config};
 pub use sqs::SqsQueue;
-pub use {aws_sdk_dynamodb, aws_sdk_sqs, aws_sdk_ssm};
+pub use {aws_sdk_dynamodb, aws_sdk_s3, aws_sdk_sqs, aws_sdk_ssm};
 
 use aws_config::BehaviorVersion;
 
@@ -31,6 +33,8 @@ pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     /// SQS.
     pub sqs: aws_sdk_sqs::Client,
+    /// S3 (path-style addressing when the endpoint is overridden: [`s3_config`]).
+    pub s3: aws_sdk_s3::Client,
 }
 
 impl Clients {
@@ -39,6 +43,7 @@ impl Clients {
         Self {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
+            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk)),
         }
     }
 }

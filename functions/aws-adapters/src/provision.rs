@@ -1,4 +1,4 @@
-//! Creating wagate's table and queues where they do not exist yet: for tests against moto and
+//! Creating wagate's table, queues and media bucket where they do not exist yet: for tests against moto and
 //! for the local process with `--backend aws --create`. Deployed stacks get them from
 //! `template.yaml`.
 
@@ -113,4 +113,34 @@ pub async fn ensure_queue(
         .map_err(|e| backend_error("CreateQueue", e))?;
     out.queue_url
         .ok_or_else(|| BackendError::Rejected(format!("CreateQueue {name}: no URL")))
+}
+
+/// Creates the media bucket `name` in the client's region unless it exists.
+pub async fn ensure_bucket(client: &aws_sdk_s3::Client, name: &str) -> Result<(), BackendError> {
+    if client.head_bucket().bucket(name).send().await.is_ok() {
+        return Ok(());
+    }
+    let mut create = client.create_bucket().bucket(name);
+    // us-east-1 is the one region S3 wants no location constraint for.
+    if let Some(region) = client
+        .config()
+        .region()
+        .map(|r| r.as_ref())
+        .filter(|&r| r != "us-east-1")
+    {
+        create = create.create_bucket_configuration(
+            aws_sdk_s3::types::CreateBucketConfiguration::builder()
+                .location_constraint(aws_sdk_s3::types::BucketLocationConstraint::from(region))
+                .build(),
+        );
+    }
+    match create.send().await {
+        Ok(_) => Ok(()),
+        Err(aws_sdk_s3::error::SdkError::ServiceError(e))
+            if e.err().is_bucket_already_owned_by_you() =>
+        {
+            Ok(())
+        }
+        Err(e) => Err(backend_error("CreateBucket", e)),
+    }
 }

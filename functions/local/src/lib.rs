@@ -2,8 +2,8 @@
 //! on DynamoDB/SQS, with Lambda-like pollers so local behaviour matches Lambda + SQS.
 //!
 //! Owns: the local runtime (front, pollers, sweep timer, shutdown), the local configuration file,
-//! the bundled receiver and fake providers, and sample payloads and signing helpers. The
-//! measuring tools (load, fault run, Lambda bench) are in `bench/` (`wagate-bench`). Must not: hold
+//! the media store on disk and the route serving signed media URLs, the bundled receiver and fake
+//! providers, and sample payloads and signing helpers. The measuring tools (load, fault run, Lambda bench) are in `bench/` (`wagate-bench`). Must not: hold
 //! pipeline logic; the stages are the ones in `shared`, configured by the functions' `Config`
 //! types from the same variable names as the Lambdas.
 
@@ -15,6 +15,7 @@ pub mod config;
 pub mod fake;
 pub mod gateway;
 pub mod manage;
+pub mod media;
 pub mod poller;
 pub mod receiver;
 pub mod sample;
