@@ -301,6 +301,9 @@ def main():
     timer = json.dumps({"flush": "event-" + json.loads(received)["id"]}, separators=(",", ":"))
     (EVENTS / "buffer-sqs-batch.json").write_text(json.dumps(sqs_event(
         [received, timer], queue="wagate-BufferQueue"), indent=2, ensure_ascii=False) + "\n")
+    # A message naming a Meta media file, as track hands it to the media function.
+    (EVENTS / "media-sqs-batch.json").write_text(json.dumps(sqs_event(
+        [inbound_event("meta-image.json", 50)], queue="wagate-MediaQueue"), indent=2, ensure_ascii=False) + "\n")
     (EVENTS / "sweep-schedule.json").write_text(json.dumps(SCHEDULE_EVENT, indent=2) + "\n")
     env = {"IngestFunction": {
         "WAGATE_SOURCES": json.dumps(SOURCES, separators=(",", ":")),
@@ -330,6 +333,13 @@ def main():
         "ADMIN_API_KEYS": ADMIN_KEY,
         # Sources without send settings: admin-send-message.json answers 409 not_configured
         # until the sources name an access token (README, "Sending through a source").
+        "WAGATE_SOURCES": json.dumps(SOURCES, separators=(",", ":")),
+    }, "MediaFunction": {
+        "TABLE_NAME": "wagate-local",
+        "MEDIA_BUCKET": "wagate-media",
+        "BUFFER_QUEUE_URL": "http://127.0.0.1:5000/123456789012/wagate-buffer",
+        # Sources without an access token: the image goes on with media.status failed
+        # (not_configured) until the sources name one (README, "Media files").
         "WAGATE_SOURCES": json.dumps(SOURCES, separators=(",", ":")),
     }, "SweepFunction": {
         "TABLE_NAME": "wagate-local",

@@ -29,7 +29,7 @@ fn variables(function: &str) -> Vec<String> {
 #[test]
 fn every_function_gets_exactly_the_variables_its_config_reads() {
     let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
-    let cases: [(&str, &[&str]); 7] = [
+    let cases: [(&str, &[&str]); 8] = [
         ("IngestFunction", ingest::Config::VARIABLES),
         ("TrackFunction", track::Config::VARIABLES),
         ("SweepFunction", sweep::Config::VARIABLES),
@@ -37,6 +37,7 @@ fn every_function_gets_exactly_the_variables_its_config_reads() {
         ("DeliverFunction", deliver::Config::VARIABLES),
         ("BufferFunction", buffer::Config::VARIABLES),
         ("AdminFunction", admin::Config::VARIABLES),
+        ("MediaFunction", media::Config::VARIABLES),
     ];
     for (name, expected) in cases {
         let mut got = variables(&resource(&template, name));
@@ -210,7 +211,7 @@ fn every_fixture_is_the_lambda_event_its_function_receives() {
     assert_eq!(
         functions,
         [
-            "Ingest", "Track", "Sweep", "Fanout", "Buffer", "Deliver", "Admin"
+            "Ingest", "Track", "Sweep", "Fanout", "Buffer", "Deliver", "Media", "Admin"
         ]
     );
     let events = repo_root().join("events");
@@ -235,7 +236,7 @@ fn every_fixture_is_the_lambda_event_its_function_receives() {
                 assert!(routed || name.contains("other-path"), "{name}");
                 if prefix == "admin" { "Admin" } else { "Ingest" }
             }
-            "track" | "fanout" | "buffer" | "deliver" => {
+            "track" | "fanout" | "buffer" | "deliver" | "media" => {
                 let event: SqsEvent =
                     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
                 assert!(!event.records.is_empty(), "{name}");
@@ -253,6 +254,7 @@ fn every_fixture_is_the_lambda_event_its_function_receives() {
                     "track" => "Track",
                     "fanout" => "Fanout",
                     "buffer" => "Buffer",
+                    "media" => "Media",
                     _ => "Deliver",
                 }
             }
@@ -336,6 +338,7 @@ fn each_function_reaches_only_the_partition_keys_it_uses() {
         "BufferFunction",
         "DeliverFunction",
         "AdminFunction",
+        "MediaFunction",
     ];
     for name in functions {
         let policy = statements(&template, name);

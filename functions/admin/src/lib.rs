@@ -43,6 +43,11 @@ pub struct Config {
     /// `WAGATE_SOURCES` (optional here): the sources sends and campaigns name, with their send
     /// settings (access token, WAHA URL). Without it `POST /v1/messages` answers 422.
     pub sources: Vec<Source>,
+    /// `MEDIA_BUCKET` (optional): the media stage's bucket, for `GET /v1/media/{id}`; with
+    /// `MEDIA_URL_TTL_SECONDS` (86400) for the URLs it hands out.
+    pub media_bucket: Option<String>,
+    /// The media settings (`MEDIA_URL_TTL_SECONDS` is the one used here).
+    pub media: shared::media::MediaConfig,
 }
 
 impl Config {
@@ -64,6 +69,8 @@ impl Config {
         "CAMPAIGN_COMPLETE_AFTER_HOURS",
         "WAGATE_SOURCES",
         "WAGATE_SOURCES_PARAMETER",
+        "MEDIA_BUCKET",
+        "MEDIA_URL_TTL_SECONDS",
     ];
 
     /// The secrets that may come from SSM Parameter Store instead (`{NAME}_PARAMETER`, read by
@@ -114,6 +121,8 @@ impl Config {
                 })?,
                 None => Vec::new(),
             },
+            media_bucket: env.0("MEDIA_BUCKET").filter(|b| !b.trim().is_empty()),
+            media: env.media()?,
         })
     }
 }
@@ -133,7 +142,7 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Admin, Infra
         config.blob_ttl,
         config.sweep_page,
     );
-    Ok(Admin::new(
+    let admin = Admin::new(
         infra.docs(),
         infra.blobs(),
         infra.queue(&config.delivery_queue_url)?,
@@ -144,7 +153,15 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Admin, Infra
     .with_conversations(sweep)
     .with_sender(infra.http(config.admin.network)?)
     .with_sources(Arc::new(StaticSources::new(config.sources.clone())))
-    .with_provider(Sender::new(infra.provider_api()?)))
+    .with_provider(Sender::new(infra.provider_api()?));
+    Ok(match &config.media_bucket {
+        Some(bucket) => admin.with_media(shared::media::MediaFiles {
+            docs: infra.docs(),
+            store: infra.media_store(bucket)?,
+            url_ttl: config.media.url_ttl,
+        }),
+        None => admin,
+    })
 }
 
 /// The function's HTTP surface: the management API on every path API Gateway sends

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use shared::media::MediaConfig;
+
 /// A configuration problem, naming the variable.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -99,6 +101,81 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
         }
         Ok(d)
     }
+}
+
+impl<F: Fn(&str) -> Option<String>> Env<F> {
+    /// The media stage's settings (the media function; the admin function's lookups use the
+    /// URL lifetime): `MEDIA_WAIT_SECONDS` (30, 0–600), `MEDIA_URL_TTL_SECONDS` (86400,
+    /// 60–604800), `MEDIA_TTL_DAYS` (30), `MEDIA_DOWNLOAD_TIMEOUT_SECONDS` (60, 5–600),
+    /// `MEDIA_MAX_BYTES`, `MEDIA_ALLOWED_TYPES`.
+    pub fn media(&self) -> Result<MediaConfig, ConfigError> {
+        let defaults = MediaConfig::default();
+        let wait = self.number("MEDIA_WAIT_SECONDS", 30, 0)?;
+        if wait > 600 {
+            return Err(ConfigError::Invalid {
+                name: "MEDIA_WAIT_SECONDS",
+                reason: "must be at most 600".into(),
+            });
+        }
+        let url_ttl = self.number("MEDIA_URL_TTL_SECONDS", 86_400, 60)?;
+        if url_ttl > 7 * 86_400 {
+            return Err(ConfigError::Invalid {
+                name: "MEDIA_URL_TTL_SECONDS",
+                reason: "must be at most 604800 (seven days, S3's limit for presigned URLs)".into(),
+            });
+        }
+        let download = self.number("MEDIA_DOWNLOAD_TIMEOUT_SECONDS", 60, 5)?;
+        if download > 600 {
+            return Err(ConfigError::Invalid {
+                name: "MEDIA_DOWNLOAD_TIMEOUT_SECONDS",
+                reason: "must be at most 600".into(),
+            });
+        }
+        let max_bytes = match (self.0)("MEDIA_MAX_BYTES").filter(|v| !v.trim().is_empty()) {
+            Some(_) => Some(self.number("MEDIA_MAX_BYTES", 0, 1)?),
+            None => None,
+        };
+        let allowed_types = match (self.0)("MEDIA_ALLOWED_TYPES").filter(|v| !v.trim().is_empty()) {
+            Some(list) => {
+                let types: Vec<String> = list
+                    .split(',')
+                    .map(|t| t.trim().to_ascii_lowercase())
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                if types.iter().any(|t| !valid_type_pattern(t)) {
+                    return Err(ConfigError::Invalid {
+                        name: "MEDIA_ALLOWED_TYPES",
+                        reason:
+                            "give comma-separated MIME types (image/jpeg) or families (image/*)"
+                                .into(),
+                    });
+                }
+                types
+            }
+            None => defaults.allowed_types,
+        };
+        Ok(MediaConfig {
+            wait: Duration::from_secs(wait),
+            url_ttl: Duration::from_secs(url_ttl),
+            ttl: self.duration("MEDIA_TTL_DAYS", 30, 1, 24 * 3600)?,
+            download_timeout: Duration::from_secs(download),
+            max_bytes,
+            allowed_types,
+            ..defaults
+        })
+    }
+}
+
+fn valid_type_pattern(t: &str) -> bool {
+    let Some((major, minor)) = t.split_once('/') else {
+        return false;
+    };
+    let token = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$&-^_.+".contains(&b))
+    };
+    token(major) && (minor == "*" || token(minor))
 }
 
 /// A lookup over fixed pairs (tests and tools), for [`Env`] and the functions' `from_lookup`.

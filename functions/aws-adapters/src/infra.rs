@@ -8,6 +8,7 @@ use std::sync::Arc;
 use aws_config::SdkConfig;
 use shared::delivery::deliver::HttpSender;
 use shared::delivery::ssrf::NetworkPolicy;
+use shared::ports::media::MediaStore;
 use shared::ports::{BlobStore, DocumentStore, Queue};
 use shared::send::ProviderApi;
 
@@ -23,6 +24,9 @@ pub enum InfraError {
     /// The HTTP client could not be built (its TLS setup).
     #[error("building the HTTP client: {0}")]
     Http(String),
+    /// The configuration names a media store this infrastructure does not have.
+    #[error("no media store {0}")]
+    NoMediaStore(String),
 }
 
 /// The stores, queues and HTTP client stages are built on.
@@ -39,6 +43,8 @@ pub trait Infrastructure: Send + Sync {
     /// addresses on AWS, loopback too in local mode; a source whose WAHA server lives in the
     /// operator's network says so in its settings (`allow_private_network`).
     fn provider_api(&self) -> Result<Arc<dyn ProviderApi>, InfraError>;
+    /// Where media files are stored: the S3 `bucket` on AWS; local mode's own store.
+    fn media_store(&self, bucket: &str) -> Result<Arc<dyn MediaStore>, InfraError>;
 }
 
 /// DynamoDB, SQS and reqwest: what the Lambda functions run on.
@@ -114,5 +120,12 @@ impl Infrastructure for Aws {
     /// then reach a WAHA server beside it.
     fn provider_api(&self) -> Result<Arc<dyn ProviderApi>, InfraError> {
         Self::provider_api_client(NetworkPolicy::PublicOnly)
+    }
+
+    fn media_store(&self, bucket: &str) -> Result<Arc<dyn MediaStore>, InfraError> {
+        Ok(Arc::new(crate::S3MediaStore::new(
+            self.clients.s3.clone(),
+            bucket,
+        )))
     }
 }

@@ -153,6 +153,15 @@ impl Infrastructure for Local<'_> {
     fn provider_api(&self) -> Result<Arc<dyn shared::send::ProviderApi>, InfraError> {
         Aws::provider_api_client(NetworkPolicy::AllowLoopback)
     }
+
+    /// Local mode does not run the media stage yet (its configuration names no bucket, so
+    /// no stage asks): messages keep the provider's media reference.
+    fn media_store(
+        &self,
+        bucket: &str,
+    ) -> Result<Arc<dyn shared::ports::media::MediaStore>, InfraError> {
+        Err(InfraError::NoMediaStore(bucket.to_owned()))
+    }
 }
 
 async fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Result<Stages> {

@@ -27,6 +27,9 @@ pub struct Config {
     pub conversations: ConversationSettings,
     /// `RAW_TTL_DAYS` (default 7): how long claim-checked events are kept.
     pub blob_ttl: Duration,
+    /// `MEDIA_QUEUE_URL` (optional): messages naming a media file go there to have it stored
+    /// first; without it they go to the buffer with the provider's reference only.
+    pub media_queue_url: Option<String>,
 }
 
 impl Config {
@@ -41,6 +44,7 @@ impl Config {
         "MESSAGE_TTL_DAYS",
         "RECENT_MESSAGES",
         "RAW_TTL_DAYS",
+        "MEDIA_QUEUE_URL",
     ];
 
     /// Reads the configuration through `lookup`.
@@ -61,6 +65,7 @@ impl Config {
             },
             conversations,
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, DAY)?,
+            media_queue_url: env.0("MEDIA_QUEUE_URL").filter(|u| !u.trim().is_empty()),
         })
     }
 }
@@ -80,7 +85,11 @@ pub async fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Track,
             outbound: infra.queue(&config.outbound_queue_url)?,
             blobs: infra.blobs(),
             blob_ttl: config.blob_ttl,
-            media: None,
+            media: config
+                .media_queue_url
+                .as_deref()
+                .map(|url| infra.queue(url))
+                .transpose()?,
         }),
         config: track,
     })
