@@ -25,7 +25,7 @@ pub struct QueueSpec {
 }
 
 /// The four work queues, in pipeline order, with the template's settings.
-pub const QUEUES: [QueueSpec; 4] = [
+pub const QUEUES: [QueueSpec; 5] = [
     QueueSpec {
         name: "inbound",
         visibility: Duration::from_secs(180),
@@ -45,6 +45,11 @@ pub const QUEUES: [QueueSpec; 4] = [
         name: "delivery",
         visibility: Duration::from_secs(720),
         max_receives: 12,
+    },
+    QueueSpec {
+        name: "media",
+        visibility: Duration::from_secs(1080),
+        max_receives: 6,
     },
 ];
 
@@ -66,7 +71,7 @@ pub struct AwsBackend {
     pub region: String,
     /// The table name.
     pub table: String,
-    /// Queue names are `{prefix}-{inbound|buffer|outbound|delivery}` and `…-dlq`.
+    /// Queue names are `{prefix}-{inbound|buffer|outbound|delivery|media}` and `…-dlq`.
     pub queue_prefix: String,
     /// Create the table and queues when missing.
     pub create: bool,
@@ -111,8 +116,11 @@ pub struct Stores {
     pub docs: Arc<dyn DocumentStore>,
     /// Raw requests and claim-checks.
     pub blobs: Arc<dyn BlobStore>,
-    /// `inbound`, `buffer`, `outbound`, `delivery`, in that order.
-    pub queues: [QueuePair; 4],
+    /// `inbound`, `buffer`, `outbound`, `delivery`, `media`, in that order.
+    pub queues: [QueuePair; 5],
+    /// The S3 bucket media files go to (AWS backends: `{queue prefix}-media`); `None`: local
+    /// mode keeps them itself (in memory or under `--media-dir`).
+    pub media_bucket: Option<aws_adapters::S3MediaStore>,
     /// What this is, for the startup banner.
     pub description: String,
 }
@@ -140,6 +148,7 @@ impl Stores {
             docs: Arc::new(MemoryDocumentStore::new()),
             blobs: Arc::new(MemoryBlobStore::new()),
             queues,
+            media_bucket: None,
             description: "embedded (in memory; state ends with the process)".into(),
         }
     }
@@ -189,15 +198,22 @@ impl Stores {
                 depth: (Depth::Sqs(queue), Depth::Sqs(dlq)),
             });
         }
-        let queues: [QueuePair; 4] = pairs
+        let queues: [QueuePair; 5] = pairs
             .try_into()
-            .map_err(|_| anyhow::anyhow!("expected four queues"))?;
+            .map_err(|_| anyhow::anyhow!("expected five queues"))?;
+        let bucket = format!("{}-media", opts.queue_prefix);
+        if opts.create {
+            aws_adapters::provision::ensure_bucket(&clients.s3, &bucket)
+                .await
+                .with_context(|| format!("creating bucket {bucket}"))?;
+        }
         let docs = DynamoDocumentStore::new(clients.dynamodb.clone(), &opts.table);
         docs.warm().await;
         Ok(Self {
             docs: Arc::new(docs),
             blobs: Arc::new(DynamoBlobStore::new(clients.dynamodb.clone(), &opts.table)),
             queues,
+            media_bucket: Some(aws_adapters::S3MediaStore::new(clients.s3.clone(), bucket)),
             description: format!(
                 "DynamoDB table {} and SQS queues {}-* at {}",
                 opts.table,
@@ -240,6 +256,11 @@ impl Stores {
         &self.queues[3]
     }
 
+    /// The media queue pair.
+    pub fn media(&self) -> &QueuePair {
+        &self.queues[4]
+    }
+
     /// The same stores with every call of every port (documents, claims, blobs, work and
     /// dead-letter queues) going through `faults`, which fails them cleanly or after applying
     /// them: what a fault run injects. Above the faults sits what an AWS SDK client does inside
@@ -280,6 +301,7 @@ impl Stores {
                 layer: retry,
             }),
             queues,
+            media_bucket: self.media_bucket,
             description: format!(
                 "{}, with injected storage faults (each call tried up to 3 times)",
                 self.description
@@ -287,7 +309,7 @@ impl Stores {
         }
     }
 
-    /// Messages in the four work queues together.
+    /// Messages in the five work queues together.
     pub async fn pending(&self) -> Result<u64, BackendError> {
         let mut total = 0;
         for pair in &self.queues {

@@ -18,6 +18,7 @@ use shared::delivery::ssrf::NetworkPolicy;
 use shared::pipeline::ingest::Ingest;
 use shared::pipeline::track::Track;
 use shared::pipeline::track::sweep::Sweep;
+use shared::ports::media::{MediaStore, MemoryMediaStore, SignedUrls};
 use shared::ports::{BlobStore, DocumentStore, Queue};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -49,6 +50,11 @@ pub struct Options {
     pub retry_schedule: Option<Vec<Duration>>,
     /// The pipeline clock.
     pub clock: Clock,
+    /// Run the media stage: inbound media files are fetched and served at signed URLs of
+    /// this gateway (kept in memory, under `media_dir`, or in the AWS backend's bucket).
+    pub media: bool,
+    /// Where media files are kept on disk (`None`: in memory, or the AWS backend's bucket).
+    pub media_dir: Option<std::path::PathBuf>,
 }
 
 impl Options {
@@ -62,6 +68,8 @@ impl Options {
             visibility: None,
             retry_schedule: None,
             clock: Clock::system(),
+            media: true,
+            media_dir: None,
         }
     }
 }
@@ -96,20 +104,29 @@ struct Stages {
     fanout: Fanout,
     deliver: Deliver,
     sweep: Sweep,
+    media: Option<shared::media::Media>,
 }
 
 /// Names every function's configuration needs, answered for local mode; everything else comes
 /// from the settings. Endpoints are read uncached unless `ENDPOINT_CACHE_SECONDS` is set: a
 /// change made through the API shows at once on one machine.
-fn lookup(settings: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<String> + '_ {
+fn lookup(
+    settings: &BTreeMap<String, String>,
+    media: bool,
+) -> impl Fn(&str) -> Option<String> + '_ {
     move |k: &str| match k {
         "TABLE_NAME" => Some("wagate-local".into()),
         "INBOUND_QUEUE_URL" | "BUFFER_QUEUE_URL" | "OUTBOUND_QUEUE_URL" | "DELIVERY_QUEUE_URL"
         | "DELIVERY_DLQ_URL" => Some(format!("local:{k}")),
+        "MEDIA_QUEUE_URL" if media => Some(format!("local:{k}")),
+        "MEDIA_BUCKET" if media => Some(LOCAL_MEDIA.into()),
         "ENDPOINT_CACHE_SECONDS" => Some(settings.get(k).cloned().unwrap_or_else(|| "0".into())),
         _ => settings.get(k).cloned(),
     }
 }
+
+/// The media store's name in local mode's configuration (`MEDIA_BUCKET`).
+const LOCAL_MEDIA: &str = "local-media";
 
 /// The stores as stages are built on them ([`Infrastructure`]): the queue URLs of [`lookup`]
 /// name the local queues, and the delivery dead-letter queue and HTTP sender count what goes
@@ -117,6 +134,7 @@ fn lookup(settings: &BTreeMap<String, String>) -> impl Fn(&str) -> Option<String
 struct Local<'a> {
     stores: &'a Stores,
     stats: &'a Arc<Stats>,
+    media: Option<Arc<dyn MediaStore>>,
 }
 
 impl Infrastructure for Local<'_> {
@@ -134,6 +152,7 @@ impl Infrastructure for Local<'_> {
             Some("BUFFER_QUEUE_URL") => self.stores.buffer().queue.clone(),
             Some("OUTBOUND_QUEUE_URL") => self.stores.outbound().queue.clone(),
             Some("DELIVERY_QUEUE_URL") => self.stores.delivery().queue.clone(),
+            Some("MEDIA_QUEUE_URL") => self.stores.media().queue.clone(),
             Some("DELIVERY_DLQ_URL") => Arc::new(CountingQueue {
                 inner: self.stores.delivery().dead_letter.clone(),
                 stats: self.stats.clone(),
@@ -154,19 +173,29 @@ impl Infrastructure for Local<'_> {
         Aws::provider_api_client(NetworkPolicy::AllowLoopback)
     }
 
-    /// Local mode does not run the media stage yet (its configuration names no bucket, so
-    /// no stage asks): messages keep the provider's media reference.
-    fn media_store(
-        &self,
-        bucket: &str,
-    ) -> Result<Arc<dyn shared::ports::media::MediaStore>, InfraError> {
-        Err(InfraError::NoMediaStore(bucket.to_owned()))
+    /// The one media store of this gateway (see [`Options::media`]).
+    fn media_store(&self, bucket: &str) -> Result<Arc<dyn MediaStore>, InfraError> {
+        match (&self.media, bucket) {
+            (Some(store), LOCAL_MEDIA) => Ok(store.clone()),
+            _ => Err(InfraError::NoMediaStore(bucket.to_owned())),
+        }
     }
 }
 
-async fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow::Result<Stages> {
+async fn build(
+    stores: &Stores,
+    options: &Options,
+    stats: &Arc<Stats>,
+    media: Option<Arc<dyn MediaStore>>,
+) -> anyhow::Result<Stages> {
     let settings = &options.config.settings;
-    let infra = Local { stores, stats };
+    let on = media.is_some();
+    let lookup = |settings| lookup(settings, on);
+    let infra = Local {
+        stores,
+        stats,
+        media,
+    };
     let infra: &dyn Infrastructure = &infra;
     let ingest = ingest::build(
         &ingest::Config::with_sources(options.config.sources.clone(), &Env(lookup(settings)))?,
@@ -192,15 +221,62 @@ async fn build(stores: &Stores, options: &Options, stats: &Arc<Stats>) -> anyhow
     } else {
         None
     };
+    let media = if on {
+        let env = Env(lookup(settings));
+        let config = media::Config {
+            table_name: "wagate-local".into(),
+            bucket: LOCAL_MEDIA.into(),
+            buffer_queue_url: "local:BUFFER_QUEUE_URL".into(),
+            blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
+            media: env.media()?,
+            sources: options.config.sources.clone(),
+        };
+        let mut stage = media::build(&config, infra)?;
+        let clock = options.clock.clone();
+        stage.clock = shared::clock::Clock::from_fn(move || clock.now());
+        Some(stage)
+    } else {
+        None
+    };
     Ok(Stages {
         ingest,
         admin,
+        media,
         track,
         buffer,
         fanout,
         deliver,
         sweep,
     })
+}
+
+/// A media store and, when the gateway serves its files itself, their signed URLs.
+type LocalMedia = (Option<Arc<dyn MediaStore>>, Option<SignedUrls>);
+
+/// The gateway's media store and, when it serves the files itself, their signed URLs: the AWS
+/// backend's bucket (presigned URLs), else files under `media_dir` or in memory, at
+/// `http://{addr}/media/…` signed with a key made for this process.
+fn media_store(stores: &Stores, options: &Options, addr: SocketAddr) -> anyhow::Result<LocalMedia> {
+    if !options.media {
+        return Ok((None, None));
+    }
+    if let Some(bucket) = &stores.media_bucket {
+        return Ok((Some(Arc::new(bucket.clone())), None));
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    // A gateway listening on every interface is reached on loopback from this machine.
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
+    } else {
+        addr
+    };
+    let urls = SignedUrls::new(format!("http://{host}"), secret);
+    let store: Arc<dyn MediaStore> = match &options.media_dir {
+        Some(dir) => Arc::new(crate::media::DiskMediaStore::new(dir.clone(), urls.clone())),
+        None => Arc::new(MemoryMediaStore::new(urls.clone())),
+    };
+    Ok((Some(store), Some(urls)))
 }
 
 /// Creates the configured endpoints, or updates them where the file changed (stored state such
@@ -250,7 +326,9 @@ impl Gateway {
         options: Options,
     ) -> anyhow::Result<Self> {
         let stats = Arc::new(Stats::default());
-        let stages = build(&stores, &options, &stats).await?;
+        let addr = listener.local_addr()?;
+        let (media_store, media_urls) = media_store(&stores, &options, addr)?;
+        let stages = build(&stores, &options, &stats, media_store.clone()).await?;
         // A backend that fails now and then (a flaky network, a fault run) does not stop the
         // start: applying the configured endpoints is idempotent, so it is simply tried again.
         let mut attempt = 0;
@@ -271,8 +349,15 @@ impl Gateway {
                 Err(e) => return Err(e),
             }
         }
-        let addr = listener.local_addr()?;
         let (stop_front, front_rx) = watch::channel(false);
+        let media_routes = match (&media_store, media_urls) {
+            (Some(store), Some(urls)) => Some(crate::media::media_router(
+                store.clone(),
+                urls,
+                options.clock.clone(),
+            )),
+            _ => None,
+        };
         let (stop_pollers, pollers_rx) = watch::channel(false);
         let front = tokio::spawn(serve(
             listener,
@@ -281,17 +366,22 @@ impl Gateway {
                 clock: options.clock.clone(),
                 stats: stats.clone(),
                 admin: stages.admin.map(Arc::new),
+                media: media_routes,
             },
             front_rx,
             Duration::from_secs(10),
         ));
         let window = options.batching_window;
-        let stage_list: [(Arc<dyn Stage>, Duration, &Arc<StageStats>); 4] = [
+        let mut stage_list: Vec<(Arc<dyn Stage>, Duration, &Arc<StageStats>)> = vec![
             (Arc::new(stages.track), window, &stats.track),
             (Arc::new(stages.buffer), Duration::ZERO, &stats.buffer),
             (Arc::new(stages.fanout), window, &stats.fanout),
             (Arc::new(stages.deliver), window, &stats.deliver),
         ];
+        // No batching window: a message with media waits for its file already.
+        if let Some(media) = stages.media {
+            stage_list.push((Arc::new(media), Duration::ZERO, &stats.media));
+        }
         let mut tasks = Vec::new();
         for (pair, (stage, window, counters)) in stores.queues.iter().zip(stage_list) {
             let spec = PollerSpec {

@@ -78,6 +78,12 @@ struct ServeArgs {
     /// settings point at 127.0.0.1).
     #[arg(long)]
     no_fake_provider: bool,
+    /// Keep inbound media files under this directory (default: in memory).
+    #[arg(long)]
+    media_dir: Option<PathBuf>,
+    /// Do not run the media stage (messages keep the provider's media reference only).
+    #[arg(long)]
+    no_media: bool,
     /// Pollers per stage.
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
@@ -137,6 +143,8 @@ struct SignArgs {
 enum SampleKind {
     /// A Meta inbound text message.
     MetaText,
+    /// A Meta inbound image: the fake Graph API's sample image, which the media stage fetches.
+    MetaImage,
     /// A Meta `read` status.
     MetaStatus,
     /// A WAHA `message` event.
@@ -257,6 +265,8 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     options.concurrency = args.concurrency;
     options.sweep_every = (args.sweep_every > 0).then(|| Duration::from_secs(args.sweep_every));
     options.visibility = args.visibility_timeout.map(Duration::from_secs);
+    options.media = !args.no_media;
+    options.media_dir.clone_from(&args.media_dir);
     options.retry_schedule = args
         .retry_schedule
         .clone()
@@ -484,6 +494,26 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
             .to_string()
             .into_bytes(),
         ),
+        (Some(SampleKind::MetaImage), _) => {
+            let png = wagate_local::fake::sample_image_png();
+            let sha256 = base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                <sha2::Sha256 as sha2::Digest>::digest(&png),
+            );
+            (
+                "meta-demo",
+                sample::meta_image(
+                    "15550001111",
+                    "Alice Example",
+                    &sample::wamid(),
+                    (wagate_local::fake::graph::SAMPLE_IMAGE_MEDIA_ID, &sha256),
+                    "A photo from wagate send",
+                    now,
+                )
+                .to_string()
+                .into_bytes(),
+            )
+        }
         (Some(SampleKind::MetaStatus), _) => (
             "meta-demo",
             sample::meta_status("15550001111", &sample::wamid(), "read", now)

@@ -60,6 +60,13 @@ impl Stage for Fanout {
 }
 
 #[async_trait]
+impl Stage for shared::media::Media {
+    async fn run(&self, messages: &[ReceivedMessage], _now: DateTime<Utc>) -> Vec<String> {
+        self.process_batch(&records(messages)).await
+    }
+}
+
+#[async_trait]
 impl Stage for Deliver {
     async fn run(&self, messages: &[ReceivedMessage], now: DateTime<Utc>) -> Vec<String> {
         self.process_batch(messages, now).await

@@ -58,6 +58,30 @@ pub fn meta_text(from: &str, name: &str, wamid: &str, text: &str, at: DateTime<U
     }))
 }
 
+/// A Meta inbound image from `from`: the media id `media_id` with the file's SHA-256 (base64,
+/// as Meta's webhooks give it) and a caption.
+pub fn meta_image(
+    from: &str,
+    name: &str,
+    wamid: &str,
+    (media_id, sha256): (&str, &str),
+    caption: &str,
+    at: DateTime<Utc>,
+) -> Value {
+    meta_envelope(&json!({
+        "messaging_product": "whatsapp",
+        "metadata": metadata(),
+        "contacts": [{"profile": {"name": name}, "wa_id": from}],
+        "messages": [{
+            "from": from,
+            "id": wamid,
+            "timestamp": at.timestamp().to_string(),
+            "type": "image",
+            "image": {"caption": caption, "mime_type": "image/png", "sha256": sha256, "id": media_id}
+        }]
+    }))
+}
+
 /// A Meta status update (`sent`, `delivered`, `read`, …) of an outbound message to `recipient`.
 pub fn meta_status(recipient: &str, wamid: &str, status: &str, at: DateTime<Utc>) -> Value {
     meta_envelope(&json!({

@@ -33,6 +33,8 @@ pub struct Front {
     pub stats: Arc<Stats>,
     /// The management API on `/v1` (`None` without `ADMIN_API_KEYS`).
     pub admin: Option<Arc<Admin>>,
+    /// Stored media at its signed URLs (`/media/…`), when local mode keeps the files itself.
+    pub media: Option<Router>,
 }
 
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
@@ -145,6 +147,10 @@ pub fn router(front: &Front, alive: watch::Receiver<()>) -> Router {
             .route("/v1/", any(admin_off))
             .route("/v1/{*rest}", any(admin_off)),
     };
+    let app = match &front.media {
+        Some(media) => app.merge(media.clone()),
+        None => app,
+    };
     app.fallback(no_route)
         .layer(middleware::from_fn_with_state(alive, until_stopped))
 }
@@ -219,6 +225,7 @@ mod tests {
             clock: Clock::system(),
             stats: Arc::new(Stats::default()),
             admin,
+            media: None,
         }
     }
 

@@ -56,6 +56,8 @@ pub struct Stats {
     pub fanout: Arc<StageStats>,
     /// Deliver stage.
     pub deliver: Arc<StageStats>,
+    /// Media stage.
+    pub media: Arc<StageStats>,
     /// POSTs answered 2xx.
     pub delivered: Counter,
     /// POSTs that failed (non-2xx, timeout, network error).

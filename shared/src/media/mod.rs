@@ -225,16 +225,12 @@ pub enum Outcome {
 impl Media {
     /// Processes queue records (one event each); returns the message ids to retry.
     pub async fn process_batch(&self, records: &[Record<'_>]) -> Vec<String> {
-        let results: Vec<(String, Result<Outcome, MediaError>)> =
-            futures::stream::iter(records.iter().map(|record| async move {
-                let now = self.clock.now();
-                let result =
-                    match decode::<InboundEvent>(record.body, self.blobs.as_ref(), now).await {
-                        Ok(event) => self.handle(event).await,
-                        Err(e) => Err(MediaError::Decode(e)),
-                    };
-                (record.message_id.to_owned(), result)
-            }))
+        let work: Vec<futures::future::BoxFuture<'_, (String, Result<Outcome, MediaError>)>> =
+            records
+                .iter()
+                .map(|r| Box::pin(self.record(r.message_id, r.body)) as _)
+                .collect();
+        let results: Vec<(String, Result<Outcome, MediaError>)> = futures::stream::iter(work)
             .buffer_unordered(16)
             .collect()
             .await;
@@ -249,6 +245,15 @@ impl Media {
             }
         }
         failed
+    }
+
+    async fn record(&self, message_id: &str, body: &str) -> (String, Result<Outcome, MediaError>) {
+        let now = self.clock.now();
+        let result = match decode::<InboundEvent>(body, self.blobs.as_ref(), now).await {
+            Ok(event) => self.handle(event).await,
+            Err(e) => Err(MediaError::Decode(e)),
+        };
+        (message_id.to_owned(), result)
     }
 
     /// Fetches the file of `event`'s message (or waits for another attempt to), and hands the
