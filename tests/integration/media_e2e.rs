@@ -12,16 +12,16 @@ use base64::Engine as _;
 use chrono::Utc;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
-use shared::send::{MetaSend, SendSettings};
+use shared::send::{MetaSend, SendSettings, WahaSend};
 use shared::signature::Secret;
 use tests::receiver::Receiver;
 use tests::wait::{self, Patience};
 use tokio::net::TcpListener;
 use wagate_local::backend::Stores;
 use wagate_local::config::LocalConfig;
-use wagate_local::fake::{FakeGraph, FakeGraphOptions};
+use wagate_local::fake::{FakeGraph, FakeGraphOptions, FakeWaha, FakeWahaOptions};
 use wagate_local::gateway::{Gateway, Options};
-use wagate_local::sample::{meta_image, wamid};
+use wagate_local::sample::{meta_image, waha_message, wamid};
 
 use super::e2e::{CALLS_PER_WEBHOOK, delivered, endpoint, moto_stores, post};
 
@@ -217,4 +217,63 @@ async fn an_image_reaches_subscribers_with_a_url_that_downloads_it_on_s3_in_moto
         .await
         .unwrap();
     an_image_reaches_subscribers_with_a_url_that_downloads_it(stores, patience).await;
+}
+
+/// WAHA: the message's file URL on the WAHA server, fetched with the source's API key (the
+/// fake refuses it without), stored, and its URL downloads the same bytes.
+#[tokio::test]
+async fn a_waha_file_is_fetched_with_the_api_key_and_served() {
+    let deadline = Patience::embedded().deadline(12 * CALLS_PER_WEBHOOK);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = LocalConfig::sample().unwrap();
+    let source = config.source("waha-demo").unwrap().clone();
+    let mut waha_options =
+        FakeWahaOptions::for_source(&source, "127.0.0.1:0".parse().unwrap(), &base).unwrap();
+    waha_options.api_key = Some(Secret::from("media-e2e-waha-key".to_owned()));
+    let waha = FakeWaha::start(waha_options).await.unwrap();
+    for s in &mut config.sources {
+        if s.id.as_str() == "waha-demo" {
+            s.send = Some(SendSettings::Waha(WahaSend {
+                base_url: waha.url(),
+                api_key: Some(Secret::from("media-e2e-waha-key".to_owned())),
+                session: "default".into(),
+                allow_private_network: true,
+            }));
+        }
+    }
+    let receiver = Receiver::start(vec![]).await;
+    config.endpoints = vec![endpoint("ep_wait", &receiver.url("/hook"))];
+    config.settings = BTreeMap::from([("BUFFER_WINDOW_SECONDS".to_owned(), "1".to_owned())]);
+    let mut options = Options::new(config);
+    options.sweep_every = None;
+    options.batching_window = Duration::from_millis(200);
+    let gateway = Gateway::start(Stores::memory(), listener, options)
+        .await
+        .unwrap();
+    let bytes: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 253) as u8).collect();
+    let key = format!("3EB0{}", ulid::Ulid::new());
+    let file = format!("false_15550002222@c.us_{key}.jpeg");
+    let url = waha.add_file("default", &file, bytes.clone(), "image/jpeg");
+    // Without the key the file is refused: the stage must send it.
+    assert_eq!(reqwest::get(&url).await.unwrap().status().as_u16(), 401);
+    let mut body = waha_message("15550002222", "Bob Example", &key, "", Utc::now());
+    body["payload"]["hasMedia"] = Value::Bool(true);
+    body["payload"]["body"] = Value::String("a receipt".into());
+    body["payload"]["media"] = serde_json::json!({"url": url, "mimetype": "image/jpeg"});
+    let (status, text) = post(&gateway, "waha-demo", &body.to_string()).await;
+    assert_eq!(status, 200, "{text}");
+    wait::until("the image arrives", deadline, || {
+        !images(&receiver).is_empty()
+    })
+    .await;
+    let got = images(&receiver).remove(0);
+    let media = &got["message"]["message_type_data"]["media"];
+    assert_eq!(media["status"], "stored", "{got}");
+    assert_eq!(media["size"], 200_000);
+    assert_eq!(media["content_type"], "image/jpeg");
+    let downloaded = reqwest::get(media["url"].as_str().unwrap()).await.unwrap();
+    assert_eq!(downloaded.bytes().await.unwrap().to_vec(), bytes);
+    gateway.shutdown(Duration::from_secs(5)).await;
+    waha.stop().await;
 }
