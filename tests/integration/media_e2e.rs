@@ -196,6 +196,16 @@ async fn an_image_reaches_subscribers_with_a_url_that_downloads_it(
         media["sha256"]
     );
     assert_eq!(downloads(&w.graph), 1, "fetched once");
+    // The conversation remembers the first file: the second event's context shows its URL.
+    let recent = two[1]["conversation"]["context"]["recent_messages"]
+        .as_array()
+        .unwrap();
+    let earlier = recent
+        .iter()
+        .find(|m| m["id"] == first.as_str())
+        .expect("the first image in the context");
+    assert_eq!(earlier["media"]["stored"]["status"], "stored", "{earlier}");
+    assert_eq!(earlier["media"]["stored"]["sha256"], media["sha256"]);
     w.gateway.shutdown(Duration::from_secs(5)).await;
     w.graph.stop().await;
 }

@@ -229,6 +229,7 @@ async fn build(
             buffer_queue_url: "local:BUFFER_QUEUE_URL".into(),
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
             media: env.media()?,
+            conversations: env.conversations()?,
             sources: options.config.sources.clone(),
         };
         let mut stage = media::build(&config, infra)?;

@@ -28,6 +28,9 @@ pub struct Config {
     /// (a ceiling under WhatsApp's per-type limits), `MEDIA_ALLOWED_TYPES` (comma-separated
     /// MIME types, `type/*` allowed; default the types WhatsApp documents).
     pub media: MediaConfig,
+    /// `CONVERSATION_IDLE_HOURS`, `MESSAGE_TTL_DAYS`, `RECENT_MESSAGES`: as track keeps
+    /// conversations (a stored file goes on its message's summaries there too).
+    pub conversations: aws_adapters::env::ConversationSettings,
     /// `WAGATE_SOURCES` (or its SSM parameter): the sources and the credentials their files are
     /// fetched with (Meta: `send.access_token`; WAHA: `send.api_key`).
     pub sources: Vec<Source>,
@@ -46,6 +49,9 @@ impl Config {
         "MEDIA_DOWNLOAD_TIMEOUT_SECONDS",
         "MEDIA_MAX_BYTES",
         "MEDIA_ALLOWED_TYPES",
+        "CONVERSATION_IDLE_HOURS",
+        "MESSAGE_TTL_DAYS",
+        "RECENT_MESSAGES",
         "WAGATE_SOURCES",
         "WAGATE_SOURCES_PARAMETER",
     ];
@@ -63,6 +69,7 @@ impl Config {
             buffer_queue_url: env.required("BUFFER_QUEUE_URL")?,
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
             media,
+            conversations: env.conversations()?,
             sources: parse_sources(&env.required("WAGATE_SOURCES")?).map_err(|e| {
                 ConfigError::Invalid {
                     name: "WAGATE_SOURCES",
@@ -86,6 +93,10 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Media, Infra
         blobs: infra.blobs(),
         blob_ttl: config.blob_ttl,
         clock: Clock::system(),
+        conversations: Some(shared::pipeline::track::state::Conversations {
+            docs: infra.docs(),
+            settings: config.conversations,
+        }),
     })
 }
 

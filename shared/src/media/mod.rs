@@ -112,6 +112,9 @@ pub struct Media {
     pub blob_ttl: Duration,
     /// The time.
     pub clock: Clock,
+    /// Conversations, whose context's summaries of a message get its stored media too (so
+    /// later events' context carries the URL); `None`: only the message's own event does.
+    pub conversations: Option<crate::pipeline::track::state::Conversations>,
 }
 
 /// Stored files by wagate media id: what `GET /v1/media/{id}` reads.
@@ -523,8 +526,48 @@ impl Media {
     ) -> Result<Outcome, MediaError> {
         let status = media.status;
         crate::model::attach_media(event, &media);
+        self.remember_in_conversation(event, &media).await?;
         self.forward(event).await?;
         Ok(Outcome::Forwarded(status))
+    }
+
+    /// Puts `media` on the summaries of the event's message in its stored conversation (a
+    /// repeat finds it there and writes nothing).
+    async fn remember_in_conversation(
+        &self,
+        event: &InboundEvent,
+        media: &StoredMedia,
+    ) -> Result<(), MediaError> {
+        let (Some(conversations), Some(conversation), EventBody::Message(body)) = (
+            &self.conversations,
+            &event.data.conversation,
+            &event.data.body,
+        ) else {
+            return Ok(());
+        };
+        let message_id = &body.message.id;
+        conversations
+            .try_update_conversation(conversation.id, self.clock.now(), |doc| {
+                let context = &mut doc.conversation.context;
+                let mut changed = false;
+                for summary in context
+                    .recent_messages
+                    .iter_mut()
+                    .chain(context.last_inbound_message.iter_mut())
+                    .filter(|s| &s.id == message_id)
+                {
+                    if let Some(r) = summary.media.as_mut()
+                        && r.stored.as_deref() != Some(media)
+                    {
+                        r.stored = Some(Box::new(media.clone()));
+                        changed = true;
+                    }
+                }
+                changed
+            })
+            .await
+            .map_err(|e| MediaError::Retry(format!("conversation: {e}")))?;
+        Ok(())
     }
 
     async fn forward(&self, event: &InboundEvent) -> Result<(), BackendError> {

@@ -173,6 +173,7 @@ fn world(config: MediaConfig, with_token: bool) -> World {
         blobs: Arc::new(MemoryBlobStore::new()),
         blob_ttl: Duration::from_secs(3600),
         clock: Clock::system(),
+        conversations: None,
     };
     World {
         media,
