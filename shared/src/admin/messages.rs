@@ -261,7 +261,7 @@ async fn send_message(
                 answer: None,
                 request_digest: Some(digest.clone()),
             };
-            if !statuses.save_send(&id, &send, None, now).await? {
+            if !statuses.save_send_checked(&id, &send, None, now).await? {
                 return Err(ApiError::conflict(
                     "this send is being made by another request; retry",
                 ));
@@ -297,7 +297,10 @@ async fn send_message(
         }
         None => {
             send.called = true;
-            if !statuses.save_send(&id, &send, Some(version), now).await? {
+            if !statuses
+                .save_send_checked(&id, &send, Some(version), now)
+                .await?
+            {
                 return Err(ApiError::conflict(
                     "this send is being made by another request; retry",
                 ));
@@ -308,7 +311,10 @@ async fn send_message(
                 Ok(sent) => {
                     send.message_id.clone_from(&sent.message_id);
                     send.provider = serde_json::to_value(&sent).ok();
-                    if !statuses.save_send(&id, &send, Some(version), now).await? {
+                    if !statuses
+                        .save_send_checked(&id, &send, Some(version), now)
+                        .await?
+                    {
                         return Err(ApiError::conflict(
                             "this send is being made by another request; retry",
                         ));
@@ -507,3 +513,7 @@ async fn mark_read(
         }),
     ))
 }
+
+#[cfg(test)]
+#[path = "send_fault_tests.rs"]
+mod fault_tests;

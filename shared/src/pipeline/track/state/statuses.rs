@@ -250,6 +250,29 @@ impl Statuses {
         save(self.docs.as_ref(), &key, send, write).await
     }
 
+    /// [`Statuses::save_send`], read back when the write reports an error: a write that
+    /// applied and then failed to answer (the stored record is exactly `send`, one version on)
+    /// counts as done, so the caller does not take its own mark for another attempt's.
+    pub async fn save_send_checked(
+        &self,
+        send_id: &str,
+        send: &SendRecord,
+        expected: Option<u64>,
+        now: DateTime<Utc>,
+    ) -> Result<bool, StateError> {
+        match self.save_send(send_id, send, expected, now).await {
+            Ok(done) => Ok(done),
+            Err(e) => match self.send_versioned(send_id, now).await {
+                Ok(Some((stored, version)))
+                    if version == expected.map_or(1, |v| v + 1) && &stored == send =>
+                {
+                    Ok(true)
+                }
+                _ => Err(e),
+            },
+        }
+    }
+
     /// What the business sent as message `message_id`, if wagate saw it leave.
     pub async fn outbound(
         &self,
