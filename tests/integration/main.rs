@@ -17,6 +17,7 @@ mod fake_provider;
 mod ingest_events;
 mod ingest_moto;
 mod lambda_binaries;
+mod media_bench;
 mod media_e2e;
 mod media_memory_moto;
 mod outbound_events;
