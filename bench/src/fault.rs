@@ -306,14 +306,14 @@ async fn post(
         return (false, 0);
     };
     let url = format!("{base}/webhooks/{}", webhook.source);
-    let headers = signature_headers(source, webhook.body.as_bytes());
+    let headers = signature_headers(source, "", webhook.body.as_bytes());
     for attempt in 0..600 {
         let mut req = client
             .post(&url)
             .header("content-type", "application/json")
             .body(webhook.body.clone());
         for (name, value) in &headers {
-            req = req.header(*name, value);
+            req = req.header(name.as_str(), value);
         }
         match req.send().await {
             Ok(r) if r.status().is_success() => return (true, attempt),

@@ -200,7 +200,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
                 (body, format!("whatsapp.message.delivered {id}"))
             };
             let body = body.to_string();
-            let headers = signature_headers(&source, body.as_bytes());
+            let headers = signature_headers(&source, "", body.as_bytes());
             let (client, url, posted) = (client.clone(), url.clone(), posted.clone());
             tasks.push(tokio::spawn(async move {
                 let _permit = permit;
@@ -210,7 +210,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
                     .header("content-type", "application/json")
                     .body(body);
                 for (name, value) in &headers {
-                    req = req.header(*name, value);
+                    req = req.header(name.as_str(), value);
                 }
                 let ok = matches!(req.send().await, Ok(r) if r.status().is_success());
                 let ms = sent.elapsed().as_secs_f64() * 1000.0;

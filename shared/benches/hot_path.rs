@@ -235,11 +235,11 @@ fn bench(c: &mut Criterion) {
         let digest = hex::encode((case.hmac_floor)(body));
         let header = match case.provider {
             Provider::Meta => format!("sha256={digest}"),
-            Provider::Waha => digest,
+            _ => digest,
         };
         let verify = |body: &[u8]| match case.provider {
             Provider::Meta => verify_meta(body, Some(&header), &secrets).unwrap(),
-            Provider::Waha => verify_waha(body, Some(&header), Some("sha512"), &secrets).unwrap(),
+            _ => verify_waha(body, Some(&header), Some("sha512"), &secrets).unwrap(),
         };
         let mut g = c.benchmark_group(case.group);
         g.throughput(Throughput::Bytes(body.len() as u64));

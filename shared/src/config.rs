@@ -6,8 +6,8 @@
 use serde::Deserialize;
 
 use crate::ids::SourceId;
-use crate::model::Provider;
-use crate::ports::Source;
+use crate::model::{Provider, Verification};
+use crate::ports::{InboundAuth, Source};
 use crate::send::settings::{self, InvalidSetting, MetaSend, SendSettings, WahaSend};
 use crate::signature::Secret;
 
@@ -31,7 +31,7 @@ pub enum SourcesError {
     /// Two sources share an id.
     #[error("source id `{0}` is used twice")]
     Duplicate(String),
-    /// A source's `send` settings are unusable.
+    /// A source's settings (verification or `send`) are unusable.
     #[error("source `{id}`: {reason}")]
     Send {
         /// The source.
@@ -73,7 +73,77 @@ struct SourceSpec {
     #[serde(default, alias = "verify_token")]
     verify_tokens: Option<Secrets>,
     #[serde(default)]
+    public_url: Option<String>,
+    #[serde(default)]
+    token_header: Option<String>,
+    #[serde(default)]
+    token_query: Option<String>,
+    #[serde(default)]
     send: Option<SendSpec>,
+}
+
+impl SourceSpec {
+    /// The verification settings, checked against the provider.
+    fn inbound(&self) -> Result<InboundAuth, InvalidSetting> {
+        let refuse = |field: &'static str, reason: &'static str| InvalidSetting { field, reason };
+        let mut auth = InboundAuth::default();
+        if let Some(url) = &self.public_url {
+            if self.provider != Provider::Twilio {
+                return Err(refuse("public_url", "is a Twilio setting"));
+            }
+            auth.public_url = Some(public_url(url)?);
+        }
+        let token_source = self.provider.verification() == Verification::Token;
+        if let Some(name) = &self.token_header {
+            if !token_source {
+                return Err(refuse(
+                    "token_header",
+                    "is for token sources (360dialog, gupshup, evolution)",
+                ));
+            }
+            if name.is_empty() || axum::http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(refuse("token_header", "must be an HTTP header name"));
+            }
+            name.clone_into(&mut auth.token_header);
+        }
+        if let Some(name) = &self.token_query {
+            if !token_source {
+                return Err(refuse(
+                    "token_query",
+                    "is for token sources (360dialog, gupshup, evolution)",
+                ));
+            }
+            if name.is_empty() || name.len() > 64 {
+                return Err(refuse("token_query", "must be 1 to 64 characters"));
+            }
+            name.clone_into(&mut auth.token_query);
+        }
+        Ok(auth)
+    }
+}
+
+/// Checks a Twilio `public_url`: absolute `http(s)`, no credentials, query or fragment (the
+/// request's own query is appended when verifying). Kept as written, since Twilio signs the
+/// text it was given (a parser would drop a default port or change escapes).
+fn public_url(text: &str) -> Result<String, InvalidSetting> {
+    let refuse = |reason: &'static str| InvalidSetting {
+        field: "public_url",
+        reason,
+    };
+    let text = text.trim();
+    let url = url::Url::parse(text).map_err(|_| refuse("must be an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(refuse("must be an http or https URL"));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(refuse("must not contain credentials"));
+    }
+    if text.contains('?') || text.contains('#') {
+        return Err(refuse(
+            "must not have a query or fragment (the request's query is appended)",
+        ));
+    }
+    Ok(text.to_owned())
 }
 
 /// A phone number id written as a string or, by mistake, as a JSON number.
@@ -103,6 +173,12 @@ impl SendSpec {
     fn into_settings(self, provider: Provider) -> Result<SendSettings, InvalidSetting> {
         let refuse = |field: &'static str, reason: &'static str| InvalidSetting { field, reason };
         match provider {
+            Provider::Twilio | Provider::Dialog360 | Provider::Gupshup | Provider::Evolution => {
+                Err(refuse(
+                    "send",
+                    "is supported for meta and waha sources only; this source only receives",
+                ))
+            }
             Provider::Meta => {
                 for (field, given) in [
                     ("send.base_url", self.base_url.is_some()),
@@ -204,6 +280,10 @@ pub fn parse_sources(json: &str) -> Result<Vec<Source>, SourcesError> {
         if !seen.insert(spec.id.clone()) {
             return Err(SourcesError::Duplicate(spec.id));
         }
+        let inbound = spec.inbound().map_err(|reason| SourcesError::Send {
+            id: spec.id.clone(),
+            reason,
+        })?;
         let secrets = spec.secrets.into_secrets();
         if secrets.is_empty() {
             return Err(SourcesError::NoSecret(spec.id));
@@ -225,6 +305,7 @@ pub fn parse_sources(json: &str) -> Result<Vec<Source>, SourcesError> {
             provider: spec.provider,
             secrets,
             verify_tokens,
+            inbound,
             send,
         });
     }
@@ -366,7 +447,7 @@ mod tests {
                 "expected a JSON list",
             ),
             (
-                r#"[{"id":"a","provider":"twilio","secrets":"x"}]"#,
+                r#"[{"id":"a","provider":"telegram","secrets":"x"}]"#,
                 "expected a JSON list",
             ),
         ];
@@ -374,6 +455,95 @@ mod tests {
             let e = parse_sources(json).unwrap_err().to_string();
             assert!(e.contains(expected), "{json}: {e}");
             assert!(!e.contains("\"x\""), "secrets never appear in errors: {e}");
+        }
+    }
+
+    #[test]
+    fn reads_every_provider_with_its_verification_settings() {
+        let sources = parse_sources(
+            r#"[{"id":"tw","provider":"twilio","secrets":"auth-token",
+                  "public_url":"https://hooks.example.com/prod/webhooks/tw"},
+                {"id":"tw2","provider":"twilio","secrets":"auth-token"},
+                {"id":"d3","provider":"360dialog","secrets":"tok"},
+                {"id":"gs","provider":"gupshup","secrets":"tok","token_query":"key"},
+                {"id":"ev","provider":"evolution","secrets":["t1","t2"],"token_header":"Authorization"}]"#,
+        )
+        .unwrap();
+        let providers: Vec<Provider> = sources.iter().map(|s| s.provider).collect();
+        assert_eq!(
+            providers,
+            [
+                Provider::Twilio,
+                Provider::Twilio,
+                Provider::Dialog360,
+                Provider::Gupshup,
+                Provider::Evolution
+            ]
+        );
+        assert_eq!(
+            sources[0].inbound.public_url.as_deref(),
+            Some("https://hooks.example.com/prod/webhooks/tw")
+        );
+        assert_eq!(sources[1].inbound.public_url, None);
+        assert_eq!(sources[2].inbound, InboundAuth::default());
+        assert_eq!(sources[3].inbound.token_query, "key");
+        assert_eq!(sources[3].inbound.token_header, "X-Wagate-Token");
+        assert_eq!(sources[4].inbound.token_header, "Authorization");
+        assert_eq!(sources[4].secrets.len(), 2);
+        assert_eq!(
+            serde_json::to_value(Provider::Dialog360).unwrap(),
+            "360dialog"
+        );
+    }
+
+    #[test]
+    fn verification_settings_are_checked_against_the_provider() {
+        let cases = [
+            (
+                r#"[{"id":"m","provider":"meta","secrets":"x","public_url":"https://a/b"}]"#,
+                "`public_url` is a Twilio setting",
+            ),
+            (
+                r#"[{"id":"t","provider":"twilio","secrets":"x","public_url":"https://a/b?token=s3cret"}]"#,
+                "`public_url` must not have a query",
+            ),
+            (
+                r#"[{"id":"t","provider":"twilio","secrets":"x","public_url":"/webhooks/t"}]"#,
+                "`public_url` must be an absolute URL",
+            ),
+            (
+                r#"[{"id":"t","provider":"twilio","secrets":"x","public_url":"https://u:s3cret@a/b"}]"#,
+                "`public_url` must not contain credentials",
+            ),
+            (
+                r#"[{"id":"t","provider":"twilio","secrets":"x","token_header":"X-T"}]"#,
+                "`token_header` is for token sources",
+            ),
+            (
+                r#"[{"id":"w","provider":"waha","secrets":"x","token_query":"t"}]"#,
+                "`token_query` is for token sources",
+            ),
+            (
+                r#"[{"id":"g","provider":"gupshup","secrets":"x","token_header":"bad header"}]"#,
+                "`token_header` must be an HTTP header name",
+            ),
+            (
+                r#"[{"id":"g","provider":"gupshup","secrets":"x","token_query":""}]"#,
+                "`token_query` must be 1 to 64 characters",
+            ),
+            (
+                r#"[{"id":"g","provider":"gupshup","secrets":" "}]"#,
+                "no secret",
+            ),
+            (
+                r#"[{"id":"e","provider":"evolution","secrets":"x","send":{"base_url":"http://evo"}}]"#,
+                "`send` is supported for meta and waha sources only",
+            ),
+        ];
+        for (json, expected) in cases {
+            let e = parse_sources(json).unwrap_err().to_string();
+            assert!(e.contains(expected), "{json}: {e}");
+            assert!(!e.contains("s3cret"), "{e}");
         }
     }
 }

@@ -206,7 +206,8 @@ async fn conversations_are_handed_off_and_annotated_from_the_command_line() {
         .post(format!("http://{}/webhooks/meta-demo", gateway.addr()))
         .header("content-type", "application/json")
         .body(body.clone());
-    for (name, value) in signature_headers(config.source("meta-demo").unwrap(), body.as_bytes()) {
+    for (name, value) in signature_headers(config.source("meta-demo").unwrap(), "", body.as_bytes())
+    {
         request = request.header(name, value);
     }
     assert_eq!(request.send().await.unwrap().status().as_u16(), 200);

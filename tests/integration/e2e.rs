@@ -17,7 +17,7 @@ use tokio::net::TcpListener;
 use wagate_local::backend::{AwsBackend, Stores};
 use wagate_local::config::{EndpointSpec, LocalConfig};
 use wagate_local::gateway::{Gateway, Options};
-use wagate_local::sample::{meta_status, meta_text, signature_headers, waha_message, wamid};
+use wagate_local::sample::{meta_status, meta_text, request_headers, waha_message, wamid};
 
 const SECRET: &str = "whsec_ZTJlLWVuZHBvaW50LXNlY3JldC0wMTIzNDU2Nzg5";
 
@@ -85,11 +85,9 @@ pub(crate) async fn moto_stores() -> (Stores, moto::Server, Patience) {
 /// Posts `body` signed for `source` to the gateway; returns the status and body.
 pub(crate) async fn post(gateway: &Gateway, source: &str, body: &str) -> (u16, String) {
     let config = LocalConfig::sample().unwrap();
-    let mut req = reqwest::Client::new()
-        .post(format!("http://{}/webhooks/{source}", gateway.addr()))
-        .header("content-type", "application/json")
-        .body(body.to_owned());
-    for (name, value) in signature_headers(config.source(source).unwrap(), body.as_bytes()) {
+    let url = format!("http://{}/webhooks/{source}", gateway.addr());
+    let mut req = reqwest::Client::new().post(&url).body(body.to_owned());
+    for (name, value) in request_headers(config.source(source).unwrap(), &url, body.as_bytes()) {
         req = req.header(name, value);
     }
     let r = req.send().await.unwrap();

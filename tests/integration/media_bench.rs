@@ -180,7 +180,7 @@ impl World {
             .client
             .post(format!("http://{}/webhooks/meta-demo", self.gateway.addr()))
             .header("content-type", "application/json");
-        for (name, value) in signature_headers(&self.source, body.as_bytes()) {
+        for (name, value) in signature_headers(&self.source, "", body.as_bytes()) {
             req = req.header(name, value);
         }
         let req = req.body(body);

@@ -28,7 +28,7 @@ async fn post(gateway: &Gateway, body: &str, signed: bool) -> u16 {
         .body(body.to_owned());
     if signed {
         let source = config.source("meta-demo").unwrap();
-        for (name, value) in signature_headers(source, body.as_bytes()) {
+        for (name, value) in signature_headers(source, "", body.as_bytes()) {
             req = req.header(name, value);
         }
     }

@@ -444,7 +444,7 @@ pub fn webhook_event(source: &Source, body: &str, n: usize) -> Value {
         "host".into(),
         json!("abc123defg.execute-api.us-east-1.amazonaws.com"),
     );
-    for (name, value) in signature_headers(source, body.as_bytes()) {
+    for (name, value) in signature_headers(source, "", body.as_bytes()) {
         headers.insert(name.to_ascii_lowercase(), json!(value));
     }
     let id = source.id.to_string();

@@ -31,6 +31,9 @@ use wagate_local::manage::ManageCommand;
 use wagate_local::receiver::{Receiver, ReceiverOptions};
 use wagate_local::sample;
 
+/// The port local mode listens on for webhooks unless told otherwise.
+const DEFAULT_PORT: u16 = 3000;
+
 #[derive(Parser)]
 #[command(
     name = "wagate",
@@ -67,7 +70,7 @@ struct ServeArgs {
     #[arg(long)]
     config: Option<PathBuf>,
     /// Port for webhooks on 127.0.0.1.
-    #[arg(long, default_value_t = 3000)]
+    #[arg(long, default_value_t = DEFAULT_PORT)]
     port: u16,
     #[command(flatten)]
     backend: BackendArgs,
@@ -135,6 +138,10 @@ struct SignArgs {
     /// Configuration file with the source's secret; default: the bundled sample.
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The webhook URL the request goes to (Twilio signs it); default: local mode's
+    /// `http://127.0.0.1:3000/webhooks/{source}`.
+    #[arg(long)]
+    url: Option<String>,
     /// The payload file, signed byte for byte.
     file: PathBuf,
 }
@@ -472,7 +479,11 @@ fn sign(args: &SignArgs) -> anyhow::Result<()> {
         .with_context(|| format!("no source `{}` in the configuration", args.source))?;
     let body =
         std::fs::read(&args.file).with_context(|| format!("reading {}", args.file.display()))?;
-    for (name, value) in sample::signature_headers(source, &body) {
+    let url = args
+        .url
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}/webhooks/{}", DEFAULT_PORT, args.source));
+    for (name, value) in sample::request_headers(source, &url, &body) {
         println!("{name}: {value}");
     }
     Ok(())
@@ -543,10 +554,8 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         .source(source_id)
         .with_context(|| format!("no source `{source_id}` in the configuration"))?;
     let url = format!("{}/webhooks/{source_id}", args.url.trim_end_matches('/'));
-    let mut req = reqwest::Client::new()
-        .post(&url)
-        .header("content-type", "application/json");
-    for (name, value) in sample::signature_headers(source, &body) {
+    let mut req = reqwest::Client::new().post(&url);
+    for (name, value) in sample::request_headers(source, &url, &body) {
         req = req.header(name, value);
     }
     let response = req

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use shared::model::Provider;
 use shared::ports::Source;
-use shared::signature::{sign_meta, sign_waha};
+use shared::signature::{sign_meta, sign_twilio, sign_waha};
 
 /// The business number the samples are addressed to.
 pub const BUSINESS_NUMBER: &str = "15550009999";
@@ -14,18 +14,53 @@ pub const PHONE_NUMBER_ID: &str = "106540352242922";
 /// The WhatsApp Business Account id.
 pub const WABA_ID: &str = "102290129340398";
 
-/// The headers a provider would sign `body` with for `source` (its first secret).
-pub fn signature_headers(source: &Source, body: &[u8]) -> Vec<(&'static str, String)> {
+/// The headers that prove `body`, posted to `url`, comes from `source`'s provider (made with its
+/// first secret): the provider's signature, or the source's token in its configured header.
+pub fn signature_headers(source: &Source, url: &str, body: &[u8]) -> Vec<(String, String)> {
     let Some(secret) = source.secrets.first() else {
         return Vec::new();
     };
+    let named = |name: &str, value: String| vec![(name.to_owned(), value)];
     match source.provider {
-        Provider::Meta => vec![("X-Hub-Signature-256", sign_meta(secret, body))],
+        Provider::Meta => named("X-Hub-Signature-256", sign_meta(secret, body)),
         Provider::Waha => vec![
-            ("X-Webhook-Hmac", sign_waha(secret, body)),
-            ("X-Webhook-Hmac-Algorithm", "sha512".to_owned()),
+            ("X-Webhook-Hmac".to_owned(), sign_waha(secret, body)),
+            ("X-Webhook-Hmac-Algorithm".to_owned(), "sha512".to_owned()),
         ],
+        Provider::Twilio => named("X-Twilio-Signature", sign_twilio(secret, url, body)),
+        Provider::Dialog360 | Provider::Gupshup | Provider::Evolution => {
+            let token = String::from_utf8_lossy(secret.expose()).into_owned();
+            let header = &source.inbound.token_header;
+            let value = if header.eq_ignore_ascii_case("authorization") {
+                format!("Bearer {token}")
+            } else {
+                token
+            };
+            named(header, value)
+        }
     }
+}
+
+/// The body's media type as `source`'s provider sends it: Twilio's form encoding (unless the body
+/// is a JSON object), JSON for everyone else.
+pub fn content_type(source: &Source, body: &[u8]) -> &'static str {
+    let json = body.trim_ascii_start().starts_with(b"{");
+    if source.provider == Provider::Twilio && !json {
+        "application/x-www-form-urlencoded"
+    } else {
+        "application/json"
+    }
+}
+
+/// `Content-Type` and the [`signature_headers`]: everything a provider's request carries that
+/// matters to ingest.
+pub fn request_headers(source: &Source, url: &str, body: &[u8]) -> Vec<(String, String)> {
+    let mut out = vec![(
+        "Content-Type".to_owned(),
+        content_type(source, body).to_owned(),
+    )];
+    out.extend(signature_headers(source, url, body));
+    out
 }
 
 fn meta_envelope(value: &Value) -> Value {
@@ -131,8 +166,8 @@ pub fn wamid() -> String {
 /// A `curl` command that posts `body` to `url` with the headers `source` needs (the body has no
 /// single quote, so it goes inline).
 pub fn curl(url: &str, source: &Source, body: &str) -> String {
-    let mut out = format!("curl -sS -X POST '{url}' -H 'Content-Type: application/json'");
-    for (name, value) in signature_headers(source, body.as_bytes()) {
+    let mut out = format!("curl -sS -X POST '{url}'");
+    for (name, value) in request_headers(source, url, body.as_bytes()) {
         out.push_str(&format!(" -H '{name}: {value}'"));
     }
     out.push_str(&format!(" --data-raw '{}'", body.replace('\'', "'\\''")));
@@ -141,7 +176,7 @@ pub fn curl(url: &str, source: &Source, body: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use shared::pipeline::ingest::{Ingest, IngestRequest, Method};
+    use shared::pipeline::ingest::{Ingest, IngestRequest};
     use shared::ports::StaticSources;
     use shared::ports::memory::{MemoryBlobStore, MemoryQueue};
     use std::sync::Arc;
@@ -181,23 +216,19 @@ mod tests {
         for (source_id, body, events) in cases {
             let source = config.source(source_id).unwrap();
             let body = body.to_string();
-            let headers = signature_headers(source, body.as_bytes());
-            let get = |n: &str| {
-                headers
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(n))
-                    .map(|(_, v)| v.as_str())
-            };
+            let url = format!("http://127.0.0.1:3000/webhooks/{source_id}");
+            let owned = request_headers(source, &url, body.as_bytes());
+            let mut headers: Vec<(&str, &str)> = owned
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            headers.push(("Host", "127.0.0.1:3000"));
+            headers.push(("X-Forwarded-Proto", "http"));
             let out = ingest
                 .handle(
                     IngestRequest {
-                        method: Method::Post,
-                        source_id,
-                        query: "",
-                        body: body.as_bytes(),
-                        hub_signature_256: get("x-hub-signature-256"),
-                        webhook_hmac: get("x-webhook-hmac"),
-                        webhook_hmac_algorithm: get("x-webhook-hmac-algorithm"),
+                        path: &url[21..],
+                        ..IngestRequest::post(source_id, body.as_bytes(), &headers)
                     },
                     now,
                 )

@@ -79,6 +79,7 @@ fn world() -> World {
         provider: Provider::Meta,
         secrets: vec![Secret::new("app-secret")],
         verify_tokens: Vec::new(),
+        inbound: Default::default(),
         send: Some(SendSettings::Meta(MetaSend {
             access_token: Secret::new("EAAG-token"),
             phone_number_id: Some("106540352242922".into()),

@@ -140,6 +140,7 @@ fn source(with_token: bool) -> Source {
         provider: Provider::Meta,
         secrets: vec![Secret::new("app-secret")],
         verify_tokens: Vec::new(),
+        inbound: Default::default(),
         send: with_token.then(|| {
             SendSettings::Meta(MetaSend {
                 access_token: Secret::new(TOKEN),

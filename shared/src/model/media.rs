@@ -151,6 +151,12 @@ impl MediaKey {
                 let url = media.url.as_deref().filter(|u| !u.is_empty())?;
                 MediaLocator::Url(url.to_owned())
             }
+            // Their files need each provider's own credentials and API (Twilio's account
+            // basic auth, 360dialog's `D360-API-KEY` in front of Meta's media id, Gupshup's and
+            // Evolution's URLs): the message carries the provider's URL as received.
+            Provider::Twilio | Provider::Dialog360 | Provider::Gupshup | Provider::Evolution => {
+                return None;
+            }
         };
         let reference = match &locator {
             MediaLocator::MetaId(id) => format!("meta-id\n{id}"),

@@ -40,6 +40,15 @@ pub enum Provider {
     Meta,
     /// WAHA, the self-hosted WhatsApp HTTP API.
     Waha,
+    /// Twilio's WhatsApp channel of Programmable Messaging (form-encoded webhooks).
+    Twilio,
+    /// 360dialog, a BSP that forwards Meta's Cloud API envelope.
+    #[serde(rename = "360dialog")]
+    Dialog360,
+    /// Gupshup, a BSP (its v2 format, and v3: Meta's envelope with Gupshup's additions).
+    Gupshup,
+    /// Evolution API, a self-hosted bridge built on Baileys.
+    Evolution,
 }
 
 impl Provider {
@@ -48,8 +57,42 @@ impl Provider {
         match self {
             Self::Meta => "meta",
             Self::Waha => "waha",
+            Self::Twilio => "twilio",
+            Self::Dialog360 => "360dialog",
+            Self::Gupshup => "gupshup",
+            Self::Evolution => "evolution",
         }
     }
+
+    /// Every provider, in the order the documentation lists them.
+    pub const ALL: [Self; 6] = [
+        Self::Meta,
+        Self::Waha,
+        Self::Twilio,
+        Self::Dialog360,
+        Self::Gupshup,
+        Self::Evolution,
+    ];
+
+    /// How webhooks from this provider prove where they come from.
+    pub fn verification(self) -> Verification {
+        match self {
+            Self::Meta | Self::Waha | Self::Twilio => Verification::Signature,
+            Self::Dialog360 | Self::Gupshup | Self::Evolution => Verification::Token,
+        }
+    }
+}
+
+/// How a provider's webhooks are verified.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verification {
+    /// An HMAC over the request made with a shared secret (Meta, WAHA, Twilio): a request cannot
+    /// be forged or altered without the secret.
+    Signature,
+    /// A secret token the provider sends back with every request (in a header, the URL's query
+    /// or, for Evolution API, the body's `apikey`): proves the sender knows the token, but does
+    /// not protect the body, and anyone who sees one request can replay or forge others.
+    Token,
 }
 
 /// Where an event came from (`data.source`).

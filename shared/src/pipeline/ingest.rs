@@ -1,6 +1,7 @@
 //! The ingest stage: one provider HTTP request in, events on the inbound queue, one small answer out.
 //!
-//! Order of checks: source (404) → method → size (413) → signature over the raw bytes (401) →
+//! Order of checks: source (404) → method → size (413) → signature over the raw bytes, or the
+//! token of a source whose provider does not sign (401) →
 //! nesting deeper than [`MAX_JSON_DEPTH`] (400, so every stage after can decode what ingest
 //! accepts) → parse (400) → more than `max_events` events (413) → keep the raw request (unless `raw_ttl` is zero) and enqueue every event (503 if either fails, so the
 //! provider retries and nothing verified is lost) → 200 `{"received": N}`. Answers never carry
@@ -15,12 +16,14 @@ use serde_json::json;
 use ulid::Ulid;
 
 use crate::model::Provider;
+use crate::ports::Source;
 pub use crate::ports::codec::SEND_CONCURRENCY;
 use crate::ports::codec::{enqueue_events, queued_blob_expiry};
 use crate::ports::{BackendError, BlobStore, Queue, SourceRegistry};
 use crate::providers::{ParseError, normalize};
 use crate::signature::{
-    HandshakeOutcome, SignatureError, meta_handshake, verify_meta, verify_waha,
+    HandshakeOutcome, SignatureError, bearer_value, meta_handshake, verify_meta, verify_token,
+    verify_twilio, verify_waha,
 };
 
 /// Ingest settings.
@@ -105,31 +108,134 @@ pub enum Method {
     Other,
 }
 
-/// What ingest needs of a request: the raw bytes and the few headers that matter.
+/// What ingest needs of a request: the raw bytes, the URL and the headers.
 #[derive(Debug, Clone, Copy)]
 pub struct IngestRequest<'a> {
     /// The method.
     pub method: Method,
     /// `{source_id}` from the path.
     pub source_id: &'a str,
-    /// The raw query string (for the handshake), without `?`.
+    /// The path as the function received it (`/webhooks/{source_id}`), for rebuilding the URL
+    /// Twilio signed when the source has no `public_url`.
+    pub path: &'a str,
+    /// The raw query string (for the handshake, tokens and Twilio's URL), without `?`.
     pub query: &'a str,
     /// The exact body bytes (already base64-decoded when API Gateway encoded them).
     pub body: &'a [u8],
-    /// `X-Hub-Signature-256`.
-    pub hub_signature_256: Option<&'a str>,
-    /// `X-Webhook-Hmac`.
-    pub webhook_hmac: Option<&'a str>,
-    /// `X-Webhook-Hmac-Algorithm`.
-    pub webhook_hmac_algorithm: Option<&'a str>,
+    /// The request's headers, names in any case (looked up case-insensitively; the first of a
+    /// repeated name counts).
+    pub headers: &'a [(&'a str, &'a str)],
 }
+
+impl<'a> IngestRequest<'a> {
+    /// A POST of `body` to `/webhooks/{source_id}` with these headers and no query.
+    pub fn post(source_id: &'a str, body: &'a [u8], headers: &'a [(&'a str, &'a str)]) -> Self {
+        Self {
+            method: Method::Post,
+            source_id,
+            path: "",
+            query: "",
+            body,
+            headers,
+        }
+    }
+
+    /// The value of header `name`, if present.
+    pub fn header(&self, name: &str) -> Option<&'a str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    }
+
+    /// The URL the provider called: the source's `public_url`, or else one rebuilt from
+    /// `X-Forwarded-Proto` (default `https`), `Host` and the path; then the query string.
+    fn public_url(&self, source: &Source) -> String {
+        let base = match &source.inbound.public_url {
+            Some(url) => url.clone(),
+            None => {
+                let scheme = self
+                    .header("x-forwarded-proto")
+                    .and_then(|p| p.split(',').next())
+                    .map(str::trim)
+                    .filter(|p| matches!(*p, "http" | "https"))
+                    .unwrap_or("https");
+                let host = self.header("host").unwrap_or_default().trim();
+                format!("{scheme}://{host}{}", self.path)
+            }
+        };
+        if self.query.is_empty() {
+            base
+        } else {
+            format!("{base}?{}", self.query)
+        }
+    }
+
+    /// The tokens a token source's request presents: the configured header (a `Bearer ` scheme
+    /// removed), the configured query parameter, and for Evolution API the body's `apikey`.
+    fn presented_tokens(&self, source: &Source) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(value) = self.header(&source.inbound.token_header) {
+            out.push(bearer_value(value).to_owned());
+        }
+        out.extend(
+            form_urlencoded::parse(self.query.as_bytes())
+                .filter(|(name, _)| *name == source.inbound.token_query.as_str())
+                .map(|(_, value)| value.into_owned()),
+        );
+        if source.provider == Provider::Evolution
+            && let Ok(ApiKey {
+                apikey: Some(key), ..
+            }) = serde_json::from_slice::<ApiKey>(self.body)
+        {
+            out.push(key);
+        }
+        out
+    }
+}
+
+/// Evolution API's `apikey` body field, the instance's key, which its webhooks send back.
+#[derive(serde::Deserialize)]
+struct ApiKey {
+    #[serde(default)]
+    apikey: Option<String>,
+}
+
+/// Checks the request against the source's verification: the provider's signature, or the
+/// source's token.
+fn verify(req: &IngestRequest<'_>, source: &Source) -> Result<(), SignatureError> {
+    match source.provider {
+        Provider::Meta => verify_meta(req.body, req.header("x-hub-signature-256"), &source.secrets),
+        Provider::Waha => verify_waha(
+            req.body,
+            req.header("x-webhook-hmac"),
+            req.header("x-webhook-hmac-algorithm"),
+            &source.secrets,
+        ),
+        Provider::Twilio => verify_twilio(
+            &req.public_url(source),
+            req.body,
+            req.header("x-twilio-signature"),
+            &source.secrets,
+        ),
+        Provider::Dialog360 | Provider::Gupshup | Provider::Evolution => {
+            let presented = req.presented_tokens(source);
+            let presented: Vec<&str> = presented.iter().map(String::as_str).collect();
+            verify_token(&presented, &source.secrets)
+        }
+    }
+}
+
+/// Twilio reads the answer to an incoming-message webhook as TwiML: an empty `<Response>` tells
+/// it to do nothing more (no auto-reply).
+pub const EMPTY_TWIML: &str = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#;
 
 /// The answer to send back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IngestResponse {
     /// HTTP status.
     pub status: u16,
-    /// `application/json` or `text/plain` (handshake).
+    /// `application/json`, `text/plain` (handshake) or `text/xml` (TwiML for Twilio).
     pub content_type: &'static str,
     /// The body.
     pub body: String,
@@ -237,16 +343,7 @@ impl Ingest {
                 "request body exceeds the limit",
             );
         }
-        let verified: Result<(), SignatureError> = match source.provider {
-            Provider::Meta => verify_meta(req.body, req.hub_signature_256, &source.secrets),
-            Provider::Waha => verify_waha(
-                req.body,
-                req.webhook_hmac,
-                req.webhook_hmac_algorithm,
-                &source.secrets,
-            ),
-        };
-        if let Err(e) = verified {
+        if let Err(e) = verify(&req, &source) {
             tracing::warn!(source_id = %source.id, reason = %e, "signature rejected");
             return IngestResponse::error(401, "invalid_signature", "signature missing or invalid");
         }
@@ -303,6 +400,14 @@ impl Ingest {
         match stored.and(sent) {
             Ok(received) => {
                 tracing::info!(source_id = %source.id, %request_id, events = received, bytes = req.body.len(), "accepted");
+                if source.provider == Provider::Twilio {
+                    return IngestResponse {
+                        status: 200,
+                        content_type: "text/xml",
+                        body: EMPTY_TWIML.to_owned(),
+                        received,
+                    };
+                }
                 IngestResponse {
                     received,
                     ..IngestResponse::json(200, &json!({"received": received}))

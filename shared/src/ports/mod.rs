@@ -548,13 +548,47 @@ pub struct Source {
     pub id: SourceId,
     /// Who sends to it.
     pub provider: Provider,
-    /// Meta app secrets or WAHA HMAC keys; any one verifies (several during a rotation).
+    /// Meta app secrets, WAHA HMAC keys, Twilio auth tokens, or the tokens 360dialog, Gupshup
+    /// and Evolution API send back; any one verifies (several during a rotation).
     pub secrets: Vec<Secret>,
     /// Meta verify tokens for the GET handshake.
     pub verify_tokens: Vec<Secret>,
+    /// Where the request carries what is verified, beyond the provider's fixed headers.
+    pub inbound: InboundAuth,
     /// How messages are sent through this source (`POST /v1/messages`); `None` when it only
     /// receives.
     pub send: Option<crate::send::SendSettings>,
+}
+
+/// The per-source parts of verification that are not fixed by the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InboundAuth {
+    /// Twilio: the webhook URL exactly as configured in Twilio (scheme, host, any port and
+    /// path; the request's query string is appended), since Twilio signs that URL and a proxy
+    /// (API Gateway's stage path, a custom domain) changes what the function sees. `None`:
+    /// rebuilt from the request's `X-Forwarded-Proto`, `Host` and path.
+    pub public_url: Option<String>,
+    /// Token sources: the header carrying the token (`Authorization` takes `Bearer <token>`).
+    pub token_header: String,
+    /// Token sources: the query parameter of the webhook URL carrying the token.
+    pub token_query: String,
+}
+
+impl InboundAuth {
+    /// The header token sources read unless configured otherwise.
+    pub const DEFAULT_TOKEN_HEADER: &str = "X-Wagate-Token";
+    /// The query parameter token sources read unless configured otherwise.
+    pub const DEFAULT_TOKEN_QUERY: &str = "token";
+}
+
+impl Default for InboundAuth {
+    fn default() -> Self {
+        Self {
+            public_url: None,
+            token_header: Self::DEFAULT_TOKEN_HEADER.to_owned(),
+            token_query: Self::DEFAULT_TOKEN_QUERY.to_owned(),
+        }
+    }
 }
 
 /// Looks up sources by id.

@@ -12,13 +12,8 @@ use super::test_support::{fixture, normalize};
 use crate::model::Provider;
 
 fn provider_of(name: &str) -> Option<Provider> {
-    if name.starts_with("meta-") {
-        Some(Provider::Meta)
-    } else if name.starts_with("waha-") {
-        Some(Provider::Waha)
-    } else {
-        None
-    }
+    let (prefix, _) = name.split_once('-')?;
+    Provider::ALL.into_iter().find(|p| p.as_str() == prefix)
 }
 
 fn actual(provider: Provider, name: &str) -> Value {

@@ -48,9 +48,17 @@ pub fn normalize(
         received_at,
     };
     match provider {
-        Provider::Meta => meta::parse(&ctx, body),
+        Provider::Meta | Provider::Dialog360 => meta::parse(&ctx, body),
         Provider::Waha => waha::parse(&ctx, body),
+        Provider::Twilio | Provider::Gupshup | Provider::Evolution => {
+            Ok(vec![whole_body(&ctx, body)])
+        }
     }
+}
+
+/// The whole body as one `whatsapp.provider.event`, for a provider whose parser does not read it.
+fn whole_body(ctx: &Ctx, body: &[u8]) -> InboundEvent {
+    ctx.passthrough(ctx.source.clone(), ctx.source.provider.as_str(), body)
 }
 
 /// What every item of one webhook shares.

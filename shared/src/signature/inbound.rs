@@ -22,6 +22,9 @@ pub enum SignatureError {
     /// Well-formed, but no configured secret produces it.
     #[error("signature does not match")]
     Mismatch,
+    /// A token source's request carries no token in any of the places it is read from.
+    #[error("no token in the request")]
+    MissingToken,
     /// The source has no secret configured, so nothing can verify.
     #[error("no secret configured for this source")]
     NoSecret,

@@ -1,5 +1,5 @@
-//! Webhook signatures, both ways: verifying what providers send us, and signing what we send
-//! subscribers.
+//! Webhook signatures, both ways: verifying what providers send us (HMACs, and the shared tokens
+//! of providers that do not sign), and signing what we send subscribers.
 //!
 //! Owns: pure functions over `(bytes, header values, secrets)`. Comparisons are constant-time
 //! (`hmac::Mac::verify_slice`); secrets never appear in `Debug` output. Must not: read headers
@@ -7,6 +7,8 @@
 
 mod inbound;
 mod outbound;
+mod token;
+mod twilio;
 
 use std::fmt;
 
@@ -18,6 +20,8 @@ pub use outbound::{
     EndpointSecret, InvalidEndpointSecret, StandardWebhookError, sign_standard_webhook,
     standard_webhook_header, verify_standard_webhook, webhook_signature,
 };
+pub use token::{bearer_value, verify_token};
+pub use twilio::{sign_twilio, verify_twilio};
 
 /// Secret bytes (an app secret, HMAC key or verify token) whose `Debug` prints nothing of them.
 #[derive(Clone, PartialEq, Eq)]

@@ -71,10 +71,6 @@ async fn no_webhook(
     answer(&front, "", &method, &uri, &headers, body).await
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
-}
-
 async fn answer(
     front: &Front,
     source_id: &str,
@@ -88,15 +84,17 @@ async fn answer(
         HttpMethod::GET => Method::Get,
         _ => Method::Other,
     };
-    let get = |name: &str| header_str(headers, name);
+    let pairs: Vec<(&str, &str)> = headers
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
     let mut request = IngestRequest {
         method,
         source_id,
+        path: uri.path(),
         query: uri.query().unwrap_or_default(),
         body: &[],
-        hub_signature_256: get("x-hub-signature-256"),
-        webhook_hmac: get("x-webhook-hmac"),
-        webhook_hmac_algorithm: get("x-webhook-hmac-algorithm"),
+        headers: &pairs,
     };
     let now = front.clock.now();
     let out = match &body {

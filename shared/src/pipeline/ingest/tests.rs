@@ -10,20 +10,75 @@ use crate::ids::SourceId;
 use crate::model::{EventType, InboundEvent};
 use crate::ports::codec::receive_all;
 use crate::ports::memory::{MemoryBlobStore, MemoryQueue};
-use crate::ports::{FailedEntry, OutgoingMessage, ReceivedMessage, Source, StaticSources};
+use crate::ports::{
+    FailedEntry, InboundAuth, OutgoingMessage, ReceivedMessage, Source, StaticSources,
+};
 use crate::providers::test_support::fixture;
-use crate::signature::{Secret, sign_meta, sign_waha};
+use crate::signature::{Secret, sign_meta, sign_twilio, sign_waha};
 
 const META_SECRET: &str = "meta_app_secret_example";
 const WAHA_KEY: &str = "waha_hmac_key_example";
 
+const TWILIO_TOKEN: &str = "twilio_auth_token_example";
+const SHARED_TOKEN: &str = "a-long-random-shared-token";
+
+fn source(id: &str, provider: Provider, secret: &str, inbound: InboundAuth) -> Source {
+    Source {
+        id: SourceId::parse(id).unwrap(),
+        provider,
+        secrets: vec![Secret::from(secret)],
+        verify_tokens: vec![],
+        inbound,
+        send: None,
+    }
+}
+
 fn sources() -> Arc<StaticSources> {
+    let token_in = |header: &str, query: &str| InboundAuth {
+        token_header: header.to_owned(),
+        token_query: query.to_owned(),
+        ..InboundAuth::default()
+    };
     Arc::new(StaticSources::new([
+        source(
+            "twilio-main",
+            Provider::Twilio,
+            TWILIO_TOKEN,
+            InboundAuth {
+                public_url: Some("https://gw.example.com/webhooks/twilio/status".into()),
+                ..InboundAuth::default()
+            },
+        ),
+        source(
+            "twilio-rebuilt",
+            Provider::Twilio,
+            TWILIO_TOKEN,
+            InboundAuth::default(),
+        ),
+        source(
+            "d360-main",
+            Provider::Dialog360,
+            SHARED_TOKEN,
+            InboundAuth::default(),
+        ),
+        source(
+            "gupshup-main",
+            Provider::Gupshup,
+            SHARED_TOKEN,
+            token_in("X-Wagate-Token", "key"),
+        ),
+        source(
+            "evo-main",
+            Provider::Evolution,
+            SHARED_TOKEN,
+            token_in("Authorization", "token"),
+        ),
         Source {
             id: SourceId::parse("meta-main").unwrap(),
             provider: Provider::Meta,
             secrets: vec![Secret::from("rotated_out"), Secret::from(META_SECRET)],
             verify_tokens: vec![Secret::from("verify-me")],
+            inbound: InboundAuth::default(),
             send: None,
         },
         Source {
@@ -31,6 +86,7 @@ fn sources() -> Arc<StaticSources> {
             provider: Provider::Waha,
             secrets: vec![Secret::from(WAHA_KEY)],
             verify_tokens: vec![],
+            inbound: InboundAuth::default(),
             send: None,
         },
     ]))
@@ -62,24 +118,14 @@ fn harness() -> Harness {
 }
 
 fn post<'a>(source_id: &'a str, body: &'a [u8]) -> IngestRequest<'a> {
-    IngestRequest {
-        method: Method::Post,
-        source_id,
-        query: "",
-        body,
-        hub_signature_256: None,
-        webhook_hmac: None,
-        webhook_hmac_algorithm: None,
-    }
+    IngestRequest::post(source_id, body, &[])
 }
 
 /// POSTs `body` to the Meta source, signed with its app secret.
 async fn post_meta_signed(ingest: &Ingest, body: &[u8]) -> IngestResponse {
     let sig = sign_meta(&Secret::from(META_SECRET), body);
-    let request = IngestRequest {
-        hub_signature_256: Some(&sig),
-        ..post("meta-main", body)
-    };
+    let headers = [("X-Hub-Signature-256", sig.as_str())];
+    let request = IngestRequest::post("meta-main", body, &headers);
     ingest.handle(request, Utc::now()).await
 }
 
@@ -149,11 +195,11 @@ async fn a_signed_waha_event_is_enqueued() {
     let h = harness();
     let body = fixture("waha-message.json");
     let sig = sign_waha(&Secret::from(WAHA_KEY), &body);
-    let req = IngestRequest {
-        webhook_hmac: Some(&sig),
-        webhook_hmac_algorithm: Some("sha512"),
-        ..post("waha-main", &body)
-    };
+    let headers = [
+        ("x-webhook-hmac", sig.as_str()),
+        ("X-Webhook-Hmac-Algorithm", "sha512"),
+    ];
+    let req = IngestRequest::post("waha-main", &body, &headers);
     let r = h.ingest.handle(req, Utc::now()).await;
     assert_eq!(r.status, 200);
     let events = drain(&h).await;
@@ -169,13 +215,14 @@ async fn bad_or_missing_signatures_get_401_and_enqueue_nothing() {
     let body = fixture("meta-text.json");
     let wrong = sign_meta(&Secret::from("someone_else"), &body);
     for sig in [None, Some("sha256=nothex"), Some(wrong.as_str())] {
+        let headers: Vec<(&str, &str)> = sig
+            .map(|s| ("x-hub-signature-256", s))
+            .into_iter()
+            .collect();
         let r = h
             .ingest
             .handle(
-                IngestRequest {
-                    hub_signature_256: sig,
-                    ..post("meta-main", &body)
-                },
+                IngestRequest::post("meta-main", &body, &headers),
                 Utc::now(),
             )
             .await;
@@ -326,11 +373,11 @@ async fn whatever_ingest_accepts_the_queue_decoder_reads() {
         let r = if waha {
             let body = waha_nested(depth);
             let sig = sign_waha(&Secret::from(WAHA_KEY), &body);
-            let req = IngestRequest {
-                webhook_hmac: Some(&sig),
-                webhook_hmac_algorithm: Some("sha512"),
-                ..post("waha-main", &body)
-            };
+            let headers = [
+                ("x-webhook-hmac", sig.as_str()),
+                ("x-webhook-hmac-algorithm", "sha512"),
+            ];
+            let req = IngestRequest::post("waha-main", &body, &headers);
             h.ingest.handle(req, Utc::now()).await
         } else {
             post_meta_signed(&h.ingest, &meta_nested(depth)).await
@@ -607,4 +654,175 @@ mod router {
         let (status, _, _, _) = send(setup.ingest, request).await;
         assert_eq!(status, 403);
     }
+}
+
+#[tokio::test]
+async fn twilio_requests_verify_against_the_public_url_and_get_empty_twiml() {
+    let h = harness();
+    let body = fixture("twilio-status-read.form.txt");
+    // The worked example of the fixtures' signature notes.
+    let headers = [("X-Twilio-Signature", "ry8tq/MlEBVpJPUeem0id3hhh4A=")];
+    let r = h
+        .ingest
+        .handle(
+            IngestRequest::post("twilio-main", &body, &headers),
+            Utc::now(),
+        )
+        .await;
+    assert_eq!((r.status, r.content_type), (200, "text/xml"));
+    assert_eq!(r.body, EMPTY_TWIML);
+    assert_eq!(r.received, drain(&h).await.len());
+    assert!(r.received >= 1);
+
+    // Forged, missing, and signed for another URL (the same request replayed elsewhere).
+    let forged = sign_twilio(
+        &Secret::from("not-the-token"),
+        "https://gw.example.com/webhooks/twilio/status",
+        &body,
+    );
+    let elsewhere = sign_twilio(
+        &Secret::from(TWILIO_TOKEN),
+        "https://gw.example.com/webhooks/twilio-other",
+        &body,
+    );
+    for sig in [Some(forged.as_str()), None, Some(elsewhere.as_str())] {
+        let headers: Vec<(&str, &str)> =
+            sig.map(|s| ("x-twilio-signature", s)).into_iter().collect();
+        let r = h
+            .ingest
+            .handle(
+                IngestRequest::post("twilio-main", &body, &headers),
+                Utc::now(),
+            )
+            .await;
+        assert_eq!(
+            (r.status, error_code(&r).as_str()),
+            (401, "invalid_signature")
+        );
+    }
+    assert!(drain(&h).await.is_empty());
+}
+
+#[tokio::test]
+async fn without_a_public_url_twilio_is_verified_against_the_url_the_request_names() {
+    let h = harness();
+    let body = fixture("twilio-inbound.form.txt");
+    let called = "https://abc.execute-api.us-east-1.amazonaws.com/webhooks/twilio-rebuilt?x=1";
+    let sig = sign_twilio(&Secret::from(TWILIO_TOKEN), called, &body);
+    let request = |proto: &'static str, host: &'static str| {
+        let headers = vec![
+            ("x-twilio-signature", sig.clone()),
+            ("X-Forwarded-Proto", proto.to_owned()),
+            ("Host", host.to_owned()),
+        ];
+        headers
+    };
+    for (proto, host, status) in [
+        ("https", "abc.execute-api.us-east-1.amazonaws.com", 200),
+        ("http", "abc.execute-api.us-east-1.amazonaws.com", 401),
+        ("https", "evil.example.com", 401),
+    ] {
+        let owned = request(proto, host);
+        let headers: Vec<(&str, &str)> = owned.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        let req = IngestRequest {
+            path: "/webhooks/twilio-rebuilt",
+            query: "x=1",
+            ..IngestRequest::post("twilio-rebuilt", &body, &headers)
+        };
+        let r = h.ingest.handle(req, Utc::now()).await;
+        assert_eq!(r.status, status, "{proto}://{host}");
+    }
+}
+
+#[tokio::test]
+async fn token_sources_accept_the_token_in_their_header_query_or_evolution_apikey() {
+    let h = harness();
+    let meta_body = fixture("meta-text.json");
+    let evolution_body = fixture("evolution-messages-upsert.json");
+    let apikey_body = String::from_utf8(evolution_body.clone())
+        .unwrap()
+        .replace("REDACTED-INSTANCE-KEY", SHARED_TOKEN)
+        .into_bytes();
+    let bearer = format!("Bearer {SHARED_TOKEN}");
+    let query = format!("key={SHARED_TOKEN}");
+    let token_query = format!("token={SHARED_TOKEN}");
+    type Case<'a> = (&'a str, &'a [u8], Vec<(&'a str, &'a str)>, &'a str, u16);
+    let cases: Vec<Case<'_>> = vec![
+        // 360dialog: the default header, or the default query parameter.
+        (
+            "d360-main",
+            &meta_body,
+            vec![("x-wagate-token", SHARED_TOKEN)],
+            "",
+            200,
+        ),
+        ("d360-main", &meta_body, vec![], &token_query, 200),
+        (
+            "d360-main",
+            &meta_body,
+            vec![("x-wagate-token", "wrong")],
+            "",
+            401,
+        ),
+        ("d360-main", &meta_body, vec![], "", 401),
+        (
+            "d360-main",
+            &meta_body,
+            vec![("X-Hub-Signature-256", "sha256=00")],
+            "",
+            401,
+        ),
+        // Gupshup: a renamed query parameter; the default one no longer counts.
+        ("gupshup-main", b"{}", vec![], &query, 200),
+        ("gupshup-main", b"{}", vec![], &token_query, 401),
+        ("gupshup-main", b"{}", vec![], "key=", 401),
+        // Evolution: a bearer header, or the body's apikey.
+        (
+            "evo-main",
+            &evolution_body,
+            vec![("Authorization", &bearer)],
+            "",
+            200,
+        ),
+        ("evo-main", &apikey_body, vec![], "", 200),
+        ("evo-main", &evolution_body, vec![], "", 401),
+        (
+            "evo-main",
+            &evolution_body,
+            vec![("Authorization", "Bearer wrong")],
+            "",
+            401,
+        ),
+    ];
+    for (id, body, headers, query, status) in cases {
+        let req = IngestRequest {
+            query,
+            ..IngestRequest::post(id, body, &headers)
+        };
+        let r = h.ingest.handle(req, Utc::now()).await;
+        assert_eq!(r.status, status, "{id} {headers:?} {query}");
+        if status == 401 {
+            assert_eq!(error_code(&r), "invalid_signature");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_360dialog_body_is_read_as_metas_envelope() {
+    let h = harness();
+    let body = fixture("meta-text.json");
+    let headers = [("X-Wagate-Token", SHARED_TOKEN)];
+    let r = h
+        .ingest
+        .handle(
+            IngestRequest::post("d360-main", &body, &headers),
+            Utc::now(),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let events = drain(&h).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].event_type, EventType::MessageReceived);
+    assert_eq!(events[0].data.source.provider, Provider::Dialog360);
+    assert!(events[0].dedup_key.starts_with("d360-main:"));
 }
