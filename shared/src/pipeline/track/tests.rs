@@ -297,6 +297,30 @@ async fn statuses_only_move_forward_and_failed_is_terminal() {
 }
 
 #[tokio::test]
+async fn acks_of_one_message_under_a_lid_and_a_phone_jid_share_one_status() {
+    use EventType as T;
+    let w = world();
+    let ack = |id: &str, ack: i64, t: i64| {
+        waha(
+            "waha-message-ack.json",
+            &json!({"id": id, "ack": ack, "from": id.split('_').nth(1)}),
+            at(t),
+        )
+    };
+    let by_phone = "true_15550001111@c.us_3EB0LIDTEST";
+    let by_lid = "true_123456789012345@lid_3EB0LIDTEST";
+    assert_eq!(
+        w.track.process(ack(by_phone, 3, 0), at(0)).await.unwrap(),
+        emitted(&[T::ContactCreated, T::MessageRead])
+    );
+    // The late `delivered` under the other spelling is the same message's: stale, not emitted.
+    assert_eq!(
+        w.track.process(ack(by_lid, 2, 1), at(1)).await.unwrap(),
+        TrackOutcome::Stale
+    );
+}
+
+#[tokio::test]
 async fn read_without_delivered_emits_read_only() {
     let w = world();
     let outcomes = ack_sequence(&w, &[3]).await;

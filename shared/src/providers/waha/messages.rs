@@ -83,8 +83,15 @@ impl WahaCtx<'_> {
         ))
     }
 
+    /// The dedup key of message `id`: WhatsApp's own message key (direction and bare id), not
+    /// the serialized id, whose chat and participant are spelled `@c.us` or `@lid` depending on
+    /// the engine and on whether WhatsApp revealed the phone number, so that one message
+    /// reported under both spellings is one event.
     pub(super) fn message_key(&self, id: &str) -> String {
-        format!("waha:{}:{id}", self.session())
+        match WahaMessageId::parse(id) {
+            Some(parsed) => format!("waha:{}:{}_{}", self.session(), parsed.from_me, parsed.id),
+            None => format!("waha:{}:{id}", self.session()),
+        }
     }
 
     pub(super) fn message(&self, payload: &RawValue) -> Option<InboundEvent> {

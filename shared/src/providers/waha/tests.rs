@@ -26,6 +26,36 @@ fn message_and_message_any_of_the_same_message_share_a_dedup_key() {
 }
 
 #[test]
+fn one_message_under_a_lid_and_a_phone_jid_is_one_event() {
+    // WhatsApp may report the same message with the chat as `…@lid` (the phone hidden) and as
+    // `…@c.us`: WhatsApp's message key (direction and bare id) is the same, and so is the event.
+    let mut doc: Value = serde_json::from_slice(&fixture("waha-message.json")).unwrap();
+    let id = doc["payload"]["id"].as_str().unwrap().to_owned();
+    let bare = id.rsplit('_').next().unwrap().to_owned();
+    let by_phone = event_of(&doc);
+    doc["payload"]["id"] = json!(format!("false_123456789012345@lid_{bare}"));
+    doc["payload"]["from"] = json!("123456789012345@lid");
+    doc["id"] = json!("evt_01jbcq3zx0v9k8n7m6p5q4r398");
+    let by_lid = event_of(&doc);
+    assert_eq!(by_phone.dedup_key, by_lid.dedup_key);
+    // The same bare id in the other direction is another message.
+    doc["payload"]["id"] = json!(format!("true_123456789012345@lid_{bare}"));
+    doc["payload"]["fromMe"] = json!(true);
+    assert_ne!(event_of(&doc).dedup_key, by_phone.dedup_key);
+    // So do group messages whose participant is spelled either way.
+    let group = "false_120363025246125486@g.us_3EB0C767D26A1D2F5A2F";
+    let mut keys = Vec::new();
+    for participant in ["123456789012345@lid", "15550001111@c.us"] {
+        let mut doc: Value =
+            serde_json::from_slice(&fixture("waha-message-group-lid.json")).unwrap();
+        doc["payload"]["id"] = json!(format!("{group}_{participant}"));
+        doc["payload"]["participant"] = json!(participant);
+        keys.push(event_of(&doc).dedup_key);
+    }
+    assert_eq!(keys[0], keys[1]);
+}
+
+#[test]
 fn every_ack_value_maps_to_its_status_and_event_type() {
     let mut doc: Value = serde_json::from_slice(&fixture("waha-message-ack.json")).unwrap();
     let cases = [

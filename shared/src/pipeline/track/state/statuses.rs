@@ -131,9 +131,17 @@ pub enum StatusChange {
     },
 }
 
-/// The document key of message `message_id` of `source`.
+/// The document key of message `message_id` of `source`. A WAHA serialized id is reduced to
+/// WhatsApp's message key (direction and bare id): its chat part is spelled `@c.us` or `@lid`
+/// depending on the engine and on what WhatsApp revealed, and one message's statuses must meet
+/// in one document whichever spelling each report used.
 fn message_key(source: &SourceInfo, message_id: &str) -> String {
-    format!("msg#{}#{message_id}", source.id)
+    match crate::providers::chat_id::WahaMessageId::parse(message_id) {
+        Some(parsed) if source.provider == crate::model::Provider::Waha => {
+            format!("msg#{}#{}_{}", source.id, parsed.from_me, parsed.id)
+        }
+        _ => format!("msg#{}#{message_id}", source.id),
+    }
 }
 
 /// Whether `next` moves a message on from `current`: ranks only go up (`sent < delivered <
