@@ -134,9 +134,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_sample_parses_with_two_sources_and_the_demo_endpoint() {
+    fn the_sample_parses_with_a_source_per_provider_and_the_demo_endpoint() {
         let config = LocalConfig::sample().unwrap();
-        assert_eq!(config.sources.len(), 2);
+        assert_eq!(config.sources.len(), 6);
+        for provider in shared::model::Provider::ALL {
+            assert!(
+                config.sources.iter().any(|s| s.provider == provider),
+                "{provider:?}"
+            );
+        }
         assert!(config.source("meta-demo").is_some());
         assert!(config.source("waha-demo").is_some());
         assert_eq!(config.endpoints.len(), 1);

@@ -156,6 +156,17 @@ enum SampleKind {
     MetaStatus,
     /// A WAHA `message` event.
     WahaMessage,
+    /// A Twilio inbound WhatsApp text (form-encoded, `X-Twilio-Signature`).
+    TwilioText,
+    /// A Twilio `read` status callback.
+    TwilioStatus,
+    /// A 360dialog inbound text (Meta's envelope, the source's token header).
+    #[value(name = "360dialog-text")]
+    Dialog360Text,
+    /// A Gupshup (v2) inbound text (the source's token).
+    GupshupText,
+    /// An Evolution API `messages.upsert` text (the source's token).
+    EvolutionText,
 }
 
 #[derive(Args)]
@@ -538,6 +549,56 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
                 "Bob Example",
                 &format!("3EB0{}", ulid::Ulid::new()),
                 "Hello from WAHA",
+                now,
+            )
+            .to_string()
+            .into_bytes(),
+        ),
+        (Some(SampleKind::TwilioText), _) => (
+            "twilio-demo",
+            sample::twilio_text(
+                "15550006666",
+                "Tia Example",
+                &sample::twilio_sid(),
+                "Hello from Twilio",
+            )
+            .into_bytes(),
+        ),
+        (Some(SampleKind::TwilioStatus), _) => (
+            "twilio-demo",
+            sample::twilio_status("15550006666", &sample::twilio_sid(), "read").into_bytes(),
+        ),
+        (Some(SampleKind::Dialog360Text), _) => (
+            "360dialog-demo",
+            sample::meta_text(
+                "15550003333",
+                "Dee Example",
+                &sample::wamid(),
+                "Hello from 360dialog",
+                now,
+            )
+            .to_string()
+            .into_bytes(),
+        ),
+        (Some(SampleKind::GupshupText), _) => (
+            "gupshup-demo",
+            sample::gupshup_text(
+                "15550004444",
+                "Gus Example",
+                &format!("gs-{}", ulid::Ulid::new()),
+                "Hello from Gupshup",
+                now,
+            )
+            .to_string()
+            .into_bytes(),
+        ),
+        (Some(SampleKind::EvolutionText), _) => (
+            "evolution-demo",
+            sample::evolution_text(
+                "15550005555",
+                "Eve Example",
+                &format!("3EB0{}", ulid::Ulid::new()),
+                "Hello from Evolution API",
                 now,
             )
             .to_string()

@@ -158,6 +158,103 @@ pub fn waha_message(from: &str, name: &str, key: &str, text: &str, at: DateTime<
     })
 }
 
+/// A Twilio inbound WhatsApp text (form-encoded, as Twilio posts it) from `from` (digits), with
+/// message SID `sid`.
+pub fn twilio_text(from: &str, name: &str, sid: &str, text: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("SmsMessageSid", sid)
+        .append_pair("NumMedia", "0")
+        .append_pair("ProfileName", name)
+        .append_pair("MessageType", "text")
+        .append_pair("SmsSid", sid)
+        .append_pair("WaId", from)
+        .append_pair("SmsStatus", "received")
+        .append_pair("Body", text)
+        .append_pair("To", &format!("whatsapp:+{BUSINESS_NUMBER}"))
+        .append_pair("NumSegments", "1")
+        .append_pair("ReferralNumMedia", "0")
+        .append_pair("MessageSid", sid)
+        .append_pair("AccountSid", TWILIO_ACCOUNT_SID)
+        .append_pair("From", &format!("whatsapp:+{from}"))
+        .append_pair("ApiVersion", "2010-04-01")
+        .finish()
+}
+
+/// A Twilio status callback: message `sid`, sent to `to` (digits), now `status` (`sent`,
+/// `delivered`, `read`, `failed`, `undelivered`).
+pub fn twilio_status(to: &str, sid: &str, status: &str) -> String {
+    let mut form = url::form_urlencoded::Serializer::new(String::new());
+    form.append_pair("ChannelPrefix", "whatsapp")
+        .append_pair("ApiVersion", "2010-04-01")
+        .append_pair("MessageStatus", status)
+        .append_pair("SmsSid", sid)
+        .append_pair("SmsStatus", status)
+        .append_pair("ChannelInstallSid", "XEcc20d939f803ee381f2442185d0d5dc5")
+        .append_pair("To", &format!("whatsapp:+{to}"))
+        .append_pair("From", &format!("whatsapp:+{BUSINESS_NUMBER}"))
+        .append_pair("MessageSid", sid)
+        .append_pair("AccountSid", TWILIO_ACCOUNT_SID)
+        .append_pair("ChannelToAddress", &format!("+{to}"));
+    if matches!(status, "failed" | "undelivered") {
+        form.append_pair("ErrorCode", "63016");
+    }
+    form.finish()
+}
+
+/// The Twilio account the samples name.
+pub const TWILIO_ACCOUNT_SID: &str = "ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+
+/// A fresh Twilio message SID (`SM` and 32 hex digits).
+pub fn twilio_sid() -> String {
+    format!("SM{:032x}", ulid::Ulid::new().0)
+}
+
+/// A Gupshup (v2 format) inbound text from `from` (digits) with Gupshup message id `id`.
+pub fn gupshup_text(from: &str, name: &str, id: &str, text: &str, at: DateTime<Utc>) -> Value {
+    json!({
+        "app": "DemoApp",
+        "timestamp": at.timestamp_millis(),
+        "version": 2,
+        "type": "message",
+        "payload": {
+            "id": id,
+            "source": from,
+            "type": "text",
+            "payload": {"text": text},
+            "sender": {
+                "phone": from,
+                "name": name,
+                "country_code": "1",
+                "dial_code": from.strip_prefix('1').unwrap_or(from)
+            }
+        }
+    })
+}
+
+/// An Evolution API `messages.upsert` of a text from `from` (digits) with message key `key`, as
+/// the instance `demo` posts it (with its `apikey`, which wagate never passes on).
+pub fn evolution_text(from: &str, name: &str, key: &str, text: &str, at: DateTime<Utc>) -> Value {
+    json!({
+        "event": "messages.upsert",
+        "instance": "demo",
+        "data": {
+            "key": {"remoteJid": format!("{from}@s.whatsapp.net"), "fromMe": false, "id": key},
+            "pushName": name,
+            "status": "DELIVERY_ACK",
+            "message": {"conversation": text},
+            "messageType": "conversation",
+            "messageTimestamp": at.timestamp(),
+            "instanceId": "4b1c2d3e-0000-4000-8000-000000000001",
+            "source": "android"
+        },
+        "destination": "http://127.0.0.1:3000/webhooks/evolution-demo",
+        "date_time": at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "sender": format!("{BUSINESS_NUMBER}@s.whatsapp.net"),
+        "server_url": "http://127.0.0.1:8080",
+        "apikey": "demo-evolution-instance-key"
+    })
+}
+
 /// A fresh Meta message id.
 pub fn wamid() -> String {
     format!("wamid.LOCAL{}", ulid::Ulid::new())
@@ -196,26 +293,58 @@ mod tests {
             config: Default::default(),
         };
         let now = Utc::now();
-        let cases = [
+        let cases: Vec<(&str, String, usize)> = vec![
             (
                 "meta-demo",
-                meta_text("15550001111", "Alice", &wamid(), "hi", now),
+                meta_text("15550001111", "Alice", &wamid(), "hi", now).to_string(),
                 1,
             ),
             (
                 "meta-demo",
-                meta_status("15550001111", &wamid(), "read", now),
+                meta_status("15550001111", &wamid(), "read", now).to_string(),
                 1,
             ),
             (
                 "waha-demo",
-                waha_message("15550002222", "Bob", "3EB0AA", "hello", now),
+                waha_message("15550002222", "Bob", "3EB0AA", "hello", now).to_string(),
+                1,
+            ),
+            (
+                "360dialog-demo",
+                meta_text("15550003333", "Dee", &wamid(), "hi", now).to_string(),
+                1,
+            ),
+            (
+                "gupshup-demo",
+                gupshup_text(
+                    "15550004444",
+                    "Gus",
+                    "gBEGkYaYVSEEAgnPFrOLcjkFjL8",
+                    "hi",
+                    now,
+                )
+                .to_string(),
+                1,
+            ),
+            (
+                "evolution-demo",
+                evolution_text("15550005555", "Eve", "3EB0C767D26A1D2F5A1E", "hi", now).to_string(),
+                1,
+            ),
+            (
+                "twilio-demo",
+                twilio_text("15550006666", "Tia", &twilio_sid(), "hi"),
+                1,
+            ),
+            (
+                "twilio-demo",
+                twilio_status("15550006666", &twilio_sid(), "read"),
                 1,
             ),
         ];
+        let total: usize = cases.iter().map(|c| c.2).sum();
         for (source_id, body, events) in cases {
             let source = config.source(source_id).unwrap();
-            let body = body.to_string();
             let url = format!("http://127.0.0.1:3000/webhooks/{source_id}");
             let owned = request_headers(source, &url, body.as_bytes());
             let mut headers: Vec<(&str, &str)> = owned
@@ -223,7 +352,6 @@ mod tests {
                 .map(|(k, v)| (k.as_str(), v.as_str()))
                 .collect();
             headers.push(("Host", "127.0.0.1:3000"));
-            headers.push(("X-Forwarded-Proto", "http"));
             let out = ingest
                 .handle(
                     IngestRequest {
@@ -236,7 +364,7 @@ mod tests {
             assert_eq!(out.status, 200, "{source_id}: {}", out.body);
             assert_eq!(out.received, events);
         }
-        assert_eq!(queue.len(), 3);
+        assert_eq!(queue.len(), total);
     }
 
     #[test]

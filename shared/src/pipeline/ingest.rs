@@ -118,6 +118,9 @@ pub struct IngestRequest<'a> {
     /// The path as the function received it (`/webhooks/{source_id}`), for rebuilding the URL
     /// Twilio signed when the source has no `public_url`.
     pub path: &'a str,
+    /// The scheme and authority of the request's URI when it had them (an absolute URI, as the
+    /// Lambda adapter builds from API Gateway's event); a plain HTTP/1 request has neither.
+    pub origin: Option<(&'a str, &'a str)>,
     /// The raw query string (for the handshake, tokens and Twilio's URL), without `?`.
     pub query: &'a str,
     /// The exact body bytes (already base64-decoded when API Gateway encoded them).
@@ -134,6 +137,7 @@ impl<'a> IngestRequest<'a> {
             method: Method::Post,
             source_id,
             path: "",
+            origin: None,
             query: "",
             body,
             headers,
@@ -148,8 +152,10 @@ impl<'a> IngestRequest<'a> {
             .map(|(_, v)| *v)
     }
 
-    /// The URL the provider called: the source's `public_url`, or else one rebuilt from
-    /// `X-Forwarded-Proto` (default `https`), `Host` and the path; then the query string.
+    /// The URL the provider called: the source's `public_url`, or else one rebuilt from the
+    /// scheme (`X-Forwarded-Proto`, set by API Gateway and Function URLs; else the URI's; else
+    /// `http`, a direct connection), the host (`Host`, else the URI's authority) and the path;
+    /// then the query string.
     fn public_url(&self, source: &Source) -> String {
         let base = match &source.inbound.public_url {
             Some(url) => url.clone(),
@@ -159,8 +165,13 @@ impl<'a> IngestRequest<'a> {
                     .and_then(|p| p.split(',').next())
                     .map(str::trim)
                     .filter(|p| matches!(*p, "http" | "https"))
-                    .unwrap_or("https");
-                let host = self.header("host").unwrap_or_default().trim();
+                    .or(self.origin.map(|(scheme, _)| scheme))
+                    .unwrap_or("http");
+                let host = self
+                    .header("host")
+                    .or(self.origin.map(|(_, authority)| authority))
+                    .unwrap_or_default()
+                    .trim();
                 format!("{scheme}://{host}{}", self.path)
             }
         };

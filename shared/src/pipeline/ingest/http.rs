@@ -92,6 +92,7 @@ async fn answer(
         method,
         source_id,
         path: uri.path(),
+        origin: uri.scheme_str().zip(uri.authority().map(|a| a.as_str())),
         query: uri.query().unwrap_or_default(),
         body: &[],
         headers: &pairs,

@@ -732,6 +732,23 @@ async fn without_a_public_url_twilio_is_verified_against_the_url_the_request_nam
         let r = h.ingest.handle(req, Utc::now()).await;
         assert_eq!(r.status, status, "{proto}://{host}");
     }
+    // What the Lambda adapter gives: an absolute URI and no forwarded headers.
+    let headers = [("x-twilio-signature", sig.as_str())];
+    for (origin, status) in [
+        (
+            Some(("https", "abc.execute-api.us-east-1.amazonaws.com")),
+            200,
+        ),
+        (None, 401),
+    ] {
+        let req = IngestRequest {
+            path: "/webhooks/twilio-rebuilt",
+            origin,
+            query: "x=1",
+            ..IngestRequest::post("twilio-rebuilt", &body, &headers)
+        };
+        assert_eq!(h.ingest.handle(req, Utc::now()).await.status, status);
+    }
 }
 
 #[tokio::test]
