@@ -237,3 +237,6 @@ impl Address {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
