@@ -8,6 +8,7 @@
 pub mod chat_id;
 pub(crate) mod lenient;
 pub mod meta;
+pub mod twilio;
 pub mod waha;
 
 #[cfg(test)]
@@ -50,9 +51,8 @@ pub fn normalize(
     match provider {
         Provider::Meta | Provider::Dialog360 => meta::parse(&ctx, body),
         Provider::Waha => waha::parse(&ctx, body),
-        Provider::Twilio | Provider::Gupshup | Provider::Evolution => {
-            Ok(vec![whole_body(&ctx, body)])
-        }
+        Provider::Twilio => twilio::parse(&ctx, body),
+        Provider::Gupshup | Provider::Evolution => Ok(vec![whole_body(&ctx, body)]),
     }
 }
 
