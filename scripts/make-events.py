@@ -8,6 +8,7 @@ ones events/env.json configures). Run it again after changing a fixture or a sec
     python3 scripts/make-events.py
 """
 import base64
+import urllib.parse
 import hashlib
 import hmac
 import json
@@ -21,10 +22,17 @@ META_SECRET = "meta_app_secret_example"
 VERIFY_TOKEN = "wagate-verify-token"
 WAHA_KEY = "waha_hmac_key_example"
 MAX_BODY_BYTES = 65536
+TWILIO_TOKEN = "twilio_auth_token_example"
+SHARED_TOKEN = "wagate_shared_token_example"
 SOURCES = [
     {"id": "meta-main", "provider": "meta", "secrets": [META_SECRET], "verify_token": VERIFY_TOKEN},
     {"id": "waha-main", "provider": "waha", "secrets": [WAHA_KEY]},
+    {"id": "twilio-main", "provider": "twilio", "secrets": [TWILIO_TOKEN]},
+    {"id": "360dialog-main", "provider": "360dialog", "secrets": [SHARED_TOKEN]},
+    {"id": "gupshup-main", "provider": "gupshup", "secrets": [SHARED_TOKEN]},
+    {"id": "evolution-main", "provider": "evolution", "secrets": [SHARED_TOKEN]},
 ]
+API_HOST = "abc123defg.execute-api.us-east-1.amazonaws.com"
 
 
 def meta_sig(body: bytes) -> str:
@@ -35,11 +43,18 @@ def waha_sig(body: bytes) -> str:
     return hmac.new(WAHA_KEY.encode(), body, hashlib.sha512).hexdigest()
 
 
+def twilio_sig(url: str, body: bytes) -> str:
+    """X-Twilio-Signature: base64 HMAC-SHA1 of the URL and the sorted form parameters."""
+    params = sorted(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+    signed = url + "".join(k + v for k, v in params)
+    return base64.b64encode(hmac.new(TWILIO_TOKEN.encode(), signed.encode(), hashlib.sha1).digest()).decode()
+
+
 def http_event(method, source_id, body=b"", headers=None, query="", base64_body=False, n=0,
                path=None, route=None, path_parameters=None):
     route = route or (f"{method} /webhooks/{{source_id}}" if method in ("GET", "POST") else "$default")
     path = path or f"/webhooks/{source_id}"
-    host = "abc123defg.execute-api.us-east-1.amazonaws.com"
+    host = API_HOST
     all_headers = {"host": host, "user-agent": "wagate-events", "x-forwarded-proto": "https"}
     if body:
         all_headers["content-type"] = "application/json"
@@ -211,6 +226,21 @@ def main():
         "POST", "/webhooks/meta-main", body, {"x-hub-signature-256": meta_sig(body)})
     cases["ingest-function-url-other-path.json"] = function_url_event(
         "POST", "/hooks/meta-main", body, {"x-hub-signature-256": meta_sig(body)})
+    # Twilio posts form bodies, which API Gateway hands over base64-encoded; the signature covers
+    # the URL Twilio called, rebuilt from the host and path (no public_url configured).
+    for name in ["twilio-inbound.form.txt", "twilio-status-read.form.txt"]:
+        body = fixture(name)
+        url = f"https://{API_HOST}/webhooks/twilio-main"
+        cases[f"ingest-{name.replace('.form.txt', '.json')}"] = http_event("POST", "twilio-main", body, {
+            "content-type": "application/x-www-form-urlencoded",
+            "x-twilio-signature": twilio_sig(url, body)}, base64_body=True)
+    body = fixture("twilio-inbound.form.txt")
+    cases["ingest-twilio-other-url.json"] = http_event("POST", "twilio-main", body, {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-twilio-signature": twilio_sig(f"https://{API_HOST}/webhooks/twilio-other", body)}, base64_body=True)
+    body = fixture("meta-text.json")
+    cases["ingest-360dialog-text.json"] = http_event("POST", "360dialog-main", body, {"x-wagate-token": SHARED_TOKEN})
+    cases["ingest-360dialog-wrong-token.json"] = http_event("POST", "360dialog-main", body, {"x-wagate-token": "wrong"})
     cases["ingest-meta-handshake.json"] = http_event(
         "GET", "meta-main", query=f"hub.mode=subscribe&hub.verify_token={VERIFY_TOKEN}&hub.challenge=1158201444")
     cases["ingest-meta-handshake-bad-token.json"] = http_event(
