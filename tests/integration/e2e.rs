@@ -36,7 +36,7 @@ pub(crate) fn endpoint(id: &str, url: &str) -> EndpointSpec {
 /// A gateway on `stores`. On the embedded backend visibility and lease are short, so work a
 /// crash interrupted comes back within seconds; on moto (shared with every other suite, and
 /// slow under their load) they stay the template's, so slow work is not handed out twice.
-async fn start(stores: Stores, endpoints: Vec<EndpointSpec>) -> Gateway {
+pub(crate) async fn start(stores: Stores, endpoints: Vec<EndpointSpec>) -> Gateway {
     let mut config = LocalConfig::sample().unwrap();
     config.endpoints = endpoints;
     config.settings = BTreeMap::from([
@@ -101,7 +101,7 @@ pub(crate) const CALLS_PER_WEBHOOK: u32 = 40;
 /// Waits until every queue of the gateway is empty (visible, in flight and delayed), twice in
 /// a row: after that nothing more can be delivered. What a test that checks that something did
 /// not arrive waits for, instead of a fixed sleep.
-async fn drained(gateway: &Gateway, deadline: Duration) {
+pub(crate) async fn drained(gateway: &Gateway, deadline: Duration) {
     let started = std::time::Instant::now();
     let mut empty_in_a_row = 0;
     while empty_in_a_row < 2 {
@@ -120,7 +120,7 @@ async fn drained(gateway: &Gateway, deadline: Duration) {
 }
 
 /// Delivered item counts by type.
-fn summary(list: &[(String, Value)]) -> BTreeMap<String, usize> {
+pub(crate) fn summary(list: &[(String, Value)]) -> BTreeMap<String, usize> {
     let mut types = BTreeMap::new();
     for (t, _) in list {
         *types.entry(t.clone()).or_default() += 1;
@@ -182,7 +182,7 @@ pub(crate) fn delivered(receiver: &Receiver) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn count(list: &[(String, Value)], event_type: &str) -> usize {
+pub(crate) fn count(list: &[(String, Value)], event_type: &str) -> usize {
     list.iter().filter(|(t, _)| t == event_type).count()
 }
 

@@ -21,6 +21,7 @@ mod media_bench;
 mod media_e2e;
 mod media_memory_moto;
 mod outbound_events;
+mod providers_e2e;
 mod schema;
 mod secrets_moto;
 mod send_client;
