@@ -48,6 +48,119 @@ fn every_function_gets_exactly_the_variables_its_config_reads() {
     }
 }
 
+/// A parameter's `Default`, unquoted.
+fn default_of(template: &str, parameter: &str) -> String {
+    resource(template, parameter)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Default: "))
+        .map(|d| d.trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("{parameter} has no default"))
+}
+
+/// The JSON objects a function's inline `WAGATE_SOURCES` is joined from, as written (one `!Sub`
+/// per source, `${...}` still in them).
+fn source_entries(function: &str) -> Vec<String> {
+    function
+        .lines()
+        .filter_map(|l| {
+            let entry = l
+                .trim()
+                .trim_start_matches("- ")
+                .trim_start_matches("!Sub ");
+            entry
+                .starts_with("'{\"id\":")
+                .then(|| entry.trim_matches('\'').to_owned())
+        })
+        .collect()
+}
+
+/// `text` with every `${Name}` replaced by `value(Name)`, as `!Sub` does.
+fn substitute(text: &str, value: impl Fn(&str) -> String) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(start) = rest.find("${") {
+        let end = start + rest[start..].find('}').unwrap();
+        out.push_str(&rest[..start]);
+        out.push_str(&value(&rest[start + 2..end]));
+        rest = &rest[end + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The JSON the deploy parameters build is JSON `parse_sources` accepts: every provider for
+/// ingest (comma-separated secrets split, Twilio's `public_url` only when given), and for media
+/// and admin only the providers that can send.
+#[test]
+fn the_source_parameters_build_sources_the_functions_accept() {
+    use shared::model::Provider;
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let ingest = resource(&template, "IngestFunction");
+    let public_url_field = ingest
+        .lines()
+        .find_map(|l| l.split_once("PublicUrl: !If [HasTwilioPublicUrl, !Sub '"))
+        .and_then(|(_, rest)| rest.split('\'').next())
+        .expect("the Twilio entry adds public_url under HasTwilioPublicUrl");
+    for public_url in [None, Some("https://wa.example.com/webhooks/twilio")] {
+        let value = |name: &str| match name {
+            "PublicUrl" => public_url
+                .map(|url| public_url_field.replace("${TwilioPublicUrl}", url))
+                .unwrap_or_default(),
+            id if id.ends_with("SourceId") => default_of(&template, id),
+            secret => format!("{secret}-1,{secret}-2"),
+        };
+        let entries: Vec<String> = source_entries(&ingest)
+            .iter()
+            .map(|e| substitute(e, &value))
+            .collect();
+        let sources = shared::config::parse_sources(&format!("[{}]", entries.join(",")))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let providers: Vec<Provider> = sources.iter().map(|s| s.provider).collect();
+        assert_eq!(providers, Provider::ALL);
+        for s in &sources {
+            assert_eq!(s.secrets.len(), 2, "{:?}", s.id);
+        }
+        let twilio = &sources[2];
+        assert_eq!(twilio.inbound.public_url.as_deref(), public_url);
+    }
+    for function in ["MediaFunction", "AdminFunction"] {
+        let entries = source_entries(&resource(&template, function));
+        let providers: Vec<&str> = entries
+            .iter()
+            .filter_map(|e| e.split("\"provider\":\"").nth(1)?.split('"').next())
+            .collect();
+        assert_eq!(providers, ["meta", "waha"], "{function}");
+    }
+}
+
+/// Two enabled sources with one id would name one webhook URL, and ingest would refuse to
+/// start: `SourceIdsDiffer` refuses such a deploy, for every pair of source id parameters.
+#[test]
+fn every_pair_of_source_ids_is_checked_at_deploy() {
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let parameters = template
+        .split("\nParameters:\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\nRules:\n").next())
+        .unwrap();
+    let ids: Vec<&str> = parameters
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.strip_suffix("SourceId:"))
+        .collect();
+    assert_eq!(ids.len(), shared::model::Provider::ALL.len(), "{ids:?}");
+    let rule = resource(&template, "SourceIdsDiffer");
+    for (i, a) in ids.iter().enumerate() {
+        for b in &ids[i + 1..] {
+            assert!(
+                rule.contains(&format!(
+                    "!Not [!Equals [!Ref {a}SourceId, !Ref {b}SourceId]]"
+                )),
+                "{a}SourceId and {b}SourceId"
+            );
+        }
+    }
+}
+
 /// What a table looks like, for comparison: keys, attribute types, indexes, TTL attribute.
 async fn table_shape(clients: &aws_adapters::Clients, name: &str) -> String {
     let table = clients
