@@ -234,7 +234,12 @@ def main():
         cases[f"ingest-{name.replace('.form.txt', '.json')}"] = http_event("POST", "twilio-main", body, {
             "content-type": "application/x-www-form-urlencoded",
             "x-twilio-signature": twilio_sig(url, body)}, base64_body=True)
+    # A named stage: the path API Gateway hands over starts with it, and so did Twilio's URL.
     body = fixture("twilio-inbound.form.txt")
+    url = f"https://{API_HOST}/prod/webhooks/twilio-main"
+    cases["ingest-twilio-stage-path.json"] = http_event("POST", "twilio-main", body, {
+        "content-type": "application/x-www-form-urlencoded",
+        "x-twilio-signature": twilio_sig(url, body)}, base64_body=True, path="/prod/webhooks/twilio-main")
     cases["ingest-twilio-other-url.json"] = http_event("POST", "twilio-main", body, {
         "content-type": "application/x-www-form-urlencoded",
         "x-twilio-signature": twilio_sig(f"https://{API_HOST}/webhooks/twilio-other", body)}, base64_body=True)

@@ -213,6 +213,14 @@ fn expectations() -> Vec<Expect> {
                 "twilio-main:twilio:SM1b2c3d4e5f60718293a4b5c6d7e8f901:read".into(),
             )],
         ),
+        expect(
+            "ingest-twilio-stage-path.json",
+            200,
+            vec![(
+                T::MessageReceived,
+                "twilio-main:twilio:SM0f2a6e0d2b1c4e9f8a7b6c5d4e3f2a1b".into(),
+            )],
+        ),
         expect("ingest-twilio-other-url.json", 401, vec![]),
         expect(
             "ingest-360dialog-text.json",

@@ -16,9 +16,7 @@ use wagate_local::sample::{
     evolution_text, gupshup_text, meta_text, twilio_sid, twilio_status, twilio_text, wamid,
 };
 
-use crate::e2e::{
-    CALLS_PER_WEBHOOK, count, delivered, drained, endpoint, post, start, summary,
-};
+use crate::e2e::{CALLS_PER_WEBHOOK, count, delivered, drained, endpoint, post, start, summary};
 
 /// Posts `body` to `source` with only the given headers (no signature or token of its own).
 async fn post_raw(
@@ -89,8 +87,14 @@ async fn every_provider_is_verified_normalized_tracked_and_delivered() {
 
     // 360dialog: Meta's envelope with the token header; a wrong token is refused.
     let dialog_id = wamid();
-    let dialog = meta_text("15550003333", "Dee Example", &dialog_id, "hello from 360dialog", now)
-        .to_string();
+    let dialog = meta_text(
+        "15550003333",
+        "Dee Example",
+        &dialog_id,
+        "hello from 360dialog",
+        now,
+    )
+    .to_string();
     assert_eq!(post(&gateway, "360dialog-demo", &dialog).await.0, 200);
     let wrong = [("x-wagate-token", "not-the-token")];
     assert_eq!(
@@ -102,11 +106,23 @@ async fn every_provider_is_verified_normalized_tracked_and_delivered() {
 
     // Gupshup: the token header, then the token in the URL's query (how Gupshup's callback URL
     // carries it), for a second message.
-    let gupshup = gupshup_text("15550004444", "Gus Example", "gs-msg-1", "hello from gupshup", now)
-        .to_string();
+    let gupshup = gupshup_text(
+        "15550004444",
+        "Gus Example",
+        "gs-msg-1",
+        "hello from gupshup",
+        now,
+    )
+    .to_string();
     assert_eq!(post(&gateway, "gupshup-demo", &gupshup).await.0, 200);
-    let second = gupshup_text("15550004444", "Gus Example", "gs-msg-2", "again via query", now)
-        .to_string();
+    let second = gupshup_text(
+        "15550004444",
+        "Gus Example",
+        "gs-msg-2",
+        "again via query",
+        now,
+    )
+    .to_string();
     let (status, _) = post_raw(
         &gateway,
         "gupshup-demo",
@@ -124,8 +140,14 @@ async fn every_provider_is_verified_normalized_tracked_and_delivered() {
     );
 
     // Evolution API: a bearer token; without it, refused.
-    let evolution = evolution_text("15550005555", "Eve Example", "3EB0E2E0001", "hello from evolution", now)
-        .to_string();
+    let evolution = evolution_text(
+        "15550005555",
+        "Eve Example",
+        "3EB0E2E0001",
+        "hello from evolution",
+        now,
+    )
+    .to_string();
     assert_eq!(post(&gateway, "evolution-demo", &evolution).await.0, 200);
     assert_eq!(
         post_raw(&gateway, "evolution-demo", "", &evolution, &[])

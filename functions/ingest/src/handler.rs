@@ -11,7 +11,7 @@ use axum::http::Uri;
 use lambda_http::RequestExt;
 use lambda_http::tower::ServiceBuilder;
 use shared::clock::Clock;
-use shared::pipeline::ingest::Ingest;
+use shared::pipeline::ingest::{Ingest, RequestedUri};
 
 /// The router `main` serves (with the system clock).
 pub fn router(ingest: Ingest) -> Router {
@@ -47,7 +47,8 @@ fn by_path_parameter(mut request: Request) -> Request {
         None => path,
     };
     if let Ok(uri) = target.parse::<Uri>() {
-        *request.uri_mut() = uri;
+        let requested = std::mem::replace(request.uri_mut(), uri);
+        request.extensions_mut().insert(RequestedUri(requested));
     }
     request
 }

@@ -449,7 +449,7 @@ fn truncate(s: &str) -> &str {
 }
 
 mod http;
-pub use http::Received;
+pub use http::{Received, RequestedUri};
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
@@ -22,6 +23,12 @@ use crate::clock::Clock;
 /// count (local mode's status line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Received(pub usize);
+
+/// The URI the client requested, for a front that rewrites the path before ingest sees it (the
+/// Lambda handler drops API Gateway's stage prefix): put in the request's extensions, it is
+/// what Twilio's signed URL is rebuilt from.
+#[derive(Debug, Clone)]
+pub struct RequestedUri(pub Uri);
 
 #[derive(Debug, Clone)]
 struct Front {
@@ -53,9 +60,11 @@ async fn webhook(
     source_id: Result<Path<String>, axum::extract::rejection::PathRejection>,
     method: HttpMethod,
     uri: Uri,
+    original: Option<Extension<RequestedUri>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let uri = original.map_or(uri, |Extension(RequestedUri(u))| u);
     // An id that does not decode names no source.
     let source_id = source_id.map(|Path(id)| id).unwrap_or_default();
     answer(&front, &source_id, &method, &uri, &headers, body).await
@@ -65,9 +74,11 @@ async fn no_webhook(
     State(front): State<Front>,
     method: HttpMethod,
     uri: Uri,
+    original: Option<Extension<RequestedUri>>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let uri = original.map_or(uri, |Extension(RequestedUri(u))| u);
     answer(&front, "", &method, &uri, &headers, body).await
 }
 
