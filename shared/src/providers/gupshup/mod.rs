@@ -28,7 +28,8 @@
 //! only id on every status, so a sent message and all its statuses join on it. WhatsApp's own id,
 //! when Gupshup names it too (v2 DLR `id`, `enqueued`'s `whatsappMessageId`, v3 `id`), goes to
 //! `whatsapp_message_id`; a status that has only it (Gupshup drops `gsId` a week after sending)
-//! keeps it as the id. A reply's `reply_to.message_id` is likewise `context.gsId` when given.
+//! keeps it as the id. A v2 reply's `reply_to.message_id` is likewise `context.gsId` when given;
+//! a v3 reply names only the `wamid` (Meta's `context.id`), which `whatsapp_message_id` relates.
 
 mod events;
 mod messages;
@@ -45,6 +46,7 @@ use super::lenient::{opt_nonempty_string, opt_string, opt_unix_time, value_to_st
 use super::{Ctx, ParseError, content_key};
 use crate::model::{EventBody, EventType, InboundEvent, SourceInfo};
 
+/// Parses one Gupshup webhook body, v2 or v3; `NotJson` for bytes that are not JSON.
 pub(crate) fn parse(ctx: &Ctx, body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
     let root: &RawValue = serde_json::from_slice(body).map_err(ParseError::NotJson)?;
     // Only an object's keys tell the formats apart (serde would read a struct from an array).
