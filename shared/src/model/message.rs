@@ -62,8 +62,13 @@ impl MessageStatus {
 /// One normalized message (or a status update about one).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Message {
-    /// The provider's message id (Meta `wamid.…`, WAHA `true_…`/`false_…`).
+    /// The provider's message id (Meta `wamid.…`, WAHA `true_…`/`false_…`, Gupshup's own id for
+    /// messages the business sent through Gupshup).
     pub id: String,
+    /// The WhatsApp message id (`wamid.…`) when `id` is the provider's own id and the provider
+    /// named both (Gupshup): WhatsApp's replies and reactions refer to the message by this one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whatsapp_message_id: Option<String>,
     /// Inbound (from the customer) or outbound (from the business).
     pub direction: Direction,
     /// Sender's phone number / WhatsApp id, when the provider sent one.
@@ -132,6 +137,7 @@ impl Message {
     pub fn new(id: impl Into<String>, direction: Direction) -> Self {
         Self {
             id: id.into(),
+            whatsapp_message_id: None,
             direction,
             from: None,
             from_user_id: None,
@@ -436,7 +442,8 @@ pub struct InteractiveData {
     /// Flow reply: `response_json` decoded (kept as a string when it is not valid JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<Value>,
-    /// The whole object for kinds wagate does not know.
+    /// The whole reply object, for kinds wagate does not know and for replies that carry more
+    /// than the fields above (Gupshup's `reply` and the developer's `postbackText`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw: Option<Value>,
 }

@@ -6,6 +6,7 @@
 //! `whatsapp.provider.event` carrying the raw item. Never panics, whatever the bytes.
 
 pub mod chat_id;
+pub mod gupshup;
 pub(crate) mod lenient;
 pub mod meta;
 pub mod twilio;
@@ -52,7 +53,8 @@ pub fn normalize(
         Provider::Meta | Provider::Dialog360 => meta::parse(&ctx, body),
         Provider::Waha => waha::parse(&ctx, body),
         Provider::Twilio => twilio::parse(&ctx, body),
-        Provider::Gupshup | Provider::Evolution => Ok(vec![whole_body(&ctx, body)]),
+        Provider::Gupshup => gupshup::parse(&ctx, body),
+        Provider::Evolution => Ok(vec![whole_body(&ctx, body)]),
     }
 }
 

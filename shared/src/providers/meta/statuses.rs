@@ -1,5 +1,10 @@
 //! `statuses[]` items: delivery, read and failure updates of sent messages, with pricing and
 //! billing conversation, and the status updates of business-initiated calls.
+//!
+//! Gupshup's v3 webhooks are this envelope with three additions, read here because Meta never
+//! sends them: `gs_id` (Gupshup's message id, which its send API returns, so it becomes the
+//! message id and the `wamid` moves to `whatsapp_message_id`), the `enqueued` status (accepted by
+//! Gupshup, not yet on WhatsApp: `pending`), and a failure's `code`/`reason` in place of `errors`.
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -9,10 +14,10 @@ use serde_json::value::RawValue;
 use super::errors::errors;
 use super::{ValueCtx, decode, decode_owned, raw_value};
 use crate::model::{
-    BillingConversation, Direction, EventBody, EventType, InboundEvent, Message, MessageStatus,
-    NotificationData, Pricing, Subject, SubjectKind,
+    BillingConversation, Direction, EventBody, EventType, InboundEvent, Message, MessageError,
+    MessageStatus, NotificationData, Pricing, Subject, SubjectKind,
 };
-use crate::providers::lenient::{opt_string, opt_unix_time};
+use crate::providers::lenient::{opt_i64, opt_nonempty_string, opt_string, opt_unix_time};
 
 impl ValueCtx<'_> {
     pub(super) fn status(&self, raw: &RawValue) -> Option<InboundEvent> {
@@ -20,9 +25,14 @@ impl ValueCtx<'_> {
         if s.kind.as_deref() == Some("call") || self.field == "calls" {
             return self.call_status(&s, raw);
         }
-        let id = s.id.clone()?;
-        let status = MessageStatus::from_wire(s.status.as_deref()?);
+        let wamid = s.id.clone();
+        let id = s.gs_id.clone().or_else(|| wamid.clone())?;
+        let status = match s.status.as_deref()? {
+            "enqueued" => MessageStatus::Pending,
+            other => MessageStatus::from_wire(other),
+        };
         let event_type = match status {
+            MessageStatus::Pending => EventType::MessagePending,
             MessageStatus::Sent => EventType::MessageSent,
             MessageStatus::Delivered => EventType::MessageDelivered,
             MessageStatus::Read | MessageStatus::Played => EventType::MessageRead,
@@ -31,6 +41,7 @@ impl ValueCtx<'_> {
             _ => return None,
         };
         let mut message = Message::new(id.clone(), Direction::Outbound);
+        message.whatsapp_message_id = wamid.filter(|w| *w != id);
         message.timestamp = s.timestamp;
         message.from = self.source.business_phone_number.clone();
         message.biz_opaque_callback_data = s.biz_opaque_callback_data.clone();
@@ -50,7 +61,15 @@ impl ValueCtx<'_> {
         let pricing = s.pricing.and_then(decode_owned::<Pricing>);
         message.pricing = pricing.or_else(|| conversation.as_ref().and_then(|c| c.pricing.clone()));
         message.billing_conversation = conversation.map(ConversationIn::into_model);
-        message.set_errors(errors(s.errors));
+        let mut errors = errors(s.errors);
+        if errors.is_empty() && (s.code.is_some() || s.reason.is_some()) {
+            errors.push(MessageError {
+                error_code: s.code,
+                error_message: s.reason.clone(),
+                ..MessageError::default()
+            });
+        }
+        message.set_errors(errors);
         let key = match &participant {
             Some(p) => format!("meta:{id}:{}:{p}", status.as_str()),
             None => format!("meta:{id}:{}", status.as_str()),
@@ -89,12 +108,20 @@ impl ValueCtx<'_> {
 struct MetaStatus<'a> {
     #[serde(default, deserialize_with = "opt_string")]
     id: Option<String>,
+    /// Gupshup v3 only: Gupshup's message id.
+    #[serde(default, deserialize_with = "opt_nonempty_string")]
+    gs_id: Option<String>,
     #[serde(default, deserialize_with = "opt_string")]
     status: Option<String>,
     #[serde(default, deserialize_with = "opt_unix_time")]
     timestamp: Option<DateTime<Utc>>,
     #[serde(rename = "type", default, deserialize_with = "opt_string")]
     kind: Option<String>,
+    /// Gupshup v3 only: a failure's code and reason, sent instead of `errors`.
+    #[serde(default, deserialize_with = "opt_i64")]
+    code: Option<i64>,
+    #[serde(default, deserialize_with = "opt_nonempty_string")]
+    reason: Option<String>,
     #[serde(default, deserialize_with = "opt_string")]
     recipient_id: Option<String>,
     #[serde(default, deserialize_with = "opt_string")]
