@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 root=..
 fixtures=$root/shared/fixtures/providers
 
-targets=(meta_normalize waha_normalize signatures admin_api queue_record retry_after sources_config)
+targets=(meta_normalize waha_normalize twilio_normalize gupshup_normalize evolution_normalize signatures admin_api queue_record retry_after sources_config)
 for t in "${targets[@]}"; do mkdir -p "corpus/$t"; done
 
 # seed TARGET NAME: the standard input becomes corpus/TARGET/NAME.
@@ -17,6 +17,10 @@ seed() { cat >"corpus/$1/$2"; }
 # Provider bodies: the fixtures, and every webhook body in events/ (signed, some base64).
 cp "$fixtures"/meta-*.json corpus/meta_normalize/
 cp "$fixtures"/waha-*.json corpus/waha_normalize/
+cp "$fixtures"/twilio-* corpus/twilio_normalize/
+cp "$fixtures"/gupshup-*.json corpus/gupshup_normalize/
+cp "$fixtures"/evolution-*.json corpus/evolution_normalize/
+cp "$fixtures"/360dialog-*.json corpus/meta_normalize/ 2>/dev/null || true
 python3 - "$root/events" <<'EOF'
 import base64, glob, json, os, sys
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "ingest-*.json"))):
@@ -24,7 +28,10 @@ for path in sorted(glob.glob(os.path.join(sys.argv[1], "ingest-*.json"))):
     body = event.get("body") or ""
     raw = base64.b64decode(body) if event.get("isBase64Encoded") else body.encode()
     name = os.path.basename(path)
-    target = "waha_normalize" if "-waha-" in name else "meta_normalize"
+    target = "meta_normalize"
+    for provider in ("waha", "twilio", "gupshup", "evolution"):
+        if f"-{provider}-" in name:
+            target = f"{provider}_normalize"
     open(os.path.join("corpus", target, "event-" + name), "wb").write(raw)
 EOF
 

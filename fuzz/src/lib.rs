@@ -91,7 +91,10 @@ pub struct SignatureInput<'a> {
 pub fn check_signatures(input: &SignatureInput<'_>) {
     use hmac::{Hmac, Mac};
     use sha2::{Sha256, Sha512};
-    use shared::signature::{HandshakeOutcome, Secret, meta_handshake, verify_meta, verify_waha};
+    use shared::signature::{
+        HandshakeOutcome, Secret, bearer_value, meta_handshake, sign_twilio, verify_meta,
+        verify_token, verify_twilio, verify_waha,
+    };
 
     let body = input.body;
     let secrets = [Secret::new(input.secret)];
@@ -185,6 +188,46 @@ pub fn check_signatures(input: &SignatureInput<'_>) {
             meta_handshake(&query, &tokens),
             HandshakeOutcome::Challenge(input.query.clone())
         );
+    }
+
+    // Twilio: the fuzzed query as the URL's, the WAHA header part as X-Twilio-Signature. A fuzzed
+    // header verifies only if it is what we would sign; what we sign verifies; nothing verifies
+    // for another URL or with no token.
+    let url = format!("https://gw.example.com/webhooks/tw?{}", input.query);
+    let twilio_header = waha_header;
+    let signed = sign_twilio(&secrets[0], &url, body);
+    if verify_twilio(&url, body, twilio_header, &secrets).is_ok() {
+        let given = twilio_header.map(str::trim).unwrap_or_default();
+        let with_port = sign_twilio(
+            &secrets[0],
+            &url.replacen("gw.example.com", "gw.example.com:443", 1),
+            body,
+        );
+        assert!(
+            given == signed || given == with_port,
+            "Twilio header {given:?} accepted with the wrong signature"
+        );
+    }
+    let hashed_body = form_urlencoded::parse(input.query.as_bytes()).any(|(k, _)| k == "bodySHA256");
+    if !hashed_body {
+        assert_eq!(verify_twilio(&url, body, Some(&signed), &secrets), Ok(()));
+        let elsewhere = url.replacen("/tw?", "/tw2?", 1);
+        assert!(verify_twilio(&elsewhere, body, Some(&signed), &secrets).is_err());
+    }
+    assert!(verify_twilio(&url, body, Some(&signed), &[]).is_err());
+
+    // Tokens: the secret verifies itself (unless blank), a fuzzed value only if it is the token.
+    if let Ok(token) = std::str::from_utf8(input.secret) {
+        let presented = [input.query.as_str()];
+        if verify_token(&presented, &secrets).is_ok() {
+            assert_eq!(input.query.trim(), token, "token {:?} accepted", input.query);
+        }
+        if !token.trim().is_empty() && token.trim() == token {
+            assert_eq!(verify_token(&[token], &secrets), Ok(()));
+            assert!(verify_token(&[&format!("Bearer {token}")], &secrets).is_err());
+            assert_eq!(verify_token(&[bearer_value(&format!("Bearer {token}"))], &secrets), Ok(()));
+        }
+        assert!(verify_token(&[token], &[]).is_err());
     }
 
     // Id parsers over every text part.

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use shared::config::{SourcesError, parse_sources};
 use shared::ids::{InvalidSourceId, SourceId};
-use shared::ports::Source;
+use shared::ports::{InboundAuth, Source};
 use shared::signature::Secret;
 
 /// - no panic;
@@ -54,6 +54,16 @@ fn check_accepted(text: &str, sources: &[Source]) {
                 if !s.verify_tokens.is_empty() {
                     let tokens: Vec<&str> = s.verify_tokens.iter().map(secret_text).collect();
                     v[token_key] = json!(tokens);
+                }
+                let defaults = InboundAuth::default();
+                if let Some(url) = &s.inbound.public_url {
+                    v["public_url"] = json!(url);
+                }
+                if s.inbound.token_header != defaults.token_header {
+                    v["token_header"] = json!(s.inbound.token_header);
+                }
+                if s.inbound.token_query != defaults.token_query {
+                    v["token_query"] = json!(s.inbound.token_query);
                 }
                 v
             })
@@ -118,7 +128,11 @@ fn check_error(e: &SourcesError) {
         }
         SourcesError::Send { id, reason } => {
             assert!(SourceId::parse(id).is_ok(), "{message}");
-            assert!(reason.field.starts_with("send."), "{message}");
+            assert!(
+                reason.field.starts_with("send")
+                    || ["public_url", "token_header", "token_query"].contains(&reason.field),
+                "{message}"
+            );
             assert_eq!(message, format!("source `{id}`: {reason}"));
         }
         SourcesError::NoSecret(id) | SourcesError::Duplicate(id) => {
