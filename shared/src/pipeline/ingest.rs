@@ -358,6 +358,12 @@ impl Ingest {
             tracing::warn!(source_id = %source.id, reason = %e, "signature rejected");
             return IngestResponse::error(401, "invalid_signature", "signature missing or invalid");
         }
+        if source.provider == Provider::Gupshup && req.body.trim_ascii().is_empty() {
+            // Gupshup checks a callback URL with a request that carries nothing: answer it as
+            // accepted (it was verified, and there is nothing to lose).
+            tracing::info!(source_id = %source.id, "empty request accepted");
+            return accepted(source.provider, 0);
+        }
         let depth = json_depth(req.body);
         if depth > MAX_JSON_DEPTH {
             tracing::warn!(source_id = %source.id, depth, "verified body nested too deep");
@@ -411,21 +417,32 @@ impl Ingest {
         match stored.and(sent) {
             Ok(received) => {
                 tracing::info!(source_id = %source.id, %request_id, events = received, bytes = req.body.len(), "accepted");
-                if source.provider == Provider::Twilio {
-                    return IngestResponse {
-                        status: 200,
-                        content_type: "text/xml",
-                        body: EMPTY_TWIML.to_owned(),
-                        received,
-                    };
-                }
-                IngestResponse {
-                    received,
-                    ..IngestResponse::json(200, &json!({"received": received}))
-                }
+                accepted(source.provider, received)
             }
             Err(e) => unavailable(&source.id, &request_id, &e),
         }
+    }
+}
+
+/// The answer to an accepted webhook, in the form its provider expects: Twilio reads TwiML (an
+/// empty `<Response>`: no auto-reply), Gupshup wants an empty body, the others get
+/// `{"received": N}`.
+fn accepted(provider: Provider, received: usize) -> IngestResponse {
+    let (content_type, body) = match provider {
+        Provider::Twilio => ("text/xml", EMPTY_TWIML.to_owned()),
+        Provider::Gupshup => ("text/plain", String::new()),
+        _ => {
+            return IngestResponse {
+                received,
+                ..IngestResponse::json(200, &json!({"received": received}))
+            };
+        }
+    };
+    IngestResponse {
+        status: 200,
+        content_type,
+        body,
+        received,
     }
 }
 

@@ -789,8 +789,11 @@ async fn token_sources_accept_the_token_in_their_header_query_or_evolution_apike
             "",
             401,
         ),
-        // Gupshup: a renamed query parameter; the default one no longer counts.
+        // Gupshup: a renamed query parameter; the default one no longer counts; an empty
+        // request (Gupshup's check of the callback URL) is accepted once verified.
         ("gupshup-main", b"{}", vec![], &query, 200),
+        ("gupshup-main", b"", vec![], &query, 200),
+        ("gupshup-main", b"", vec![], "", 401),
         ("gupshup-main", b"{}", vec![], &token_query, 401),
         ("gupshup-main", b"{}", vec![], "key=", 401),
         // Evolution: a bearer header, or the body's apikey.
@@ -820,6 +823,9 @@ async fn token_sources_accept_the_token_in_their_header_query_or_evolution_apike
         assert_eq!(r.status, status, "{id} {headers:?} {query}");
         if status == 401 {
             assert_eq!(error_code(&r), "invalid_signature");
+        } else if id == "gupshup-main" {
+            // Gupshup wants an empty answer.
+            assert_eq!((r.body.as_str(), r.content_type), ("", "text/plain"));
         }
     }
 }
