@@ -325,6 +325,13 @@ pub struct MediaData {
     /// Caption typed with the media.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caption: Option<String>,
+    /// Size of the file in bytes, as the provider reported it (Evolution API `fileLength`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_size: Option<u64>,
+    /// Length of an audio or video in seconds, as the provider reported it (Evolution API
+    /// `seconds`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_seconds: Option<u32>,
     /// Audio recorded as a voice note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub voice: Option<bool>,

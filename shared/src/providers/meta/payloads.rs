@@ -50,6 +50,8 @@ impl MediaIn {
             sha256: self.sha256,
             filename: self.filename,
             caption: self.caption,
+            file_size: None,
+            duration_seconds: None,
             voice: self.voice,
             animated: self.animated,
             error: None,

@@ -220,6 +220,8 @@ impl WaMessage {
             sha256: None,
             filename: media.and_then(|m| m.filename.clone()),
             caption: self.body.clone(),
+            file_size: None,
+            duration_seconds: None,
             voice: None,
             animated: None,
             error: media.and_then(|m| m.error.clone()).filter(|e| !e.is_null()),
