@@ -10,6 +10,7 @@ pub mod gupshup;
 pub(crate) mod lenient;
 pub mod meta;
 pub mod twilio;
+pub(crate) mod vcard;
 pub mod waha;
 
 #[cfg(test)]

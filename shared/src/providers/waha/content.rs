@@ -7,13 +7,13 @@ use serde_json::Value;
 
 use super::parties::phone_of;
 use crate::model::{
-    ContactPhone, ContactsData, InteractiveData, MediaData, MessageContent, MessageContext,
-    PollData, ReplyTo, SharedContact, TextData, UnsupportedData,
+    ContactsData, InteractiveData, MediaData, MessageContent, MessageContext, PollData, ReplyTo,
+    TextData, UnsupportedData,
 };
-use crate::providers::LocationIn;
 use crate::providers::lenient::{
     opt_bool, opt_i64, opt_nonempty_string, opt_string, opt_unix_time, value_to_string,
 };
+use crate::providers::{LocationIn, vcard};
 
 /// WAHA's `WAMessage`, every field optional.
 #[derive(Deserialize, Default)]
@@ -173,7 +173,7 @@ impl WaMessage {
             .collect();
         if !cards.is_empty() {
             return MessageContent::Contacts(ContactsData {
-                contacts: cards.into_iter().map(parse_vcard).collect(),
+                contacts: cards.into_iter().map(vcard::parse).collect(),
             });
         }
         if self.has_media == Some(true) || self.media.is_some() {
@@ -322,39 +322,4 @@ impl WaMessage {
             ..MessageContext::default()
         })
     }
-}
-
-/// The display name and phone numbers of a vCard, with the card kept whole.
-fn parse_vcard(card: &str) -> SharedContact {
-    let mut contact = SharedContact {
-        vcard: Some(card.to_owned()),
-        ..SharedContact::default()
-    };
-    for line in card.lines() {
-        let Some((key, value)) = line.split_once(':') else {
-            continue;
-        };
-        let mut params = key.split(';');
-        let name = params
-            .next()
-            .unwrap_or_default()
-            .rsplit('.')
-            .next()
-            .unwrap_or_default();
-        match name.to_ascii_uppercase().as_str() {
-            "FN" if !value.trim().is_empty() => contact.name = Some(value.trim().to_owned()),
-            "TEL" => {
-                let wa_id = params
-                    .find_map(|p| p.strip_prefix("waid="))
-                    .map(str::to_owned);
-                contact.phones.push(ContactPhone {
-                    phone: Some(value.trim().to_owned()),
-                    wa_id,
-                    kind: None,
-                });
-            }
-            _ => {}
-        }
-    }
-    contact
 }
