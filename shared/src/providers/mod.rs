@@ -6,6 +6,7 @@
 //! `whatsapp.provider.event` carrying the raw item. Never panics, whatever the bytes.
 
 pub mod chat_id;
+pub mod evolution;
 pub mod gupshup;
 pub(crate) mod lenient;
 pub mod meta;
@@ -55,13 +56,8 @@ pub fn normalize(
         Provider::Waha => waha::parse(&ctx, body),
         Provider::Twilio => twilio::parse(&ctx, body),
         Provider::Gupshup => gupshup::parse(&ctx, body),
-        Provider::Evolution => Ok(vec![whole_body(&ctx, body)]),
+        Provider::Evolution => evolution::parse(&ctx, body),
     }
-}
-
-/// The whole body as one `whatsapp.provider.event`, for a provider whose parser does not read it.
-fn whole_body(ctx: &Ctx, body: &[u8]) -> InboundEvent {
-    ctx.passthrough(ctx.source.clone(), ctx.source.provider.as_str(), body)
 }
 
 /// What every item of one webhook shares.
