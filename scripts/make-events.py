@@ -51,7 +51,7 @@ def twilio_sig(url: str, body: bytes) -> str:
 
 
 def http_event(method, source_id, body=b"", headers=None, query="", base64_body=False, n=0,
-               path=None, route=None, path_parameters=None):
+               path=None, route=None, path_parameters=None, stage="$default"):
     route = route or (f"{method} /webhooks/{{source_id}}" if method in ("GET", "POST") else "$default")
     path = path or f"/webhooks/{source_id}"
     host = API_HOST
@@ -75,7 +75,7 @@ def http_event(method, source_id, body=b"", headers=None, query="", base64_body=
                      "sourceIp": "203.0.113.10", "userAgent": "wagate-events"},
             "requestId": f"wagate-event-{n:04d}",
             "routeKey": route,
-            "stage": "$default",
+            "stage": stage,
             "time": "21/Nov/2026:12:00:00 +0000",
             "timeEpoch": 1795262400000,
         },
@@ -239,7 +239,8 @@ def main():
     url = f"https://{API_HOST}/prod/webhooks/twilio-main"
     cases["ingest-twilio-stage-path.json"] = http_event("POST", "twilio-main", body, {
         "content-type": "application/x-www-form-urlencoded",
-        "x-twilio-signature": twilio_sig(url, body)}, base64_body=True, path="/prod/webhooks/twilio-main")
+        "x-twilio-signature": twilio_sig(url, body)}, base64_body=True, path="/prod/webhooks/twilio-main",
+        stage="prod")
     cases["ingest-twilio-other-url.json"] = http_event("POST", "twilio-main", body, {
         "content-type": "application/x-www-form-urlencoded",
         "x-twilio-signature": twilio_sig(f"https://{API_HOST}/webhooks/twilio-other", body)}, base64_body=True)

@@ -100,7 +100,8 @@ fn webhook(i: usize) -> (String, Vec<String>) {
                                  "x-webhook-hmac-algorithm": "sha512"});
             (
                 api_event("waha-main", &body, &headers),
-                vec![format!("waha-main:waha:default:{id}")],
+                // Keyed on WhatsApp's message key (direction and bare id), not the chat's spelling.
+                vec![format!("waha-main:waha:default:false_LOAD{i:05}")],
             )
         }
     }

@@ -111,7 +111,7 @@ fn the_source_parameters_build_sources_the_functions_accept() {
         };
         let entries: Vec<String> = source_entries(&ingest)
             .iter()
-            .map(|e| substitute(e, &value))
+            .map(|e| substitute(e, value))
             .collect();
         let sources = shared::config::parse_sources(&format!("[{}]", entries.join(",")))
             .unwrap_or_else(|e| panic!("{e}"));
@@ -340,7 +340,14 @@ fn every_fixture_is_the_lambda_event_its_function_receives() {
             "ingest" | "admin" => {
                 let request =
                     lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
-                let routed = request.uri().path().starts_with(if prefix == "admin" {
+                // A named stage prefixes the path (`/prod/webhooks/…`), as API Gateway hands it over.
+                let path = request.uri().path();
+                let path = if name.contains("stage-path") {
+                    path.strip_prefix("/prod").unwrap_or(path)
+                } else {
+                    path
+                };
+                let routed = path.starts_with(if prefix == "admin" {
                     "/v1/"
                 } else {
                     "/webhooks/"
