@@ -14,12 +14,13 @@ use serde_json::{Map, Value};
 
 use super::{V2Ctx, decode};
 use crate::model::{
-    ButtonData, ContactPhone, ContactProfile, ContactsData, Direction, EventBody, EventType,
-    InboundEvent, InteractiveData, MediaData, Message, MessageContent, MessageContext, ReplyTo,
-    SharedContact, TextData, UnknownData,
+    ButtonData, ContactProfile, ContactsData, Direction, EventBody, EventType, InboundEvent,
+    InteractiveData, MediaData, Message, MessageContent, MessageContext, ReplyTo, TextData,
+    UnknownData,
 };
 use crate::providers::LocationIn;
 use crate::providers::lenient::{opt_bool, opt_nonempty_string, opt_string, value_to_string};
+use crate::providers::meta::ContactIn;
 
 impl V2Ctx<'_> {
     pub(super) fn message(&self, payload: &RawValue) -> Option<InboundEvent> {
@@ -221,45 +222,4 @@ impl MediaIn {
 struct ContactsIn {
     #[serde(default)]
     contacts: Vec<ContactIn>,
-}
-
-/// A shared contact card: Meta's fields, as Gupshup forwards them.
-#[derive(Deserialize)]
-struct ContactIn {
-    #[serde(default)]
-    name: Option<Value>,
-    #[serde(default)]
-    phones: Vec<ContactPhone>,
-    #[serde(default)]
-    emails: Vec<Value>,
-    #[serde(default)]
-    addresses: Vec<Value>,
-    #[serde(default)]
-    urls: Vec<Value>,
-    #[serde(default)]
-    org: Option<Value>,
-    #[serde(default, deserialize_with = "opt_string")]
-    birthday: Option<String>,
-}
-
-impl ContactIn {
-    fn into_model(self) -> SharedContact {
-        let display = self
-            .name
-            .as_ref()
-            .and_then(|n| n.get("formatted_name"))
-            .cloned()
-            .and_then(value_to_string);
-        SharedContact {
-            name: display,
-            name_parts: self.name.filter(|n| !n.is_null()),
-            phones: self.phones,
-            emails: self.emails,
-            addresses: self.addresses,
-            urls: self.urls,
-            org: self.org.filter(|o| !o.is_null()),
-            birthday: self.birthday,
-            vcard: None,
-        }
-    }
 }

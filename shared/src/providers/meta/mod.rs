@@ -19,6 +19,7 @@ mod groups;
 mod handovers;
 mod messages;
 mod payloads;
+pub(crate) use payloads::ContactIn;
 mod statuses;
 
 use std::collections::BTreeMap;

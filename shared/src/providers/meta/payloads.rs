@@ -60,9 +60,9 @@ impl MediaIn {
     }
 }
 
-/// A shared contact card as Meta sends it.
+/// A shared contact card as Meta sends it (and Gupshup's v2 format forwards it).
 #[derive(Deserialize)]
-pub(super) struct ContactIn {
+pub(crate) struct ContactIn {
     #[serde(default)]
     name: Option<Value>,
     #[serde(default)]
@@ -82,7 +82,9 @@ pub(super) struct ContactIn {
 }
 
 impl ContactIn {
-    pub(super) fn into_model(self) -> SharedContact {
+    /// The card in the model; a `null` name or organisation stays absent (as `Some(Null)` it
+    /// would read back as `None` after the queue).
+    pub(crate) fn into_model(self) -> SharedContact {
         let display = self
             .name
             .as_ref()
@@ -91,12 +93,12 @@ impl ContactIn {
             .and_then(value_to_string);
         SharedContact {
             name: display,
-            name_parts: self.name,
+            name_parts: self.name.filter(|n| !n.is_null()),
             phones: self.phones,
             emails: self.emails,
             addresses: self.addresses,
             urls: self.urls,
-            org: self.org,
+            org: self.org.filter(|o| !o.is_null()),
             birthday: self.birthday,
             vcard: self.vcard,
         }
