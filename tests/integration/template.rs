@@ -123,13 +123,21 @@ fn the_source_parameters_build_sources_the_functions_accept() {
         let twilio = &sources[2];
         assert_eq!(twilio.inbound.public_url.as_deref(), public_url);
     }
-    for function in ["MediaFunction", "AdminFunction"] {
+    // Media fetches the files of every provider but 360dialog; admin sends through Meta and
+    // WAHA only.
+    for (function, expected) in [
+        (
+            "MediaFunction",
+            &["meta", "waha", "twilio", "gupshup", "evolution"][..],
+        ),
+        ("AdminFunction", &["meta", "waha"][..]),
+    ] {
         let entries = source_entries(&resource(&template, function));
         let providers: Vec<&str> = entries
             .iter()
             .filter_map(|e| e.split("\"provider\":\"").nth(1)?.split('"').next())
             .collect();
-        assert_eq!(providers, ["meta", "waha"], "{function}");
+        assert_eq!(providers, expected, "{function}");
     }
 }
 

@@ -13,7 +13,7 @@ use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
 use super::MediaConfig;
-use crate::model::{MediaData, MediaFailure, MediaLocator};
+use crate::model::{MediaData, MediaFailure, MediaLocator, Provider};
 use crate::ports::Source;
 use crate::ports::media::{ByteStream, MediaPut, MediaStore, PutError};
 use crate::send::api::{ApiCall, ApiMethod, CallError, Download, DownloadAnswer, ProviderApi};
@@ -172,7 +172,11 @@ pub async fn fetch(
                 Some(SendSettings::Waha(w)) => Some(w),
                 _ => None,
             };
-            let headers = waha.map(|w| waha_headers(w, url)).unwrap_or_default();
+            let headers = match (job.source.provider, waha) {
+                (Provider::Twilio, _) => twilio_headers(job.source, url),
+                (_, Some(w)) => waha_headers(w, url),
+                _ => Vec::new(),
+            };
             let private = waha.is_some_and(|w| w.allow_private_network);
             download(api, url, &headers, private, config).await?
         }
@@ -251,6 +255,38 @@ fn waha_headers(waha: &WahaSend, url: &str) -> Vec<(String, String)> {
             "X-Api-Key".to_owned(),
             String::from_utf8_lossy(key.expose()).into_owned(),
         )],
+        _ => Vec::new(),
+    }
+}
+
+/// Twilio's media URLs (`https://api.twilio.com/2010-04-01/Accounts/{AccountSid}/Messages/…/
+/// Media/…`) answer with the account's HTTP basic auth (required when the account enforces it):
+/// the account SID from the URL, the source's auth token. Sent to `api.twilio.com` over HTTPS
+/// only; the redirect to Twilio's CDN drops it (another origin).
+fn twilio_headers(source: &Source, url: &str) -> Vec<(String, String)> {
+    let Ok(parsed) = url::Url::parse(url) else {
+        return Vec::new();
+    };
+    if parsed.scheme() != "https" || parsed.host_str() != Some("api.twilio.com") {
+        return Vec::new();
+    }
+    let account = parsed
+        .path_segments()
+        .and_then(|mut s| {
+            (s.next() == Some("2010-04-01") && s.next() == Some("Accounts"))
+                .then(|| s.next())
+                .flatten()
+        })
+        .filter(|a| a.starts_with("AC") && a.bytes().all(|b| b.is_ascii_alphanumeric()));
+    match (account, source.secrets.first()) {
+        (Some(account), Some(token)) => {
+            let mut credentials = format!("{account}:").into_bytes();
+            credentials.extend_from_slice(token.expose());
+            vec![(
+                "Authorization".to_owned(),
+                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)),
+            )]
+        }
         _ => Vec::new(),
     }
 }

@@ -590,3 +590,111 @@ async fn the_context_summary_of_the_message_carries_the_same_media() {
         Some(&media)
     );
 }
+
+/// A file server that records the headers of every download and answers with one JPEG.
+#[derive(Debug, Default)]
+struct FileServer {
+    seen: Mutex<Vec<(String, Vec<(String, String)>)>>,
+}
+
+const JPEG: &[u8] = b"\xff\xd8\xff\xe0 a small jpeg";
+
+#[async_trait]
+impl ProviderApi for FileServer {
+    async fn call(&self, _call: ApiCall<'_>) -> Result<ApiAnswer, CallError> {
+        panic!("no lookup for URL media")
+    }
+
+    async fn download(&self, download: Download<'_>) -> Result<DownloadAnswer, CallError> {
+        self.seen
+            .lock()
+            .unwrap()
+            .push((download.url.to_owned(), download.headers.to_vec()));
+        Ok(DownloadAnswer {
+            status: 200,
+            content_type: Some("image/jpeg".into()),
+            content_length: Some(JPEG.len() as u64),
+            retry_after: None,
+            body: crate::ports::media::stream_of(vec![Bytes::from_static(JPEG)]),
+        })
+    }
+}
+
+/// Fetches `url` as an image of a `provider` source whose secret is `secret`; returns what the
+/// server saw.
+async fn fetch_url(provider: Provider, secret: &str, url: &str) -> Vec<(String, String)> {
+    let source = Source {
+        id: SourceId::parse("src").unwrap(),
+        provider,
+        secrets: vec![Secret::from(secret)],
+        verify_tokens: Vec::new(),
+        inbound: Default::default(),
+        send: None,
+    };
+    let media = MediaData {
+        url: Some(url.to_owned()),
+        mime_type: Some("image/jpeg".into()),
+        ..MediaData::default()
+    };
+    let key = MediaKey::of("src", provider, &media).expect("a fetchable URL");
+    let server = FileServer::default();
+    let store = MemoryMediaStore::new(SignedUrls::new("http://x", [0; 32]));
+    let job = fetch::Job {
+        source: &source,
+        locator: &key.locator,
+        id: &key.id,
+        media: &media,
+        kind: fetch::Kind::Image,
+        key: "src/med_test",
+    };
+    let fetched = fetch::fetch(&job, &MediaConfig::default(), &server, &store)
+        .await
+        .unwrap();
+    assert_eq!(fetched.size, JPEG.len() as u64);
+    assert_eq!(fetched.sha256, hex::encode(Sha256::digest(JPEG)));
+    let mut seen = server.seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].0, url);
+    seen.remove(0).1
+}
+
+#[tokio::test]
+async fn twilio_media_is_fetched_with_the_accounts_basic_auth_on_twilios_api_only() {
+    let url = "https://api.twilio.com/2010-04-01/Accounts/ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa/Messages/MM1/Media/ME1";
+    let headers = fetch_url(Provider::Twilio, "auth-token", url).await;
+    let expected = base64::engine::general_purpose::STANDARD
+        .encode("ACaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:auth-token");
+    assert_eq!(
+        headers,
+        vec![("Authorization".to_owned(), format!("Basic {expected}"))]
+    );
+    // Anywhere else (another host, plain http, no account in the path): no credential.
+    for url in [
+        "https://media.example.com/2010-04-01/Accounts/ACaaaa/Messages/MM1/Media/ME1",
+        "http://api.twilio.com/2010-04-01/Accounts/ACaaaa/Messages/MM1/Media/ME1",
+        "https://api.twilio.com/other/ME1",
+    ] {
+        assert!(fetch_url(Provider::Twilio, "auth-token", url).await.is_empty(), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn gupshup_and_evolution_files_are_fetched_without_credentials() {
+    let gupshup = "https://filemanager.gupshup.io/wa/11111111-2222-3333-4444-555555555555/wa/1730092801/photo.jpg";
+    assert!(fetch_url(Provider::Gupshup, "token", gupshup).await.is_empty());
+    let evolution = "https://s3.example.com/evolution/demo/imageMessage/3EB0.jpeg";
+    assert!(fetch_url(Provider::Evolution, "token", evolution).await.is_empty());
+    // WhatsApp's CDN URL that Evolution gives without its own storage serves the file
+    // encrypted: not fetched, the message keeps it.
+    let cdn = MediaData {
+        url: Some("https://mmg.whatsapp.net/o1/v/t62.7118-24/f1/m231/abc.enc?ccb=11-4".into()),
+        ..MediaData::default()
+    };
+    assert_eq!(MediaKey::of("src", Provider::Evolution, &cdn), None);
+    // 360dialog's media ids need 360dialog's key: not fetched either.
+    let id = MediaData {
+        id: Some("1479537139650973".into()),
+        ..MediaData::default()
+    };
+    assert_eq!(MediaKey::of("src", Provider::Dialog360, &id), None);
+}

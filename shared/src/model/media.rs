@@ -151,12 +151,24 @@ impl MediaKey {
                 let url = media.url.as_deref().filter(|u| !u.is_empty())?;
                 MediaLocator::Url(url.to_owned())
             }
-            // Their files need each provider's own credentials and API (Twilio's account
-            // basic auth, 360dialog's `D360-API-KEY` in front of Meta's media id, Gupshup's and
-            // Evolution's URLs): the message carries the provider's URL as received.
-            Provider::Twilio | Provider::Dialog360 | Provider::Gupshup | Provider::Evolution => {
-                return None;
+            // Twilio's media URL (fetched with the account's basic auth), Gupshup's file
+            // manager URL (public).
+            Provider::Twilio | Provider::Gupshup => {
+                MediaLocator::Url(media.url.clone().filter(|u| !u.is_empty())?)
             }
+            // Evolution API's own copy (`mediaUrl`, when its S3 storage is on); WhatsApp's CDN
+            // URL it gives otherwise serves the file encrypted, which is of no use to anyone.
+            Provider::Evolution => {
+                let url = media.url.as_deref().filter(|u| !u.is_empty())?;
+                let host = url::Url::parse(url).ok()?.host_str()?.to_ascii_lowercase();
+                if host == "whatsapp.net" || host.ends_with(".whatsapp.net") {
+                    return None;
+                }
+                MediaLocator::Url(url.to_owned())
+            }
+            // 360dialog serves Meta's media ids through its own API with its own key, which a
+            // source cannot hold yet: the message keeps the id.
+            Provider::Dialog360 => return None,
         };
         let reference = match &locator {
             MediaLocator::MetaId(id) => format!("meta-id\n{id}"),
