@@ -238,3 +238,96 @@ async fn every_provider_is_verified_normalized_tracked_and_delivered() {
     let report = gateway.shutdown(deadline).await;
     assert_eq!(report.pending, 0);
 }
+
+/// The `wagate` binary next to this test executable (built by `cargo build --workspace`).
+fn wagate_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("wagate");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run ./scripts/test.sh, or cargo build --workspace --all-targets first",
+        bin.display()
+    );
+    bin
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_command_line_signs_and_sends_a_sample_of_every_provider() {
+    let patience = Patience::embedded();
+    let deadline = patience.deadline(12 * CALLS_PER_WEBHOOK);
+    let receiver = Receiver::start(vec![]).await;
+    let gateway = start(
+        Stores::memory(),
+        vec![endpoint("ep_cli", &receiver.url("/hook"))],
+    )
+    .await;
+    let base = format!("http://{}", gateway.addr());
+    let samples = [
+        ("meta-text", "meta"),
+        ("waha-message", "waha"),
+        ("twilio-text", "twilio"),
+        ("360dialog-text", "360dialog"),
+        ("gupshup-text", "gupshup"),
+        ("evolution-text", "evolution"),
+    ];
+    for (sample, _) in samples.iter().chain(&[("twilio-status", "twilio")]) {
+        let out = tokio::process::Command::new(wagate_binary())
+            .args(["send", "--sample", sample, "--url", &base])
+            .output()
+            .await
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.starts_with("200"),
+            "{sample}: {text} {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Every provider's sample arrives as a message from that provider.
+    let arrived = wait::within(deadline, || {
+        let d = delivered(&receiver);
+        samples.iter().all(|(_, provider)| {
+            d.iter().any(|(t, i)| {
+                t == "whatsapp.message.received" && i["source"]["provider"] == *provider
+            })
+        })
+    })
+    .await;
+    assert!(arrived, "{:?}", summary(&delivered(&receiver)));
+
+    // `sign` prints what Twilio would send for a file posted to a given URL.
+    let file = std::env::temp_dir().join(tests::moto::unique("twilio-body"));
+    let body = twilio_text(
+        "15550006666",
+        "Tia Example",
+        &twilio_sid(),
+        "signed by the CLI",
+    );
+    std::fs::write(&file, &body).unwrap();
+    let url = "https://hooks.example.com/webhooks/twilio-demo";
+    let out = tokio::process::Command::new(wagate_binary())
+        .args(["sign", "--source", "twilio-demo", "--url", url])
+        .arg(&file)
+        .output()
+        .await
+        .unwrap();
+    std::fs::remove_file(&file).ok();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let signature = text
+        .lines()
+        .find_map(|l| l.strip_prefix("X-Twilio-Signature: "))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(text.contains("Content-Type: application/x-www-form-urlencoded"));
+    let token = [shared::signature::Secret::from("demo-twilio-auth-token")];
+    assert_eq!(
+        shared::signature::verify_twilio(url, body.as_bytes(), Some(signature), &token),
+        Ok(())
+    );
+    let report = gateway.shutdown(deadline).await;
+    assert_eq!(report.pending, 0);
+}

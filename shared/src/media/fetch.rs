@@ -284,7 +284,10 @@ fn twilio_headers(source: &Source, url: &str) -> Vec<(String, String)> {
             credentials.extend_from_slice(token.expose());
             vec![(
                 "Authorization".to_owned(),
-                format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(credentials)),
+                format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(credentials)
+                ),
             )]
         }
         _ => Vec::new(),

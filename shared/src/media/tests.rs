@@ -674,16 +674,29 @@ async fn twilio_media_is_fetched_with_the_accounts_basic_auth_on_twilios_api_onl
         "http://api.twilio.com/2010-04-01/Accounts/ACaaaa/Messages/MM1/Media/ME1",
         "https://api.twilio.com/other/ME1",
     ] {
-        assert!(fetch_url(Provider::Twilio, "auth-token", url).await.is_empty(), "{url}");
+        assert!(
+            fetch_url(Provider::Twilio, "auth-token", url)
+                .await
+                .is_empty(),
+            "{url}"
+        );
     }
 }
 
 #[tokio::test]
 async fn gupshup_and_evolution_files_are_fetched_without_credentials() {
     let gupshup = "https://filemanager.gupshup.io/wa/11111111-2222-3333-4444-555555555555/wa/1730092801/photo.jpg";
-    assert!(fetch_url(Provider::Gupshup, "token", gupshup).await.is_empty());
+    assert!(
+        fetch_url(Provider::Gupshup, "token", gupshup)
+            .await
+            .is_empty()
+    );
     let evolution = "https://s3.example.com/evolution/demo/imageMessage/3EB0.jpeg";
-    assert!(fetch_url(Provider::Evolution, "token", evolution).await.is_empty());
+    assert!(
+        fetch_url(Provider::Evolution, "token", evolution)
+            .await
+            .is_empty()
+    );
     // WhatsApp's CDN URL that Evolution gives without its own storage serves the file
     // encrypted: not fetched, the message keeps it.
     let cdn = MediaData {
