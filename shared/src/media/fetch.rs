@@ -78,6 +78,19 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The kind of `content`, when it carries a file.
+    pub fn of(content: &crate::model::MessageContent) -> Option<Self> {
+        use crate::model::MessageContent as C;
+        Some(match content {
+            C::Image(_) => Self::Image,
+            C::Video(_) => Self::Video,
+            C::Audio(_) => Self::Audio,
+            C::Document(_) => Self::Document,
+            C::Sticker(_) => Self::Sticker,
+            _ => return None,
+        })
+    }
+
     /// WhatsApp's own limits: images 5 MB, video and audio 16 MB, documents 100 MB, stickers
     /// 500 KB (animated; static ones are 100 KB).
     pub fn max_bytes(self) -> u64 {

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::Clock;
 use crate::model::{
-    EventBody, InboundEvent, MediaFailure, MediaKey, MediaStatus, MessageContent, StoredMedia,
+    EventBody, InboundEvent, MediaFailure, MediaKey, MediaStatus, StoredMedia, event_media,
 };
 use crate::ports::codec::{Record, decode, enqueue_events, queued_blob_expiry};
 use crate::ports::media::MediaStore;
@@ -359,7 +359,7 @@ impl Media {
             }
             let version = version.map_or(1, |v| v + 1);
             let object_key = MediaKey::object_key(source.id.as_str(), &key.id);
-            let media_data = message_media(&event).cloned().unwrap_or_default();
+            let media_data = event_media(&event).cloned().unwrap_or_default();
             let job = Job {
                 source: &source,
                 locator: &key.locator,
@@ -467,20 +467,8 @@ impl Media {
         let EventBody::Message(body) = &event.data.body else {
             return None;
         };
-        let (media, kind) = match body.message.content.as_ref()? {
-            MessageContent::Image(m) => (m, Kind::Image),
-            MessageContent::Video(m) => (m, Kind::Video),
-            MessageContent::Audio(m) => (m, Kind::Audio),
-            MessageContent::Document(m) => (m, Kind::Document),
-            MessageContent::Sticker(m) => (m, Kind::Sticker),
-            _ => return None,
-        };
-        let key = MediaKey::of(
-            event.data.source.id.as_str(),
-            event.data.source.provider,
-            media,
-        )?;
-        Some((key, kind))
+        let kind = Kind::of(body.message.content.as_ref()?)?;
+        Some((MediaKey::of_event(event)?, kind))
     }
 
     /// The stored media of a `stored` document, with its URL renewed (and recorded) when less
@@ -698,19 +686,5 @@ fn media_of(id: &str, doc: &MediaDoc) -> StoredMedia {
             media.detail = doc.failure.as_ref().map(|f| f.detail.clone());
             media
         }
-    }
-}
-
-fn message_media(event: &InboundEvent) -> Option<&crate::model::MediaData> {
-    let EventBody::Message(body) = &event.data.body else {
-        return None;
-    };
-    match body.message.content.as_ref()? {
-        MessageContent::Image(m)
-        | MessageContent::Video(m)
-        | MessageContent::Audio(m)
-        | MessageContent::Document(m)
-        | MessageContent::Sticker(m) => Some(m),
-        _ => None,
     }
 }

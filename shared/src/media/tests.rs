@@ -205,7 +205,7 @@ fn image_event(bytes: &[u8]) -> InboundEvent {
 }
 
 fn media_id_of(event: &InboundEvent) -> String {
-    MediaKey::of("src-meta", Provider::Meta, message_media(event).unwrap())
+    MediaKey::of("src-meta", Provider::Meta, event_media(event).unwrap())
         .unwrap()
         .id
 }
@@ -216,7 +216,7 @@ fn jpeg(len: usize) -> Vec<u8> {
 
 impl World {
     fn add(&self, event: &InboundEvent, bytes: &[u8], mime: &str) {
-        let id = message_media(event).unwrap().id.clone().unwrap();
+        let id = event_media(event).unwrap().id.clone().unwrap();
         self.api
             .files
             .lock()
@@ -235,7 +235,7 @@ impl World {
 }
 
 fn stored(event: &InboundEvent) -> StoredMedia {
-    message_media(event)
+    event_media(event)
         .unwrap()
         .media
         .as_deref()
@@ -279,7 +279,7 @@ async fn an_image_is_stored_and_the_message_carries_its_url() {
     );
     assert_eq!(read_object(&w.store, &key).await, bytes);
     // The caption and the provider's own fields stay as they were.
-    let data = message_media(&out[0]).unwrap();
+    let data = event_media(&out[0]).unwrap();
     assert_eq!(data.caption.as_deref(), Some("Photo of the damaged box"));
     assert_eq!(data.id.as_deref(), Some("1479537139650973"));
     // The API gives the same file with a fresh URL.

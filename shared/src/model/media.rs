@@ -139,6 +139,15 @@ pub enum MediaLocator {
 }
 
 impl MediaKey {
+    /// The file `event`'s message names, if it carries one wagate can fetch ([`Self::of`]).
+    pub fn of_event(event: &InboundEvent) -> Option<Self> {
+        Self::of(
+            event.data.source.id.as_str(),
+            event.data.source.provider,
+            event_media(event)?,
+        )
+    }
+
     /// The file `media` (carried by a message of `source`, a `provider` source) refers to, if
     /// it names one wagate can fetch: Meta's media id, or a provider URL.
     pub fn of(source: &str, provider: Provider, media: &MediaData) -> Option<Self> {
@@ -192,7 +201,27 @@ impl MediaKey {
     }
 }
 
-/// The media content of `content`, mutable (image, video, audio, document, sticker).
+/// The file of `content` when it is an image, video, audio, document or sticker.
+pub fn media_ref(content: &MessageContent) -> Option<&MediaData> {
+    match content {
+        MessageContent::Image(m)
+        | MessageContent::Video(m)
+        | MessageContent::Audio(m)
+        | MessageContent::Document(m)
+        | MessageContent::Sticker(m) => Some(m),
+        _ => None,
+    }
+}
+
+/// The file `event`'s message carries, if it is a message with one.
+pub fn event_media(event: &InboundEvent) -> Option<&MediaData> {
+    let EventBody::Message(body) = &event.data.body else {
+        return None;
+    };
+    body.message.content.as_ref().and_then(media_ref)
+}
+
+/// [`media_ref`], to change the file's data.
 pub fn media_mut(content: &mut MessageContent) -> Option<&mut MediaData> {
     match content {
         MessageContent::Image(m)

@@ -25,7 +25,8 @@ pub use conversation::{
 };
 pub use event_type::{EventType, Family, UnknownEventType};
 pub use media::{
-    MediaFailure, MediaKey, MediaLocator, MediaStatus, StoredMedia, attach_media, media_mut,
+    MediaFailure, MediaKey, MediaLocator, MediaStatus, StoredMedia, attach_media, event_media,
+    media_mut, media_ref,
 };
 pub use message::*;
 pub use notification::{NotificationData, Participant, Subject, SubjectKind};

@@ -194,24 +194,7 @@ fn names_media_file(event: &InboundEvent) -> bool {
 
 /// wagate's media id of the file `event`'s message names, if any.
 fn media_id(event: &InboundEvent) -> Option<String> {
-    let crate::model::EventBody::Message(body) = &event.data.body else {
-        return None;
-    };
-    let content = body.message.content.as_ref()?;
-    let media = match content {
-        crate::model::MessageContent::Image(m)
-        | crate::model::MessageContent::Video(m)
-        | crate::model::MessageContent::Audio(m)
-        | crate::model::MessageContent::Document(m)
-        | crate::model::MessageContent::Sticker(m) => m,
-        _ => return None,
-    };
-    crate::model::MediaKey::of(
-        event.data.source.id.as_str(),
-        event.data.source.provider,
-        media,
-    )
-    .map(|k| k.id)
+    crate::model::MediaKey::of_event(event).map(|k| k.id)
 }
 
 /// A buffer-queue message for an event track staged in its outbox under `staged` (its dedup
