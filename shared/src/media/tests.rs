@@ -591,10 +591,13 @@ async fn the_context_summary_of_the_message_carries_the_same_media() {
     );
 }
 
+/// A download's URL and headers.
+type Seen = (String, Vec<(String, String)>);
+
 /// A file server that records the headers of every download and answers with one JPEG.
 #[derive(Debug, Default)]
 struct FileServer {
-    seen: Mutex<Vec<(String, Vec<(String, String)>)>>,
+    seen: Mutex<Vec<Seen>>,
 }
 
 const JPEG: &[u8] = b"\xff\xd8\xff\xe0 a small jpeg";
