@@ -142,34 +142,12 @@ async fn call(
     idempotency_key: Option<&str>,
     now: DateTime<Utc>,
 ) -> (u16, Value) {
-    use tower::ServiceExt as _;
-    let mut request = axum::http::Request::builder()
-        .method(method)
-        .uri(path)
-        .header("x-api-key", KEY);
+    let mut headers = vec![("x-api-key", KEY)];
     if let Some(k) = idempotency_key {
-        request = request.header("idempotency-key", k);
+        headers.push(("idempotency-key", k));
     }
-    let request = request
-        .body(axum::body::Body::from(body.to_string()))
-        .unwrap();
-    let response = w
-        .admin
-        .clone()
-        .router(crate::clock::Clock::fixed(now))
-        .oneshot(request)
+    crate::admin::test_support::request(&w.admin, now, method, path, &headers, body.to_string())
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let value = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, value)
 }
 
 /// Takes every event the sink got so far, in order (copies of one event included).

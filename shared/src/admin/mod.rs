@@ -505,3 +505,46 @@ pub fn body<T: for<'de> serde::Deserialize<'de>>(bytes: &[u8]) -> Result<T, ApiE
 
 #[cfg(test)]
 mod tests;
+
+/// Requests through the router for the tests of the API's parts.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use chrono::{DateTime, Utc};
+    use serde_json::Value;
+    use tower::ServiceExt as _;
+
+    use super::Admin;
+
+    /// `method target` with `headers` and `body`, at `now`: the status and the JSON body (`null`
+    /// when empty).
+    pub(crate) async fn request(
+        admin: &Admin,
+        now: DateTime<Utc>,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: String,
+    ) -> (u16, Value) {
+        let mut request = axum::http::Request::builder().method(method).uri(target);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let request = request.body(axum::body::Body::from(body)).unwrap();
+        let response = admin
+            .clone()
+            .router(crate::clock::Clock::fixed(now))
+            .oneshot(request)
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap()
+        };
+        (status, value)
+    }
+}

@@ -124,32 +124,23 @@ fn world() -> World {
 }
 
 async fn send_at(w: &World, now: DateTime<Utc>) -> (u16, Value) {
-    use tower::ServiceExt as _;
     let body = json!({"source_id": "src", "to": "+15550001111", "type": "text",
                       "text": {"body": "Your order shipped"}});
-    let request = axum::http::Request::builder()
-        .method("POST")
-        .uri("/v1/messages")
-        .header("x-api-key", KEY)
-        .header("idempotency-key", "order-1042")
-        .header("content-type", "application/json")
-        .body(axum::body::Body::from(body.to_string()))
-        .unwrap();
-    let response = w
-        .admin
-        .clone()
-        .router(crate::clock::Clock::fixed(now))
-        .oneshot(request)
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    (
-        status,
-        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    let headers = [
+        ("x-api-key", KEY),
+        ("idempotency-key", "order-1042"),
+        ("content-type", "application/json"),
+    ];
+    let admin = &w.admin;
+    crate::admin::test_support::request(
+        admin,
+        now,
+        "POST",
+        "/v1/messages",
+        &headers,
+        body.to_string(),
     )
+    .await
 }
 
 async fn send(w: &World) -> (u16, Value) {

@@ -125,30 +125,9 @@ async fn seen(
 }
 
 async fn call(w: &World, method: &str, target: &str, body: &str) -> (u16, Value) {
-    use tower::ServiceExt as _;
-    let request = axum::http::Request::builder()
-        .method(method)
-        .uri(target)
-        .header("x-api-key", KEY)
-        .body(axum::body::Body::from(body.to_owned()))
-        .unwrap();
-    let response = w
-        .admin
-        .clone()
-        .router(crate::clock::Clock::fixed(now()))
-        .oneshot(request)
+    let headers = [("x-api-key", KEY)];
+    crate::admin::test_support::request(&w.admin, now(), method, target, &headers, body.into())
         .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-        .await
-        .unwrap();
-    let body = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes).unwrap()
-    };
-    (status, body)
 }
 
 fn ids(page: &Value) -> Vec<String> {
