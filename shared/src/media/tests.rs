@@ -591,6 +591,99 @@ async fn the_context_summary_of_the_message_carries_the_same_media() {
     );
 }
 
+#[tokio::test]
+async fn the_stored_conversation_gets_the_media_once_under_every_failing_call() {
+    // The conversation as track stored it: its summaries name the image, without wagate's copy.
+    for fault in [Fault::Clean, Fault::Ambiguous] {
+        for k in 1..=8 {
+            let mut w = world(quick(), true);
+            let inner: Arc<dyn DocumentStore> = Arc::new(MemoryDocumentStore::new());
+            w.media.docs = Arc::new(Layered {
+                inner: inner.clone(),
+                layer: w.faults.clone(),
+            });
+            w.media.conversations = Some(crate::pipeline::track::state::Conversations {
+                docs: w.media.docs.clone(),
+                settings: crate::pipeline::track::state::ConversationSettings {
+                    idle: Duration::from_secs(24 * 3600),
+                    message_ttl: Duration::from_secs(30 * 24 * 3600),
+                    recent_messages: 5,
+                },
+            });
+            let bytes = jpeg(500);
+            let mut event = image_event(&bytes);
+            w.add(&event, &bytes, "image/jpeg");
+            let EventBody::Message(body) = &event.data.body else {
+                unreachable!()
+            };
+            let summary = crate::model::MessageSummary {
+                id: body.message.id.clone(),
+                direction: body.message.direction,
+                message_type: Some("image".into()),
+                text: None,
+                media: body.message.content.as_ref().and_then(|c| c.media_ref()),
+                campaign_id: None,
+                timestamp: None,
+            };
+            let mut conversation = crate::model::Conversation::opened(
+                crate::ids::ConversationId::new(),
+                crate::model::ContactProfile::default(),
+                "106540352242922".into(),
+                Utc::now(),
+            );
+            conversation.context.last_inbound_message = Some(summary.clone());
+            conversation.context.recent_messages = vec![summary];
+            let doc = serde_json::json!({
+                "key": "conversation-key",
+                "source": event.data.source,
+                "conversation": conversation,
+            });
+            let conv_key = format!("conv#{}", conversation.id);
+            assert!(
+                inner
+                    .put(&conv_key, &doc, DocumentWrite::new(None, Utc::now()))
+                    .await
+                    .unwrap()
+            );
+            event.data.conversation = Some(conversation.clone());
+
+            w.faults.fail_in(k, fault);
+            let mut outcome = w.media.handle(event.clone()).await;
+            let mut tries = 1;
+            while outcome.is_err() && tries < 5 {
+                outcome = w.media.handle(event.clone()).await;
+                tries += 1;
+            }
+            assert_eq!(
+                outcome.unwrap(),
+                Outcome::Forwarded(MediaStatus::Stored),
+                "{fault:?} at call {k}"
+            );
+            assert_eq!(
+                w.api.downloads.load(Ordering::SeqCst),
+                1,
+                "{fault:?} at {k}"
+            );
+            let media = stored(w.forwarded().last().unwrap());
+            let saved = inner.get(&conv_key, Utc::now()).await.unwrap().unwrap();
+            let saved: crate::model::Conversation =
+                serde_json::from_value(saved.body["conversation"].clone()).unwrap();
+            let context = &saved.context;
+            for summary in context
+                .recent_messages
+                .iter()
+                .chain(context.last_inbound_message.iter())
+            {
+                assert_eq!(
+                    summary.media.as_ref().unwrap().stored.as_deref(),
+                    Some(&media),
+                    "{fault:?} at call {k}"
+                );
+            }
+        }
+    }
+}
+
 /// A download's URL and headers.
 type Seen = (String, Vec<(String, String)>);
 
