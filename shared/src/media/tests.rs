@@ -547,12 +547,9 @@ async fn messages_without_a_file_pass_unchanged() {
     assert!(MediaKey::of("src-meta", Provider::Meta, &data).is_none());
 }
 
-#[tokio::test]
-async fn the_context_summary_of_the_message_carries_the_same_media() {
-    let w = world(quick(), true);
-    let bytes = jpeg(100);
-    let mut event = image_event(&bytes);
-    w.add(&event, &bytes, "image/jpeg");
+/// An open conversation whose context (last inbound message, recent messages) summarises
+/// `event`'s image message, as track leaves it: the file named, without wagate's copy.
+fn conversation_naming(event: &InboundEvent) -> crate::model::Conversation {
     let EventBody::Message(body) = &event.data.body else {
         unreachable!()
     };
@@ -573,7 +570,16 @@ async fn the_context_summary_of_the_message_carries_the_same_media() {
     );
     conversation.context.last_inbound_message = Some(summary.clone());
     conversation.context.recent_messages = vec![summary];
-    event.data.conversation = Some(conversation);
+    conversation
+}
+
+#[tokio::test]
+async fn the_context_summary_of_the_message_carries_the_same_media() {
+    let w = world(quick(), true);
+    let bytes = jpeg(100);
+    let mut event = image_event(&bytes);
+    w.add(&event, &bytes, "image/jpeg");
+    event.data.conversation = Some(conversation_naming(&event));
     w.media.handle(event).await.unwrap();
     let out = w.forwarded().remove(0);
     let media = stored(&out);
@@ -613,26 +619,7 @@ async fn the_stored_conversation_gets_the_media_once_under_every_failing_call() 
             let bytes = jpeg(500);
             let mut event = image_event(&bytes);
             w.add(&event, &bytes, "image/jpeg");
-            let EventBody::Message(body) = &event.data.body else {
-                unreachable!()
-            };
-            let summary = crate::model::MessageSummary {
-                id: body.message.id.clone(),
-                direction: body.message.direction,
-                message_type: Some("image".into()),
-                text: None,
-                media: body.message.content.as_ref().and_then(|c| c.media_ref()),
-                campaign_id: None,
-                timestamp: None,
-            };
-            let mut conversation = crate::model::Conversation::opened(
-                crate::ids::ConversationId::new(),
-                crate::model::ContactProfile::default(),
-                "106540352242922".into(),
-                Utc::now(),
-            );
-            conversation.context.last_inbound_message = Some(summary.clone());
-            conversation.context.recent_messages = vec![summary];
+            let conversation = conversation_naming(&event);
             let doc = serde_json::json!({
                 "key": "conversation-key",
                 "source": event.data.source,
