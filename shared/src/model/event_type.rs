@@ -34,6 +34,22 @@ macro_rules! event_types {
         }
 
         impl EventType {
+    /// The event a message status is reported as: `pending`, `sent`, `delivered`, `read` (and
+    /// `played`, which ranks with it), `failed`, and `deleted` as the revoke of an outbound
+    /// message; `None` for statuses outside that order.
+    pub fn of_status(status: &super::MessageStatus) -> Option<Self> {
+        use super::MessageStatus as S;
+        Some(match status {
+            S::Pending => Self::MessagePending,
+            S::Sent => Self::MessageSent,
+            S::Delivered => Self::MessageDelivered,
+            S::Read | S::Played => Self::MessageRead,
+            S::Failed => Self::MessageFailed,
+            S::Deleted => Self::MessageRevoked,
+            _ => return None,
+        })
+    }
+
             /// Every event type, in contract order.
             pub const ALL: &'static [EventType] = &[$(Self::$variant,)+];
 

@@ -126,13 +126,7 @@ impl EvoCtx<'_> {
             AckStatus::Deleted => return self.deleted_status(raw, &chat, &id),
         };
         let (mut message, contact) = self.frame(Some(&chat), id, from_me, None);
-        let event_type = match status {
-            MessageStatus::Failed => EventType::MessageFailed,
-            MessageStatus::Pending => EventType::MessagePending,
-            MessageStatus::Sent => EventType::MessageSent,
-            MessageStatus::Delivered => EventType::MessageDelivered,
-            _ => EventType::MessageRead,
-        };
+        let event_type = EventType::of_status(&status).unwrap_or(EventType::MessageRead);
         let dedup = format!(
             "{}:{}",
             self.message_key(from_me, &message.id),

@@ -34,16 +34,13 @@ impl V2Ctx<'_> {
         let e: EventIn<'_> = decode(payload)?;
         let inner: EventPayloadIn<'_> = e.payload.and_then(decode).unwrap_or_default();
         let kind = e.kind.as_deref()?;
-        let (status, event_type) = match kind {
-            "enqueued" => (MessageStatus::Pending, EventType::MessagePending),
-            "sent" => (MessageStatus::Sent, EventType::MessageSent),
-            "delivered" => (MessageStatus::Delivered, EventType::MessageDelivered),
-            "read" => (MessageStatus::Read, EventType::MessageRead),
-            "failed" => (MessageStatus::Failed, EventType::MessageFailed),
-            "deleted" => (MessageStatus::Deleted, EventType::MessageRevoked),
+        let status = match kind {
+            "enqueued" => MessageStatus::Pending,
+            "sent" | "delivered" | "read" | "failed" | "deleted" => MessageStatus::from_wire(kind),
             "mismatch" => return Some(self.mismatch(&e, &inner, payload)),
             _ => return None,
         };
+        let event_type = EventType::of_status(&status)?;
         let id = e.gs_id.clone().or_else(|| e.id.clone())?;
         let mut message = Message::new(id.clone(), Direction::Outbound);
         message.whatsapp_message_id = [e.id.clone(), inner.whatsapp_message_id.clone()]

@@ -31,15 +31,7 @@ impl ValueCtx<'_> {
             "enqueued" => MessageStatus::Pending,
             other => MessageStatus::from_wire(other),
         };
-        let event_type = match status {
-            MessageStatus::Pending => EventType::MessagePending,
-            MessageStatus::Sent => EventType::MessageSent,
-            MessageStatus::Delivered => EventType::MessageDelivered,
-            MessageStatus::Read | MessageStatus::Played => EventType::MessageRead,
-            MessageStatus::Failed => EventType::MessageFailed,
-            MessageStatus::Deleted => EventType::MessageRevoked,
-            _ => return None,
-        };
+        let event_type = EventType::of_status(&status)?;
         let mut message = Message::new(id.clone(), Direction::Outbound);
         message.whatsapp_message_id = wamid.filter(|w| *w != id);
         message.timestamp = s.timestamp;

@@ -69,14 +69,13 @@ impl TwilioCtx<'_> {
 /// The event type and status of a Twilio `MessageStatus`; `None` for one with no place in the
 /// delivery order.
 fn status_of(status: &str) -> Option<(EventType, MessageStatus)> {
-    Some(match status {
-        "accepted" | "scheduled" | "queued" | "sending" => {
-            (EventType::MessagePending, MessageStatus::Pending)
-        }
-        "sent" => (EventType::MessageSent, MessageStatus::Sent),
-        "delivered" => (EventType::MessageDelivered, MessageStatus::Delivered),
-        "read" => (EventType::MessageRead, MessageStatus::Read),
-        "failed" | "undelivered" | "canceled" => (EventType::MessageFailed, MessageStatus::Failed),
+    let status = match status {
+        "accepted" | "scheduled" | "queued" | "sending" => MessageStatus::Pending,
+        "sent" => MessageStatus::Sent,
+        "delivered" => MessageStatus::Delivered,
+        "read" => MessageStatus::Read,
+        "failed" | "undelivered" | "canceled" => MessageStatus::Failed,
         _ => return None,
-    })
+    };
+    Some((EventType::of_status(&status)?, status))
 }

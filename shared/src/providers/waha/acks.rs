@@ -46,13 +46,7 @@ impl WahaCtx<'_> {
                 ..MessageError::default()
             });
         }
-        let event_type = match status {
-            MessageStatus::Failed => EventType::MessageFailed,
-            MessageStatus::Pending => EventType::MessagePending,
-            MessageStatus::Sent => EventType::MessageSent,
-            MessageStatus::Delivered => EventType::MessageDelivered,
-            _ => EventType::MessageRead,
-        };
+        let event_type = EventType::of_status(&status).unwrap_or(EventType::MessageRead);
         let ack = a
             .ack
             .map_or_else(|| status.as_str().to_owned(), |n| n.to_string());
