@@ -182,8 +182,8 @@ impl<'a> IngestRequest<'a> {
         }
     }
 
-    /// The tokens a token source's request presents: the configured header (a `Bearer ` scheme
-    /// removed), the configured query parameter, and for Evolution API the body's `apikey`.
+    /// The tokens a token source's request presents in its URL and headers: the configured
+    /// header (a `Bearer ` scheme removed) and the configured query parameter.
     fn presented_tokens(&self, source: &Source) -> Vec<String> {
         let mut out = Vec::new();
         if let Some(value) = self.header(&source.inbound.token_header) {
@@ -194,14 +194,13 @@ impl<'a> IngestRequest<'a> {
                 .filter(|(name, _)| *name == source.inbound.token_query.as_str())
                 .map(|(_, value)| value.into_owned()),
         );
-        if source.provider == Provider::Evolution
-            && let Ok(ApiKey {
-                apikey: Some(key), ..
-            }) = serde_json::from_slice::<ApiKey>(self.body)
-        {
-            out.push(key);
-        }
         out
+    }
+
+    /// Evolution API's body `apikey`, read only when the URL and headers did not verify (the
+    /// body is parsed once more for it).
+    fn body_apikey(&self) -> Option<String> {
+        serde_json::from_slice::<ApiKey>(self.body).ok()?.apikey
     }
 }
 
@@ -232,7 +231,14 @@ fn verify(req: &IngestRequest<'_>, source: &Source) -> Result<(), SignatureError
         Provider::Dialog360 | Provider::Gupshup | Provider::Evolution => {
             let presented = req.presented_tokens(source);
             let presented: Vec<&str> = presented.iter().map(String::as_str).collect();
-            verify_token(&presented, &source.secrets)
+            let verified = verify_token(&presented, &source.secrets);
+            match (verified, source.provider) {
+                (Err(e), Provider::Evolution) => match req.body_apikey() {
+                    Some(key) => verify_token(&[&key], &source.secrets),
+                    None => Err(e),
+                },
+                (verified, _) => verified,
+            }
         }
     }
 }
