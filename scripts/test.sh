@@ -5,6 +5,9 @@
 # when the python3 on PATH lacks them. Uses $WAGATE_MOTO_URL if already set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Incremental compilation keeps a second copy of every workspace crate's build state (gigabytes
+# across the test binaries) for edits this command never makes; set CARGO_INCREMENTAL=1 to keep it.
+export CARGO_INCREMENTAL="${CARGO_INCREMENTAL:-0}"
 
 if ! python3 -c 'import moto.server, boto3, yaml, standardwebhooks' 2>/dev/null; then
   venv="$PWD/target/test-venv"
