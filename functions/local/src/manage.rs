@@ -1,7 +1,7 @@
 //! The `wagate` commands that talk to a gateway's management API (`/v1`), local or deployed:
-//! `endpoints`, `deliveries`, `dlq`, `conversations`, `contacts`, `audit`. Each prints the API's JSON answer
-//! (pretty) on stdout; an error answer goes to stderr as `status code: message` with a non-zero
-//! exit.
+//! `endpoints`, `deliveries`, `dlq`, `conversations`, `contacts`, `messages`, `campaigns`,
+//! `sources`, `audit`. Each prints the API's JSON answer (pretty) on stdout; an error answer goes
+//! to stderr as `status code: message` with a non-zero exit.
 
 use std::path::PathBuf;
 
@@ -436,6 +436,89 @@ impl ContactUpdate {
     }
 }
 
+/// `wagate sources …`
+#[derive(Debug, Subcommand, Clone)]
+pub enum SourceCommand {
+    /// List the webhook sources: provider, webhook path, how many secrets are set.
+    List,
+    /// Show one source (never its secrets).
+    Get { id: String },
+    /// Say whether the gateway accepts a captured provider request, and why not (missing or
+    /// malformed header, wrong secret, a body changed on the way, wrong algorithm, another URL
+    /// signed, a missing token). Give the capture as a file (request line optional, headers, a
+    /// blank line, the body), or as `--header`s and `--body-file`.
+    Diagnose {
+        /// The source the request was sent to.
+        id: String,
+        /// The captured HTTP request, `-` for standard input.
+        #[arg(long, conflicts_with_all = ["header", "body_file"])]
+        file: Option<PathBuf>,
+        /// A header of the request, `Name: value` (repeat for more).
+        #[arg(long)]
+        header: Vec<String>,
+        /// The body of the request, byte for byte.
+        #[arg(long)]
+        body_file: Option<PathBuf>,
+        /// The URL the provider called, with its query (Twilio signs it).
+        #[arg(long)]
+        url: Option<String>,
+    },
+}
+
+impl SourceCommand {
+    /// The `POST /v1/sources/{id}/diagnose` body of a `diagnose`.
+    fn capture(
+        file: Option<&PathBuf>,
+        headers: &[String],
+        body_file: Option<&PathBuf>,
+        url: Option<&String>,
+    ) -> anyhow::Result<Value> {
+        use base64::Engine as _;
+        let read = |path: &PathBuf| -> anyhow::Result<Vec<u8>> {
+            if path.as_os_str() == "-" {
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut bytes)
+                    .context("reading standard input")?;
+                Ok(bytes)
+            } else {
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))
+            }
+        };
+        let mut body = match file {
+            Some(path) => {
+                let raw = String::from_utf8(read(path)?).map_err(|_| {
+                    anyhow::anyhow!(
+                        "{} is not UTF-8 text: give the headers with --header and the body with --body-file",
+                        path.display()
+                    )
+                })?;
+                json!({"raw": raw})
+            }
+            None => {
+                let mut pairs = Vec::new();
+                for header in headers {
+                    let (name, value) = header
+                        .split_once(':')
+                        .with_context(|| format!("--header `{header}` is not `Name: value`"))?;
+                    pairs.push(json!([name.trim(), value.trim()]));
+                }
+                let body = match body_file {
+                    Some(path) => read(path)?,
+                    None => Vec::new(),
+                };
+                json!({
+                    "headers": pairs,
+                    "body_base64": base64::engine::general_purpose::STANDARD.encode(body),
+                })
+            }
+        };
+        if let Some(url) = url {
+            body["url"] = json!(url);
+        }
+        Ok(body)
+    }
+}
+
 /// The management commands.
 #[derive(Debug, Subcommand, Clone)]
 pub enum ManageCommand {
@@ -488,6 +571,13 @@ pub enum ManageCommand {
         #[command(subcommand)]
         command: CampaignCommand,
     },
+    /// Webhook sources, and why the gateway accepts or refuses a captured request.
+    Sources {
+        #[command(flatten)]
+        api: ApiArgs,
+        #[command(subcommand)]
+        command: SourceCommand,
+    },
     /// The management API's audit trail, newest first.
     Audit {
         #[command(flatten)]
@@ -513,6 +603,7 @@ impl ManageCommand {
             | Self::Contacts { api, .. }
             | Self::Messages { api, .. }
             | Self::Campaigns { api, .. }
+            | Self::Sources { api, .. }
             | Self::Audit { api, .. } => api,
         }
     }
@@ -787,6 +878,28 @@ pub async fn run(command: &ManageCommand) -> anyhow::Result<Value> {
                 c.list("/v1/campaigns", q, paging.all).await
             }
         },
+        ManageCommand::Sources { command, .. } => match command {
+            SourceCommand::List => c.call(Method::GET, "/v1/sources", &[], None).await,
+            SourceCommand::Get { id } => {
+                let path = format!("/v1/sources/{}", segment(id)?);
+                c.call(Method::GET, &path, &[], None).await
+            }
+            SourceCommand::Diagnose {
+                id,
+                file,
+                header,
+                body_file,
+                url,
+            } => {
+                let body = SourceCommand::capture(
+                    file.as_ref(),
+                    header,
+                    body_file.as_ref(),
+                    url.as_ref(),
+                )?;
+                post(format!("/v1/sources/{}/diagnose", segment(id)?), Some(body)).await
+            }
+        },
         ManageCommand::Audit {
             target,
             action,
@@ -822,6 +935,35 @@ mod tests {
             } => u.body().unwrap(),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_diagnosis_sends_the_capture_as_text_or_its_parts_byte_for_byte() {
+        let dir = std::env::temp_dir().join(format!("wagate-capture-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let raw = dir.join("capture.http");
+        std::fs::write(&raw, "POST /webhooks/x HTTP/1.1\r\nX-A: 1\r\n\r\n{}").unwrap();
+        let body = SourceCommand::capture(Some(&raw), &[], None, None).unwrap();
+        assert_eq!(
+            body,
+            json!({"raw": "POST /webhooks/x HTTP/1.1\r\nX-A: 1\r\n\r\n{}"})
+        );
+        let bytes = dir.join("body.bin");
+        std::fs::write(&bytes, [0xff, b'{', b'}']).unwrap();
+        let headers = ["X-Twilio-Signature: a=b=".to_owned()];
+        let url = "https://gw.example.com/webhooks/x".to_owned();
+        let body = SourceCommand::capture(None, &headers, Some(&bytes), Some(&url)).unwrap();
+        assert_eq!(
+            body,
+            json!({"headers": [["X-Twilio-Signature", "a=b="]], "body_base64": "/3t9",
+                   "url": "https://gw.example.com/webhooks/x"})
+        );
+        // Not text: the parts are asked for instead.
+        let err = SourceCommand::capture(Some(&bytes), &[], None, None).unwrap_err();
+        assert!(err.to_string().contains("--body-file"), "{err}");
+        let err = SourceCommand::capture(None, &["no colon".into()], None, None).unwrap_err();
+        assert!(err.to_string().contains("Name: value"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

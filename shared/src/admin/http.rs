@@ -40,6 +40,7 @@ pub(super) fn routes() -> Routes {
         .merge(super::contacts::routes())
         .merge(super::media::routes())
         .merge(super::audit::routes())
+        .merge(super::sources::routes())
 }
 
 impl Admin {

@@ -21,6 +21,7 @@ mod idempotency;
 mod media;
 mod messages;
 pub mod openapi;
+mod sources;
 mod test_send;
 
 pub use audit::AuditEntry;

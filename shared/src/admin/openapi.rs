@@ -27,6 +27,7 @@ use super::conversations::{ConversationPage, HandoffRequested, RequestHandoff};
 use super::deliveries::DeliveryPage;
 use super::endpoints::EndpointPage;
 use super::messages::{MarkedRead, ReadRequest, SentMessage};
+use super::sources::{SourceList, SourceView, VerificationKind};
 use super::{
     CloseConversation, ConversationView, CreateEndpoint, CreatedEndpoint, DeliveryView,
     EndpointView, ErrorBody, Recovered, RedriveReport, RedriveRequest, RotateSecret, SetLabels,
@@ -34,6 +35,9 @@ use super::{
 };
 use crate::delivery::record::DeliveryStatus;
 use crate::model::{Campaign, CampaignStatus, ConversationStatus, EventType, StoredMedia};
+use crate::pipeline::ingest::diagnose::{
+    CapturedHeaders, CapturedRequest, Diagnosis, SecretMatch, Verdict,
+};
 use crate::send::SendMessage;
 
 /// A schemars schema as a utoipa schema, unchanged: an object schema with no keyword of its
@@ -110,6 +114,8 @@ documented!(Serialize: ContactView, ContactPage, SentMessage, MarkedRead);
 documented!(Deserialize: SendMessage, ReadRequest);
 documented!(Deserialize: UpdateContact);
 documented!(Serialize: StoredMedia);
+documented!(Serialize: SourceView, SourceList, Diagnosis, Verdict, SecretMatch, VerificationKind);
+documented!(Deserialize: CapturedRequest, CapturedHeaders);
 
 /// `Idempotency-Key`, which every POST takes.
 #[derive(Debug, Clone, Copy)]
@@ -189,12 +195,20 @@ fn errors(item: bool, change: bool) -> BTreeMap<String, RefOr<utoipa::openapi::R
     out
 }
 
+/// Errors of a route that names no item, reads no parameters and changes nothing.
+pub(super) struct ReadErrors;
 /// Errors of a route that names an item and changes nothing.
 pub(super) struct ItemErrors;
 /// Errors of a route that changes something or reads parameters, but names no item.
 pub(super) struct ChangeErrors;
 /// Errors of a route that changes a named item.
 pub(super) struct ItemChangeErrors;
+
+impl IntoResponses for ReadErrors {
+    fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {
+        errors(false, false)
+    }
+}
 
 impl IntoResponses for ItemErrors {
     fn responses() -> BTreeMap<String, RefOr<utoipa::openapi::Response>> {

@@ -471,6 +471,7 @@ fn truncate(s: &str) -> &str {
     &s[..end]
 }
 
+pub mod diagnose;
 mod http;
 pub use http::{Received, RequestedUri};
 

@@ -595,6 +595,9 @@ impl Default for InboundAuth {
 pub trait SourceRegistry: Send + Sync + Debug {
     /// The source, if configured.
     fn get(&self, id: &str) -> Option<Arc<Source>>;
+
+    /// Every source, by id.
+    fn all(&self) -> Vec<Arc<Source>>;
 }
 
 /// Sources fixed at start-up (from configuration).
@@ -628,5 +631,11 @@ impl StaticSources {
 impl SourceRegistry for StaticSources {
     fn get(&self, id: &str) -> Option<Arc<Source>> {
         self.sources.get(id).cloned()
+    }
+
+    fn all(&self) -> Vec<Arc<Source>> {
+        let mut all: Vec<_> = self.sources.values().cloned().collect();
+        all.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+        all
     }
 }

@@ -201,7 +201,7 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
 
 /// Rewrites every character above `~` (0x7E) as `\uXXXX` (lowercase hex, UTF-16 code units, so
 /// astral characters become surrogate pairs): the form Meta signs.
-fn escape_non_ascii(text: &str) -> String {
+pub(crate) fn escape_non_ascii(text: &str) -> String {
     use std::fmt::Write;
     let mut out = String::with_capacity(text.len() + 16);
     for ch in text.chars() {

@@ -12,6 +12,7 @@ mod twilio;
 
 use std::fmt;
 
+pub(crate) use inbound::escape_non_ascii;
 pub use inbound::{
     HandshakeOutcome, SignatureError, WahaAlgorithm, meta_handshake, sign_meta, sign_waha,
     verify_meta, verify_waha,
