@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use chrono::{DateTime, Utc};
 use serde_json::{Map, Value, json};
 
+pub mod timeline;
+
 /// The CloudWatch namespace of every wagate metric.
 pub const NAMESPACE: &str = "wagate";
 
@@ -51,6 +53,28 @@ pub enum Metric {
 }
 
 impl Metric {
+    /// Every metric.
+    pub const ALL: [Self; 13] = [
+        Self::WebhooksReceived,
+        Self::WebhooksRejected,
+        Self::WebhooksUnavailable,
+        Self::EventsEnqueued,
+        Self::Duplicates,
+        Self::ConversationsCreated,
+        Self::ConversationsEnded,
+        Self::BatchSize,
+        Self::DeliveriesQueued,
+        Self::Delivered,
+        Self::FailedAttempts,
+        Self::DeadLettered,
+        Self::DeliveryLatency,
+    ];
+
+    /// The position in [`Metric::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
     /// The metric's CloudWatch name.
     pub fn name(self) -> &'static str {
         match self {
@@ -167,15 +191,32 @@ impl Recorder {
 }
 
 static GLOBAL: Recorder = Recorder::new();
+static TIMELINE: timeline::Timeline = timeline::Timeline::new();
+static TIMELINE_ON: AtomicBool = AtomicBool::new(false);
 
 /// Starts recording in this process (the Lambda binaries call it once at cold start).
 pub fn enable() {
     GLOBAL.enable();
 }
 
-/// Records `value` for `metric` in this process (ignored unless [`enable`]d).
+/// Starts keeping this process's metrics minute by minute for a day ([`timeline()`]): local
+/// mode does, for its overview.
+pub fn keep_timeline() {
+    TIMELINE_ON.store(true, Ordering::Relaxed);
+}
+
+/// This process's timeline (empty unless [`keep_timeline`] was called).
+pub fn timeline() -> &'static timeline::Timeline {
+    &TIMELINE
+}
+
+/// Records `value` for `metric` in this process (ignored unless [`enable`]d or
+/// [`keep_timeline`] was called).
 pub fn record(metric: Metric, value: f64) {
     GLOBAL.record(metric, value);
+    if TIMELINE_ON.load(Ordering::Relaxed) {
+        TIMELINE.record(Utc::now(), metric, value);
+    }
 }
 
 /// Records a count.
@@ -234,6 +275,13 @@ mod tests {
             assert!(doc.get(m["Name"].as_str().unwrap()).is_some());
         }
         assert!(r.flush("wagate-deliver", at).is_none());
+    }
+
+    #[test]
+    fn all_lists_every_metric_at_its_index() {
+        for (i, m) in Metric::ALL.into_iter().enumerate() {
+            assert_eq!(m.index(), i, "{m:?}");
+        }
     }
 
     #[test]

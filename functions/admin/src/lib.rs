@@ -154,6 +154,10 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Admin, Infra
     .with_sender(infra.http(config.admin.network)?)
     .with_sources(Arc::new(StaticSources::new(config.sources.clone())))
     .with_provider(Sender::new(infra.provider_api()?));
+    let admin = match infra.metrics() {
+        Some(metrics) => admin.with_metrics(metrics),
+        None => admin,
+    };
     Ok(match &config.media_bucket {
         Some(bucket) => admin.with_media(shared::media::MediaFiles {
             docs: infra.docs(),

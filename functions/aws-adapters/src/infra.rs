@@ -45,6 +45,11 @@ pub trait Infrastructure: Send + Sync {
     fn provider_api(&self) -> Result<Arc<dyn ProviderApi>, InfraError>;
     /// Where media files are stored: the S3 `bucket` on AWS; local mode's own store.
     fn media_store(&self, bucket: &str) -> Result<Arc<dyn MediaStore>, InfraError>;
+    /// What the stages measured, for the overview (`GET /v1/stats`): local mode's timeline;
+    /// none on AWS yet (its metrics are in CloudWatch).
+    fn metrics(&self) -> Option<Arc<dyn shared::ports::MetricsSource>> {
+        None
+    }
 }
 
 /// DynamoDB, SQS and reqwest: what the Lambda functions run on.

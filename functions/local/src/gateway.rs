@@ -173,6 +173,12 @@ impl Infrastructure for Local<'_> {
         Aws::provider_api_client(NetworkPolicy::AllowLoopback)
     }
 
+    /// This process's timeline, kept from the gateway's start.
+    fn metrics(&self) -> Option<Arc<dyn shared::ports::MetricsSource>> {
+        shared::metrics::keep_timeline();
+        Some(Arc::new(shared::metrics::timeline::ProcessMetrics))
+    }
+
     /// The one media store of this gateway (see [`Options::media`]).
     fn media_store(&self, bucket: &str) -> Result<Arc<dyn MediaStore>, InfraError> {
         match (&self.media, bucket) {

@@ -41,6 +41,7 @@ pub(super) fn routes() -> Routes {
         .merge(super::media::routes())
         .merge(super::audit::routes())
         .merge(super::sources::routes())
+        .merge(super::stats::routes())
 }
 
 impl Admin {

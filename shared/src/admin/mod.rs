@@ -22,6 +22,7 @@ mod media;
 mod messages;
 pub mod openapi;
 mod sources;
+mod stats;
 mod test_send;
 
 pub use audit::AuditEntry;
@@ -270,6 +271,8 @@ pub struct Admin {
     pub provider: Option<crate::send::Sender>,
     /// Stored media files (`None`: `/v1/media/{id}` answers 404).
     pub media: Option<crate::media::MediaFiles>,
+    /// What the stages measured, for `/v1/stats` (`None`: its figures are `null`).
+    pub metrics: Option<Arc<dyn crate::ports::MetricsSource>>,
     /// Settings.
     pub config: AdminConfig,
 }
@@ -301,6 +304,7 @@ impl Admin {
             sources: None,
             provider: None,
             media: None,
+            metrics: None,
             config,
         }
     }
@@ -309,6 +313,14 @@ impl Admin {
     pub fn with_media(self, files: crate::media::MediaFiles) -> Self {
         Self {
             media: Some(files),
+            ..self
+        }
+    }
+
+    /// The same API reading what the stages measured from `metrics` (`GET /v1/stats`).
+    pub fn with_metrics(self, metrics: Arc<dyn crate::ports::MetricsSource>) -> Self {
+        Self {
+            metrics: Some(metrics),
             ..self
         }
     }

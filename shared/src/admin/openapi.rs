@@ -28,6 +28,7 @@ use super::deliveries::DeliveryPage;
 use super::endpoints::EndpointPage;
 use super::messages::{MarkedRead, ReadRequest, SentMessage};
 use super::sources::{SourceList, SourceView, VerificationKind};
+use super::stats::{EndpointTrouble, Stats, StatsFigures, StatsStep};
 use super::{
     CloseConversation, ConversationView, CreateEndpoint, CreatedEndpoint, DeliveryView,
     EndpointView, ErrorBody, Recovered, RedriveReport, RedriveRequest, RotateSecret, SetLabels,
@@ -116,6 +117,7 @@ documented!(Deserialize: UpdateContact);
 documented!(Serialize: StoredMedia);
 documented!(Serialize: SourceView, SourceList, Diagnosis, Verdict, SecretMatch, VerificationKind);
 documented!(Deserialize: CapturedRequest, CapturedHeaders);
+documented!(Serialize: Stats, StatsStep, StatsFigures, EndpointTrouble);
 
 /// `Idempotency-Key`, which every POST takes.
 #[derive(Debug, Clone, Copy)]

@@ -34,6 +34,7 @@ fn admin_with_queues() -> (Admin, Arc<MemoryQueue>, Arc<MemoryQueue>) {
         sources: None,
         provider: None,
         media: None,
+        metrics: None,
         config: AdminConfig {
             api_keys: vec![
                 Secret::from("old-key".to_owned()),
@@ -463,6 +464,94 @@ async fn seed_deliveries(a: &Admin, endpoint: &str, n: i64, base_minutes: i64) -
 }
 
 #[tokio::test]
+async fn the_overview_reads_the_metrics_the_dead_letter_depth_and_failing_endpoints() {
+    use crate::metrics::Metric;
+    use crate::metrics::timeline::Timeline;
+    let timeline = Arc::new(Timeline::new());
+    let ago = |minutes| now() - chrono::Duration::minutes(minutes);
+    for (metric, value) in [
+        (Metric::WebhooksReceived, 5.0),
+        (Metric::WebhooksRejected, 2.0),
+        (Metric::EventsEnqueued, 9.0),
+        (Metric::Delivered, 3.0),
+        (Metric::FailedAttempts, 1.0),
+        (Metric::DeliveryLatency, 100.0),
+    ] {
+        timeline.record(ago(10), metric, value);
+    }
+    // Two hours ago: in the day, not the hour.
+    timeline.record(ago(120), Metric::WebhooksReceived, 7.0);
+    let a = admin().with_metrics(timeline);
+    let failing = create(&a, "https://one.example.com/h").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let off = create(&a, "https://two.example.com/h").await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let _healthy = create(&a, "https://three.example.com/h").await;
+    // Six deliveries in the last half hour; the 1st and 4th dead-lettered (400).
+    seed_deliveries(&a, &failing, 6, 30).await;
+    let (status, _) = call(
+        &a,
+        "POST",
+        &format!("/v1/endpoints/{off}/disable"),
+        "",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let (status, hour) = call(&a, "GET", "/v1/stats", "", None).await;
+    assert_eq!(status, 200, "{hour}");
+    assert_eq!(hour["window"], "hour");
+    assert_eq!(hour["step_seconds"], 300);
+    assert_eq!(hour["steps"].as_array().unwrap().len(), 12);
+    assert_eq!(hour["to"], json!(now()));
+    let totals = &hour["totals"];
+    assert_eq!(totals["webhooks_accepted"], 5.0);
+    assert_eq!(totals["webhooks_refused"], 2.0);
+    assert_eq!(totals["events"], 9.0);
+    assert_eq!(totals["delivered"], 3.0);
+    assert_eq!(totals["failed_attempts"], 1.0);
+    let p50 = totals["latency_p50_ms"].as_f64().unwrap();
+    assert!((100.0..=110.0).contains(&p50), "{p50}");
+    // 10 minutes ago is in the step before the current one's predecessor.
+    let with_webhooks: Vec<&Value> = hour["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["webhooks_accepted"] != 0.0)
+        .collect();
+    assert_eq!(with_webhooks.len(), 1);
+    assert_eq!(with_webhooks[0]["start"], json!(ago(10)));
+    assert_eq!(hour["dead_letter_depth"], 0);
+    let trouble = hour["endpoints_in_trouble"].as_array().unwrap();
+    assert_eq!(trouble.len(), 2, "{trouble:?}");
+    assert_eq!(trouble[0]["endpoint_id"], failing.as_str());
+    assert_eq!(trouble[0]["dead_lettered"], 2);
+    assert_eq!(trouble[0]["recent"], 6);
+    assert_eq!(trouble[0]["last_error"], "HTTP 400");
+    assert_eq!(trouble[1]["endpoint_id"], off.as_str());
+    assert_eq!(trouble[1]["enabled"], false);
+
+    let (status, day) = call(&a, "GET", "/v1/stats?window=day", "", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(day["steps"].as_array().unwrap().len(), 24);
+    assert_eq!(day["totals"]["webhooks_accepted"], 12.0);
+    let (status, _) = call(&a, "GET", "/v1/stats?window=week", "", None).await;
+    assert_eq!(status, 422);
+
+    // Without metrics the figures are absent, not zero.
+    let (status, bare) = call(&admin(), "GET", "/v1/stats", "", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(bare["metrics_from"], Value::Null);
+    assert_eq!(bare["totals"], Value::Null);
+    assert_eq!(bare["steps"], json!([]));
+}
+
+#[tokio::test]
 async fn deliveries_are_listed_filtered_shown_and_retried() {
     let (a, queue, _) = admin_with_queues();
     let ep1 = create(&a, "https://one.example.com/h").await["id"]
@@ -837,8 +926,8 @@ async fn the_router_serves_every_documented_route_and_nothing_else() {
         }
     }
     // Every route of the API: endpoints (10), deliveries (4), conversations (8), contacts (3),
-    // audit (1), campaigns (3), messages (2), media (1), sources (3).
-    assert_eq!(documented, 35);
+    // audit (1), campaigns (3), messages (2), media (1), sources (3), stats (1).
+    assert_eq!(documented, 36);
     // Every $ref resolves.
     let text = doc.to_string();
     for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {

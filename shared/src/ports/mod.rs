@@ -591,6 +591,23 @@ impl Default for InboundAuth {
     }
 }
 
+/// Where the management API's overview reads what the stages measured
+/// ([`crate::metrics::Metric`]): this process's timeline in local mode, CloudWatch when deployed.
+#[async_trait]
+pub trait MetricsSource: Send + Sync + Debug {
+    /// `buckets` steps of `step_minutes` minutes from `from`: each metric's sum per step, and
+    /// delivery latency percentiles per step and overall.
+    async fn span(
+        &self,
+        from: DateTime<Utc>,
+        step_minutes: i64,
+        buckets: usize,
+    ) -> Result<crate::metrics::timeline::Span, BackendError>;
+
+    /// Where the figures come from, in a few words, for the overview to say.
+    fn origin(&self) -> &'static str;
+}
+
 /// Looks up sources by id.
 pub trait SourceRegistry: Send + Sync + Debug {
     /// The source, if configured.
