@@ -284,3 +284,115 @@ async fn conversations_are_handed_off_and_annotated_from_the_command_line() {
     assert!(refused.to_string().starts_with("422 "), "{refused}");
     gateway.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_webhook_is_diagnosed_and_counted_in_the_overview() {
+    use wagate_local::config::LocalConfig;
+    use wagate_local::sample::{meta_text, request_headers, wamid};
+    let gateway = start_with_api(Vec::new()).await;
+    let config = LocalConfig::sample().unwrap();
+    let source = config.source("meta-demo").unwrap();
+    let url = format!("http://{}/webhooks/meta-demo", gateway.addr());
+    let body = meta_text(
+        "15550007777",
+        "Dia Gnose",
+        &wamid(),
+        "olá",
+        chrono::Utc::now(),
+    )
+    .to_string();
+    let headers = request_headers(source, &url, body.as_bytes());
+
+    // The sources, with no secret in sight.
+    let sources = wagate(&gateway, &["sources", "list"]).await.unwrap();
+    let meta = sources["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == "meta-demo")
+        .unwrap();
+    assert_eq!(meta["provider"], "meta");
+    assert!(meta["secrets"].as_u64().unwrap() >= 1);
+
+    // A proxy pretty-printed the body on the way: the gateway refuses it…
+    let pretty =
+        serde_json::to_string_pretty(&serde_json::from_str::<Value>(&body).unwrap()).unwrap();
+    let mut req = reqwest::Client::new().post(&url).body(pretty.clone());
+    for (name, value) in &headers {
+        req = req.header(name, value);
+    }
+    assert_eq!(req.send().await.unwrap().status().as_u16(), 401);
+    // … and the diagnosis, from the captured request, says why.
+    let dir = std::env::temp_dir().join(tests::moto::unique("diagnose"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let capture = dir.join("captured.http");
+    let mut raw = "POST /webhooks/meta-demo HTTP/1.1\r\n".to_owned();
+    for (name, value) in &headers {
+        raw.push_str(&format!("{name}: {value}\r\n"));
+    }
+    raw.push_str("\r\n");
+    raw.push_str(&pretty);
+    std::fs::write(&capture, &raw).unwrap();
+    let d = wagate(
+        &gateway,
+        &[
+            "sources",
+            "diagnose",
+            "meta-demo",
+            "--file",
+            capture.to_str().unwrap(),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(d["verdict"], "body_re_serialized", "{d}");
+    assert_eq!(d["accepted"], false);
+    assert!(!d.to_string().contains("Dia Gnose"), "{d}");
+    // The body as sent verifies, given as parts.
+    let body_file = dir.join("body.json");
+    std::fs::write(&body_file, &body).unwrap();
+    let header_args: Vec<String> = headers.iter().map(|(n, v)| format!("{n}: {v}")).collect();
+    let mut args = vec![
+        "sources",
+        "diagnose",
+        "meta-demo",
+        "--body-file",
+        body_file.to_str().unwrap(),
+    ];
+    for h in &header_args {
+        args.extend(["--header", h.as_str()]);
+    }
+    let d = wagate(&gateway, &args).await.unwrap();
+    assert_eq!(
+        (d["verdict"].as_str(), d["accepted"].as_bool()),
+        (Some("verified"), Some(true)),
+        "{d}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+
+    // The overview counts the refusal (other tests in this process may add theirs).
+    let client = reqwest::Client::new();
+    let stats = client
+        .get(format!("http://{}/v1/stats", gateway.addr()))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let stats: Value = serde_json::from_str(&stats).unwrap();
+    assert!(
+        stats["metrics_from"]
+            .as_str()
+            .unwrap()
+            .contains("this process"),
+        "{stats}"
+    );
+    assert!(
+        stats["totals"]["webhooks_refused"].as_f64().unwrap() >= 1.0,
+        "{stats}"
+    );
+    assert_eq!(stats["steps"].as_array().unwrap().len(), 12);
+    gateway.shutdown(Duration::from_secs(5)).await;
+}
