@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 root=..
 fixtures=$root/shared/fixtures/providers
 
-targets=(meta_normalize waha_normalize twilio_normalize gupshup_normalize evolution_normalize signatures admin_api queue_record retry_after sources_config)
+targets=(meta_normalize waha_normalize twilio_normalize gupshup_normalize evolution_normalize signatures admin_api queue_record retry_after sources_config diagnose)
 for t in "${targets[@]}"; do mkdir -p "corpus/$t"; done
 
 # seed TARGET NAME: the standard input becomes corpus/TARGET/NAME.
@@ -149,5 +149,34 @@ printf '[{"id":"a/b","provider":"meta","secrets":"x"}]' | seed sources_config ba
 printf '[{"id":"a","provider":"meta","secrets":" , "}]' | seed sources_config no-secret
 printf '[{"id":"a","provider":"twilio","secrets":"x","verify_token":"t"}]' | seed sources_config unknown-provider
 printf '[]' | seed sources_config empty
+
+# Diagnosis: provider index (Provider::ALL: 0 meta, 1 waha, 2 twilio, 3 360dialog, 4 gupshup,
+# 5 evolution), 0xFF, secrets (comma-separated), 0xFF, a captured request, 0xFF, url, 0xFF,
+# public_url; signed here, some then changed the way hops change them.
+python3 - <<'EOF'
+import base64, hashlib, hmac, json
+def seed(name, provider, secrets, raw, url="", public=""):
+    data = bytes([provider]) + b"\xff" + secrets.encode() + b"\xff" + raw.encode() + b"\xff" + url.encode() + b"\xff" + public.encode()
+    open("corpus/diagnose/" + name, "wb").write(data)
+body = '{"object":"whatsapp_business_account","entry":[{"id":"1","text":"Ol\\u00e1","link":"https:\\/\\/x.example\\/a"}]}'
+sig = "sha256=" + hmac.new(b"meta-secret-1", body.encode(), hashlib.sha256).hexdigest()
+head = "POST /webhooks/fuzz-source HTTP/1.1\r\nHost: gw.example.com\r\nX-Hub-Signature-256: " + sig + "\r\n\r\n"
+seed("meta-verified", 0, "old-secret,meta-secret-1", head + body)
+seed("meta-pretty", 0, "meta-secret-1", head + json.dumps(json.loads(body), indent=2, ensure_ascii=False))
+seed("meta-decoded", 0, "meta-secret-1", head + body.replace("\\u00e1", "\u00e1"))
+sha1 = "sha1=" + hmac.new(b"meta-secret-1", body.encode(), hashlib.sha1).hexdigest()
+seed("meta-sha1", 0, "meta-secret-1", "X-Hub-Signature: " + sha1 + "\n\n" + body)
+waha = hmac.new(b"waha-key-1", body.encode(), hashlib.sha512).hexdigest()
+seed("waha", 1, "waha-key-1", "X-Webhook-Hmac: " + waha + "\nX-Webhook-Hmac-Algorithm: sha512\n\n" + body)
+form = "Body=hi&From=whatsapp%3A%2B15550001111&MessageSid=SM1"
+url = "https://gw.example.com/prod/webhooks/fuzz-source"
+params = sorted((k, v.replace("%3A", ":").replace("%2B", "+")) for k, v in (p.split("=") for p in form.split("&")))
+signed = url + "".join(k + v for k, v in params)
+tw = base64.b64encode(hmac.new(b"twilio-token-1", signed.encode(), hashlib.sha1).digest()).decode()
+seed("twilio-url", 2, "twilio-token-1", "POST /webhooks/fuzz-source HTTP/1.1\nHost: internal:3000\nX-Twilio-Signature: " + tw + "\n\n" + form, url)
+seed("twilio-public", 2, "twilio-token-1", "POST /webhooks/fuzz-source HTTP/1.1\nX-Twilio-Signature: " + tw + "\n\n" + form, "", url)
+seed("gupshup-query", 4, "token-one,token-two", "POST /webhooks/fuzz-source?token=token-two HTTP/1.1\nAuthorization: Bearer token-one\n\n{}")
+seed("evolution-apikey", 5, "instance-key", 'Content-Type: application/json\n\n{"event":"messages.upsert","apikey":"instance-key"}')
+EOF
 
 for t in "${targets[@]}"; do printf '%-16s %4d inputs\n' "$t" "$(ls "corpus/$t" | wc -l)"; done

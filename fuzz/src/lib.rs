@@ -1,6 +1,7 @@
 //! Checks shared by the wagate fuzz targets.
 
 pub mod admin;
+pub mod diagnose;
 pub mod queue;
 pub mod retry;
 pub mod sources;
