@@ -1,0 +1,400 @@
+//! The operator console in a real headless Chromium against local mode on 127.0.0.1: an
+//! operator logs in (a wrong key refused), creates an endpoint at a receiver answering 500,
+//! sends a test event and sees the failed attempt, retries it once the receiver answers 200 and
+//! sees it delivered, rotates the signing secret (shown once), reads the sources, labels a
+//! conversation made by a signed sample webhook, and (when the API has the route) diagnoses a
+//! captured request. Every page is checked with axe-core (no serious or critical violation)
+//! and photographed at desktop and phone width into `target/console-screenshots/`.
+//!
+//! Needs Chromium, chromedriver and axe-core (`scripts/test.sh` installs them); fails, never
+//! skips, without them.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tests::browser::Browser;
+use tests::receiver::{Answer, Receiver};
+use wagate_local::config::LocalConfig;
+use wagate_local::gateway::Gateway;
+use wagate_local::sample::{meta_text, request_headers, wamid};
+
+use crate::e2e::{API_KEY, post, start_with_api};
+
+const DESKTOP: (u32, u32) = (1280, 800);
+const PHONE: (u32, u32) = (390, 844);
+
+/// axe-core's browser build: `$WAGATE_AXE_JS`, else `target/axe` under the repository (where
+/// `scripts/test.sh` runs `npm install --prefix target/axe axe-core@4`).
+fn axe_source() -> String {
+    let path = std::env::var_os("WAGATE_AXE_JS").map_or_else(
+        || tests::repo_root().join("target/axe/node_modules/axe-core/axe.min.js"),
+        PathBuf::from,
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is needed for the console's accessibility checks ({}: {e}): run \
+             `npm install --prefix target/axe axe-core@4` (scripts/test.sh does)",
+            path.display()
+        )
+    })
+}
+
+fn screenshots() -> PathBuf {
+    tests::repo_root().join("target/console-screenshots")
+}
+
+/// The page as a browser at desktop and at phone width sees it, saved as `{name}-desktop.png`
+/// and `{name}-phone.png`; the window is left at desktop width.
+async fn snap(browser: &Browser, name: &str) {
+    let dir = screenshots();
+    browser.resize(PHONE.0, PHONE.1).await;
+    browser.wait("main h1").await;
+    browser
+        .screenshot(&dir.join(format!("{name}-phone.png")))
+        .await;
+    browser.resize(DESKTOP.0, DESKTOP.1).await;
+    browser.wait("main h1").await;
+    browser
+        .screenshot(&dir.join(format!("{name}-desktop.png")))
+        .await;
+}
+
+/// Runs axe-core on the page; fails listing any serious or critical violation.
+async fn accessible(browser: &Browser, axe: &str, page: &str) {
+    let loaded = browser
+        .script(
+            &format!("{axe}\n;return typeof window.axe === 'object';"),
+            json!([]),
+        )
+        .await;
+    assert_eq!(loaded, true, "axe-core did not load on {page}");
+    let found = browser
+        .script_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']})
+               .then((r) => done(r.violations.map((v) => ({
+                 id: v.id, impact: v.impact, help: v.help,
+                 nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' '))}))))
+               .catch((e) => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));",
+            json!([]),
+        )
+        .await;
+    let violations = found.as_array().cloned().unwrap_or_default();
+    let grave: Vec<&Value> = violations
+        .iter()
+        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+        .collect();
+    for v in &violations {
+        eprintln!(
+            "axe on {page}: {} ({}): {} at {}",
+            v["id"], v["impact"], v["help"], v["nodes"]
+        );
+    }
+    assert!(
+        grave.is_empty(),
+        "serious or critical accessibility violations on {page}: {grave:#?}"
+    );
+}
+
+/// Opens a console route (`#/…`) and waits for its heading.
+async fn open(browser: &Browser, base: &str, route: &str, heading: &str) {
+    browser.goto(&format!("{base}/console/{route}")).await;
+    browser.wait_text("main h1", heading).await;
+}
+
+/// An authenticated management API call, as a client other than the browser.
+async fn api(gateway: &Gateway, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .request(method, format!("http://{}/v1{path}", gateway.addr()))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
+    let axe = axe_source();
+    // The first delivery is refused with a 500; every later one is accepted.
+    let receiver = Receiver::start(vec![Answer::status(500)]).await;
+    let gateway = start_with_api(vec![]).await;
+    let base = format!("http://{}", gateway.addr());
+    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+
+    // The bare path redirects to the page; a wrong key is refused, the right one lets in.
+    browser.goto(&format!("{base}/console")).await;
+    browser.wait_text("main h1", "Log in").await;
+    assert!(browser.url().await.contains("/console/"));
+    snap(&browser, "login").await;
+    accessible(&browser, &axe, "login").await;
+    browser
+        .fill("#login input[name=key]", "not-the-admin-key-000")
+        .await;
+    browser.click("#login button[type=submit]").await;
+    browser.wait_text("#login-error", "refused").await;
+    assert!(browser.find("#nav:not([hidden])").await.is_none());
+    browser.fill("#login input[name=key]", API_KEY).await;
+    browser.click("#login button[type=submit]").await;
+    browser.wait_text("main h1", "Overview").await;
+    browser.wait("#nav").await;
+    let stored = browser
+        .script(
+            "return [sessionStorage.length, localStorage.length, location.href];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(stored[0], 1, "the key is in sessionStorage");
+    assert_eq!(stored[1], 0, "nothing in localStorage");
+    assert!(!stored[2].as_str().unwrap().contains(API_KEY), "{stored}");
+    snap(&browser, "overview").await;
+    accessible(&browser, &axe, "overview").await;
+
+    // An endpoint at the receiver, with a write-only header.
+    open(&browser, &base, "#/endpoints", "Endpoints").await;
+    browser.wait_text("main", "No endpoints yet").await;
+    browser.click("a[href='#/endpoints/new']").await;
+    browser.wait_text("main h1", "New endpoint").await;
+    browser
+        .fill("main form input[name=url]", &receiver.url("/hook"))
+        .await;
+    browser
+        .fill(
+            "main form input[name=event_types]",
+            "whatsapp.message.received",
+        )
+        .await;
+    browser.click("main form fieldset button").await;
+    browser
+        .fill("main form input[name=header-name]", "X-Receiver-Key")
+        .await;
+    browser
+        .fill(
+            "main form input[name=header-value]",
+            "receiver-secret-value-1",
+        )
+        .await;
+    accessible(&browser, &axe, "new endpoint").await;
+    browser.click("main form button[type=submit]").await;
+    let first_secret = browser.wait_text("#secret-value", "whsec_").await;
+    let heading = browser.text("main h1").await;
+    let id = heading
+        .strip_prefix("Endpoint ")
+        .unwrap_or_else(|| panic!("{heading}"))
+        .to_owned();
+    let page = browser.page_text().await;
+    assert!(page.contains("1 header set"), "{page}");
+    assert!(!page.contains("receiver-secret-value-1"), "{page}");
+
+    // A test event: the receiver answers 500, the console shows the failed attempt.
+    browser.click("#test-form button[type=submit]").await;
+    let result = browser.wait_text("#test-result", "Test failed").await;
+    assert!(result.contains("500"), "{result}");
+    assert!(result.contains(" ms"), "{result}");
+    snap(&browser, "endpoint").await;
+    accessible(&browser, &axe, "endpoint").await;
+    let (_, shown) = api(&gateway, reqwest::Method::GET, &format!("/endpoints/{id}")).await;
+    assert_eq!(shown["headers"]["X-Receiver-Key"], "********", "{shown}");
+    assert_eq!(receiver.received().len(), 1);
+    assert_eq!(
+        receiver.received()[0].header("x-receiver-key"),
+        Some("receiver-secret-value-1")
+    );
+
+    // The secret was shown once: not after coming back.
+    open(&browser, &base, "#/endpoints", "Endpoints").await;
+    browser.wait_text("main table", &id).await;
+    browser.click(&format!("a[href='#/endpoints/{id}']")).await;
+    browser.wait_text("main h1", &id).await;
+    assert!(browser.find("#secret-box").await.is_none());
+
+    // The failed test delivery, retried now that the receiver answers 200.
+    open(
+        &browser,
+        &base,
+        &format!("#/deliveries?endpoint_id={id}"),
+        "Deliveries",
+    )
+    .await;
+    browser.wait("main table").await;
+    browser
+        .click("main table tbody tr:first-child td:first-child a")
+        .await;
+    browser.wait_text("main h1", "Delivery").await;
+    browser.wait_text("ol.timeline", "500").await;
+    accessible(&browser, &axe, "failed delivery").await;
+    browser.click("#retry").await;
+    browser.wait_text("#flash", "Retry queued").await;
+    browser
+        .until("the retried delivery to be delivered", || async {
+            browser.click("#refresh").await;
+            let timeline = browser.text("ol.timeline").await;
+            (timeline.contains("Attempt 2") && timeline.contains("200")).then_some(())
+        })
+        .await;
+    assert_eq!(receiver.received().len(), 2);
+    snap(&browser, "delivery").await;
+    accessible(&browser, &axe, "delivery").await;
+    open(
+        &browser,
+        &base,
+        &format!("#/deliveries?endpoint_id={id}"),
+        "Deliveries",
+    )
+    .await;
+    browser.wait_text("main table", "delivered").await;
+    snap(&browser, "deliveries").await;
+    accessible(&browser, &axe, "deliveries").await;
+
+    // Rotating the secret shows the new one, once, until dismissed.
+    open(&browser, &base, &format!("#/endpoints/{id}"), &id).await;
+    browser.click("#rotate-form button[type=submit]").await;
+    let second_secret = browser.wait_text("#secret-value", "whsec_").await;
+    assert_ne!(first_secret, second_secret);
+    browser
+        .wait_text("main", "Previous secret signs until")
+        .await;
+    snap(&browser, "secret-rotated").await;
+    browser.click("#secret-box button:last-child").await;
+    browser.wait_gone("#secret-box").await;
+
+    // Sources: the webhook URL to give each provider (once the API lists them).
+    let (sources_status, _) = api(&gateway, reqwest::Method::GET, "/sources").await;
+    let have_sources = sources_status == 200;
+    open(&browser, &base, "#/sources", "Sources").await;
+    if have_sources {
+        let table = browser.wait_text("main table", "meta-demo").await;
+        assert!(
+            table.contains(&format!("{base}/webhooks/meta-demo")),
+            "{table}"
+        );
+    } else {
+        browser.wait("#sources-unavailable").await;
+    }
+    snap(&browser, "sources").await;
+    accessible(&browser, &axe, "sources").await;
+
+    // A conversation made by a signed sample webhook, labelled from the console.
+    let body = meta_text(
+        "15550002222",
+        "Carla Example",
+        &wamid(),
+        "hi there",
+        Utc::now(),
+    );
+    assert_eq!(post(&gateway, "meta-demo", &body.to_string()).await.0, 200);
+    tests::wait::until_async("the conversation", tests::browser::PATIENCE, || async {
+        let (_, page) = api(&gateway, reqwest::Method::GET, "/conversations").await;
+        page["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    open(&browser, &base, "#/conversations", "Conversations").await;
+    browser.wait_text("main table", "Carla Example").await;
+    snap(&browser, "conversations").await;
+    accessible(&browser, &axe, "conversations").await;
+    browser
+        .click("main table a[href^='#/conversations/']")
+        .await;
+    browser
+        .wait_text("main h1", "Conversation with Carla Example")
+        .await;
+    browser.wait_text("ol.messages", "hi there").await;
+    browser
+        .fill("#labels-form input[name=labels]", "vip, billing")
+        .await;
+    browser.click("#labels-form button[type=submit]").await;
+    browser.wait_text("#flash", "Labels saved").await;
+    browser.wait_text("main", "billing").await;
+    let conversation = browser.url().await;
+    let conversation = conversation
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, shown) = api(
+        &gateway,
+        reqwest::Method::GET,
+        &format!("/conversations/{conversation}"),
+    )
+    .await;
+    assert_eq!(shown["labels"], json!(["vip", "billing"]), "{shown}");
+    snap(&browser, "conversation").await;
+    accessible(&browser, &axe, "conversation").await;
+
+    // The signature diagnosis of a captured request (once the API has the route).
+    open(&browser, &base, "#/diagnose", "Diagnose").await;
+    if have_sources {
+        let config = LocalConfig::sample().unwrap();
+        let url = format!("{base}/webhooks/meta-demo");
+        let body = meta_text(
+            "15550002222",
+            "Carla Example",
+            &wamid(),
+            "again",
+            Utc::now(),
+        )
+        .to_string();
+        let headers = request_headers(config.source("meta-demo").unwrap(), &url, body.as_bytes());
+        let mut raw = String::from("POST /webhooks/meta-demo HTTP/1.1\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\n"));
+        }
+        raw.push('\n');
+        raw.push_str(&body);
+        browser.choose("#diagnose-form select", "meta-demo").await;
+        browser.fill("#diagnose-form textarea", &raw).await;
+        browser.click("#diagnose-form button[type=submit]").await;
+        let verdict = browser.wait_text("#verdict", "Accepted").await;
+        assert!(verdict.contains("verified"), "{verdict}");
+    } else {
+        browser.wait("#sources-unavailable").await;
+    }
+    snap(&browser, "diagnose").await;
+    accessible(&browser, &axe, "diagnose").await;
+
+    // Nothing the CSP refused, no script error.
+    if let Some(log) = browser.console_log().await {
+        let bad: Vec<&String> = log
+            .iter()
+            .filter(|l| {
+                l.contains("Content Security Policy")
+                    || l.contains("Refused to")
+                    || l.contains("Uncaught")
+                    || l.starts_with("SEVERE") && !l.contains("the server responded with a status")
+            })
+            .collect();
+        assert!(bad.is_empty(), "browser console: {bad:#?}");
+    }
+
+    // Logging out forgets the key.
+    browser.click("#logout").await;
+    browser.wait_text("main h1", "Log in").await;
+    let left = browser
+        .script("return sessionStorage.length;", json!([]))
+        .await;
+    assert_eq!(left, 0);
+
+    drop(browser);
+    if std::env::var_os("WAGATE_UPDATE_CONSOLE_DOCS").is_some() {
+        let docs = tests::repo_root().join("docs/console");
+        std::fs::create_dir_all(&docs).unwrap();
+        for name in [
+            "endpoint-desktop",
+            "delivery-desktop",
+            "conversation-desktop",
+            "sources-desktop",
+            "diagnose-desktop",
+            "endpoint-phone",
+            "conversation-phone",
+        ] {
+            let from = screenshots().join(format!("{name}.png"));
+            std::fs::copy(&from, docs.join(format!("{name}.png")))
+                .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+        }
+    }
+    gateway.shutdown(Duration::from_secs(5)).await;
+}
