@@ -52,7 +52,7 @@ export async function renderSources(ctx) {
     if (s.public_url) extra.push(`signed URL ${s.public_url}`);
     if (s.sends) extra.push('sends messages');
     return [
-      h('span.mono', {}, s.id),
+      s.id,
       s.provider,
       h('div', {}, h('code', {}, url), ' ', copyButton(url, 'URL')),
       h('div', {}, secretsCell(s), ` by ${s.verification}`),
@@ -121,7 +121,15 @@ export async function renderDiagnose(ctx) {
     replace(result);
     await busy(form, async () => {
       try {
-        const text = file.files && file.files[0] ? await readFile(file.files[0]) : raw.value;
+        let text = raw.value;
+        if (file.files && file.files[0]) {
+          try {
+            text = await readFile(file.files[0]);
+          } catch (e) {
+            error.textContent = `The file could not be read (${e && e.name ? e.name : e}): choose it again.`;
+            return;
+          }
+        }
         if (!text.trim()) {
           error.textContent = 'Paste a captured request or choose a file.';
           return;
