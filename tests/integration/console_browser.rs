@@ -10,7 +10,14 @@
 //! skips, without them.
 
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -45,20 +52,59 @@ fn screenshots() -> PathBuf {
     tests::repo_root().join("target/console-screenshots")
 }
 
-/// The page as a browser at desktop and at phone width sees it, saved as `{name}-desktop.png`
-/// and `{name}-phone.png`; the window is left at desktop width.
+/// The tallest screenshot taken: a whole page up to this height.
+const TALLEST: u32 = 2000;
+
+/// The page at phone and at desktop width, whole (up to [`TALLEST`]), saved as
+/// `{name}-phone.png` and `{name}-desktop.png`; fails if anything is wider than the phone's
+/// screen. The viewport is left at desktop size.
 async fn snap(browser: &Browser, name: &str) {
     let dir = screenshots();
-    browser.resize(PHONE.0, PHONE.1).await;
-    browser.wait("main h1").await;
-    browser
-        .screenshot(&dir.join(format!("{name}-phone.png")))
-        .await;
-    browser.resize(DESKTOP.0, DESKTOP.1).await;
-    browser.wait("main h1").await;
-    browser
-        .screenshot(&dir.join(format!("{name}-desktop.png")))
-        .await;
+    for (form, (width, height), mobile) in [("phone", PHONE, true), ("desktop", DESKTOP, false)] {
+        browser.viewport(width, height, mobile).await;
+        browser.wait("main h1").await;
+        let layout = browser
+            .script(
+                "window.scrollTo(0, 0);
+                 const width = document.documentElement.clientWidth;
+                 const wide = [...document.querySelectorAll('body *')]
+                   .filter((e) => e.getBoundingClientRect().right > width + 1)
+                   .slice(0, 8)
+                   .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                     + (typeof e.className === 'string' && e.className ? '.' + e.className.replace(/ /g, '.') : ''));
+                 return {width, wide, height: document.documentElement.scrollHeight};",
+                json!([]),
+            )
+            .await;
+        assert_eq!(
+            layout["wide"],
+            json!([]),
+            "{name} at {form} width: wider than the screen"
+        );
+        let full = layout["height"].as_u64().map_or(height, |h| {
+            u32::try_from(h).unwrap_or(TALLEST).clamp(height, TALLEST)
+        });
+        browser.viewport(width, full, mobile).await;
+        browser
+            .screenshot(&dir.join(format!("{name}-{form}.png")))
+            .await;
+    }
+    browser.viewport(DESKTOP.0, DESKTOP.1, false).await;
+}
+
+/// With `WAGATE_UPDATE_CONSOLE_DOCS` set, copies these screenshots to `docs/console/` (the
+/// README shows them).
+fn publish(names: &[&str]) {
+    if std::env::var_os("WAGATE_UPDATE_CONSOLE_DOCS").is_none() {
+        return;
+    }
+    let docs = tests::repo_root().join("docs/console");
+    std::fs::create_dir_all(&docs).unwrap();
+    for name in names {
+        let from = screenshots().join(format!("{name}.png"));
+        std::fs::copy(&from, docs.join(format!("{name}.png")))
+            .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
 }
 
 /// Runs axe-core on the page; fails listing any serious or critical violation.
@@ -125,6 +171,7 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     let gateway = start_with_api(vec![]).await;
     let base = format!("http://{}", gateway.addr());
     let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    browser.viewport(DESKTOP.0, DESKTOP.1, false).await;
 
     // The bare path redirects to the page; a wrong key is refused, the right one lets in.
     browser.goto(&format!("{base}/console")).await;
@@ -275,7 +322,7 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     } else {
         browser.wait("#sources-unavailable").await;
     }
-    snap(&browser, "sources").await;
+    snap(&browser, "sources-live").await;
     accessible(&browser, &axe, "sources").await;
 
     // A conversation made by a signed sample webhook, labelled from the console.
@@ -353,7 +400,7 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     } else {
         browser.wait("#sources-unavailable").await;
     }
-    snap(&browser, "diagnose").await;
+    snap(&browser, "diagnose-live").await;
     accessible(&browser, &axe, "diagnose").await;
 
     // Nothing the CSP refused, no script error.
@@ -379,22 +426,204 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     assert_eq!(left, 0);
 
     drop(browser);
-    if std::env::var_os("WAGATE_UPDATE_CONSOLE_DOCS").is_some() {
-        let docs = tests::repo_root().join("docs/console");
-        std::fs::create_dir_all(&docs).unwrap();
-        for name in [
-            "endpoint-desktop",
-            "delivery-desktop",
-            "conversation-desktop",
-            "sources-desktop",
-            "diagnose-desktop",
-            "endpoint-phone",
-            "conversation-phone",
-        ] {
-            let from = screenshots().join(format!("{name}.png"));
-            std::fs::copy(&from, docs.join(format!("{name}.png")))
-                .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-        }
-    }
+    publish(&[
+        "endpoint-desktop",
+        "delivery-desktop",
+        "deliveries-desktop",
+        "conversation-desktop",
+        "endpoint-phone",
+        "conversation-phone",
+    ]);
     gateway.shutdown(Duration::from_secs(5)).await;
+}
+
+/// What the sources contract stub was asked to diagnose.
+type Diagnosed = Arc<Mutex<Vec<Value>>>;
+
+const STUB_KEY: &str = "stub-admin-key-0123456789";
+
+/// A gateway behind API Gateway's `prod` stage, as far as the console can tell: the console at
+/// `/prod/console/`, and `/prod/v1` answering the sources routes' contract (`GET /v1/sources`,
+/// `POST /v1/sources/{id}/diagnose`) from fixtures, and an empty endpoint list for the login.
+async fn stub_api(
+    State(diagnosed): State<Diagnosed>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(answer) = shared::console::serve(&method, uri.path()) {
+        return answer;
+    }
+    let json = |status: StatusCode, value: Value| (status, axum::Json(value)).into_response();
+    let Some(route) = uri.path().strip_prefix("/prod/v1") else {
+        return json(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": "not_found", "message": "no such route"}}),
+        );
+    };
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(STUB_KEY) {
+        return json(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": {"code": "unauthorized", "message": "a valid X-API-Key header is required"}}),
+        );
+    }
+    match (method, route) {
+        (Method::GET, "/endpoints") => {
+            json(StatusCode::OK, json!({"data": [], "next_cursor": null}))
+        }
+        (Method::GET, "/sources") => json(
+            StatusCode::OK,
+            json!({"data": [
+                {"id": "meta-main", "provider": "meta", "verification": "signature",
+                 "webhook_path": "/webhooks/meta-main", "secrets": 2, "verify_tokens": 1, "sends": true},
+                {"id": "twilio-main", "provider": "twilio", "verification": "signature",
+                 "webhook_path": "/webhooks/twilio-main", "secrets": 1, "verify_tokens": 0,
+                 "public_url": "https://hooks.example.com/webhooks/twilio-main", "sends": false},
+                {"id": "gupshup-main", "provider": "gupshup", "verification": "token",
+                 "webhook_path": "/webhooks/gupshup-main", "secrets": 0, "verify_tokens": 0,
+                 "token_header": "x-wagate-token", "token_query": "token", "sends": false}
+            ]}),
+        ),
+        (Method::POST, "/sources/meta-main/diagnose") => {
+            let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let raw = asked["raw"].as_str().unwrap_or_default().to_owned();
+            diagnosed.lock().unwrap().push(asked);
+            let answer = if raw.contains("sha256=") {
+                json!({"verdict": "verified", "accepted": true, "provider": "meta",
+                       "summary": "The X-Hub-Signature-256 signature matches the body as captured.",
+                       "checked": "X-Hub-Signature-256", "secrets_configured": 2,
+                       "matched_secret": {"index": 1, "of": 2}, "hints": []})
+            } else {
+                json!({"verdict": "header_missing", "accepted": false, "provider": "meta",
+                       "summary": "The request has no X-Hub-Signature-256 header.",
+                       "checked": "X-Hub-Signature-256", "secrets_configured": 2,
+                       "hints": ["Check that no proxy drops the X-Hub-Signature-256 header.",
+                                 "Meta signs every webhook with the app secret once one is set."]})
+            };
+            json(StatusCode::OK, answer)
+        }
+        // The API is throttled: API Gateway answers 429 above the admin rate.
+        (Method::POST, "/sources/twilio-main/diagnose") => {
+            let mut answer = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"message": "Too Many Requests"}),
+            );
+            answer
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("7"));
+            answer
+        }
+        _ => json(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": "not_found", "message": "no such route"}}),
+        ),
+    }
+}
+
+/// The sources and diagnosis pages against the routes' contract, behind a stage prefix: the
+/// webhook URLs keep the stage, the API calls go to `/prod/v1`, a pasted capture and an
+/// uploaded one are sent as `raw` (with the URL when given), and the verdicts read right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_and_the_signature_diagnosis_work_behind_a_stage_prefix() {
+    let axe = axe_source();
+    let diagnosed = Diagnosed::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .fallback(stub_api)
+        .with_state(diagnosed.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    browser.viewport(DESKTOP.0, DESKTOP.1, false).await;
+
+    browser.goto(&format!("{base}/prod/console")).await;
+    browser.wait_text("main h1", "Log in").await;
+    assert!(
+        browser
+            .url()
+            .await
+            .starts_with(&format!("{base}/prod/console/"))
+    );
+    browser.fill("#login input[name=key]", API_KEY).await;
+    browser.click("#login button[type=submit]").await;
+    browser.wait_text("#login-error", "refused").await;
+    browser.fill("#login input[name=key]", STUB_KEY).await;
+    browser.click("#login button[type=submit]").await;
+    browser.wait_text("main h1", "Overview").await;
+
+    open(&browser, &format!("{base}/prod"), "#/sources", "Sources").await;
+    let table = browser.wait_text("main table", "meta-main").await;
+    for expected in [
+        format!("{base}/prod/webhooks/meta-main"),
+        format!("{base}/prod/webhooks/gupshup-main"),
+        "2 secrets set".to_owned(),
+        "no secret set".to_owned(),
+        "1 verify token".to_owned(),
+        "token query ?token=".to_owned(),
+    ] {
+        assert!(table.contains(&expected), "{expected} in {table}");
+    }
+    snap(&browser, "sources").await;
+    accessible(&browser, &axe, "sources").await;
+
+    // A pasted capture with its signature: accepted, by the second secret.
+    browser.click("a[href='#/diagnose?source=meta-main']").await;
+    browser.wait_text("main h1", "Diagnose").await;
+    let capture = "POST /prod/webhooks/meta-main HTTP/1.1\nContent-Type: application/json\n\
+                   X-Hub-Signature-256: sha256=0123abcd\n\n{\"object\":\"whatsapp_business_account\"}";
+    browser.fill("#diagnose-form textarea", capture).await;
+    browser
+        .fill(
+            "#diagnose-form input[name=url]",
+            "https://hooks.example.com/webhooks/meta-main",
+        )
+        .await;
+    browser.click("#diagnose-form button[type=submit]").await;
+    let verdict = browser.wait_text("#verdict", "Accepted: verified").await;
+    assert!(verdict.contains("secret 2 of 2"), "{verdict}");
+    assert!(browser.find("#verdict.accepted").await.is_some());
+    snap(&browser, "diagnose").await;
+    accessible(&browser, &axe, "diagnose").await;
+
+    // An uploaded capture without it: refused, with the hints.
+    let file = std::env::temp_dir().join(format!("wagate-capture-{}.txt", std::process::id()));
+    std::fs::write(&file, "POST /prod/webhooks/meta-main HTTP/1.1\n\n{}").unwrap();
+    let input = browser.wait("#diagnose-form input[type=file]").await;
+    browser.type_into(&input, &file.display().to_string()).await;
+    browser.click("#diagnose-form button[type=submit]").await;
+    let verdict = browser
+        .wait_text("#verdict", "Refused: header missing")
+        .await;
+    assert!(verdict.contains("proxy drops"), "{verdict}");
+    assert!(browser.find("#verdict.refused").await.is_some());
+    snap(&browser, "diagnose-refused").await;
+    accessible(&browser, &axe, "refused diagnosis").await;
+
+    // A throttled answer asks the operator to slow down.
+    browser.choose("#diagnose-form select", "twilio-main").await;
+    browser.click("#diagnose-form button[type=submit]").await;
+    browser
+        .wait_text("#diagnose-form .error", "slow down and try again in 7 s")
+        .await;
+
+    let _ = std::fs::remove_file(&file);
+    let asked = diagnosed.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[0]["raw"], capture);
+    assert_eq!(
+        asked[0]["url"],
+        "https://hooks.example.com/webhooks/meta-main"
+    );
+    assert_eq!(
+        asked[1]["raw"],
+        "POST /prod/webhooks/meta-main HTTP/1.1\n\n{}"
+    );
+    publish(&[
+        "sources-desktop",
+        "diagnose-desktop",
+        "diagnose-refused-phone",
+    ]);
 }

@@ -349,6 +349,11 @@ impl Browser {
             json!({}),
         )
         .await;
+        self.type_into(&el, text).await;
+    }
+
+    /// Types `text` into `el` (for a file input: the path of the file to choose).
+    pub async fn type_into(&self, el: &Element, text: &str) {
         self.command(
             reqwest::Method::POST,
             &format!("/element/{}/value", el.0),
@@ -376,6 +381,26 @@ impl Browser {
             reqwest::Method::POST,
             "/window/rect",
             json!({"width": width, "height": height}),
+        )
+        .await;
+    }
+
+    /// Runs a Chrome DevTools Protocol command through chromedriver.
+    pub async fn cdp(&self, cmd: &str, params: Value) -> Value {
+        self.command(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            json!({"cmd": cmd, "params": params}),
+        )
+        .await
+    }
+
+    /// Makes the page's viewport exactly `width`×`height` CSS pixels (a phone's when `mobile`),
+    /// whatever the window around it.
+    pub async fn viewport(&self, width: u32, height: u32, mobile: bool) {
+        self.cdp(
+            "Emulation.setDeviceMetricsOverride",
+            json!({"width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile}),
         )
         .await;
     }
