@@ -296,6 +296,15 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     browser.wait_text("main table", "delivered").await;
     snap(&browser, "deliveries").await;
     accessible(&browser, &axe, "deliveries").await;
+    // Filtered by status through the form; the dead-letter queue redriven (it is empty).
+    browser
+        .choose("#delivery-filters select[name=status]", "dead_lettered")
+        .await;
+    browser.click("#delivery-filters button[type=submit]").await;
+    browser.wait_text("main", "No deliveries match").await;
+    assert!(browser.url().await.contains("status=dead_lettered"));
+    browser.click("#redrive-form button[type=submit]").await;
+    browser.wait_text("#redrive-result", "Moved 0").await;
 
     // Rotating the secret shows the new one, once, until dismissed.
     open(&browser, &base, &format!("#/endpoints/{id}"), &id).await;
@@ -308,6 +317,22 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     snap(&browser, "secret-rotated").await;
     browser.click("#secret-box button:last-child").await;
     browser.wait_gone("#secret-box").await;
+
+    // Edited (the write-only header kept), disabled, enabled.
+    browser
+        .fill("#edit-form input[name=description]", "Orders service")
+        .await;
+    browser.click("#edit-form button[type=submit]").await;
+    browser.wait_text("#flash", "Endpoint saved").await;
+    browser.wait_text("main dl", "Orders service").await;
+    browser.click("#toggle").await;
+    browser.wait_text("#flash", "Endpoint disabled").await;
+    browser.wait_text("main dl", "disabled").await;
+    browser.click("#toggle").await;
+    browser.wait_text("#flash", "Endpoint enabled").await;
+    let (_, shown) = api(&gateway, reqwest::Method::GET, &format!("/endpoints/{id}")).await;
+    assert_eq!(shown["description"], "Orders service", "{shown}");
+    assert_eq!(shown["enabled"], true, "{shown}");
 
     // Sources: the webhook URL to give each provider (once the API lists them).
     let (sources_status, _) = api(&gateway, reqwest::Method::GET, "/sources").await;
@@ -369,8 +394,49 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     )
     .await;
     assert_eq!(shown["labels"], json!(["vip", "billing"]), "{shown}");
+    // A note, a transfer, then closed.
+    browser
+        .fill("#note-form textarea", "Called back about the invoice")
+        .await;
+    browser.fill("#note-form input[name=author]", "ops").await;
+    browser.click("#note-form button[type=submit]").await;
+    browser.wait_text("#flash", "Note added").await;
+    browser
+        .wait_text("#notes", "Called back about the invoice")
+        .await;
+    browser
+        .fill("#transfer-form input[name=to_team]", "support")
+        .await;
+    browser.click("#transfer-form button[type=submit]").await;
+    browser
+        .wait_text("#flash", "Conversation transferred")
+        .await;
+    browser.wait_text("main dl", "team support").await;
     snap(&browser, "conversation").await;
     accessible(&browser, &axe, "conversation").await;
+    browser.click("#close-conversation").await;
+    browser.wait_text("#flash", "Conversation closed").await;
+    browser.wait_text("main dl", "ended").await;
+    let (_, shown) = api(
+        &gateway,
+        reqwest::Method::GET,
+        &format!("/conversations/{conversation}"),
+    )
+    .await;
+    assert_eq!(shown["status"], "ended", "{shown}");
+    assert_eq!(shown["notes"][0]["text"], "Called back about the invoice");
+    assert_eq!(shown["assignee"]["team_id"], "support", "{shown}");
+    // The message reached the endpoint with the header value the edit kept.
+    tests::wait::until(
+        "the message at the receiver",
+        tests::browser::PATIENCE,
+        || receiver.received().len() >= 3,
+    )
+    .await;
+    assert_eq!(
+        receiver.received()[2].header("x-receiver-key"),
+        Some("receiver-secret-value-1")
+    );
 
     // The signature diagnosis of a captured request (once the API has the route).
     open(&browser, &base, "#/diagnose", "Diagnose").await;
@@ -416,6 +482,14 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
             .collect();
         assert!(bad.is_empty(), "browser console: {bad:#?}");
     }
+
+    // The endpoint deleted, after asking again.
+    open(&browser, &base, &format!("#/endpoints/{id}"), &id).await;
+    browser.click("main button.danger").await;
+    browser.wait_text("main", "Delete ").await;
+    browser.click("main button.danger").await;
+    browser.wait_text("#flash", "deleted").await;
+    browser.wait_text("main", "No endpoints yet").await;
 
     // Logging out forgets the key.
     browser.click("#logout").await;

@@ -92,7 +92,7 @@ function endpointForm(current, submitText, onSubmit) {
   for (const name of Object.keys(current?.headers || {})) addRow(name, true);
   const add = h('button.secondary', { type: 'button', onclick: () => addRow('', false) }, 'Add header');
   const error = h('p.error', { role: 'alert' });
-  const form = h('form.panel', { novalidate: true },
+  const form = h('form.panel', { id: current ? 'edit-form' : 'create-form', novalidate: true },
     field('URL', url, 'Where deliveries go (https).'),
     field('Description', description),
     field('Event type filters', types, 'Comma-separated: exact types (whatsapp.message.received), families (whatsapp.message.*) or *. Empty: every event.'),
