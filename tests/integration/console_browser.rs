@@ -144,6 +144,25 @@ async fn accessible(browser: &Browser, axe: &str, page: &str) {
     );
 }
 
+/// Fails if the browser console shows anything the CSP refused or a script error (failed API
+/// answers, which the pages report themselves, are expected).
+async fn no_script_errors(browser: &Browser) {
+    let log = browser
+        .console_log()
+        .await
+        .expect("chromedriver keeps the browser console (POST /se/log)");
+    let bad: Vec<&String> = log
+        .iter()
+        .filter(|l| {
+            l.contains("Content Security Policy")
+                || l.contains("Refused to")
+                || l.contains("Uncaught")
+                || (l.starts_with("SEVERE") && !l.contains("the server responded with a status"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "browser console: {bad:#?}");
+}
+
 /// Opens a console route (`#/…`) and waits for its heading.
 async fn open(browser: &Browser, base: &str, route: &str, heading: &str) {
     browser.goto(&format!("{base}/console/{route}")).await;
@@ -469,24 +488,12 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     snap(&browser, "diagnose-live").await;
     accessible(&browser, &axe, "diagnose").await;
 
-    // Nothing the CSP refused, no script error.
-    if let Some(log) = browser.console_log().await {
-        let bad: Vec<&String> = log
-            .iter()
-            .filter(|l| {
-                l.contains("Content Security Policy")
-                    || l.contains("Refused to")
-                    || l.contains("Uncaught")
-                    || l.starts_with("SEVERE") && !l.contains("the server responded with a status")
-            })
-            .collect();
-        assert!(bad.is_empty(), "browser console: {bad:#?}");
-    }
+    no_script_errors(&browser).await;
 
     // The endpoint deleted, after asking again.
     open(&browser, &base, &format!("#/endpoints/{id}"), &id).await;
     browser.click("main button.danger").await;
-    browser.wait_text("main", "Delete ").await;
+    browser.wait_text("main", "Yes, delete").await;
     browser.click("main button.danger").await;
     browser.wait_text("#flash", "deleted").await;
     browser.wait_text("main", "No endpoints yet").await;
@@ -683,6 +690,7 @@ async fn sources_and_the_signature_diagnosis_work_behind_a_stage_prefix() {
         .wait_text("#diagnose-form .error", "slow down and try again in 7 s")
         .await;
 
+    no_script_errors(&browser).await;
     let _ = std::fs::remove_file(&file);
     let asked = diagnosed.lock().unwrap().clone();
     assert_eq!(asked.len(), 2, "{asked:?}");
