@@ -2,7 +2,9 @@
 # The test command of the README: every test of the workspace, with a moto server (DynamoDB + SQS
 # on 127.0.0.1) for the adapter and pipeline suites. Installs what the tests need from PyPI
 # (moto's server, which brings boto3 and PyYAML; standardwebhooks) into a venv under target/
-# when the python3 on PATH lacks them. Uses $WAGATE_MOTO_URL if already set.
+# when the python3 on PATH lacks them; for the console's browser test, Chromium and chromedriver
+# (Debian packages, when run as root) and axe-core (npm, under target/axe). Uses
+# $WAGATE_MOTO_URL if already set.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Incremental compilation keeps a second copy of every workspace crate's build state (gigabytes
@@ -18,6 +20,27 @@ if ! python3 -c 'import moto.server, boto3, yaml, standardwebhooks' 2>/dev/null;
   fi
   # The tests run `python3` (moto, the template provisioner, standardwebhooks).
   export PATH="$venv/bin:$PATH"
+fi
+
+# The console's browser test: a real headless Chromium under chromedriver, and axe-core for its
+# accessibility checks. The test fails (it does not skip) when they are missing.
+if [ -z "${WAGATE_CHROMEDRIVER:-}" ] && ! { command -v chromium >/dev/null && command -v chromedriver >/dev/null; }; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "installing chromium and chromium-driver (apt) for the console browser test"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "chromium and chromedriver are missing: the console browser test will fail" \
+      "(install the Debian packages chromium and chromium-driver)" >&2
+  fi
+fi
+if [ -z "${WAGATE_AXE_JS:-}" ] && [ ! -f target/axe/node_modules/axe-core/axe.min.js ]; then
+  echo "installing axe-core into target/axe (npm) for the console's accessibility checks"
+  if ! command -v npm >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+  fi
+  npm install --silent --no-audit --no-fund --prefix target/axe axe-core@4
 fi
 
 if [ -z "${WAGATE_MOTO_URL:-}" ]; then

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod delivery;
 pub mod ids;
 pub mod media;

@@ -9,6 +9,7 @@
 
 mod admin_events;
 mod cli;
+mod console_browser;
 mod contacts_moto;
 mod contract;
 mod deliver_http;

@@ -562,6 +562,42 @@ fn webhook_routes_and_ingest_are_throttled_by_default() {
     ));
 }
 
+/// The operator console is served by the admin function, on `GET` only, under the management
+/// API's throttle (its page is public; what it shows needs an API key).
+#[test]
+fn console_routes_reach_the_admin_function_under_the_admin_throttle() {
+    let template = std::fs::read_to_string(repo_root().join("template.yaml")).unwrap();
+    let api = resource(&template, "HttpApi");
+    for route in ["\"GET /console\":", "\"GET /console/{proxy+}\":"] {
+        let settings: Vec<&str> = api
+            .lines()
+            .skip_while(|l| l.trim() != route)
+            .skip(1)
+            .take(2)
+            .map(str::trim)
+            .collect();
+        assert_eq!(
+            settings,
+            [
+                "ThrottlingRateLimit: !Ref AdminRateLimit",
+                "ThrottlingBurstLimit: !Ref AdminBurstLimit"
+            ],
+            "{route}"
+        );
+    }
+    let admin = resource(&template, "AdminFunction");
+    for path in ["/console", "/console/{proxy+}"] {
+        let method: Vec<&str> = admin
+            .lines()
+            .skip_while(|l| l.trim() != format!("Path: {path}"))
+            .skip(1)
+            .take(1)
+            .map(str::trim)
+            .collect();
+        assert_eq!(method, ["Method: GET"], "{path}");
+    }
+}
+
 /// Secrets out of the functions' configuration by default: `sam deploy` (samconfig.toml) names
 /// SSM SecureString parameters, and a customer managed key, when named, may decrypt them for
 /// ingest and admin through SSM only.

@@ -62,6 +62,7 @@ pub async fn invoke_router(router: &axum::Router, event: &str) -> Answer {
     }
 }
 
+pub mod browser;
 pub mod moto;
 pub mod policy;
 pub mod receiver;

@@ -1,7 +1,8 @@
 //! The local HTTP front: what API Gateway routes to the ingest and admin functions in a
 //! deployment, as one `axum::serve`. `GET|POST /webhooks/{source_id}` → the ingest router,
-//! `/v1/…` → the management API's router (JSON 404 without `ADMIN_API_KEYS`), `GET /healthz`,
-//! JSON 404 otherwise. Bodies are read within each router's configured limit, so an oversized
+//! `/v1/…` → the management API's router (JSON 404 without `ADMIN_API_KEYS`), `/console/…` →
+//! the operator console (served with or without the API: without it, its login fails with the
+//! API's own 404), `GET /healthz`, JSON 404 otherwise. Bodies are read within each router's configured limit, so an oversized
 //! request is refused with 413 without being buffered whole.
 
 use std::sync::Arc;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, any_service, get};
@@ -59,6 +60,12 @@ async fn admin_off() -> Response {
         "not_found",
         "the management API is off: set ADMIN_API_KEYS",
     )
+}
+
+/// The operator console's page and assets (`shared::console` decides what is a console path).
+async fn console(method: Method, uri: Uri) -> Response {
+    shared::console::serve(&method, uri.path())
+        .unwrap_or_else(|| error(StatusCode::NOT_FOUND, "not_found", "no such route"))
 }
 
 /// Counts webhook answers for the status line: accepted (with the events they enqueued),
@@ -133,6 +140,9 @@ pub fn router(front: &Front, alive: watch::Receiver<()>) -> Router {
     let app = Router::new()
         .route("/healthz", get(healthz))
         .route("/healthz/", get(healthz))
+        .route("/console", any(console))
+        .route("/console/", any(console))
+        .route("/console/{*rest}", any(console))
         .merge(ingest);
     let app = match &front.admin {
         Some(admin) => {
@@ -273,6 +283,19 @@ mod tests {
         let (_alive, rx) = watch::channel(());
         let off = router(&front(false), rx);
         assert_eq!(status(&off, "GET", "/v1/endpoints", key).await, 404);
+    }
+
+    #[tokio::test]
+    async fn the_console_is_served_with_or_without_the_management_api() {
+        for admin in [true, false] {
+            let (_alive, rx) = watch::channel(());
+            let app = router(&front(admin), rx);
+            assert_eq!(status(&app, "GET", "/console", None).await, 308);
+            assert_eq!(status(&app, "GET", "/console/", None).await, 200);
+            assert_eq!(status(&app, "GET", "/console/app.js", None).await, 200);
+            assert_eq!(status(&app, "GET", "/console/nope.js", None).await, 404);
+            assert_eq!(status(&app, "POST", "/console/", None).await, 405);
+        }
     }
 
     #[tokio::test]

@@ -1,0 +1,711 @@
+//! The operator console in a real headless Chromium against local mode on 127.0.0.1: an
+//! operator logs in (a wrong key refused), creates an endpoint at a receiver answering 500,
+//! sends a test event and sees the failed attempt, retries it once the receiver answers 200 and
+//! sees it delivered, rotates the signing secret (shown once), reads the sources, labels a
+//! conversation made by a signed sample webhook, and (when the API has the route) diagnoses a
+//! captured request. Every page is checked with axe-core (no serious or critical violation)
+//! and photographed at desktop and phone width into `target/console-screenshots/`.
+//!
+//! Needs Chromium, chromedriver and axe-core (`scripts/test.sh` installs them); fails, never
+//! skips, without them.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use tests::browser::Browser;
+use tests::receiver::{Answer, Receiver};
+use wagate_local::config::LocalConfig;
+use wagate_local::gateway::Gateway;
+use wagate_local::sample::{meta_text, request_headers, wamid};
+
+use crate::e2e::{API_KEY, post, start_with_api};
+
+const DESKTOP: (u32, u32) = (1280, 800);
+const PHONE: (u32, u32) = (390, 844);
+
+/// axe-core's browser build: `$WAGATE_AXE_JS`, else `target/axe` under the repository (where
+/// `scripts/test.sh` runs `npm install --prefix target/axe axe-core@4`).
+fn axe_source() -> String {
+    let path = std::env::var_os("WAGATE_AXE_JS").map_or_else(
+        || tests::repo_root().join("target/axe/node_modules/axe-core/axe.min.js"),
+        PathBuf::from,
+    );
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "axe-core is needed for the console's accessibility checks ({}: {e}): run \
+             `npm install --prefix target/axe axe-core@4` (scripts/test.sh does)",
+            path.display()
+        )
+    })
+}
+
+fn screenshots() -> PathBuf {
+    tests::repo_root().join("target/console-screenshots")
+}
+
+/// The tallest screenshot taken: a whole page up to this height.
+const TALLEST: u32 = 2000;
+
+/// The page at phone and at desktop width, whole (up to [`TALLEST`]), saved as
+/// `{name}-phone.png` and `{name}-desktop.png`; fails if anything is wider than the phone's
+/// screen. The viewport is left at desktop size.
+async fn snap(browser: &Browser, name: &str) {
+    let dir = screenshots();
+    for (form, (width, height), mobile) in [("phone", PHONE, true), ("desktop", DESKTOP, false)] {
+        browser.viewport(width, height, mobile).await;
+        browser.wait("main h1").await;
+        let layout = browser
+            .script(
+                "window.scrollTo(0, 0);
+                 const width = document.documentElement.clientWidth;
+                 const wide = [...document.querySelectorAll('body *')]
+                   .filter((e) => e.getBoundingClientRect().right > width + 1)
+                   .slice(0, 8)
+                   .map((e) => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '')
+                     + (typeof e.className === 'string' && e.className ? '.' + e.className.replace(/ /g, '.') : ''));
+                 return {width, wide, height: document.documentElement.scrollHeight};",
+                json!([]),
+            )
+            .await;
+        assert_eq!(
+            layout["wide"],
+            json!([]),
+            "{name} at {form} width: wider than the screen"
+        );
+        let full = layout["height"].as_u64().map_or(height, |h| {
+            u32::try_from(h).unwrap_or(TALLEST).clamp(height, TALLEST)
+        });
+        browser.viewport(width, full, mobile).await;
+        browser
+            .screenshot(&dir.join(format!("{name}-{form}.png")))
+            .await;
+    }
+    browser.viewport(DESKTOP.0, DESKTOP.1, false).await;
+}
+
+/// With `WAGATE_UPDATE_CONSOLE_DOCS` set, copies these screenshots to `docs/console/` (the
+/// README shows them).
+fn publish(names: &[&str]) {
+    if std::env::var_os("WAGATE_UPDATE_CONSOLE_DOCS").is_none() {
+        return;
+    }
+    let docs = tests::repo_root().join("docs/console");
+    std::fs::create_dir_all(&docs).unwrap();
+    for name in names {
+        let from = screenshots().join(format!("{name}.png"));
+        std::fs::copy(&from, docs.join(format!("{name}.png")))
+            .unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    }
+}
+
+/// Runs axe-core on the page; fails listing any serious or critical violation.
+async fn accessible(browser: &Browser, axe: &str, page: &str) {
+    let loaded = browser
+        .script(
+            &format!("{axe}\n;return typeof window.axe === 'object';"),
+            json!([]),
+        )
+        .await;
+    assert_eq!(loaded, true, "axe-core did not load on {page}");
+    let found = browser
+        .script_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, {resultTypes: ['violations']})
+               .then((r) => done(r.violations.map((v) => ({
+                 id: v.id, impact: v.impact, help: v.help,
+                 nodes: v.nodes.slice(0, 5).map((n) => n.target.join(' '))}))))
+               .catch((e) => done([{id: 'axe-error', impact: 'critical', help: String(e), nodes: []}]));",
+            json!([]),
+        )
+        .await;
+    let violations = found.as_array().cloned().unwrap_or_default();
+    let grave: Vec<&Value> = violations
+        .iter()
+        .filter(|v| v["impact"] == "serious" || v["impact"] == "critical")
+        .collect();
+    for v in &violations {
+        eprintln!(
+            "axe on {page}: {} ({}): {} at {}",
+            v["id"], v["impact"], v["help"], v["nodes"]
+        );
+    }
+    assert!(
+        grave.is_empty(),
+        "serious or critical accessibility violations on {page}: {grave:#?}"
+    );
+}
+
+/// Fails if the browser console shows anything the CSP refused or a script error (failed API
+/// answers, which the pages report themselves, are expected).
+async fn no_script_errors(browser: &Browser) {
+    let log = browser
+        .console_log()
+        .await
+        .expect("chromedriver keeps the browser console (POST /se/log)");
+    let bad: Vec<&String> = log
+        .iter()
+        .filter(|l| {
+            l.contains("Content Security Policy")
+                || l.contains("Refused to")
+                || l.contains("Uncaught")
+                || (l.starts_with("SEVERE") && !l.contains("the server responded with a status"))
+        })
+        .collect();
+    assert!(bad.is_empty(), "browser console: {bad:#?}");
+}
+
+/// Opens a console route (`#/…`) and waits for its heading.
+async fn open(browser: &Browser, base: &str, route: &str, heading: &str) {
+    browser.goto(&format!("{base}/console/{route}")).await;
+    browser.wait_text("main h1", heading).await;
+}
+
+/// An authenticated management API call, as a client other than the browser.
+async fn api(gateway: &Gateway, method: reqwest::Method, path: &str) -> (u16, Value) {
+    let r = reqwest::Client::new()
+        .request(method, format!("http://{}/v1{path}", gateway.addr()))
+        .header("x-api-key", API_KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
+    let axe = axe_source();
+    // The first delivery is refused with a 500; every later one is accepted.
+    let receiver = Receiver::start(vec![Answer::status(500)]).await;
+    let gateway = start_with_api(vec![]).await;
+    let base = format!("http://{}", gateway.addr());
+    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    browser.viewport(DESKTOP.0, DESKTOP.1, false).await;
+
+    // The bare path redirects to the page; a wrong key is refused, the right one lets in.
+    browser.goto(&format!("{base}/console")).await;
+    browser.wait_text("main h1", "Log in").await;
+    assert!(browser.url().await.contains("/console/"));
+    snap(&browser, "login").await;
+    accessible(&browser, &axe, "login").await;
+    browser
+        .fill("#login input[name=key]", "not-the-admin-key-000")
+        .await;
+    browser.click("#login button[type=submit]").await;
+    browser.wait_text("#login-error", "refused").await;
+    assert!(browser.find("#nav:not([hidden])").await.is_none());
+    browser.fill("#login input[name=key]", API_KEY).await;
+    browser.click("#login button[type=submit]").await;
+    browser.wait_text("main h1", "Overview").await;
+    browser.wait("#nav").await;
+    let stored = browser
+        .script(
+            "return [sessionStorage.length, localStorage.length, location.href];",
+            json!([]),
+        )
+        .await;
+    assert_eq!(stored[0], 1, "the key is in sessionStorage");
+    assert_eq!(stored[1], 0, "nothing in localStorage");
+    assert!(!stored[2].as_str().unwrap().contains(API_KEY), "{stored}");
+    snap(&browser, "overview").await;
+    accessible(&browser, &axe, "overview").await;
+
+    // An endpoint at the receiver, with a write-only header.
+    open(&browser, &base, "#/endpoints", "Endpoints").await;
+    browser.wait_text("main", "No endpoints yet").await;
+    browser.click("a[href='#/endpoints/new']").await;
+    browser.wait_text("main h1", "New endpoint").await;
+    browser
+        .fill("main form input[name=url]", &receiver.url("/hook"))
+        .await;
+    browser
+        .fill(
+            "main form input[name=event_types]",
+            "whatsapp.message.received",
+        )
+        .await;
+    browser.click("main form fieldset button").await;
+    browser
+        .fill("main form input[name=header-name]", "X-Receiver-Key")
+        .await;
+    browser
+        .fill(
+            "main form input[name=header-value]",
+            "receiver-secret-value-1",
+        )
+        .await;
+    accessible(&browser, &axe, "new endpoint").await;
+    browser.click("main form button[type=submit]").await;
+    let first_secret = browser.wait_text("#secret-value", "whsec_").await;
+    let heading = browser.text("main h1").await;
+    let id = heading
+        .strip_prefix("Endpoint ")
+        .unwrap_or_else(|| panic!("{heading}"))
+        .to_owned();
+    let page = browser.page_text().await;
+    assert!(page.contains("1 header set"), "{page}");
+    assert!(!page.contains("receiver-secret-value-1"), "{page}");
+
+    // A test event: the receiver answers 500, the console shows the failed attempt.
+    browser.click("#test-form button[type=submit]").await;
+    let result = browser.wait_text("#test-result", "Test failed").await;
+    assert!(result.contains("500"), "{result}");
+    assert!(result.contains(" ms"), "{result}");
+    snap(&browser, "endpoint").await;
+    accessible(&browser, &axe, "endpoint").await;
+    let (_, shown) = api(&gateway, reqwest::Method::GET, &format!("/endpoints/{id}")).await;
+    assert_eq!(shown["headers"]["X-Receiver-Key"], "********", "{shown}");
+    assert_eq!(receiver.received().len(), 1);
+    assert_eq!(
+        receiver.received()[0].header("x-receiver-key"),
+        Some("receiver-secret-value-1")
+    );
+
+    // The secret was shown once: not after coming back.
+    open(&browser, &base, "#/endpoints", "Endpoints").await;
+    browser.wait_text("main table", &id).await;
+    browser.click(&format!("a[href='#/endpoints/{id}']")).await;
+    browser.wait_text("main h1", &id).await;
+    assert!(browser.find("#secret-box").await.is_none());
+
+    // The failed test delivery, retried now that the receiver answers 200.
+    open(
+        &browser,
+        &base,
+        &format!("#/deliveries?endpoint_id={id}"),
+        "Deliveries",
+    )
+    .await;
+    browser.wait("main table").await;
+    browser
+        .click("main table tbody tr:first-child td:first-child a")
+        .await;
+    browser.wait_text("main h1", "Delivery").await;
+    browser.wait_text("ol.timeline", "500").await;
+    accessible(&browser, &axe, "failed delivery").await;
+    browser.click("#retry").await;
+    browser.wait_text("#flash", "Retry queued").await;
+    browser
+        .until("the retried delivery to be delivered", || async {
+            browser.click("#refresh").await;
+            let timeline = browser.text("ol.timeline").await;
+            (timeline.contains("Attempt 2") && timeline.contains("200")).then_some(())
+        })
+        .await;
+    assert_eq!(receiver.received().len(), 2);
+    snap(&browser, "delivery").await;
+    accessible(&browser, &axe, "delivery").await;
+    open(
+        &browser,
+        &base,
+        &format!("#/deliveries?endpoint_id={id}"),
+        "Deliveries",
+    )
+    .await;
+    browser.wait_text("main table", "delivered").await;
+    snap(&browser, "deliveries").await;
+    accessible(&browser, &axe, "deliveries").await;
+    // Filtered by status through the form; the dead-letter queue redriven (it is empty).
+    browser
+        .choose("#delivery-filters select[name=status]", "dead_lettered")
+        .await;
+    browser.click("#delivery-filters button[type=submit]").await;
+    browser.wait_text("main", "No deliveries match").await;
+    assert!(browser.url().await.contains("status=dead_lettered"));
+    browser.click("#redrive-form button[type=submit]").await;
+    browser.wait_text("#redrive-result", "Moved 0").await;
+
+    // Rotating the secret shows the new one, once, until dismissed.
+    open(&browser, &base, &format!("#/endpoints/{id}"), &id).await;
+    browser.click("#rotate-form button[type=submit]").await;
+    let second_secret = browser.wait_text("#secret-value", "whsec_").await;
+    assert_ne!(first_secret, second_secret);
+    browser
+        .wait_text("main", "Previous secret signs until")
+        .await;
+    snap(&browser, "secret-rotated").await;
+    browser.click("#secret-box button:last-child").await;
+    browser.wait_gone("#secret-box").await;
+
+    // Edited (the write-only header kept), disabled, enabled.
+    browser
+        .fill("#edit-form input[name=description]", "Orders service")
+        .await;
+    browser.click("#edit-form button[type=submit]").await;
+    browser.wait_text("#flash", "Endpoint saved").await;
+    browser.wait_text("main dl", "Orders service").await;
+    browser.click("#toggle").await;
+    browser.wait_text("#flash", "Endpoint disabled").await;
+    browser.wait_text("main dl", "disabled").await;
+    browser.click("#toggle").await;
+    browser.wait_text("#flash", "Endpoint enabled").await;
+    let (_, shown) = api(&gateway, reqwest::Method::GET, &format!("/endpoints/{id}")).await;
+    assert_eq!(shown["description"], "Orders service", "{shown}");
+    assert_eq!(shown["enabled"], true, "{shown}");
+
+    // Sources: the webhook URL to give each provider (once the API lists them).
+    let (sources_status, _) = api(&gateway, reqwest::Method::GET, "/sources").await;
+    let have_sources = sources_status == 200;
+    open(&browser, &base, "#/sources", "Sources").await;
+    if have_sources {
+        let table = browser.wait_text("main table", "meta-demo").await;
+        assert!(
+            table.contains(&format!("{base}/webhooks/meta-demo")),
+            "{table}"
+        );
+    } else {
+        browser.wait("#sources-unavailable").await;
+    }
+    snap(&browser, "sources-live").await;
+    accessible(&browser, &axe, "sources").await;
+
+    // A conversation made by a signed sample webhook, labelled from the console.
+    let body = meta_text(
+        "15550002222",
+        "Carla Example",
+        &wamid(),
+        "hi there",
+        Utc::now(),
+    );
+    assert_eq!(post(&gateway, "meta-demo", &body.to_string()).await.0, 200);
+    tests::wait::until_async("the conversation", tests::browser::PATIENCE, || async {
+        let (_, page) = api(&gateway, reqwest::Method::GET, "/conversations").await;
+        page["data"].as_array().is_some_and(|d| !d.is_empty())
+    })
+    .await;
+    open(&browser, &base, "#/conversations", "Conversations").await;
+    browser.wait_text("main table", "Carla Example").await;
+    snap(&browser, "conversations").await;
+    accessible(&browser, &axe, "conversations").await;
+    browser
+        .click("main table a[href^='#/conversations/']")
+        .await;
+    browser
+        .wait_text("main h1", "Conversation with Carla Example")
+        .await;
+    browser.wait_text("ol.messages", "hi there").await;
+    browser
+        .fill("#labels-form input[name=labels]", "vip, billing")
+        .await;
+    browser.click("#labels-form button[type=submit]").await;
+    browser.wait_text("#flash", "Labels saved").await;
+    browser.wait_text("main", "billing").await;
+    let conversation = browser.url().await;
+    let conversation = conversation
+        .rsplit('/')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let (_, shown) = api(
+        &gateway,
+        reqwest::Method::GET,
+        &format!("/conversations/{conversation}"),
+    )
+    .await;
+    assert_eq!(shown["labels"], json!(["vip", "billing"]), "{shown}");
+    // A note, a transfer, then closed.
+    browser
+        .fill("#note-form textarea", "Called back about the invoice")
+        .await;
+    browser.fill("#note-form input[name=author]", "ops").await;
+    browser.click("#note-form button[type=submit]").await;
+    browser.wait_text("#flash", "Note added").await;
+    browser
+        .wait_text("#notes", "Called back about the invoice")
+        .await;
+    browser
+        .fill("#transfer-form input[name=to_team]", "support")
+        .await;
+    browser.click("#transfer-form button[type=submit]").await;
+    browser
+        .wait_text("#flash", "Conversation transferred")
+        .await;
+    browser.wait_text("main dl", "team support").await;
+    snap(&browser, "conversation").await;
+    accessible(&browser, &axe, "conversation").await;
+    browser.click("#close-conversation").await;
+    browser.wait_text("#flash", "Conversation closed").await;
+    browser.wait_text("main dl", "ended").await;
+    let (_, shown) = api(
+        &gateway,
+        reqwest::Method::GET,
+        &format!("/conversations/{conversation}"),
+    )
+    .await;
+    assert_eq!(shown["status"], "ended", "{shown}");
+    assert_eq!(shown["notes"][0]["text"], "Called back about the invoice");
+    assert_eq!(shown["assignee"]["team_id"], "support", "{shown}");
+    // The message reached the endpoint with the header value the edit kept.
+    tests::wait::until(
+        "the message at the receiver",
+        tests::browser::PATIENCE,
+        || receiver.received().len() >= 3,
+    )
+    .await;
+    assert_eq!(
+        receiver.received()[2].header("x-receiver-key"),
+        Some("receiver-secret-value-1")
+    );
+
+    // The signature diagnosis of a captured request (once the API has the route).
+    open(&browser, &base, "#/diagnose", "Diagnose").await;
+    if have_sources {
+        let config = LocalConfig::sample().unwrap();
+        let url = format!("{base}/webhooks/meta-demo");
+        let body = meta_text(
+            "15550002222",
+            "Carla Example",
+            &wamid(),
+            "again",
+            Utc::now(),
+        )
+        .to_string();
+        let headers = request_headers(config.source("meta-demo").unwrap(), &url, body.as_bytes());
+        let mut raw = String::from("POST /webhooks/meta-demo HTTP/1.1\n");
+        for (name, value) in headers {
+            raw.push_str(&format!("{name}: {value}\n"));
+        }
+        raw.push('\n');
+        raw.push_str(&body);
+        browser.choose("#diagnose-form select", "meta-demo").await;
+        browser.fill("#diagnose-form textarea", &raw).await;
+        browser.click("#diagnose-form button[type=submit]").await;
+        let verdict = browser.wait_text("#verdict", "Accepted").await;
+        assert!(verdict.contains("verified"), "{verdict}");
+    } else {
+        browser.wait("#sources-unavailable").await;
+    }
+    snap(&browser, "diagnose-live").await;
+    accessible(&browser, &axe, "diagnose").await;
+
+    no_script_errors(&browser).await;
+
+    // The endpoint deleted, after asking again.
+    open(&browser, &base, &format!("#/endpoints/{id}"), &id).await;
+    browser.click("main button.danger").await;
+    browser.wait_text("main", "Yes, delete").await;
+    browser.click("main button.danger").await;
+    browser.wait_text("#flash", "deleted").await;
+    browser.wait_text("main", "No endpoints yet").await;
+
+    // Logging out forgets the key.
+    browser.click("#logout").await;
+    browser.wait_text("main h1", "Log in").await;
+    let left = browser
+        .script("return sessionStorage.length;", json!([]))
+        .await;
+    assert_eq!(left, 0);
+
+    drop(browser);
+    publish(&[
+        "endpoint-desktop",
+        "delivery-desktop",
+        "deliveries-desktop",
+        "conversation-desktop",
+        "endpoint-phone",
+        "conversation-phone",
+    ]);
+    gateway.shutdown(Duration::from_secs(5)).await;
+}
+
+/// What the sources contract stub was asked to diagnose.
+type Diagnosed = Arc<Mutex<Vec<Value>>>;
+
+const STUB_KEY: &str = "stub-admin-key-0123456789";
+
+/// A gateway behind API Gateway's `prod` stage, as far as the console can tell: the console at
+/// `/prod/console/`, and `/prod/v1` answering the sources routes' contract (`GET /v1/sources`,
+/// `POST /v1/sources/{id}/diagnose`) from fixtures, and an empty endpoint list for the login.
+async fn stub_api(
+    State(diagnosed): State<Diagnosed>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Some(answer) = shared::console::serve(&method, uri.path()) {
+        return answer;
+    }
+    let json = |status: StatusCode, value: Value| (status, axum::Json(value)).into_response();
+    let Some(route) = uri.path().strip_prefix("/prod/v1") else {
+        return json(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": "not_found", "message": "no such route"}}),
+        );
+    };
+    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(STUB_KEY) {
+        return json(
+            StatusCode::UNAUTHORIZED,
+            json!({"error": {"code": "unauthorized", "message": "a valid X-API-Key header is required"}}),
+        );
+    }
+    match (method, route) {
+        (Method::GET, "/endpoints") => {
+            json(StatusCode::OK, json!({"data": [], "next_cursor": null}))
+        }
+        (Method::GET, "/sources") => json(
+            StatusCode::OK,
+            json!({"data": [
+                {"id": "meta-main", "provider": "meta", "verification": "signature",
+                 "webhook_path": "/webhooks/meta-main", "secrets": 2, "verify_tokens": 1, "sends": true},
+                {"id": "twilio-main", "provider": "twilio", "verification": "signature",
+                 "webhook_path": "/webhooks/twilio-main", "secrets": 1, "verify_tokens": 0,
+                 "public_url": "https://hooks.example.com/webhooks/twilio-main", "sends": false},
+                {"id": "gupshup-main", "provider": "gupshup", "verification": "token",
+                 "webhook_path": "/webhooks/gupshup-main", "secrets": 0, "verify_tokens": 0,
+                 "token_header": "x-wagate-token", "token_query": "token", "sends": false}
+            ]}),
+        ),
+        (Method::POST, "/sources/meta-main/diagnose") => {
+            let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            let raw = asked["raw"].as_str().unwrap_or_default().to_owned();
+            diagnosed.lock().unwrap().push(asked);
+            let answer = if raw.contains("sha256=") {
+                json!({"verdict": "verified", "accepted": true, "provider": "meta",
+                       "summary": "The X-Hub-Signature-256 signature matches the body as captured.",
+                       "checked": "X-Hub-Signature-256", "secrets_configured": 2,
+                       "matched_secret": {"index": 1, "of": 2}, "hints": []})
+            } else {
+                json!({"verdict": "header_missing", "accepted": false, "provider": "meta",
+                       "summary": "The request has no X-Hub-Signature-256 header.",
+                       "checked": "X-Hub-Signature-256", "secrets_configured": 2,
+                       "hints": ["Check that no proxy drops the X-Hub-Signature-256 header.",
+                                 "Meta signs every webhook with the app secret once one is set."]})
+            };
+            json(StatusCode::OK, answer)
+        }
+        // The API is throttled: API Gateway answers 429 above the admin rate.
+        (Method::POST, "/sources/twilio-main/diagnose") => {
+            let mut answer = json(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({"message": "Too Many Requests"}),
+            );
+            answer
+                .headers_mut()
+                .insert("retry-after", axum::http::HeaderValue::from_static("7"));
+            answer
+        }
+        _ => json(
+            StatusCode::NOT_FOUND,
+            json!({"error": {"code": "not_found", "message": "no such route"}}),
+        ),
+    }
+}
+
+/// The sources and diagnosis pages against the routes' contract, behind a stage prefix: the
+/// webhook URLs keep the stage, the API calls go to `/prod/v1`, a pasted capture and an
+/// uploaded one are sent as `raw` (with the URL when given), and the verdicts read right.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sources_and_the_signature_diagnosis_work_behind_a_stage_prefix() {
+    let axe = axe_source();
+    let diagnosed = Diagnosed::default();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = Router::new()
+        .fallback(stub_api)
+        .with_state(diagnosed.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let browser = Browser::start(DESKTOP.0, DESKTOP.1).await;
+    browser.viewport(DESKTOP.0, DESKTOP.1, false).await;
+
+    browser.goto(&format!("{base}/prod/console")).await;
+    browser.wait_text("main h1", "Log in").await;
+    assert!(
+        browser
+            .url()
+            .await
+            .starts_with(&format!("{base}/prod/console/"))
+    );
+    browser.fill("#login input[name=key]", API_KEY).await;
+    browser.click("#login button[type=submit]").await;
+    browser.wait_text("#login-error", "refused").await;
+    browser.fill("#login input[name=key]", STUB_KEY).await;
+    browser.click("#login button[type=submit]").await;
+    browser.wait_text("main h1", "Overview").await;
+
+    open(&browser, &format!("{base}/prod"), "#/sources", "Sources").await;
+    let table = browser.wait_text("main table", "meta-main").await;
+    for expected in [
+        format!("{base}/prod/webhooks/meta-main"),
+        format!("{base}/prod/webhooks/gupshup-main"),
+        "2 secrets set".to_owned(),
+        "no secret set".to_owned(),
+        "1 verify token".to_owned(),
+        "token query ?token=".to_owned(),
+    ] {
+        assert!(table.contains(&expected), "{expected} in {table}");
+    }
+    snap(&browser, "sources").await;
+    accessible(&browser, &axe, "sources").await;
+
+    // A pasted capture with its signature: accepted, by the second secret.
+    browser.click("a[href='#/diagnose?source=meta-main']").await;
+    browser.wait_text("main h1", "Diagnose").await;
+    let capture = "POST /prod/webhooks/meta-main HTTP/1.1\nContent-Type: application/json\n\
+                   X-Hub-Signature-256: sha256=0123abcd\n\n{\"object\":\"whatsapp_business_account\"}";
+    browser.fill("#diagnose-form textarea", capture).await;
+    browser
+        .fill(
+            "#diagnose-form input[name=url]",
+            "https://hooks.example.com/webhooks/meta-main",
+        )
+        .await;
+    browser.click("#diagnose-form button[type=submit]").await;
+    let verdict = browser.wait_text("#verdict", "Accepted: verified").await;
+    assert!(verdict.contains("secret 2 of 2"), "{verdict}");
+    assert!(browser.find("#verdict.accepted").await.is_some());
+    snap(&browser, "diagnose").await;
+    accessible(&browser, &axe, "diagnose").await;
+
+    // An uploaded capture without it: refused, with the hints.
+    let file = std::env::temp_dir().join(format!("wagate-capture-{}.txt", std::process::id()));
+    std::fs::write(&file, "POST /prod/webhooks/meta-main HTTP/1.1\n\n{}").unwrap();
+    let input = browser.wait("#diagnose-form input[type=file]").await;
+    browser.type_into(&input, &file.display().to_string()).await;
+    browser.click("#diagnose-form button[type=submit]").await;
+    let verdict = browser
+        .wait_text("#verdict", "Refused: header missing")
+        .await;
+    assert!(verdict.contains("proxy drops"), "{verdict}");
+    assert!(browser.find("#verdict.refused").await.is_some());
+    snap(&browser, "diagnose-refused").await;
+    accessible(&browser, &axe, "refused diagnosis").await;
+
+    // A throttled answer asks the operator to slow down.
+    browser.choose("#diagnose-form select", "twilio-main").await;
+    browser.click("#diagnose-form button[type=submit]").await;
+    browser
+        .wait_text("#diagnose-form .error", "slow down and try again in 7 s")
+        .await;
+
+    no_script_errors(&browser).await;
+    let _ = std::fs::remove_file(&file);
+    let asked = diagnosed.lock().unwrap().clone();
+    assert_eq!(asked.len(), 2, "{asked:?}");
+    assert_eq!(asked[0]["raw"], capture);
+    assert_eq!(
+        asked[0]["url"],
+        "https://hooks.example.com/webhooks/meta-main"
+    );
+    assert_eq!(
+        asked[1]["raw"],
+        "POST /prod/webhooks/meta-main HTTP/1.1\n\n{}"
+    );
+    publish(&[
+        "sources-desktop",
+        "diagnose-desktop",
+        "diagnose-refused-phone",
+    ]);
+}
