@@ -2,8 +2,8 @@
 //! operator logs in (a wrong key refused), creates an endpoint at a receiver answering 500,
 //! sends a test event and sees the failed attempt, retries it once the receiver answers 200 and
 //! sees it delivered, rotates the signing secret (shown once), reads the sources, labels a
-//! conversation made by a signed sample webhook, and (when the API has the route) diagnoses a
-//! captured request. Every page is checked with axe-core (no serious or critical violation)
+//! conversation made by a signed sample webhook, diagnoses a captured request and reads the
+//! overview. Every page is checked with axe-core (no serious or critical violation)
 //! and photographed at desktop and phone width into `target/console-screenshots/`.
 //!
 //! Needs Chromium, chromedriver and axe-core (`scripts/test.sh` installs them); fails, never
@@ -13,11 +13,17 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use shared::admin::{Admin, AdminConfig};
+use shared::clock::Clock;
+use shared::ids::SourceId;
+use shared::model::Provider;
+use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
+use shared::ports::{InboundAuth, Source, StaticSources};
+use shared::signature::{Secret, sign_meta};
 
 use chrono::Utc;
 use serde_json::{Value, json};
@@ -353,19 +359,13 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     assert_eq!(shown["description"], "Orders service", "{shown}");
     assert_eq!(shown["enabled"], true, "{shown}");
 
-    // Sources: the webhook URL to give each provider (once the API lists them).
-    let (sources_status, _) = api(&gateway, reqwest::Method::GET, "/sources").await;
-    let have_sources = sources_status == 200;
+    // Sources: the webhook URL to give each provider.
     open(&browser, &base, "#/sources", "Sources").await;
-    if have_sources {
-        let table = browser.wait_text("main table", "meta-demo").await;
-        assert!(
-            table.contains(&format!("{base}/webhooks/meta-demo")),
-            "{table}"
-        );
-    } else {
-        browser.wait("#sources-unavailable").await;
-    }
+    let table = browser.wait_text("main table", "meta-demo").await;
+    assert!(
+        table.contains(&format!("{base}/webhooks/meta-demo")),
+        "{table}"
+    );
     snap(&browser, "sources-live").await;
     accessible(&browser, &axe, "sources").await;
 
@@ -457,9 +457,9 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
         Some("receiver-secret-value-1")
     );
 
-    // The signature diagnosis of a captured request (once the API has the route).
+    // The signature diagnosis of a captured request.
     open(&browser, &base, "#/diagnose", "Diagnose").await;
-    if have_sources {
+    {
         let config = LocalConfig::sample().unwrap();
         let url = format!("{base}/webhooks/meta-demo");
         let body = meta_text(
@@ -482,13 +482,32 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
         browser.click("#diagnose-form button[type=submit]").await;
         let verdict = browser.wait_text("#verdict", "Accepted").await;
         assert!(verdict.contains("verified"), "{verdict}");
-    } else {
-        browser.wait("#sources-unavailable").await;
     }
     snap(&browser, "diagnose-live").await;
     accessible(&browser, &axe, "diagnose").await;
 
     no_script_errors(&browser).await;
+
+    // The overview: this process's figures (accepted webhooks, the failed test attempt), the
+    // dead-letter queue, charts with their figures as tables, endpoints in trouble.
+    open(&browser, &base, "#/overview", "Overview").await;
+    browser.wait_text("main", "Endpoints in trouble").await;
+    let overview = browser.page_text().await;
+    assert!(overview.contains("this process"), "{overview}");
+    assert!(overview.contains("Webhooks accepted"), "{overview}");
+    let charts = browser
+        .script(
+            "return document.querySelectorAll('svg.chart').length;",
+            json!([]),
+        )
+        .await;
+    assert_eq!(charts, 3);
+    browser.click("a[href='#/overview?window=day']").await;
+    browser
+        .wait("a[href='#/overview?window=day'][aria-current=true]")
+        .await;
+    snap(&browser, "overview-traffic").await;
+    accessible(&browser, &axe, "overview-traffic").await;
 
     // The endpoint deleted, after asking again.
     open(&browser, &base, &format!("#/endpoints/{id}"), &id).await;
@@ -518,102 +537,110 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     gateway.shutdown(Duration::from_secs(5)).await;
 }
 
-/// What the sources contract stub was asked to diagnose.
+/// What the console asked the API to diagnose.
 type Diagnosed = Arc<Mutex<Vec<Value>>>;
 
-const STUB_KEY: &str = "stub-admin-key-0123456789";
+const STAGE_KEY: &str = "stage-admin-key-0123456789";
 
-/// A gateway behind API Gateway's `prod` stage, as far as the console can tell: the console at
-/// `/prod/console/`, and `/prod/v1` answering the sources routes' contract (`GET /v1/sources`,
-/// `POST /v1/sources/{id}/diagnose`) from fixtures, and an empty endpoint list for the login.
-async fn stub_api(
+/// API Gateway in front of the real management API under a `prod` stage: it throttles (429 with
+/// `Retry-After`) the one route the test makes hot, and the test reads what the console posted
+/// to the diagnosis route on the way.
+async fn api_gateway(
     State(diagnosed): State<Diagnosed>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
 ) -> Response {
-    if let Some(answer) = shared::console::serve(&method, uri.path()) {
-        return answer;
+    let path = request.uri().path().to_owned();
+    if request.method() == Method::POST && path == "/prod/v1/sources/twilio-main/diagnose" {
+        let mut throttled = (
+            StatusCode::TOO_MANY_REQUESTS,
+            axum::Json(json!({"message": "Too Many Requests"})),
+        )
+            .into_response();
+        throttled
+            .headers_mut()
+            .insert("retry-after", axum::http::HeaderValue::from_static("7"));
+        return throttled;
     }
-    let json = |status: StatusCode, value: Value| (status, axum::Json(value)).into_response();
-    let Some(route) = uri.path().strip_prefix("/prod/v1") else {
-        return json(
-            StatusCode::NOT_FOUND,
-            json!({"error": {"code": "not_found", "message": "no such route"}}),
-        );
-    };
-    if headers.get("x-api-key").and_then(|v| v.to_str().ok()) != Some(STUB_KEY) {
-        return json(
-            StatusCode::UNAUTHORIZED,
-            json!({"error": {"code": "unauthorized", "message": "a valid X-API-Key header is required"}}),
-        );
+    if !path.ends_with("/diagnose") {
+        return next.run(request).await;
     }
-    match (method, route) {
-        (Method::GET, "/endpoints") => {
-            json(StatusCode::OK, json!({"data": [], "next_cursor": null}))
-        }
-        (Method::GET, "/sources") => json(
-            StatusCode::OK,
-            json!({"data": [
-                {"id": "meta-main", "provider": "meta", "verification": "signature",
-                 "webhook_path": "/webhooks/meta-main", "secrets": 2, "verify_tokens": 1, "sends": true},
-                {"id": "twilio-main", "provider": "twilio", "verification": "signature",
-                 "webhook_path": "/webhooks/twilio-main", "secrets": 1, "verify_tokens": 0,
-                 "public_url": "https://hooks.example.com/webhooks/twilio-main", "sends": false},
-                {"id": "gupshup-main", "provider": "gupshup", "verification": "token",
-                 "webhook_path": "/webhooks/gupshup-main", "secrets": 0, "verify_tokens": 0,
-                 "token_header": "x-wagate-token", "token_query": "token", "sends": false}
-            ]}),
-        ),
-        (Method::POST, "/sources/meta-main/diagnose") => {
-            let asked: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-            let raw = asked["raw"].as_str().unwrap_or_default().to_owned();
-            diagnosed.lock().unwrap().push(asked);
-            let answer = if raw.contains("sha256=") {
-                json!({"verdict": "verified", "accepted": true, "provider": "meta",
-                       "summary": "The X-Hub-Signature-256 signature matches the body as captured.",
-                       "checked": "X-Hub-Signature-256", "secrets_configured": 2,
-                       "matched_secret": {"index": 1, "of": 2}, "hints": []})
-            } else {
-                json!({"verdict": "header_missing", "accepted": false, "provider": "meta",
-                       "summary": "The request has no X-Hub-Signature-256 header.",
-                       "checked": "X-Hub-Signature-256", "secrets_configured": 2,
-                       "hints": ["Check that no proxy drops the X-Hub-Signature-256 header.",
-                                 "Meta signs every webhook with the app secret once one is set."]})
-            };
-            json(StatusCode::OK, answer)
-        }
-        // The API is throttled: API Gateway answers 429 above the admin rate.
-        (Method::POST, "/sources/twilio-main/diagnose") => {
-            let mut answer = json(
-                StatusCode::TOO_MANY_REQUESTS,
-                json!({"message": "Too Many Requests"}),
-            );
-            answer
-                .headers_mut()
-                .insert("retry-after", axum::http::HeaderValue::from_static("7"));
-            answer
-        }
-        _ => json(
-            StatusCode::NOT_FOUND,
-            json!({"error": {"code": "not_found", "message": "no such route"}}),
-        ),
-    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 1 << 20)
+        .await
+        .unwrap_or_default();
+    diagnosed
+        .lock()
+        .unwrap()
+        .push(serde_json::from_slice(&bytes).unwrap_or(Value::Null));
+    next.run(axum::extract::Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
-/// The sources and diagnosis pages against the routes' contract, behind a stage prefix: the
-/// webhook URLs keep the stage, the API calls go to `/prod/v1`, a pasted capture and an
-/// uploaded one are sent as `raw` (with the URL when given), and the verdicts read right.
+/// The sources the staged gateway knows: Meta mid-rotation, Twilio with its public URL, a
+/// Gupshup source whose token is not set yet.
+fn staged_sources() -> Vec<Source> {
+    let source = |id: &str, provider, secrets: &[&str], inbound| Source {
+        id: SourceId::parse(id).unwrap(),
+        provider,
+        secrets: secrets.iter().map(|s| Secret::from(*s)).collect(),
+        verify_tokens: if provider == Provider::Meta {
+            vec![Secret::from("meta-verify-token")]
+        } else {
+            vec![]
+        },
+        inbound,
+        send: None,
+    };
+    vec![
+        source(
+            "meta-main",
+            Provider::Meta,
+            &["meta-old-secret", "meta-new-secret"],
+            InboundAuth::default(),
+        ),
+        source(
+            "twilio-main",
+            Provider::Twilio,
+            &["twilio-auth-token"],
+            InboundAuth {
+                public_url: Some("https://hooks.example.com/webhooks/twilio-main".into()),
+                ..InboundAuth::default()
+            },
+        ),
+        source(
+            "gupshup-main",
+            Provider::Gupshup,
+            &[],
+            InboundAuth::default(),
+        ),
+    ]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sources_and_the_signature_diagnosis_work_behind_a_stage_prefix() {
     let axe = axe_source();
     let diagnosed = Diagnosed::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
-    let app = Router::new()
-        .fallback(stub_api)
-        .with_state(diagnosed.clone());
+    let admin = Admin::new(
+        Arc::new(MemoryDocumentStore::new()),
+        Arc::new(MemoryBlobStore::new()),
+        Arc::new(MemoryQueue::new("delivery")),
+        Arc::new(MemoryQueue::new("delivery-dlq")),
+        Duration::from_secs(86400),
+        AdminConfig {
+            api_keys: vec![Secret::from(STAGE_KEY)],
+            ..AdminConfig::default()
+        },
+    )
+    .with_sources(Arc::new(StaticSources::new(staged_sources())));
+    let app = admin
+        .router(Clock::system())
+        .layer(axum::middleware::from_fn_with_state(
+            diagnosed.clone(),
+            api_gateway,
+        ));
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
     });
@@ -631,7 +658,7 @@ async fn sources_and_the_signature_diagnosis_work_behind_a_stage_prefix() {
     browser.fill("#login input[name=key]", API_KEY).await;
     browser.click("#login button[type=submit]").await;
     browser.wait_text("#login-error", "refused").await;
-    browser.fill("#login input[name=key]", STUB_KEY).await;
+    browser.fill("#login input[name=key]", STAGE_KEY).await;
     browser.click("#login button[type=submit]").await;
     browser.wait_text("main h1", "Overview").await;
 
@@ -650,11 +677,15 @@ async fn sources_and_the_signature_diagnosis_work_behind_a_stage_prefix() {
     snap(&browser, "sources").await;
     accessible(&browser, &axe, "sources").await;
 
-    // A pasted capture with its signature: accepted, by the second secret.
+    // A pasted capture signed with the newer secret: accepted, by the second one.
     browser.click("a[href='#/diagnose?source=meta-main']").await;
     browser.wait_text("main h1", "Diagnose").await;
-    let capture = "POST /prod/webhooks/meta-main HTTP/1.1\nContent-Type: application/json\n\
-                   X-Hub-Signature-256: sha256=0123abcd\n\n{\"object\":\"whatsapp_business_account\"}";
+    let body = r#"{"object":"whatsapp_business_account","entry":[]}"#;
+    let signature = sign_meta(&Secret::from("meta-new-secret"), body.as_bytes());
+    let capture = format!(
+        "POST /prod/webhooks/meta-main HTTP/1.1\nContent-Type: application/json\nX-Hub-Signature-256: {signature}\n\n{body}"
+    );
+    let capture = capture.as_str();
     browser.fill("#diagnose-form textarea", capture).await;
     browser
         .fill(
@@ -678,7 +709,7 @@ async fn sources_and_the_signature_diagnosis_work_behind_a_stage_prefix() {
     let verdict = browser
         .wait_text("#verdict", "Refused: header missing")
         .await;
-    assert!(verdict.contains("proxy drops"), "{verdict}");
+    assert!(verdict.contains("dropped it"), "{verdict}");
     assert!(browser.find("#verdict.refused").await.is_some());
     snap(&browser, "diagnose-refused").await;
     accessible(&browser, &axe, "refused diagnosis").await;

@@ -2,6 +2,9 @@
 //! route (stage prefix, `X-API-Key`, body limit, `Idempotency-Key`, audit), and the extractors
 //! the handlers take, each refusing with the API's own error answers.
 //!
+//! The operator console (`/console`, [`crate::console`]) is answered before the gate: its page
+//! and assets are public, and every call it makes carries the key.
+//!
 //! The gate wraps the whole router, not a route: it rewrites the path (a stage prefix before
 //! `/v1`, a trailing `/`) before routing, answers 401 and 413 before any route is chosen, and
 //! an idempotent replay must not run the route at all. Must not: know about Lambda or sockets.
@@ -63,7 +66,19 @@ impl Admin {
         let gated = tower::ServiceBuilder::new()
             .layer(middleware::from_fn_with_state(Gate { admin, clock }, gate))
             .service(inner);
-        Router::new().fallback_service(gated)
+        // The operator console's page and assets are public (every call they make carries the
+        // key), so they are answered before the gate.
+        Router::new()
+            .fallback_service(gated)
+            .layer(middleware::from_fn(console_first))
+    }
+}
+
+/// `/console…` (after a stage prefix) is the operator console; anything else goes on.
+async fn console_first(request: Request, next: Next) -> Response {
+    match crate::console::serve(request.method(), request.uri().path()) {
+        Some(page) => page,
+        None => next.run(request).await,
     }
 }
 
@@ -345,6 +360,42 @@ mod tests {
         let uri: Uri = "/prod/v1/endpoints/?limit=2".parse().unwrap();
         assert_eq!(with_path(&uri, "/v1/endpoints"), "/v1/endpoints?limit=2");
         assert_eq!(with_path(&uri, ""), "/?limit=2");
+    }
+
+    #[tokio::test]
+    async fn the_console_is_served_before_the_key_gate_and_the_api_is_not() {
+        use tower::ServiceExt as _;
+        let admin = Admin::new(
+            Arc::new(crate::ports::memory::MemoryDocumentStore::new()),
+            Arc::new(crate::ports::memory::MemoryBlobStore::new()),
+            Arc::new(crate::ports::memory::MemoryQueue::new("delivery")),
+            Arc::new(crate::ports::memory::MemoryQueue::new("delivery-dlq")),
+            std::time::Duration::from_secs(86400),
+            super::super::AdminConfig::default(),
+        );
+        let get = |target: &str| {
+            axum::http::Request::builder()
+                .uri(target)
+                .body(Body::empty())
+                .unwrap()
+        };
+        let router = admin.router(Clock::system());
+        let page = router.clone().oneshot(get("/prod/console/")).await.unwrap();
+        assert_eq!(page.status(), 200);
+        let csp = page.headers()["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        assert!(
+            page.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("text/html")
+        );
+        let moved = router.clone().oneshot(get("/console")).await.unwrap();
+        assert_eq!(moved.status(), 308);
+        let api = router.clone().oneshot(get("/v1/endpoints")).await.unwrap();
+        assert_eq!(api.status(), 401);
+        let elsewhere = router.oneshot(get("/consoles")).await.unwrap();
+        assert_eq!(elsewhere.status(), 401);
     }
 
     #[test]

@@ -44,6 +44,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("assets/conversations.js"),
     ),
     ("sources.js", JS, include_bytes!("assets/sources.js")),
+    ("overview.js", JS, include_bytes!("assets/overview.js")),
 ];
 
 /// What a console path asks for.

@@ -7,9 +7,10 @@ import * as endpoints from './endpoints.js';
 import * as deliveries from './deliveries.js';
 import * as conversations from './conversations.js';
 import * as sources from './sources.js';
+import * as overview from './overview.js';
 
 const pages = {
-  overview,
+  overview: overview.render,
   endpoints: endpoints.render,
   deliveries: deliveries.render,
   conversations: conversations.render,
@@ -135,23 +136,6 @@ function login(message) {
   });
   replace(view(), h('h1', {}, 'Log in'),
     h('p.lead', {}, 'The console manages this gateway through its management API.'), form);
-}
-
-function overview(ctx) {
-  const section = (href, title, text) => h('li', {}, h('a', { href }, title), ` — ${text}`);
-  ctx.show('Overview',
-    h('h1', {}, 'Overview'),
-    h('section.panel', { 'aria-labelledby': 'soon' },
-      h('h2', { id: 'soon' }, 'Traffic and delivery charts are coming'),
-      h('p', {}, 'This page will show the gateway\'s statistics once its API reports them. '
-        + 'Until then, every number here would be invented, so there are none.')),
-    h('h2', {}, 'Sections'),
-    h('ul', {},
-      section('#/endpoints', 'Endpoints', 'where events are delivered: create, edit, rotate secrets, send a test event'),
-      section('#/deliveries', 'Deliveries', 'every attempt, retries and the dead-letter queue'),
-      section('#/conversations', 'Conversations', 'context, messages, labels, notes, close and transfer'),
-      section('#/sources', 'Sources', 'the webhook URL to give each provider, and whether its secrets are set'),
-      section('#/diagnose', 'Diagnose', 'why a provider\'s request was or was not accepted')));
 }
 
 function logout() {
