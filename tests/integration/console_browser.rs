@@ -527,6 +527,7 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
 
     drop(browser);
     publish(&[
+        "overview-traffic-desktop",
         "endpoint-desktop",
         "delivery-desktop",
         "deliveries-desktop",
