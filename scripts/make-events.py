@@ -297,6 +297,21 @@ def main():
         "name": "spring sale", "source_id": "meta-main", "complete_after_hours": 48,
         "metadata": {"owner": "marketing"}}, headers={"idempotency-key": "campaign-1"})
     cases["admin-list-campaigns.json"] = admin_event("GET", "/v1/campaigns", query="status=open")
+    cases["admin-list-sources.json"] = admin_event("GET", "/v1/sources")
+    # A captured Meta request, signed as Meta signs it; and the same body after a proxy
+    # pretty-printed it (the signature no longer matches the bytes).
+    body = fixture("meta-text.json")
+    head = f"POST /webhooks/meta-main HTTP/1.1\r\nHost: {API_HOST}\r\nContent-Type: application/json\r\n" \
+        f"X-Hub-Signature-256: {meta_sig(body)}\r\n\r\n"
+    cases["admin-diagnose-source.json"] = admin_event(
+        "POST", "/v1/sources/meta-main/diagnose", {"raw": head + body.decode("utf-8")})
+    pretty = json.dumps(json.loads(body), indent=2, ensure_ascii=False)
+    cases["admin-diagnose-reserialized.json"] = admin_event(
+        "POST", "/v1/sources/meta-main/diagnose", {"raw": head + pretty})
+    cases["admin-stats.json"] = admin_event("GET", "/v1/stats", query="window=day")
+    cases["admin-console.json"] = http_event("GET", "", path="/console/", route="GET /console/{proxy+}",
+                                             path_parameters={"proxy": ""})
+
     cases["admin-send-message.json"] = admin_event("POST", "/v1/messages", {
         "source_id": "meta-main", "to": "+15550001111", "type": "text",
         "text": {"body": "Your order 1042 shipped"}, "metadata": {"order": 1042}},

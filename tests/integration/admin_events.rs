@@ -190,8 +190,20 @@ async fn every_admin_event_gets_its_documented_answer() {
         ("admin-create-campaign.json", 201),
         ("admin-list-campaigns.json", 200),
         ("admin-send-message.json", 409),
+        ("admin-list-sources.json", 200),
+        ("admin-diagnose-source.json", 200),
+        ("admin-diagnose-reserialized.json", 200),
+        ("admin-stats.json", 200),
     ];
     let mut seen = Vec::new();
+    // The console's page, public, as the Lambda serves it.
+    let text = std::fs::read_to_string(repo_root().join("events/admin-console.json")).unwrap();
+    let page = invoke_router(admin, &text).await;
+    assert_eq!(page.status, 200);
+    let header = |name: &str| page.headers[name].to_str().unwrap().to_owned();
+    assert!(header("content-type").starts_with("text/html"));
+    assert!(header("content-security-policy").contains("script-src 'self'"));
+    seen.push("admin-console.json");
     for (file, status) in cases {
         let (got, body) = invoke(admin, file).await;
         assert_eq!(got, status, "{file}: {body}");
@@ -248,6 +260,32 @@ async fn every_admin_event_gets_its_documented_answer() {
                 assert_eq!(body["totals"]["total"], 0);
             }
             "admin-list-campaigns.json" => assert_eq!(body["data"][0]["name"], "spring sale"),
+            "admin-list-sources.json" => {
+                let meta = body["data"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .find(|s| s["id"] == "meta-main")
+                    .unwrap();
+                assert_eq!(meta["webhook_path"], "/webhooks/meta-main");
+                assert!(meta["secrets"].as_u64().unwrap() >= 1, "{body}");
+            }
+            "admin-diagnose-source.json" => {
+                assert_eq!(body["verdict"], "verified", "{body}");
+                assert_eq!(body["accepted"], true);
+            }
+            "admin-diagnose-reserialized.json" => {
+                assert_eq!(body["verdict"], "body_re_serialized", "{body}");
+                assert_eq!(body["accepted"], false);
+            }
+            "admin-stats.json" => {
+                // The admin Lambda reads no metrics yet: figures unknown, queue and endpoints
+                // read live.
+                assert_eq!(body["window"], "day");
+                assert_eq!(body["metrics_from"], Value::Null);
+                assert_eq!(body["dead_letter_depth"], 0, "{body}");
+                assert!(body["endpoints_in_trouble"].is_array());
+            }
             "admin-send-message.json" => assert_eq!(body["error"]["code"], "not_configured"),
             "admin-unauthorized.json" => assert_eq!(body["error"]["code"], "unauthorized"),
             "admin-get-delivery.json" => {
