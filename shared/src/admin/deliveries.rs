@@ -17,9 +17,10 @@ use super::openapi::{ChangeErrors, IdempotencyKey, ItemChangeErrors, ItemErrors}
 use super::{Admin, ApiError, Page, Paging, query_time};
 use crate::delivery::record::{AttemptRecord, DeliveryFilter, DeliveryRecord, DeliveryStatus};
 use crate::delivery::redrive::{Selection, redrive};
-use crate::delivery::request::DeliveryTask;
+use crate::delivery::request::{DeliveryTask, headers};
 use crate::ids::EventId;
 use crate::model::EventType;
+use crate::ports::BackendError;
 use crate::ports::codec::{encode, pack, send_all};
 
 /// A delivery as the API shows it.
@@ -48,7 +49,23 @@ pub struct DeliveryView {
     /// The latest attempts, oldest first (only when showing one delivery).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attempts: Option<Vec<AttemptRecord>>,
+    /// The exact body POSTed (only when showing one delivery; every attempt sends the same
+    /// bytes). Absent when the task is no longer kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The headers of the latest attempt, in the order sent, rebuilt from the task and the
+    /// endpoint as they stand (only when showing a delivery that had an attempt). The values of
+    /// the endpoint's custom headers are write-only and shown as `********`; the signatures are
+    /// HMACs, not secrets, and are shown so a receiver's check can be compared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Vec<SentHeader>>,
 }
+
+/// One header of a delivery attempt, as `[name, value]`.
+pub type SentHeader = (String, String);
+
+/// What a masked header value reads.
+pub const MASKED: &str = "********";
 
 impl DeliveryView {
     fn of(r: &DeliveryRecord, with_attempts: bool) -> Self {
@@ -64,7 +81,46 @@ impl DeliveryView {
             created_at: r.created_at,
             updated_at: r.updated_at,
             attempts: with_attempts.then(|| r.attempts.clone()),
+            body: None,
+            headers: None,
         }
+    }
+
+    /// [`Self::of`] with attempts, plus the body and the latest attempt's headers. A task that
+    /// has expired or an endpoint that was deleted leaves them out (the record is still worth
+    /// showing); a storage failure is an error, not a view missing parts.
+    async fn with_request(
+        admin: &Admin,
+        r: &DeliveryRecord,
+        now: DateTime<Utc>,
+    ) -> Result<Self, ApiError> {
+        let mut view = Self::of(r, true);
+        let task = match admin.deliveries.task(r, now).await {
+            Ok(task) => task,
+            Err(BackendError::Corrupt(_)) => return Ok(view),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(last) = r.attempts.last()
+            && let Some((endpoint, _)) = admin.endpoints.get(&r.endpoint_id, now).await?
+        {
+            let sent = headers(&task, &endpoint, last.at);
+            // The endpoint's custom headers come last (`headers` appends them).
+            let ours = sent.len().saturating_sub(endpoint.headers.len());
+            view.headers = Some(
+                sent.into_iter()
+                    .enumerate()
+                    .map(|(i, (name, value))| {
+                        if i < ours {
+                            (name, value)
+                        } else {
+                            (name, MASKED.to_owned())
+                        }
+                    })
+                    .collect(),
+            );
+        }
+        view.body = Some(task.body);
+        Ok(view)
     }
 }
 
@@ -275,7 +331,9 @@ async fn get_delivery(
         .get(&id, now)
         .await?
         .ok_or_else(|| ApiError::not_found("delivery"))?;
-    Ok(Json(DeliveryView::of(&record, true)))
+    Ok(Json(
+        DeliveryView::with_request(&admin, &record, now).await?,
+    ))
 }
 
 /// Send a delivery again (same id and body).

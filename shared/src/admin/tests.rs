@@ -554,10 +554,8 @@ async fn the_overview_reads_the_metrics_the_dead_letter_depth_and_failing_endpoi
 #[tokio::test]
 async fn deliveries_are_listed_filtered_shown_and_retried() {
     let (a, queue, _) = admin_with_queues();
-    let ep1 = create(&a, "https://one.example.com/h").await["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let created1 = create(&a, "https://one.example.com/h").await;
+    let ep1 = created1["id"].as_str().unwrap().to_owned();
     let ep2 = create(&a, "https://two.example.com/h").await["id"]
         .as_str()
         .unwrap()
@@ -660,6 +658,40 @@ async fn deliveries_are_listed_filtered_shown_and_retried() {
     assert_eq!(one["attempts"][0]["latency_ms"], 12);
     let (status, _) = call(&a, "GET", "/v1/deliveries/msg_nope", "", None).await;
     assert_eq!(status, 404);
+    // With the exact body and the latest attempt's headers, the write-only one masked; the
+    // list leaves them out.
+    assert_eq!(one["body"], r#"{"n":0}"#, "{one}");
+    let headers: Vec<(String, String)> = serde_json::from_value(one["headers"].clone()).unwrap();
+    let value = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_else(|| panic!("{name} in {headers:?}"))
+    };
+    assert_eq!(value("X-Idempotency-Key"), ids1[0]);
+    assert_eq!(value("webhook-id"), ids1[0]);
+    let attempted_at = one["attempts"][0]["at"].as_str().unwrap();
+    let attempted_at = DateTime::parse_from_rfc3339(attempted_at).unwrap();
+    assert_eq!(
+        value("webhook-timestamp"),
+        attempted_at.timestamp().to_string()
+    );
+    assert_eq!(value("X-API-Key"), "********");
+    assert_eq!(
+        headers.last().unwrap().0,
+        "X-API-Key",
+        "custom headers come last"
+    );
+    assert!(!one.to_string().contains("whsec_"), "{one}");
+    let secret =
+        crate::signature::EndpointSecret::parse(created1["secret"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        value("X-Webhook-Signature"),
+        crate::signature::webhook_signature(&secret, br#"{"n":0}"#)
+    );
+    assert!(first["data"][0].get("body").is_none());
+    assert!(first["data"][0].get("headers").is_none());
 
     // Retry puts the task back on the delivery queue and marks the record retrying.
     let (status, retried) = call(
