@@ -309,6 +309,23 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
         })
         .await;
     assert_eq!(receiver.received().len(), 2);
+    // The request as sent: the exact body, the headers with the write-only one masked.
+    let sent_body = browser.wait_text("#sent-body", "\"type\"").await;
+    let posted = String::from_utf8_lossy(&receiver.received()[1].body).into_owned();
+    assert_eq!(sent_body, posted, "the body shown is the body posted");
+    let sent_headers = browser.text("#sent-headers").await;
+    assert!(
+        sent_headers.contains("X-Receiver-Key: ********"),
+        "{sent_headers}"
+    );
+    assert!(
+        !sent_headers.contains("receiver-secret-value"),
+        "{sent_headers}"
+    );
+    assert!(
+        sent_headers.contains("X-Idempotency-Key: msg_"),
+        "{sent_headers}"
+    );
     snap(&browser, "delivery").await;
     accessible(&browser, &axe, "delivery").await;
     open(
@@ -413,6 +430,58 @@ async fn an_operator_manages_the_gateway_from_the_console_in_a_real_browser() {
     )
     .await;
     assert_eq!(shown["labels"], json!(["vip", "billing"]), "{shown}");
+    // Found by the API's search: by label, by the number however it is written, by text.
+    let other = meta_text("15550003333", "Dan Other", &wamid(), "hello", Utc::now());
+    assert_eq!(post(&gateway, "meta-demo", &other.to_string()).await.0, 200);
+    tests::wait::until_async(
+        "the second conversation",
+        tests::browser::PATIENCE,
+        || async {
+            let (_, page) = api(&gateway, reqwest::Method::GET, "/conversations").await;
+            page["data"].as_array().is_some_and(|d| d.len() == 2)
+        },
+    )
+    .await;
+    for (field, value) in [
+        ("label", "Billing"),
+        ("phone", "+1 555-000-2222"),
+        ("q", "carla"),
+    ] {
+        open(&browser, &base, "#/conversations", "Conversations").await;
+        browser.wait_text("main table", "Dan Other").await;
+        browser
+            .fill(&format!("#conversation-filters input[name={field}]"), value)
+            .await;
+        browser
+            .click("#conversation-filters button[type=submit]")
+            .await;
+        browser
+            .until("the search to apply", || async {
+                browser
+                    .url()
+                    .await
+                    .contains(&format!("{field}="))
+                    .then_some(())
+            })
+            .await;
+        let found = browser.wait_text("main table", "Carla Example").await;
+        assert!(!found.contains("Dan Other"), "{field}={value}: {found}");
+    }
+    open(
+        &browser,
+        &base,
+        "#/conversations?label=nobody",
+        "Conversations",
+    )
+    .await;
+    browser.wait_text("main", "No conversation matches").await;
+    open(
+        &browser,
+        &base,
+        &format!("#/conversations/{conversation}"),
+        "Conversation with Carla Example",
+    )
+    .await;
     // A note, a transfer, then closed.
     browser
         .fill("#note-form textarea", "Called back about the invoice")

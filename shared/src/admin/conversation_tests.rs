@@ -714,3 +714,83 @@ async fn whichever_call_of_a_transfer_fails_one_event_goes_out_and_one_change_is
         }
     }
 }
+
+#[tokio::test]
+async fn conversations_are_found_by_phone_user_id_label_and_text() {
+    let w = world().await;
+    let labels = json!({"labels": ["VIP", "billing"]});
+    let (status, _) = call(&w, "PUT", &path(&w, "labels"), &labels, None, at(5)).await;
+    assert_eq!(status, 200);
+    let found = |query: &'static str| {
+        let w = &w;
+        async move {
+            let (status, page) = call(
+                w,
+                "GET",
+                &format!("/v1/conversations?{query}"),
+                &Value::Null,
+                None,
+                at(10),
+            )
+            .await;
+            assert_eq!(status, 200, "{query}: {page}");
+            page["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|c| c["id"].as_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        }
+    };
+    let alice = vec![w.id.clone()];
+    for hit in [
+        "phone=15550001111",
+        "phone=%2B1%20(555)%20000-1111",
+        "label=vip",
+        "label=billing&phone=15550001111&source_id=src",
+        "q=alice",
+        "q=EXAMPLE",
+        "q=000111",
+        "q=bill",
+    ] {
+        assert_eq!(found(hit).await, alice, "{hit}");
+    }
+    for miss in [
+        "phone=15550001112",
+        "label=vi",
+        "user_id=15550001111",
+        "q=bob",
+        "source_id=other",
+        "label=vip&q=bob",
+    ] {
+        assert!(found(miss).await.is_empty(), "{miss}");
+    }
+    for (bad, field) in [
+        ("phone=abc", "phone"),
+        ("source_id=no%20such", "source_id"),
+        ("status=open", "status"),
+    ] {
+        let (status, error) = call(
+            &w,
+            "GET",
+            &format!("/v1/conversations?{bad}"),
+            &Value::Null,
+            None,
+            at(10),
+        )
+        .await;
+        assert_eq!(status, 422, "{bad}: {error}");
+        assert_eq!(error["error"]["details"]["field"], field, "{bad}: {error}");
+    }
+    let long = "x".repeat(129);
+    let (status, error) = call(
+        &w,
+        "GET",
+        &format!("/v1/conversations?q={long}"),
+        &Value::Null,
+        None,
+        at(10),
+    )
+    .await;
+    assert_eq!(status, 422, "{error}");
+}

@@ -28,7 +28,9 @@ use crate::model::{
     Conversation, ConversationBody, ConversationStatus, EndReason, EventBody, EventData, EventType,
     Handoff, InboundEvent, Note, SourceInfo, Transfer,
 };
-use crate::pipeline::track::state::conversations::{ChangeEvent, assign, request_handoff};
+use crate::pipeline::track::state::conversations::{
+    ChangeEvent, ConversationFilter, assign, request_handoff,
+};
 use crate::pipeline::track::state::{ConversationDoc, StateError};
 use crate::pipeline::track::sweep::{Sweep, SweepError};
 
@@ -90,6 +92,52 @@ pub(super) struct ConversationQuery {
     /// Only this source's.
     #[param(value_type = Option<String>, pattern = "^[A-Za-z0-9_-]{1,64}$")]
     source_id: Option<String>,
+    /// The contact's phone number; punctuation and a leading `+` are ignored.
+    #[param(value_type = Option<String>, max_length = 32)]
+    phone: Option<String>,
+    /// The contact's user id (Meta business-scoped user id, WAHA `@lid` id), exactly.
+    #[param(value_type = Option<String>, max_length = 128)]
+    user_id: Option<String>,
+    /// Carries this label (case-insensitive).
+    #[param(value_type = Option<String>, max_length = 64)]
+    label: Option<String>,
+    /// Free text, case-insensitive, found in the id, phone number, user id, username, name,
+    /// external id or a label.
+    #[param(value_type = Option<String>, max_length = 128)]
+    q: Option<String>,
+}
+
+impl ConversationQuery {
+    fn filter(&self) -> Result<ConversationFilter, ApiError> {
+        if let Some(s) = self.source_id.as_deref() {
+            SourceId::parse(s).map_err(|_| ApiError::invalid("source_id", "not a source id"))?;
+        }
+        let text = |name: &'static str, value: &Option<String>, max: usize| match value
+            .as_deref()
+            .map(str::trim)
+        {
+            None | Some("") => Ok(None),
+            Some(v) if v.chars().count() > max => Err(ApiError::invalid(
+                name,
+                format!("{name} is longer than {max} characters"),
+            )),
+            Some(v) => Ok(Some(v.to_owned())),
+        };
+        let phone = text("phone", &self.phone, 32)?;
+        if phone
+            .as_deref()
+            .is_some_and(|p| !p.chars().any(|c| c.is_ascii_digit()))
+        {
+            return Err(ApiError::invalid("phone", "phone has no digits"));
+        }
+        Ok(ConversationFilter {
+            source_id: self.source_id.clone(),
+            phone,
+            user_id: text("user_id", &self.user_id, 128)?,
+            label: text("label", &self.label, 64)?,
+            text: text("q", &self.q, 128)?,
+        })
+    }
 }
 
 /// Why the API closes a conversation.
@@ -518,14 +566,11 @@ async fn list_conversations(
             ));
         }
     };
-    let source = query.source_id.as_deref();
-    if let Some(s) = source {
-        SourceId::parse(s).map_err(|_| ApiError::invalid("source_id", "not a source id"))?;
-    }
+    let filter = query.filter()?;
     let page = admin
         .sweep()?
         .conversations
-        .list_conversations(ended, source, cursor.as_deref(), limit, now)
+        .list_conversations(ended, &filter, cursor.as_deref(), limit, now)
         .await?;
     let data: Vec<ConversationView> = page
         .conversations

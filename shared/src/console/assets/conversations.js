@@ -1,6 +1,6 @@
-// Conversations: list (status, source) with a search over the page shown (phone, user id, name,
-// label), and one conversation: contact, context and recent messages from both sides, labels
-// and notes (editable), close and transfer.
+// Conversations: list (status, source) with a search the API runs (phone, label, and text in
+// the id, number, user id, name or a label), and one conversation: contact, context and recent
+// messages from both sides, labels and notes (editable), close and transfer.
 
 import { describe, get, path, post, put } from './api.js';
 import { badge, busy, facts, field, h, replace, select, table, time } from './dom.js';
@@ -37,8 +37,13 @@ async function list(ctx) {
   const statusValue = params.get('status') || 'active';
   const sourceValue = params.get('source_id') || '';
   const search = params.get('q') || '';
+  const phoneValue = params.get('phone') || '';
+  const labelValue = params.get('label') || '';
   const [page, sources] = await Promise.all([
-    get(path('/conversations', { status: statusValue, source_id: sourceValue, limit: 50, cursor: params.get('cursor') })),
+    get(path('/conversations', {
+      status: statusValue, source_id: sourceValue, q: search, phone: phoneValue, label: labelValue,
+      limit: 50, cursor: params.get('cursor'),
+    })),
     sourceIds(),
   ]);
   const status = select({ name: 'status' }, [['active', 'Active'], ['ended', 'Ended']], statusValue);
@@ -46,28 +51,26 @@ async function list(ctx) {
     ? select({ name: 'source_id' }, [['', 'Any source'], ...sources], sourceValue)
     : h('input', { type: 'text', name: 'source_id', value: sourceValue });
   const q = h('input', { type: 'search', name: 'q', value: search });
+  const phone = h('input', { type: 'tel', name: 'phone', value: phoneValue, autocomplete: 'off' });
+  const label = h('input', { type: 'text', name: 'label', value: labelValue });
   const form = h('form.panel', { id: 'conversation-filters', role: 'search', 'aria-label': 'Find conversations' },
     h('div.row', {}, field('Status', status), field('Source', source),
-      field('Search', q, 'Phone number, user id, name or label, within this page.')),
+      field('Phone', phone, 'The contact\'s number, any punctuation.'),
+      field('Label', label),
+      field('Search', q, 'Part of an id, number, user id, name or label.')),
     h('button', { type: 'submit' }, 'Show'));
+  const filters = { source_id: source, q, phone, label };
   form.addEventListener('submit', (event) => {
     event.preventDefault();
     const next = new URLSearchParams();
     next.set('status', status.value);
-    if (source.value.trim()) next.set('source_id', source.value.trim());
-    if (q.value.trim()) next.set('q', q.value.trim());
+    for (const [name, input] of Object.entries(filters)) {
+      if (input.value.trim()) next.set(name, input.value.trim());
+    }
     ctx.go(`#/conversations?${next}`);
   });
 
-  const needle = search.toLowerCase();
-  const matches = (c) => {
-    if (!needle) return true;
-    const contact = c.contact || {};
-    return [c.id, contact.wa_id, contact.user_id, contact.name, contact.username, c.external_id, ...(c.labels || [])]
-      .some((v) => v && String(v).toLowerCase().includes(needle));
-  };
-  const shown = page.data.filter(matches);
-  const rows = shown.map((c) => [
+  const rows = page.data.map((c) => [
     h('a', { href: `#/conversations/${enc(c.id)}` }, who(c)),
     h('span.mono', {}, c.contact?.wa_id || c.contact?.user_id || '—'),
     `${c.source.id} (${c.source.provider})`,
@@ -78,14 +81,15 @@ async function list(ctx) {
   ]);
   const current = new URLSearchParams();
   current.set('status', statusValue);
-  if (sourceValue) current.set('source_id', sourceValue);
-  if (search) current.set('q', search);
+  for (const [name, value] of [['source_id', sourceValue], ['q', search], ['phone', phoneValue], ['label', labelValue]]) {
+    if (value) current.set(name, value);
+  }
   ctx.show('Conversations',
     h('h1', {}, 'Conversations'),
     form,
     rows.length
       ? table('Conversations', ['Contact', 'Phone or user id', 'Source', 'Status', 'Labels', 'Messages', 'Last active'], rows)
-      : h('p.notice', {}, search ? 'No conversation on this page matches.' : 'No conversations.'),
+      : h('p.notice', {}, search || phoneValue || labelValue ? 'No conversation matches.' : 'No conversations.'),
     pager(page.next_cursor, params.get('cursor'), '#/conversations', current.toString()));
 }
 

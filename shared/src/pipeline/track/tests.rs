@@ -640,7 +640,7 @@ async fn conversations_spread_over_index_shards_and_unsharded_entries_are_still_
     // One conversation as a version before sharding wrote it: in the unsharded partition.
     let state = &w.sweep.conversations;
     let page = state
-        .list_conversations(false, None, None, 100, at(30))
+        .list_conversations(false, &Default::default(), None, 100, at(30))
         .await
         .unwrap();
     assert_eq!(page.conversations.len(), 20);
@@ -667,7 +667,7 @@ async fn conversations_spread_over_index_shards_and_unsharded_entries_are_still_
     let mut before = None;
     loop {
         let page = state
-            .list_conversations(false, None, before.as_deref(), 6, at(30))
+            .list_conversations(false, &Default::default(), before.as_deref(), 6, at(30))
             .await
             .unwrap();
         seen.extend(page.conversations.iter().map(|c| c.conversation.id));

@@ -145,6 +145,78 @@ impl ConversationKey {
     }
 }
 
+/// Which conversations a listing keeps; every given condition must hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConversationFilter {
+    /// Only this source's.
+    pub source_id: Option<String>,
+    /// The contact's phone number: its digits, whatever the punctuation (`+1 555-0100`).
+    pub phone: Option<String>,
+    /// The contact's user id (business-scoped user id, WAHA `@lid`), exactly.
+    pub user_id: Option<String>,
+    /// Carries this label (case-insensitive).
+    pub label: Option<String>,
+    /// Contains this text, case-insensitive, in the id, phone number, user id, username,
+    /// name, external id or a label.
+    pub text: Option<String>,
+}
+
+impl ConversationFilter {
+    /// Whether `doc` passes.
+    pub fn matches(&self, doc: &ConversationDoc) -> bool {
+        let c = &doc.conversation;
+        let contact = &c.contact;
+        if self
+            .source_id
+            .as_deref()
+            .is_some_and(|s| doc.source.id.as_str() != s)
+        {
+            return false;
+        }
+        if let Some(phone) = &self.phone {
+            let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
+            if digits.is_empty() || contact.wa_id.as_deref() != Some(digits.as_str()) {
+                return false;
+            }
+        }
+        if self
+            .user_id
+            .as_deref()
+            .is_some_and(|u| contact.user_id.as_deref() != Some(u))
+        {
+            return false;
+        }
+        if self
+            .label
+            .as_deref()
+            .is_some_and(|l| !c.labels.iter().any(|have| have.eq_ignore_ascii_case(l)))
+        {
+            return false;
+        }
+        if let Some(text) = &self.text {
+            let needle = text.to_lowercase();
+            let id = c.id.to_string();
+            let fields = [
+                Some(id.as_str()),
+                contact.wa_id.as_deref(),
+                contact.user_id.as_deref(),
+                contact.username.as_deref(),
+                contact.name.as_deref(),
+                c.external_id.as_deref(),
+            ];
+            let found = fields
+                .into_iter()
+                .flatten()
+                .chain(c.labels.iter().map(String::as_str))
+                .any(|f| f.to_lowercase().contains(&needle));
+            if !found {
+                return false;
+            }
+        }
+        true
+    }
+}
+
 /// A conversation as stored: the public object plus what sweeping needs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ConversationDoc {
@@ -685,12 +757,12 @@ impl Conversations {
     }
 
     /// Conversations, most recent first: open ones by the minute of their last activity (then
-    /// newest id first), or ended ones by end time;
-    /// only those of `source_id` when given. Starts below the sort key `before`.
+    /// newest id first), or ended ones by end time; only those `filter` matches. Starts below
+    /// the sort key `before`.
     pub async fn list_conversations(
         &self,
         ended: bool,
-        source_id: Option<&str>,
+        filter: &ConversationFilter,
         before: Option<&str>,
         limit: usize,
         now: DateTime<Utc>,
@@ -704,11 +776,7 @@ impl Conversations {
             now,
             |l| {
                 let doc: ConversationDoc = decode(&l.key, &l.doc)?;
-                Ok::<_, StateError>(
-                    source_id
-                        .is_none_or(|s| doc.source.id.as_str() == s)
-                        .then_some(doc),
-                )
+                Ok::<_, StateError>(filter.matches(&doc).then_some(doc))
             },
         )
         .await?;
