@@ -21,6 +21,7 @@ mod lambda_binaries;
 mod media_bench;
 mod media_e2e;
 mod media_memory_moto;
+mod metrics_moto;
 mod outbound_events;
 mod providers_e2e;
 mod schema;

@@ -49,6 +49,9 @@ fn flow_list(value: &str) -> Vec<String> {
 /// an SSM parameter ARN → `ssm:{parameter name reference}`.
 fn resource_name(value: &str) -> String {
     let v = value.trim().trim_matches('"');
+    if v == "*" {
+        return "*".to_owned();
+    }
     if let Some(name) = v.strip_prefix("!Ref ") {
         return format!("ref:{}", name.trim());
     }
@@ -209,7 +212,10 @@ impl Statement {
     /// Whether this statement allows `request`.
     pub fn allows(&self, request: &Request) -> bool {
         let action = self.actions.iter().any(|a| string_like(a, &request.action));
-        let resource = self.resources.contains(&request.resource);
+        let resource = self
+            .resources
+            .iter()
+            .any(|r| r == "*" || *r == request.resource);
         // `ForAllValues:StringLike`: every key named matches a pattern, which an empty set does
         // (IAM's rule), hence the `Null` condition beside it.
         let keys = self.leading_keys.as_ref().is_none_or(|patterns| {

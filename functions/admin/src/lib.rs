@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use aws_adapters::cloudwatch::MetricsFunctions;
 use aws_adapters::env::{ConfigError, Env};
 use aws_adapters::infra::{InfraError, Infrastructure};
 use shared::admin::{Admin, AdminConfig};
@@ -48,6 +49,9 @@ pub struct Config {
     pub media_bucket: Option<String>,
     /// The media settings (`MEDIA_URL_TTL_SECONDS` is the one used here).
     pub media: shared::media::MediaConfig,
+    /// `METRICS_FUNCTIONS` (comma-separated function names) and `METRICS_DELIVER_FUNCTION`
+    /// (optional): whose CloudWatch metrics the overview (`GET /v1/stats`) reads.
+    pub metrics: MetricsFunctions,
 }
 
 impl Config {
@@ -71,6 +75,8 @@ impl Config {
         "WAGATE_SOURCES_PARAMETER",
         "MEDIA_BUCKET",
         "MEDIA_URL_TTL_SECONDS",
+        "METRICS_FUNCTIONS",
+        "METRICS_DELIVER_FUNCTION",
     ];
 
     /// The secrets that may come from SSM Parameter Store instead (`{NAME}_PARAMETER`, read by
@@ -123,6 +129,18 @@ impl Config {
             },
             media_bucket: env.0("MEDIA_BUCKET").filter(|b| !b.trim().is_empty()),
             media: env.media()?,
+            metrics: MetricsFunctions {
+                all: env.0("METRICS_FUNCTIONS")
+                    .unwrap_or_default()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|f| !f.is_empty())
+                    .map(str::to_owned)
+                    .collect(),
+                deliver: env.0("METRICS_DELIVER_FUNCTION")
+                    .map(|f| f.trim().to_owned())
+                    .filter(|f| !f.is_empty()),
+            },
         })
     }
 }
@@ -154,7 +172,7 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Admin, Infra
     .with_sender(infra.http(config.admin.network)?)
     .with_sources(Arc::new(StaticSources::new(config.sources.clone())))
     .with_provider(Sender::new(infra.provider_api()?));
-    let admin = match infra.metrics() {
+    let admin = match infra.metrics(&config.metrics) {
         Some(metrics) => admin.with_metrics(metrics),
         None => admin,
     };

@@ -46,8 +46,11 @@ pub trait Infrastructure: Send + Sync {
     /// Where media files are stored: the S3 `bucket` on AWS; local mode's own store.
     fn media_store(&self, bucket: &str) -> Result<Arc<dyn MediaStore>, InfraError>;
     /// What the stages measured, for the overview (`GET /v1/stats`): local mode's timeline;
-    /// none on AWS yet (its metrics are in CloudWatch).
-    fn metrics(&self) -> Option<Arc<dyn shared::ports::MetricsSource>> {
+    /// on AWS, CloudWatch's metrics of `functions` (none when no function is named).
+    fn metrics(
+        &self,
+        _functions: &crate::cloudwatch::MetricsFunctions,
+    ) -> Option<Arc<dyn shared::ports::MetricsSource>> {
         None
     }
 }
@@ -132,5 +135,18 @@ impl Infrastructure for Aws {
             self.clients.s3.clone(),
             bucket,
         )))
+    }
+
+    fn metrics(
+        &self,
+        functions: &crate::cloudwatch::MetricsFunctions,
+    ) -> Option<Arc<dyn shared::ports::MetricsSource>> {
+        (!functions.all.is_empty()).then(|| {
+            Arc::new(crate::cloudwatch::CloudWatchMetrics::new(
+                self.clients.cloudwatch.clone(),
+                functions.all.clone(),
+                functions.deliver.clone(),
+            )) as Arc<dyn shared::ports::MetricsSource>
+        })
     }
 }

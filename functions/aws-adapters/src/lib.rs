@@ -7,6 +7,7 @@
 //! errors to [`shared::ports::BackendError`] (retryable or not). Must not: hold pipeline logic.
 //! Clients honour `AWS_ENDPOINT_URL`, so pointing them at moto needs no special code path.
 
+pub mod cloudwatch;
 mod dynamo;
 pub mod env;
 mod error;
@@ -22,7 +23,7 @@ pub use aws_config::SdkConfig;
 pub use dynamo::{DynamoBlobStore, DynamoDocumentStore, INDEX_NAME};
 pub use s3::{PART_SIZE, S3MediaStore, s3_config};
 pub use sqs::SqsQueue;
-pub use {aws_sdk_dynamodb, aws_sdk_s3, aws_sdk_sqs, aws_sdk_ssm};
+pub use {aws_sdk_cloudwatch, aws_sdk_dynamodb, aws_sdk_s3, aws_sdk_sqs, aws_sdk_ssm};
 
 use aws_config::BehaviorVersion;
 
@@ -35,6 +36,8 @@ pub struct Clients {
     pub sqs: aws_sdk_sqs::Client,
     /// S3 (path-style addressing when the endpoint is overridden: [`s3_config`]).
     pub s3: aws_sdk_s3::Client,
+    /// CloudWatch (the overview reads the functions' metrics).
+    pub cloudwatch: aws_sdk_cloudwatch::Client,
 }
 
 impl Clients {
@@ -44,6 +47,7 @@ impl Clients {
             dynamodb: aws_sdk_dynamodb::Client::new(sdk),
             sqs: aws_sdk_sqs::Client::new(sdk),
             s3: aws_sdk_s3::Client::from_conf(s3_config(sdk)),
+            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
         }
     }
 }

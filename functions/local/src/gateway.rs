@@ -174,7 +174,11 @@ impl Infrastructure for Local<'_> {
     }
 
     /// This process's timeline, kept from the gateway's start.
-    fn metrics(&self) -> Option<Arc<dyn shared::ports::MetricsSource>> {
+    /// This process's timeline, whatever functions are named (local mode runs them all here).
+    fn metrics(
+        &self,
+        _functions: &aws_adapters::cloudwatch::MetricsFunctions,
+    ) -> Option<Arc<dyn shared::ports::MetricsSource>> {
         shared::metrics::keep_timeline();
         Some(Arc::new(shared::metrics::timeline::ProcessMetrics))
     }

@@ -142,7 +142,7 @@ export async function render(ctx) {
     tile('Dead-letter queue', dlq === null || dlq === undefined ? 'unknown' : number(dlq), dlq > 0 ? 'bad' : ''));
   const source = stats.metrics_from
     ? h('p.hint', {}, `Webhook, event and delivery figures: ${stats.metrics_from}. From `, time(stats.from), ' to ', time(stats.to), '.')
-    : h('p.hint', { role: 'note' }, 'This deployment does not report webhook, event and delivery figures here yet (they are in CloudWatch, namespace wagate). The dead-letter queue and endpoints below are read live.');
+    : h('p.hint', { role: 'note' }, 'This deployment names no functions whose metrics to read (METRICS_FUNCTIONS), so webhook, event and delivery figures are not shown. The dead-letter queue and endpoints below are read live.');
   const charts = stats.steps.length ? [
     barChart('webhooks', 'Webhooks', stats.steps, [
       { key: 'webhooks_accepted', label: 'Accepted', kind: 'ok' },
