@@ -62,8 +62,8 @@ impl CloudWatchMetrics {
         queries: Vec<MetricDataQuery>,
         start: DateTime<Utc>,
         end: DateTime<Utc>,
-    ) -> Result<HashMap<String, MetricDataResult>, BackendError> {
-        let mut by_id: HashMap<String, MetricDataResult> = HashMap::new();
+    ) -> Result<HashMap<String, Vec<Point>>, BackendError> {
+        let mut by_id: HashMap<String, Vec<Point>> = HashMap::new();
         for chunk in queries.chunks(MAX_QUERIES) {
             let mut token: Option<String> = None;
             loop {
@@ -79,23 +79,11 @@ impl CloudWatchMetrics {
                     .map_err(|e| backend_error("GetMetricData", e))?;
                 for result in out.metric_data_results() {
                     let Some(id) = result.id() else { continue };
-                    // A later page continues an id's timestamps and values.
-                    match by_id.get_mut(id) {
-                        Some(kept) => {
-                            let mut timestamps = kept.timestamps().to_vec();
-                            timestamps.extend_from_slice(result.timestamps());
-                            let mut values = kept.values().to_vec();
-                            values.extend_from_slice(result.values());
-                            *kept = MetricDataResult::builder()
-                                .id(id)
-                                .set_timestamps(Some(timestamps))
-                                .set_values(Some(values))
-                                .build();
-                        }
-                        None => {
-                            by_id.insert(id.to_owned(), result.clone());
-                        }
-                    }
+                    // A later page continues an id's points.
+                    by_id
+                        .entry(id.to_owned())
+                        .or_default()
+                        .extend(points(result));
                 }
                 match out.next_token() {
                     Some(next) if !next.is_empty() => token = Some(next.to_owned()),
@@ -132,7 +120,7 @@ impl CloudWatchMetrics {
         let series = |id: &str, period: i32, n: usize| {
             results
                 .get(id)
-                .map(|r| steps(r, from, period, n))
+                .map(|p| steps(p, from, period, n))
                 .unwrap_or_else(|| vec![None; n])
         };
         let combine = |prefix: &str, period: i32, n: usize| -> Vec<Option<Percentiles>> {
@@ -184,17 +172,24 @@ fn query(id: &str, metric: Metric, function: &str, period: i32, stat: &str) -> M
         .build()
 }
 
-/// `result`'s values placed in `n` steps of `period` seconds from `from` (a value whose
-/// timestamp falls outside is ignored; two in one step are added).
-fn steps(
-    result: &MetricDataResult,
-    from: DateTime<Utc>,
-    period: i32,
-    n: usize,
-) -> Vec<Option<f64>> {
+/// One value of a series: its timestamp (Unix seconds) and the value.
+type Point = (i64, f64);
+
+/// `result`'s timestamps and values, paired.
+fn points(result: &MetricDataResult) -> impl Iterator<Item = Point> + '_ {
+    result
+        .timestamps()
+        .iter()
+        .map(SmithyTime::secs)
+        .zip(result.values().iter().copied())
+}
+
+/// `points` placed in `n` steps of `period` seconds from `from` (a point whose timestamp falls
+/// outside is ignored; two in one step are added).
+fn steps(points: &[Point], from: DateTime<Utc>, period: i32, n: usize) -> Vec<Option<f64>> {
     let mut out = vec![None; n];
-    for (at, value) in result.timestamps().iter().zip(result.values()) {
-        let offset = at.secs() - from.timestamp();
+    for &(at, value) in points {
+        let offset = at - from.timestamp();
         if offset < 0 || period <= 0 {
             continue;
         }
@@ -235,14 +230,26 @@ impl MetricsSource for CloudWatchMetrics {
                 ));
             }
         }
-        let results = self.fetch(queries, from, end).await?;
+        // The counts and the percentiles in two calls at once; only the counts must succeed.
+        let latency = async {
+            let function = self.deliver_function.as_deref()?;
+            match self.latency(function, from, step_seconds, buckets).await {
+                Ok(found) => Some(found),
+                Err(e) => {
+                    tracing::warn!(error = %e, "delivery latency percentiles could not be read");
+                    None
+                }
+            }
+        };
+        let (results, latency) = futures::join!(self.fetch(queries, from, end), latency);
+        let results = results?;
         let mut sums = vec![vec![0.0; buckets]; Metric::ALL.len()];
         for metric in &counted {
             for f in 0..self.functions.len() {
-                let Some(result) = results.get(&format!("m{}f{f}", metric.index())) else {
+                let Some(points) = results.get(&format!("m{}f{f}", metric.index())) else {
                     continue;
                 };
-                for (step, value) in steps(result, from, step_seconds, buckets)
+                for (step, value) in steps(points, from, step_seconds, buckets)
                     .into_iter()
                     .enumerate()
                 {
@@ -250,16 +257,7 @@ impl MetricsSource for CloudWatchMetrics {
                 }
             }
         }
-        let (latency, latency_total) = match &self.deliver_function {
-            Some(function) => match self.latency(function, from, step_seconds, buckets).await {
-                Ok(found) => found,
-                Err(e) => {
-                    tracing::warn!(error = %e, "delivery latency percentiles could not be read");
-                    (vec![None; buckets], None)
-                }
-            },
-            None => (vec![None; buckets], None),
-        };
+        let (latency, latency_total) = latency.unwrap_or_else(|| (vec![None; buckets], None));
         Ok(Span {
             sums,
             latency,
@@ -287,6 +285,7 @@ mod tests {
             .set_timestamps(Some(vec![at(0), at(4), at(5), at(14), at(15), at(-1)]))
             .set_values(Some(vec![1.0, 2.0, 3.0, 4.0, 99.0, 98.0]))
             .build();
+        let result: Vec<Point> = points(&result).collect();
         assert_eq!(
             steps(&result, from, 300, 3),
             vec![Some(3.0), Some(3.0), Some(4.0)]
