@@ -28,6 +28,7 @@ use crate::model::{
     Conversation, ConversationBody, ConversationStatus, EndReason, EventBody, EventData, EventType,
     Handoff, InboundEvent, Note, SourceInfo, Transfer,
 };
+use crate::pipeline::track::state::contacts::phone_digits;
 use crate::pipeline::track::state::conversations::{
     ChangeEvent, ConversationFilter, assign, request_handoff,
 };
@@ -123,19 +124,17 @@ impl ConversationQuery {
             )),
             Some(v) => Ok(Some(v.to_owned())),
         };
-        let phone = text("phone", &self.phone, 32)?;
-        if phone
-            .as_deref()
-            .is_some_and(|p| !p.chars().any(|c| c.is_ascii_digit()))
-        {
-            return Err(ApiError::invalid("phone", "phone has no digits"));
-        }
+        let phone = text("phone", &self.phone, 32)?
+            .map(|p| {
+                phone_digits(&p).ok_or_else(|| ApiError::invalid("phone", "not a phone number"))
+            })
+            .transpose()?;
         Ok(ConversationFilter {
             source_id: self.source_id.clone(),
             phone,
             user_id: text("user_id", &self.user_id, 128)?,
             label: text("label", &self.label, 64)?,
-            text: text("q", &self.q, 128)?,
+            text: text("q", &self.q, 128)?.map(|q| q.to_lowercase()),
         })
     }
 }

@@ -150,14 +150,14 @@ impl ConversationKey {
 pub struct ConversationFilter {
     /// Only this source's.
     pub source_id: Option<String>,
-    /// The contact's phone number: its digits, whatever the punctuation (`+1 555-0100`).
+    /// The contact's phone number, as digits ([`super::contacts::phone_digits`]).
     pub phone: Option<String>,
     /// The contact's user id (business-scoped user id, WAHA `@lid`), exactly.
     pub user_id: Option<String>,
     /// Carries this label (case-insensitive).
     pub label: Option<String>,
-    /// Contains this text, case-insensitive, in the id, phone number, user id, username,
-    /// name, external id or a label.
+    /// Contains this text, lowercased, in the id, phone number, user id, username, name,
+    /// external id or a label (compared lowercased).
     pub text: Option<String>,
 }
 
@@ -173,11 +173,12 @@ impl ConversationFilter {
         {
             return false;
         }
-        if let Some(phone) = &self.phone {
-            let digits: String = phone.chars().filter(char::is_ascii_digit).collect();
-            if digits.is_empty() || contact.wa_id.as_deref() != Some(digits.as_str()) {
-                return false;
-            }
+        if self
+            .phone
+            .as_deref()
+            .is_some_and(|p| contact.wa_id.as_deref() != Some(p))
+        {
+            return false;
         }
         if self
             .user_id
@@ -193,8 +194,7 @@ impl ConversationFilter {
         {
             return false;
         }
-        if let Some(text) = &self.text {
-            let needle = text.to_lowercase();
+        if let Some(needle) = &self.text {
             let id = c.id.to_string();
             let fields = [
                 Some(id.as_str()),
@@ -208,7 +208,7 @@ impl ConversationFilter {
                 .into_iter()
                 .flatten()
                 .chain(c.labels.iter().map(String::as_str))
-                .any(|f| f.to_lowercase().contains(&needle));
+                .any(|f| f.to_lowercase().contains(needle.as_str()));
             if !found {
                 return false;
             }
