@@ -4,7 +4,8 @@
 //!
 //! With the embedded backend the crash aborts every stage and the front mid-flight and starts
 //! them again over the surviving stores (what a Lambda crash does over DynamoDB and SQS). With
-//! `--backend aws` the gateway is a child process, killed with SIGKILL and started again.
+//! `--backend sqlite` or `--backend aws` the gateway is a child process, killed with SIGKILL and
+//! started again over its data directory (or DynamoDB and SQS).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -88,10 +89,10 @@ pub struct FaultReport {
     pub stage_dead_letter_items: Vec<String>,
     /// Restarts done.
     pub restarts: usize,
-    /// Storage faults injected in the embedded backend: (clean, ambiguous). With `--backend
-    /// aws` they are injected in the gateway process and not counted here.
+    /// Storage faults injected in the in-memory backend: (clean, ambiguous). With `--backend
+    /// sqlite` or `aws` they are injected in the gateway process and not counted here.
     pub storage_faults: (u64, u64),
-    /// Storage faults were asked for but injected in the gateway child (`--backend aws`),
+    /// Storage faults were asked for but injected in the gateway child (`sqlite`, `aws`),
     /// which is killed, not asked: they are not counted here.
     pub faults_in_child: bool,
     /// Seconds from the first post to the end of the check.
@@ -244,21 +245,30 @@ impl Harness {
                     Gateway::start(stores, listener, gateway_options(self.config.clone())).await?;
                 Ok(Running::InProcess(Box::new(gateway)))
             }
-            Backend::Aws(aws) => {
+            Backend::Aws(_) | Backend::Sqlite(_) => {
                 let exe = gateway_binary()?;
                 let mut cmd = tokio::process::Command::new(exe);
                 cmd.arg("serve")
                     .arg("--config")
                     .arg(&self.config_path)
                     .args(["--port", &self.port.to_string()])
-                    .args(["--backend", "aws", "--create", "--no-receiver", "--quiet"])
-                    .args(["--region", &aws.region, "--table", &aws.table])
-                    .args(["--queue-prefix", &aws.queue_prefix])
+                    .args(["--no-receiver", "--quiet"])
                     .args(["--concurrency", "4", "--visibility-timeout", "30"])
                     .args(["--retry-schedule", "1,2,4,8,15,30", "--sweep-every", "0"])
                     .kill_on_drop(true);
-                if let Some(url) = &aws.endpoint_url {
-                    cmd.args(["--endpoint-url", url]);
+                match &self.options.backend {
+                    Backend::Aws(aws) => {
+                        cmd.args(["--backend", "aws", "--create"])
+                            .args(["--region", &aws.region, "--table", &aws.table])
+                            .args(["--queue-prefix", &aws.queue_prefix]);
+                        if let Some(url) = &aws.endpoint_url {
+                            cmd.args(["--endpoint-url", url]);
+                        }
+                    }
+                    Backend::Sqlite(dir) => {
+                        cmd.args(["--backend", "sqlite", "--data-dir"]).arg(dir);
+                    }
+                    Backend::Memory => {}
                 }
                 let o = &self.options;
                 if o.clean_faults > 0.0 || o.ambiguous_faults > 0.0 {
@@ -423,7 +433,7 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
         report.retries += retries;
         report.restarts += usize::from(restarted);
         done += 1;
-        if done % 1000 == 0 {
+        if done.is_multiple_of(1000) {
             eprintln!(
                 "fault run: {done}/{} posted, {} delivered so far",
                 order.len(),
@@ -447,6 +457,11 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
             let mut aws = aws.clone();
             aws.create = false;
             Stores::aws(&aws).await?
+        }
+        (Backend::Sqlite(dir), _) => {
+            let db = wagate_local::sqlite::Database::open_shared(dir)
+                .map_err(|e| anyhow::anyhow!("opening {}: {e}", dir.display()))?;
+            Stores::on_database(&db, format!("SQLite in {}", dir.display()))
         }
         (Backend::Memory, _) => anyhow::bail!("the gateway did not restart"),
     };

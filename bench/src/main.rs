@@ -13,7 +13,7 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use wagate_bench::fault::{FaultOptions, run};
 use wagate_bench::lambda::{BenchOptions, StackOptions};
-use wagate_local::cli::BackendArgs;
+use wagate_local::cli::{BackendArgs, BackendKind};
 
 #[derive(Parser)]
 #[command(
@@ -210,7 +210,7 @@ async fn fault_run(args: FaultArgs) -> anyhow::Result<()> {
         seed: args.seed,
         clean_faults: args.clean_faults,
         ambiguous_faults: args.ambiguous_faults,
-        backend: args.backend.backend(),
+        backend: args.backend.backend_or(BackendKind::Memory),
     })
     .await?;
     println!("{}", report.render());

@@ -28,6 +28,7 @@ mod schema;
 mod secrets_moto;
 mod send_client;
 mod send_e2e;
+mod sqlite;
 mod template;
 mod track_events;
 mod track_moto;

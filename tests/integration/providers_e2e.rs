@@ -239,22 +239,6 @@ async fn every_provider_is_verified_normalized_tracked_and_delivered() {
     assert_eq!(report.pending, 0);
 }
 
-/// The `wagate` binary next to this test executable (built by `cargo build --workspace`).
-fn wagate_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("wagate");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run ./scripts/test.sh, or cargo build --workspace --all-targets first",
-        bin.display()
-    );
-    bin
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_command_line_signs_and_sends_a_sample_of_every_provider() {
     let patience = Patience::embedded();
@@ -275,7 +259,7 @@ async fn the_command_line_signs_and_sends_a_sample_of_every_provider() {
         ("evolution-text", "evolution"),
     ];
     for (sample, _) in samples.iter().chain(&[("twilio-status", "twilio")]) {
-        let out = tokio::process::Command::new(wagate_binary())
+        let out = tokio::process::Command::new(tests::wagate_binary())
             .args(["send", "--sample", sample, "--url", &base])
             .output()
             .await
@@ -309,7 +293,7 @@ async fn the_command_line_signs_and_sends_a_sample_of_every_provider() {
     );
     std::fs::write(&file, &body).unwrap();
     let url = "https://hooks.example.com/webhooks/twilio-demo";
-    let out = tokio::process::Command::new(wagate_binary())
+    let out = tokio::process::Command::new(tests::wagate_binary())
         .args(["sign", "--source", "twilio-demo", "--url", url])
         .arg(&file)
         .output()

@@ -10,6 +10,31 @@
 
 use std::path::{Path, PathBuf};
 
+/// A fresh durable SQLite database (local mode's `--backend sqlite`) in a directory of its own
+/// under the system's temporary directory; returns the database and its directory.
+pub fn sqlite_database() -> (std::sync::Arc<wagate_local::sqlite::Database>, PathBuf) {
+    let dir = std::env::temp_dir().join(moto::unique("wagate-sqlite"));
+    let db = wagate_local::sqlite::Database::open_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    (db, dir)
+}
+
+/// The `wagate` binary next to the running test executable (built by `cargo build --workspace`).
+pub fn wagate_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("wagate");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run ./scripts/test.sh, or cargo build --workspace --all-targets first",
+        bin.display()
+    );
+    bin
+}
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")

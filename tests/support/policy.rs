@@ -66,10 +66,10 @@ fn resource_name(value: &str) -> String {
     if let Some(param) = sub.split(":parameter").nth(1) {
         return format!("ssm:{param}");
     }
-    if let Some(rest) = sub.strip_prefix("${") {
-        if let Some((att, tail)) = rest.split_once('}') {
-            return format!("{}{tail}", att.trim_end_matches(".Arn"));
-        }
+    if let Some(rest) = sub.strip_prefix("${")
+        && let Some((att, tail)) = rest.split_once('}')
+    {
+        return format!("{}{tail}", att.trim_end_matches(".Arn"));
     }
     panic!("a Resource this reader does not follow: {value}");
 }

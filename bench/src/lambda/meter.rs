@@ -639,13 +639,14 @@ async fn forward(
     );
     let mut r = respond(StatusCode::from_u16(status)?, answer_body);
     for (name, value) in &headers {
-        if name != reqwest::header::CONTENT_LENGTH && name != reqwest::header::TRANSFER_ENCODING {
-            if let (Ok(n), Ok(v)) = (
+        if name != reqwest::header::CONTENT_LENGTH
+            && name != reqwest::header::TRANSFER_ENCODING
+            && let (Ok(n), Ok(v)) = (
                 HeaderName::from_bytes(name.as_str().as_bytes()),
                 HeaderValue::from_bytes(value.as_bytes()),
-            ) {
-                r.headers_mut().insert(n, v);
-            }
+            )
+        {
+            r.headers_mut().insert(n, v);
         }
     }
     Ok(r)

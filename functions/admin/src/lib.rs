@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use aws_adapters::cloudwatch::MetricsFunctions;
 use aws_adapters::env::{ConfigError, Env};
+use aws_adapters::infra::MetricsFunctions;
 use aws_adapters::infra::{InfraError, Infrastructure};
 use shared::admin::{Admin, AdminConfig};
 use shared::clock::Clock;

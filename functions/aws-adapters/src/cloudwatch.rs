@@ -22,16 +22,6 @@ use crate::error::backend_error;
 /// Queries per `GetMetricData` call (CloudWatch's limit).
 const MAX_QUERIES: usize = 500;
 
-/// The functions whose metrics the overview reads (admin's `METRICS_FUNCTIONS` and
-/// `METRICS_DELIVER_FUNCTION`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct MetricsFunctions {
-    /// Every function whose counts are summed.
-    pub all: Vec<String>,
-    /// The one that records delivery latency.
-    pub deliver: Option<String>,
-}
-
 /// CloudWatch as the overview's [`MetricsSource`].
 #[derive(Debug, Clone)]
 pub struct CloudWatchMetrics {

@@ -5,15 +5,25 @@
 
 use std::sync::Arc;
 
-use aws_config::SdkConfig;
 use shared::delivery::deliver::HttpSender;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::ports::media::MediaStore;
 use shared::ports::{BlobStore, DocumentStore, Queue};
 use shared::send::ProviderApi;
 
+#[cfg(feature = "sdk")]
+pub use crate::aws::Aws;
 use crate::http::{ReqwestProviderApi, ReqwestSender};
-use crate::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
+
+/// The functions whose metrics the overview reads (admin's `METRICS_FUNCTIONS` and
+/// `METRICS_DELIVER_FUNCTION`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MetricsFunctions {
+    /// Every function whose counts are summed.
+    pub all: Vec<String>,
+    /// The one that records delivery latency.
+    pub deliver: Option<String>,
+}
 
 /// Why a stage could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -49,104 +59,20 @@ pub trait Infrastructure: Send + Sync {
     /// on AWS, CloudWatch's metrics of `functions` (none when no function is named).
     fn metrics(
         &self,
-        _functions: &crate::cloudwatch::MetricsFunctions,
+        _functions: &MetricsFunctions,
     ) -> Option<Arc<dyn shared::ports::MetricsSource>> {
         None
     }
 }
 
-/// DynamoDB, SQS and reqwest: what the Lambda functions run on.
-#[derive(Debug, Clone)]
-pub struct Aws {
-    clients: Clients,
-    docs: Arc<DynamoDocumentStore>,
-    blobs: Arc<DynamoBlobStore>,
+/// The HTTP sender of deliveries under `network` ([`ReqwestSender`]).
+pub fn http_sender(network: NetworkPolicy) -> Result<Arc<dyn HttpSender>, InfraError> {
+    let sender = ReqwestSender::new(network).map_err(|e| InfraError::Http(e.to_string()))?;
+    Ok(Arc::new(sender))
 }
 
-impl Aws {
-    /// Clients from `sdk`, the stores on `table`.
-    pub fn new(sdk: &SdkConfig, table: &str) -> Self {
-        let clients = Clients::new(sdk);
-        Self {
-            docs: Arc::new(DynamoDocumentStore::new(clients.dynamodb.clone(), table)),
-            blobs: Arc::new(DynamoBlobStore::new(clients.dynamodb.clone(), table)),
-            clients,
-        }
-    }
-
-    /// Opens the DynamoDB connection and, with `queue_url`, the SQS one (TLS handshakes
-    /// included) before the first invocation needs them. Failures are only logged.
-    pub async fn warm(&self, queue_url: Option<&str>) {
-        match queue_url {
-            Some(url) => {
-                let queue = SqsQueue::new(self.clients.sqs.clone(), url);
-                tokio::join!(self.docs.warm(), queue.warm());
-            }
-            None => self.docs.warm().await,
-        }
-    }
-
-    /// The SDK clients.
-    pub fn clients(&self) -> &Clients {
-        &self.clients
-    }
-
-    /// The HTTP sender of deliveries under `network` ([`ReqwestSender`]).
-    pub fn http_sender(network: NetworkPolicy) -> Result<Arc<dyn HttpSender>, InfraError> {
-        let sender = ReqwestSender::new(network).map_err(|e| InfraError::Http(e.to_string()))?;
-        Ok(Arc::new(sender))
-    }
-}
-
-impl Aws {
-    /// The provider API client under `network` ([`ReqwestProviderApi`]).
-    pub fn provider_api_client(network: NetworkPolicy) -> Result<Arc<dyn ProviderApi>, InfraError> {
-        let api = ReqwestProviderApi::new(network).map_err(|e| InfraError::Http(e.to_string()))?;
-        Ok(Arc::new(api))
-    }
-}
-
-impl Infrastructure for Aws {
-    fn docs(&self) -> Arc<dyn DocumentStore> {
-        self.docs.clone()
-    }
-
-    fn blobs(&self) -> Arc<dyn BlobStore> {
-        self.blobs.clone()
-    }
-
-    fn queue(&self, url: &str) -> Result<Arc<dyn Queue>, InfraError> {
-        Ok(Arc::new(SqsQueue::new(self.clients.sqs.clone(), url)))
-    }
-
-    fn http(&self, network: NetworkPolicy) -> Result<Arc<dyn HttpSender>, InfraError> {
-        Self::http_sender(network)
-    }
-
-    /// Lambda functions call providers on public https addresses only (Graph API, a WAHA server
-    /// exposed over https), unless a source allows its private network: a function in a VPC can
-    /// then reach a WAHA server beside it.
-    fn provider_api(&self) -> Result<Arc<dyn ProviderApi>, InfraError> {
-        Self::provider_api_client(NetworkPolicy::PublicOnly)
-    }
-
-    fn media_store(&self, bucket: &str) -> Result<Arc<dyn MediaStore>, InfraError> {
-        Ok(Arc::new(crate::S3MediaStore::new(
-            self.clients.s3.clone(),
-            bucket,
-        )))
-    }
-
-    fn metrics(
-        &self,
-        functions: &crate::cloudwatch::MetricsFunctions,
-    ) -> Option<Arc<dyn shared::ports::MetricsSource>> {
-        (!functions.all.is_empty()).then(|| {
-            Arc::new(crate::cloudwatch::CloudWatchMetrics::new(
-                self.clients.cloudwatch.clone(),
-                functions.all.clone(),
-                functions.deliver.clone(),
-            )) as Arc<dyn shared::ports::MetricsSource>
-        })
-    }
+/// The provider API client under `network` ([`ReqwestProviderApi`]).
+pub fn provider_api_client(network: NetworkPolicy) -> Result<Arc<dyn ProviderApi>, InfraError> {
+    let api = ReqwestProviderApi::new(network).map_err(|e| InfraError::Http(e.to_string()))?;
+    Ok(Arc::new(api))
 }

@@ -6,66 +6,35 @@
 //! Owns: every AWS SDK call and every outbound HTTP request wagate makes, and the mapping of SDK
 //! errors to [`shared::ports::BackendError`] (retryable or not). Must not: hold pipeline logic.
 //! Clients honour `AWS_ENDPOINT_URL`, so pointing them at moto needs no special code path.
+//!
+//! Without the `sdk` feature (on by default) only what needs no AWS SDK is built: the
+//! [`infra::Infrastructure`] a stage is built on, the typed environment ([`env`]), the Lambda
+//! glue ([`lambda`]) and the HTTP clients ([`http`]). The local gateway builds that way unless
+//! its `aws` backend is asked for, so a first `cargo run` does not compile the SDK.
 
-pub mod cloudwatch;
-mod dynamo;
 pub mod env;
-mod error;
 pub mod http;
 pub mod infra;
 pub mod lambda;
+
+#[cfg(feature = "sdk")]
+mod aws;
+#[cfg(feature = "sdk")]
+pub mod cloudwatch;
+#[cfg(feature = "sdk")]
+mod dynamo;
+#[cfg(feature = "sdk")]
+mod error;
+#[cfg(feature = "sdk")]
 pub mod provision;
+#[cfg(feature = "sdk")]
 mod s3;
+#[cfg(feature = "sdk")]
+mod sdk;
+#[cfg(feature = "sdk")]
 pub mod secrets;
+#[cfg(feature = "sdk")]
 mod sqs;
 
-pub use aws_config::SdkConfig;
-pub use dynamo::{DynamoBlobStore, DynamoDocumentStore, INDEX_NAME};
-pub use s3::{PART_SIZE, S3MediaStore, s3_config};
-pub use sqs::SqsQueue;
-pub use {aws_sdk_cloudwatch, aws_sdk_dynamodb, aws_sdk_s3, aws_sdk_sqs, aws_sdk_ssm};
-
-use aws_config::BehaviorVersion;
-
-/// The SDK clients, built once per process from one [`SdkConfig`].
-#[derive(Debug, Clone)]
-pub struct Clients {
-    /// DynamoDB.
-    pub dynamodb: aws_sdk_dynamodb::Client,
-    /// SQS.
-    pub sqs: aws_sdk_sqs::Client,
-    /// S3 (path-style addressing when the endpoint is overridden: [`s3_config`]).
-    pub s3: aws_sdk_s3::Client,
-    /// CloudWatch (the overview reads the functions' metrics).
-    pub cloudwatch: aws_sdk_cloudwatch::Client,
-}
-
-impl Clients {
-    /// Clients sharing `sdk`'s region, credentials, endpoint and HTTP connection pool settings.
-    pub fn new(sdk: &SdkConfig) -> Self {
-        Self {
-            dynamodb: aws_sdk_dynamodb::Client::new(sdk),
-            sqs: aws_sdk_sqs::Client::new(sdk),
-            s3: aws_sdk_s3::Client::from_conf(s3_config(sdk)),
-            cloudwatch: aws_sdk_cloudwatch::Client::new(sdk),
-        }
-    }
-}
-
-/// The SDK configuration from the environment (region, credentials, `AWS_ENDPOINT_URL`), built
-/// once at cold start and shared by every client.
-pub async fn sdk_config() -> SdkConfig {
-    aws_config::defaults(BehaviorVersion::latest()).load().await
-}
-
-/// An SDK configuration for a local endpoint (moto) with fixed test credentials.
-pub async fn local_sdk_config(endpoint_url: &str, region: &str) -> SdkConfig {
-    let credentials =
-        aws_sdk_sqs::config::Credentials::new("test", "test", None, None, "wagate-local");
-    aws_config::defaults(BehaviorVersion::latest())
-        .endpoint_url(endpoint_url)
-        .region(aws_config::Region::new(region.to_owned()))
-        .credentials_provider(credentials)
-        .load()
-        .await
-}
+#[cfg(feature = "sdk")]
+pub use sdk::*;

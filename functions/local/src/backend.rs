@@ -1,17 +1,30 @@
-//! The storage and queues the local process runs on: the embedded in-memory backend (default),
-//! or DynamoDB and SQS (`--backend aws`: moto on 127.0.0.1 or a real account), with the same
-//! queue settings as `template.yaml` (visibility, dead-letter queues, `maxReceiveCount`).
+//! The storage and queues the local process runs on: the durable embedded backend (SQLite under
+//! a data directory, the default of `serve`), the in-memory one (tests, `--backend memory`), or
+//! DynamoDB and SQS (`--backend aws`: moto on 127.0.0.1 or a real account, when built with the
+//! `aws` feature), with the same queue settings as `template.yaml` (visibility, dead-letter
+//! queues, `maxReceiveCount`).
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
+
+#[cfg(feature = "aws")]
 use anyhow::Context;
+#[cfg(feature = "aws")]
 use aws_adapters::provision::{ensure_queue, ensure_table};
+#[cfg(feature = "aws")]
 use aws_adapters::{Clients, DynamoBlobStore, DynamoDocumentStore, SqsQueue};
 use shared::ports::faults::{Faults, FaultyBlobs, FaultyDocs, FaultyQueue};
 use shared::ports::layer::{Layered, Retry};
+use shared::ports::media::MediaStore;
 use shared::ports::memory::{DeadLetter, MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
 use shared::ports::{BackendError, BlobStore, DocumentStore, Queue};
+
+use crate::sqlite::{
+    Database, SqliteBlobStore, SqliteDeadLetter, SqliteDocumentStore, SqliteQueue,
+};
 
 /// One queue as `template.yaml` declares it.
 #[derive(Debug, Clone, Copy)]
@@ -58,6 +71,8 @@ pub const QUEUES: [QueueSpec; 5] = [
 pub enum Backend {
     /// In-process stores and queues; nothing survives the process.
     Memory,
+    /// SQLite in this directory: everything survives a restart.
+    Sqlite(PathBuf),
     /// DynamoDB and SQS.
     Aws(AwsBackend),
 }
@@ -82,7 +97,10 @@ pub struct AwsBackend {
 pub enum Depth {
     /// An in-memory queue.
     Memory(Arc<MemoryQueue>),
+    /// A SQLite queue.
+    Sqlite(Arc<SqliteQueue>),
     /// An SQS queue.
+    #[cfg(feature = "aws")]
     Sqs(SqsQueue),
 }
 
@@ -91,6 +109,8 @@ impl Depth {
     pub async fn get(&self) -> Result<u64, BackendError> {
         match self {
             Self::Memory(q) => Ok(u64::try_from(q.len()).unwrap_or(u64::MAX)),
+            Self::Sqlite(q) => q.depth(),
+            #[cfg(feature = "aws")]
             Self::Sqs(q) => q.depth().await,
         }
     }
@@ -109,6 +129,22 @@ pub struct QueuePair {
     pub depth: (Depth, Depth),
 }
 
+/// The S3 bucket of an AWS backend's media files.
+#[derive(Debug, Clone)]
+pub struct MediaBucket {
+    /// The store over it.
+    pub store: Arc<dyn MediaStore>,
+    /// The bucket's name.
+    pub name: String,
+}
+
+impl MediaBucket {
+    /// The bucket's name.
+    pub fn bucket(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Every store and queue of one wagate installation.
 #[derive(Debug, Clone)]
 pub struct Stores {
@@ -120,9 +156,59 @@ pub struct Stores {
     pub queues: [QueuePair; 5],
     /// The S3 bucket media files go to (AWS backends: `{queue prefix}-media`); `None`: local
     /// mode keeps them itself (in memory or under `--media-dir`).
-    pub media_bucket: Option<aws_adapters::S3MediaStore>,
+    pub media_bucket: Option<MediaBucket>,
     /// What this is, for the startup banner.
     pub description: String,
+    /// What frees expired items (the embedded backends; DynamoDB deletes them itself).
+    pub expiry: Expiry,
+}
+
+/// Frees documents and blobs past their TTL in an embedded backend: reads skip them at once, and
+/// this takes them out, so memory and disk stay flat under steady load (DynamoDB's TTL deletion,
+/// done here).
+#[derive(Debug, Clone)]
+pub enum Expiry {
+    /// Nothing to do (DynamoDB expires items itself).
+    Backend,
+    /// The in-memory stores.
+    Memory(Arc<MemoryDocumentStore>, Arc<MemoryBlobStore>),
+    /// The SQLite database.
+    Sqlite(Arc<Database>),
+}
+
+impl Expiry {
+    /// Most items one [`Expiry::evict`] deletes from the database, so one run holds the lock
+    /// for milliseconds; the next run takes the rest.
+    pub const BATCH: u32 = 5_000;
+
+    /// Frees what expired at `now`; returns how many documents and blobs went.
+    pub fn evict(&self, now: DateTime<Utc>) -> Result<u64, BackendError> {
+        match self {
+            Self::Backend => Ok(0),
+            Self::Memory(docs, blobs) => Ok(docs.evict_expired(now) + blobs.evict_expired(now)),
+            Self::Sqlite(db) => {
+                let mut total = 0;
+                loop {
+                    let evicted = db.evict_expired(now, Self::BATCH)?;
+                    let n = evicted.documents + evicted.blobs;
+                    total += n;
+                    if evicted.documents < u64::from(Self::BATCH)
+                        && evicted.blobs < u64::from(Self::BATCH)
+                    {
+                        return Ok(total);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The database file's size in bytes (the SQLite backend only).
+    pub fn database_bytes(&self) -> Option<u64> {
+        match self {
+            Self::Sqlite(db) => db.size_bytes().ok(),
+            _ => None,
+        }
+    }
 }
 
 impl Stores {
@@ -144,16 +230,59 @@ impl Stores {
                 depth: (Depth::Memory(queue), Depth::Memory(dlq)),
             }
         });
+        let docs = Arc::new(MemoryDocumentStore::new());
+        let blobs = Arc::new(MemoryBlobStore::new());
         Self {
-            docs: Arc::new(MemoryDocumentStore::new()),
-            blobs: Arc::new(MemoryBlobStore::new()),
+            docs: docs.clone(),
+            blobs: blobs.clone(),
             queues,
             media_bucket: None,
             description: "embedded (in memory; state ends with the process)".into(),
+            expiry: Expiry::Memory(docs, blobs),
+        }
+    }
+
+    /// The durable embedded backend: one SQLite database under `dir` (created when missing).
+    pub fn sqlite(dir: &Path) -> anyhow::Result<Self> {
+        let db = Database::open_dir(dir)
+            .map_err(|e| anyhow::anyhow!("opening the data directory {}: {e}", dir.display()))?;
+        Ok(Self::on_database(
+            &db,
+            format!("embedded, durable (SQLite in {})", dir.display()),
+        ))
+    }
+
+    /// The SQLite stores and queues of `db`.
+    pub fn on_database(db: &Arc<Database>, description: String) -> Self {
+        let queues = QUEUES.map(|spec| {
+            let dlq = Arc::new(SqliteQueue::new(db.clone(), format!("{}-dlq", spec.name)));
+            let queue = Arc::new(SqliteQueue::with_dead_letter(
+                db.clone(),
+                spec.name,
+                SqliteDeadLetter {
+                    queue: dlq.clone(),
+                    max_receives: spec.max_receives,
+                },
+            ));
+            QueuePair {
+                spec,
+                queue: queue.clone(),
+                dead_letter: dlq.clone(),
+                depth: (Depth::Sqlite(queue), Depth::Sqlite(dlq)),
+            }
+        });
+        Self {
+            docs: Arc::new(SqliteDocumentStore::new(db.clone())),
+            blobs: Arc::new(SqliteBlobStore::new(db.clone())),
+            queues,
+            media_bucket: None,
+            description,
+            expiry: Expiry::Sqlite(db.clone()),
         }
     }
 
     /// DynamoDB and SQS, creating the table and queues first when asked.
+    #[cfg(feature = "aws")]
     pub async fn aws(opts: &AwsBackend) -> anyhow::Result<Self> {
         let sdk = match &opts.endpoint_url {
             Some(url) => aws_adapters::local_sdk_config(url, &opts.region).await,
@@ -213,7 +342,11 @@ impl Stores {
             docs: Arc::new(docs),
             blobs: Arc::new(DynamoBlobStore::new(clients.dynamodb.clone(), &opts.table)),
             queues,
-            media_bucket: Some(aws_adapters::S3MediaStore::new(clients.s3.clone(), bucket)),
+            expiry: Expiry::Backend,
+            media_bucket: Some(MediaBucket {
+                store: Arc::new(aws_adapters::S3MediaStore::new(clients.s3.clone(), &bucket)),
+                name: bucket,
+            }),
             description: format!(
                 "DynamoDB table {} and SQS queues {}-* at {}",
                 opts.table,
@@ -227,12 +360,25 @@ impl Stores {
     pub async fn open(backend: &Backend) -> anyhow::Result<Self> {
         match backend {
             Backend::Memory => Ok(Self::memory()),
+            Backend::Sqlite(dir) => Self::sqlite(dir),
+            #[cfg(feature = "aws")]
             Backend::Aws(opts) => Self::aws(opts).await,
+            #[cfg(not(feature = "aws"))]
+            Backend::Aws(_) => anyhow::bail!(
+                "this wagate was built without the AWS backend: build it with `--features aws` \
+                 (cargo run -p wagate-local --features aws -- …)"
+            ),
         }
     }
 
-    /// Whether this is the embedded backend (state ends with the process).
+    /// Whether this is an embedded backend (in memory or SQLite: in this process, with
+    /// exact depths).
     pub fn is_embedded(&self) -> bool {
+        matches!(self.queues[0].depth.0, Depth::Memory(_) | Depth::Sqlite(_))
+    }
+
+    /// Whether queued messages end with the process (the in-memory backend).
+    pub fn is_volatile(&self) -> bool {
         matches!(self.queues[0].depth.0, Depth::Memory(_))
     }
 
@@ -302,6 +448,7 @@ impl Stores {
             }),
             queues,
             media_bucket: self.media_bucket,
+            expiry: self.expiry,
             description: format!(
                 "{}, with injected storage faults (each call tried up to 3 times)",
                 self.description
@@ -319,6 +466,7 @@ impl Stores {
     }
 }
 
+#[cfg(feature = "aws")]
 async fn queue_url(
     client: &aws_adapters::aws_sdk_sqs::Client,
     name: &str,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_adapters::env::Env;
-use aws_adapters::infra::{Aws, InfraError, Infrastructure};
+use aws_adapters::infra::{InfraError, Infrastructure, MetricsFunctions};
 use shared::admin::Admin;
 use shared::delivery::buffer::Buffer;
 use shared::delivery::deliver::{Deliver, HttpSender};
@@ -55,6 +55,9 @@ pub struct Options {
     pub media: bool,
     /// Where media files are kept on disk (`None`: in memory, or the AWS backend's bucket).
     pub media_dir: Option<std::path::PathBuf>,
+    /// How often expired documents and blobs are freed from an embedded backend (`None`:
+    /// never; reads skip them either way).
+    pub evict_every: Option<Duration>,
 }
 
 impl Options {
@@ -70,6 +73,7 @@ impl Options {
             clock: Clock::system(),
             media: true,
             media_dir: None,
+            evict_every: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -163,21 +167,21 @@ impl Infrastructure for Local<'_> {
 
     fn http(&self, network: NetworkPolicy) -> Result<Arc<dyn HttpSender>, InfraError> {
         Ok(Arc::new(CountingSender {
-            inner: Aws::http_sender(network)?,
+            inner: aws_adapters::infra::http_sender(network)?,
             stats: self.stats.clone(),
         }))
     }
 
     /// Local mode reaches providers on this machine too (WAHA on localhost, fake servers).
     fn provider_api(&self) -> Result<Arc<dyn shared::send::ProviderApi>, InfraError> {
-        Aws::provider_api_client(NetworkPolicy::AllowLoopback)
+        aws_adapters::infra::provider_api_client(NetworkPolicy::AllowLoopback)
     }
 
     /// This process's timeline, kept from the gateway's start.
     /// This process's timeline, whatever functions are named (local mode runs them all here).
     fn metrics(
         &self,
-        _functions: &aws_adapters::cloudwatch::MetricsFunctions,
+        _functions: &MetricsFunctions,
     ) -> Option<Arc<dyn shared::ports::MetricsSource>> {
         shared::metrics::keep_timeline();
         Some(Arc::new(shared::metrics::timeline::ProcessMetrics))
@@ -264,6 +268,39 @@ async fn build(
 /// A media store and, when the gateway serves its files itself, their signed URLs.
 type LocalMedia = (Option<Arc<dyn MediaStore>>, Option<SignedUrls>);
 
+/// A new key for signing media URLs.
+fn new_url_key() -> anyhow::Result<[u8; 32]> {
+    let mut key = [0u8; 32];
+    getrandom::fill(&mut key).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    Ok(key)
+}
+
+/// The key media URLs are signed with when files are kept under `dir`: made once and kept in
+/// `dir/.url-key` (readable by its owner only), so URLs handed out stay valid after a restart.
+fn url_key(dir: &std::path::Path) -> anyhow::Result<[u8; 32]> {
+    use anyhow::Context as _;
+    let path = dir.join(".url-key");
+    if let Ok(bytes) = std::fs::read(&path)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let key = new_url_key()?;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    std::io::Write::write_all(
+        &mut options
+            .open(&path)
+            .with_context(|| format!("writing {}", path.display()))?,
+        &key,
+    )
+    .with_context(|| format!("writing {}", path.display()))?;
+    Ok(key)
+}
+
 /// The gateway's media store and, when it serves the files itself, their signed URLs: the AWS
 /// backend's bucket (presigned URLs), else files under `media_dir` or in memory, at
 /// `http://{addr}/media/…` signed with a key made for this process.
@@ -272,10 +309,12 @@ fn media_store(stores: &Stores, options: &Options, addr: SocketAddr) -> anyhow::
         return Ok((None, None));
     }
     if let Some(bucket) = &stores.media_bucket {
-        return Ok((Some(Arc::new(bucket.clone())), None));
+        return Ok((Some(bucket.store.clone()), None));
     }
-    let mut secret = [0u8; 32];
-    getrandom::fill(&mut secret).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    let secret = match &options.media_dir {
+        Some(dir) => url_key(dir)?,
+        None => new_url_key()?,
+    };
     // A gateway listening on every interface is reached on loopback from this machine.
     let host = if addr.ip().is_unspecified() {
         SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port())
@@ -429,6 +468,26 @@ impl Gateway {
                     match sweep.run(clock.now()).await {
                         Ok(n) => stats.swept.add(u64::try_from(n).unwrap_or(0)),
                         Err(e) => tracing::warn!(error = %e, "sweep failed; next run retries"),
+                    }
+                }
+            }));
+        }
+        if let Some(every) = options.evict_every {
+            let (expiry, clock, stats, mut stop) = (
+                stores.expiry.clone(),
+                options.clock.clone(),
+                stats.clone(),
+                stop_pollers.subscribe(),
+            );
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        () = tokio::time::sleep(every) => {}
+                        _ = stop.changed() => return,
+                    }
+                    match expiry.evict(clock.now()) {
+                        Ok(n) => stats.evicted.add(n),
+                        Err(e) => tracing::warn!(error = %e, "freeing expired items failed; next run retries"),
                     }
                 }
             }));

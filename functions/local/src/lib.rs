@@ -20,4 +20,5 @@ pub mod poller;
 pub mod receiver;
 pub mod sample;
 pub mod server;
+pub mod sqlite;
 pub mod stats;

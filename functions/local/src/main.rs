@@ -23,7 +23,7 @@ use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use shared::ports::faults::Faults;
 use tokio::net::TcpListener;
-use wagate_local::backend::Stores;
+use wagate_local::backend::{Backend, Stores};
 use wagate_local::cli::{BackendArgs, BackendKind};
 use wagate_local::config::LocalConfig;
 use wagate_local::gateway::{Gateway, Options};
@@ -244,7 +244,9 @@ async fn main() -> anyhow::Result<()> {
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let mut config = load_config(args.config.as_ref())?;
     settings_from_env(&mut config);
-    let mut stores = Stores::open(&args.backend.backend()).await?;
+    let backend = args.backend.backend_or(BackendKind::Sqlite);
+    let mut stores = Stores::open(&backend).await?;
+    let volatile = stores.is_volatile();
     match args.inject_faults.as_deref() {
         None => {}
         Some([clean, ambiguous, seed]) => {
@@ -284,7 +286,12 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     options.sweep_every = (args.sweep_every > 0).then(|| Duration::from_secs(args.sweep_every));
     options.visibility = args.visibility_timeout.map(Duration::from_secs);
     options.media = !args.no_media;
-    options.media_dir.clone_from(&args.media_dir);
+    options.media_dir = match (&args.media_dir, &backend) {
+        (Some(dir), _) => Some(dir.clone()),
+        // The durable backend keeps media files beside its database.
+        (None, Backend::Sqlite(dir)) => Some(dir.join("media")),
+        (None, _) => None,
+    };
     options.retry_schedule = args
         .retry_schedule
         .clone()
@@ -341,17 +348,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     }
     if !args.quiet {
         eprintln!("status | {}", stats.line());
-        match (report, matches!(args.backend.backend, BackendKind::Memory)) {
-            (Some(r), _) if r.pending == 0 => eprintln!("stopped: every queue is empty"),
-            (Some(r), true) => eprintln!(
-                "stopped: {} queued messages discarded (embedded backend; they were retries waiting for their delay)",
+        match (report, volatile, &backend) {
+            (Some(r), _, _) if r.pending == 0 => eprintln!("stopped: every queue is empty"),
+            (Some(r), true, _) => eprintln!(
+                "stopped: {} queued messages discarded (in-memory backend; they were retries waiting for their delay)",
                 r.pending
             ),
-            (Some(r), false) => eprintln!(
+            (Some(r), false, Backend::Sqlite(dir)) => eprintln!(
+                "stopped: {} messages stay in {} for the next start",
+                r.pending,
+                dir.display()
+            ),
+            (Some(r), false, _) => eprintln!(
                 "stopped: {} messages stay in SQS for the next start",
                 r.pending
             ),
-            (None, _) => eprintln!("stopped without draining"),
+            (None, _, _) => eprintln!("stopped without draining"),
         }
     }
     Ok(())

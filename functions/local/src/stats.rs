@@ -66,13 +66,15 @@ pub struct Stats {
     pub dead_lettered: Counter,
     /// Conversations ended by the sweep.
     pub swept: Counter,
+    /// Expired documents and blobs freed from an embedded backend.
+    pub evicted: Counter,
 }
 
 impl Stats {
     /// One status line.
     pub fn line(&self) -> String {
         format!(
-            "webhooks {} accepted, {} rejected, {} unavailable | events {} | tracked {} | buffered {} | fanned out {} | delivered {} | failed attempts {} | dead-lettered {} | swept {}",
+            "webhooks {} accepted, {} rejected, {} unavailable | events {} | tracked {} | buffered {} | fanned out {} | delivered {} | failed attempts {} | dead-lettered {} | swept {} | expired freed {}",
             self.accepted.get(),
             self.rejected.get(),
             self.unavailable.get(),
@@ -84,6 +86,7 @@ impl Stats {
             self.failed_attempts.get(),
             self.dead_lettered.get(),
             self.swept.get(),
+            self.evicted.get(),
         )
     }
 }

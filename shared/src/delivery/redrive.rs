@@ -239,7 +239,11 @@ mod tests {
             visibility: Duration,
         ) -> Result<Vec<crate::ports::ReceivedMessage>, BackendError> {
             // Every other answer is empty, and only one message comes at a time.
-            if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) % 2 == 0 {
+            if self
+                .calls
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                .is_multiple_of(2)
+            {
                 return Ok(Vec::new());
             }
             self.inner.receive(max.min(1), wait, visibility).await

@@ -3,7 +3,8 @@
 //! They keep the semantics the AWS services have (SQS limits, visibility timeouts, receive counts,
 //! dead-lettering after a maximum number of receives; DynamoDB conditional writes and TTLs), and
 //! pass the same contract suites as the AWS adapters. State lives in the process: nothing here
-//! survives a restart.
+//! survives a restart. Expired items are skipped at once and freed by `evict_expired`, which
+//! local mode calls every minute (DynamoDB's TTL deletion, done here).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -294,6 +295,25 @@ impl MemoryBlobStore {
     pub fn new() -> Self {
         Self::default()
     }
+
+    /// Drops the blobs expired at `now` (reads already skip them; this frees their memory).
+    /// Returns how many were dropped.
+    pub fn evict_expired(&self, now: DateTime<Utc>) -> u64 {
+        let mut blobs = lock(&self.blobs);
+        let before = blobs.len();
+        blobs.retain(|_, (_, expires_at)| *expires_at > now);
+        (before - blobs.len()) as u64
+    }
+
+    /// Blobs held, expired ones not yet evicted included.
+    pub fn len(&self) -> usize {
+        lock(&self.blobs).len()
+    }
+
+    /// Whether it holds no blob.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[async_trait]
@@ -340,6 +360,25 @@ impl MemoryDocumentStore {
     /// An empty store.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Drops the documents expired at `now` (reads already skip them; this frees their
+    /// memory). Returns how many were dropped.
+    pub fn evict_expired(&self, now: DateTime<Utc>) -> u64 {
+        let mut docs = lock(&self.docs);
+        let before = docs.len();
+        docs.retain(|_, d| d.live(now));
+        (before - docs.len()) as u64
+    }
+
+    /// Documents held, expired ones not yet evicted included.
+    pub fn len(&self) -> usize {
+        lock(&self.docs).len()
+    }
+
+    /// Whether it holds no document.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 

@@ -11,8 +11,14 @@ use super::for_each_backend;
 
 type Backend = Arc<dyn BlobStore>;
 
-fn memory() -> Backend {
+async fn memory() -> Backend {
     Arc::new(MemoryBlobStore::new())
+}
+
+async fn on_sqlite() -> Backend {
+    Arc::new(wagate_local::sqlite::SqliteBlobStore::new(
+        tests::sqlite_database().0,
+    ))
 }
 
 async fn on_moto() -> Backend {
@@ -55,7 +61,7 @@ async fn blobs_round_trip_byte_for_byte(store: Backend) {
     assert_eq!(store.get("req#empty", now).await.unwrap(), Some(Vec::new()));
     assert_eq!(store.get("req#missing", now).await.unwrap(), None);
 }
-for_each_backend!(blobs_round_trip_byte_for_byte, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(blobs_round_trip_byte_for_byte, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn a_smaller_overwrite_replaces_a_larger_blob(store: Backend) {
     let now = Utc::now();
@@ -67,7 +73,7 @@ async fn a_smaller_overwrite_replaces_a_larger_blob(store: Backend) {
         Some(b"short".to_vec())
     );
 }
-for_each_backend!(a_smaller_overwrite_replaces_a_larger_blob, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(a_smaller_overwrite_replaces_a_larger_blob, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn expired_blobs_are_gone(store: Backend) {
     let now = Utc::now();
@@ -84,7 +90,7 @@ async fn expired_blobs_are_gone(store: Backend) {
         None
     );
 }
-for_each_backend!(expired_blobs_are_gone, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(expired_blobs_are_gone, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 /// DynamoDB only: a large blob's chunks each sit in a partition of their own (one partition
 /// takes 1,000 write units a second; a 1 MB blob is about 1,030 at once), and a blob chunked

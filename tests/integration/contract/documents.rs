@@ -13,8 +13,14 @@ use super::for_each_backend;
 
 type Backend = Arc<dyn DocumentStore>;
 
-fn memory() -> Backend {
+async fn memory() -> Backend {
     Arc::new(MemoryDocumentStore::new())
+}
+
+async fn on_sqlite() -> Backend {
+    Arc::new(wagate_local::sqlite::SqliteDocumentStore::new(
+        tests::sqlite_database().0,
+    ))
 }
 
 async fn on_moto() -> Backend {
@@ -73,7 +79,7 @@ async fn writes_are_versioned_and_stale_versions_lose(store: Backend) {
     assert_eq!((v2.version, v2.body), (2, json!({"n": 2})));
     assert_eq!(store.get(&moto::unique("none"), now()).await.unwrap(), None);
 }
-for_each_backend!(writes_are_versioned_and_stale_versions_lose, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(writes_are_versioned_and_stale_versions_lose, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn concurrent_updates_of_one_version_have_one_winner(store: Backend) {
     let key = moto::unique("contact");
@@ -99,7 +105,7 @@ async fn concurrent_updates_of_one_version_have_one_winner(store: Backend) {
         .count();
     assert_eq!(wins, 1);
 }
-for_each_backend!(concurrent_updates_of_one_version_have_one_winner, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(concurrent_updates_of_one_version_have_one_winner, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn expired_documents_are_absent_and_can_be_created_again(store: Backend) {
     let key = moto::unique("msg");
@@ -131,7 +137,7 @@ async fn expired_documents_are_absent_and_can_be_created_again(store: Backend) {
         "no ttl on the new version"
     );
 }
-for_each_backend!(expired_documents_are_absent_and_can_be_created_again, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(expired_documents_are_absent_and_can_be_created_again, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn the_index_lists_documents_below_a_bound_in_order(store: Backend) {
     let partition = moto::unique("active");
@@ -184,7 +190,7 @@ async fn the_index_lists_documents_below_a_bound_in_order(store: Backend) {
         .unwrap();
     assert_eq!(after.len(), 1);
 }
-for_each_backend!(the_index_lists_documents_below_a_bound_in_order, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(the_index_lists_documents_below_a_bound_in_order, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn index_pages_go_both_ways_between_exclusive_bounds(store: Backend) {
     let partition = moto::unique("pages");
@@ -278,7 +284,7 @@ async fn index_pages_go_both_ways_between_exclusive_bounds(store: Backend) {
         ["s4", "s3"]
     );
 }
-for_each_backend!(index_pages_go_both_ways_between_exclusive_bounds, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(index_pages_go_both_ways_between_exclusive_bounds, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 /// A body like a conversation's: many similar records with varied text (it deflates well, as
 /// real ones do).
@@ -331,7 +337,7 @@ async fn large_documents_come_back_exactly_from_reads_and_the_index(store: Backe
     assert_eq!(listed.len(), 1);
     assert_eq!((listed[0].doc.version, &listed[0].doc.body), (3, &second));
 }
-for_each_backend!(large_documents_come_back_exactly_from_reads_and_the_index, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(large_documents_come_back_exactly_from_reads_and_the_index, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 /// On DynamoDB a large body is stored deflated (what the write is billed by), and items written
 /// with a plain `body` (by earlier versions) still read.
@@ -410,7 +416,7 @@ async fn a_page_passes_over_gone_documents_and_fills_up(store: Backend) {
     let sorts: Vec<&str> = listed.iter().map(|l| l.sort.as_str()).collect();
     assert_eq!(sorts, ["s08", "s09", "s10"]);
 }
-for_each_backend!(a_page_passes_over_gone_documents_and_fills_up, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(a_page_passes_over_gone_documents_and_fills_up, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn put_all_writes_every_document_or_none(store: Backend) {
     use shared::ports::PutDocument;
@@ -493,4 +499,4 @@ async fn put_all_writes_every_document_or_none(store: Backend) {
     assert!(!store.put_all(&twice).await.unwrap_err().is_retryable());
     assert!(store.put_all(&[]).await.is_err());
 }
-for_each_backend!(put_all_writes_every_document_or_none, memory: super::memory(), moto: super::on_moto());
+for_each_backend!(put_all_writes_every_document_or_none, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());

@@ -1,5 +1,6 @@
 //! One contract suite per port, run against every backend: the in-memory one, the AWS adapter
-//! over the wire against moto, and local mode's own where it has one (media on disk). A backend
+//! over the wire against moto, local mode's durable SQLite one, and local mode's own where it has
+//! one (media on disk). A backend
 //! that passes can stand in for the others.
 
 mod blob;
@@ -7,39 +8,17 @@ mod documents;
 mod media;
 mod queue;
 
-/// Declares `memory` and `moto` tests (and `disk`, when given) for one suite function
-/// `$suite(backend)`. The backend expressions are awaited, but for `memory` in the form without
-/// `disk`.
+/// Declares one test per backend for one suite function `$suite(backend)`: `name: expr`
+/// pairs, each expression a future of the backend.
 macro_rules! for_each_backend {
-    ($suite:ident, memory: $memory:expr, disk: $disk:expr, moto: $moto:expr) => {
+    ($suite:ident, $($backend:ident: $make:expr),+ $(,)?) => {
         mod $suite {
-            #[tokio::test]
-            async fn memory() {
-                super::$suite($memory.await).await;
-            }
-
-            #[tokio::test]
-            async fn disk() {
-                super::$suite($disk.await).await;
-            }
-
-            #[tokio::test]
-            async fn moto() {
-                super::$suite($moto.await).await;
-            }
-        }
-    };
-    ($suite:ident, memory: $memory:expr, moto: $moto:expr) => {
-        mod $suite {
-            #[tokio::test]
-            async fn memory() {
-                super::$suite($memory).await;
-            }
-
-            #[tokio::test]
-            async fn moto() {
-                super::$suite($moto.await).await;
-            }
+            $(
+                #[tokio::test]
+                async fn $backend() {
+                    super::$suite($make.await).await;
+                }
+            )+
         }
     };
 }

@@ -13,7 +13,7 @@ use super::for_each_backend;
 
 type Backend = (Arc<dyn Queue>, Option<Arc<dyn Queue>>);
 
-fn memory(max_receives: Option<u32>) -> Backend {
+async fn memory(max_receives: Option<u32>) -> Backend {
     match max_receives {
         None => (Arc::new(MemoryQueue::new("q")), None),
         Some(max) => {
@@ -24,6 +24,25 @@ fn memory(max_receives: Option<u32>) -> Backend {
             };
             (
                 Arc::new(MemoryQueue::with_dead_letter("q", dead_letter)),
+                Some(dlq),
+            )
+        }
+    }
+}
+
+async fn on_sqlite(max_receives: Option<u32>) -> Backend {
+    use wagate_local::sqlite::{SqliteDeadLetter, SqliteQueue};
+    let db = tests::sqlite_database().0;
+    match max_receives {
+        None => (Arc::new(SqliteQueue::new(db, "q")), None),
+        Some(max) => {
+            let dlq = Arc::new(SqliteQueue::new(db.clone(), "dlq"));
+            let dead_letter = SqliteDeadLetter {
+                queue: dlq.clone(),
+                max_receives: max,
+            };
+            (
+                Arc::new(SqliteQueue::with_dead_letter(db, "q", dead_letter)),
                 Some(dlq),
             )
         }
@@ -86,7 +105,7 @@ async fn sends_a_full_batch_and_receives_each_message_once(backend: Backend) {
             .is_empty()
     );
 }
-for_each_backend!(sends_a_full_batch_and_receives_each_message_once, memory: super::memory(None), moto: super::on_moto(None));
+for_each_backend!(sends_a_full_batch_and_receives_each_message_once, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
 
 async fn refuses_batches_beyond_sqs_limits(backend: Backend) {
     let q = backend.0;
@@ -120,7 +139,7 @@ async fn refuses_batches_beyond_sqs_limits(backend: Backend) {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].body.len(), limits::MAX_MESSAGE_BYTES);
 }
-for_each_backend!(refuses_batches_beyond_sqs_limits, memory: super::memory(None), moto: super::on_moto(None));
+for_each_backend!(refuses_batches_beyond_sqs_limits, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
 
 async fn reports_entries_it_refused_and_keeps_the_rest(backend: Backend) {
     let q = backend.0;
@@ -141,7 +160,7 @@ async fn reports_entries_it_refused_and_keeps_the_rest(backend: Backend) {
         HashSet::from(["fine".to_owned(), "also fine".to_owned()])
     );
 }
-for_each_backend!(reports_entries_it_refused_and_keeps_the_rest, memory: super::memory(None), moto: super::on_moto(None));
+for_each_backend!(reports_entries_it_refused_and_keeps_the_rest, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
 
 async fn hides_received_messages_until_visibility_changes(backend: Backend) {
     let q = backend.0;
@@ -164,7 +183,7 @@ async fn hides_received_messages_until_visibility_changes(backend: Backend) {
     assert_eq!(second[0].receive_count, 2);
     q.delete(&second[0].receipt).await.unwrap();
 }
-for_each_backend!(hides_received_messages_until_visibility_changes, memory: super::memory(None), moto: super::on_moto(None));
+for_each_backend!(hides_received_messages_until_visibility_changes, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
 
 async fn delays_messages_sent_with_a_delay(backend: Backend) {
     let q = backend.0;
@@ -181,7 +200,7 @@ async fn delays_messages_sent_with_a_delay(backend: Backend) {
         "the delayed message is not visible yet"
     );
 }
-for_each_backend!(delays_messages_sent_with_a_delay, memory: super::memory(None), moto: super::on_moto(None));
+for_each_backend!(delays_messages_sent_with_a_delay, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
 
 async fn moves_a_message_to_the_dead_letter_queue_after_max_receives(backend: Backend) {
     let (q, dlq) = backend;
@@ -207,7 +226,7 @@ async fn moves_a_message_to_the_dead_letter_queue_after_max_receives(backend: Ba
         vec!["poison"]
     );
 }
-for_each_backend!(moves_a_message_to_the_dead_letter_queue_after_max_receives, memory: super::memory(Some(2)), moto: super::on_moto(Some(2)));
+for_each_backend!(moves_a_message_to_the_dead_letter_queue_after_max_receives, memory: super::memory(Some(2)), sqlite: super::on_sqlite(Some(2)), moto: super::on_moto(Some(2)));
 
 async fn refuses_receipts_it_never_issued(backend: Backend) {
     let q = backend.0;
@@ -217,7 +236,7 @@ async fn refuses_receipts_it_never_issued(backend: Backend) {
             .is_err()
     );
 }
-for_each_backend!(refuses_receipts_it_never_issued, memory: super::memory(None), moto: super::on_moto(None));
+for_each_backend!(refuses_receipts_it_never_issued, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
 
 async fn takes_the_longest_retry_delay_as_a_visibility_change(backend: Backend) {
     // Deliver's longest retry is a visibility change of the received task: within what SQS
@@ -236,4 +255,4 @@ async fn takes_the_longest_retry_delay_as_a_visibility_change(backend: Backend) 
             .is_empty()
     );
 }
-for_each_backend!(takes_the_longest_retry_delay_as_a_visibility_change, memory: super::memory(None), moto: super::on_moto(None));
+for_each_backend!(takes_the_longest_retry_delay_as_a_visibility_change, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));

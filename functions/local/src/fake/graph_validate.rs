@@ -68,12 +68,12 @@ pub(crate) fn check(body: Option<&Value>, templates: &[String]) -> Result<Checke
     if root.get("status").and_then(Value::as_str) == Some("read") {
         return mark_read(root);
     }
-    if let Some(kind) = root.get("recipient_type") {
-        if kind.as_str() != Some("individual") {
-            return Err(GraphError::invalid_parameter(format!(
-                "Param recipient_type must be one of {{INDIVIDUAL}} - got {kind}."
-            )));
-        }
+    if let Some(kind) = root.get("recipient_type")
+        && kind.as_str() != Some("individual")
+    {
+        return Err(GraphError::invalid_parameter(format!(
+            "Param recipient_type must be one of {{INDIVIDUAL}} - got {kind}."
+        )));
     }
     let (input, wa_id, user_id) = recipient(root)?;
     let kind = match root.get("type") {

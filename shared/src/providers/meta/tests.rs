@@ -287,7 +287,7 @@ pub(crate) fn replace_somewhere(doc: &mut Value, mut seed: u64, replacement: Val
             Value::Object(o) => o.len(),
             _ => 0,
         };
-        if len == 0 || seed % 4 == 0 {
+        if len == 0 || seed.is_multiple_of(4) {
             *node = replacement;
             return;
         }

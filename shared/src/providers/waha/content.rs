@@ -176,10 +176,10 @@ impl WaMessage {
                 contacts: cards.into_iter().map(vcard::parse).collect(),
             });
         }
-        if self.has_media == Some(true) || self.media.is_some() {
-            if let Some(content) = self.media_content(raw_kind) {
-                return content;
-            }
+        if (self.has_media == Some(true) || self.media.is_some())
+            && let Some(content) = self.media_content(raw_kind)
+        {
+            return content;
         }
         if raw_kind == RawKind::Poll {
             return MessageContent::Poll(self.poll());
