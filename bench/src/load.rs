@@ -1,8 +1,10 @@
-//! The load generator: signed webhooks posted over HTTP on 127.0.0.1 to the whole pipeline on the
-//! embedded backend, at increasing rates, until it no longer keeps up. Per step it reports the
-//! offered and accepted rate, ingest latency (the HTTP answer), end-to-end latency (post → the
-//! receiver accepting the delivery), and peak RSS. Bounded in count and time: each step lasts
-//! `step` and is given `drain` to finish.
+//! The load generator: signed webhooks posted over HTTP on 127.0.0.1 to the whole pipeline on an
+//! embedded backend (memory or SQLite), at increasing rates, until it no longer keeps up. Per
+//! step it reports the offered and accepted rate, ingest latency (the HTTP answer), end-to-end
+//! latency (post → the receiver accepting the delivery), the resident set (now and at its peak)
+//! and the database's size. Bounded in count and time: each step lasts `step` and is given
+//! `drain` to finish. One rate repeated (`--rates 500,500,…`) draws memory and disk over a long
+//! steady run.
 //!
 //! Half the webhooks are Meta text messages (they go through the buffer, whose window adds to
 //! their end-to-end time), half Meta delivery statuses (straight to fan-out): the two are reported
@@ -16,7 +18,7 @@ use chrono::Utc;
 use tokio::net::TcpListener;
 use tokio::sync::{Mutex, Semaphore};
 
-use wagate_local::backend::Stores;
+use wagate_local::backend::{Backend, Stores};
 use wagate_local::config::LocalConfig;
 use wagate_local::gateway::{Gateway, Options};
 use wagate_local::receiver::{Receiver, Rng};
@@ -37,6 +39,8 @@ pub struct LoadOptions {
     pub buffer_window_secs: u64,
     /// Pollers per stage.
     pub concurrency: usize,
+    /// Where state and queues live (`Memory` or `Sqlite`).
+    pub backend: Backend,
 }
 
 /// One step's figures.
@@ -67,13 +71,17 @@ pub struct StepReport {
     pub kept_up: bool,
     /// Peak resident set of the process so far, MiB.
     pub peak_rss_mib: f64,
+    /// Resident set at the end of the step, MiB.
+    pub rss_mib: f64,
+    /// The SQLite database's size at the end of the step (pages, WAL not included), MiB.
+    pub db_mib: Option<f64>,
 }
 
 impl StepReport {
     /// One table row.
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {:.1} / {:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {}/{} | {:.1} | {} | {:.0} |",
+            "| {} | {} | {} | {:.1} / {:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {}/{} | {:.1} | {} | {:.0} | {:.0} | {} |",
             self.offered,
             self.accepted,
             self.errors + self.not_sent,
@@ -87,13 +95,16 @@ impl StepReport {
             self.expected,
             self.tail.as_secs_f64(),
             if self.kept_up { "yes" } else { "**no**" },
+            self.rss_mib,
             self.peak_rss_mib,
+            self.db_mib
+                .map_or_else(|| "–".to_owned(), |m| format!("{m:.1}")),
         )
     }
 
     /// The table header.
     pub fn header() -> &'static str {
-        "| offered/s | accepted | errors | ingest p50 / p99 ms | e2e status p50 / p99 ms | e2e message p50 / p99 ms | delivered | tail s | kept up | peak RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|"
+        "| offered/s | accepted | errors | ingest p50 / p99 ms | e2e status p50 / p99 ms | e2e message p50 / p99 ms | delivered | tail s | kept up | RSS MiB | peak RSS MiB | DB MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
     }
 }
 
@@ -118,11 +129,20 @@ pub fn p50_p99(mut v: Vec<f64>) -> (f64, f64) {
 
 /// Peak resident set of this process (`VmHWM`), MiB; 0 where `/proc` is missing.
 pub fn peak_rss_mib() -> f64 {
+    proc_status_mib("VmHWM:")
+}
+
+/// Resident set of this process now (`VmRSS`), MiB; 0 where `/proc` is missing.
+pub fn rss_mib() -> f64 {
+    proc_status_mib("VmRSS:")
+}
+
+fn proc_status_mib(field: &str) -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|kb| kb.parse::<f64>().ok())
         })
@@ -155,7 +175,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
     gateway_options.concurrency = options.concurrency;
     gateway_options.sweep_every = None;
     let gateway = Gateway::start(
-        Stores::memory(),
+        Stores::open(&options.backend).await?,
         TcpListener::bind("127.0.0.1:0").await?,
         gateway_options,
     )
@@ -286,6 +306,13 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
             tail,
             kept_up,
             peak_rss_mib: peak_rss_mib(),
+            rss_mib: rss_mib(),
+            #[allow(clippy::cast_precision_loss)] // MiB for a table
+            db_mib: gateway
+                .stores()
+                .expiry
+                .database_bytes()
+                .map(|b| b as f64 / (1024.0 * 1024.0)),
         };
         eprintln!("{}", report.row());
         reports.push(report);
@@ -309,8 +336,7 @@ mod tests {
         assert!(p50_p99(Vec::new()).0.is_nan());
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_gentle_step_delivers_everything_and_measures_it() {
+    async fn gentle_step(backend: Backend) -> StepReport {
         let reports = run(LoadOptions {
             rates: vec![20],
             step: Duration::from_secs(1),
@@ -318,13 +344,28 @@ mod tests {
             max_in_flight: 64,
             buffer_window_secs: 1,
             concurrency: 2,
+            backend,
         })
         .await
         .unwrap();
-        let step = &reports[0];
+        let step = reports[0].clone();
         assert_eq!((step.accepted, step.errors, step.not_sent), (20, 0, 0));
         assert_eq!((step.delivered, step.expected), (20, 20));
         assert!(step.e2e_status_ms.0 > 0.0 && step.e2e_message_ms.0 > 0.0);
-        assert!(peak_rss_mib() > 0.0);
+        assert!(peak_rss_mib() > 0.0 && step.rss_mib > 0.0);
+        step
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gentle_step_delivers_everything_and_measures_it() {
+        assert_eq!(gentle_step(Backend::Memory).await.db_mib, None);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_gentle_step_on_sqlite_measures_the_database_too() {
+        let dir = std::env::temp_dir().join(format!("wagate-load-{}", ulid::Ulid::new()));
+        let step = gentle_step(Backend::Sqlite(dir.clone())).await;
+        assert!(step.db_mib.is_some_and(|m| m > 0.0), "{:?}", step.db_mib);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

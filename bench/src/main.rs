@@ -98,6 +98,9 @@ struct LoadArgs {
     /// Pollers per stage.
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
+    /// `memory` (default) or `sqlite` (in --data-dir; start from an empty directory).
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 #[derive(Args)]
@@ -159,6 +162,7 @@ async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
         max_in_flight: args.max_in_flight,
         buffer_window_secs: args.buffer_window,
         concurrency: args.concurrency,
+        backend: args.backend.backend_or(BackendKind::Memory),
     })
     .await?;
     println!("{}", StepReport::header());
