@@ -456,7 +456,7 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
         (Backend::Aws(aws), _) => {
             let mut aws = aws.clone();
             aws.create = false;
-            Stores::aws(&aws).await?
+            Stores::open(&Backend::Aws(aws)).await?
         }
         (Backend::Sqlite(dir), _) => {
             let db = wagate_local::sqlite::Database::open_shared(dir)

@@ -4,5 +4,6 @@
 //! (`tests/integration/lambda_binaries.rs`) use [`lambda::stack`].
 
 pub mod fault;
+#[cfg(feature = "aws")]
 pub mod lambda;
 pub mod load;

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use wagate_bench::fault::{FaultOptions, run};
+#[cfg(feature = "aws")]
 use wagate_bench::lambda::{BenchOptions, StackOptions};
 use wagate_local::cli::{BackendArgs, BackendKind};
 
@@ -148,7 +149,12 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::FaultRun(args) => fault_run(args).await,
         Command::Load(args) => load_run(args).await,
+        #[cfg(feature = "aws")]
         Command::LambdaBench(args) => lambda_bench(args).await,
+        #[cfg(not(feature = "aws"))]
+        Command::LambdaBench(_) => anyhow::bail!(
+            "this wagate-bench was built without its aws feature (the Lambda bench needs it)"
+        ),
     }
 }
 
@@ -179,6 +185,7 @@ async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "aws")]
 async fn lambda_bench(args: LambdaBenchArgs) -> anyhow::Result<()> {
     let report = wagate_bench::lambda::run(&BenchOptions {
         stack: StackOptions {
