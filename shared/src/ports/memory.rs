@@ -6,7 +6,8 @@
 //! survives a restart. Expired items are skipped at once and freed by `evict_expired`, which
 //! local mode calls every minute (DynamoDB's TTL deletion, done here).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -35,15 +36,41 @@ struct Stored {
     /// When it was last received: SQS counts the 12 hours a message may stay hidden from there.
     received_at: Instant,
     receive_count: u32,
+    /// The receipts handed out for it (each stays valid until the message is deleted).
+    receipts: Vec<String>,
 }
 
 #[derive(Debug, Default)]
 struct QueueState {
     /// Messages by arrival order.
     messages: BTreeMap<u64, Stored>,
+    /// Every message as `(visible_at, seq)`, in order: a receive reads the visible ones from the
+    /// front instead of stepping over every hidden or delayed message.
+    by_visibility: BTreeSet<(Instant, u64)>,
     next_seq: u64,
     /// Every receipt handed out, to the message it names.
     receipts: HashMap<String, u64>,
+}
+
+impl QueueState {
+    /// Moves message `seq` to `visible_at`.
+    fn set_visible_at(&mut self, seq: u64, visible_at: Instant) {
+        if let Some(m) = self.messages.get_mut(&seq) {
+            self.by_visibility.remove(&(m.visible_at, seq));
+            m.visible_at = visible_at;
+            self.by_visibility.insert((visible_at, seq));
+        }
+    }
+
+    /// Removes message `seq` and forgets its receipts.
+    fn remove(&mut self, seq: u64) -> Option<Stored> {
+        let m = self.messages.remove(&seq)?;
+        self.by_visibility.remove(&(m.visible_at, seq));
+        for r in &m.receipts {
+            self.receipts.remove(r);
+        }
+        Some(m)
+    }
 }
 
 /// Where a queue sends messages received too often.
@@ -105,6 +132,7 @@ impl MemoryQueue {
     pub fn take_all(&self) -> Vec<String> {
         let mut state = lock(&self.state);
         state.receipts.clear();
+        state.by_visibility.clear();
         std::mem::take(&mut state.messages)
             .into_values()
             .map(|m| m.body)
@@ -116,21 +144,25 @@ impl MemoryQueue {
         let seq = state.next_seq;
         state.next_seq += 1;
         let message_id = format!("{}-{seq}", self.name);
+        let visible_at = Instant::now() + delay;
         state.messages.insert(
             seq,
             Stored {
                 message_id,
                 body,
-                visible_at: Instant::now() + delay,
+                visible_at,
                 received_at: Instant::now(),
                 receive_count,
+                receipts: Vec::new(),
             },
         );
+        state.by_visibility.insert((visible_at, seq));
         drop(state);
         self.notify.notify_waiters();
     }
 
-    /// Takes up to `max` visible messages; also returns when the next hidden one turns visible.
+    /// Takes up to `max` visible messages, longest visible first; also returns when the next
+    /// hidden one turns visible.
     fn take_visible(
         &self,
         max: usize,
@@ -139,40 +171,56 @@ impl MemoryQueue {
         let now = Instant::now();
         let mut state = lock(&self.state);
         let mut out = Vec::new();
-        let mut dead = Vec::new();
-        let mut next_visible: Option<Instant> = None;
-        let mut receipts = Vec::new();
-        for (seq, m) in state.messages.iter_mut() {
-            if out.len() >= max {
-                break;
+        let mut moved = Vec::new();
+        let mut seen: Vec<u64> = Vec::new();
+        let due = (now, u64::MAX);
+        let mut cursor: Option<(Instant, u64)> = None;
+        while out.len() < max {
+            let next = match cursor {
+                None => state.by_visibility.range(..=due).next(),
+                Some(c) => state
+                    .by_visibility
+                    .range((Bound::Excluded(c), Bound::Included(due)))
+                    .next(),
             }
-            if m.visible_at > now {
-                next_visible = Some(next_visible.map_or(m.visible_at, |n| n.min(m.visible_at)));
+            .copied();
+            let Some((at, seq)) = next else { break };
+            cursor = Some((at, seq));
+            // A zero visibility puts a taken message back in range: take it once per call.
+            if seen.contains(&seq) {
                 continue;
             }
+            seen.push(seq);
+            let Some(count) = state.messages.get(&seq).map(|m| m.receive_count) else {
+                state.by_visibility.remove(&(at, seq));
+                continue;
+            };
             if let Some(dl) = &self.dead_letter
-                && m.receive_count >= dl.max_receives
+                && count >= dl.max_receives
             {
-                dead.push(*seq);
+                moved.extend(state.remove(seq));
                 continue;
             }
-            m.receive_count += 1;
-            m.visible_at = now + visibility;
-            m.received_at = now;
+            state.set_visible_at(seq, now + visibility);
             let receipt = format!("{}:{seq}:{}", self.name, ulid::Ulid::new());
-            receipts.push((receipt.clone(), *seq));
-            out.push(ReceivedMessage {
-                receipt,
-                message_id: m.message_id.clone(),
-                body: m.body.clone(),
-                receive_count: m.receive_count,
-            });
+            state.receipts.insert(receipt.clone(), seq);
+            if let Some(m) = state.messages.get_mut(&seq) {
+                m.receipts.push(receipt.clone());
+                m.receive_count += 1;
+                m.received_at = now;
+                out.push(ReceivedMessage {
+                    receipt,
+                    message_id: m.message_id.clone(),
+                    body: m.body.clone(),
+                    receive_count: m.receive_count,
+                });
+            }
         }
-        state.receipts.extend(receipts);
-        let moved: Vec<Stored> = dead
-            .iter()
-            .filter_map(|seq| state.messages.remove(seq))
-            .collect();
+        let next_visible = state
+            .by_visibility
+            .range((Bound::Excluded(due), Bound::Unbounded))
+            .next()
+            .map(|(at, _)| *at);
         drop(state);
         if let Some(dl) = &self.dead_letter {
             for m in moved {
@@ -246,8 +294,7 @@ impl Queue for MemoryQueue {
     async fn delete(&self, receipt: &str) -> Result<(), BackendError> {
         let mut state = lock(&self.state);
         let seq = self.seq_of(&state, receipt)?;
-        state.messages.remove(&seq);
-        state.receipts.retain(|_, s| *s != seq);
+        state.remove(seq);
         Ok(())
     }
 
@@ -263,7 +310,7 @@ impl Queue for MemoryQueue {
         }
         let mut state = lock(&self.state);
         let seq = self.seq_of(&state, receipt)?;
-        if let Some(m) = state.messages.get_mut(&seq) {
+        if let Some(m) = state.messages.get(&seq) {
             // As SQS: hidden at most 12 hours from the receive, not from this call.
             let now = Instant::now();
             if now.duration_since(m.received_at) + visibility
@@ -273,7 +320,7 @@ impl Queue for MemoryQueue {
                     "visibility would end more than 12 hours after the message was received".into(),
                 ));
             }
-            m.visible_at = now + visibility;
+            state.set_visible_at(seq, now + visibility);
         }
         drop(state);
         self.notify.notify_waiters();
@@ -350,10 +397,38 @@ impl StoredDocument {
     }
 }
 
-/// Documents in memory.
+/// Documents in memory, with their index kept ordered beside them.
 #[derive(Debug, Default)]
 pub struct MemoryDocumentStore {
-    docs: Mutex<HashMap<String, StoredDocument>>,
+    docs: Mutex<Documents>,
+}
+
+/// The documents by key, and the index entries as `(partition, sort, key)` in order, so listing
+/// a partition reads that range instead of every document.
+#[derive(Debug, Default)]
+struct Documents {
+    by_key: HashMap<String, StoredDocument>,
+    index: BTreeSet<(String, String, String)>,
+}
+
+impl Documents {
+    fn insert(&mut self, key: &str, doc: StoredDocument) {
+        if let Some(old) = self.by_key.remove(key) {
+            self.unindex(key, &old);
+        }
+        if let Some(entry) = &doc.index {
+            self.index
+                .insert((entry.partition.clone(), entry.sort.clone(), key.to_owned()));
+        }
+        self.by_key.insert(key.to_owned(), doc);
+    }
+
+    fn unindex(&mut self, key: &str, doc: &StoredDocument) {
+        if let Some(entry) = &doc.index {
+            self.index
+                .remove(&(entry.partition.clone(), entry.sort.clone(), key.to_owned()));
+        }
+    }
 }
 
 impl MemoryDocumentStore {
@@ -366,14 +441,23 @@ impl MemoryDocumentStore {
     /// memory). Returns how many were dropped.
     pub fn evict_expired(&self, now: DateTime<Utc>) -> u64 {
         let mut docs = lock(&self.docs);
-        let before = docs.len();
-        docs.retain(|_, d| d.live(now));
-        (before - docs.len()) as u64
+        let expired: Vec<String> = docs
+            .by_key
+            .iter()
+            .filter(|(_, d)| !d.live(now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &expired {
+            if let Some(old) = docs.by_key.remove(key) {
+                docs.unindex(key, &old);
+            }
+        }
+        expired.len() as u64
     }
 
     /// Documents held, expired ones not yet evicted included.
     pub fn len(&self) -> usize {
-        lock(&self.docs).len()
+        lock(&self.docs).by_key.len()
     }
 
     /// Whether it holds no document.
@@ -386,6 +470,7 @@ impl MemoryDocumentStore {
 impl DocumentStore for MemoryDocumentStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
         Ok(lock(&self.docs)
+            .by_key
             .get(key)
             .filter(|d| d.live(now))
             .map(|d| d.doc.clone()))
@@ -405,6 +490,7 @@ impl DocumentStore for MemoryDocumentStore {
         let mut docs = lock(&self.docs);
         let matches = puts.iter().all(|p| {
             let current = docs
+                .by_key
                 .get(p.key)
                 .filter(|d| d.live(p.write.now))
                 .map(|d| d.doc.version);
@@ -419,7 +505,7 @@ impl DocumentStore for MemoryDocumentStore {
                 body: p.body.clone(),
             };
             docs.insert(
-                p.key.to_owned(),
+                p.key,
                 StoredDocument {
                     doc,
                     expires_at: p.write.expires_at,
@@ -435,32 +521,38 @@ impl DocumentStore for MemoryDocumentStore {
         page: IndexPage<'_>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Listed>, BackendError> {
-        let docs = lock(&self.docs);
-        let mut found: Vec<(&str, &String, &StoredDocument)> = docs
-            .iter()
-            .filter(|(_, d)| d.live(now))
-            .filter_map(|(k, d)| {
-                let index = d.index.as_ref()?;
-                let sort = index.sort.as_str();
-                (index.partition == page.partition
-                    && page.after.is_none_or(|a| sort > a)
-                    && page.before.is_none_or(|b| sort < b))
-                .then_some((sort, k, d))
-            })
-            .collect();
-        found.sort_by(|a, b| a.0.cmp(b.0).then(a.1.cmp(b.1)));
-        if page.descending {
-            found.reverse();
+        // (partition, sort, key) tuples from the first sort key above `after` (the smallest
+        // string above it is `after` + NUL) to the last below `before` (or the partition's end).
+        let partition = page.partition.to_owned();
+        let low = (
+            partition.clone(),
+            page.after.map_or_else(String::new, |a| format!("{a}\0")),
+            String::new(),
+        );
+        let high = match page.before {
+            Some(b) => (partition, b.to_owned(), String::new()),
+            None => (format!("{partition}\0"), String::new(), String::new()),
+        };
+        if low >= high {
+            return Ok(Vec::new());
         }
-        Ok(found
-            .into_iter()
-            .take(page.limit)
-            .map(|(sort, k, d)| Listed {
-                key: k.clone(),
-                sort: sort.to_owned(),
+        let docs = lock(&self.docs);
+        let range = docs
+            .index
+            .range((Bound::Included(low), Bound::Excluded(high)));
+        let live = |(_, sort, key): &(String, String, String)| {
+            let d = docs.by_key.get(key).filter(|d| d.live(now))?;
+            Some(Listed {
+                key: key.clone(),
+                sort: sort.clone(),
                 doc: d.doc.clone(),
             })
-            .collect())
+        };
+        Ok(if page.descending {
+            range.rev().filter_map(live).take(page.limit).collect()
+        } else {
+            range.filter_map(live).take(page.limit).collect()
+        })
     }
 }
 
