@@ -563,3 +563,32 @@ impl Gateway {
         self.stores
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_media_url_key_is_made_once_and_kept_for_its_owner_only() {
+        let dir = std::env::temp_dir().join(format!("wagate-url-key-{}", ulid::Ulid::new()));
+        let first = url_key(&dir).unwrap();
+        // A restart reads the same key: URLs handed out before it still verify.
+        assert_eq!(url_key(&dir).unwrap(), first);
+        assert_ne!(first, [0; 32]);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join(".url-key"))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // A damaged key file is replaced, not trusted.
+        std::fs::write(dir.join(".url-key"), b"short").unwrap();
+        let replaced = url_key(&dir).unwrap();
+        assert_ne!(replaced, first);
+        assert_eq!(url_key(&dir).unwrap(), replaced);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
