@@ -16,7 +16,7 @@
 //! The connection sits behind a mutex and each call runs on the caller's thread: a call is a
 //! handful of indexed statements (tens of microseconds), cheaper than a hop to a blocking pool.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -114,12 +114,10 @@ pub struct Evicted {
     pub blobs: u64,
 }
 
-/// One SQLite database (a file in WAL mode, or in memory for tests) shared by every store and
-/// queue of a gateway.
+/// One SQLite database (a file in WAL mode) shared by every store and queue of a gateway.
 #[derive(Debug)]
 pub struct Database {
     conn: Mutex<Connection>,
-    path: Option<PathBuf>,
     /// The owner's lock on [`LOCK_FILE`], held until the database is dropped.
     _owner: Option<std::fs::File>,
 }
@@ -148,9 +146,8 @@ impl Database {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(BackendError::unavailable(e)),
         }
-        let path = dir.join(DATABASE_FILE);
-        let conn = Connection::open(&path).map_err(sqlite_error)?;
-        let db = Self::setup(conn, Some(path), Some(lock))?;
+        let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
+        let db = Self::setup(conn, Some(lock))?;
         db.release_leases()?;
         Ok(db)
     }
@@ -159,22 +156,11 @@ impl Database {
     /// depths, dead letters): no lock taken, no lease released. Writes are still transactions,
     /// safe beside the owner's.
     pub fn open_shared(dir: &Path) -> Result<Arc<Self>, BackendError> {
-        let path = dir.join(DATABASE_FILE);
-        let conn = Connection::open(&path).map_err(sqlite_error)?;
-        Self::setup(conn, Some(path), None)
+        let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
+        Self::setup(conn, None)
     }
 
-    /// A database in memory: the same code as the durable one, for tests.
-    pub fn in_memory() -> Result<Arc<Self>, BackendError> {
-        let conn = Connection::open_in_memory().map_err(sqlite_error)?;
-        Self::setup(conn, None, None)
-    }
-
-    fn setup(
-        conn: Connection,
-        path: Option<PathBuf>,
-        owner: Option<std::fs::File>,
-    ) -> Result<Arc<Self>, BackendError> {
+    fn setup(conn: Connection, owner: Option<std::fs::File>) -> Result<Arc<Self>, BackendError> {
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(sqlite_error)?;
         // WAL: readers never block the writer and a commit appends to the log; NORMAL: the log
@@ -189,14 +175,8 @@ impl Database {
         conn.execute_batch(SCHEMA).map_err(sqlite_error)?;
         Ok(Arc::new(Self {
             conn: Mutex::new(conn),
-            path,
             _owner: owner,
         }))
-    }
-
-    /// The database file, unless in memory.
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -219,24 +199,20 @@ impl Database {
     /// space), at most `limit` of each, oldest expiry first.
     pub fn evict_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Evicted, BackendError> {
         let conn = self.lock();
-        let now = millis(now);
-        let documents = conn
-            .prepare_cached(
-                "DELETE FROM docs WHERE key IN (SELECT key FROM docs WHERE expires_at <= ?1 \
-                 ORDER BY expires_at LIMIT ?2)",
-            )
-            .and_then(|mut s| s.execute(params![now, limit]))
-            .map_err(sqlite_error)?;
-        let blobs = conn
-            .prepare_cached(
-                "DELETE FROM blobs WHERE key IN (SELECT key FROM blobs WHERE expires_at <= ?1 \
-                 ORDER BY expires_at LIMIT ?2)",
-            )
-            .and_then(|mut s| s.execute(params![now, limit]))
-            .map_err(sqlite_error)?;
+        let evict = |table: &str| -> Result<u64, BackendError> {
+            let sql = format!(
+                "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} \
+                 WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
+            );
+            let n = conn
+                .prepare_cached(&sql)
+                .and_then(|mut s| s.execute(params![millis(now), limit]))
+                .map_err(sqlite_error)?;
+            Ok(n as u64)
+        };
         Ok(Evicted {
-            documents: documents as u64,
-            blobs: blobs as u64,
+            documents: evict("docs")?,
+            blobs: evict("blobs")?,
         })
     }
 
@@ -544,7 +520,9 @@ impl SqliteQueue {
                 .prepare_cached("DELETE FROM receipts WHERE seq = ?1")
                 .map_err(sqlite_error)?;
             // Messages moved to the dead-letter queue do not count towards `max`: look again
-            // until `max` are taken or none is visible.
+            // while a pass moved some. A message taken with zero visibility is visible again at
+            // once: it is taken once per call.
+            let mut taken: Vec<i64> = Vec::new();
             loop {
                 let want = limit - i64::try_from(out.len()).unwrap_or(0);
                 let rows: Vec<(i64, String, String, u32)> = visible
@@ -553,17 +531,18 @@ impl SqliteQueue {
                     })
                     .and_then(Iterator::collect)
                     .map_err(sqlite_error)?;
-                if rows.is_empty() {
-                    break;
-                }
+                let mut moved_now = false;
                 for (seq, message_id, body, count) in rows {
+                    if taken.contains(&seq) {
+                        continue;
+                    }
                     match &self.dead_letter {
                         Some(dl) if count >= dl.max_receives => {
                             to_dead_letter
                                 .execute(params![seq, dl.queue.name, now])
                                 .map_err(sqlite_error)?;
                             forget.execute(params![seq]).map_err(sqlite_error)?;
-                            moved = true;
+                            moved_now = true;
                         }
                         _ => {
                             let receive_count = count.saturating_add(1);
@@ -574,6 +553,7 @@ impl SqliteQueue {
                             receipt_of
                                 .execute(params![receipt, seq])
                                 .map_err(sqlite_error)?;
+                            taken.push(seq);
                             out.push(ReceivedMessage {
                                 receipt,
                                 message_id,
@@ -583,7 +563,8 @@ impl SqliteQueue {
                         }
                     }
                 }
-                if out.len() >= max {
+                moved |= moved_now;
+                if !moved_now || out.len() >= max {
                     break;
                 }
             }

@@ -256,3 +256,21 @@ async fn takes_the_longest_retry_delay_as_a_visibility_change(backend: Backend) 
     );
 }
 for_each_backend!(takes_the_longest_retry_delay_as_a_visibility_change, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
+
+/// A message received with zero visibility is visible again at once, but one receive hands it
+/// out once, not once per slot of the batch.
+async fn a_message_taken_with_zero_visibility_comes_once_per_receive(backend: Backend) {
+    let q = backend.0;
+    q.send_batch(&[msg(0, "only")]).await.unwrap();
+    let first = receive_n(q.as_ref(), 1, Duration::ZERO).await;
+    assert_eq!(first.len(), 1);
+    let again = q
+        .receive(10, Duration::from_secs(1), Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(
+        again.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["only"]
+    );
+}
+for_each_backend!(a_message_taken_with_zero_visibility_comes_once_per_receive, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
