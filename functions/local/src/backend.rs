@@ -129,6 +129,23 @@ pub struct QueuePair {
     pub depth: (Depth, Depth),
 }
 
+/// The five queue pairs of an embedded backend: `make` builds a work queue and its dead-letter
+/// queue for a spec, `depth` wraps each for the depth probes.
+fn queue_pairs<Q: Queue + 'static>(
+    make: impl Fn(&QueueSpec) -> (Arc<Q>, Arc<Q>),
+    depth: impl Fn(Arc<Q>) -> Depth,
+) -> [QueuePair; 5] {
+    QUEUES.map(|spec| {
+        let (queue, dlq) = make(&spec);
+        QueuePair {
+            spec,
+            queue: queue.clone(),
+            dead_letter: dlq.clone(),
+            depth: (depth(queue), depth(dlq)),
+        }
+    })
+}
+
 /// The S3 bucket of an AWS backend's media files.
 #[derive(Debug, Clone)]
 pub struct MediaBucket {
@@ -214,22 +231,18 @@ impl Expiry {
 impl Stores {
     /// The embedded backend.
     pub fn memory() -> Self {
-        let queues = QUEUES.map(|spec| {
-            let dlq = Arc::new(MemoryQueue::new(format!("{}-dlq", spec.name)));
-            let queue = Arc::new(MemoryQueue::with_dead_letter(
-                spec.name,
-                DeadLetter {
+        let queues = queue_pairs(
+            |spec| {
+                let dlq = Arc::new(MemoryQueue::new(format!("{}-dlq", spec.name)));
+                let dead_letter = DeadLetter {
                     queue: dlq.clone(),
                     max_receives: spec.max_receives,
-                },
-            ));
-            QueuePair {
-                spec,
-                queue: queue.clone(),
-                dead_letter: dlq.clone(),
-                depth: (Depth::Memory(queue), Depth::Memory(dlq)),
-            }
-        });
+                };
+                let queue = MemoryQueue::with_dead_letter(spec.name, dead_letter);
+                (Arc::new(queue), dlq)
+            },
+            Depth::Memory,
+        );
         let docs = Arc::new(MemoryDocumentStore::new());
         let blobs = Arc::new(MemoryBlobStore::new());
         Self {
@@ -254,23 +267,18 @@ impl Stores {
 
     /// The SQLite stores and queues of `db`.
     pub fn on_database(db: &Arc<Database>, description: String) -> Self {
-        let queues = QUEUES.map(|spec| {
-            let dlq = Arc::new(SqliteQueue::new(db.clone(), format!("{}-dlq", spec.name)));
-            let queue = Arc::new(SqliteQueue::with_dead_letter(
-                db.clone(),
-                spec.name,
-                SqliteDeadLetter {
+        let queues = queue_pairs(
+            |spec| {
+                let dlq = Arc::new(SqliteQueue::new(db.clone(), format!("{}-dlq", spec.name)));
+                let dead_letter = SqliteDeadLetter {
                     queue: dlq.clone(),
                     max_receives: spec.max_receives,
-                },
-            ));
-            QueuePair {
-                spec,
-                queue: queue.clone(),
-                dead_letter: dlq.clone(),
-                depth: (Depth::Sqlite(queue), Depth::Sqlite(dlq)),
-            }
-        });
+                };
+                let queue = SqliteQueue::with_dead_letter(db.clone(), spec.name, dead_letter);
+                (Arc::new(queue), dlq)
+            },
+            Depth::Sqlite,
+        );
         Self {
             docs: Arc::new(SqliteDocumentStore::new(db.clone())),
             blobs: Arc::new(SqliteBlobStore::new(db.clone())),
