@@ -7,3 +7,4 @@ pub mod fault;
 #[cfg(feature = "aws")]
 pub mod lambda;
 pub mod load;
+pub mod ttl_cap;

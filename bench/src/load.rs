@@ -24,6 +24,8 @@ use wagate_local::gateway::{Gateway, Options};
 use wagate_local::receiver::{Receiver, Rng};
 use wagate_local::sample::{meta_status, meta_text, signature_headers, wamid};
 
+use crate::ttl_cap::TtlCap;
+
 /// Load run settings.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
@@ -41,6 +43,11 @@ pub struct LoadOptions {
     pub concurrency: usize,
     /// Where state and queues live (`Memory` or `Sqlite`).
     pub backend: Backend,
+    /// Every TTL cut to this (see [`crate::ttl_cap`]), so a long steady run reaches the state
+    /// where items expire as fast as they arrive; `None`: the pipeline's own TTLs (days).
+    pub ttl_cap: Option<Duration>,
+    /// How often expired items are freed (the gateway's default is a minute).
+    pub evict_every: Duration,
 }
 
 /// One step's figures.
@@ -75,13 +82,15 @@ pub struct StepReport {
     pub rss_mib: f64,
     /// The SQLite database's size at the end of the step (pages, WAL not included), MiB.
     pub db_mib: Option<f64>,
+    /// Expired documents and blobs freed since the run began.
+    pub evicted: u64,
 }
 
 impl StepReport {
     /// One table row.
     pub fn row(&self) -> String {
         format!(
-            "| {} | {} | {} | {:.1} / {:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {}/{} | {:.1} | {} | {:.0} | {:.0} | {} |",
+            "| {} | {} | {} | {:.1} / {:.1} | {:.0} / {:.0} | {:.0} / {:.0} | {}/{} | {:.1} | {} | {:.0} | {:.0} | {} | {} |",
             self.offered,
             self.accepted,
             self.errors + self.not_sent,
@@ -99,12 +108,13 @@ impl StepReport {
             self.peak_rss_mib,
             self.db_mib
                 .map_or_else(|| "–".to_owned(), |m| format!("{m:.1}")),
+            self.evicted,
         )
     }
 
     /// The table header.
     pub fn header() -> &'static str {
-        "| offered/s | accepted | errors | ingest p50 / p99 ms | e2e status p50 / p99 ms | e2e message p50 / p99 ms | delivered | tail s | kept up | RSS MiB | peak RSS MiB | DB MiB |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "| offered/s | accepted | errors | ingest p50 / p99 ms | e2e status p50 / p99 ms | e2e message p50 / p99 ms | delivered | tail s | kept up | RSS MiB | peak RSS MiB | DB MiB | expired freed |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     }
 }
 
@@ -174,8 +184,14 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
     let mut gateway_options = Options::new(config.clone());
     gateway_options.concurrency = options.concurrency;
     gateway_options.sweep_every = None;
+    gateway_options.evict_every = Some(options.evict_every);
+    let mut stores = Stores::open(&options.backend).await?;
+    if let Some(cap) = options.ttl_cap {
+        stores.docs = Arc::new(TtlCap::new(stores.docs, cap));
+        stores.blobs = Arc::new(TtlCap::new(stores.blobs, cap));
+    }
     let gateway = Gateway::start(
-        Stores::open(&options.backend).await?,
+        stores,
         TcpListener::bind("127.0.0.1:0").await?,
         gateway_options,
     )
@@ -269,7 +285,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        let collected = receiver.collected();
+        let collected = receiver.take_collected();
         let mut status_ms = Vec::new();
         let mut message_ms = Vec::new();
         let mut last_delivery = started;
@@ -313,6 +329,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
                 .expiry
                 .database_bytes()
                 .map(|b| b as f64 / (1024.0 * 1024.0)),
+            evicted: gateway.stats().evicted.get(),
         };
         eprintln!("{}", report.row());
         reports.push(report);
@@ -345,6 +362,8 @@ mod tests {
             buffer_window_secs: 1,
             concurrency: 2,
             backend,
+            ttl_cap: None,
+            evict_every: Duration::from_secs(60),
         })
         .await
         .unwrap();

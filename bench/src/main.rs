@@ -99,6 +99,13 @@ struct LoadArgs {
     /// Pollers per stage.
     #[arg(long, default_value_t = 2)]
     concurrency: usize,
+    /// Cut every TTL to this many seconds, so a long run at one rate reaches the steady state
+    /// where items expire as fast as they arrive (the pipeline's TTLs are days).
+    #[arg(long)]
+    ttl_cap: Option<u64>,
+    /// Seconds between runs of the eviction of expired items.
+    #[arg(long, default_value_t = 60)]
+    evict_every: u64,
     /// `memory` (default) or `sqlite` (in --data-dir; start from an empty directory).
     #[command(flatten)]
     backend: BackendArgs,
@@ -169,6 +176,8 @@ async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
         buffer_window_secs: args.buffer_window,
         concurrency: args.concurrency,
         backend: args.backend.backend_or(BackendKind::Memory),
+        ttl_cap: args.ttl_cap.map(Duration::from_secs),
+        evict_every: Duration::from_secs(args.evict_every.max(1)),
     })
     .await?;
     println!("{}", StepReport::header());

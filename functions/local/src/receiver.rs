@@ -324,6 +324,17 @@ impl Receiver {
             .unwrap_or_else(PoisonError::into_inner)
             .clone()
     }
+
+    /// Takes what it accepted so far, leaving it empty: a long run reads it step by step
+    /// instead of keeping every item's record for the whole run.
+    pub fn take_collected(&self) -> Collected {
+        std::mem::take(
+            &mut *self
+                .collected
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+    }
 }
 
 #[cfg(test)]

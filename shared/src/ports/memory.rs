@@ -334,7 +334,36 @@ type Expiring = (Vec<u8>, DateTime<Utc>);
 /// Blobs in memory.
 #[derive(Debug, Default)]
 pub struct MemoryBlobStore {
-    blobs: Mutex<HashMap<String, Expiring>>,
+    blobs: Mutex<Blobs>,
+}
+
+/// The blobs by key, and `(expires_at, key)` in order for eviction.
+#[derive(Debug, Default)]
+struct Blobs {
+    by_key: HashMap<String, Expiring>,
+    by_expiry: BTreeSet<(DateTime<Utc>, String)>,
+}
+
+/// Most items one eviction batch takes while holding a store's lock.
+const EVICT_BATCH: usize = 1_000;
+
+/// Takes up to [`EVICT_BATCH`] entries that expired at `now` out of an expiry order, and
+/// returns their keys (expiring at `now` counts: reads treat it as gone).
+fn take_expired(
+    by_expiry: &mut BTreeSet<(DateTime<Utc>, String)>,
+    now: DateTime<Utc>,
+) -> Vec<String> {
+    let mut keys = Vec::new();
+    while keys.len() < EVICT_BATCH {
+        match by_expiry.first() {
+            Some((at, _)) if *at <= now => {}
+            _ => break,
+        }
+        if let Some((_, key)) = by_expiry.pop_first() {
+            keys.push(key);
+        }
+    }
+    keys
 }
 
 impl MemoryBlobStore {
@@ -344,17 +373,32 @@ impl MemoryBlobStore {
     }
 
     /// Drops the blobs expired at `now` (reads already skip them; this frees their memory).
-    /// Returns how many were dropped.
+    /// Returns how many were dropped. Works through the expiry order a batch at a time and
+    /// frees each batch after letting go of the lock, so readers and writers wait for one
+    /// batch at most, not for the whole backlog.
     pub fn evict_expired(&self, now: DateTime<Utc>) -> u64 {
-        let mut blobs = lock(&self.blobs);
-        let before = blobs.len();
-        blobs.retain(|_, (_, expires_at)| *expires_at > now);
-        (before - blobs.len()) as u64
+        let mut total = 0;
+        loop {
+            let (n, freed): (usize, Vec<Expiring>) = {
+                let mut blobs = lock(&self.blobs);
+                let due = take_expired(&mut blobs.by_expiry, now);
+                let n = due.len();
+                let freed = due
+                    .iter()
+                    .filter_map(|k| blobs.by_key.remove(k.as_str()))
+                    .collect();
+                (n, freed)
+            };
+            total += freed.len() as u64;
+            if n < EVICT_BATCH {
+                return total;
+            }
+        }
     }
 
     /// Blobs held, expired ones not yet evicted included.
     pub fn len(&self) -> usize {
-        lock(&self.blobs).len()
+        lock(&self.blobs).by_key.len()
     }
 
     /// Whether it holds no blob.
@@ -371,13 +415,21 @@ impl BlobStore for MemoryBlobStore {
         bytes: &[u8],
         expires_at: DateTime<Utc>,
     ) -> Result<(), BackendError> {
-        lock(&self.blobs).insert(key.to_owned(), (bytes.to_vec(), expires_at));
+        let mut blobs = lock(&self.blobs);
+        if let Some((_, old)) = blobs
+            .by_key
+            .insert(key.to_owned(), (bytes.to_vec(), expires_at))
+        {
+            blobs.by_expiry.remove(&(old, key.to_owned()));
+        }
+        blobs.by_expiry.insert((expires_at, key.to_owned()));
         Ok(())
     }
 
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Vec<u8>>, BackendError> {
         let blobs = lock(&self.blobs);
         Ok(blobs
+            .by_key
             .get(key)
             .filter(|(_, expires_at)| *expires_at > now)
             .map(|(b, _)| b.clone()))
@@ -409,6 +461,8 @@ pub struct MemoryDocumentStore {
 struct Documents {
     by_key: HashMap<String, StoredDocument>,
     index: BTreeSet<(String, String, String)>,
+    /// `(expires_at, key)` of the documents that expire, in order, for eviction.
+    by_expiry: BTreeSet<(DateTime<Utc>, String)>,
 }
 
 impl Documents {
@@ -420,13 +474,26 @@ impl Documents {
             self.index
                 .insert((entry.partition.clone(), entry.sort.clone(), key.to_owned()));
         }
+        if let Some(at) = doc.expires_at {
+            self.by_expiry.insert((at, key.to_owned()));
+        }
         self.by_key.insert(key.to_owned(), doc);
     }
 
+    fn remove(&mut self, key: &str) -> Option<StoredDocument> {
+        let old = self.by_key.remove(key)?;
+        self.unindex(key, &old);
+        Some(old)
+    }
+
+    /// Takes `doc` out of the index and the expiry order (not out of `by_key`).
     fn unindex(&mut self, key: &str, doc: &StoredDocument) {
         if let Some(entry) = &doc.index {
             self.index
                 .remove(&(entry.partition.clone(), entry.sort.clone(), key.to_owned()));
+        }
+        if let Some(at) = doc.expires_at {
+            self.by_expiry.remove(&(at, key.to_owned()));
         }
     }
 }
@@ -438,21 +505,28 @@ impl MemoryDocumentStore {
     }
 
     /// Drops the documents expired at `now` (reads already skip them; this frees their
-    /// memory). Returns how many were dropped.
+    /// memory). Returns how many were dropped. A batch at a time, freed outside the lock, as
+    /// [`MemoryBlobStore::evict_expired`].
     pub fn evict_expired(&self, now: DateTime<Utc>) -> u64 {
-        let mut docs = lock(&self.docs);
-        let expired: Vec<String> = docs
-            .by_key
-            .iter()
-            .filter(|(_, d)| !d.live(now))
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in &expired {
-            if let Some(old) = docs.by_key.remove(key) {
-                docs.unindex(key, &old);
+        let mut total = 0;
+        loop {
+            let (n, freed): (usize, Vec<StoredDocument>) = {
+                let mut docs = lock(&self.docs);
+                let due = take_expired(&mut docs.by_expiry, now);
+                let freed = due.iter().filter_map(|k| docs.remove(k)).collect();
+                (due.len(), freed)
+            };
+            total += freed.len() as u64;
+            if n < EVICT_BATCH {
+                return total;
             }
         }
-        expired.len() as u64
+    }
+
+    #[cfg(test)]
+    fn index_sizes(&self) -> (usize, usize) {
+        let docs = lock(&self.docs);
+        (docs.by_key.len(), docs.by_expiry.len())
     }
 
     /// Documents held, expired ones not yet evicted included.
@@ -559,6 +633,51 @@ impl DocumentStore for MemoryDocumentStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    #[tokio::test]
+    async fn eviction_takes_every_expired_item_over_several_batches_and_follows_rewrites() {
+        let now = Utc::now();
+        let soon = now + chrono::Duration::seconds(10);
+        let later = now + chrono::Duration::seconds(60);
+        let docs = MemoryDocumentStore::new();
+        let blobs = MemoryBlobStore::new();
+        let n = EVICT_BATCH * 2 + 500;
+        for i in 0..n {
+            let write = DocumentWrite::new(None, now).expiring(soon);
+            assert!(docs.put(&format!("d{i}"), &json!(i), write).await.unwrap());
+            blobs.put(&format!("b{i}"), b"x", soon).await.unwrap();
+        }
+        // Rewritten: d0 to expire after `later`, d1 to never expire, b0 to expire after it.
+        let write = DocumentWrite::new(Some(1), now).expiring(later + chrono::Duration::hours(1));
+        assert!(docs.put("d0", &json!("kept"), write).await.unwrap());
+        assert!(
+            docs.put("d1", &json!("forever"), DocumentWrite::new(Some(1), now))
+                .await
+                .unwrap()
+        );
+        blobs
+            .put("b0", b"y", later + chrono::Duration::hours(1))
+            .await
+            .unwrap();
+
+        assert_eq!(docs.evict_expired(now), 0);
+        assert_eq!(docs.evict_expired(later), (n - 2) as u64);
+        assert_eq!(blobs.evict_expired(later), (n - 1) as u64);
+        assert_eq!((docs.len(), blobs.len()), (2, 1));
+        assert_eq!(
+            docs.get("d0", later).await.unwrap().unwrap().body,
+            json!("kept")
+        );
+        assert!(docs.get("d1", later).await.unwrap().is_some());
+        assert_eq!(
+            blobs.get("b0", later).await.unwrap().as_deref(),
+            Some(&b"y"[..])
+        );
+        assert_eq!(docs.evict_expired(later + chrono::Duration::days(1)), 1);
+        assert_eq!(blobs.evict_expired(later + chrono::Duration::days(1)), 1);
+        assert_eq!(docs.index_sizes(), (1, 0));
+    }
 
     #[tokio::test]
     async fn visibility_ends_at_most_twelve_hours_after_the_receipt_as_on_sqs() {
