@@ -332,7 +332,7 @@ fn change_event(
 ) -> InboundEvent {
     let id = EventId::new();
     let mut data = EventData::new(doc.source.clone(), EventBody::Conversation(body));
-    data.conversation = Some(doc.conversation.clone());
+    data.conversation = Some(Box::new(doc.conversation.clone()));
     let kind = event_type.as_str().rsplit('.').next().unwrap_or("changed");
     InboundEvent {
         id,

@@ -312,7 +312,7 @@ pub fn sample_event(
             ),
         };
         let mut data = EventData::new(source, body);
-        data.conversation = conversation;
+        data.conversation = conversation.map(Box::new);
         InboundEvent {
             id: EventId::new(),
             event_type,

@@ -585,7 +585,7 @@ async fn the_context_summary_of_the_message_carries_the_same_media() {
     let bytes = jpeg(100);
     let mut event = image_event(&bytes);
     w.add(&event, &bytes, "image/jpeg");
-    event.data.conversation = Some(conversation_naming(&event));
+    event.data.conversation = Some(Box::new(conversation_naming(&event)));
     w.media.handle(event).await.unwrap();
     let out = w.forwarded().remove(0);
     let media = stored(&out);
@@ -638,7 +638,7 @@ async fn the_stored_conversation_gets_the_media_once_under_every_failing_call() 
                     .await
                     .unwrap()
             );
-            event.data.conversation = Some(conversation.clone());
+            event.data.conversation = Some(Box::new(conversation.clone()));
 
             w.faults.fail_in(k, fault);
             assert_eq!(

@@ -12,6 +12,8 @@ mod message;
 mod notification;
 pub(crate) mod vocab;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
 use serde::de::Error as _;
@@ -239,10 +241,12 @@ pub struct EventData {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_id: Option<EventId>,
     /// Where it came from.
-    pub source: SourceInfo,
+    // Shared by the events of one change (they have the same source), so normalizing a batch
+    // does not copy it per event.
+    pub source: Arc<SourceInfo>,
     /// The conversation it belongs to, attached by the track stage; `null` when none applies.
     #[serde(default)]
-    pub conversation: Option<Conversation>,
+    pub conversation: Option<Box<Conversation>>,
     /// The family-specific fields.
     #[serde(flatten)]
     pub body: EventBody,
@@ -250,10 +254,10 @@ pub struct EventData {
 
 impl EventData {
     /// Data with no conversation attached yet.
-    pub fn new(source: SourceInfo, body: EventBody) -> Self {
+    pub fn new(source: impl Into<Arc<SourceInfo>>, body: EventBody) -> Self {
         Self {
             event_id: None,
-            source,
+            source: source.into(),
             conversation: None,
             body,
         }
@@ -280,8 +284,8 @@ impl EventData {
         };
         Ok(Self {
             event_id: common.event_id,
-            source: common.source,
-            conversation: common.conversation,
+            source: Arc::new(common.source),
+            conversation: common.conversation.map(Box::new),
             body,
         })
     }

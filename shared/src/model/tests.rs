@@ -58,7 +58,7 @@ fn conversation() -> Conversation {
 #[test]
 fn a_single_envelope_has_the_documented_top_level_shape_and_round_trips() {
     let mut event = received_message("hi");
-    event.data.conversation = Some(conversation());
+    event.data.conversation = Some(Box::new(conversation()));
     let envelope = Envelope::single(event);
     let value = serde_json::to_value(&envelope).unwrap();
     let keys: Vec<&str> = value
@@ -136,7 +136,7 @@ fn every_family_round_trips_through_its_event_type() {
     ];
     for (event_type, body) in bodies {
         let mut data = EventData::new(source.clone(), body);
-        data.conversation = Some(conversation());
+        data.conversation = Some(Box::new(conversation()));
         let event = InboundEvent {
             id: EventId::new(),
             event_type,

@@ -20,6 +20,8 @@ pub(crate) mod test_support;
 #[cfg(test)]
 mod fixtures_test;
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -77,7 +79,7 @@ impl Ctx {
         event_type: EventType,
         dedup_key: String,
         occurred_at: Option<DateTime<Utc>>,
-        source: SourceInfo,
+        source: impl Into<Arc<SourceInfo>>,
         body: EventBody,
     ) -> InboundEvent {
         debug_assert_eq!(
@@ -85,8 +87,11 @@ impl Ctx {
             body.family(),
             "{event_type} with wrong body"
         );
+        let id = self.source.id.as_str();
         let mut dedup_key = dedup_key;
-        dedup_key.insert_str(0, &format!("{}:", self.source.id));
+        dedup_key.reserve(id.len() + 1);
+        dedup_key.insert(0, ':');
+        dedup_key.insert_str(0, id);
         InboundEvent {
             id: EventId::new(),
             event_type,
@@ -102,7 +107,7 @@ impl Ctx {
     /// of its bytes so that a provider retry of the same item deduplicates.
     pub fn passthrough(
         &self,
-        source: SourceInfo,
+        source: impl Into<Arc<SourceInfo>>,
         provider_event: &str,
         raw_bytes: &[u8],
     ) -> InboundEvent {

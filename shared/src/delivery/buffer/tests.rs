@@ -133,7 +133,7 @@ fn message(n: usize, conv: ConversationId, when: DateTime<Utc>) -> InboundEvent 
     .unwrap()
     .remove(0);
     e.occurred_at = Some(when);
-    e.data.conversation = Some(conversation(conv));
+    e.data.conversation = Some(Box::new(conversation(conv)));
     e
 }
 

@@ -155,6 +155,7 @@ fn conversation_of(events: &[InboundEvent]) -> crate::model::Conversation {
         .iter()
         .find(|e| e.event_type == EventType::MessageReceived)
         .and_then(|e| e.data.conversation.clone())
+        .map(|c| *c)
         .unwrap()
 }
 

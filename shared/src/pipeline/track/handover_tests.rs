@@ -163,7 +163,7 @@ async fn a_provider_transfer_assigns_the_open_conversation_and_carries_it() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(&alice(&w, at(400)).await, c, "stored as carried");
+    assert_eq!(&alice(&w, at(400)).await, &**c, "stored as carried");
 }
 
 #[tokio::test]

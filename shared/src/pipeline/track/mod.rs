@@ -630,7 +630,8 @@ impl Track {
             );
             event.data.conversation = self
                 .conversation_of(conversation_id, conversation_key.as_ref(), now)
-                .await?;
+                .await?
+                .map(Box::new);
             out.push(event);
             return Ok(Some(out));
         }
@@ -676,7 +677,8 @@ impl Track {
             }
             event.data.conversation = self
                 .conversation_of(conversation_id, conversation_key.as_ref(), now)
-                .await?;
+                .await?
+                .map(Box::new);
             tracing::debug!(message_id, "echo of a message sent through the API");
             out.push(event);
             return Ok(Some(out));
@@ -761,7 +763,7 @@ impl Track {
                 now,
             ));
         }
-        event.data.conversation = Some(conversation);
+        event.data.conversation = Some(Box::new(conversation));
         out.push(event);
         Ok(Some(out))
     }
@@ -852,7 +854,7 @@ impl Track {
             .await?;
         // Ended between the look-up and the change (and not by this item's earlier attempt
         // having changed it first): no conversation was open for it.
-        event.data.conversation = doc.filter(|_| applied).map(|d| d.conversation);
+        event.data.conversation = doc.filter(|_| applied).map(|d| Box::new(d.conversation));
         Ok(vec![event])
     }
 
@@ -987,7 +989,7 @@ pub fn conversation_event(
         ..Default::default()
     };
     let mut e = derived(parent, event_type, id, EventBody::Conversation(body), now);
-    e.data.conversation = Some(conversation.clone());
+    e.data.conversation = Some(Box::new(conversation.clone()));
     e
 }
 

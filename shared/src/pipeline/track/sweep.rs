@@ -52,7 +52,7 @@ pub fn ended_event(doc: &ConversationDoc, now: DateTime<Utc>) -> InboundEvent {
             ..Default::default()
         }),
     );
-    data.conversation = Some(c.clone());
+    data.conversation = Some(Box::new(c.clone()));
     InboundEvent {
         id: doc.ended_event_id.unwrap_or_default(),
         event_type: EventType::ConversationEnded,

@@ -36,6 +36,7 @@ mod messages;
 mod notifications;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -68,8 +69,21 @@ pub(crate) fn parse(ctx: &Ctx, body: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
 fn v3(ctx: &Ctx, body: &[u8], app_id: Option<String>) -> Result<Vec<InboundEvent>, ParseError> {
     let mut events = super::meta::parse(ctx, body)?;
     if let Some(app_id) = app_id {
+        // The events of one change share their source: rewrite each shared source once.
+        let mut rewritten: Vec<(Arc<SourceInfo>, Arc<SourceInfo>)> = Vec::new();
         for event in &mut events {
-            event.data.source.business_id = Some(app_id.clone());
+            let shared = &event.data.source;
+            let source = match rewritten.iter().find(|(from, _)| Arc::ptr_eq(from, shared)) {
+                Some((_, to)) => to.clone(),
+                None => {
+                    let mut source = SourceInfo::clone(shared);
+                    source.business_id = Some(app_id.clone());
+                    let to = Arc::new(source);
+                    rewritten.push((shared.clone(), to.clone()));
+                    to
+                }
+            };
+            event.data.source = source;
         }
     }
     Ok(events)

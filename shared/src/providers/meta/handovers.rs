@@ -69,7 +69,7 @@ impl EntryCtx<'_> {
         };
         // The business number: `recipient` on WhatsApp, `metadata` as on message values.
         let (recipient, metadata) = (party("recipient"), party("metadata"));
-        let mut source = self.source.clone();
+        let mut source = crate::model::SourceInfo::clone(&self.source);
         source.business_id =
             text(recipient, "phone_number_id").or_else(|| text(metadata, "phone_number_id"));
         source.business_phone_number = text(recipient, "display_phone_number")
@@ -84,7 +84,7 @@ impl EntryCtx<'_> {
         let vctx = ValueCtx {
             entry: self,
             field: HANDOVERS,
-            source,
+            source: std::sync::Arc::new(source),
             contacts,
         };
         // The customer: `sender` (WhatsApp: phone number and user id; Messenger: a

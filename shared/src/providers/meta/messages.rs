@@ -22,7 +22,7 @@ use crate::providers::lenient::{opt_string, opt_unix_time, value_to_string};
 
 impl ValueCtx<'_> {
     pub(super) fn message(&self, raw: &RawValue, direction: Direction) -> Option<InboundEvent> {
-        let m: MetaMessage<'_> = decode(raw)?;
+        let mut m: MetaMessage<'_> = decode(raw)?;
         let id = m.id.clone()?;
         let mut message = Message::new(id.clone(), direction);
         message.timestamp = m.timestamp;
@@ -94,8 +94,8 @@ struct MetaMessage<'a> {
     referral: Option<&'a RawValue>,
     #[serde(borrow, default)]
     errors: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    text: Option<&'a RawValue>,
+    #[serde(default)]
+    text: Option<TextIn>,
     #[serde(borrow, default)]
     image: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -132,7 +132,7 @@ struct MetaMessage<'a> {
 
 impl MetaMessage<'_> {
     /// The content for `type`, or `unknown` with the type's raw object when it cannot be read.
-    fn content(&self, whole: &RawValue) -> MessageContent {
+    fn content(&mut self, whole: &RawValue) -> MessageContent {
         let kind = self.kind.as_deref().unwrap_or("unknown");
         let media = |raw: Option<&RawValue>| {
             raw.and_then(decode_owned::<MediaIn>)
@@ -141,7 +141,7 @@ impl MetaMessage<'_> {
         let parsed = match kind {
             "text" => self
                 .text
-                .and_then(decode_owned::<TextIn>)
+                .take()
                 .and_then(|t| t.body)
                 .map(|body| MessageContent::Text(TextData { body })),
             "image" => media(self.image).map(MessageContent::Image),

@@ -22,7 +22,9 @@ mod payloads;
 pub(crate) use payloads::ContactIn;
 mod statuses;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -38,6 +40,11 @@ use crate::model::{ContactProfile, Direction, EventBody, EventType, InboundEvent
 const OBJECT: &str = "whatsapp_business_account";
 
 pub(crate) fn parse(ctx: &Ctx, body: &[u8]) -> Result<Vec<InboundEvent>, ParseError> {
+    if fast_paths()
+        && let Some(events) = parse_strict(ctx, body)
+    {
+        return Ok(events);
+    }
     let root: &RawValue = serde_json::from_slice(body).map_err(ParseError::NotJson)?;
 
     #[derive(Deserialize)]
@@ -67,6 +74,78 @@ pub(crate) fn parse(ctx: &Ctx, body: &[u8]) -> Result<Vec<InboundEvent>, ParseEr
         parse_entry(ctx, entry, &mut events);
     }
     Ok(events)
+}
+
+/// The common case in one typed pass: a well-formed envelope whose changes all carry
+/// messages-like values (`metadata` or `messaging_product`, at least one item, every item key
+/// a list), read down to the items in one scan of the body. `None` when anything is off
+/// (management fields, hand-overs, a malformed level), and [`parse`] then goes level by
+/// level, so a malformed entry or change still costs only itself. Both ways give the same
+/// events (a test compares them).
+fn parse_strict(ctx: &Ctx, body: &[u8]) -> Option<Vec<InboundEvent>> {
+    #[derive(Deserialize)]
+    struct Envelope<'a> {
+        #[serde(borrow)]
+        object: Cow<'a, str>,
+        #[serde(borrow)]
+        entry: Vec<Entry<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Entry<'a> {
+        #[serde(default, deserialize_with = "opt_string")]
+        id: Option<String>,
+        #[serde(borrow, default)]
+        time: Option<&'a RawValue>,
+        #[serde(borrow)]
+        changes: Vec<Change<'a>>,
+    }
+    #[derive(Deserialize)]
+    struct Change<'a> {
+        #[serde(borrow)]
+        field: Cow<'a, str>,
+        #[serde(borrow)]
+        value: FastKeyed<'a>,
+    }
+
+    let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
+    if envelope.object != OBJECT {
+        return None;
+    }
+    let mut events = Vec::new();
+    for entry in envelope.entry {
+        let entry_ctx = EntryCtx::new(ctx, entry.id, entry.time);
+        for change in entry.changes {
+            let FastKeyed(map) = change.value;
+            let messages_like =
+                map.contains_key("metadata") || map.contains_key("messaging_product");
+            if change.field == handovers::HANDOVERS || !messages_like {
+                return None;
+            }
+            let before = events.len();
+            entry_ctx.keyed_value(&change.field, &map, &mut events);
+            if events.len() == before {
+                return None;
+            }
+        }
+    }
+    Some(events)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Tests turn the one-pass readers off to check that the level-by-level ones agree.
+    pub(crate) static FAST_PATHS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Whether the one-pass readers ([`parse_strict`], [`FastKeyed`]) are tried first.
+#[cfg(test)]
+fn fast_paths() -> bool {
+    FAST_PATHS.with(std::cell::Cell::get)
+}
+
+#[cfg(not(test))]
+const fn fast_paths() -> bool {
+    true
 }
 
 /// Decodes borrowed raw JSON into `T`, or `None` when it does not fit.
@@ -106,16 +185,7 @@ fn parse_entry(ctx: &Ctx, raw: &RawValue, out: &mut Vec<InboundEvent>) {
         out.push(ctx.passthrough(ctx.source.clone(), "entry", raw.get().as_bytes()));
         return;
     };
-    let mut source = ctx.source.clone();
-    source.business_account_id = id;
-    let entry = EntryCtx {
-        ctx,
-        source,
-        time: time
-            .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
-            .and_then(|v| super::lenient::value_to_f64(&v).and_then(super::lenient::unix_time)),
-        time_bytes: time.map(RawValue::get).unwrap_or_default(),
-    };
+    let entry = EntryCtx::new(ctx, id, time);
     for change in changes {
         match decode::<Change<'_>>(change) {
             Some(Change {
@@ -133,7 +203,7 @@ fn parse_entry(ctx: &Ctx, raw: &RawValue, out: &mut Vec<InboundEvent>) {
 struct EntryCtx<'c> {
     ctx: &'c Ctx,
     /// Source with `business_account_id` set to the entry id.
-    source: SourceInfo,
+    source: Arc<SourceInfo>,
     /// `entry.time`, present on management fields.
     time: Option<DateTime<Utc>>,
     /// `entry.time` as sent, part of content-hash dedup keys.
@@ -186,22 +256,110 @@ const ITEM_KEYS: &[&str] = &[
 ];
 const CONTEXT_KEYS: &[&str] = &["messaging_product", "metadata", "contacts"];
 
+/// A change's value by key: the item lists (`messages`, `statuses`, … when they are lists)
+/// split into their items, everything else as sent.
+type Keyed<'a> = BTreeMap<String, Slot<'a>>;
+
+/// One key of a [`Keyed`] value.
+enum Slot<'a> {
+    /// An item key whose value is a list: its items.
+    Items(Vec<&'a RawValue>),
+    /// Any other value (an item key that is not a list included).
+    Raw(&'a RawValue),
+}
+
+impl<'a> Slot<'a> {
+    fn raw(&self) -> Option<&'a RawValue> {
+        match self {
+            Self::Raw(raw) => Some(raw),
+            Self::Items(_) => None,
+        }
+    }
+}
+
+/// Reads an object in one scan, splitting the item keys' lists as it goes; fails when an item
+/// key's value is not a list (then [`keyed`] splits key by key).
+struct FastKeyed<'a>(Keyed<'a>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for FastKeyed<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
+            type Value = FastKeyed<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut m: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut map = Keyed::new();
+                while let Some(key) = m.next_key::<String>()? {
+                    let slot = if ITEM_KEYS.contains(&key.as_str()) {
+                        Slot::Items(m.next_value()?)
+                    } else {
+                        Slot::Raw(m.next_value()?)
+                    };
+                    map.insert(key, slot);
+                }
+                Ok(FastKeyed(map))
+            }
+        }
+        d.deserialize_map(Visit(std::marker::PhantomData))
+    }
+}
+
+/// Decodes a change's value as [`Keyed`]; `None` when it is not an object.
+fn keyed(raw: &RawValue) -> Option<Keyed<'_>> {
+    if fast_paths()
+        && let Some(FastKeyed(map)) = decode::<FastKeyed<'_>>(raw)
+    {
+        return Some(map);
+    }
+    let map: BTreeMap<String, &RawValue> = decode(raw)?;
+    Some(
+        map.into_iter()
+            .map(|(key, raw)| {
+                let items = ITEM_KEYS
+                    .contains(&key.as_str())
+                    .then(|| decode::<Vec<&RawValue>>(raw))
+                    .flatten();
+                (key, items.map_or(Slot::Raw(raw), Slot::Items))
+            })
+            .collect(),
+    )
+}
+
 /// Context for the items of one messages-like value.
 struct ValueCtx<'c> {
     entry: &'c EntryCtx<'c>,
     field: &'c str,
-    source: SourceInfo,
+    /// One per value, shared by its events.
+    source: Arc<SourceInfo>,
     contacts: Vec<MetaContact>,
 }
 
-impl EntryCtx<'_> {
+impl<'c> EntryCtx<'c> {
+    /// The context of the entry with this `id` and `time`.
+    fn new(ctx: &'c Ctx, id: Option<String>, time: Option<&'c RawValue>) -> Self {
+        let mut source = ctx.source.clone();
+        source.business_account_id = id;
+        EntryCtx {
+            ctx,
+            source: Arc::new(source),
+            time: time
+                .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
+                .and_then(|v| super::lenient::value_to_f64(&v).and_then(super::lenient::unix_time)),
+            time_bytes: time.map(RawValue::get).unwrap_or_default(),
+        }
+    }
+
     fn change(&self, field: &str, value: &RawValue, out: &mut Vec<InboundEvent>) {
         if field == handovers::HANDOVERS {
             self.handovers(value, out);
             return;
         }
-        let keyed: Option<BTreeMap<String, &RawValue>> = decode(value);
-        match keyed {
+        match keyed(value) {
             Some(map) if map.contains_key("metadata") || map.contains_key("messaging_product") => {
                 let before = out.len();
                 self.keyed_value(field, &map, out);
@@ -218,22 +376,20 @@ impl EntryCtx<'_> {
         }
     }
 
-    fn keyed_value(
-        &self,
-        field: &str,
-        map: &BTreeMap<String, &RawValue>,
-        out: &mut Vec<InboundEvent>,
-    ) {
+    fn keyed_value(&self, field: &str, map: &Keyed<'_>, out: &mut Vec<InboundEvent>) {
         let metadata: Metadata = map
             .get("metadata")
-            .and_then(|m| decode_owned(m))
+            .and_then(Slot::raw)
+            .and_then(decode_owned)
             .unwrap_or_default();
-        let mut source = self.source.clone();
+        let mut source = SourceInfo::clone(&self.source);
         source.business_id = metadata.phone_number_id;
         source.business_phone_number = metadata.display_phone_number;
+        let source = Arc::new(source);
         let contacts = map
             .get("contacts")
-            .and_then(|c| decode::<Vec<&RawValue>>(c))
+            .and_then(Slot::raw)
+            .and_then(decode::<Vec<&RawValue>>)
             .unwrap_or_default()
             .into_iter()
             .filter_map(decode_owned::<MetaContact>)
@@ -245,19 +401,30 @@ impl EntryCtx<'_> {
             contacts,
         };
 
+        out.reserve(
+            map.values()
+                .map(|slot| match slot {
+                    Slot::Items(items) => items.len(),
+                    Slot::Raw(_) => 1,
+                })
+                .sum(),
+        );
         for key in ITEM_KEYS {
-            let Some(raw) = map.get(*key) else { continue };
-            match decode::<Vec<&RawValue>>(raw) {
-                Some(items) => {
+            match map.get(*key) {
+                Some(Slot::Items(items)) => {
                     for item in items {
                         out.push(vctx.item(key, item));
                     }
                 }
-                None => out.push(vctx.unknown(key, raw)),
+                Some(Slot::Raw(raw)) => out.push(vctx.unknown(key, raw)),
+                None => {}
             }
         }
-        for (key, raw) in map {
-            if !ITEM_KEYS.contains(&key.as_str()) && !CONTEXT_KEYS.contains(&key.as_str()) {
+        for (key, slot) in map {
+            if let Slot::Raw(raw) = slot
+                && !ITEM_KEYS.contains(&key.as_str())
+                && !CONTEXT_KEYS.contains(&key.as_str())
+            {
                 out.push(vctx.unknown(key, raw));
             }
         }

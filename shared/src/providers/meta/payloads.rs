@@ -15,10 +15,84 @@ use crate::providers::lenient::{
     opt_bool, opt_f64, opt_nonempty_string, opt_string, value_to_string,
 };
 
-#[derive(Deserialize)]
+/// `text` of a message, read where it stands in the message (a long body is not scanned a
+/// second time) and as forgiving as a separate decode: anything but an object with one `body`
+/// (a string, a number or a bool) gives no body.
+#[derive(Default)]
 pub(super) struct TextIn {
-    #[serde(default, deserialize_with = "opt_string")]
     pub(super) body: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for TextIn {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
+
+        /// Whether a key is `body`, without allocating it.
+        struct IsBody(bool);
+        impl<'de> Deserialize<'de> for IsBody {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                struct Key;
+                impl Visitor<'_> for Key {
+                    type Value = IsBody;
+                    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                        f.write_str("a key")
+                    }
+                    fn visit_str<E>(self, v: &str) -> Result<IsBody, E> {
+                        Ok(IsBody(v == "body"))
+                    }
+                }
+                d.deserialize_str(Key)
+            }
+        }
+        #[derive(Deserialize)]
+        struct Body(#[serde(deserialize_with = "opt_string")] Option<String>);
+
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = TextIn;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a text object")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<TextIn, M::Error> {
+                let (mut body, mut bodies) = (None, 0);
+                while let Some(IsBody(is_body)) = map.next_key()? {
+                    if is_body {
+                        body = map.next_value::<Body>()?.0;
+                        bodies += 1;
+                    } else {
+                        map.next_value::<IgnoredAny>()?;
+                    }
+                }
+                // Two `body` keys: ambiguous, so none (as a strict decode refuses them).
+                Ok(TextIn {
+                    body: body.filter(|_| bodies == 1),
+                })
+            }
+            fn visit_seq<S: SeqAccess<'de>>(self, mut seq: S) -> Result<TextIn, S::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(TextIn::default())
+            }
+            fn visit_str<E>(self, _: &str) -> Result<TextIn, E> {
+                Ok(TextIn::default())
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<TextIn, E> {
+                Ok(TextIn::default())
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<TextIn, E> {
+                Ok(TextIn::default())
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<TextIn, E> {
+                Ok(TextIn::default())
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<TextIn, E> {
+                Ok(TextIn::default())
+            }
+            fn visit_unit<E>(self) -> Result<TextIn, E> {
+                Ok(TextIn::default())
+            }
+        }
+        d.deserialize_any(Text)
+    }
 }
 
 #[derive(Deserialize)]

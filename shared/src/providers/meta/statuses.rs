@@ -25,53 +25,76 @@ impl ValueCtx<'_> {
         if s.kind.as_deref() == Some("call") || self.field == "calls" {
             return self.call_status(&s, raw);
         }
-        let wamid = s.id.clone();
-        let id = s.gs_id.clone().or_else(|| wamid.clone())?;
-        let status = match s.status.as_deref()? {
+        let MetaStatus {
+            id: wamid,
+            gs_id,
+            status,
+            timestamp,
+            code,
+            reason,
+            recipient_id,
+            recipient_user_id,
+            recipient_type,
+            recipient_participant_id,
+            participant_recipient_id,
+            recipient_participant_user_id,
+            biz_opaque_callback_data,
+            conversation,
+            pricing,
+            errors: raw_errors,
+            kind: _,
+        } = s;
+        // Gupshup's id when it sent one (the wamid moves aside), else the wamid.
+        let (id, whatsapp_message_id) = match (gs_id, wamid) {
+            (Some(gs_id), wamid) => {
+                let wamid = wamid.filter(|w| *w != gs_id);
+                (gs_id, wamid)
+            }
+            (None, Some(wamid)) => (wamid, None),
+            (None, None) => return None,
+        };
+        let status = match status.as_deref()? {
             "enqueued" => MessageStatus::Pending,
             other => MessageStatus::from_wire(other),
         };
         let event_type = EventType::of_status(&status)?;
-        let mut message = Message::new(id.clone(), Direction::Outbound);
-        message.whatsapp_message_id = wamid.filter(|w| *w != id);
-        message.timestamp = s.timestamp;
-        message.from = self.source.business_phone_number.clone();
-        message.biz_opaque_callback_data = s.biz_opaque_callback_data.clone();
-        let participant = s
-            .recipient_participant_id
-            .clone()
-            .or_else(|| s.participant_recipient_id.clone());
-        let is_group = s.recipient_type.as_deref() == Some("group");
-        let (customer, customer_user_id) = if is_group {
-            (message.chat_id, message.group_id) = (s.recipient_id.clone(), s.recipient_id.clone());
-            (participant.clone(), s.recipient_participant_user_id.clone())
-        } else {
-            (s.recipient_id.clone(), s.recipient_user_id.clone())
-        };
-        (message.to, message.to_user_id) = (customer.clone(), customer_user_id.clone());
-        let conversation = s.conversation.and_then(decode_owned::<ConversationIn>);
-        let pricing = s.pricing.and_then(decode_owned::<Pricing>);
-        message.pricing = pricing.or_else(|| conversation.as_ref().and_then(|c| c.pricing.clone()));
-        message.billing_conversation = conversation.map(ConversationIn::into_model);
-        let mut errors = errors(s.errors);
-        if errors.is_empty() && (s.code.is_some() || s.reason.is_some()) {
-            errors.push(MessageError {
-                error_code: s.code,
-                error_message: s.reason.clone(),
-                ..MessageError::default()
-            });
-        }
-        message.set_errors(errors);
+        let participant = recipient_participant_id.or(participant_recipient_id);
         let key = match &participant {
             Some(p) => format!("meta:{id}:{}:{p}", status.as_str()),
             None => format!("meta:{id}:{}", status.as_str()),
         };
-        message.status = Some(status);
+        let mut message = Message::new(id, Direction::Outbound);
+        message.whatsapp_message_id = whatsapp_message_id;
+        message.timestamp = timestamp;
+        message.from = self.source.business_phone_number.clone();
+        message.biz_opaque_callback_data = biz_opaque_callback_data;
+        let is_group = recipient_type.as_deref() == Some("group");
+        let (customer, customer_user_id) = if is_group {
+            (message.chat_id, message.group_id) = (recipient_id.clone(), recipient_id);
+            (participant, recipient_participant_user_id)
+        } else {
+            (recipient_id, recipient_user_id)
+        };
         let contact = self.profile(customer.as_deref(), customer_user_id.as_deref());
+        (message.to, message.to_user_id) = (customer, customer_user_id);
+        let conversation = conversation.and_then(decode_owned::<ConversationIn>);
+        let pricing = pricing.and_then(decode_owned::<Pricing>);
+        message.pricing = pricing.or_else(|| conversation.as_ref().and_then(|c| c.pricing.clone()));
+        message.billing_conversation = conversation.map(ConversationIn::into_model);
+        let mut errors = errors(raw_errors);
+        if errors.is_empty() && (code.is_some() || reason.is_some()) {
+            errors.push(MessageError {
+                error_code: code,
+                error_message: reason,
+                ..MessageError::default()
+            });
+        }
+        message.set_errors(errors);
+        message.status = Some(status);
         let body = EventBody::message(message, contact);
         Some(
             self.ctx()
-                .event(event_type, key, s.timestamp, self.source.clone(), body),
+                .event(event_type, key, timestamp, self.source.clone(), body),
         )
     }
 

@@ -254,8 +254,106 @@ pub(crate) fn arbitrary_json() -> impl Strategy<Value = Value> {
     arb_json()
 }
 
+/// The events of `body` as JSON, event ids left out (they are fresh on every parse), read with
+/// the one-pass readers on or off.
+fn events_without_ids(provider: Provider, body: &[u8], fast: bool) -> Vec<Value> {
+    super::FAST_PATHS.with(|f| f.set(fast));
+    let source = crate::ids::SourceId::parse("s").unwrap();
+    let at = chrono::DateTime::from_timestamp(1_730_000_000, 0).unwrap();
+    let events = crate::providers::normalize(&source, provider, body, at);
+    super::FAST_PATHS.with(|f| f.set(true));
+    events
+        .unwrap_or_default()
+        .iter()
+        .map(|e| {
+            let mut v = serde_json::to_value(e).unwrap();
+            v.as_object_mut().unwrap().remove("id");
+            v
+        })
+        .collect()
+}
+
+fn assert_both_ways_agree(provider: Provider, body: &[u8]) {
+    assert_eq!(
+        events_without_ids(provider, body, true),
+        events_without_ids(provider, body, false),
+        "{}",
+        String::from_utf8_lossy(body)
+    );
+}
+
+#[test]
+fn the_one_pass_reading_gives_the_level_by_level_events_for_every_fixture() {
+    let dir = format!("{}/fixtures/providers", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let body = std::fs::read(&path).unwrap();
+        if !String::from_utf8_lossy(&body).contains("whatsapp_business_account") {
+            continue;
+        }
+        for provider in [Provider::Meta, Provider::Dialog360] {
+            assert_both_ways_agree(provider, &body);
+        }
+        checked += 1;
+    }
+    assert!(checked >= 40, "only {checked} Meta-shaped fixtures");
+    // The comparison above is between two different readings: messages and statuses take the
+    // one-pass reader, management fields and hand-overs the level-by-level one.
+    let ctx = crate::providers::Ctx {
+        source: crate::model::SourceInfo::new(
+            crate::ids::SourceId::parse("s").unwrap(),
+            Provider::Meta,
+        ),
+        received_at: chrono::Utc::now(),
+    };
+    for name in [
+        "meta-multi-entry-batch.json",
+        "meta-status-failed.json",
+        "meta-text.json",
+        "meta-image.json",
+    ] {
+        assert!(
+            super::parse_strict(&ctx, &fixture(name)).is_some(),
+            "{name}"
+        );
+    }
+    for name in [
+        "meta-template-status-update.json",
+        "meta-handover-pass-thread-control.json",
+    ] {
+        assert!(
+            super::parse_strict(&ctx, &fixture(name)).is_none(),
+            "{name}"
+        );
+    }
+    // Shapes the strict pass refuses, each handled level by level the same way.
+    for body in [
+        r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":null}]}]}"#,
+        r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":7,"value":{}}]}]}"#,
+        r#"{"object":"whatsapp_business_account","entry":[{"id":"1"},{"id":"2","changes":[]}]}"#,
+        r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"9"},"statuses":{"id":"x"},"messages":[{"id":"m","from":"1","type":"text","text":{"body":"hi"},"timestamp":"1"}]}}]}]}"#,
+        r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","statuses":[{"id":"a","status":"read","timestamp":"2","recipient_id":"5"}],"statuses":[{"id":"b","status":"sent","timestamp":"3","recipient_id":"5"}]}}]}]}"#,
+        r#"{"object":"whatsapp_business_account","entry":"none"}"#,
+        r#"{"object":"page","entry":[]}"#,
+        r#"{"object":5}"#,
+        r#"[1,2]"#,
+    ] {
+        assert_both_ways_agree(Provider::Meta, body.as_bytes());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn both_ways_agree_on_a_fixture_with_one_value_replaced(path_seed in any::<u64>(), replacement in arb_json()) {
+        for name in ["meta-multi-entry-batch.json", "meta-status-failed.json", "meta-template-status-update.json"] {
+            let mut doc: Value = serde_json::from_slice(&fixture(name)).unwrap();
+            replace_somewhere(&mut doc, path_seed, replacement.clone());
+            assert_both_ways_agree(Provider::Meta, doc.to_string().as_bytes());
+        }
+    }
 
     #[test]
     fn never_panics_on_arbitrary_bytes(body in prop::collection::vec(any::<u8>(), 0..512)) {
