@@ -48,6 +48,8 @@ pub struct LoadOptions {
     pub ttl_cap: Option<Duration>,
     /// How often expired items are freed (the gateway's default is a minute).
     pub evict_every: Duration,
+    /// Go on after a step that did not keep up (a long run draws its whole curve).
+    pub keep_going: bool,
 }
 
 /// One step's figures.
@@ -167,7 +169,8 @@ struct Posted {
     errors: usize,
 }
 
-/// Runs the load steps; stops after the first step that does not keep up.
+/// Runs the load steps; stops after the first step that does not keep up (unless
+/// `keep_going`).
 pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
     let (receiver, secret) = Receiver::start_local(0.0, 0.0, Duration::ZERO, 1).await?;
     let mut config = LocalConfig::sample()?;
@@ -333,7 +336,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
         };
         eprintln!("{}", report.row());
         reports.push(report);
-        if !kept_up {
+        if !kept_up && !options.keep_going {
             break;
         }
     }
@@ -364,6 +367,7 @@ mod tests {
             backend,
             ttl_cap: None,
             evict_every: Duration::from_secs(60),
+            keep_going: false,
         })
         .await
         .unwrap();

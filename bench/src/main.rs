@@ -106,6 +106,9 @@ struct LoadArgs {
     /// Seconds between runs of the eviction of expired items.
     #[arg(long, default_value_t = 60)]
     evict_every: u64,
+    /// Go on after a step that does not keep up (for a long run at one rate).
+    #[arg(long)]
+    keep_going: bool,
     /// `memory` (default) or `sqlite` (in --data-dir; start from an empty directory).
     #[command(flatten)]
     backend: BackendArgs,
@@ -178,6 +181,7 @@ async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
         backend: args.backend.backend_or(BackendKind::Memory),
         ttl_cap: args.ttl_cap.map(Duration::from_secs),
         evict_every: Duration::from_secs(args.evict_every.max(1)),
+        keep_going: args.keep_going,
     })
     .await?;
     println!("{}", StepReport::header());

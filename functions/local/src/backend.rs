@@ -194,9 +194,17 @@ pub enum Expiry {
 }
 
 impl Expiry {
-    /// Most items one [`Expiry::evict`] deletes from the database, so one run holds the lock
-    /// for milliseconds; the next run takes the rest.
-    pub const BATCH: u32 = 5_000;
+    /// Most items one statement of [`Expiry::evict`] deletes from the database: the
+    /// connection is let go between statements, so the pipeline's calls wait for one batch
+    /// (milliseconds), not for the whole minute's backlog.
+    pub const BATCH: u32 = 1_000;
+
+    /// Least rest between two statements of [`Expiry::evict`] (it runs on a blocking thread);
+    /// it rests as long as the statement took, if longer. The pipeline's waiting calls take
+    /// the connection in between: without the rest the evictor took it back at once, and a
+    /// minute's backlog of 90,000 rows held ingest long enough for 256 posts to wait
+    /// (BENCHMARKS.md, the long run on SQLite).
+    pub const PAUSE: Duration = Duration::from_millis(2);
 
     /// Frees what expired at `now`; returns how many documents and blobs went.
     pub fn evict(&self, now: DateTime<Utc>) -> Result<u64, BackendError> {
@@ -206,6 +214,7 @@ impl Expiry {
             Self::Sqlite(db) => {
                 let mut total = 0;
                 loop {
+                    let started = std::time::Instant::now();
                     let evicted = db.evict_expired(now, Self::BATCH)?;
                     let n = evicted.documents + evicted.blobs;
                     total += n;
@@ -214,6 +223,7 @@ impl Expiry {
                     {
                         return Ok(total);
                     }
+                    std::thread::sleep(started.elapsed().max(Self::PAUSE));
                 }
             }
         }

@@ -393,6 +393,7 @@ impl MemoryBlobStore {
             if n < EVICT_BATCH {
                 return total;
             }
+            std::thread::yield_now();
         }
     }
 
@@ -520,6 +521,7 @@ impl MemoryDocumentStore {
             if n < EVICT_BATCH {
                 return total;
             }
+            std::thread::yield_now();
         }
     }
 
