@@ -331,6 +331,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
                 .stores()
                 .expiry
                 .database_bytes()
+                .await
                 .map(|b| b as f64 / (1024.0 * 1024.0)),
             evicted: gateway.stats().evicted.get(),
         };
@@ -339,6 +340,10 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
         if !kept_up && !options.keep_going {
             break;
         }
+    }
+    if let wagate_local::backend::Expiry::Sqlite(db) = &gateway.stores().expiry {
+        let (calls, commits) = db.calls_and_commits();
+        eprintln!("sqlite: {calls} calls, {commits} write transactions committed for them");
     }
     gateway.shutdown(Duration::from_secs(5)).await;
     Ok(reports)

@@ -114,7 +114,7 @@ async fn documents_blobs_and_queued_messages_survive_a_restart() {
         Some(&b"raw bytes"[..])
     );
     let (queue, _) = queues(&db);
-    assert_eq!(queue.depth().unwrap(), 4);
+    assert_eq!(queue.depth().await.unwrap(), 4);
     // The old process's receipt names nothing now.
     assert!(queue.delete(&got[0].receipt).await.is_err());
     // What the dead process had leased is visible at once, with its receive counted; what it
@@ -134,7 +134,7 @@ async fn documents_blobs_and_queued_messages_survive_a_restart() {
     for m in &again {
         queue.delete(&m.receipt).await.unwrap();
     }
-    assert_eq!(queue.depth().unwrap(), 2);
+    assert_eq!(queue.depth().await.unwrap(), 2);
     std::fs::remove_dir_all(dir).unwrap();
 }
 

@@ -109,7 +109,7 @@ impl Depth {
     pub async fn get(&self) -> Result<u64, BackendError> {
         match self {
             Self::Memory(q) => Ok(u64::try_from(q.len()).unwrap_or(u64::MAX)),
-            Self::Sqlite(q) => q.depth(),
+            Self::Sqlite(q) => q.depth().await,
             #[cfg(feature = "aws")]
             Self::Sqs(q) => q.depth().await,
         }
@@ -194,19 +194,13 @@ pub enum Expiry {
 }
 
 impl Expiry {
-    /// Most items one statement of [`Expiry::evict`] deletes from the database: the
-    /// connection is let go between statements, so the pipeline's calls wait for one batch
+    /// Most items one call of [`Expiry::evict`] deletes from the database: the pipeline's
+    /// calls queued meanwhile run right after each one, so they wait for one batch
     /// (milliseconds), not for the whole minute's backlog.
-    pub const BATCH: u32 = 1_000;
+    pub const BATCH: u32 = 500;
 
-    /// Least rest between two statements of [`Expiry::evict`] (it runs on a blocking thread);
-    /// it rests as long as the statement took, if longer. The pipeline's waiting calls take
-    /// the connection in between: without the rest the evictor took it back at once, and a
-    /// minute's backlog of 90,000 rows held ingest long enough for 256 posts to wait
-    /// (BENCHMARKS.md, the long run on SQLite).
-    pub const PAUSE: Duration = Duration::from_millis(2);
-
-    /// Frees what expired at `now`; returns how many documents and blobs went.
+    /// Frees what expired at `now`; returns how many documents and blobs went. Blocks the
+    /// calling thread (run it on a blocking one).
     pub fn evict(&self, now: DateTime<Utc>) -> Result<u64, BackendError> {
         match self {
             Self::Backend => Ok(0),
@@ -214,25 +208,22 @@ impl Expiry {
             Self::Sqlite(db) => {
                 let mut total = 0;
                 loop {
-                    let started = std::time::Instant::now();
                     let evicted = db.evict_expired(now, Self::BATCH)?;
-                    let n = evicted.documents + evicted.blobs;
-                    total += n;
+                    total += evicted.documents + evicted.blobs;
                     if evicted.documents < u64::from(Self::BATCH)
                         && evicted.blobs < u64::from(Self::BATCH)
                     {
                         return Ok(total);
                     }
-                    std::thread::sleep(started.elapsed().max(Self::PAUSE));
                 }
             }
         }
     }
 
     /// The database file's size in bytes (the SQLite backend only).
-    pub fn database_bytes(&self) -> Option<u64> {
+    pub async fn database_bytes(&self) -> Option<u64> {
         match self {
-            Self::Sqlite(db) => db.size_bytes().ok(),
+            Self::Sqlite(db) => db.size_bytes().await.ok(),
             _ => None,
         }
     }

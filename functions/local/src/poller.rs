@@ -158,11 +158,24 @@ async fn run_batch(
     stats.batches.add(1);
     stats.records.add(u64::try_from(batch.len()).unwrap_or(0));
     stats.failed.add(u64::try_from(failed.len()).unwrap_or(0));
-    let done = batch.iter().filter(|m| !failed.contains(&m.message_id));
-    for m in done {
-        // A failed delete only means the record comes back later: every stage is idempotent.
-        if let Err(e) = queue.delete(&m.receipt).await {
-            tracing::warn!(message_id = %m.message_id, error = %e, "delete failed; the record will be redelivered");
+    let done: Vec<&ReceivedMessage> = batch
+        .iter()
+        .filter(|m| !failed.contains(&m.message_id))
+        .collect();
+    // A failed delete only means the record comes back later: every stage is idempotent.
+    for chunk in done.chunks(limits::MAX_BATCH_ENTRIES) {
+        let receipts: Vec<&str> = chunk.iter().map(|m| m.receipt.as_str()).collect();
+        match queue.delete_batch(&receipts).await {
+            Ok(failed) => {
+                for (i, e) in failed {
+                    if let Some(m) = chunk.get(i) {
+                        tracing::warn!(message_id = %m.message_id, error = %e, "delete failed; the record will be redelivered");
+                    }
+                }
+            }
+            Err(e) => {
+                tracing::warn!(records = chunk.len(), error = %e, "batch delete failed; the records will be redelivered");
+            }
         }
     }
 }

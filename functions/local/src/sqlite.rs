@@ -6,23 +6,28 @@
 //! writes, TTLs, visibility timeouts, delays, receive counts, dead-lettering after
 //! `maxReceiveCount`), and evicting what expired. They pass the same contract suites.
 //!
-//! Durability: every call is one transaction, committed before it returns. WAL with
-//! `synchronous=NORMAL` keeps every committed transaction through a crash of the process
-//! (`kill -9`); a power cut may lose the last few, never corrupt the file. One gateway owns a
-//! data directory: it holds a lock on `wagate.lock` there, so a second `wagate` on the same
-//! directory fails at start instead of taking over its work; tools that only look (the fault
-//! run's check) open the database beside it ([`Database::open_shared`]).
+//! Durability: every call is committed before it returns. WAL with `synchronous=NORMAL` keeps
+//! every committed transaction through a crash of the process (`kill -9`); a power cut may lose
+//! the last few, never corrupt the file. One gateway owns a data directory: it holds a lock on
+//! `wagate.lock` there, so a second `wagate` on the same directory fails at start instead of
+//! taking over its work; tools that only look (the fault run's check) open the database beside
+//! it ([`Database::open_shared`]).
 //!
-//! The connection sits behind a mutex and each call runs on the caller's thread: a call is a
-//! handful of indexed statements (tens of microseconds), cheaper than a hop to a blocking pool.
+//! The connection lives on a thread of its own. Port calls are handed to it and awaited (no
+//! async worker waits on a lock or a statement); it runs the calls waiting for it as one
+//! transaction, each call in a savepoint so a failed one undoes only itself, and answers them
+//! after the commit (group commit: under load one WAL append serves many calls, and no caller
+//! sees a write that was not committed). Documents are encoded and decoded by the callers, not
+//! on that thread.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use shared::ports::limits::{self, check_batch, sqs_allows};
 use shared::ports::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexPage, Listed,
@@ -38,20 +43,22 @@ pub const LOCK_FILE: &str = "wagate.lock";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS docs (
-    key TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
     version INTEGER NOT NULL,
     body TEXT NOT NULL,
     expires_at INTEGER,
     part TEXT,
     sort TEXT
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS docs_by_index ON docs (part, sort, key) WHERE part IS NOT NULL;
 CREATE INDEX IF NOT EXISTS docs_by_expiry ON docs (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS blobs (
-    key TEXT PRIMARY KEY,
+    id INTEGER PRIMARY KEY,
+    key TEXT NOT NULL UNIQUE,
     bytes BLOB NOT NULL,
     expires_at INTEGER NOT NULL
-) WITHOUT ROWID;
+);
 CREATE INDEX IF NOT EXISTS blobs_by_expiry ON blobs (expires_at);
 CREATE TABLE IF NOT EXISTS messages (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -70,6 +77,61 @@ CREATE TABLE IF NOT EXISTS receipts (
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS receipts_by_message ON receipts (seq);
 ";
+
+/// Brings a database written by an earlier wagate to [`SCHEMA`]. Documents and blobs used to be
+/// `WITHOUT ROWID` tables keyed by their key: every insert landed on a random page of one
+/// B-tree holding the whole (kilobytes long) rows, so a commit wrote many pages. They are now
+/// rowid tables (rows appended in insert order) with a unique index on the key. The rows are
+/// copied over in one transaction at start; a crash part-way leaves the old tables as they were.
+fn migrate(conn: &Connection) -> Result<(), BackendError> {
+    let without_rowid = |table: &str| -> Result<bool, BackendError> {
+        let sql: Option<String> = conn
+            .query_row(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [table],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(sqlite_error)?;
+        Ok(sql.is_some_and(|sql| sql.to_ascii_uppercase().contains("WITHOUT ROWID")))
+    };
+    let (docs, blobs) = (without_rowid("docs")?, without_rowid("blobs")?);
+    if !docs && !blobs {
+        return Ok(());
+    }
+    let mut script = String::from("BEGIN IMMEDIATE;");
+    if docs {
+        script.push_str(
+            "DROP INDEX IF EXISTS docs_by_index; DROP INDEX IF EXISTS docs_by_expiry;
+             ALTER TABLE docs RENAME TO docs_before_rowid;",
+        );
+    }
+    if blobs {
+        script.push_str(
+            "DROP INDEX IF EXISTS blobs_by_expiry; ALTER TABLE blobs RENAME TO blobs_before_rowid;",
+        );
+    }
+    script.push_str(SCHEMA);
+    if docs {
+        script.push_str(
+            "INSERT INTO docs (key, version, body, expires_at, part, sort)
+                 SELECT key, version, body, expires_at, part, sort FROM docs_before_rowid;
+             DROP TABLE docs_before_rowid;",
+        );
+    }
+    if blobs {
+        script.push_str(
+            "INSERT INTO blobs (key, bytes, expires_at)
+                 SELECT key, bytes, expires_at FROM blobs_before_rowid;
+             DROP TABLE blobs_before_rowid;",
+        );
+    }
+    script.push_str("COMMIT;");
+    conn.execute_batch(&script).map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        sqlite_error(e)
+    })
+}
 
 /// Milliseconds since the Unix epoch.
 fn millis(t: DateTime<Utc>) -> i64 {
@@ -114,12 +176,157 @@ pub struct Evicted {
     pub blobs: u64,
 }
 
-/// One SQLite database (a file in WAL mode) shared by every store and queue of a gateway.
+/// Most calls the database thread commits in one transaction. A call waits for the group it
+/// lands in, so this bounds the wait behind a burst.
+const MAX_GROUP: usize = 64;
+
+/// One port call for the database thread: [`Job::run`] does its statements inside the group's
+/// transaction (its own savepoint), [`Job::finish`] answers the caller once the group's commit
+/// is known.
+trait Job: Send {
+    /// Whether the call writes (it then runs in a savepoint of a write transaction).
+    fn writes(&self) -> bool;
+    /// Runs the call's statements; `false` when it failed, so its savepoint is rolled back.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller: the call's result if `committed` is `Ok` (an error of the call
+    /// itself included), otherwise the commit's error (nothing of the group was written).
+    fn finish(self: Box<Self>, committed: Result<(), &BackendError>);
+}
+
+/// A [`Job`] made of a closure over the connection and where its answer goes.
+struct Call<T, F, R> {
+    writes: bool,
+    work: Option<F>,
+    result: Option<Result<T, BackendError>>,
+    reply: R,
+}
+
+impl<T, F, R> Job for Call<T, F, R>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, BackendError> + Send,
+    R: FnOnce(Result<T, BackendError>) + Send,
+{
+    fn writes(&self) -> bool {
+        self.writes
+    }
+
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(work) = self.work.take() else {
+            return false;
+        };
+        // A panic in a call fails that call, not the thread every other call needs.
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| work(conn)))
+            .unwrap_or_else(|_| Err(BackendError::Corrupt("a database call panicked".into())));
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &BackendError>) {
+        let answer = match (committed, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Err(e), _) => Err(BackendError::Unavailable(e.to_string().into())),
+            (Ok(()), None) => Err(BackendError::Unavailable(
+                "the database call did not run".into(),
+            )),
+        };
+        (self.reply)(answer);
+    }
+}
+
+/// The thread that owns the connection: it takes the calls waiting for it (at most
+/// [`MAX_GROUP`]), runs them in one transaction, each in a savepoint (a failed call rolls back
+/// only itself), commits, and only then answers them. Calls that arrive while a group runs form
+/// the next one, so under load one commit (one append to the WAL) serves many calls, and a
+/// caller never holds a lock or a worker thread while it waits.
+fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = Vec::with_capacity(MAX_GROUP);
+        group.push(first);
+        while group.len() < MAX_GROUP {
+            match jobs.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let committed = run_group(conn, &mut group).map_err(sqlite_error);
+        counts.calls.fetch_add(group.len() as u64, Relaxed);
+        if committed.is_ok() && group.iter().any(|job| job.writes()) {
+            counts.commits.fetch_add(1, Relaxed);
+        }
+        if committed.is_err() && !conn.is_autocommit() {
+            // Best effort: a failed COMMIT may leave the transaction open.
+            let _ = conn.execute_batch("ROLLBACK");
+        }
+        for job in group {
+            job.finish(committed.as_ref().copied());
+        }
+    }
+}
+
+/// One group's transaction; an error means nothing of it was committed. A group of reads only
+/// needs none: each read sees what was committed before it.
+fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
+    if !group.iter().any(|job| job.writes()) {
+        for job in group.iter_mut() {
+            job.run(conn);
+        }
+        return Ok(());
+    }
+    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+    for job in group.iter_mut() {
+        if job.writes() {
+            conn.prepare_cached("SAVEPOINT call")?.execute([])?;
+            if !job.run(conn) {
+                conn.prepare_cached("ROLLBACK TO call")?.execute([])?;
+            }
+            conn.prepare_cached("RELEASE call")?.execute([])?;
+        } else {
+            // A read changes nothing, so a failed one has nothing to undo.
+            job.run(conn);
+        }
+    }
+    conn.prepare_cached("COMMIT")?.execute([]).map(drop)
+}
+
+/// What the database thread did, for reports and tests.
+#[derive(Debug, Default)]
+struct Counts {
+    calls: std::sync::atomic::AtomicU64,
+    commits: std::sync::atomic::AtomicU64,
+}
+
+/// What a call does to the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// Only reads.
+    Read,
+    /// Writes (or may).
+    Write,
+}
+
+/// One SQLite database (a file in WAL mode) shared by every store and queue of a gateway. Its
+/// connection lives on a thread of its own ([`serve`]); the ports hand it calls.
 #[derive(Debug)]
 pub struct Database {
-    conn: Mutex<Connection>,
-    /// The owner's lock on [`LOCK_FILE`], held until the database is dropped.
+    /// Calls handed to the thread, and transactions it committed for them.
+    counts: Arc<Counts>,
+    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    /// The owner's lock on [`LOCK_FILE`], held until the database is dropped (after the thread
+    /// has closed the connection).
     _owner: Option<std::fs::File>,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // The thread ends once the calls already handed over are answered.
+        drop(self.jobs.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 impl Database {
@@ -147,9 +354,7 @@ impl Database {
             Err(std::fs::TryLockError::Error(e)) => return Err(BackendError::unavailable(e)),
         }
         let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
-        let db = Self::setup(conn, Some(lock))?;
-        db.release_leases()?;
-        Ok(db)
+        Self::setup(conn, Some(lock), true)
     }
 
     /// Opens the database of a data directory another process owns, to look at it (queue
@@ -157,10 +362,14 @@ impl Database {
     /// safe beside the owner's.
     pub fn open_shared(dir: &Path) -> Result<Arc<Self>, BackendError> {
         let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
-        Self::setup(conn, None)
+        Self::setup(conn, None, false)
     }
 
-    fn setup(conn: Connection, owner: Option<std::fs::File>) -> Result<Arc<Self>, BackendError> {
+    fn setup(
+        conn: Connection,
+        owner: Option<std::fs::File>,
+        release_leases: bool,
+    ) -> Result<Arc<Self>, BackendError> {
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(sqlite_error)?;
         // WAL: readers never block the writer and a commit appends to the log; NORMAL: the log
@@ -172,19 +381,87 @@ impl Database {
              PRAGMA cache_size = -32768;",
         )
         .map_err(sqlite_error)?;
+        migrate(&conn)?;
         conn.execute_batch(SCHEMA).map_err(sqlite_error)?;
+        if release_leases {
+            Self::release_leases(&conn)?;
+        }
+        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
+        let counts = Arc::new(Counts::default());
+        let thread = std::thread::Builder::new()
+            .name("wagate-sqlite".into())
+            .spawn({
+                let counts = counts.clone();
+                move || serve(&conn, &queue, &counts)
+            })
+            .map_err(BackendError::unavailable)?;
         Ok(Arc::new(Self {
-            conn: Mutex::new(conn),
+            counts,
+            jobs: Some(jobs),
+            thread: Some(thread),
             _owner: owner,
         }))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Calls run so far, and the write transactions committed for them (fewer than the calls
+    /// that write when group commit pays).
+    pub fn calls_and_commits(&self) -> (u64, u64) {
+        (
+            self.counts.calls.load(Relaxed),
+            self.counts.commits.load(Relaxed),
+        )
     }
 
-    fn release_leases(&self) -> Result<(), BackendError> {
-        let conn = self.lock();
+    /// Hands `work` to the database thread; `reply` gets its result once its group committed.
+    fn submit<T, F, R>(&self, access: Access, work: F, reply: R) -> Result<(), BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
+        R: FnOnce(Result<T, BackendError>) + Send + 'static,
+    {
+        let job = Box::new(Call {
+            writes: access == Access::Write,
+            work: Some(work),
+            result: None,
+            reply,
+        });
+        self.jobs
+            .as_ref()
+            .ok_or_else(|| BackendError::Unavailable("the database is closed".into()))?
+            .send(job)
+            .map_err(|_| BackendError::Unavailable("the database thread stopped".into()))
+    }
+
+    /// Runs `work` on the database thread and waits for its commit without holding a thread.
+    async fn call<T, F>(&self, access: Access, work: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
+    {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(access, work, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.await
+            .map_err(|_| BackendError::Unavailable("the database thread stopped".into()))?
+    }
+
+    /// [`Database::call`] for callers outside the async runtime (a blocking thread): waits by
+    /// blocking the calling thread.
+    fn call_blocking<T, F>(&self, access: Access, work: F) -> Result<T, BackendError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
+    {
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.submit(access, work, move |r| {
+            let _ = tx.send(r);
+        })?;
+        rx.recv()
+            .map_err(|_| BackendError::Unavailable("the database thread stopped".into()))?
+    }
+
+    fn release_leases(conn: &Connection) -> Result<(), BackendError> {
         conn.execute(
             "UPDATE messages SET visible_at = ?1, leased = 0 WHERE leased = 1",
             params![now_millis()],
@@ -196,36 +473,42 @@ impl Database {
     }
 
     /// Deletes documents and blobs expired at `now` (reads already skip them; this frees their
-    /// space), at most `limit` of each, oldest expiry first.
+    /// space), at most `limit` of each, oldest expiry first. It blocks the calling thread (run
+    /// it on a blocking one); the pipeline's calls run between two of these, each one is a
+    /// call of its own.
     pub fn evict_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Evicted, BackendError> {
-        let conn = self.lock();
-        let evict = |table: &str| -> Result<u64, BackendError> {
-            let sql = format!(
-                "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} \
-                 WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
-            );
-            let n = conn
-                .prepare_cached(&sql)
-                .and_then(|mut s| s.execute(params![millis(now), limit]))
-                .map_err(sqlite_error)?;
-            Ok(n as u64)
-        };
-        Ok(Evicted {
-            documents: evict("docs")?,
-            blobs: evict("blobs")?,
+        let now = millis(now);
+        self.call_blocking(Access::Write, move |conn| {
+            let evict = |table: &str| -> Result<u64, BackendError> {
+                let sql = format!(
+                    "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} \
+                     WHERE expires_at <= ?1 ORDER BY expires_at LIMIT ?2)"
+                );
+                let n = conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut s| s.execute(params![now, limit]))
+                    .map_err(sqlite_error)?;
+                Ok(n as u64)
+            };
+            Ok(Evicted {
+                documents: evict("docs")?,
+                blobs: evict("blobs")?,
+            })
         })
     }
 
     /// The database's size in bytes (pages in use and free, without the WAL).
-    pub fn size_bytes(&self) -> Result<u64, BackendError> {
-        let conn = self.lock();
-        let pages: i64 = conn
-            .query_row("PRAGMA page_count", [], |r| r.get(0))
-            .map_err(sqlite_error)?;
-        let size: i64 = conn
-            .query_row("PRAGMA page_size", [], |r| r.get(0))
-            .map_err(sqlite_error)?;
-        Ok(u64::try_from(pages.saturating_mul(size)).unwrap_or(0))
+    pub async fn size_bytes(&self) -> Result<u64, BackendError> {
+        self.call(Access::Read, |conn| {
+            let pages: i64 = conn
+                .query_row("PRAGMA page_count", [], |r| r.get(0))
+                .map_err(sqlite_error)?;
+            let size: i64 = conn
+                .query_row("PRAGMA page_size", [], |r| r.get(0))
+                .map_err(sqlite_error)?;
+            Ok(u64::try_from(pages.saturating_mul(size)).unwrap_or(0))
+        })
+        .await
     }
 }
 
@@ -242,21 +525,78 @@ impl SqliteDocumentStore {
     }
 }
 
+/// One write of [`DocumentStore::put_all`], owned so it can go to the database thread, its body
+/// already encoded (by the caller, not by that thread).
+struct OwnedPut {
+    key: String,
+    expected: Option<u64>,
+    body: String,
+    now: i64,
+    expires_at: Option<i64>,
+    index: Option<(String, String)>,
+}
+
+/// Writes every put if each one's stored version is its expected one; `false`, writing
+/// nothing, otherwise.
+fn put_all_in(conn: &Connection, puts: &[OwnedPut]) -> Result<bool, BackendError> {
+    let mut current = conn
+        .prepare_cached(
+            "SELECT version FROM docs WHERE key = ?1 \
+             AND (expires_at IS NULL OR expires_at > ?2)",
+        )
+        .map_err(sqlite_error)?;
+    for p in puts {
+        let version: Option<i64> = current
+            .query_row(params![p.key, p.now], |r| r.get(0))
+            .optional()
+            .map_err(sqlite_error)?;
+        if version.map(version_of).transpose()? != p.expected {
+            // Checked before anything is written: nothing to undo.
+            return Ok(false);
+        }
+    }
+    let mut upsert = conn
+        .prepare_cached(
+            "INSERT INTO docs (key, version, body, expires_at, part, sort) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (key) DO UPDATE SET version = excluded.version, \
+             body = excluded.body, expires_at = excluded.expires_at, \
+             part = excluded.part, sort = excluded.sort",
+        )
+        .map_err(sqlite_error)?;
+    for p in puts {
+        let version = i64::try_from(p.expected.unwrap_or(0) + 1)
+            .map_err(|_| BackendError::Rejected("version out of range".into()))?;
+        let (part, sort) = p
+            .index
+            .as_ref()
+            .map_or((None, None), |(part, sort)| (Some(part), Some(sort)));
+        upsert
+            .execute(params![p.key, version, p.body, p.expires_at, part, sort])
+            .map_err(sqlite_error)?;
+    }
+    Ok(true)
+}
+
 #[async_trait]
 impl DocumentStore for SqliteDocumentStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
-        let conn = self.db.lock();
-        let row: Option<(i64, String)> = conn
-            .prepare_cached(
-                "SELECT version, body FROM docs WHERE key = ?1 \
-                 AND (expires_at IS NULL OR expires_at > ?2)",
-            )
-            .and_then(|mut s| {
-                s.query_row(params![key, millis(now)], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()
+        let (key, now) = (key.to_owned(), millis(now));
+        let row: Option<(i64, String)> = self
+            .db
+            .call(Access::Read, move |conn| {
+                conn.prepare_cached(
+                    "SELECT version, body FROM docs WHERE key = ?1 \
+                     AND (expires_at IS NULL OR expires_at > ?2)",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![key, now], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()
+                })
+                .map_err(sqlite_error)
             })
-            .map_err(sqlite_error)?;
-        drop(conn);
+            .await?;
+        // Decoded here, on the caller's thread.
         row.map(|(version, body)| {
             Ok(Versioned {
                 version: version_of(version)?,
@@ -277,60 +617,24 @@ impl DocumentStore for SqliteDocumentStore {
 
     async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError> {
         check_put_all(puts)?;
-        // Encoded before the lock is taken.
-        let bodies: Vec<String> = puts
+        let puts: Vec<OwnedPut> = puts
             .iter()
-            .map(|p| serde_json::to_string(p.body))
-            .collect::<Result<_, _>>()
-            .map_err(|e| BackendError::Rejected(format!("document not encodable: {e}")))?;
-        let mut conn = self.db.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_error)?;
-        {
-            let mut current = tx
-                .prepare_cached(
-                    "SELECT version FROM docs WHERE key = ?1 \
-                     AND (expires_at IS NULL OR expires_at > ?2)",
-                )
-                .map_err(sqlite_error)?;
-            for p in puts {
-                let version: Option<i64> = current
-                    .query_row(params![p.key, millis(p.write.now)], |r| r.get(0))
-                    .optional()
-                    .map_err(sqlite_error)?;
-                let version = version.map(version_of).transpose()?;
-                if version != p.write.expected {
-                    // Dropping the transaction rolls it back; nothing was written.
-                    return Ok(false);
-                }
-            }
-            let mut upsert = tx
-                .prepare_cached(
-                    "INSERT INTO docs (key, version, body, expires_at, part, sort) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
-                     ON CONFLICT (key) DO UPDATE SET version = excluded.version, \
-                     body = excluded.body, expires_at = excluded.expires_at, \
-                     part = excluded.part, sort = excluded.sort",
-                )
-                .map_err(sqlite_error)?;
-            for (p, body) in puts.iter().zip(&bodies) {
-                let version = i64::try_from(p.write.expected.unwrap_or(0) + 1)
-                    .map_err(|_| BackendError::Rejected("version out of range".into()))?;
-                upsert
-                    .execute(params![
-                        p.key,
-                        version,
-                        body,
-                        p.write.expires_at.map(millis),
-                        p.write.index.map(|i| i.partition.as_str()),
-                        p.write.index.map(|i| i.sort.as_str()),
-                    ])
-                    .map_err(sqlite_error)?;
-            }
-        }
-        tx.commit().map_err(sqlite_error)?;
-        Ok(true)
+            .map(|p| {
+                Ok(OwnedPut {
+                    key: p.key.to_owned(),
+                    expected: p.write.expected,
+                    body: serde_json::to_string(p.body).map_err(|e| {
+                        BackendError::Rejected(format!("document not encodable: {e}"))
+                    })?,
+                    now: millis(p.write.now),
+                    expires_at: p.write.expires_at.map(millis),
+                    index: p.write.index.map(|i| (i.partition.clone(), i.sort.clone())),
+                })
+            })
+            .collect::<Result<_, BackendError>>()?;
+        self.db
+            .call(Access::Write, move |conn| put_all_in(conn, &puts))
+            .await
     }
 
     async fn list_page(
@@ -348,18 +652,25 @@ impl DocumentStore for SqliteDocumentStore {
              AND (expires_at IS NULL OR expires_at > ?4) ORDER BY sort ASC, key ASC LIMIT ?5"
         };
         let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
-        let conn = self.db.lock();
-        let rows: Vec<(String, String, i64, String)> = conn
-            .prepare_cached(sql)
-            .and_then(|mut s| {
-                s.query_map(
-                    params![page.partition, page.after, page.before, millis(now), limit],
-                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-                )?
-                .collect()
+        let (partition, after, before, now) = (
+            page.partition.to_owned(),
+            page.after.map(str::to_owned),
+            page.before.map(str::to_owned),
+            millis(now),
+        );
+        let rows: Vec<(String, String, i64, String)> = self
+            .db
+            .call(Access::Read, move |conn| {
+                conn.prepare_cached(sql)
+                    .and_then(|mut s| {
+                        s.query_map(params![partition, after, before, now, limit], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                        })?
+                        .collect()
+                    })
+                    .map_err(sqlite_error)
             })
-            .map_err(sqlite_error)?;
-        drop(conn);
+            .await?;
         rows.into_iter()
             .map(|(key, sort, version, body)| {
                 Ok(Listed {
@@ -396,28 +707,152 @@ impl BlobStore for SqliteBlobStore {
         bytes: &[u8],
         expires_at: DateTime<Utc>,
     ) -> Result<(), BackendError> {
+        let (key, bytes, expires_at) = (key.to_owned(), bytes.to_vec(), millis(expires_at));
         self.db
-            .lock()
-            .prepare_cached(
-                "INSERT INTO blobs (key, bytes, expires_at) VALUES (?1, ?2, ?3) \
-                 ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, \
-                 expires_at = excluded.expires_at",
-            )
-            .and_then(|mut s| s.execute(params![key, bytes, millis(expires_at)]))
-            .map_err(sqlite_error)?;
-        Ok(())
+            .call(Access::Write, move |conn| {
+                conn.prepare_cached(
+                    "INSERT INTO blobs (key, bytes, expires_at) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, \
+                     expires_at = excluded.expires_at",
+                )
+                .and_then(|mut s| s.execute(params![key, bytes, expires_at]))
+                .map_err(sqlite_error)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Vec<u8>>, BackendError> {
+        let (key, now) = (key.to_owned(), millis(now));
         self.db
-            .lock()
-            .prepare_cached("SELECT bytes FROM blobs WHERE key = ?1 AND expires_at > ?2")
-            .and_then(|mut s| {
-                s.query_row(params![key, millis(now)], |r| r.get(0))
-                    .optional()
+            .call(Access::Read, move |conn| {
+                conn.prepare_cached("SELECT bytes FROM blobs WHERE key = ?1 AND expires_at > ?2")
+                    .and_then(|mut s| s.query_row(params![key, now], |r| r.get(0)).optional())
+                    .map_err(sqlite_error)
             })
-            .map_err(sqlite_error)
+            .await
     }
+}
+
+/// Takes up to `max` messages of `queue` visible at `now`, hiding them until `hidden_until`
+/// (moving those received too often to the dead-letter queue `dead_letter`: its name and
+/// `maxReceiveCount`). Returns them, whether any moved, and when the next hidden one turns
+/// visible.
+fn take_visible_in(
+    conn: &Connection,
+    queue: &str,
+    dead_letter: Option<(&str, u32)>,
+    max: usize,
+    now: i64,
+    hidden_until: i64,
+) -> Result<(Vec<ReceivedMessage>, bool, Option<i64>), BackendError> {
+    let limit = i64::try_from(max).unwrap_or(10);
+    let mut out = Vec::new();
+    let mut moved = false;
+    let mut visible = conn
+        .prepare_cached(
+            "SELECT seq, message_id, body, receive_count FROM messages \
+             WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT ?3",
+        )
+        .map_err(sqlite_error)?;
+    let mut lease = conn
+        .prepare_cached(
+            "UPDATE messages SET receive_count = ?2, visible_at = ?3, received_at = ?4, \
+             leased = 1 WHERE seq = ?1",
+        )
+        .map_err(sqlite_error)?;
+    let mut receipt_of = conn
+        .prepare_cached("INSERT INTO receipts (receipt, seq) VALUES (?1, ?2)")
+        .map_err(sqlite_error)?;
+    let mut to_dead_letter = conn
+        .prepare_cached(
+            "UPDATE messages SET queue = ?2, visible_at = ?3, received_at = ?3, \
+             receive_count = 0, leased = 0 WHERE seq = ?1",
+        )
+        .map_err(sqlite_error)?;
+    let mut forget = conn
+        .prepare_cached("DELETE FROM receipts WHERE seq = ?1")
+        .map_err(sqlite_error)?;
+    // Messages moved to the dead-letter queue do not count towards `max`: look again while a
+    // pass moved some. A message taken with zero visibility is visible again at once: it is
+    // taken once per call.
+    let mut taken: Vec<i64> = Vec::new();
+    loop {
+        let want = limit - i64::try_from(out.len()).unwrap_or(0);
+        let rows: Vec<(i64, String, String, u32)> = visible
+            .query_map(params![queue, now, want], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+            })
+            .and_then(Iterator::collect)
+            .map_err(sqlite_error)?;
+        let mut moved_now = false;
+        for (seq, message_id, body, count) in rows {
+            if taken.contains(&seq) {
+                continue;
+            }
+            match dead_letter {
+                Some((dlq, max_receives)) if count >= max_receives => {
+                    to_dead_letter
+                        .execute(params![seq, dlq, now])
+                        .map_err(sqlite_error)?;
+                    forget.execute(params![seq]).map_err(sqlite_error)?;
+                    moved_now = true;
+                }
+                _ => {
+                    let receive_count = count.saturating_add(1);
+                    lease
+                        .execute(params![seq, receive_count, hidden_until, now])
+                        .map_err(sqlite_error)?;
+                    let receipt = format!("{queue}:{seq}:{}", ulid::Ulid::new());
+                    receipt_of
+                        .execute(params![receipt, seq])
+                        .map_err(sqlite_error)?;
+                    taken.push(seq);
+                    out.push(ReceivedMessage {
+                        receipt,
+                        message_id,
+                        body,
+                        receive_count,
+                    });
+                }
+            }
+        }
+        moved |= moved_now;
+        if !moved_now || out.len() >= max {
+            break;
+        }
+    }
+    let next_visible: Option<i64> = conn
+        .prepare_cached("SELECT MIN(visible_at) FROM messages WHERE queue = ?1")
+        .and_then(|mut s| s.query_row(params![queue], |r| r.get(0)))
+        .map_err(sqlite_error)?;
+    Ok((out, moved, next_visible))
+}
+
+/// The message a receipt names, if the receipt was issued by `queue` and the message is still
+/// there.
+fn seq_of(conn: &Connection, queue: &str, receipt: &str) -> Result<i64, BackendError> {
+    conn.prepare_cached(
+        "SELECT m.seq FROM receipts r JOIN messages m ON m.seq = r.seq \
+         WHERE r.receipt = ?1 AND m.queue = ?2",
+    )
+    .and_then(|mut s| {
+        s.query_row(params![receipt, queue], |r| r.get(0))
+            .optional()
+    })
+    .map_err(sqlite_error)?
+    .ok_or_else(|| BackendError::Rejected(format!("receipt handle not valid for queue {queue}")))
+}
+
+/// Deletes message `seq` and its receipts.
+fn delete_message(conn: &Connection, seq: i64) -> Result<(), BackendError> {
+    conn.prepare_cached("DELETE FROM messages WHERE seq = ?1")
+        .and_then(|mut s| s.execute(params![seq]))
+        .map_err(sqlite_error)?;
+    conn.prepare_cached("DELETE FROM receipts WHERE seq = ?1")
+        .and_then(|mut s| s.execute(params![seq]))
+        .map_err(sqlite_error)?;
+    Ok(())
 }
 
 /// Where a [`SqliteQueue`] sends messages received too often.
@@ -433,7 +868,7 @@ pub struct SqliteDeadLetter {
 #[derive(Debug)]
 pub struct SqliteQueue {
     db: Arc<Database>,
-    name: String,
+    name: Arc<str>,
     notify: Notify,
     dead_letter: Option<SqliteDeadLetter>,
 }
@@ -443,7 +878,7 @@ impl SqliteQueue {
     pub fn new(db: Arc<Database>, name: impl Into<String>) -> Self {
         Self {
             db,
-            name: name.into(),
+            name: name.into().into(),
             notify: Notify::new(),
             dead_letter: None,
         }
@@ -468,134 +903,44 @@ impl SqliteQueue {
     }
 
     /// Messages in the queue: visible, in flight and delayed.
-    pub fn depth(&self) -> Result<u64, BackendError> {
+    pub async fn depth(&self) -> Result<u64, BackendError> {
+        let name = self.name.clone();
         let n: i64 = self
             .db
-            .lock()
-            .prepare_cached("SELECT COUNT(*) FROM messages WHERE queue = ?1")
-            .and_then(|mut s| s.query_row(params![self.name], |r| r.get(0)))
-            .map_err(sqlite_error)?;
+            .call(Access::Read, move |conn| {
+                conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE queue = ?1")
+                    .and_then(|mut s| s.query_row(params![&*name], |r| r.get(0)))
+                    .map_err(sqlite_error)
+            })
+            .await?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
     /// Takes up to `max` visible messages (moving those received too often to the dead-letter
     /// queue); also returns when the next hidden one turns visible.
-    fn take_visible(
+    async fn take_visible(
         &self,
         max: usize,
         visibility: Duration,
     ) -> Result<(Vec<ReceivedMessage>, Option<i64>), BackendError> {
         let now = now_millis();
         let hidden_until = now.saturating_add(duration_millis(visibility));
-        let limit = i64::try_from(max).unwrap_or(10);
-        let mut conn = self.db.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_error)?;
-        let mut out = Vec::new();
-        let mut moved = false;
-        {
-            let mut visible = tx
-                .prepare_cached(
-                    "SELECT seq, message_id, body, receive_count FROM messages \
-                     WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT ?3",
-                )
-                .map_err(sqlite_error)?;
-            let mut lease = tx
-                .prepare_cached(
-                    "UPDATE messages SET receive_count = ?2, visible_at = ?3, received_at = ?4, \
-                     leased = 1 WHERE seq = ?1",
-                )
-                .map_err(sqlite_error)?;
-            let mut receipt_of = tx
-                .prepare_cached("INSERT INTO receipts (receipt, seq) VALUES (?1, ?2)")
-                .map_err(sqlite_error)?;
-            let mut to_dead_letter = tx
-                .prepare_cached(
-                    "UPDATE messages SET queue = ?2, visible_at = ?3, received_at = ?3, \
-                     receive_count = 0, leased = 0 WHERE seq = ?1",
-                )
-                .map_err(sqlite_error)?;
-            let mut forget = tx
-                .prepare_cached("DELETE FROM receipts WHERE seq = ?1")
-                .map_err(sqlite_error)?;
-            // Messages moved to the dead-letter queue do not count towards `max`: look again
-            // while a pass moved some. A message taken with zero visibility is visible again at
-            // once: it is taken once per call.
-            let mut taken: Vec<i64> = Vec::new();
-            loop {
-                let want = limit - i64::try_from(out.len()).unwrap_or(0);
-                let rows: Vec<(i64, String, String, u32)> = visible
-                    .query_map(params![self.name, now, want], |r| {
-                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
-                    })
-                    .and_then(Iterator::collect)
-                    .map_err(sqlite_error)?;
-                let mut moved_now = false;
-                for (seq, message_id, body, count) in rows {
-                    if taken.contains(&seq) {
-                        continue;
-                    }
-                    match &self.dead_letter {
-                        Some(dl) if count >= dl.max_receives => {
-                            to_dead_letter
-                                .execute(params![seq, dl.queue.name, now])
-                                .map_err(sqlite_error)?;
-                            forget.execute(params![seq]).map_err(sqlite_error)?;
-                            moved_now = true;
-                        }
-                        _ => {
-                            let receive_count = count.saturating_add(1);
-                            lease
-                                .execute(params![seq, receive_count, hidden_until, now])
-                                .map_err(sqlite_error)?;
-                            let receipt = format!("{}:{seq}:{}", self.name, ulid::Ulid::new());
-                            receipt_of
-                                .execute(params![receipt, seq])
-                                .map_err(sqlite_error)?;
-                            taken.push(seq);
-                            out.push(ReceivedMessage {
-                                receipt,
-                                message_id,
-                                body,
-                                receive_count,
-                            });
-                        }
-                    }
-                }
-                moved |= moved_now;
-                if !moved_now || out.len() >= max {
-                    break;
-                }
-            }
-        }
-        let next_visible: Option<i64> = tx
-            .prepare_cached("SELECT MIN(visible_at) FROM messages WHERE queue = ?1")
-            .and_then(|mut s| s.query_row(params![self.name], |r| r.get(0)))
-            .map_err(sqlite_error)?;
-        tx.commit().map_err(sqlite_error)?;
-        drop(conn);
+        let name = self.name.clone();
+        let dead_letter = self
+            .dead_letter
+            .as_ref()
+            .map(|dl| (dl.queue.name.clone(), dl.max_receives));
+        let (out, moved, next_visible) = self
+            .db
+            .call(Access::Write, move |conn| {
+                let dead_letter = dead_letter.as_ref().map(|(q, n)| (&**q, *n));
+                take_visible_in(conn, &name, dead_letter, max, now, hidden_until)
+            })
+            .await?;
         if moved && let Some(dl) = &self.dead_letter {
             dl.queue.notify.notify_waiters();
         }
         Ok((out, next_visible))
-    }
-
-    /// The message a receipt names, if the receipt was issued by this queue and the message is
-    /// still here.
-    fn seq_of(conn: &Connection, queue: &str, receipt: &str) -> Result<i64, BackendError> {
-        conn.prepare_cached(
-            "SELECT m.seq FROM receipts r JOIN messages m ON m.seq = r.seq \
-             WHERE r.receipt = ?1 AND m.queue = ?2",
-        )
-        .and_then(|mut s| {
-            s.query_row(params![receipt, queue], |r| r.get(0))
-                .optional()
-        })
-        .map_err(sqlite_error)?
-        .ok_or_else(|| {
-            BackendError::Rejected(format!("receipt handle not valid for queue {queue}"))
-        })
     }
 }
 
@@ -608,42 +953,36 @@ impl Queue for SqliteQueue {
         check_batch(messages)?;
         let now = now_millis();
         let mut failed = Vec::new();
-        {
-            let mut conn = self.db.lock();
-            let tx = conn
-                .transaction_with_behavior(TransactionBehavior::Immediate)
-                .map_err(sqlite_error)?;
-            {
-                let mut insert = tx
+        let mut rows = Vec::with_capacity(messages.len());
+        for m in messages {
+            if sqs_allows(&m.body) {
+                let visible_at = now.saturating_add(duration_millis(m.delay.unwrap_or_default()));
+                rows.push((ulid::Ulid::new().to_string(), m.body.clone(), visible_at));
+            } else {
+                failed.push(FailedEntry {
+                    id: m.id.clone(),
+                    retryable: false,
+                    reason: "InvalidMessageContents".into(),
+                });
+            }
+        }
+        let name = self.name.clone();
+        self.db
+            .call(Access::Write, move |conn| {
+                let mut insert = conn
                     .prepare_cached(
                         "INSERT INTO messages (queue, message_id, body, visible_at, received_at, \
                          receive_count) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
                     )
                     .map_err(sqlite_error)?;
-                for m in messages {
-                    if !sqs_allows(&m.body) {
-                        failed.push(FailedEntry {
-                            id: m.id.clone(),
-                            retryable: false,
-                            reason: "InvalidMessageContents".into(),
-                        });
-                        continue;
-                    }
-                    let visible_at =
-                        now.saturating_add(duration_millis(m.delay.unwrap_or_default()));
+                for (message_id, body, visible_at) in &rows {
                     insert
-                        .execute(params![
-                            self.name,
-                            ulid::Ulid::new().to_string(),
-                            m.body,
-                            visible_at,
-                            now
-                        ])
+                        .execute(params![&*name, message_id, body, visible_at, now])
                         .map_err(sqlite_error)?;
                 }
-            }
-            tx.commit().map_err(sqlite_error)?;
-        }
+                Ok(())
+            })
+            .await?;
         self.notify.notify_waiters();
         Ok(failed)
     }
@@ -662,7 +1001,7 @@ impl Queue for SqliteQueue {
             let notified = self.notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let (got, next_visible) = self.take_visible(max, visibility)?;
+            let (got, next_visible) = self.take_visible(max, visibility).await?;
             let now = tokio::time::Instant::now();
             if !got.is_empty() || now >= deadline {
                 return Ok(got);
@@ -676,18 +1015,41 @@ impl Queue for SqliteQueue {
     }
 
     async fn delete(&self, receipt: &str) -> Result<(), BackendError> {
-        let mut conn = self.db.lock();
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(sqlite_error)?;
-        let seq = Self::seq_of(&tx, &self.name, receipt)?;
-        tx.prepare_cached("DELETE FROM messages WHERE seq = ?1")
-            .and_then(|mut s| s.execute(params![seq]))
-            .map_err(sqlite_error)?;
-        tx.prepare_cached("DELETE FROM receipts WHERE seq = ?1")
-            .and_then(|mut s| s.execute(params![seq]))
-            .map_err(sqlite_error)?;
-        tx.commit().map_err(sqlite_error)
+        let (name, receipt) = (self.name.clone(), receipt.to_owned());
+        self.db
+            .call(Access::Write, move |conn| {
+                delete_message(conn, seq_of(conn, &name, &receipt)?)
+            })
+            .await
+    }
+
+    async fn delete_batch(
+        &self,
+        receipts: &[&str],
+    ) -> Result<Vec<(usize, BackendError)>, BackendError> {
+        if receipts.len() > limits::MAX_BATCH_ENTRIES {
+            return Err(BackendError::Rejected(format!(
+                "at most {} entries per batch",
+                limits::MAX_BATCH_ENTRIES
+            )));
+        }
+        let name = self.name.clone();
+        let receipts: Vec<String> = receipts.iter().map(|r| (*r).to_owned()).collect();
+        // One call: the deletes of a batch share a transaction, as they would share a
+        // DeleteMessageBatch request.
+        self.db
+            .call(Access::Write, move |conn| {
+                let mut failed = Vec::new();
+                for (i, receipt) in receipts.iter().enumerate() {
+                    match seq_of(conn, &name, receipt) {
+                        Ok(seq) => delete_message(conn, seq)?,
+                        Err(e @ BackendError::Rejected(_)) => failed.push((i, e)),
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(failed)
+            })
+            .await
     }
 
     async fn change_visibility(
@@ -701,35 +1063,186 @@ impl Queue for SqliteQueue {
             ));
         }
         let now = now_millis();
-        {
-            let conn = self.db.lock();
-            let seq = Self::seq_of(&conn, &self.name, receipt)?;
-            let received_at: i64 = conn
-                .prepare_cached("SELECT received_at FROM messages WHERE seq = ?1")
-                .and_then(|mut s| s.query_row(params![seq], |r| r.get(0)))
+        let visibility = duration_millis(visibility);
+        let (name, receipt) = (self.name.clone(), receipt.to_owned());
+        self.db
+            .call(Access::Write, move |conn| {
+                let seq = seq_of(conn, &name, &receipt)?;
+                let received_at: i64 = conn
+                    .prepare_cached("SELECT received_at FROM messages WHERE seq = ?1")
+                    .and_then(|mut s| s.query_row(params![seq], |r| r.get(0)))
+                    .map_err(sqlite_error)?;
+                // As SQS: hidden at most 12 hours from the receive, not from this call.
+                let max = duration_millis(Duration::from_secs(limits::MAX_VISIBILITY_SECS));
+                if now.saturating_sub(received_at) + visibility > max {
+                    return Err(BackendError::Rejected(
+                        "visibility would end more than 12 hours after the message was received"
+                            .into(),
+                    ));
+                }
+                // No longer a lease a restart releases: the consumer chose when it comes back.
+                conn.prepare_cached(
+                    "UPDATE messages SET visible_at = ?2, leased = 0 WHERE seq = ?1",
+                )
+                .and_then(|mut s| s.execute(params![seq, now.saturating_add(visibility)]))
                 .map_err(sqlite_error)?;
-            // As SQS: hidden at most 12 hours from the receive, not from this call.
-            let max = duration_millis(Duration::from_secs(limits::MAX_VISIBILITY_SECS));
-            if now.saturating_sub(received_at) + duration_millis(visibility) > max {
-                return Err(BackendError::Rejected(
-                    "visibility would end more than 12 hours after the message was received".into(),
-                ));
-            }
-            // No longer a lease a restart releases: the consumer chose when it comes back.
-            conn.prepare_cached("UPDATE messages SET visible_at = ?2, leased = 0 WHERE seq = ?1")
-                .and_then(|mut s| {
-                    s.execute(params![
-                        seq,
-                        now.saturating_add(duration_millis(visibility))
-                    ])
-                })
-                .map_err(sqlite_error)?;
-        }
+                Ok(())
+            })
+            .await?;
         self.notify.notify_waiters();
         Ok(())
     }
 
     async fn approximate_depth(&self) -> Result<Option<u64>, BackendError> {
-        self.depth().map(Some)
+        self.depth().await.map(Some)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_database_of_an_earlier_schema_is_carried_over_with_its_rows() {
+        let dir = std::env::temp_dir().join(format!("wagate-migrate-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let old = Connection::open(dir.join(DATABASE_FILE)).unwrap();
+            old.execute_batch(
+                "CREATE TABLE docs (key TEXT PRIMARY KEY, version INTEGER NOT NULL,
+                     body TEXT NOT NULL, expires_at INTEGER, part TEXT, sort TEXT) WITHOUT ROWID;
+                 CREATE INDEX docs_by_index ON docs (part, sort, key) WHERE part IS NOT NULL;
+                 CREATE INDEX docs_by_expiry ON docs (expires_at) WHERE expires_at IS NOT NULL;
+                 CREATE TABLE blobs (key TEXT PRIMARY KEY, bytes BLOB NOT NULL,
+                     expires_at INTEGER NOT NULL) WITHOUT ROWID;
+                 CREATE INDEX blobs_by_expiry ON blobs (expires_at);
+                 INSERT INTO docs VALUES ('endpoint#1', 3, '{\"url\":\"u\"}', NULL, 'endpoints', 'e1');
+                 INSERT INTO blobs VALUES ('raw#1', x'7b7d', 4102444800000);",
+            )
+            .unwrap();
+        }
+        let db = Database::open_dir(&dir).unwrap();
+        let now = Utc::now();
+        let docs = SqliteDocumentStore::new(db.clone());
+        let got = docs.get("endpoint#1", now).await.unwrap().unwrap();
+        assert_eq!(got.version, 3);
+        assert_eq!(got.body, serde_json::json!({"url": "u"}));
+        let page = IndexPage {
+            partition: "endpoints",
+            after: None,
+            before: None,
+            descending: false,
+            limit: 10,
+        };
+        let listed = docs.list_page(page, now).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].sort, "e1");
+        let blobs = SqliteBlobStore::new(db.clone());
+        assert_eq!(blobs.get("raw#1", now).await.unwrap().unwrap(), b"{}");
+        let sql: Vec<String> = db
+            .call(Access::Read, |conn| {
+                conn.prepare("SELECT sql FROM sqlite_master WHERE name IN ('docs', 'blobs')")
+                    .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+                    .map_err(sqlite_error)
+            })
+            .await
+            .unwrap();
+        assert_eq!(sql.len(), 2);
+        assert!(sql.iter().all(|s| !s.contains("WITHOUT ROWID")), "{sql:?}");
+        drop((docs, blobs, db));
+        // Opening again finds nothing to carry over.
+        let db = Database::open_dir(&dir).unwrap();
+        let docs = SqliteDocumentStore::new(db.clone());
+        assert!(docs.get("endpoint#1", now).await.unwrap().is_some());
+        drop((docs, db));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    fn count(conn: &Connection, like: &str) -> Result<i64, BackendError> {
+        conn.query_row("SELECT COUNT(*) FROM docs WHERE key LIKE ?1", [like], |r| {
+            r.get(0)
+        })
+        .map_err(sqlite_error)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_queued_together_commit_together_and_a_failed_one_undoes_only_itself() {
+        let dir = std::env::temp_dir().join(format!("wagate-group-{}", ulid::Ulid::new()));
+        let db = Database::open_dir(&dir).unwrap();
+        // Hold the thread so that the calls below queue up behind it.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.call(Access::Read, move |_| {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        started_rx.recv().unwrap();
+        let before = db.calls_and_commits();
+        let mut calls = Vec::new();
+        for n in 0..40u32 {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            db.submit(
+                Access::Write,
+                move |conn| {
+                    conn.execute(
+                        "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
+                        [format!("k{n}")],
+                    )
+                    .map_err(sqlite_error)?;
+                    // Every third call fails after its write; the next ones still see the
+                    // writes of the earlier successful calls of the group.
+                    if n % 3 == 0 {
+                        return Err(BackendError::Rejected(format!("call {n} fails")));
+                    }
+                    count(conn, "k%")
+                },
+                move |r| {
+                    let _ = tx.send(r);
+                },
+            )
+            .unwrap();
+            calls.push(rx);
+        }
+        release_tx.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let mut seen = Vec::new();
+        for (n, call) in calls.into_iter().enumerate() {
+            match call.await.unwrap() {
+                Ok(rows) => {
+                    assert_ne!(n % 3, 0);
+                    seen.push(rows);
+                }
+                Err(BackendError::Rejected(e)) => {
+                    assert_eq!(n % 3, 0);
+                    assert_eq!(e, format!("call {n} fails"));
+                }
+                Err(e) => panic!("call {n}: {e}"),
+            }
+        }
+        // The successful calls ran in order, each seeing the ones before it and none of the
+        // failed ones.
+        assert_eq!(seen, (1..=26).collect::<Vec<i64>>());
+        let (calls, commits) = db.calls_and_commits();
+        // The blocker is counted once its group is done, after `before` was taken.
+        assert_eq!(calls - before.0, 41);
+        assert_eq!(
+            commits - before.1,
+            1,
+            "40 calls queued together, one commit"
+        );
+        let rows = db
+            .call(Access::Read, |conn| count(conn, "k%"))
+            .await
+            .unwrap();
+        assert_eq!(rows, 26);
+        drop(db);
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -151,6 +151,13 @@ impl Queue for CountingQueue {
         self.inner.delete(receipt).await
     }
 
+    async fn delete_batch(
+        &self,
+        receipts: &[&str],
+    ) -> Result<Vec<(usize, BackendError)>, BackendError> {
+        self.inner.delete_batch(receipts).await
+    }
+
     async fn change_visibility(
         &self,
         receipt: &str,

@@ -145,6 +145,15 @@ impl<L: Layer> Queue for Layered<dyn Queue, L> {
             .await
     }
 
+    async fn delete_batch(
+        &self,
+        receipts: &[&str],
+    ) -> Result<Vec<(usize, BackendError)>, BackendError> {
+        self.layer
+            .around("delete batch", || self.inner.delete_batch(receipts))
+            .await
+    }
+
     async fn approximate_depth(&self) -> Result<Option<u64>, BackendError> {
         self.layer
             .around("depth", || self.inner.approximate_depth())

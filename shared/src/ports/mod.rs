@@ -159,6 +159,23 @@ pub trait Queue: Send + Sync + Debug {
     /// Deletes a received message for good.
     async fn delete(&self, receipt: &str) -> Result<(), BackendError>;
 
+    /// Deletes several received messages (SQS `DeleteMessageBatch`): returns the receipts that
+    /// were not deleted, by their index in `receipts`, each with why; an `Err` means none may be
+    /// assumed deleted. A message not deleted only comes back later. Backends where one call
+    /// costs less than several override it; by default each is deleted on its own.
+    async fn delete_batch(
+        &self,
+        receipts: &[&str],
+    ) -> Result<Vec<(usize, BackendError)>, BackendError> {
+        let mut failed = Vec::new();
+        for (i, receipt) in receipts.iter().enumerate() {
+            if let Err(e) = self.delete(receipt).await {
+                failed.push((i, e));
+            }
+        }
+        Ok(failed)
+    }
+
     /// Makes a received message visible again after `visibility` (zero: now).
     async fn change_visibility(
         &self,

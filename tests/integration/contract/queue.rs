@@ -274,3 +274,38 @@ async fn a_message_taken_with_zero_visibility_comes_once_per_receive(backend: Ba
     );
 }
 for_each_backend!(a_message_taken_with_zero_visibility_comes_once_per_receive, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
+
+/// A batch delete removes the messages it names and reports, by position, a receipt it could
+/// not use; the rest of the batch is deleted all the same.
+async fn deletes_a_batch_and_reports_the_receipts_it_could_not_use(backend: Backend) {
+    let q = backend.0;
+    let batch: Vec<_> = (0..4).map(|i| msg(i, format!("m{i}"))).collect();
+    assert!(q.send_batch(&batch).await.unwrap().is_empty());
+    let mut got = receive_n(q.as_ref(), 4, Duration::from_secs(30)).await;
+    assert_eq!(got.len(), 4);
+    got.sort_by(|a, b| a.body.cmp(&b.body));
+    let receipts = [
+        got[0].receipt.as_str(),
+        "not-a-receipt",
+        got[2].receipt.as_str(),
+        got[3].receipt.as_str(),
+    ];
+    let failed = q.delete_batch(&receipts).await.unwrap();
+    assert_eq!(failed.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [1]);
+    // Only the message left out of the batch is still there.
+    q.change_visibility(&got[1].receipt, Duration::ZERO)
+        .await
+        .unwrap();
+    let left = receive_n(q.as_ref(), 1, Duration::from_secs(30)).await;
+    assert_eq!(
+        left.iter().map(|m| m.body.as_str()).collect::<Vec<_>>(),
+        ["m1"]
+    );
+    assert!(
+        q.receive(10, Duration::ZERO, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+for_each_backend!(deletes_a_batch_and_reports_the_receipts_it_could_not_use, memory: super::memory(None), sqlite: super::on_sqlite(None), moto: super::on_moto(None));
