@@ -15,7 +15,7 @@ impl EntryCtx<'_> {
         let Some(v) = object(value) else {
             return self
                 .ctx
-                .passthrough(self.source.clone(), field, value.get().as_bytes());
+                .passthrough(self.source().clone(), field, value.get().as_bytes());
         };
         let s = |k: &str| v.get(k).cloned().and_then(value_to_string);
         let template = || {
@@ -30,7 +30,7 @@ impl EntryCtx<'_> {
         };
         let account = Some(Subject::new(
             SubjectKind::Account,
-            self.source.business_account_id.clone(),
+            self.source().business_account_id.clone(),
         ));
         let mut n = NotificationData::new(field, Value::Null);
         let event_type = match field {
@@ -141,10 +141,10 @@ impl EntryCtx<'_> {
         n.occurred_at = self.time;
         n.raw = Value::Object(v);
         let key = content_key(
-            self.source.provider,
+            self.source().provider,
             field,
             &[
-                self.source
+                self.source()
                     .business_account_id
                     .as_deref()
                     .unwrap_or_default()
@@ -157,7 +157,7 @@ impl EntryCtx<'_> {
             event_type,
             key,
             self.time,
-            self.source.clone(),
+            self.source().clone(),
             EventBody::Notification(n),
         )
     }

@@ -57,10 +57,11 @@ impl EntryCtx<'_> {
     /// A `messaging_handovers` value: one event per control object in it.
     pub(super) fn handovers(&self, value: &RawValue, out: &mut Vec<InboundEvent>) {
         let Some(v) = object(value) else {
-            out.push(
-                self.ctx
-                    .passthrough(self.source.clone(), HANDOVERS, value.get().as_bytes()),
-            );
+            out.push(self.ctx.passthrough(
+                self.source().clone(),
+                HANDOVERS,
+                value.get().as_bytes(),
+            ));
             return;
         };
         let party = |k: &str| v.get(k).and_then(Value::as_object);
@@ -69,7 +70,7 @@ impl EntryCtx<'_> {
         };
         // The business number: `recipient` on WhatsApp, `metadata` as on message values.
         let (recipient, metadata) = (party("recipient"), party("metadata"));
-        let mut source = crate::model::SourceInfo::clone(&self.source);
+        let mut source = crate::model::SourceInfo::clone(self.source());
         source.business_id =
             text(recipient, "phone_number_id").or_else(|| text(metadata, "phone_number_id"));
         source.business_phone_number = text(recipient, "display_phone_number")

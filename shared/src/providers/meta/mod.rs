@@ -194,7 +194,10 @@ fn parse_entry(ctx: &Ctx, raw: &RawValue, out: &mut Vec<InboundEvent>) {
             }) => {
                 entry.change(&field, value, out);
             }
-            _ => out.push(ctx.passthrough(entry.source.clone(), "change", change.get().as_bytes())),
+            _ => {
+                let source = entry.source().clone();
+                out.push(ctx.passthrough(source, "change", change.get().as_bytes()));
+            }
         }
     }
 }
@@ -202,8 +205,11 @@ fn parse_entry(ctx: &Ctx, raw: &RawValue, out: &mut Vec<InboundEvent>) {
 /// What every change of one entry shares.
 struct EntryCtx<'c> {
     ctx: &'c Ctx,
-    /// Source with `business_account_id` set to the entry id.
-    source: Arc<SourceInfo>,
+    /// `entry.id`: the business account.
+    id: Option<String>,
+    /// Source with `business_account_id` set to the entry id, made when first asked for
+    /// ([`EntryCtx::source`]): messages-like values make their own.
+    source: std::cell::OnceCell<Arc<SourceInfo>>,
     /// `entry.time`, present on management fields.
     time: Option<DateTime<Utc>>,
     /// `entry.time` as sent, part of content-hash dedup keys.
@@ -258,7 +264,7 @@ const CONTEXT_KEYS: &[&str] = &["messaging_product", "metadata", "contacts"];
 
 /// A change's value by key: the item lists (`messages`, `statuses`, … when they are lists)
 /// split into their items, everything else as sent.
-type Keyed<'a> = BTreeMap<String, Slot<'a>>;
+type Keyed<'a> = BTreeMap<Cow<'a, str>, Slot<'a>>;
 
 /// One key of a [`Keyed`] value.
 enum Slot<'a> {
@@ -293,9 +299,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for FastKeyed<'a> {
                 self,
                 mut m: M,
             ) -> Result<Self::Value, M::Error> {
+                /// A key, borrowed from the body unless it has escapes.
+                #[derive(Deserialize)]
+                struct Key<'a>(#[serde(borrow)] Cow<'a, str>);
+
                 let mut map = Keyed::new();
-                while let Some(key) = m.next_key::<String>()? {
-                    let slot = if ITEM_KEYS.contains(&key.as_str()) {
+                while let Some(Key(key)) = m.next_key::<Key<'de>>()? {
+                    let slot = if ITEM_KEYS.contains(&key.as_ref()) {
                         Slot::Items(m.next_value()?)
                     } else {
                         Slot::Raw(m.next_value()?)
@@ -324,7 +334,7 @@ fn keyed(raw: &RawValue) -> Option<Keyed<'_>> {
                     .contains(&key.as_str())
                     .then(|| decode::<Vec<&RawValue>>(raw))
                     .flatten();
-                (key, items.map_or(Slot::Raw(raw), Slot::Items))
+                (Cow::Owned(key), items.map_or(Slot::Raw(raw), Slot::Items))
             })
             .collect(),
     )
@@ -342,16 +352,24 @@ struct ValueCtx<'c> {
 impl<'c> EntryCtx<'c> {
     /// The context of the entry with this `id` and `time`.
     fn new(ctx: &'c Ctx, id: Option<String>, time: Option<&'c RawValue>) -> Self {
-        let mut source = ctx.source.clone();
-        source.business_account_id = id;
         EntryCtx {
             ctx,
-            source: Arc::new(source),
+            id,
+            source: std::cell::OnceCell::new(),
             time: time
                 .and_then(|t| serde_json::from_str::<Value>(t.get()).ok())
                 .and_then(|v| super::lenient::value_to_f64(&v).and_then(super::lenient::unix_time)),
             time_bytes: time.map(RawValue::get).unwrap_or_default(),
         }
+    }
+
+    /// The entry's source: the gateway's with `business_account_id` set to the entry id.
+    fn source(&self) -> &Arc<SourceInfo> {
+        self.source.get_or_init(|| {
+            let mut source = self.ctx.source.clone();
+            source.business_account_id.clone_from(&self.id);
+            Arc::new(source)
+        })
     }
 
     fn change(&self, field: &str, value: &RawValue, out: &mut Vec<InboundEvent>) {
@@ -366,7 +384,7 @@ impl<'c> EntryCtx<'c> {
                 if out.len() == before {
                     // Only context keys: still a verified item, so pass it on.
                     out.push(self.ctx.passthrough(
-                        self.source.clone(),
+                        self.source().clone(),
                         field,
                         value.get().as_bytes(),
                     ));
@@ -382,7 +400,8 @@ impl<'c> EntryCtx<'c> {
             .and_then(Slot::raw)
             .and_then(decode_owned)
             .unwrap_or_default();
-        let mut source = SourceInfo::clone(&self.source);
+        let mut source = self.ctx.source.clone();
+        source.business_account_id.clone_from(&self.id);
         source.business_id = metadata.phone_number_id;
         source.business_phone_number = metadata.display_phone_number;
         let source = Arc::new(source);
@@ -422,8 +441,8 @@ impl<'c> EntryCtx<'c> {
         }
         for (key, slot) in map {
             if let Slot::Raw(raw) = slot
-                && !ITEM_KEYS.contains(&key.as_str())
-                && !CONTEXT_KEYS.contains(&key.as_str())
+                && !ITEM_KEYS.contains(&key.as_ref())
+                && !CONTEXT_KEYS.contains(&key.as_ref())
             {
                 out.push(vctx.unknown(key, raw));
             }
