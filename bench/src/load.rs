@@ -276,11 +276,12 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
             .map(|(k, v)| (k.clone(), *v))
             .collect();
         let delivered_all = loop {
-            let collected = receiver.collected();
-            if expected
-                .iter()
-                .all(|(k, _)| collected.arrived.contains_key(k))
-            {
+            let arrived = receiver.with_collected(|collected| {
+                expected
+                    .iter()
+                    .all(|(k, _)| collected.arrived.contains_key(k))
+            });
+            if arrived {
                 break true;
             }
             if last_post.elapsed() > options.drain {

@@ -16,6 +16,12 @@ use wagate_bench::fault::{FaultOptions, run};
 use wagate_bench::lambda::{BenchOptions, StackOptions};
 use wagate_local::cli::{BackendArgs, BackendKind};
 
+/// mimalloc instead of glibc's malloc: the pipeline allocates and frees many small JSON trees on
+/// one thread and drops them on another, where glibc's arenas spent about a third of the CPU
+/// (BENCHMARKS.md, pipeline throughput).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "wagate-bench",

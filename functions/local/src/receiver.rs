@@ -325,6 +325,15 @@ impl Receiver {
             .clone()
     }
 
+    /// `f` of what it accepted so far, without copying it (a load run checks often whether
+    /// everything arrived).
+    pub fn with_collected<T>(&self, f: impl FnOnce(&Collected) -> T) -> T {
+        f(&self
+            .collected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// Takes what it accepted so far, leaving it empty: a long run reads it step by step
     /// instead of keeping every item's record for the whole run.
     pub fn take_collected(&self) -> Collected {

@@ -6,7 +6,9 @@
 //! survives a restart. Expired items are skipped at once and freed by `evict_expired`, which
 //! local mode calls every minute (DynamoDB's TTL deletion, done here).
 
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::hash::BuildHasher;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -340,8 +342,56 @@ pub struct MemoryBlobStore {
 /// The blobs by key, and `(expires_at, key)` in order for eviction.
 #[derive(Debug, Default)]
 struct Blobs {
-    by_key: HashMap<String, Expiring>,
+    by_key: Sharded<Expiring>,
     by_expiry: BTreeSet<(DateTime<Utc>, String)>,
+}
+
+/// Hash tables a [`Sharded`] map is split into.
+const SHARDS: usize = 64;
+
+/// A map from keys to items split over [`SHARDS`] hash tables. A store's lock is held while an
+/// insert grows its table, and a table grows by moving every entry it holds: in one piece, a
+/// table of a million documents took over 100 ms to grow, and every call of the pipeline waited
+/// behind it (the load run's ingest stalled long enough to leave posts unsent). Split, one growth
+/// moves a sixty-fourth of the entries; the total work is the same.
+#[derive(Debug)]
+struct Sharded<V> {
+    shards: Vec<HashMap<String, V>>,
+    pick: RandomState,
+}
+
+impl<V> Default for Sharded<V> {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
+            pick: RandomState::new(),
+        }
+    }
+}
+
+impl<V> Sharded<V> {
+    /// The table of `key`: always one of the [`SHARDS`] (the remainder of a division by 64).
+    fn shard(&self, key: &str) -> usize {
+        (self.pick.hash_one(key) % SHARDS as u64) as usize
+    }
+
+    fn get(&self, key: &str) -> Option<&V> {
+        self.shards[self.shard(key)].get(key)
+    }
+
+    fn insert(&mut self, key: String, value: V) -> Option<V> {
+        let shard = self.shard(&key);
+        self.shards[shard].insert(key, value)
+    }
+
+    fn remove(&mut self, key: &str) -> Option<V> {
+        let shard = self.shard(key);
+        self.shards[shard].remove(key)
+    }
+
+    fn len(&self) -> usize {
+        self.shards.iter().map(HashMap::len).sum()
+    }
 }
 
 /// Most items one eviction batch takes while holding a store's lock.
@@ -460,7 +510,7 @@ pub struct MemoryDocumentStore {
 /// a partition reads that range instead of every document.
 #[derive(Debug, Default)]
 struct Documents {
-    by_key: HashMap<String, StoredDocument>,
+    by_key: Sharded<StoredDocument>,
     index: BTreeSet<(String, String, String)>,
     /// `(expires_at, key)` of the documents that expire, in order, for eviction.
     by_expiry: BTreeSet<(DateTime<Utc>, String)>,
