@@ -172,20 +172,23 @@ async fn sqlite_evicts_expired_documents_and_blobs_and_keeps_the_rest() {
         .unwrap();
     let later = now + chrono::Duration::seconds(60);
     assert_eq!(
-        db.evict_expired(later, 20).unwrap(),
+        db.evict_expired(later, 20).await.unwrap(),
         Evicted {
             documents: 20,
             blobs: 20
         }
     );
     assert_eq!(
-        db.evict_expired(later, 1000).unwrap(),
+        db.evict_expired(later, 1000).await.unwrap(),
         Evicted {
             documents: 10,
             blobs: 10
         }
     );
-    assert_eq!(db.evict_expired(later, 1000).unwrap(), Evicted::default());
+    assert_eq!(
+        db.evict_expired(later, 1000).await.unwrap(),
+        Evicted::default()
+    );
     assert!(docs.get("d40", later).await.unwrap().is_some());
     assert!(docs.get("forever", later).await.unwrap().is_some());
     assert!(blobs.get("b40", later).await.unwrap().is_some());

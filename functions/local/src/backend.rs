@@ -199,16 +199,24 @@ impl Expiry {
     /// (milliseconds), not for the whole minute's backlog.
     pub const BATCH: u32 = 500;
 
-    /// Frees what expired at `now`; returns how many documents and blobs went. Blocks the
-    /// calling thread (run it on a blocking one).
-    pub fn evict(&self, now: DateTime<Utc>) -> Result<u64, BackendError> {
+    /// Frees what expired at `now`; returns how many documents and blobs went. The memory
+    /// stores free on a blocking thread (thousands of drops at a time, off the threads that
+    /// serve requests); SQLite deletes in calls of [`Expiry::BATCH`] rows on its own thread.
+    pub async fn evict(&self, now: DateTime<Utc>) -> Result<u64, BackendError> {
         match self {
             Self::Backend => Ok(0),
-            Self::Memory(docs, blobs) => Ok(docs.evict_expired(now) + blobs.evict_expired(now)),
+            Self::Memory(docs, blobs) => {
+                let (docs, blobs) = (docs.clone(), blobs.clone());
+                tokio::task::spawn_blocking(move || {
+                    docs.evict_expired(now) + blobs.evict_expired(now)
+                })
+                .await
+                .map_err(|e| BackendError::Unavailable(e.to_string().into()))
+            }
             Self::Sqlite(db) => {
                 let mut total = 0;
                 loop {
-                    let evicted = db.evict_expired(now, Self::BATCH)?;
+                    let evicted = db.evict_expired(now, Self::BATCH).await?;
                     total += evicted.documents + evicted.blobs;
                     if evicted.documents < u64::from(Self::BATCH)
                         && evicted.blobs < u64::from(Self::BATCH)

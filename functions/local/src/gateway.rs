@@ -485,12 +485,9 @@ impl Gateway {
                         () = tokio::time::sleep(every) => {}
                         _ = stop.changed() => return,
                     }
-                    // Thousands of deletes at a time: off the threads that serve requests.
-                    let (expiry, now) = (expiry.clone(), clock.now());
-                    match tokio::task::spawn_blocking(move || expiry.evict(now)).await {
-                        Ok(Ok(n)) => stats.evicted.add(n),
-                        Ok(Err(e)) => tracing::warn!(error = %e, "freeing expired items failed; next run retries"),
-                        Err(e) => tracing::warn!(error = %e, "freeing expired items stopped; next run retries"),
+                    match expiry.evict(clock.now()).await {
+                        Ok(n) => stats.evicted.add(n),
+                        Err(e) => tracing::warn!(error = %e, "freeing expired items failed; next run retries"),
                     }
                 }
             }));

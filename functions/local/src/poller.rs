@@ -162,19 +162,21 @@ async fn run_batch(
         .iter()
         .filter(|m| !failed.contains(&m.message_id))
         .collect();
-    // A failed delete only means the record comes back later: every stage is idempotent.
+    // A failed delete only means the record comes back later: every stage is idempotent. A
+    // receipt refused after a retried ambiguous delete is one the first attempt used: that
+    // record is gone, so the warnings say "unless".
     for chunk in done.chunks(limits::MAX_BATCH_ENTRIES) {
         let receipts: Vec<&str> = chunk.iter().map(|m| m.receipt.as_str()).collect();
         match queue.delete_batch(&receipts).await {
             Ok(failed) => {
                 for (i, e) in failed {
                     if let Some(m) = chunk.get(i) {
-                        tracing::warn!(message_id = %m.message_id, error = %e, "delete failed; the record will be redelivered");
+                        tracing::warn!(message_id = %m.message_id, error = %e, "delete failed; unless an earlier attempt of this delete went through, the record comes back after its visibility timeout");
                     }
                 }
             }
             Err(e) => {
-                tracing::warn!(records = chunk.len(), error = %e, "batch delete failed; the records will be redelivered");
+                tracing::warn!(records = chunk.len(), error = %e, "batch delete failed; unless an earlier attempt went through, the records come back after their visibility timeout");
             }
         }
     }

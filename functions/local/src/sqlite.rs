@@ -184,7 +184,7 @@ const MAX_GROUP: usize = 64;
 /// transaction (its own savepoint), [`Job::finish`] answers the caller once the group's commit
 /// is known.
 trait Job: Send {
-    /// Whether the call writes (it then runs in a savepoint of a write transaction).
+    /// Whether the call writes (its group then runs as a write transaction).
     fn writes(&self) -> bool;
     /// Runs the call's statements; `false` when it failed, so its savepoint is rolled back.
     fn run(&mut self, conn: &Connection) -> bool;
@@ -255,9 +255,13 @@ fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts
         if committed.is_ok() && group.iter().any(|job| job.writes()) {
             counts.commits.fetch_add(1, Relaxed);
         }
-        if committed.is_err() && !conn.is_autocommit() {
-            // Best effort: a failed COMMIT may leave the transaction open.
-            let _ = conn.execute_batch("ROLLBACK");
+        if committed.is_err() {
+            // Best effort: a failed COMMIT may leave the transaction open, and a failed group
+            // of reads `query_only` on.
+            if !conn.is_autocommit() {
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            let _ = conn.execute_batch("PRAGMA query_only = OFF");
         }
         for job in group {
             job.finish(committed.as_ref().copied());
@@ -266,26 +270,28 @@ fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts
 }
 
 /// One group's transaction; an error means nothing of it was committed. A group of reads only
-/// needs none: each read sees what was committed before it.
+/// needs none: each read sees what was committed before it. It runs with `query_only` on, so a
+/// call labelled [`Access::Read`] that wrote would fail before writing anything instead of
+/// committing outside any transaction. In a write group every call has its savepoint, reads
+/// included: the label chooses the transaction, never what a failure undoes.
 fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
     if !group.iter().any(|job| job.writes()) {
+        conn.prepare_cached("PRAGMA query_only = ON")?.execute([])?;
         for job in group.iter_mut() {
             job.run(conn);
         }
-        return Ok(());
+        return conn
+            .prepare_cached("PRAGMA query_only = OFF")?
+            .execute([])
+            .map(drop);
     }
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     for job in group.iter_mut() {
-        if job.writes() {
-            conn.prepare_cached("SAVEPOINT call")?.execute([])?;
-            if !job.run(conn) {
-                conn.prepare_cached("ROLLBACK TO call")?.execute([])?;
-            }
-            conn.prepare_cached("RELEASE call")?.execute([])?;
-        } else {
-            // A read changes nothing, so a failed one has nothing to undo.
-            job.run(conn);
+        conn.prepare_cached("SAVEPOINT call")?.execute([])?;
+        if !job.run(conn) {
+            conn.prepare_cached("ROLLBACK TO call")?.execute([])?;
         }
+        conn.prepare_cached("RELEASE call")?.execute([])?;
     }
     conn.prepare_cached("COMMIT")?.execute([]).map(drop)
 }
@@ -446,21 +452,6 @@ impl Database {
             .map_err(|_| BackendError::Unavailable("the database thread stopped".into()))?
     }
 
-    /// [`Database::call`] for callers outside the async runtime (a blocking thread): waits by
-    /// blocking the calling thread.
-    fn call_blocking<T, F>(&self, access: Access, work: F) -> Result<T, BackendError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
-    {
-        let (tx, rx) = mpsc::sync_channel(1);
-        self.submit(access, work, move |r| {
-            let _ = tx.send(r);
-        })?;
-        rx.recv()
-            .map_err(|_| BackendError::Unavailable("the database thread stopped".into()))?
-    }
-
     fn release_leases(conn: &Connection) -> Result<(), BackendError> {
         conn.execute(
             "UPDATE messages SET visible_at = ?1, leased = 0 WHERE leased = 1",
@@ -473,12 +464,15 @@ impl Database {
     }
 
     /// Deletes documents and blobs expired at `now` (reads already skip them; this frees their
-    /// space), at most `limit` of each, oldest expiry first. It blocks the calling thread (run
-    /// it on a blocking one); the pipeline's calls run between two of these, each one is a
-    /// call of its own.
-    pub fn evict_expired(&self, now: DateTime<Utc>, limit: u32) -> Result<Evicted, BackendError> {
+    /// space), at most `limit` of each, oldest expiry first. The pipeline's calls run between
+    /// two of these: each one is a call of its own.
+    pub async fn evict_expired(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Evicted, BackendError> {
         let now = millis(now);
-        self.call_blocking(Access::Write, move |conn| {
+        self.call(Access::Write, move |conn| {
             let evict = |table: &str| -> Result<u64, BackendError> {
                 let sql = format!(
                     "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} \
@@ -495,6 +489,7 @@ impl Database {
                 blobs: evict("blobs")?,
             })
         })
+        .await
     }
 
     /// The database's size in bytes (pages in use and free, without the WAL).
@@ -1242,6 +1237,52 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(rows, 26);
+        drop(db);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_call_labelled_read_cannot_write_and_a_failed_one_in_a_write_group_is_undone() {
+        let dir = std::env::temp_dir().join(format!("wagate-label-{}", ulid::Ulid::new()));
+        let db = Database::open_dir(&dir).unwrap();
+        let insert = |key: &'static str| {
+            move |conn: &Connection| {
+                conn.execute(
+                    "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
+                    [key],
+                )
+                .map_err(sqlite_error)
+            }
+        };
+        // Alone, a mislabelled call forms a group of reads: its write is refused.
+        assert!(db.call(Access::Read, insert("read-alone")).await.is_err());
+        // In a write group it has a savepoint: failing after its write undoes the write.
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let (wtx, wrx) = tokio::sync::oneshot::channel();
+        db.submit(Access::Write, insert("written"), move |r| {
+            let _ = wtx.send(r);
+        })
+        .unwrap();
+        db.submit(
+            Access::Read,
+            move |conn| {
+                insert("read-in-group")(conn)?;
+                Err::<usize, _>(BackendError::Rejected("fails after its write".into()))
+            },
+            move |r| {
+                let _ = tx.send(r);
+            },
+        )
+        .unwrap();
+        assert_eq!(wrx.await.unwrap().unwrap(), 1);
+        assert!(rx.await.unwrap().is_err());
+        // Writes work after the group of reads (`query_only` was turned off again).
+        db.call(Access::Write, insert("after")).await.unwrap();
+        let rows = db
+            .call(Access::Read, |conn| count(conn, "%"))
+            .await
+            .unwrap();
+        assert_eq!(rows, 2, "only `written` and `after`");
         drop(db);
         std::fs::remove_dir_all(dir).unwrap();
     }
