@@ -180,12 +180,13 @@ pub struct Evicted {
 /// lands in, so this bounds the wait behind a burst.
 const MAX_GROUP: usize = 64;
 
+/// Prepared statements the connection keeps (the ports use about 40 distinct ones).
+const STATEMENT_CACHE: usize = 64;
+
 /// One port call for the database thread: [`Job::run`] does its statements inside the group's
 /// transaction (its own savepoint), [`Job::finish`] answers the caller once the group's commit
 /// is known.
 trait Job: Send {
-    /// Whether the call writes (its group then runs as a write transaction).
-    fn writes(&self) -> bool;
     /// Runs the call's statements; `false` when it failed, so its savepoint is rolled back.
     fn run(&mut self, conn: &Connection) -> bool;
     /// Answers the caller: the call's result if `committed` is `Ok` (an error of the call
@@ -195,7 +196,6 @@ trait Job: Send {
 
 /// A [`Job`] made of a closure over the connection and where its answer goes.
 struct Call<T, F, R> {
-    writes: bool,
     work: Option<F>,
     result: Option<Result<T, BackendError>>,
     reply: R,
@@ -207,10 +207,6 @@ where
     F: FnOnce(&Connection) -> Result<T, BackendError> + Send,
     R: FnOnce(Result<T, BackendError>) + Send,
 {
-    fn writes(&self) -> bool {
-        self.writes
-    }
-
     fn run(&mut self, conn: &Connection) -> bool {
         let Some(work) = self.work.take() else {
             return false;
@@ -252,39 +248,28 @@ fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts
         }
         let committed = run_group(conn, &mut group).map_err(sqlite_error);
         counts.calls.fetch_add(group.len() as u64, Relaxed);
-        if committed.is_ok() && group.iter().any(|job| job.writes()) {
+        if committed.as_ref().is_ok_and(|wrote| *wrote) {
             counts.commits.fetch_add(1, Relaxed);
         }
-        if committed.is_err() {
-            // Best effort: a failed COMMIT may leave the transaction open, and a failed group
-            // of reads `query_only` on.
-            if !conn.is_autocommit() {
-                let _ = conn.execute_batch("ROLLBACK");
-            }
-            let _ = conn.execute_batch("PRAGMA query_only = OFF");
+        if committed.is_err() && !conn.is_autocommit() {
+            // Best effort: a failed COMMIT may leave the transaction open.
+            let _ = conn.execute_batch("ROLLBACK");
         }
+        let committed = committed.map(drop);
         for job in group {
             job.finish(committed.as_ref().copied());
         }
     }
 }
 
-/// One group's transaction; an error means nothing of it was committed. A group of reads only
-/// needs none: each read sees what was committed before it. It runs with `query_only` on, so a
-/// call labelled [`Access::Read`] that wrote would fail before writing anything instead of
-/// committing outside any transaction. In a write group every call has its savepoint, reads
-/// included: the label chooses the transaction, never what a failure undoes.
-fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<()> {
-    if !group.iter().any(|job| job.writes()) {
-        conn.prepare_cached("PRAGMA query_only = ON")?.execute([])?;
-        for job in group.iter_mut() {
-            job.run(conn);
-        }
-        return conn
-            .prepare_cached("PRAGMA query_only = OFF")?
-            .execute([])
-            .map(drop);
-    }
+/// One group's transaction; an error means nothing of it was committed. Every call runs in its
+/// own savepoint, so a call that fails undoes only itself, whatever it did: nobody labels calls
+/// as reads or writes. A group that changed nothing appends nothing to the WAL at its commit.
+/// `IMMEDIATE` takes the write lock at the start, so a write late in a group never finds that a
+/// tool beside the owner ([`Database::open_shared`]) wrote since the group's first read.
+/// Returns whether the group changed any row.
+fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<bool> {
+    let before = conn.total_changes();
     conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
     for job in group.iter_mut() {
         conn.prepare_cached("SAVEPOINT call")?.execute([])?;
@@ -293,7 +278,8 @@ fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<
         }
         conn.prepare_cached("RELEASE call")?.execute([])?;
     }
-    conn.prepare_cached("COMMIT")?.execute([]).map(drop)
+    conn.prepare_cached("COMMIT")?.execute([])?;
+    Ok(conn.total_changes() != before)
 }
 
 /// What the database thread did, for reports and tests.
@@ -301,15 +287,6 @@ fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<
 struct Counts {
     calls: std::sync::atomic::AtomicU64,
     commits: std::sync::atomic::AtomicU64,
-}
-
-/// What a call does to the database.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Access {
-    /// Only reads.
-    Read,
-    /// Writes (or may).
-    Write,
 }
 
 /// One SQLite database (a file in WAL mode) shared by every store and queue of a gateway. Its
@@ -379,14 +356,20 @@ impl Database {
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(sqlite_error)?;
         // WAL: readers never block the writer and a commit appends to the log; NORMAL: the log
-        // is synced at checkpoints, not at each commit (durable through a process crash).
+        // is synced at checkpoints, not at each commit (durable through a process crash). A
+        // page cache of 4 MiB: the end of every transaction walks the cache's hash table, so a
+        // larger one (32 MiB) cost more CPU at each commit than it saved in reads (the kernel's
+        // page cache holds the rest of the file).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -32768;",
+             PRAGMA cache_size = -4096;",
         )
         .map_err(sqlite_error)?;
+        // Every statement of the ports is prepared once and kept: more of them are in use than
+        // rusqlite keeps by default (16), and preparing again costs more than running them.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&conn)?;
         conn.execute_batch(SCHEMA).map_err(sqlite_error)?;
         if release_leases {
@@ -419,14 +402,13 @@ impl Database {
     }
 
     /// Hands `work` to the database thread; `reply` gets its result once its group committed.
-    fn submit<T, F, R>(&self, access: Access, work: F, reply: R) -> Result<(), BackendError>
+    fn submit<T, F, R>(&self, work: F, reply: R) -> Result<(), BackendError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
         R: FnOnce(Result<T, BackendError>) + Send + 'static,
     {
         let job = Box::new(Call {
-            writes: access == Access::Write,
             work: Some(work),
             result: None,
             reply,
@@ -439,13 +421,13 @@ impl Database {
     }
 
     /// Runs `work` on the database thread and waits for its commit without holding a thread.
-    async fn call<T, F>(&self, access: Access, work: F) -> Result<T, BackendError>
+    async fn call<T, F>(&self, work: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
     {
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(access, work, move |r| {
+        self.submit(work, move |r| {
             let _ = tx.send(r);
         })?;
         rx.await
@@ -472,7 +454,7 @@ impl Database {
         limit: u32,
     ) -> Result<Evicted, BackendError> {
         let now = millis(now);
-        self.call(Access::Write, move |conn| {
+        self.call(move |conn| {
             let evict = |table: &str| -> Result<u64, BackendError> {
                 let sql = format!(
                     "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} \
@@ -494,7 +476,7 @@ impl Database {
 
     /// The database's size in bytes (pages in use and free, without the WAL).
     pub async fn size_bytes(&self) -> Result<u64, BackendError> {
-        self.call(Access::Read, |conn| {
+        self.call(|conn| {
             let pages: i64 = conn
                 .query_row("PRAGMA page_count", [], |r| r.get(0))
                 .map_err(sqlite_error)?;
@@ -579,7 +561,7 @@ impl DocumentStore for SqliteDocumentStore {
         let (key, now) = (key.to_owned(), millis(now));
         let row: Option<(i64, String)> = self
             .db
-            .call(Access::Read, move |conn| {
+            .call(move |conn| {
                 conn.prepare_cached(
                     "SELECT version, body FROM docs WHERE key = ?1 \
                      AND (expires_at IS NULL OR expires_at > ?2)",
@@ -627,9 +609,7 @@ impl DocumentStore for SqliteDocumentStore {
                 })
             })
             .collect::<Result<_, BackendError>>()?;
-        self.db
-            .call(Access::Write, move |conn| put_all_in(conn, &puts))
-            .await
+        self.db.call(move |conn| put_all_in(conn, &puts)).await
     }
 
     async fn list_page(
@@ -640,13 +620,13 @@ impl DocumentStore for SqliteDocumentStore {
         let sql = if page.descending {
             "SELECT key, sort, version, body FROM docs WHERE part = ?1 \
              AND (?2 IS NULL OR sort > ?2) AND (?3 IS NULL OR sort < ?3) \
-             AND (expires_at IS NULL OR expires_at > ?4) ORDER BY sort DESC, key DESC LIMIT ?5"
+             AND (expires_at IS NULL OR expires_at > ?4) ORDER BY sort DESC, key DESC"
         } else {
             "SELECT key, sort, version, body FROM docs WHERE part = ?1 \
              AND (?2 IS NULL OR sort > ?2) AND (?3 IS NULL OR sort < ?3) \
-             AND (expires_at IS NULL OR expires_at > ?4) ORDER BY sort ASC, key ASC LIMIT ?5"
+             AND (expires_at IS NULL OR expires_at > ?4) ORDER BY sort ASC, key ASC"
         };
-        let limit = i64::try_from(page.limit).unwrap_or(i64::MAX);
+        let limit = page.limit;
         let (partition, after, before, now) = (
             page.partition.to_owned(),
             page.after.map(str::to_owned),
@@ -655,12 +635,13 @@ impl DocumentStore for SqliteDocumentStore {
         );
         let rows: Vec<(String, String, i64, String)> = self
             .db
-            .call(Access::Read, move |conn| {
+            .call(move |conn| {
                 conn.prepare_cached(sql)
                     .and_then(|mut s| {
-                        s.query_map(params![partition, after, before, now, limit], |r| {
+                        s.query_map(params![partition, after, before, now], |r| {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
                         })?
+                        .take(limit)
                         .collect()
                     })
                     .map_err(sqlite_error)
@@ -704,7 +685,7 @@ impl BlobStore for SqliteBlobStore {
     ) -> Result<(), BackendError> {
         let (key, bytes, expires_at) = (key.to_owned(), bytes.to_vec(), millis(expires_at));
         self.db
-            .call(Access::Write, move |conn| {
+            .call(move |conn| {
                 conn.prepare_cached(
                     "INSERT INTO blobs (key, bytes, expires_at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, \
@@ -720,7 +701,7 @@ impl BlobStore for SqliteBlobStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Vec<u8>>, BackendError> {
         let (key, now) = (key.to_owned(), millis(now));
         self.db
-            .call(Access::Read, move |conn| {
+            .call(move |conn| {
                 conn.prepare_cached("SELECT bytes FROM blobs WHERE key = ?1 AND expires_at > ?2")
                     .and_then(|mut s| s.query_row(params![key, now], |r| r.get(0)).optional())
                     .map_err(sqlite_error)
@@ -741,13 +722,12 @@ fn take_visible_in(
     now: i64,
     hidden_until: i64,
 ) -> Result<(Vec<ReceivedMessage>, bool, Option<i64>), BackendError> {
-    let limit = i64::try_from(max).unwrap_or(10);
     let mut out = Vec::new();
     let mut moved = false;
     let mut visible = conn
         .prepare_cached(
             "SELECT seq, message_id, body, receive_count FROM messages \
-             WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq LIMIT ?3",
+             WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq",
         )
         .map_err(sqlite_error)?;
     let mut lease = conn
@@ -773,12 +753,15 @@ fn take_visible_in(
     // taken once per call.
     let mut taken: Vec<i64> = Vec::new();
     loop {
-        let want = limit - i64::try_from(out.len()).unwrap_or(0);
+        // No `LIMIT ?` in the statement: SQLite prepares a statement again whenever the value
+        // bound to its LIMIT changes. The index gives the order, so rows are read only as far
+        // as they are taken.
+        let want = max.saturating_sub(out.len());
         let rows: Vec<(i64, String, String, u32)> = visible
-            .query_map(params![queue, now, want], |r| {
+            .query_map(params![queue, now], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
             })
-            .and_then(Iterator::collect)
+            .and_then(|rows| rows.take(want).collect())
             .map_err(sqlite_error)?;
         let mut moved_now = false;
         for (seq, message_id, body, count) in rows {
@@ -902,7 +885,7 @@ impl SqliteQueue {
         let name = self.name.clone();
         let n: i64 = self
             .db
-            .call(Access::Read, move |conn| {
+            .call(move |conn| {
                 conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE queue = ?1")
                     .and_then(|mut s| s.query_row(params![&*name], |r| r.get(0)))
                     .map_err(sqlite_error)
@@ -927,7 +910,7 @@ impl SqliteQueue {
             .map(|dl| (dl.queue.name.clone(), dl.max_receives));
         let (out, moved, next_visible) = self
             .db
-            .call(Access::Write, move |conn| {
+            .call(move |conn| {
                 let dead_letter = dead_letter.as_ref().map(|(q, n)| (&**q, *n));
                 take_visible_in(conn, &name, dead_letter, max, now, hidden_until)
             })
@@ -963,7 +946,7 @@ impl Queue for SqliteQueue {
         }
         let name = self.name.clone();
         self.db
-            .call(Access::Write, move |conn| {
+            .call(move |conn| {
                 let mut insert = conn
                     .prepare_cached(
                         "INSERT INTO messages (queue, message_id, body, visible_at, received_at, \
@@ -1012,9 +995,7 @@ impl Queue for SqliteQueue {
     async fn delete(&self, receipt: &str) -> Result<(), BackendError> {
         let (name, receipt) = (self.name.clone(), receipt.to_owned());
         self.db
-            .call(Access::Write, move |conn| {
-                delete_message(conn, seq_of(conn, &name, &receipt)?)
-            })
+            .call(move |conn| delete_message(conn, seq_of(conn, &name, &receipt)?))
             .await
     }
 
@@ -1033,7 +1014,7 @@ impl Queue for SqliteQueue {
         // One call: the deletes of a batch share a transaction, as they would share a
         // DeleteMessageBatch request.
         self.db
-            .call(Access::Write, move |conn| {
+            .call(move |conn| {
                 let mut failed = Vec::new();
                 for (i, receipt) in receipts.iter().enumerate() {
                     match seq_of(conn, &name, receipt) {
@@ -1061,7 +1042,7 @@ impl Queue for SqliteQueue {
         let visibility = duration_millis(visibility);
         let (name, receipt) = (self.name.clone(), receipt.to_owned());
         self.db
-            .call(Access::Write, move |conn| {
+            .call(move |conn| {
                 let seq = seq_of(conn, &name, &receipt)?;
                 let received_at: i64 = conn
                     .prepare_cached("SELECT received_at FROM messages WHERE seq = ?1")
@@ -1135,7 +1116,7 @@ mod tests {
         let blobs = SqliteBlobStore::new(db.clone());
         assert_eq!(blobs.get("raw#1", now).await.unwrap().unwrap(), b"{}");
         let sql: Vec<String> = db
-            .call(Access::Read, |conn| {
+            .call(|conn| {
                 conn.prepare("SELECT sql FROM sqlite_master WHERE name IN ('docs', 'blobs')")
                     .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                     .map_err(sqlite_error)
@@ -1170,7 +1151,7 @@ mod tests {
         let blocker = tokio::spawn({
             let db = db.clone();
             async move {
-                db.call(Access::Read, move |_| {
+                db.call(move |_| {
                     started_tx.send(()).unwrap();
                     release_rx.recv().unwrap();
                     Ok(())
@@ -1184,7 +1165,6 @@ mod tests {
         for n in 0..40u32 {
             let (tx, rx) = tokio::sync::oneshot::channel();
             db.submit(
-                Access::Write,
                 move |conn| {
                     conn.execute(
                         "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
@@ -1232,57 +1212,35 @@ mod tests {
             1,
             "40 calls queued together, one commit"
         );
-        let rows = db
-            .call(Access::Read, |conn| count(conn, "k%"))
-            .await
-            .unwrap();
+        let rows = db.call(|conn| count(conn, "k%")).await.unwrap();
         assert_eq!(rows, 26);
         drop(db);
         std::fs::remove_dir_all(dir).unwrap();
     }
 
     #[tokio::test]
-    async fn a_call_labelled_read_cannot_write_and_a_failed_one_in_a_write_group_is_undone() {
-        let dir = std::env::temp_dir().join(format!("wagate-label-{}", ulid::Ulid::new()));
+    async fn a_group_of_reads_commits_nothing_and_any_failed_call_is_undone() {
+        let dir = std::env::temp_dir().join(format!("wagate-reads-{}", ulid::Ulid::new()));
         let db = Database::open_dir(&dir).unwrap();
-        let insert = |key: &'static str| {
-            move |conn: &Connection| {
+        let before = db.calls_and_commits();
+        assert_eq!(db.call(|conn| count(conn, "%")).await.unwrap(), 0);
+        let after_read = db.calls_and_commits();
+        assert_eq!(after_read.0 - before.0, 1);
+        assert_eq!(after_read.1, before.1, "a read is no write transaction");
+        // A call that reads, writes, then fails: its write is undone like any other.
+        let failed = db
+            .call(|conn| {
+                count(conn, "%")?;
                 conn.execute(
-                    "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
-                    [key],
+                    "INSERT INTO docs (key, version, body) VALUES ('gone', 1, '{}')",
+                    [],
                 )
-                .map_err(sqlite_error)
-            }
-        };
-        // Alone, a mislabelled call forms a group of reads: its write is refused.
-        assert!(db.call(Access::Read, insert("read-alone")).await.is_err());
-        // In a write group it has a savepoint: failing after its write undoes the write.
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        let (wtx, wrx) = tokio::sync::oneshot::channel();
-        db.submit(Access::Write, insert("written"), move |r| {
-            let _ = wtx.send(r);
-        })
-        .unwrap();
-        db.submit(
-            Access::Read,
-            move |conn| {
-                insert("read-in-group")(conn)?;
-                Err::<usize, _>(BackendError::Rejected("fails after its write".into()))
-            },
-            move |r| {
-                let _ = tx.send(r);
-            },
-        )
-        .unwrap();
-        assert_eq!(wrx.await.unwrap().unwrap(), 1);
-        assert!(rx.await.unwrap().is_err());
-        // Writes work after the group of reads (`query_only` was turned off again).
-        db.call(Access::Write, insert("after")).await.unwrap();
-        let rows = db
-            .call(Access::Read, |conn| count(conn, "%"))
-            .await
-            .unwrap();
-        assert_eq!(rows, 2, "only `written` and `after`");
+                .map_err(sqlite_error)?;
+                Err::<(), _>(BackendError::Rejected("fails after its write".into()))
+            })
+            .await;
+        assert!(failed.is_err());
+        assert_eq!(db.call(|conn| count(conn, "%")).await.unwrap(), 0);
         drop(db);
         std::fs::remove_dir_all(dir).unwrap();
     }
