@@ -28,14 +28,14 @@ use wagate_local::cli::{BackendArgs, BackendKind};
 use wagate_local::config::LocalConfig;
 use wagate_local::gateway::{Gateway, Options};
 use wagate_local::manage::ManageCommand;
+use wagate_local::receiver::{Receiver, ReceiverOptions};
+use wagate_local::sample;
 
 /// mimalloc instead of glibc's malloc: the pipeline allocates and frees many small JSON trees on
 /// one thread and drops them on another, where glibc's arenas spent about a third of the CPU
 /// (BENCHMARKS.md, pipeline throughput).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use wagate_local::receiver::{Receiver, ReceiverOptions};
-use wagate_local::sample;
 
 /// The port local mode listens on for webhooks unless told otherwise.
 const DEFAULT_PORT: u16 = 3000;

@@ -180,7 +180,7 @@ pub struct Evicted {
 /// lands in, so this bounds the wait behind a burst.
 const MAX_GROUP: usize = 64;
 
-/// Prepared statements the connection keeps (the ports use about 40 distinct ones).
+/// Prepared statements the connection keeps (the ports use about 30 distinct ones).
 const STATEMENT_CACHE: usize = 64;
 
 /// One port call for the database thread: [`Job::run`] does its statements inside the group's
@@ -236,7 +236,7 @@ where
 /// only itself), commits, and only then answers them. Calls that arrive while a group runs form
 /// the next one, so under load one commit (one append to the WAL) serves many calls, and a
 /// caller never holds a lock or a worker thread while it waits.
-fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts) {
+fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts, begin: &str) {
     while let Ok(first) = jobs.recv() {
         let mut group = Vec::with_capacity(MAX_GROUP);
         group.push(first);
@@ -246,7 +246,7 @@ fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts
                 Err(_) => break,
             }
         }
-        let committed = run_group(conn, &mut group).map_err(sqlite_error);
+        let committed = run_group(conn, &mut group, begin).map_err(sqlite_error);
         counts.calls.fetch_add(group.len() as u64, Relaxed);
         if committed.as_ref().is_ok_and(|wrote| *wrote) {
             counts.commits.fetch_add(1, Relaxed);
@@ -264,23 +264,33 @@ fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts
 
 /// One group's transaction; an error means nothing of it was committed. Every call runs in its
 /// own savepoint, so a call that fails undoes only itself, whatever it did: nobody labels calls
-/// as reads or writes. A group that changed nothing appends nothing to the WAL at its commit.
-/// `IMMEDIATE` takes the write lock at the start, so a write late in a group never finds that a
-/// tool beside the owner ([`Database::open_shared`]) wrote since the group's first read.
-/// Returns whether the group changed any row.
-fn run_group(conn: &Connection, group: &mut [Box<dyn Job>]) -> rusqlite::Result<bool> {
-    let before = conn.total_changes();
-    conn.prepare_cached("BEGIN IMMEDIATE")?.execute([])?;
+/// as reads or writes. A group of reads only appends nothing to the WAL at its commit. `begin`
+/// is [`OWNER_BEGIN`] or [`SHARED_BEGIN`]. Returns whether a call that succeeded changed rows.
+fn run_group(conn: &Connection, group: &mut [Box<dyn Job>], begin: &str) -> rusqlite::Result<bool> {
+    let mut wrote = false;
+    conn.prepare_cached(begin)?.execute([])?;
     for job in group.iter_mut() {
         conn.prepare_cached("SAVEPOINT call")?.execute([])?;
-        if !job.run(conn) {
+        let before = conn.total_changes();
+        if job.run(conn) {
+            wrote |= conn.total_changes() != before;
+        } else {
             conn.prepare_cached("ROLLBACK TO call")?.execute([])?;
         }
         conn.prepare_cached("RELEASE call")?.execute([])?;
     }
     conn.prepare_cached("COMMIT")?.execute([])?;
-    Ok(conn.total_changes() != before)
+    Ok(wrote)
 }
+
+/// How the owner's groups begin: with the write lock taken, so a write late in a group never
+/// finds that a tool beside it ([`Database::open_shared`]) wrote since the group's first read.
+const OWNER_BEGIN: &str = "BEGIN IMMEDIATE";
+
+/// How a tool's groups begin beside the owner: deferred, so its reads never take the write lock
+/// the owner's groups wait for (a write of the tool that meets one of the owner's fails, and is
+/// retried like any failed call).
+const SHARED_BEGIN: &str = "BEGIN";
 
 /// What the database thread did, for reports and tests.
 #[derive(Debug, Default)]
@@ -337,7 +347,7 @@ impl Database {
             Err(std::fs::TryLockError::Error(e)) => return Err(BackendError::unavailable(e)),
         }
         let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
-        Self::setup(conn, Some(lock), true)
+        Self::setup(conn, Some(lock), true, OWNER_BEGIN)
     }
 
     /// Opens the database of a data directory another process owns, to look at it (queue
@@ -345,19 +355,20 @@ impl Database {
     /// safe beside the owner's.
     pub fn open_shared(dir: &Path) -> Result<Arc<Self>, BackendError> {
         let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
-        Self::setup(conn, None, false)
+        Self::setup(conn, None, false, SHARED_BEGIN)
     }
 
     fn setup(
         conn: Connection,
         owner: Option<std::fs::File>,
         release_leases: bool,
+        begin: &'static str,
     ) -> Result<Arc<Self>, BackendError> {
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(sqlite_error)?;
         // WAL: readers never block the writer and a commit appends to the log; NORMAL: the log
         // is synced at checkpoints, not at each commit (durable through a process crash). A
-        // page cache of 4 MiB: the end of every transaction walks the cache's hash table, so a
+        // page cache of 4 MiB: the end of every write transaction walks the cache's hash table, so a
         // larger one (32 MiB) cost more CPU at each commit than it saved in reads (the kernel's
         // page cache holds the rest of the file).
         conn.execute_batch(
@@ -381,7 +392,7 @@ impl Database {
             .name("wagate-sqlite".into())
             .spawn({
                 let counts = counts.clone();
-                move || serve(&conn, &queue, &counts)
+                move || serve(&conn, &queue, &counts, begin)
             })
             .map_err(BackendError::unavailable)?;
         Ok(Arc::new(Self {
@@ -392,8 +403,8 @@ impl Database {
         }))
     }
 
-    /// Calls run so far, and the write transactions committed for them (fewer than the calls
-    /// that write when group commit pays).
+    /// Calls run so far, and the transactions committed for them in which a call changed rows
+    /// (fewer than the calls that write when group commit pays).
     pub fn calls_and_commits(&self) -> (u64, u64) {
         (
             self.counts.calls.load(Relaxed),
@@ -1242,6 +1253,47 @@ mod tests {
         assert!(failed.is_err());
         assert_eq!(db.call(|conn| count(conn, "%")).await.unwrap(), 0);
         drop(db);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_tool_beside_the_owner_reads_while_the_owner_holds_its_write_lock() {
+        let dir = std::env::temp_dir().join(format!("wagate-shared-{}", ulid::Ulid::new()));
+        let owner = Database::open_dir(&dir).unwrap();
+        owner
+            .call(|conn| {
+                conn.execute(
+                    "INSERT INTO docs (key, version, body) VALUES ('k', 1, '{}')",
+                    [],
+                )
+                .map_err(sqlite_error)
+            })
+            .await
+            .unwrap();
+        // The owner's next group holds its transaction (and the write lock) open.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let held = tokio::spawn({
+            let owner = owner.clone();
+            async move {
+                owner
+                    .call(move |_| {
+                        started_tx.send(()).unwrap();
+                        release_rx.recv().unwrap();
+                        Ok(())
+                    })
+                    .await
+            }
+        });
+        started_rx.recv().unwrap();
+        let tool = Database::open_shared(&dir).unwrap();
+        // Deferred: the tool's read needs no write lock, so it is answered while the owner's
+        // group is still open (an IMMEDIATE begin would wait for it, then fail after 5 s).
+        let rows = tool.call(|conn| count(conn, "%")).await.unwrap();
+        assert_eq!(rows, 1);
+        release_tx.send(()).unwrap();
+        held.await.unwrap().unwrap();
+        drop((tool, owner));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
