@@ -347,7 +347,7 @@ impl Database {
             Err(std::fs::TryLockError::Error(e)) => return Err(BackendError::unavailable(e)),
         }
         let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
-        Self::setup(conn, Some(lock), true, OWNER_BEGIN)
+        Self::setup(conn, Some(lock))
     }
 
     /// Opens the database of a data directory another process owns, to look at it (queue
@@ -355,22 +355,24 @@ impl Database {
     /// safe beside the owner's.
     pub fn open_shared(dir: &Path) -> Result<Arc<Self>, BackendError> {
         let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
-        Self::setup(conn, None, false, SHARED_BEGIN)
+        Self::setup(conn, None)
     }
 
-    fn setup(
-        conn: Connection,
-        owner: Option<std::fs::File>,
-        release_leases: bool,
-        begin: &'static str,
-    ) -> Result<Arc<Self>, BackendError> {
+    fn setup(conn: Connection, owner: Option<std::fs::File>) -> Result<Arc<Self>, BackendError> {
+        // The owner releases a killed predecessor's leases and begins its groups with the write
+        // lock; a tool beside it does neither.
+        let begin = if owner.is_some() {
+            OWNER_BEGIN
+        } else {
+            SHARED_BEGIN
+        };
         conn.busy_timeout(Duration::from_secs(5))
             .map_err(sqlite_error)?;
         // WAL: readers never block the writer and a commit appends to the log; NORMAL: the log
         // is synced at checkpoints, not at each commit (durable through a process crash). A
-        // page cache of 4 MiB: the end of every write transaction walks the cache's hash table, so a
-        // larger one (32 MiB) cost more CPU at each commit than it saved in reads (the kernel's
-        // page cache holds the rest of the file).
+        // page cache of 4 MiB: the end of every write transaction walks the cache's hash
+        // table, so a larger one (32 MiB) cost more CPU at each commit than it saved in reads
+        // (the kernel's page cache holds the rest of the file).
         conn.execute_batch(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
@@ -383,7 +385,7 @@ impl Database {
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&conn)?;
         conn.execute_batch(SCHEMA).map_err(sqlite_error)?;
-        if release_leases {
+        if owner.is_some() {
             Self::release_leases(&conn)?;
         }
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();

@@ -363,13 +363,18 @@ impl<'c> EntryCtx<'c> {
         }
     }
 
-    /// The entry's source: the gateway's with `business_account_id` set to the entry id.
+    /// The entry's source, shared by the events that need no more: see
+    /// [`EntryCtx::own_source`].
     fn source(&self) -> &Arc<SourceInfo> {
-        self.source.get_or_init(|| {
-            let mut source = self.ctx.source.clone();
-            source.business_account_id.clone_from(&self.id);
-            Arc::new(source)
-        })
+        self.source.get_or_init(|| Arc::new(self.own_source()))
+    }
+
+    /// A copy of the gateway's source with `business_account_id` set to the entry id, for a
+    /// value that adds its own fields (a messages-like value's `metadata`).
+    fn own_source(&self) -> SourceInfo {
+        let mut source = self.ctx.source.clone();
+        source.business_account_id.clone_from(&self.id);
+        source
     }
 
     fn change(&self, field: &str, value: &RawValue, out: &mut Vec<InboundEvent>) {
@@ -400,8 +405,7 @@ impl<'c> EntryCtx<'c> {
             .and_then(Slot::raw)
             .and_then(decode_owned)
             .unwrap_or_default();
-        let mut source = self.ctx.source.clone();
-        source.business_account_id.clone_from(&self.id);
+        let mut source = self.own_source();
         source.business_id = metadata.phone_number_id;
         source.business_phone_number = metadata.display_phone_number;
         let source = Arc::new(source);
