@@ -388,7 +388,7 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
     let running = Arc::new(Mutex::new(Some(harness.start(first).await?)));
     let base = format!("http://{}", SocketAddr::from(([127, 0, 0, 1], port)));
     wait_healthy(&base).await?;
-    let client = reqwest::Client::builder()
+    let client = aws_adapters::http::client_builder()
         .timeout(Duration::from_secs(30))
         .build()?;
     let restart_after = if (0.0..1.0).contains(&options.restart_at) {
@@ -541,7 +541,7 @@ fn config_json(config: &LocalConfig, secret: &EndpointSecret) -> anyhow::Result<
 }
 
 async fn wait_healthy(base: &str) -> anyhow::Result<()> {
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     for _ in 0..600 {
         if let Ok(r) = client.get(format!("{base}/healthz")).send().await
             && r.status().is_success()

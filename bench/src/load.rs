@@ -204,7 +204,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
         .source("meta-demo")
         .ok_or_else(|| anyhow::anyhow!("the sample config has no meta-demo source"))?
         .clone();
-    let client = reqwest::Client::builder()
+    let client = aws_adapters::http::client_builder()
         .pool_max_idle_per_host(options.max_in_flight)
         .build()?;
     let mut rng = Rng::new(7);

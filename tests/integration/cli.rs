@@ -202,7 +202,7 @@ async fn conversations_are_handed_off_and_annotated_from_the_command_line() {
     )
     .to_string();
     let config = LocalConfig::sample().unwrap();
-    let mut request = reqwest::Client::new()
+    let mut request = aws_adapters::http::client()
         .post(format!("http://{}/webhooks/meta-demo", gateway.addr()))
         .header("content-type", "application/json")
         .body(body.clone());
@@ -317,7 +317,7 @@ async fn a_refused_webhook_is_diagnosed_and_counted_in_the_overview() {
     // A proxy pretty-printed the body on the way: the gateway refuses it…
     let pretty =
         serde_json::to_string_pretty(&serde_json::from_str::<Value>(&body).unwrap()).unwrap();
-    let mut req = reqwest::Client::new().post(&url).body(pretty.clone());
+    let mut req = aws_adapters::http::client().post(&url).body(pretty.clone());
     for (name, value) in &headers {
         req = req.header(name, value);
     }
@@ -371,7 +371,7 @@ async fn a_refused_webhook_is_diagnosed_and_counted_in_the_overview() {
     std::fs::remove_dir_all(&dir).unwrap();
 
     // The overview counts the refusal (other tests in this process may add theirs).
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     let stats = client
         .get(format!("http://{}/v1/stats", gateway.addr()))
         .header("x-api-key", API_KEY)

@@ -177,7 +177,7 @@ async fn open(browser: &Browser, base: &str, route: &str, heading: &str) {
 
 /// An authenticated management API call, as a client other than the browser.
 async fn api(gateway: &Gateway, method: reqwest::Method, path: &str) -> (u16, Value) {
-    let r = reqwest::Client::new()
+    let r = aws_adapters::http::client()
         .request(method, format!("http://{}/v1{path}", gateway.addr()))
         .header("x-api-key", API_KEY)
         .send()

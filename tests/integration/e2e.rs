@@ -86,7 +86,9 @@ pub(crate) async fn moto_stores() -> (Stores, moto::Server, Patience) {
 pub(crate) async fn post(gateway: &Gateway, source: &str, body: &str) -> (u16, String) {
     let config = LocalConfig::sample().unwrap();
     let url = format!("http://{}/webhooks/{source}", gateway.addr());
-    let mut req = reqwest::Client::new().post(&url).body(body.to_owned());
+    let mut req = aws_adapters::http::client()
+        .post(&url)
+        .body(body.to_owned());
     for (name, value) in request_headers(config.source(source).unwrap(), &url, body.as_bytes()) {
         req = req.header(name, value);
     }
@@ -228,7 +230,7 @@ async fn full_pipeline(stores: Stores, patience: Patience) {
         assert_eq!(post(&gateway, "meta-demo", &body).await.0, 200);
     }
     // A webhook with a bad signature is refused and delivers nothing.
-    let forged = reqwest::Client::new()
+    let forged = aws_adapters::http::client()
         .post(format!("http://{}/webhooks/meta-demo", gateway.addr()))
         .header("x-hub-signature-256", format!("sha256={}", "0".repeat(64)))
         .body(alice_bodies[1].clone())
@@ -590,7 +592,7 @@ async fn a_crash_loses_nothing(stores: Stores) {
 async fn the_front_answers_like_the_deployed_ingest() {
     let gateway = start(Stores::memory(), vec![]).await;
     let base = format!("http://{}", gateway.addr());
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     let get = |path: String| client.get(format!("{base}{path}")).send();
     let r = get("/healthz".into()).await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
@@ -641,7 +643,7 @@ async fn endpoints_made_through_the_management_api_receive_deliveries() {
     let receiver = Receiver::start(vec![]).await;
     let gateway = start_with_api(vec![]).await;
     let base = format!("http://{}/v1", gateway.addr());
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     let api = |method: reqwest::Method, path: &str| api_call(&client, &gateway, method, path);
     let unauthorized = client
         .get(format!("{base}/endpoints"))
@@ -751,7 +753,7 @@ async fn json_of(request: reqwest::RequestBuilder) -> Value {
 async fn conversations_are_managed_through_the_api_and_their_events_delivered() {
     let receiver = Receiver::start(vec![]).await;
     let gateway = start_with_api(vec![endpoint("ep_e2e", &receiver.url("/hook"))]).await;
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     let api = |method: reqwest::Method, path: &str| api_call(&client, &gateway, method, path);
     let alice = "15550005555";
     let first = meta_text(alice, "Alice", &wamid(), "hello", Utc::now()).to_string();

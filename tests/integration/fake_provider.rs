@@ -68,7 +68,7 @@ async fn waha(webhook: Option<String>, statuses: StatusPlan) -> FakeWaha {
 
 /// POSTs `body` to the fake's messages endpoint with `token`; (status, JSON answer).
 async fn send_with(fake: &FakeGraph, token: Option<&str>, body: &Value) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = aws_adapters::http::client()
         .post(fake.messages_url("v23.0"))
         .header("content-type", "application/json")
         .body(body.to_string());
@@ -98,7 +98,7 @@ async fn call_waha(
     key: Option<&str>,
     body: &Value,
 ) -> (u16, String) {
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     let url = format!("{}{path}", fake.url());
     let mut request = match method {
         "PUT" => client.put(url),
@@ -178,7 +178,7 @@ async fn graph_refuses_a_missing_or_wrong_token_with_code_190() {
     let fake = graph(None, StatusPlan::none()).await;
     for token in [None, Some("not-the-token")] {
         let response = {
-            let mut request = reqwest::Client::new()
+            let mut request = aws_adapters::http::client()
                 .post(fake.messages_url("v23.0"))
                 .header("content-type", "application/json")
                 .body(text_to("15550001111").to_string());
@@ -202,7 +202,7 @@ async fn graph_refuses_a_missing_or_wrong_token_with_code_190() {
     }
     assert!(fake.sent().is_empty());
     // The token may also come as a query parameter, as Graph allows.
-    let response = reqwest::Client::new()
+    let response = aws_adapters::http::client()
         .post(format!(
             "{}?access_token={TOKEN}",
             fake.messages_url("v23.0")
@@ -218,7 +218,7 @@ async fn graph_refuses_a_missing_or_wrong_token_with_code_190() {
 #[tokio::test]
 async fn graph_answers_an_unknown_phone_number_id_and_path_as_graph_does() {
     let fake = graph(None, StatusPlan::none()).await;
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     let post = |path: String| {
         client
             .post(format!("{}{path}", fake.url()))
@@ -814,7 +814,7 @@ async fn graph_fail_next_and_hang_next_script_the_next_answers() {
     // A hung request: the client times out, the next request is answered, and stopping ends
     // the hung one.
     fake.hang_next(1);
-    let timeout = reqwest::Client::builder()
+    let timeout = aws_adapters::http::client_builder()
         .timeout(Duration::from_millis(300))
         .build()
         .unwrap()
@@ -1696,7 +1696,7 @@ async fn waha_serves_media_sent_as_base64_at_the_url_message_any_gives() {
         url.starts_with(&format!("{}/api/files/default/", fake.url())),
         "{url}"
     );
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     let unauthorized = client.get(url).send().await.unwrap();
     assert_eq!(unauthorized.status().as_u16(), 401);
     let file = client
@@ -1715,7 +1715,7 @@ async fn get_file(
     url: &str,
     headers: &[(&str, &str)],
 ) -> (u16, Option<String>, Option<u64>, Vec<u8>) {
-    let mut request = reqwest::Client::new().get(url);
+    let mut request = aws_adapters::http::client().get(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
@@ -1972,7 +1972,7 @@ async fn graph_media_lookups_and_downloads_can_be_scripted_to_fail_hang_stall_or
     assert_eq!(get_file(&url, &auth).await.0, 500);
     assert_eq!(get_file(&url, &auth).await.3, bytes);
 
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     let request = || client.get(&url).header("authorization", &bearer);
     // A body that breaks off: headers and some bytes, then an error.
     fake.fault_next_download(1, DownloadFault::Cut);
@@ -2067,7 +2067,7 @@ async fn waha_file_downloads_can_be_scripted_to_fail_or_break_off() {
     let error: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!((status, error["statusCode"].as_u64()), (500, Some(500)));
     fake.fault_next_download(1, DownloadFault::Cut);
-    let response = reqwest::Client::new()
+    let response = aws_adapters::http::client()
         .get(&url)
         .header("x-api-key", API_KEY)
         .send()

@@ -165,7 +165,7 @@ impl World {
             gateway,
             graph,
             source,
-            client: reqwest::Client::new(),
+            client: aws_adapters::http::client(),
             arrivals,
             seen: Vec::new(),
             deadline: patience.deadline(12 * CALLS_PER_WEBHOOK),

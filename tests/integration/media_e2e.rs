@@ -68,7 +68,7 @@ async fn world(stores: Stores) -> World {
     options.batching_window = Duration::from_millis(200);
     let gateway = Gateway::start(stores, listener, options).await.unwrap();
     // The eager endpoint does not wait for media (set through the API, as an operator would).
-    let r = reqwest::Client::new()
+    let r = aws_adapters::http::client()
         .patch(format!("http://{}/v1/endpoints/ep_eager", gateway.addr()))
         .header("x-api-key", API_KEY)
         .header("content-type", "application/json")
@@ -156,7 +156,7 @@ async fn an_image_reaches_subscribers_with_a_url_that_downloads_it(
 
     // The API gives a fresh URL for the same file.
     let id = media["id"].as_str().unwrap();
-    let r = reqwest::Client::new()
+    let r = aws_adapters::http::client()
         .get(format!("http://{}/v1/media/{id}", w.gateway.addr()))
         .header("x-api-key", API_KEY)
         .send()

@@ -30,7 +30,9 @@ async fn post_raw(
     if !query.is_empty() {
         url = format!("{url}?{query}");
     }
-    let mut req = reqwest::Client::new().post(&url).body(body.to_owned());
+    let mut req = aws_adapters::http::client()
+        .post(&url)
+        .body(body.to_owned());
     for (name, value) in headers {
         req = req.header(*name, *value);
     }

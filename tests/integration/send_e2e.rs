@@ -118,7 +118,7 @@ async fn world(stores: Stores) -> World {
         graph,
         waha,
         receiver,
-        client: reqwest::Client::new(),
+        client: aws_adapters::http::client(),
     }
 }
 

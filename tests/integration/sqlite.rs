@@ -245,7 +245,7 @@ impl ServeProcess {
             .spawn()
             .unwrap();
         let base = format!("http://127.0.0.1:{port}");
-        let client = reqwest::Client::new();
+        let client = aws_adapters::http::client();
         let healthy = tests::wait::within_async(Duration::from_secs(60), || async {
             client
                 .get(format!("{base}/healthz"))
@@ -285,7 +285,7 @@ async fn a_gateway_killed_with_sigkill_keeps_endpoints_conversations_batches_and
         .local_addr()
         .unwrap()
         .port();
-    let client = reqwest::Client::new();
+    let client = aws_adapters::http::client();
     let key = ("X-API-Key", "demo-admin-key-local-only");
 
     let gateway = ServeProcess::start(&config_path, &data_dir, port).await;

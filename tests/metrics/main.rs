@@ -22,7 +22,7 @@ use wagate_local::sample::{meta_status, meta_text, signature_headers, wamid};
 
 async fn post(gateway: &Gateway, body: &str, signed: bool) -> u16 {
     let config = LocalConfig::sample().unwrap();
-    let mut req = reqwest::Client::new()
+    let mut req = aws_adapters::http::client()
         .post(format!("http://{}/webhooks/meta-demo", gateway.addr()))
         .header("content-type", "application/json")
         .body(body.to_owned());

@@ -85,7 +85,7 @@ impl Browser {
             .unwrap_or_else(|e| panic!("{}: {e}: {missing}", chromedriver.display()));
         let profile =
             std::env::temp_dir().join(format!("wagate-chromium-{}-{port}", std::process::id()));
-        let http = reqwest::Client::builder()
+        let http = aws_adapters::http::client_builder()
             .timeout(Duration::from_secs(120))
             .build()
             .unwrap();

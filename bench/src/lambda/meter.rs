@@ -542,7 +542,7 @@ impl MeterProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let meter = Arc::new(Meter::with_ledger(upstream.ledger.clone()));
-        let client = reqwest::Client::builder()
+        let client = aws_adapters::http::client_builder()
             .build()
             .context("building the proxy client")?;
         let upstream = Upstream {
@@ -819,7 +819,7 @@ mod tests {
         })
         .await
         .unwrap();
-        let answer = reqwest::Client::new()
+        let answer = aws_adapters::http::client()
             .post(format!("{}/", proxy.url()))
             .header("x-amz-target", "AmazonSQS.SendMessageBatch")
             .body("{}")

@@ -353,7 +353,7 @@ mod tests {
     async fn an_invocation_goes_out_on_next_and_comes_back_on_response() {
         let api = RuntimeApi::start("probe").await.unwrap();
         let base = format!("http://{}{PREFIX}", api.address());
-        let client = reqwest::Client::new();
+        let client = aws_adapters::http::client();
         let poller = {
             let (client, base) = (client.clone(), base.clone());
             tokio::spawn(async move {
@@ -411,7 +411,7 @@ mod tests {
     async fn other_paths_and_methods_are_unknown() {
         let api = RuntimeApi::start("probe").await.unwrap();
         let base = format!("http://{}{PREFIX}", api.address());
-        let client = reqwest::Client::new();
+        let client = aws_adapters::http::client();
         for request in [
             client.post(format!("{base}invocation/next")),
             client.head(format!("{base}invocation/next")),

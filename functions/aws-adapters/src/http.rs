@@ -101,12 +101,42 @@ pub struct ReqwestSender {
     policy: NetworkPolicy,
 }
 
+/// A reqwest client builder with TLS ready: every client in the workspace starts here (clippy's
+/// `disallowed-methods` refuses `reqwest::Client::new`/`builder` elsewhere).
+///
+/// reqwest is built without a crypto provider of its own (`rustls-no-provider`; its default,
+/// aws-lc, is the longest unit of a cold build), so this installs rustls' ring provider as the
+/// process default the first time it is called. Installing cannot fail in a way that matters:
+/// when another provider is already the default, that one is used.
+#[allow(clippy::disallowed_methods)]
+pub fn client_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        // Err only when a default is already installed, which is as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
+/// A client with reqwest's defaults (as `reqwest::Client::new`, which this replaces): for the
+/// tools and tests that talk to servers they chose, not for calls to subscriber or provider URLs
+/// (those go through the SSRF-checked [`ReqwestSender`] and [`ReqwestProviderApi`]).
+///
+/// # Panics
+/// When the TLS backend cannot be set up, as `reqwest::Client::new` does.
+pub fn client() -> reqwest::Client {
+    #[allow(clippy::expect_used)]
+    client_builder()
+        .build()
+        .expect("the HTTP client's TLS backend could not be set up")
+}
+
 /// The client builder every outbound call starts from: no redirects (a 3xx is the server's
 /// answer, and following it could leave the allowed network), no proxy from the environment (it
 /// would connect on the server's behalf, past the checks), connection pooling, SSRF-checked
 /// resolution under `rule`.
 fn guarded_client(rule: AddressRule) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+    client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
         .dns_resolver(Arc::new(GuardedResolver { rule }))

@@ -67,7 +67,7 @@ impl ApiClient {
         if !matches!(parsed.scheme(), "http" | "https") {
             bail!("--url must be http:// or https://");
         }
-        let http = reqwest::Client::builder()
+        let http = aws_adapters::http::client_builder()
             .timeout(Duration::from_secs(30))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;

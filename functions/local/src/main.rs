@@ -633,7 +633,7 @@ async fn send(args: SendArgs) -> anyhow::Result<()> {
         .source(source_id)
         .with_context(|| format!("no source `{source_id}` in the configuration"))?;
     let url = format!("{}/webhooks/{source_id}", args.url.trim_end_matches('/'));
-    let mut req = reqwest::Client::new().post(&url);
+    let mut req = aws_adapters::http::client().post(&url);
     for (name, value) in sample::request_headers(source, &url, &body) {
         req = req.header(name, value);
     }

@@ -370,7 +370,7 @@ mod tests {
     #[tokio::test]
     async fn signed_deliveries_are_accepted_and_the_rest_refused() {
         use shared::signature::sign_standard_webhook;
-        let client = reqwest::Client::new();
+        let client = aws_adapters::http::client();
         let body =
             br#"{"id":"evt_1","type":"whatsapp.message.read","data":{"message":{"id":"wamid.1"}}}"#;
         let post = |receiver: &Receiver, secret: &EndpointSecret, signed: &[u8], sent: &[u8]| {

@@ -388,7 +388,7 @@ async fn urls_download_the_object(b: Backend) {
         .url("src/doc", now + Duration::minutes(10), now)
         .await
         .unwrap();
-    let http = reqwest::Client::new();
+    let http = aws_adapters::http::client();
     let response = http.get(&url).send().await.unwrap();
     assert_eq!(response.status(), 200, "{url}");
     let header = |name: &str| {

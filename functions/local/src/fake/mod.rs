@@ -453,10 +453,10 @@ struct Poster {
 impl Poster {
     fn new(url: Option<String>, retry: WebhookRetry, print: Option<&'static str>) -> Self {
         // Building a client fails only without a TLS backend; plain http works either way.
-        let client = reqwest::Client::builder()
+        let client = aws_adapters::http::client_builder()
             .timeout(retry.timeout)
             .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
+            .unwrap_or_else(|_| aws_adapters::http::client());
         Self {
             client,
             url,
