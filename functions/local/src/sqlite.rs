@@ -268,6 +268,11 @@ fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts
 /// is [`OWNER_BEGIN`] or [`SHARED_BEGIN`]. Returns whether a call that succeeded changed rows.
 fn run_group(conn: &Connection, group: &mut [Box<dyn Job>], begin: &str) -> rusqlite::Result<bool> {
     let mut wrote = false;
+    if !conn.is_autocommit() {
+        // The best-effort ROLLBACK after an earlier group's failure failed too: end that
+        // transaction now, or this BEGIN would fail.
+        conn.execute_batch("ROLLBACK")?;
+    }
     conn.prepare_cached(begin)?.execute([])?;
     for job in group.iter_mut() {
         conn.prepare_cached("SAVEPOINT call")?.execute([])?;
@@ -1227,6 +1232,93 @@ mod tests {
         );
         let rows = db.call(|conn| count(conn, "k%")).await.unwrap();
         assert_eq!(rows, 26);
+        drop(db);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_group_whose_commit_fails_answers_every_call_with_an_error_and_writes_nothing() {
+        use std::sync::atomic::AtomicBool;
+
+        let dir = std::env::temp_dir().join(format!("wagate-commit-{}", ulid::Ulid::new()));
+        let db = Database::open_dir(&dir).unwrap();
+        // SQLite turns a COMMIT into a ROLLBACK and fails it while the hook says so.
+        let veto = Arc::new(AtomicBool::new(false));
+        db.call({
+            let veto = veto.clone();
+            move |conn| {
+                conn.commit_hook(Some(move || veto.load(Relaxed)));
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+        // Hold the thread so that the calls below queue up as one group behind it.
+        let (started_tx, started_rx) = std::sync::mpsc::channel();
+        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+        let blocker = tokio::spawn({
+            let db = db.clone();
+            async move {
+                db.call(move |_| {
+                    started_tx.send(()).unwrap();
+                    release_rx.recv().unwrap();
+                    Ok(())
+                })
+                .await
+            }
+        });
+        started_rx.recv().unwrap();
+        let before = db.calls_and_commits();
+        let mut calls = Vec::new();
+        for n in 0..10u32 {
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            db.submit(
+                move |conn| {
+                    conn.execute(
+                        "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
+                        [format!("k{n}")],
+                    )
+                    .map_err(sqlite_error)?;
+                    count(conn, "k%")
+                },
+                move |r| {
+                    let _ = tx.send(r);
+                },
+            )
+            .unwrap();
+            calls.push(rx);
+        }
+        veto.store(true, Relaxed);
+        release_tx.send(()).unwrap();
+        // The blocker's own group may be vetoed too: either answer is fine for it.
+        let _ = blocker.await.unwrap();
+        for (n, call) in calls.into_iter().enumerate() {
+            // Each call ran and succeeded inside the group; the failed COMMIT undid all of
+            // them, so none of them may report success.
+            match call.await.unwrap() {
+                Err(BackendError::Unavailable(e)) => {
+                    // SQLite's answer to a vetoed COMMIT (SQLITE_CONSTRAINT_COMMITHOOK).
+                    assert!(e.to_string().contains("constraint failed"), "call {n}: {e}");
+                }
+                other => panic!("call {n}: {other:?}"),
+            }
+        }
+        assert_eq!(db.calls_and_commits().1, before.1, "nothing committed");
+        veto.store(false, Relaxed);
+        // The connection is usable again: nothing of the failed group is there, and a new
+        // write commits.
+        assert_eq!(db.call(|conn| count(conn, "k%")).await.unwrap(), 0);
+        db.call(|conn| {
+            conn.execute(
+                "INSERT INTO docs (key, version, body) VALUES ('after', 1, '{}')",
+                [],
+            )
+            .map_err(sqlite_error)
+        })
+        .await
+        .unwrap();
+        assert_eq!(db.call(|conn| count(conn, "%")).await.unwrap(), 1);
+        assert_eq!(db.calls_and_commits().1, before.1 + 1);
         drop(db);
         std::fs::remove_dir_all(dir).unwrap();
     }
