@@ -1159,11 +1159,14 @@ mod tests {
         .map_err(sqlite_error)
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn calls_queued_together_commit_together_and_a_failed_one_undoes_only_itself() {
-        let dir = std::env::temp_dir().join(format!("wagate-group-{}", ulid::Ulid::new()));
-        let db = Database::open_dir(&dir).unwrap();
-        // Hold the thread so that the calls below queue up behind it.
+    /// Holds the database thread with a call until the returned sender is used, so that calls
+    /// submitted meanwhile queue up as one group. Needs a multi-threaded runtime.
+    fn hold(
+        db: &Arc<Database>,
+    ) -> (
+        tokio::task::JoinHandle<Result<(), BackendError>>,
+        std::sync::mpsc::Sender<()>,
+    ) {
         let (started_tx, started_rx) = std::sync::mpsc::channel();
         let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
         let blocker = tokio::spawn({
@@ -1178,31 +1181,52 @@ mod tests {
             }
         });
         started_rx.recv().unwrap();
+        (blocker, release_tx)
+    }
+
+    /// Submits `n` calls: call `i` inserts the document `k{i}`, then fails when `fails(i)`,
+    /// else answers how many `k` documents it sees.
+    fn queue_inserts(
+        db: &Database,
+        n: u32,
+        fails: impl Fn(u32) -> bool,
+    ) -> Vec<tokio::sync::oneshot::Receiver<Result<i64, BackendError>>> {
+        (0..n)
+            .map(|i| {
+                let fail = fails(i);
+                let (tx, rx) = tokio::sync::oneshot::channel();
+                db.submit(
+                    move |conn| {
+                        conn.execute(
+                            "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
+                            [format!("k{i}")],
+                        )
+                        .map_err(sqlite_error)?;
+                        if fail {
+                            return Err(BackendError::Rejected(format!("call {i} fails")));
+                        }
+                        count(conn, "k%")
+                    },
+                    move |r| {
+                        let _ = tx.send(r);
+                    },
+                )
+                .unwrap();
+                rx
+            })
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_queued_together_commit_together_and_a_failed_one_undoes_only_itself() {
+        let dir = std::env::temp_dir().join(format!("wagate-group-{}", ulid::Ulid::new()));
+        let db = Database::open_dir(&dir).unwrap();
+        // Hold the thread so that the calls below queue up behind it.
+        let (blocker, release_tx) = hold(&db);
         let before = db.calls_and_commits();
-        let mut calls = Vec::new();
-        for n in 0..40u32 {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            db.submit(
-                move |conn| {
-                    conn.execute(
-                        "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
-                        [format!("k{n}")],
-                    )
-                    .map_err(sqlite_error)?;
-                    // Every third call fails after its write; the next ones still see the
-                    // writes of the earlier successful calls of the group.
-                    if n % 3 == 0 {
-                        return Err(BackendError::Rejected(format!("call {n} fails")));
-                    }
-                    count(conn, "k%")
-                },
-                move |r| {
-                    let _ = tx.send(r);
-                },
-            )
-            .unwrap();
-            calls.push(rx);
-        }
+        // Every third call fails after its write; the next ones still see the writes of the
+        // earlier successful calls of the group.
+        let calls = queue_inserts(&db, 40, |n| n % 3 == 0);
         release_tx.send(()).unwrap();
         blocker.await.unwrap().unwrap();
         let mut seen = Vec::new();
@@ -1254,40 +1278,9 @@ mod tests {
         .await
         .unwrap();
         // Hold the thread so that the calls below queue up as one group behind it.
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let blocker = tokio::spawn({
-            let db = db.clone();
-            async move {
-                db.call(move |_| {
-                    started_tx.send(()).unwrap();
-                    release_rx.recv().unwrap();
-                    Ok(())
-                })
-                .await
-            }
-        });
-        started_rx.recv().unwrap();
+        let (blocker, release_tx) = hold(&db);
         let before = db.calls_and_commits();
-        let mut calls = Vec::new();
-        for n in 0..10u32 {
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            db.submit(
-                move |conn| {
-                    conn.execute(
-                        "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
-                        [format!("k{n}")],
-                    )
-                    .map_err(sqlite_error)?;
-                    count(conn, "k%")
-                },
-                move |r| {
-                    let _ = tx.send(r);
-                },
-            )
-            .unwrap();
-            calls.push(rx);
-        }
+        let calls = queue_inserts(&db, 10, |_| false);
         veto.store(true, Relaxed);
         release_tx.send(()).unwrap();
         // The blocker's own group may be vetoed too: either answer is fine for it.
