@@ -55,6 +55,15 @@ pub trait Infrastructure: Send + Sync {
     fn provider_api(&self) -> Result<Arc<dyn ProviderApi>, InfraError>;
     /// Where media files are stored: the S3 `bucket` on AWS; local mode's own store.
     fn media_store(&self, bucket: &str) -> Result<Arc<dyn MediaStore>, InfraError>;
+    /// Whether the document store may hold items recorded under dedup keys without their
+    /// source id in front, as before 2026-11-30: a DynamoDB table of an earlier deployment may,
+    /// so the track stage reads since when keys are scoped and looks such items up too for as
+    /// long as they may live (`TrackConfig::legacy_keys_until`). Local mode's embedded stores
+    /// came after that change, so theirs never hold one and spare that lookup.
+    fn may_hold_unscoped_dedup_keys(&self) -> bool {
+        true
+    }
+
     /// What the stages measured, for the overview (`GET /v1/stats`): local mode's timeline;
     /// on AWS, CloudWatch's metrics of `functions` (none when no function is named).
     fn metrics(

@@ -238,6 +238,16 @@ impl Expiry {
 }
 
 impl Stores {
+    /// Whether the documents may hold items recorded before dedup keys carried their source
+    /// (see `Infrastructure::may_hold_unscoped_dedup_keys`): only a DynamoDB table may, as
+    /// the memory store starts empty and the SQLite backend came after that change.
+    pub fn may_hold_unscoped_dedup_keys(&self) -> bool {
+        match self.expiry {
+            Expiry::Backend => true,
+            Expiry::Memory(..) | Expiry::Sqlite(_) => false,
+        }
+    }
+
     /// The embedded backend.
     pub fn memory() -> Self {
         let queues = queue_pairs(

@@ -146,6 +146,10 @@ impl Infrastructure for Local<'_> {
         self.stores.docs.clone()
     }
 
+    fn may_hold_unscoped_dedup_keys(&self) -> bool {
+        self.stores.may_hold_unscoped_dedup_keys()
+    }
+
     fn blobs(&self) -> Arc<dyn BlobStore> {
         self.stores.blobs.clone()
     }
@@ -567,6 +571,23 @@ impl Gateway {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn the_embedded_stores_spare_the_lookup_of_dedup_keys_from_before_they_were_scoped() {
+        let dir = std::env::temp_dir().join(format!("wagate-scheme-{}", ulid::Ulid::new()));
+        for stores in [Stores::memory(), Stores::sqlite(&dir).unwrap()] {
+            assert!(!stores.may_hold_unscoped_dedup_keys());
+            let options = Options::new(crate::config::LocalConfig::sample().unwrap());
+            let stages = build(&stores, &options, &Arc::new(Stats::default()), None)
+                .await
+                .unwrap();
+            // No legacy lookup per item, and nothing written to say since when keys are scoped.
+            assert_eq!(stages.track.config.legacy_keys_until, None);
+            let scheme = stores.docs.get("dedup-scheme", chrono::Utc::now()).await;
+            assert!(scheme.unwrap().is_none());
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 
     #[test]
     fn the_media_url_key_is_made_once_and_kept_for_its_owner_only() {

@@ -72,11 +72,15 @@ impl Config {
 
 /// The track stage from its configuration, on `infra`: what the Lambda and the local gateway
 /// run. Reads from the table since when dedup keys carry their source
-/// ([`TrackConfig::legacy_keys_until`]).
+/// ([`TrackConfig::legacy_keys_until`]), unless the store cannot hold keys from before.
 pub async fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Track, InfraError> {
     let state = State::new(infra.docs(), config.conversations);
     let mut track = config.track.clone();
-    track.legacy_keys_until = Some(legacy_keys_until(&state, &track).await);
+    track.legacy_keys_until = if infra.may_hold_unscoped_dedup_keys() {
+        Some(legacy_keys_until(&state, &track).await)
+    } else {
+        None
+    };
     Ok(Track {
         blobs: infra.blobs(),
         state,
