@@ -55,3 +55,9 @@ fi
 # (a `--bins` build resolves fewer and compiles the AWS SDK a second time).
 cargo build --workspace --all-targets --locked
 cargo test --workspace --locked "$@"
+# Local mode's default build has no AWS SDK, and its HTTP clients use rustls on ring instead of
+# aws-lc (`aws_adapters::http::client_builder`): the workspace run above has the SDK on, so the
+# adapters' HTTP tests run once more the way that build has them.
+if [ $# -eq 0 ]; then
+  cargo test -p aws-adapters --no-default-features --lib --locked
+fi

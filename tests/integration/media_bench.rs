@@ -267,7 +267,7 @@ fn meta_video(from: &str, wamid: &str, media_id: &str, sha256: &str) -> Value {
 
 /// Downloads `url` chunk by chunk into `sink`; returns the byte count.
 async fn download(url: &str, mut sink: impl FnMut(&[u8])) -> u64 {
-    let mut r = reqwest::get(url).await.unwrap();
+    let mut r = aws_adapters::http::client().get(url).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200, "{url}");
     let mut read = 0u64;
     while let Some(chunk) = r.chunk().await.unwrap() {

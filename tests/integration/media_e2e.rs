@@ -134,7 +134,7 @@ async fn an_image_reaches_subscribers_with_a_url_that_downloads_it(
         "the context's last message carries the same URL"
     );
     let url = media["url"].as_str().unwrap().to_owned();
-    let downloaded = reqwest::get(&url).await.unwrap();
+    let downloaded = aws_adapters::http::client().get(&url).send().await.unwrap();
     assert_eq!(downloaded.status().as_u16(), 200);
     assert_eq!(
         downloaded.bytes().await.unwrap().to_vec(),
@@ -165,7 +165,11 @@ async fn an_image_reaches_subscribers_with_a_url_that_downloads_it(
     assert_eq!(r.status().as_u16(), 200);
     let looked: Value = serde_json::from_str(&r.text().await.unwrap()).unwrap();
     assert_eq!(looked["status"], "stored");
-    let again = reqwest::get(looked["url"].as_str().unwrap()).await.unwrap();
+    let again = aws_adapters::http::client()
+        .get(looked["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(again.bytes().await.unwrap().to_vec(), bytes);
 
     // The same file in a second message: delivered with the same file, downloaded once.
@@ -266,7 +270,16 @@ async fn a_waha_file_is_fetched_with_the_api_key_and_served() {
     let file = format!("false_15550002222@c.us_{key}.jpeg");
     let url = waha.add_file("default", &file, bytes.clone(), "image/jpeg");
     // Without the key the file is refused: the stage must send it.
-    assert_eq!(reqwest::get(&url).await.unwrap().status().as_u16(), 401);
+    assert_eq!(
+        aws_adapters::http::client()
+            .get(&url)
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        401
+    );
     let mut body = waha_message("15550002222", "Bob Example", &key, "", Utc::now());
     body["payload"]["hasMedia"] = Value::Bool(true);
     body["payload"]["body"] = Value::String("a receipt".into());
@@ -282,7 +295,11 @@ async fn a_waha_file_is_fetched_with_the_api_key_and_served() {
     assert_eq!(media["status"], "stored", "{got}");
     assert_eq!(media["size"], 200_000);
     assert_eq!(media["content_type"], "image/jpeg");
-    let downloaded = reqwest::get(media["url"].as_str().unwrap()).await.unwrap();
+    let downloaded = aws_adapters::http::client()
+        .get(media["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(downloaded.bytes().await.unwrap().to_vec(), bytes);
     gateway.shutdown(Duration::from_secs(5)).await;
     waha.stop().await;

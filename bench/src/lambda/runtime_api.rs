@@ -439,7 +439,11 @@ mod tests {
                 })
             }),
         );
-        let request = tokio::spawn(reqwest::get(format!("http://{addr}/")));
+        let request = tokio::spawn(
+            aws_adapters::http::client()
+                .get(format!("http://{addr}/"))
+                .send(),
+        );
         arrived.recv().await.unwrap();
         server.abort();
         // Generous bounds: the answer and the closed port come as soon as the abort is seen.

@@ -102,18 +102,24 @@ pub struct ReqwestSender {
 }
 
 /// A reqwest client builder with TLS ready: every client in the workspace starts here (clippy's
-/// `disallowed-methods` refuses `reqwest::Client::new`/`builder` elsewhere).
+/// `disallowed-methods` refuses `reqwest::Client::new`/`builder` and `reqwest::get` elsewhere).
 ///
-/// reqwest is built without a crypto provider of its own (`rustls-no-provider`; its default,
-/// aws-lc, is the longest unit of a cold build), so this installs rustls' ring provider as the
-/// process default the first time it is called. Installing cannot fail in a way that matters:
-/// when another provider is already the default, that one is used.
+/// reqwest is built without a crypto provider of its own (`rustls-no-provider`), so this
+/// installs one as the process default the first time it is called: aws-lc with the `sdk`
+/// feature (the Lambdas, `--features aws`: the AWS SDK compiles it anyway, and it is what they
+/// used before), ring without it (local mode's default build, where aws-lc's C sources were the
+/// longest unit of a cold build). Installing cannot fail in a way that matters: when another
+/// provider is already the default, that one is used.
 #[allow(clippy::disallowed_methods)]
 pub fn client_builder() -> reqwest::ClientBuilder {
     static PROVIDER: std::sync::Once = std::sync::Once::new();
     PROVIDER.call_once(|| {
+        #[cfg(feature = "sdk")]
+        let provider = rustls::crypto::aws_lc_rs::default_provider();
+        #[cfg(not(feature = "sdk"))]
+        let provider = rustls::crypto::ring::default_provider();
         // Err only when a default is already installed, which is as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = provider.install_default();
     });
     reqwest::Client::builder()
 }

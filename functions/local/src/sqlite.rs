@@ -1316,6 +1316,40 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    #[test]
+    fn a_group_first_ends_a_transaction_left_open_by_a_failed_rollback() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        // What a failed ROLLBACK after a failed group leaves: a transaction still open, in
+        // which BEGIN fails.
+        conn.execute_batch(
+            "BEGIN; INSERT INTO docs (key, version, body) VALUES ('stale', 1, '{}');",
+        )
+        .unwrap();
+        assert!(!conn.is_autocommit());
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut group: Vec<Box<dyn Job>> = vec![Box::new(Call {
+            work: Some(|conn: &Connection| {
+                conn.execute(
+                    "INSERT INTO docs (key, version, body) VALUES ('new', 1, '{}')",
+                    [],
+                )
+                .map_err(sqlite_error)
+            }),
+            result: None,
+            reply: move |r| tx.send(r).unwrap(),
+        })];
+        assert!(run_group(&conn, &mut group, OWNER_BEGIN).unwrap());
+        for job in group {
+            job.finish(Ok(()));
+        }
+        assert_eq!(rx.recv().unwrap().unwrap(), 1);
+        assert!(conn.is_autocommit());
+        // The open transaction's write was rolled back; the group's committed.
+        assert_eq!(count(&conn, "stale").unwrap(), 0);
+        assert_eq!(count(&conn, "new").unwrap(), 1);
+    }
+
     #[tokio::test]
     async fn a_group_of_reads_commits_nothing_and_any_failed_call_is_undone() {
         let dir = std::env::temp_dir().join(format!("wagate-reads-{}", ulid::Ulid::new()));
@@ -1358,21 +1392,7 @@ mod tests {
             .await
             .unwrap();
         // The owner's next group holds its transaction (and the write lock) open.
-        let (started_tx, started_rx) = std::sync::mpsc::channel();
-        let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-        let held = tokio::spawn({
-            let owner = owner.clone();
-            async move {
-                owner
-                    .call(move |_| {
-                        started_tx.send(()).unwrap();
-                        release_rx.recv().unwrap();
-                        Ok(())
-                    })
-                    .await
-            }
-        });
-        started_rx.recv().unwrap();
+        let (held, release_tx) = hold(&owner);
         let tool = Database::open_shared(&dir).unwrap();
         // Deferred: the tool's read needs no write lock, so it is answered while the owner's
         // group is still open (an IMMEDIATE begin would wait for it, then fail after 5 s).

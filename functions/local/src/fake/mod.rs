@@ -452,11 +452,12 @@ struct Poster {
 
 impl Poster {
     fn new(url: Option<String>, retry: WebhookRetry, print: Option<&'static str>) -> Self {
-        // Building a client fails only without a TLS backend; plain http works either way.
+        // Building a client fails only when its TLS backend cannot be set up, at start.
+        #[allow(clippy::expect_used)]
         let client = aws_adapters::http::client_builder()
             .timeout(retry.timeout)
             .build()
-            .unwrap_or_else(|_| aws_adapters::http::client());
+            .expect("the HTTP client's TLS backend could not be set up");
         Self {
             client,
             url,
