@@ -31,7 +31,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use shared::ports::limits::{self, check_batch, sqs_allows};
 use shared::ports::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexPage, Listed,
-    OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned, check_put_all,
+    OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned, VersionedJson, check_put_all,
 };
 use tokio::sync::Notify;
 
@@ -576,6 +576,33 @@ fn put_all_in(conn: &Connection, puts: &[OwnedPut]) -> Result<bool, BackendError
 #[async_trait]
 impl DocumentStore for SqliteDocumentStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
+        // Decoded here, on the caller's thread.
+        self.get_json(key, now)
+            .await?
+            .map(|d| {
+                let body = std::str::from_utf8(&d.json)
+                    .map_err(|e| BackendError::Corrupt(format!("stored document: {e}")))?;
+                Ok(Versioned {
+                    version: d.version,
+                    body: decode(body)?,
+                })
+            })
+            .transpose()
+    }
+
+    async fn get_json_eventually(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        self.get_json(key, now).await
+    }
+
+    async fn get_json(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
         let (key, now) = (key.to_owned(), millis(now));
         let row: Option<(i64, String)> = self
             .db
@@ -591,11 +618,10 @@ impl DocumentStore for SqliteDocumentStore {
                 .map_err(sqlite_error)
             })
             .await?;
-        // Decoded here, on the caller's thread.
         row.map(|(version, body)| {
-            Ok(Versioned {
+            Ok(VersionedJson {
                 version: version_of(version)?,
-                body: decode(&body)?,
+                json: body.into_bytes().into(),
             })
         })
         .transpose()

@@ -26,7 +26,7 @@ use crate::model::InboundEvent;
 use crate::pipeline::track::{StagedEvent, TrackError, staged_events};
 use crate::ports::codec::{Record, decode, queued_blob_expiry};
 use crate::ports::{
-    BackendError, BlobStore, DocumentStore, DocumentWrite, OutgoingMessage, Queue, Versioned,
+    BackendError, BlobStore, DocumentStore, DocumentWrite, OutgoingMessage, Queue, VersionedJson,
 };
 
 /// The largest batch a configuration may ask for (`MaxBatchSize` in `template.yaml`).
@@ -257,8 +257,9 @@ impl Buffer {
             .is_some())
     }
 
-    fn decode_pending(doc: &Versioned) -> Result<Pending, BackendError> {
-        serde_json::from_value::<Pending>(doc.body.clone())
+    /// A pending batch read as its stored text (no `Value` tree between).
+    fn decode_pending(doc: &VersionedJson) -> Result<Pending, BackendError> {
+        serde_json::from_slice::<Pending>(&doc.json)
             .map(Pending::upgraded)
             .map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
     }
@@ -412,7 +413,7 @@ impl Buffer {
             event: None,
         });
         for _ in 0..ROUNDS {
-            let stored = self.docs.get(&Self::doc_key(&key), now).await?;
+            let stored = self.docs.get_json(&Self::doc_key(&key), now).await?;
             let (pending, expected) = match &stored {
                 Some(doc) => {
                     let mut p = Self::decode_pending(doc)?;
@@ -469,7 +470,7 @@ impl Buffer {
     /// Handles a timer: flushes the batch if it is due (or full), else sets the next timer.
     pub async fn flush(&self, key: &str, now: DateTime<Utc>) -> Result<(), BufferError> {
         for _ in 0..ROUNDS {
-            let Some(doc) = self.docs.get(&Self::doc_key(key), now).await? else {
+            let Some(doc) = self.docs.get_json(&Self::doc_key(key), now).await? else {
                 return Ok(());
             };
             let mut pending = Self::decode_pending(&doc)?;
@@ -550,7 +551,7 @@ impl Buffer {
             let (mut p, version) = match seen.take() {
                 Some(known) => known,
                 None => {
-                    let Some(doc) = self.docs.get(&Self::doc_key(key), now).await? else {
+                    let Some(doc) = self.docs.get_json(&Self::doc_key(key), now).await? else {
                         return Ok(());
                     };
                     (Self::decode_pending(&doc)?, doc.version)

@@ -20,7 +20,8 @@ use tokio::time::Instant;
 
 use super::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexEntry, IndexPage,
-    Listed, OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned, check_put_all, limits,
+    Listed, OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned, VersionedJson,
+    check_put_all, limits,
 };
 use limits::{check_batch, sqs_allows};
 
@@ -490,11 +491,12 @@ impl BlobStore for MemoryBlobStore {
 /// One document as held: its body as compact JSON, not as a `serde_json::Value` tree. A tree
 /// costs an allocation per object, key and string (several times the text's size), and copying
 /// one in and out under the store's lock led the local pipeline's profile. The text is written
-/// and read outside the lock, shared by an `Arc` while it is read, and freed in one piece.
+/// and read outside the lock, shared (reference-counted) while it is read, and freed in one
+/// piece.
 #[derive(Debug, Clone)]
 struct StoredDocument {
     version: u64,
-    body: Arc<[u8]>,
+    body: bytes::Bytes,
     expires_at: Option<DateTime<Utc>>,
     index: Option<IndexEntry>,
 }
@@ -607,14 +609,33 @@ impl MemoryDocumentStore {
 #[async_trait]
 impl DocumentStore for MemoryDocumentStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
-        let found = lock(&self.docs)
+        self.get_json(key, now)
+            .await?
+            .map(|d| decode(d.version, &d.json))
+            .transpose()
+    }
+
+    async fn get_json(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        Ok(lock(&self.docs)
             .by_key
             .get(key)
             .filter(|d| d.live(now))
-            .map(|d| (d.version, Arc::clone(&d.body)));
-        found
-            .map(|(version, body)| decode(version, &body))
-            .transpose()
+            .map(|d| VersionedJson {
+                version: d.version,
+                json: d.body.clone(),
+            }))
+    }
+
+    async fn get_json_eventually(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        self.get_json(key, now).await
     }
 
     async fn put(
@@ -630,7 +651,7 @@ impl DocumentStore for MemoryDocumentStore {
         check_put_all(puts)?;
         let bodies = puts
             .iter()
-            .map(|p| serde_json::to_vec(p.body).map(Arc::<[u8]>::from))
+            .map(|p| serde_json::to_vec(p.body).map(bytes::Bytes::from))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| BackendError::Rejected(format!("document does not encode: {e}")))?;
         let mut docs = lock(&self.docs);
@@ -679,14 +700,14 @@ impl DocumentStore for MemoryDocumentStore {
         if low >= high {
             return Ok(Vec::new());
         }
-        let found: Vec<(String, String, u64, Arc<[u8]>)> = {
+        let found: Vec<(String, String, u64, bytes::Bytes)> = {
             let docs = lock(&self.docs);
             let range = docs
                 .index
                 .range((Bound::Included(low), Bound::Excluded(high)));
             let live = |(_, sort, key): &(String, String, String)| {
                 let d = docs.by_key.get(key).filter(|d| d.live(now))?;
-                Some((key.clone(), sort.clone(), d.version, Arc::clone(&d.body)))
+                Some((key.clone(), sort.clone(), d.version, d.body.clone()))
             };
             if page.descending {
                 range.rev().filter_map(live).take(page.limit).collect()

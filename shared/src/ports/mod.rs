@@ -199,6 +199,27 @@ pub struct Versioned {
     pub body: serde_json::Value,
 }
 
+/// A stored document as its JSON text, for a reader that decodes it straight into its own type
+/// ([`DocumentStore::get_json`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct VersionedJson {
+    /// As [`Versioned::version`].
+    pub version: u64,
+    /// The document's JSON text.
+    pub json: bytes::Bytes,
+}
+
+impl VersionedJson {
+    fn of(doc: &Versioned) -> Result<Self, BackendError> {
+        serde_json::to_vec(&doc.body)
+            .map(|json| Self {
+                version: doc.version,
+                json: json.into(),
+            })
+            .map_err(|e| BackendError::Corrupt(format!("document does not encode: {e}")))
+    }
+}
+
 /// The most documents one [`DocumentStore::put_all`] writes.
 pub const MAX_PUT_ALL: usize = 10;
 
@@ -257,6 +278,34 @@ pub trait DocumentStore: Send + Sync + Debug {
         now: DateTime<Utc>,
     ) -> Result<Option<Versioned>, BackendError> {
         self.get(key, now).await
+    }
+
+    /// [`DocumentStore::get`] as JSON text: the embedded backends keep documents as text, so a
+    /// reader that decodes into its own type skips the `serde_json::Value` tree between. Others
+    /// encode what `get` returns.
+    async fn get_json(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        self.get(key, now)
+            .await?
+            .as_ref()
+            .map(VersionedJson::of)
+            .transpose()
+    }
+
+    /// [`DocumentStore::get_eventually`] as JSON text (see [`DocumentStore::get_json`]).
+    async fn get_json_eventually(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        self.get_eventually(key, now)
+            .await?
+            .as_ref()
+            .map(VersionedJson::of)
+            .transpose()
     }
 
     /// Writes `body` under `key` if the stored version is `expected` (`None`: no live document,

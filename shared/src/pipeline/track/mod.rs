@@ -330,15 +330,17 @@ async fn read_outbox(
     } else {
         docs.get(&key, now).await?
     };
-    let Some(doc) = read else {
-        return Ok(None);
-    };
-    if doc.body.get("by").is_some() {
-        let outbox = serde_json::from_value(doc.body)
-            .map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?;
-        return Ok(Some(Stored::Outbox(outbox)));
+    read.map(|doc| stored(doc.body)).transpose()
+}
+
+/// What an outbox document holds.
+fn stored(body: serde_json::Value) -> Result<Stored, TrackError> {
+    if body.get("by").is_some() {
+        let outbox =
+            serde_json::from_value(body).map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?;
+        return Ok(Stored::Outbox(outbox));
     }
-    Ok(Some(Stored::Events(doc.body)))
+    Ok(Stored::Events(body))
 }
 
 async fn unstash_events(
@@ -353,6 +355,36 @@ async fn unstash_events(
     }
 }
 
+/// An outbox as this version writes it, its events left as text.
+#[derive(serde::Deserialize)]
+struct OutboxText<'a> {
+    /// Read only to check it is there and well formed, as [`Outbox`] does.
+    #[serde(rename = "by")]
+    _by: EventId,
+    #[serde(default, borrow)]
+    events: Option<&'a serde_json::value::RawValue>,
+}
+
+/// The staged events of an outbox's text when it is the usual kind (written by this version,
+/// its events inline): decoded straight into events, with no `Value` tree between. `None`
+/// for anything else (a claim check, an older document, a decoding error), which
+/// [`staged_events`] then reads the general way, errors included.
+fn staged_inline(json: &[u8]) -> Option<Option<Vec<InboundEvent>>> {
+    if json.first() != Some(&b'{') {
+        return None;
+    }
+    let outbox: OutboxText<'_> = serde_json::from_slice(json).ok()?;
+    match outbox.events {
+        None => Some(None),
+        // An array is never a claim check (an object), so `Carried`'s untagged decoding would
+        // take it as the events inline.
+        Some(part) if part.get().starts_with('[') => {
+            serde_json::from_str(part.get()).ok().map(Some)
+        }
+        Some(_) => None,
+    }
+}
+
 /// The events track staged for the item with `dedup_key` (exactly as it handed them on), if
 /// it staged any: message events are staged before they leave, so later stages can refer to
 /// them by dedup key instead of keeping copies.
@@ -362,14 +394,20 @@ pub async fn staged_events(
     dedup_key: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Vec<InboundEvent>>, TrackError> {
-    match read_outbox(docs, dedup_key, false, now).await? {
-        Some(
-            Stored::Outbox(Outbox {
-                events: Some(part), ..
-            })
-            | Stored::Events(part),
-        ) => Ok(Some(unstash_events(part, blobs, now).await?)),
-        Some(Stored::Outbox(Outbox { events: None, .. })) | None => Ok(None),
+    let Some(doc) = docs.get_json(&outbox_key(dedup_key), now).await? else {
+        return Ok(None);
+    };
+    if let Some(events) = staged_inline(&doc.json) {
+        return Ok(events);
+    }
+    let body = serde_json::from_slice(&doc.json)
+        .map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?;
+    match stored(body)? {
+        Stored::Outbox(Outbox {
+            events: Some(part), ..
+        })
+        | Stored::Events(part) => Ok(Some(unstash_events(part, blobs, now).await?)),
+        Stored::Outbox(Outbox { events: None, .. }) => Ok(None),
     }
 }
 

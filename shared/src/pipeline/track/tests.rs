@@ -962,3 +962,87 @@ async fn messages_with_a_file_go_to_the_media_stage_and_an_early_copy_out() {
         "in_progress"
     );
 }
+
+/// The staged events of the outbox under `dedup_key`, read the general way (a `Value`, then
+/// [`Outbox`] or the older shapes): what [`staged_events`] answered before its inline path.
+async fn staged_the_general_way(
+    docs: &MemoryDocumentStore,
+    blobs: &MemoryBlobStore,
+    dedup_key: &str,
+) -> Result<Option<Vec<InboundEvent>>, TrackError> {
+    match read_outbox(docs, dedup_key, false, at(1)).await? {
+        Some(
+            Stored::Outbox(Outbox {
+                events: Some(part), ..
+            })
+            | Stored::Events(part),
+        ) => Ok(Some(unstash_events(part, blobs, at(1)).await?)),
+        Some(Stored::Outbox(Outbox { events: None, .. })) | None => Ok(None),
+    }
+}
+
+#[tokio::test]
+async fn staged_events_read_inline_answer_what_the_general_way_answers_for_every_shape() {
+    let docs = MemoryDocumentStore::new();
+    let blobs = MemoryBlobStore::new();
+    let staged = meta("meta-text.json", at(0));
+    let by = staged[0].id;
+    let inline = serde_json::to_value(&staged).unwrap();
+    blobs
+        .put("claim", &serde_json::to_vec(&staged).unwrap(), at(3600))
+        .await
+        .unwrap();
+    let shapes = [
+        ("inline", json!({ "by": by, "events": inline })),
+        ("nothing staged", json!({ "by": by })),
+        (
+            "claim check",
+            json!({ "by": by, "events": { "claim_check": "claim" } }),
+        ),
+        ("older, events alone", inline.clone()),
+        (
+            "older, claim check alone",
+            json!({ "claim_check": "claim" }),
+        ),
+        (
+            "malformed by",
+            json!({ "by": "not an id", "events": inline }),
+        ),
+        (
+            "malformed events",
+            json!({ "by": by, "events": [{ "id": 7 }] }),
+        ),
+        (
+            "missing blob",
+            json!({ "by": by, "events": { "claim_check": "gone" } }),
+        ),
+    ];
+    for (name, body) in shapes {
+        let key = format!("item {name}");
+        let write = crate::ports::DocumentWrite::new(None, at(0));
+        assert!(docs.put(&outbox_key(&key), &body, write).await.unwrap());
+        let fast = staged_events(&docs, &blobs, &key, at(1)).await;
+        let general = staged_the_general_way(&docs, &blobs, &key).await;
+        match (&fast, &general) {
+            (Ok(a), Ok(b)) => assert_eq!(a, b, "{name}"),
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{name}"),
+            _ => panic!("{name}: {fast:?} against {general:?}"),
+        }
+        if name == "inline" || name.contains("claim check") {
+            assert_eq!(fast.unwrap(), Some(staged.clone()), "{name}");
+        }
+        // Only the usual shapes take the inline path; the rest are read the general way.
+        let inline_path = staged_inline(&serde_json::to_vec(&body).unwrap());
+        match name {
+            "inline" => assert_eq!(inline_path, Some(Some(staged.clone()))),
+            "nothing staged" => assert_eq!(inline_path, Some(None)),
+            _ => assert_eq!(inline_path, None, "{name}"),
+        }
+    }
+    assert_eq!(
+        staged_events(&docs, &blobs, "never staged", at(1))
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -332,7 +332,7 @@ impl Campaigns {
         let reads = (0..CAMPAIGN_SHARDS).map(|n| {
             let key = shard_key(id, n);
             async move {
-                let doc = self.docs.get(&key, now).await?;
+                let doc = self.docs.get_json(&key, now).await?;
                 doc.map(|d| decode::<Shard>(&key, &d)).transpose()
             }
         });
@@ -359,7 +359,7 @@ impl Campaigns {
         now: DateTime<Utc>,
     ) -> Result<ShardWrite, StateError> {
         let key = shard_key(id, crate::ports::shard_of(message_id, CAMPAIGN_SHARDS));
-        let stored = self.docs.get(&key, now).await?;
+        let stored = self.docs.get_json(&key, now).await?;
         let mut shard: Shard = stored
             .as_ref()
             .map(|d| decode(&key, d))

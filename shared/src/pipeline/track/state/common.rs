@@ -60,11 +60,30 @@ impl StateError {
     }
 }
 
+/// A document as read: a `Value` tree (listings, other backends) or its stored text
+/// ([`DocumentStore::get_json`](crate::ports::DocumentStore::get_json)).
+pub(super) trait Body {
+    /// The document decoded as a `T`.
+    fn decode_as<T: for<'de> Deserialize<'de>>(&self) -> serde_json::Result<T>;
+}
+
+impl Body for Versioned {
+    fn decode_as<T: for<'de> Deserialize<'de>>(&self) -> serde_json::Result<T> {
+        serde_json::from_value(self.body.clone())
+    }
+}
+
+impl Body for crate::ports::VersionedJson {
+    fn decode_as<T: for<'de> Deserialize<'de>>(&self) -> serde_json::Result<T> {
+        serde_json::from_slice(&self.json)
+    }
+}
+
 pub(super) fn decode<T: for<'de> Deserialize<'de>>(
     key: &str,
-    doc: &Versioned,
+    doc: &impl Body,
 ) -> Result<T, StateError> {
-    serde_json::from_value(doc.body.clone()).map_err(|e| StateError::Corrupt {
+    doc.decode_as().map_err(|e| StateError::Corrupt {
         key: key.to_owned(),
         reason: crate::json_error(&e),
     })

@@ -622,7 +622,7 @@ impl Contacts {
             found => return Ok(found),
         }
         let alias_key = key.alias_key(source_id);
-        let Some(alias) = self.docs.get(&alias_key, now).await? else {
+        let Some(alias) = self.docs.get_json(&alias_key, now).await? else {
             return Ok(Lookup::Missing);
         };
         let claim: Claim = decode(&alias_key, &alias)?;
@@ -642,7 +642,7 @@ impl Contacts {
         let mut id = id.to_owned();
         for _ in 0..MAX_HOPS {
             let key = doc_key(&id);
-            let Some(versioned) = self.docs.get(&key, now).await? else {
+            let Some(versioned) = self.docs.get_json(&key, now).await? else {
                 return Ok(Lookup::Missing);
             };
             let doc: ContactDoc = decode(&key, &versioned)?;
@@ -685,7 +685,7 @@ impl Contacts {
         let changes = match &mark.merged {
             Some(loser) => {
                 let key = doc_key(loser);
-                match self.docs.get(&key, now).await? {
+                match self.docs.get_json(&key, now).await? {
                     Some(v) => decode::<ContactDoc>(&key, &v)?.merge_changes,
                     None => Vec::new(),
                 }
@@ -1015,7 +1015,7 @@ impl Contacts {
         now: DateTime<Utc>,
     ) -> Result<Option<Resolved>, StateError> {
         let key = external_key(source_id, external_id);
-        let Some(claim) = self.docs.get(&key, now).await? else {
+        let Some(claim) = self.docs.get_json(&key, now).await? else {
             return Ok(None);
         };
         let claim: Claim = decode(&key, &claim)?;
@@ -1124,7 +1124,7 @@ impl Contacts {
                 && before.external_id.as_ref() != Some(&ext)
             {
                 let ext_key = external_key(source.id.as_str(), &ext);
-                let held = self.docs.get(&ext_key, now).await?;
+                let held = self.docs.get_json(&ext_key, now).await?;
                 if let Some(v) = &held {
                     let holder: Claim = decode(&ext_key, v)?;
                     if let Some(f) = self.live(&holder.contact_id, now).await?

@@ -21,7 +21,7 @@ use crate::model::{
     Assignee, Contact, ContactProfile, Conversation, ConversationStatus, Direction, EndReason,
     Handoff, InboundEvent, MessageSummary, SourceInfo, Transfer,
 };
-use crate::ports::{DocumentStore, DocumentWrite, IndexEntry, Versioned};
+use crate::ports::{DocumentStore, DocumentWrite, IndexEntry, Versioned, VersionedJson};
 
 /// Index list of open conversations, ordered by last activity.
 pub const ACTIVE: &str = "conv-active";
@@ -435,7 +435,7 @@ impl Conversations {
         now: DateTime<Utc>,
     ) -> Result<Option<ConversationDoc>, StateError> {
         let key = format!("conv#{id}");
-        match self.docs.get(&key, now).await? {
+        match self.docs.get_json(&key, now).await? {
             Some(doc) => Ok(Some(decode(&key, &doc)?)),
             None => Ok(None),
         }
@@ -448,7 +448,7 @@ impl Conversations {
         now: DateTime<Utc>,
     ) -> Result<Option<Conversation>, StateError> {
         let pointer_key = format!("conv-active#{}", key.as_str());
-        let Some(pointer) = self.docs.get(&pointer_key, now).await? else {
+        let Some(pointer) = self.docs.get_json(&pointer_key, now).await? else {
             return Ok(None);
         };
         let pointer: Pointer = decode(&pointer_key, &pointer)?;
@@ -486,13 +486,13 @@ impl Conversations {
         let mark = digest(by);
         let mut ended = None;
         for round in 0..ROUNDS {
-            let pointer = self.docs.get(&pointer_key, now).await?;
+            let pointer = self.docs.get_json(&pointer_key, now).await?;
             // The conversation the new pointer will say it replaced.
             let mut replaced = None;
             if let Some(versioned) = &pointer {
                 let named: Pointer = decode(&pointer_key, versioned)?;
                 let conv_key = format!("conv#{}", named.id());
-                match self.docs.get(&conv_key, now).await? {
+                match self.docs.get_json(&conv_key, now).await? {
                     Some(doc) => {
                         let mut stored: ConversationDoc = decode(&conv_key, &doc)?;
                         if stored.opened_by.as_deref() == Some(by) {
@@ -636,7 +636,7 @@ impl Conversations {
     async fn end(
         &self,
         conv_key: &str,
-        doc: Versioned,
+        doc: VersionedJson,
         reason: EndReason,
         by: Option<&str>,
         now: DateTime<Utc>,
@@ -666,7 +666,7 @@ impl Conversations {
     ) -> Result<Option<ConversationDoc>, StateError> {
         let conv_key = format!("conv#{id}");
         for _ in 0..ROUNDS {
-            let Some(doc) = self.docs.get(&conv_key, now).await? else {
+            let Some(doc) = self.docs.get_json(&conv_key, now).await? else {
                 return Ok(None);
             };
             let stored: ConversationDoc = decode(&conv_key, &doc)?;
@@ -692,7 +692,7 @@ impl Conversations {
     ) -> Result<(), StateError> {
         let conv_key = format!("conv#{id}");
         for _ in 0..ROUNDS {
-            let Some(doc) = self.docs.get(&conv_key, now).await? else {
+            let Some(doc) = self.docs.get_json(&conv_key, now).await? else {
                 return Ok(());
             };
             let mut stored: ConversationDoc = decode(&conv_key, &doc)?;
@@ -740,7 +740,7 @@ impl Conversations {
     ) -> Result<Option<ConversationDoc>, StateError> {
         let conv_key = format!("conv#{id}");
         for _ in 0..ROUNDS {
-            let Some(doc) = self.docs.get(&conv_key, now).await? else {
+            let Some(doc) = self.docs.get_json(&conv_key, now).await? else {
                 return Ok(None);
             };
             let mut stored: ConversationDoc = decode(&conv_key, &doc)?;

@@ -168,7 +168,7 @@ impl Statuses {
     ) -> Result<R, StateError> {
         let key = message_key(source, message_id);
         for _ in 0..ROUNDS {
-            let stored = self.docs.get(&key, now).await?;
+            let stored = self.docs.get_json(&key, now).await?;
             let mut doc: MessageDoc = stored
                 .as_ref()
                 .map(|d| decode(&key, d))
@@ -229,7 +229,7 @@ impl Statuses {
         now: DateTime<Utc>,
     ) -> Result<Option<(SendRecord, u64)>, StateError> {
         let key = format!("send#{send_id}");
-        match self.docs.get(&key, now).await? {
+        match self.docs.get_json(&key, now).await? {
             Some(v) => Ok(Some((decode(&key, &v)?, v.version))),
             None => Ok(None),
         }
@@ -289,7 +289,7 @@ impl Statuses {
         now: DateTime<Utc>,
     ) -> Result<Option<(OutboundRecord, Option<ConversationId>)>, StateError> {
         let key = message_key(source, message_id);
-        let Some(stored) = self.docs.get(&key, now).await? else {
+        let Some(stored) = self.docs.get_json(&key, now).await? else {
             return Ok(None);
         };
         let doc: MessageDoc = decode(&key, &stored)?;
