@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use shared::ports::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, IndexPage, Listed, PutDocument,
-    Versioned,
+    Versioned, VersionedJson,
 };
 use std::sync::Arc;
 
@@ -57,6 +57,22 @@ impl DocumentStore for TtlCap<dyn DocumentStore> {
         now: DateTime<Utc>,
     ) -> Result<Option<Versioned>, BackendError> {
         self.inner.get_eventually(key, now).await
+    }
+
+    async fn get_json(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        self.inner.get_json(key, now).await
+    }
+
+    async fn get_json_eventually(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        self.inner.get_json_eventually(key, now).await
     }
 
     async fn put(

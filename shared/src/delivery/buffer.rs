@@ -212,7 +212,11 @@ impl Buffer {
 
     /// Whether a flush handed `id` on already.
     async fn was_sent(&self, id: EventId, now: DateTime<Utc>) -> Result<bool, BackendError> {
-        Ok(self.docs.get(&Self::sent_key(id), now).await?.is_some())
+        Ok(self
+            .docs
+            .get_json(&Self::sent_key(id), now)
+            .await?
+            .is_some())
     }
 
     /// Leaves the sent markers of `items` (batch `batch_id`); repeating it changes nothing.

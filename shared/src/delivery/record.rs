@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::request::DeliveryTask;
 use crate::ids::EventId;
 use crate::model::EventType;
-use crate::ports::{BackendError, BlobStore, DocumentStore, DocumentWrite, IndexEntry, Versioned};
+use crate::ports::{BackendError, BlobStore, DocumentStore, DocumentWrite, IndexEntry};
 
 /// Attempts kept in a record (the latest); the count goes on.
 pub const KEPT_ATTEMPTS: usize = 50;
@@ -219,11 +219,11 @@ impl Deliveries {
         id: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<(DeliveryRecord, u64)>, BackendError> {
-        let Some(Versioned { version, body }) = self.docs.get(&Self::key(id), now).await? else {
+        let Some(doc) = self.docs.get_json(&Self::key(id), now).await? else {
             return Ok(None);
         };
-        let record = serde_json::from_value(body).map_err(|e| corrupt(&e))?;
-        Ok(Some((record, version)))
+        let record = serde_json::from_slice(&doc.json).map_err(|e| corrupt(&e))?;
+        Ok(Some((record, doc.version)))
     }
 
     /// A new record for `task` (not yet attempted); large tasks go to the blob store.

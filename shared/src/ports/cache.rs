@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     BackendError, DocumentStore, DocumentWrite, IndexPage, Listed, PutDocument, Versioned,
+    VersionedJson,
 };
 
 /// What a cache entry holds, and when it was read.
@@ -69,6 +70,16 @@ impl ReadCache {
 impl DocumentStore for ReadCache {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
         self.inner.get(key, now).await
+    }
+
+    // Strong reads are not cached, so the store's text can come straight through. (The
+    // eventual one keeps the default, through `get_eventually` and its cache.)
+    async fn get_json(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        self.inner.get_json(key, now).await
     }
 
     async fn get_eventually(

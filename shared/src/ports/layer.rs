@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexPage, Listed,
-    OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned,
+    OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned, VersionedJson,
 };
 
 /// What happens around each call of a port.
@@ -68,6 +68,26 @@ impl<L: Layer> DocumentStore for Layered<dyn DocumentStore, L> {
     ) -> Result<Option<Versioned>, BackendError> {
         self.layer
             .around("get", || self.inner.get_eventually(key, now))
+            .await
+    }
+
+    async fn get_json(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        self.layer
+            .around("get", || self.inner.get_json(key, now))
+            .await
+    }
+
+    async fn get_json_eventually(
+        &self,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<VersionedJson>, BackendError> {
+        self.layer
+            .around("get", || self.inner.get_json_eventually(key, now))
             .await
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 use shared::ports::memory::MemoryDocumentStore;
-use shared::ports::{DocumentStore, DocumentWrite, IndexEntry, IndexPage};
+use shared::ports::{DocumentStore, DocumentWrite, IndexEntry, IndexPage, PutDocument};
 use tests::moto;
 
 use super::for_each_backend;
@@ -138,6 +138,55 @@ async fn expired_documents_are_absent_and_can_be_created_again(store: Backend) {
     );
 }
 for_each_backend!(expired_documents_are_absent_and_can_be_created_again, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
+
+/// `get_json` (the stored text, which callers decode into their own types) answers what `get`
+/// answers: the same document, version and expiry, strong and eventual.
+async fn text_reads_answer_what_reads_answer(store: Backend) {
+    let key = moto::unique("text");
+    assert_eq!(store.get_json(&key, now()).await.unwrap(), None);
+    assert_eq!(store.get_json_eventually(&key, now()).await.unwrap(), None);
+    let body = json!({
+        "text": "olá \"quoted\" \\ line\nbreak 👋",
+        "n": [0, -7, 18_446_744_073_709_551_615_u64, 0.1, 1e300],
+        "nested": {"empty": {}, "list": [], "null": null, "yes": true}
+    });
+    let short = DocumentWrite {
+        expires_at: Some(now() + Duration::seconds(60)),
+        ..write(None)
+    };
+    assert!(store.put(&key, &body, short).await.unwrap());
+    let read = |at| {
+        let store = store.clone();
+        let key = key.clone();
+        async move {
+            let doc = store.get(&key, at).await.unwrap();
+            let text = store.get_json(&key, at).await.unwrap();
+            let eventual = store.get_json_eventually(&key, at).await.unwrap();
+            assert_eq!(text, eventual, "a settled write reads the same either way");
+            let decoded = text.map(|t| {
+                let body: serde_json::Value = serde_json::from_slice(&t.json).unwrap();
+                (t.version, body)
+            });
+            assert_eq!(decoded, doc.map(|d| (d.version, d.body)));
+            decoded
+        }
+    };
+    assert_eq!(read(now()).await, Some((1, body.clone())));
+    assert_eq!(
+        read(now() + Duration::seconds(59)).await,
+        Some((1, body.clone()))
+    );
+    assert_eq!(read(now() + Duration::seconds(60)).await, None, "expired");
+    let newer = json!({"text": "second"});
+    let update = PutDocument {
+        key: &key,
+        body: &newer,
+        write: write(Some(1)),
+    };
+    assert!(store.put_all(&[update]).await.unwrap());
+    assert_eq!(read(now()).await, Some((2, newer)));
+}
+for_each_backend!(text_reads_answer_what_reads_answer, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn the_index_lists_documents_below_a_bound_in_order(store: Backend) {
     let partition = moto::unique("active");
@@ -419,7 +468,6 @@ async fn a_page_passes_over_gone_documents_and_fills_up(store: Backend) {
 for_each_backend!(a_page_passes_over_gone_documents_and_fills_up, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn put_all_writes_every_document_or_none(store: Backend) {
-    use shared::ports::PutDocument;
     let a = moto::unique("all-a");
     let b = moto::unique("all-b");
     let c = moto::unique("all-c");

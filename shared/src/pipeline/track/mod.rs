@@ -376,8 +376,8 @@ fn staged_inline(json: &[u8]) -> Option<Option<Vec<InboundEvent>>> {
     let outbox: OutboxText<'_> = serde_json::from_slice(json).ok()?;
     match outbox.events {
         None => Some(None),
-        // An array is never a claim check (an object), so `Carried`'s untagged decoding would
-        // take it as the events inline.
+        // An array that decodes as events (objects) is not a claim check (which an array of
+        // one string would be), so `Carried`'s untagged decoding would take it inline too.
         Some(part) if part.get().starts_with('[') => {
             serde_json::from_str(part.get()).ok().map(Some)
         }
@@ -400,8 +400,10 @@ pub async fn staged_events(
     if let Some(events) = staged_inline(&doc.json) {
         return Ok(events);
     }
-    let body = serde_json::from_slice(&doc.json)
-        .map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?;
+    // Text that is not JSON at all is what a store's `get` reports as corrupt: the same error.
+    let body = serde_json::from_slice(&doc.json).map_err(|e| {
+        TrackError::Backend(crate::ports::BackendError::Corrupt(crate::json_error(&e)))
+    })?;
     match stored(body)? {
         Stored::Outbox(Outbox {
             events: Some(part), ..
