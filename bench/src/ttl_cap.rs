@@ -84,6 +84,15 @@ impl DocumentStore for TtlCap<dyn DocumentStore> {
         self.inner.put(key, body, self.write(write)).await
     }
 
+    async fn put_json(
+        &self,
+        key: &str,
+        json: &str,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        self.inner.put_json(key, json, self.write(write)).await
+    }
+
     async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError> {
         let capped: Vec<PutDocument<'_>> = puts
             .iter()
@@ -142,7 +151,7 @@ mod tests {
         let forever = DocumentWrite::new(None, at(0));
         let puts = [PutDocument {
             key: "forever",
-            body: &body,
+            body: (&body).into(),
             write: forever,
         }];
         assert!(capped.put_all(&puts).await.unwrap());

@@ -26,7 +26,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use chrono::{DateTime, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 use shared::ports::{
-    BackendError, BlobStore, DocumentStore, DocumentWrite, IndexPage, Listed, PutDocument,
+    BackendError, BlobStore, DocBody, DocumentStore, DocumentWrite, IndexPage, Listed, PutDocument,
     Versioned, check_put_all,
 };
 
@@ -284,6 +284,34 @@ fn body_attribute(text: String) -> (&'static str, AttributeValue) {
 }
 
 impl DynamoDocumentStore {
+    /// A conditional `PutItem` of one document (see [`DocumentStore::put`]).
+    async fn put_body(
+        &self,
+        key: &str,
+        body: DocBody<'_>,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        let (item, condition, values) = document_item(key, body, &write)?;
+        let req = self
+            .table
+            .client
+            .put_item()
+            .table_name(&self.table.name)
+            .set_item(Some(item))
+            .condition_expression(condition)
+            .expression_attribute_names("#ttl", "ttl")
+            .set_expression_attribute_values(Some(values));
+        match req.send().await {
+            Ok(_) => Ok(true),
+            Err(SdkError::ServiceError(e))
+                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(backend_error("PutItem", e)),
+        }
+    }
+
     /// The store on table `name`.
     pub fn new(client: Client, name: impl Into<String>) -> Self {
         Self {
@@ -346,17 +374,20 @@ impl DynamoDocumentStore {
     }
 }
 
+/// The item, condition and condition values of a conditional document write.
+type ConditionalItem = (
+    HashMap<String, AttributeValue>,
+    &'static str,
+    HashMap<String, AttributeValue>,
+);
+
 /// The item, condition and condition values of a conditional document write: created when no
 /// live document is there (`expected` none), else replaced when the stored version matches.
 fn document_item(
     key: &str,
-    body: &serde_json::Value,
+    body: DocBody<'_>,
     write: &DocumentWrite<'_>,
-) -> (
-    HashMap<String, AttributeValue>,
-    &'static str,
-    HashMap<String, AttributeValue>,
-) {
+) -> Result<ConditionalItem, BackendError> {
     let version = write.expected.unwrap_or(0) + 1;
     let mut item = HashMap::from([
         ("pk".to_owned(), s(format!("doc#{key}"))),
@@ -366,7 +397,7 @@ fn document_item(
             n(i64::try_from(version).unwrap_or(i64::MAX)),
         ),
     ]);
-    let (name, value) = body_attribute(body.to_string());
+    let (name, value) = body_attribute(body.text()?.into_owned());
     item.insert(name.to_owned(), value);
     if let Some(at) = write.expires_at {
         item.insert("ttl".into(), n(at.timestamp()));
@@ -383,7 +414,7 @@ fn document_item(
             "version = :v AND (attribute_not_exists(#ttl) OR #ttl > :now)"
         }
     };
-    (item, condition, values)
+    Ok((item, condition, values))
 }
 
 #[async_trait]
@@ -406,32 +437,23 @@ impl DocumentStore for DynamoDocumentStore {
         body: &serde_json::Value,
         write: DocumentWrite<'_>,
     ) -> Result<bool, BackendError> {
-        let (item, condition, values) = document_item(key, body, &write);
-        let req = self
-            .table
-            .client
-            .put_item()
-            .table_name(&self.table.name)
-            .set_item(Some(item))
-            .condition_expression(condition)
-            .expression_attribute_names("#ttl", "ttl")
-            .set_expression_attribute_values(Some(values));
-        match req.send().await {
-            Ok(_) => Ok(true),
-            Err(SdkError::ServiceError(e))
-                if matches!(e.err(), PutItemError::ConditionalCheckFailedException(_)) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(backend_error("PutItem", e)),
-        }
+        self.put_body(key, body.into(), write).await
+    }
+
+    async fn put_json(
+        &self,
+        key: &str,
+        json: &str,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        self.put_body(key, DocBody::Json(json), write).await
     }
 
     async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError> {
         check_put_all(puts)?;
         let mut items = Vec::with_capacity(puts.len());
         for p in puts {
-            let (item, condition, values) = document_item(p.key, p.body, &p.write);
+            let (item, condition, values) = document_item(p.key, p.body, &p.write)?;
             let put = Put::builder()
                 .table_name(&self.table.name)
                 .set_item(Some(item))

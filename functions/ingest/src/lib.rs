@@ -2,6 +2,8 @@
 //! what the Lambda runs (`main.rs` only wires it to the runtime).
 
 mod config;
+// The Lambda's API Gateway step (`lambda_http`): only the function and the tests need it.
+#[cfg(feature = "aws")]
 mod handler;
 
 use std::sync::Arc;
@@ -9,6 +11,7 @@ use std::sync::Arc;
 pub use aws_adapters::env::ConfigError;
 use aws_adapters::infra::{InfraError, Infrastructure};
 pub use config::Config;
+#[cfg(feature = "aws")]
 pub use handler::router;
 use shared::pipeline::ingest::Ingest;
 use shared::ports::StaticSources;

@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use shared::ports::limits::{self, check_batch, sqs_allows};
 use shared::ports::{
-    BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexPage, Listed,
+    BackendError, BlobStore, DocBody, DocumentStore, DocumentWrite, FailedEntry, IndexPage, Listed,
     OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned, VersionedJson, check_put_all,
 };
 use tokio::sync::Notify;
@@ -157,10 +157,6 @@ fn sqlite_error(e: rusqlite::Error) -> BackendError {
         | rusqlite::Error::IntegralValueOutOfRange(..) => BackendError::Corrupt(e.to_string()),
         e => BackendError::unavailable(e),
     }
-}
-
-fn decode(body: &str) -> Result<serde_json::Value, BackendError> {
-    serde_json::from_str(body).map_err(|e| BackendError::Corrupt(format!("stored document: {e}")))
 }
 
 fn version_of(v: i64) -> Result<u64, BackendError> {
@@ -579,14 +575,7 @@ impl DocumentStore for SqliteDocumentStore {
         // Decoded here, on the caller's thread.
         self.get_json(key, now)
             .await?
-            .map(|d| {
-                let body = std::str::from_utf8(&d.json)
-                    .map_err(|e| BackendError::Corrupt(format!("stored document: {e}")))?;
-                Ok(Versioned {
-                    version: d.version,
-                    body: decode(body)?,
-                })
-            })
+            .map(|d| d.decode())
             .transpose()
     }
 
@@ -633,6 +622,17 @@ impl DocumentStore for SqliteDocumentStore {
         body: &serde_json::Value,
         write: DocumentWrite<'_>,
     ) -> Result<bool, BackendError> {
+        let body = body.into();
+        self.put_all(&[PutDocument { key, body, write }]).await
+    }
+
+    async fn put_json(
+        &self,
+        key: &str,
+        json: &str,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        let body = DocBody::Json(json);
         self.put_all(&[PutDocument { key, body, write }]).await
     }
 
@@ -644,9 +644,7 @@ impl DocumentStore for SqliteDocumentStore {
                 Ok(OwnedPut {
                     key: p.key.to_owned(),
                     expected: p.write.expected,
-                    body: serde_json::to_string(p.body).map_err(|e| {
-                        BackendError::Rejected(format!("document not encodable: {e}"))
-                    })?,
+                    body: p.body.text()?.into_owned(),
                     now: millis(p.write.now),
                     expires_at: p.write.expires_at.map(millis),
                     index: p.write.index.map(|i| (i.partition.clone(), i.sort.clone())),
@@ -696,10 +694,11 @@ impl DocumentStore for SqliteDocumentStore {
                 Ok(Listed {
                     key,
                     sort,
-                    doc: Versioned {
+                    doc: VersionedJson {
                         version: version_of(version)?,
-                        body: decode(&body)?,
-                    },
+                        json: String::into_bytes(body).into(),
+                    }
+                    .decode()?,
                 })
             })
             .collect()

@@ -226,20 +226,20 @@ impl Buffer {
         items: &[Held],
         now: DateTime<Utc>,
     ) -> Result<(), BackendError> {
-        let body = serde_json::json!({ "batch": batch_id });
+        let body = serde_json::json!({ "batch": batch_id }).to_string();
         let write = DocumentWrite::new(None, now).expiring(queued_blob_expiry(now, Duration::ZERO));
         let Some((last, rest)) = items.split_last() else {
             return Ok(());
         };
         let puts = rest.iter().map(|h| {
             let (key, body) = (Self::sent_key(h.id), &body);
-            async move { self.docs.put(&key, body, write).await }
+            async move { self.docs.put_json(&key, body, write).await }
         });
         // `false`: already marked by an earlier try of this flush. The last message's marker
         // goes last, so that it says the whole batch went out (see [`Buffer::cut_sent`]).
         futures::future::try_join_all(puts).await?;
         self.docs
-            .put(&Self::sent_key(last.id), &body, write)
+            .put_json(&Self::sent_key(last.id), &body, write)
             .await
             .map(|_| ())
     }
@@ -356,7 +356,7 @@ impl Buffer {
         now: DateTime<Utc>,
     ) -> Result<bool, BackendError> {
         let body =
-            serde_json::to_value(pending).map_err(|e| BackendError::Rejected(e.to_string()))?;
+            serde_json::to_string(pending).map_err(|e| BackendError::Rejected(e.to_string()))?;
         // A flushed marker disappears after a day; a batch still waiting lives as long as its
         // timer may (a dead-lettered timer can be redriven days later).
         let expires = if pending.flushed {
@@ -365,7 +365,7 @@ impl Buffer {
             queued_blob_expiry(now, Duration::ZERO)
         };
         let write = DocumentWrite::new(expected, now).expiring(expires);
-        self.docs.put(&Self::doc_key(key), &body, write).await
+        self.docs.put_json(&Self::doc_key(key), &body, write).await
     }
 
     async fn timer(&self, key: &str, delay: Duration) -> Result<(), BackendError> {

@@ -268,13 +268,13 @@ impl Deliveries {
         expected: Option<u64>,
         now: DateTime<Utc>,
     ) -> Result<bool, BackendError> {
-        let body = serde_json::to_value(record).map_err(|e| corrupt(&e))?;
+        let body = serde_json::to_string(record).map_err(|e| corrupt(&e))?;
         let entry = IndexEntry {
             partition: Self::shard(&record.endpoint_id, &record.id),
             sort: Self::sort_key(record.created_at, &record.id),
         };
         self.docs
-            .put(
+            .put_json(
                 &Self::key(&record.id),
                 &body,
                 DocumentWrite::new(expected, now)

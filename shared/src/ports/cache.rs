@@ -111,6 +111,18 @@ impl DocumentStore for ReadCache {
         written
     }
 
+    async fn put_json(
+        &self,
+        key: &str,
+        json: &str,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        self.forget(key);
+        let written = self.inner.put_json(key, json, write).await;
+        self.forget(key);
+        written
+    }
+
     async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError> {
         puts.iter().for_each(|p| self.forget(p.key));
         let written = self.inner.put_all(puts).await;

@@ -102,6 +102,17 @@ impl<L: Layer> DocumentStore for Layered<dyn DocumentStore, L> {
             .await
     }
 
+    async fn put_json(
+        &self,
+        key: &str,
+        json: &str,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        self.layer
+            .around("put", || self.inner.put_json(key, json, write))
+            .await
+    }
+
     async fn put_all(&self, puts: &[PutDocument<'_>]) -> Result<bool, BackendError> {
         self.layer.around("put", || self.inner.put_all(puts)).await
     }

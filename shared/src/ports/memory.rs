@@ -19,9 +19,9 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{
-    BackendError, BlobStore, DocumentStore, DocumentWrite, FailedEntry, IndexEntry, IndexPage,
-    Listed, OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned, VersionedJson,
-    check_put_all, limits,
+    BackendError, BlobStore, DocBody, DocumentStore, DocumentWrite, FailedEntry, IndexEntry,
+    IndexPage, Listed, OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned,
+    VersionedJson, check_put_all, limits,
 };
 use limits::{check_batch, sqs_allows};
 
@@ -507,13 +507,6 @@ impl StoredDocument {
     }
 }
 
-/// A body read under the lock, decoded after it is released.
-fn decode(version: u64, body: &[u8]) -> Result<Versioned, BackendError> {
-    serde_json::from_slice(body)
-        .map(|body| Versioned { version, body })
-        .map_err(|e| BackendError::Corrupt(format!("memory document: {e}")))
-}
-
 /// Documents in memory, with their index kept ordered beside them.
 #[derive(Debug, Default)]
 pub struct MemoryDocumentStore {
@@ -611,7 +604,7 @@ impl DocumentStore for MemoryDocumentStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Versioned>, BackendError> {
         self.get_json(key, now)
             .await?
-            .map(|d| decode(d.version, &d.json))
+            .map(|d| d.decode())
             .transpose()
     }
 
@@ -644,6 +637,17 @@ impl DocumentStore for MemoryDocumentStore {
         body: &serde_json::Value,
         write: DocumentWrite<'_>,
     ) -> Result<bool, BackendError> {
+        let body = body.into();
+        self.put_all(&[PutDocument { key, body, write }]).await
+    }
+
+    async fn put_json(
+        &self,
+        key: &str,
+        json: &str,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        let body = DocBody::Json(json);
         self.put_all(&[PutDocument { key, body, write }]).await
     }
 
@@ -651,9 +655,13 @@ impl DocumentStore for MemoryDocumentStore {
         check_put_all(puts)?;
         let bodies = puts
             .iter()
-            .map(|p| serde_json::to_vec(p.body).map(bytes::Bytes::from))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| BackendError::Rejected(format!("document does not encode: {e}")))?;
+            .map(|p| match p.body.text()? {
+                std::borrow::Cow::Borrowed(text) => {
+                    Ok(bytes::Bytes::copy_from_slice(text.as_bytes()))
+                }
+                std::borrow::Cow::Owned(text) => Ok(bytes::Bytes::from(text)),
+            })
+            .collect::<Result<Vec<_>, BackendError>>()?;
         let mut docs = lock(&self.docs);
         let matches = puts.iter().all(|p| {
             let current = docs
@@ -717,11 +725,11 @@ impl DocumentStore for MemoryDocumentStore {
         };
         found
             .into_iter()
-            .map(|(key, sort, version, body)| {
+            .map(|(key, sort, version, json)| {
                 Ok(Listed {
                     key,
                     sort,
-                    doc: decode(version, &body)?,
+                    doc: VersionedJson { version, json }.decode()?,
                 })
             })
             .collect()

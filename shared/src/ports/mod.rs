@@ -210,6 +210,17 @@ pub struct VersionedJson {
 }
 
 impl VersionedJson {
+    /// The document as a [`Versioned`] (what [`DocumentStore::get`] answers): stored text that
+    /// is not JSON is a [`BackendError::Corrupt`].
+    pub fn decode(&self) -> Result<Versioned, BackendError> {
+        serde_json::from_slice(&self.json)
+            .map(|body| Versioned {
+                version: self.version,
+                body,
+            })
+            .map_err(|e| BackendError::Corrupt(format!("stored document: {e}")))
+    }
+
     fn of(doc: &Versioned) -> Result<Self, BackendError> {
         serde_json::to_vec(&doc.body)
             .map(|json| Self {
@@ -223,13 +234,60 @@ impl VersionedJson {
 /// The most documents one [`DocumentStore::put_all`] writes.
 pub const MAX_PUT_ALL: usize = 10;
 
+/// A document body to write: a `serde_json::Value` tree, or the JSON text a serializer wrote
+/// straight from the caller's type ([`DocumentStore::put_json`]): the embedded stores keep
+/// text, and DynamoDB stores it as a string attribute, so the tree between is only a cost.
+#[derive(Debug, Clone, Copy)]
+pub enum DocBody<'a> {
+    /// A tree.
+    Value(&'a serde_json::Value),
+    /// JSON text, as `serde_json` wrote it (a writer that hands over anything else gets
+    /// [`BackendError::Corrupt`] on the next read).
+    Json(&'a str),
+}
+
+impl<'a> From<&'a serde_json::Value> for DocBody<'a> {
+    fn from(value: &'a serde_json::Value) -> Self {
+        Self::Value(value)
+    }
+}
+
+impl<'a> DocBody<'a> {
+    /// The body as compact JSON text: borrowed when it is text already.
+    pub fn text(&self) -> Result<std::borrow::Cow<'a, str>, BackendError> {
+        match *self {
+            Self::Json(text) => {
+                // Callers hand over what `serde_json` wrote; debug builds (the tests) check it.
+                debug_assert!(
+                    serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok(),
+                    "DocBody::Json holds JSON"
+                );
+                Ok(text.into())
+            }
+            Self::Value(value) => serde_json::to_string(value)
+                .map(Into::into)
+                .map_err(|e| BackendError::Rejected(format!("document does not encode: {e}"))),
+        }
+    }
+
+    /// The body as a tree, for a store that needs one.
+    pub fn value(&self) -> Result<std::borrow::Cow<'a, serde_json::Value>, BackendError> {
+        match *self {
+            Self::Value(value) => Ok(std::borrow::Cow::Borrowed(value)),
+            Self::Json(text) => serde_json::from_str(text)
+                .map(std::borrow::Cow::Owned)
+                .map_err(|e| BackendError::Rejected(format!("document is not JSON: {e}"))),
+        }
+    }
+}
+
 /// One document of a [`DocumentStore::put_all`].
 #[derive(Debug, Clone, Copy)]
 pub struct PutDocument<'a> {
     /// Its key.
     pub key: &'a str,
     /// The new body.
-    pub body: &'a serde_json::Value,
+    pub body: DocBody<'a>,
     /// The condition and placement, as for [`DocumentStore::put`].
     pub write: DocumentWrite<'a>,
 }
@@ -317,6 +375,18 @@ pub trait DocumentStore: Send + Sync + Debug {
         body: &serde_json::Value,
         write: DocumentWrite<'_>,
     ) -> Result<bool, BackendError>;
+
+    /// [`DocumentStore::put`] of JSON text a serializer wrote from the caller's type (see
+    /// [`DocBody`]). Stores that keep text take it as it is; the default decodes it for `put`.
+    async fn put_json(
+        &self,
+        key: &str,
+        json: &str,
+        write: DocumentWrite<'_>,
+    ) -> Result<bool, BackendError> {
+        let body = DocBody::Json(json).value()?;
+        self.put(key, &body, write).await
+    }
 
     /// Writes every document of `puts` if each one's stored version is its `expected`, or none
     /// of them: returns `false`, writing nothing, when any condition failed. At most

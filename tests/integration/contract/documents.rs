@@ -6,7 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use serde_json::json;
 use shared::ports::memory::MemoryDocumentStore;
-use shared::ports::{DocumentStore, DocumentWrite, IndexEntry, IndexPage, PutDocument};
+use shared::ports::{DocBody, DocumentStore, DocumentWrite, IndexEntry, IndexPage, PutDocument};
 use tests::moto;
 
 use super::for_each_backend;
@@ -180,13 +180,121 @@ async fn text_reads_answer_what_reads_answer(store: Backend) {
     let newer = json!({"text": "second"});
     let update = PutDocument {
         key: &key,
-        body: &newer,
+        body: (&newer).into(),
         write: write(Some(1)),
     };
     assert!(store.put_all(&[update]).await.unwrap());
     assert_eq!(read(now()).await, Some((2, newer)));
 }
 for_each_backend!(text_reads_answer_what_reads_answer, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
+
+/// `put_json` (text a serializer wrote from the caller's type) writes what `put` of the same
+/// document writes: the same conditions, version, expiry and index entry; and a `put_all` that
+/// mixes text and trees is as atomic as one of trees.
+async fn text_writes_answer_what_writes_answer(store: Backend) {
+    let (key, twin) = (moto::unique("tw"), moto::unique("tw"));
+    let partition = moto::unique("twp");
+    // Long enough for DynamoDB's deflated attribute, with text that needs escapes.
+    let body = json!({
+        "text": "olá \"quoted\" \\ line\nbreak 👋 ".repeat(60),
+        "n": [0, -7, 18_446_744_073_709_551_615_u64, 0.1, 1e300],
+        "nested": {"empty": {}, "list": [], "null": null, "yes": true}
+    });
+    let text = serde_json::to_string(&body).unwrap();
+    let entry = IndexEntry {
+        partition: partition.clone(),
+        sort: "0001".into(),
+    };
+    let first = DocumentWrite {
+        expires_at: Some(now() + Duration::seconds(60)),
+        ..write(None)
+    }
+    .indexed(&entry);
+    assert!(store.put_json(&key, &text, first).await.unwrap());
+    assert!(store.put(&twin, &body, first).await.unwrap());
+    assert!(
+        !store.put_json(&key, &text, first).await.unwrap(),
+        "created once"
+    );
+    let got = store.get(&key, now()).await.unwrap().unwrap();
+    assert_eq!(got, store.get(&twin, now()).await.unwrap().unwrap());
+    assert_eq!((got.version, &got.body), (1, &body));
+    let page = IndexPage {
+        partition: &partition,
+        after: None,
+        before: None,
+        descending: false,
+        limit: 10,
+    };
+    let listed = store.list_page(page, now()).await.unwrap();
+    let mut keys: Vec<&str> = listed.iter().map(|l| l.key.as_str()).collect();
+    keys.sort_unstable();
+    let mut want = vec![key.as_str(), twin.as_str()];
+    want.sort_unstable();
+    assert_eq!(keys, want);
+    assert!(listed.iter().all(|l| l.doc == got && l.sort == "0001"));
+    assert_eq!(
+        store
+            .get(&key, now() + Duration::seconds(60))
+            .await
+            .unwrap(),
+        None,
+        "expired"
+    );
+
+    assert!(
+        !store.put_json(&key, "{}", write(Some(2))).await.unwrap(),
+        "stale"
+    );
+    assert!(
+        store
+            .put_json(&key, "{\"v\":2}", write(Some(1)))
+            .await
+            .unwrap()
+    );
+    let tree = json!({"v": "tree"});
+    let (a, b) = (moto::unique("tw"), moto::unique("tw"));
+    let mixed = |expected_b| {
+        [
+            PutDocument {
+                key: &key,
+                body: DocBody::Json("{\"v\":3}"),
+                write: write(Some(2)),
+            },
+            PutDocument {
+                key: &a,
+                body: (&tree).into(),
+                write: write(None),
+            },
+            PutDocument {
+                key: &b,
+                body: DocBody::Json("[1,2]"),
+                write: write(expected_b),
+            },
+        ]
+    };
+    assert!(
+        !store.put_all(&mixed(Some(1))).await.unwrap(),
+        "b is absent"
+    );
+    assert_eq!(
+        store.get(&key, now()).await.unwrap().unwrap().body,
+        json!({"v": 2})
+    );
+    assert_eq!(store.get(&a, now()).await.unwrap(), None, "nothing written");
+    assert!(store.put_all(&mixed(None)).await.unwrap());
+    let read = |k: String| {
+        let store = store.clone();
+        async move {
+            let d = store.get(&k, now()).await.unwrap().unwrap();
+            (d.version, d.body)
+        }
+    };
+    assert_eq!(read(key.clone()).await, (3, json!({"v": 3})));
+    assert_eq!(read(a).await, (1, tree));
+    assert_eq!(read(b).await, (1, json!([1, 2])));
+}
+for_each_backend!(text_writes_answer_what_writes_answer, memory: super::memory(), sqlite: super::on_sqlite(), moto: super::on_moto());
 
 async fn the_index_lists_documents_below_a_bound_in_order(store: Backend) {
     let partition = moto::unique("active");
@@ -486,12 +594,12 @@ async fn put_all_writes_every_document_or_none(store: Backend) {
     let both = [
         PutDocument {
             key: &a,
-            body: &one,
+            body: (&one).into(),
             write: write(Some(1)),
         },
         PutDocument {
             key: &b,
-            body: &two,
+            body: (&two).into(),
             write: expiring,
         },
     ];
@@ -519,12 +627,12 @@ async fn put_all_writes_every_document_or_none(store: Backend) {
     let stale = [
         PutDocument {
             key: &c,
-            body: &four,
+            body: (&four).into(),
             write: write(None),
         },
         PutDocument {
             key: &a,
-            body: &three,
+            body: (&three).into(),
             write: write(Some(1)),
         },
     ];
@@ -535,12 +643,12 @@ async fn put_all_writes_every_document_or_none(store: Backend) {
     let twice = [
         PutDocument {
             key: &c,
-            body: &four,
+            body: (&four).into(),
             write: write(None),
         },
         PutDocument {
             key: &c,
-            body: &four,
+            body: (&four).into(),
             write: write(None),
         },
     ];

@@ -513,10 +513,15 @@ impl Track {
             by: item.id,
             events: staged,
         };
-        let body = serde_json::to_value(&outbox)
+        let body = serde_json::to_string(&outbox)
             .map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?;
         let write = DocumentWrite::new(None, now).expiring(expires);
-        if !self.state.docs.put(&outbox_key(&key), &body, write).await? {
+        if !self
+            .state
+            .docs
+            .put_json(&outbox_key(&key), &body, write)
+            .await?
+        {
             // Staged already: by an earlier attempt of this record whose answer was lost, or
             // by a copy from another request that got there first.
             let stored = read_outbox(self.state.docs.as_ref(), &key, false, now)

@@ -96,6 +96,14 @@ pub(super) fn encode<T: Serialize>(key: &str, value: &T) -> Result<Value, StateE
     })
 }
 
+/// `value` as the JSON text a store keeps, written straight from its type (no `Value` tree).
+pub(super) fn encode_json<T: Serialize>(key: &str, value: &T) -> Result<String, StateError> {
+    serde_json::to_string(value).map_err(|e| StateError::Corrupt {
+        key: key.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
 pub(super) fn after(now: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
     now + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX)
 }
@@ -108,5 +116,5 @@ pub(super) async fn save<T: Serialize>(
     value: &T,
     w: DocumentWrite<'_>,
 ) -> Result<bool, StateError> {
-    Ok(docs.put(key, &encode(key, value)?, w).await?)
+    Ok(docs.put_json(key, &encode_json(key, value)?, w).await?)
 }

@@ -62,7 +62,7 @@ use sha2::{Digest, Sha256};
 use super::common::{MARKS, ROUNDS, StateError, decode, remember};
 use crate::ids::EventId;
 use crate::model::{Contact, ContactFieldChange, ContactProfile, SourceInfo};
-use crate::ports::{DocumentStore, DocumentWrite, IndexEntry, PutDocument};
+use crate::ports::{DocBody, DocumentStore, DocumentWrite, IndexEntry, PutDocument};
 
 /// Index list of contacts, newest first by creation.
 pub const CONTACTS: &str = "contacts";
@@ -279,8 +279,9 @@ impl ContactDoc {
             .unwrap_or_else(|| self.contact.id.clone())
     }
 
-    fn encode(&self, key: &str) -> Result<Value, StateError> {
-        serde_json::to_value(self).map_err(|e| StateError::Corrupt {
+    /// The document as the JSON text the store keeps.
+    fn encode(&self, key: &str) -> Result<String, StateError> {
+        serde_json::to_string(self).map_err(|e| StateError::Corrupt {
             key: key.to_owned(),
             reason: e.to_string(),
         })
@@ -530,8 +531,12 @@ struct Found {
     doc: ContactDoc,
 }
 
-fn put<'a>(key: &'a str, body: &'a Value, write: DocumentWrite<'a>) -> PutDocument<'a> {
-    PutDocument { key, body, write }
+fn put<'a>(key: &'a str, body: &'a str, write: DocumentWrite<'a>) -> PutDocument<'a> {
+    PutDocument {
+        key,
+        body: DocBody::Json(body),
+        write,
+    }
 }
 
 impl Contacts {
@@ -915,10 +920,10 @@ impl Contacts {
         let (key, expected, doc) = contact;
         let entry = list_entry(&doc.contact);
         let body = doc.encode(&key)?;
-        let claim = serde_json::to_value(Claim {
+        let claim = serde_json::to_string(&Claim {
             contact_id: doc.contact.id.clone(),
         })
-        .unwrap_or(Value::Null);
+        .unwrap_or_else(|_| "null".to_owned());
         let dead = tombstones
             .iter()
             .map(|(k, _, d)| d.encode(k))
@@ -936,7 +941,7 @@ impl Contacts {
             puts.push(put(k, &claim, DocumentWrite::new(None, now)));
         }
         Ok(if puts.len() == 1 {
-            self.docs.put(&key, &body, puts[0].write).await?
+            self.docs.put_json(&key, &body, puts[0].write).await?
         } else {
             self.docs.put_all(&puts).await?
         })
@@ -1147,9 +1152,9 @@ impl Contacts {
             let entry = list_entry(&doc.contact);
             let write = DocumentWrite::new(Some(version), now).indexed(&entry);
             let written = match &claim {
-                None => self.docs.put(&key, &body, write).await?,
+                None => self.docs.put_json(&key, &body, write).await?,
                 Some((ext_key, expected)) => {
-                    let holder = json!({"contact_id": doc.contact.id});
+                    let holder = json!({"contact_id": doc.contact.id}).to_string();
                     self.docs
                         .put_all(&[
                             put(&key, &body, write),
@@ -1193,7 +1198,7 @@ impl Contacts {
             }
             let entry = list_entry(&doc.contact);
             let write = DocumentWrite::new(Some(version), now).indexed(&entry);
-            if self.docs.put(&key, &doc.encode(&key)?, write).await? {
+            if self.docs.put_json(&key, &doc.encode(&key)?, write).await? {
                 return Ok(());
             }
         }

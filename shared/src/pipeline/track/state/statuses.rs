@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::campaigns::{Campaigns, Counted};
-use super::common::{MARKS, Mark, ROUNDS, StateError, after, decode, encode, remember, save};
+use super::common::{MARKS, Mark, ROUNDS, StateError, after, decode, encode_json, remember, save};
 use crate::ids::ConversationId;
 use crate::model::{ContactProfile, MessageContent, MessageStatus, SourceInfo};
-use crate::ports::{DocumentStore, DocumentWrite, PutDocument};
+use crate::ports::{DocBody, DocumentStore, DocumentWrite, PutDocument};
 
 /// The message status store.
 #[derive(Debug, Clone)]
@@ -199,18 +199,18 @@ impl Statuses {
                 .campaigns
                 .shard_with(&campaign, message_id, add, now)
                 .await?;
-            let message_body = encode(&key, &doc)?;
+            let message_body = encode_json(&key, &doc)?;
             let shard_body = shard.body()?;
             let shard_write = DocumentWrite::new(shard.expected, now).expiring(shard.expires_at);
             let puts = [
                 PutDocument {
                     key: &key,
-                    body: &message_body,
+                    body: DocBody::Json(&message_body),
                     write,
                 },
                 PutDocument {
                     key: &shard.key,
-                    body: &shard_body,
+                    body: (&shard_body).into(),
                     write: shard_write,
                 },
             ];
