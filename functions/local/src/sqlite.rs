@@ -18,7 +18,8 @@
 //! transaction, each call in a savepoint so a failed one undoes only itself, and answers them
 //! after the commit (group commit: under load one WAL append serves many calls, and no caller
 //! sees a write that was not committed). Documents are encoded and decoded by the callers, not
-//! on that thread.
+//! on that thread. A second thread copies the WAL into the database file in the background
+//! ([`Checkpointer`]), so the syncs of a checkpoint seldom hold up the calls.
 
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -176,6 +177,13 @@ pub struct Evicted {
 /// lands in, so this bounds the wait behind a burst.
 const MAX_GROUP: usize = 64;
 
+/// The page size of a database this gateway creates.
+const PAGE_SIZE: i64 = 1024;
+
+/// The WAL's size at which a commit is followed by a checkpoint (16 MiB; the WAL file keeps
+/// that size once reached, and a restart reads it back).
+const WAL_CHECKPOINT_BYTES: i64 = 16 * 1024 * 1024;
+
 /// Prepared statements the connection keeps (the ports use about 30 distinct ones).
 const STATEMENT_CACHE: usize = 64;
 
@@ -293,6 +301,69 @@ const OWNER_BEGIN: &str = "BEGIN IMMEDIATE";
 /// retried like any failed call).
 const SHARED_BEGIN: &str = "BEGIN";
 
+/// How often the checkpointer copies what the WAL gained into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// A thread with a connection of its own that runs passive checkpoints every
+/// [`CHECKPOINT_EVERY`]: it copies committed pages from the WAL into the database file and syncs
+/// both, work the database thread did itself at each automatic checkpoint, with every call
+/// waiting behind it. A passive checkpoint never waits for a lock and never blocks a writer.
+/// The database thread's automatic checkpoint at [`WAL_CHECKPOINT_BYTES`] stays as the bound:
+/// it finds little left to copy, and lets the next commit start the WAL from its beginning.
+#[derive(Debug)]
+struct Checkpointer {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, BackendError> {
+        let conn = Connection::open(path).map_err(sqlite_error)?;
+        // A passive checkpoint never waits, but opening a read of the WAL index may.
+        conn.busy_timeout(Duration::from_secs(1))
+            .map_err(sqlite_error)?;
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("wagate-checkpoint".into())
+            .spawn(move || {
+                // Said once when checkpoints start failing and once when they work again, not
+                // ten times a second; the database thread's own checkpoint still bounds the WAL.
+                let mut failing = false;
+                while let Err(mpsc::RecvTimeoutError::Timeout) =
+                    stopped.recv_timeout(CHECKPOINT_EVERY)
+                {
+                    let done = conn
+                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
+                    match done {
+                        Err(e) if !failing => {
+                            tracing::warn!(error = %e, "background checkpoints are failing");
+                            failing = true;
+                        }
+                        Ok(_) if failing => {
+                            tracing::info!("background checkpoints work again");
+                            failing = false;
+                        }
+                        _ => {}
+                    }
+                }
+            })
+            .map_err(BackendError::unavailable)?;
+        Ok(Self {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        drop(self.stop.take());
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// What the database thread did, for reports and tests.
 #[derive(Debug, Default)]
 struct Counts {
@@ -308,6 +379,8 @@ pub struct Database {
     counts: Arc<Counts>,
     jobs: Option<mpsc::Sender<Box<dyn Job>>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// The owner's background checkpoints.
+    checkpointer: Option<Checkpointer>,
     /// The owner's lock on [`LOCK_FILE`], held until the database is dropped (after the thread
     /// has closed the connection).
     _owner: Option<std::fs::File>,
@@ -315,6 +388,7 @@ pub struct Database {
 
 impl Drop for Database {
     fn drop(&mut self) {
+        drop(self.checkpointer.take());
         // The thread ends once the calls already handed over are answered.
         drop(self.jobs.take());
         if let Some(thread) = self.thread.take() {
@@ -348,7 +422,7 @@ impl Database {
             Err(std::fs::TryLockError::Error(e)) => return Err(BackendError::unavailable(e)),
         }
         let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
-        Self::setup(conn, Some(lock))
+        Self::setup(conn, Some((lock, &dir.join(DATABASE_FILE)))).map(Arc::new)
     }
 
     /// Opens the database of a data directory another process owns, to look at it (queue
@@ -356,10 +430,15 @@ impl Database {
     /// safe beside the owner's.
     pub fn open_shared(dir: &Path) -> Result<Arc<Self>, BackendError> {
         let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
-        Self::setup(conn, None)
+        Self::setup(conn, None).map(Arc::new)
     }
 
-    fn setup(conn: Connection, owner: Option<std::fs::File>) -> Result<Arc<Self>, BackendError> {
+    /// `owner`: the lock on the data directory and the database's path, for the gateway that
+    /// owns it (`None` for a tool beside it).
+    fn setup(
+        conn: Connection,
+        owner: Option<(std::fs::File, &Path)>,
+    ) -> Result<Self, BackendError> {
         // The owner releases a killed predecessor's leases and begins its groups with the write
         // lock; a tool beside it does neither.
         let begin = if owner.is_some() {
@@ -374,21 +453,43 @@ impl Database {
         // page cache of 4 MiB: the end of every write transaction walks the cache's hash
         // table, so a larger one (32 MiB) cost more CPU at each commit than it saved in reads
         // (the kernel's page cache holds the rest of the file).
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL;
+        //
+        // A new database gets pages of 1 KiB (SQLite's default is 4 KiB; a database written
+        // before keeps its size, as `page_size` only applies before the first table). The rows
+        // are small and a commit appends every page it changed to the WAL, so smaller pages
+        // halved the bytes written to disk per webhook (BENCHMARKS.md, "the WAL's writes").
+        conn.execute_batch(&format!(
+            "PRAGMA page_size = {PAGE_SIZE};
+             PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
              PRAGMA temp_store = MEMORY;
-             PRAGMA cache_size = -4096;",
-        )
+             PRAGMA cache_size = -4096;"
+        ))
         .map_err(sqlite_error)?;
+        // The database thread checkpoints when the WAL holds WAL_CHECKPOINT_BYTES, not at
+        // SQLite's 1,000 pages: a checkpoint there syncs the WAL and the database file with
+        // every call waiting. The owner's [`Checkpointer`] does the copying in between on a
+        // thread of its own, so this one mostly finds the WAL copied and lets the next commit
+        // start it from its beginning.
+        let page_size: i64 = conn
+            .query_row("PRAGMA page_size", [], |r| r.get(0))
+            .map_err(sqlite_error)?;
+        let pages = WAL_CHECKPOINT_BYTES / page_size.max(512);
+        conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))
+            .map_err(sqlite_error)?;
         // Every statement of the ports is prepared once and kept: more of them are in use than
         // rusqlite keeps by default (16), and preparing again costs more than running them.
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrate(&conn)?;
         conn.execute_batch(SCHEMA).map_err(sqlite_error)?;
-        if owner.is_some() {
-            Self::release_leases(&conn)?;
-        }
+        // Only once the database is in WAL mode: the checkpointer's connection finds it so.
+        let (owner, checkpointer) = match owner {
+            Some((lock, path)) => {
+                Self::release_leases(&conn)?;
+                (Some(lock), Some(Checkpointer::start(path)?))
+            }
+            None => (None, None),
+        };
         let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let counts = Arc::new(Counts::default());
         let thread = std::thread::Builder::new()
@@ -398,12 +499,13 @@ impl Database {
                 move || serve(&conn, &queue, &counts, begin)
             })
             .map_err(BackendError::unavailable)?;
-        Ok(Arc::new(Self {
+        Ok(Self {
             counts,
             jobs: Some(jobs),
             thread: Some(thread),
+            checkpointer,
             _owner: owner,
-        }))
+        })
     }
 
     /// Calls run so far, and the transactions committed for them in which a call changed rows
@@ -1120,6 +1222,56 @@ impl Queue for SqliteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `(page_size, wal_autocheckpoint)` of the gateway's connection.
+    async fn page_and_checkpoint(db: &Database) -> (i64, i64) {
+        db.call(|conn| {
+            let get = |pragma: &str| -> Result<i64, BackendError> {
+                conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+                    .map_err(sqlite_error)
+            };
+            Ok((get("page_size")?, get("wal_autocheckpoint")?))
+        })
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_new_database_has_small_pages_and_an_earlier_one_keeps_its_own() {
+        let fresh = std::env::temp_dir().join(format!("wagate-pages-{}", ulid::Ulid::new()));
+        let db = Database::open_dir(&fresh).unwrap();
+        assert_eq!(page_and_checkpoint(&db).await, (PAGE_SIZE, 16 * 1024));
+        drop(db);
+        // Reopened, it is the same database.
+        let db = Database::open_dir(&fresh).unwrap();
+        assert_eq!(page_and_checkpoint(&db).await, (PAGE_SIZE, 16 * 1024));
+        drop(db);
+
+        let earlier = std::env::temp_dir().join(format!("wagate-pages-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&earlier).unwrap();
+        Connection::open(earlier.join(DATABASE_FILE))
+            .unwrap()
+            .execute_batch("PRAGMA page_size = 4096; CREATE TABLE before_us (x);")
+            .unwrap();
+        let db = Database::open_dir(&earlier).unwrap();
+        // The same 16 MiB of WAL before a checkpoint, in 4 KiB pages.
+        assert_eq!(page_and_checkpoint(&db).await, (4096, 4096));
+        let docs = SqliteDocumentStore::new(db.clone());
+        let now = Utc::now();
+        let written = docs
+            .put(
+                "k",
+                &serde_json::json!({"a": 1}),
+                DocumentWrite::new(None, now),
+            )
+            .await
+            .unwrap();
+        assert!(written);
+        assert!(docs.get("k", now).await.unwrap().is_some());
+        drop((docs, db));
+        let _ = std::fs::remove_dir_all(fresh);
+        let _ = std::fs::remove_dir_all(earlier);
+    }
 
     #[tokio::test]
     async fn a_database_of_an_earlier_schema_is_carried_over_with_its_rows() {
