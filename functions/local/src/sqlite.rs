@@ -19,7 +19,7 @@
 //! after the commit (group commit: under load one WAL append serves many calls, and no caller
 //! sees a write that was not committed). Documents are encoded and decoded by the callers, not
 //! on that thread. A second thread copies the WAL into the database file in the background
-//! ([`Checkpointer`]), so the syncs of a checkpoint seldom hold up the calls.
+//! ([`start_checkpointer`]), so the syncs of a checkpoint seldom hold up the calls.
 
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
@@ -304,63 +304,76 @@ const SHARED_BEGIN: &str = "BEGIN";
 /// How often the checkpointer copies what the WAL gained into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// A thread with a connection of its own that runs passive checkpoints every
+/// Starts a thread with a connection of its own that runs passive checkpoints every
 /// [`CHECKPOINT_EVERY`]: it copies committed pages from the WAL into the database file and syncs
 /// both, work the database thread did itself at each automatic checkpoint, with every call
 /// waiting behind it. A passive checkpoint never waits for a lock and never blocks a writer.
 /// The database thread's automatic checkpoint at [`WAL_CHECKPOINT_BYTES`] stays as the bound:
 /// it finds little left to copy, and lets the next commit start the WAL from its beginning.
-#[derive(Debug)]
-struct Checkpointer {
-    stop: Option<mpsc::Sender<()>>,
+fn start_checkpointer(path: &Path) -> Result<Worker<()>, BackendError> {
+    let conn = Connection::open(path).map_err(sqlite_error)?;
+    // A passive checkpoint never waits, but opening a read of the WAL index may.
+    conn.busy_timeout(Duration::from_secs(1))
+        .map_err(sqlite_error)?;
+    Worker::spawn("wagate-checkpoint", move |stopped: mpsc::Receiver<()>| {
+        // Said once when checkpoints start failing and once when they work again, not
+        // ten times a second; the database thread's own checkpoint still bounds the WAL.
+        let mut failing = false;
+        while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+            let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
+            match done {
+                Err(e) if !failing => {
+                    tracing::warn!(error = %e, "background checkpoints are failing");
+                    failing = true;
+                }
+                Ok(_) if failing => {
+                    tracing::info!("background checkpoints work again");
+                    failing = false;
+                }
+                _ => {}
+            }
+        }
+    })
+}
+
+/// A thread fed through a channel. Dropping it drops the channel's sender, which ends the
+/// thread once it has taken what was sent, and waits for that.
+struct Worker<T> {
+    sender: Option<mpsc::Sender<T>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl Checkpointer {
-    fn start(path: &Path) -> Result<Self, BackendError> {
-        let conn = Connection::open(path).map_err(sqlite_error)?;
-        // A passive checkpoint never waits, but opening a read of the WAL index may.
-        conn.busy_timeout(Duration::from_secs(1))
-            .map_err(sqlite_error)?;
-        let (stop, stopped) = mpsc::channel::<()>();
+impl<T: Send + 'static> Worker<T> {
+    fn spawn(
+        name: &str,
+        run: impl FnOnce(mpsc::Receiver<T>) + Send + 'static,
+    ) -> Result<Self, BackendError> {
+        let (sender, receiver) = mpsc::channel();
         let thread = std::thread::Builder::new()
-            .name("wagate-checkpoint".into())
-            .spawn(move || {
-                // Said once when checkpoints start failing and once when they work again, not
-                // ten times a second; the database thread's own checkpoint still bounds the WAL.
-                let mut failing = false;
-                while let Err(mpsc::RecvTimeoutError::Timeout) =
-                    stopped.recv_timeout(CHECKPOINT_EVERY)
-                {
-                    let done = conn
-                        .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
-                    match done {
-                        Err(e) if !failing => {
-                            tracing::warn!(error = %e, "background checkpoints are failing");
-                            failing = true;
-                        }
-                        Ok(_) if failing => {
-                            tracing::info!("background checkpoints work again");
-                            failing = false;
-                        }
-                        _ => {}
-                    }
-                }
-            })
+            .name(name.into())
+            .spawn(move || run(receiver))
             .map_err(BackendError::unavailable)?;
         Ok(Self {
-            stop: Some(stop),
+            sender: Some(sender),
             thread: Some(thread),
         })
     }
 }
 
-impl Drop for Checkpointer {
+impl<T> Drop for Worker<T> {
     fn drop(&mut self) {
-        drop(self.stop.take());
+        drop(self.sender.take());
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl<T> std::fmt::Debug for Worker<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Worker")
+            .field("thread", &self.thread)
+            .finish_non_exhaustive()
     }
 }
 
@@ -377,24 +390,14 @@ struct Counts {
 pub struct Database {
     /// Calls handed to the thread, and transactions it committed for them.
     counts: Arc<Counts>,
-    jobs: Option<mpsc::Sender<Box<dyn Job>>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    /// The owner's background checkpoints.
-    checkpointer: Option<Checkpointer>,
+    /// The owner's background checkpoints ([`start_checkpointer`]), stopped first.
+    _checkpointer: Option<Worker<()>>,
+    /// The database thread ([`serve`]): dropped, it ends once the calls already handed over are
+    /// answered.
+    thread: Worker<Box<dyn Job>>,
     /// The owner's lock on [`LOCK_FILE`], held until the database is dropped (after the thread
-    /// has closed the connection).
+    /// has closed the connection: fields drop in this order).
     _owner: Option<std::fs::File>,
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        drop(self.checkpointer.take());
-        // The thread ends once the calls already handed over are answered.
-        drop(self.jobs.take());
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 impl Database {
@@ -421,8 +424,9 @@ impl Database {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(BackendError::unavailable(e)),
         }
-        let conn = Connection::open(dir.join(DATABASE_FILE)).map_err(sqlite_error)?;
-        Self::setup(conn, Some((lock, &dir.join(DATABASE_FILE)))).map(Arc::new)
+        let path = dir.join(DATABASE_FILE);
+        let conn = Connection::open(&path).map_err(sqlite_error)?;
+        Self::setup(conn, Some((lock, &path))).map(Arc::new)
     }
 
     /// Opens the database of a data directory another process owns, to look at it (queue
@@ -468,7 +472,7 @@ impl Database {
         .map_err(sqlite_error)?;
         // The database thread checkpoints when the WAL holds WAL_CHECKPOINT_BYTES, not at
         // SQLite's 1,000 pages: a checkpoint there syncs the WAL and the database file with
-        // every call waiting. The owner's [`Checkpointer`] does the copying in between on a
+        // every call waiting. The owner's [`start_checkpointer`] does the copying in between on a
         // thread of its own, so this one mostly finds the WAL copied and lets the next commit
         // start it from its beginning.
         let page_size: i64 = conn
@@ -486,24 +490,19 @@ impl Database {
         let (owner, checkpointer) = match owner {
             Some((lock, path)) => {
                 Self::release_leases(&conn)?;
-                (Some(lock), Some(Checkpointer::start(path)?))
+                (Some(lock), Some(start_checkpointer(path)?))
             }
             None => (None, None),
         };
-        let (jobs, queue) = mpsc::channel::<Box<dyn Job>>();
         let counts = Arc::new(Counts::default());
-        let thread = std::thread::Builder::new()
-            .name("wagate-sqlite".into())
-            .spawn({
-                let counts = counts.clone();
-                move || serve(&conn, &queue, &counts, begin)
-            })
-            .map_err(BackendError::unavailable)?;
+        let thread = Worker::spawn("wagate-sqlite", {
+            let counts = counts.clone();
+            move |jobs| serve(&conn, &jobs, &counts, begin)
+        })?;
         Ok(Self {
             counts,
-            jobs: Some(jobs),
-            thread: Some(thread),
-            checkpointer,
+            _checkpointer: checkpointer,
+            thread,
             _owner: owner,
         })
     }
@@ -529,7 +528,8 @@ impl Database {
             result: None,
             reply,
         });
-        self.jobs
+        self.thread
+            .sender
             .as_ref()
             .ok_or_else(|| BackendError::Unavailable("the database is closed".into()))?
             .send(job)
@@ -1271,6 +1271,37 @@ mod tests {
         drop((docs, db));
         let _ = std::fs::remove_dir_all(fresh);
         let _ = std::fs::remove_dir_all(earlier);
+    }
+
+    #[tokio::test]
+    async fn committed_pages_reach_the_database_file_long_before_the_wal_is_full() {
+        let dir = std::env::temp_dir().join(format!("wagate-checkpoint-{}", ulid::Ulid::new()));
+        let db = Database::open_dir(&dir).unwrap();
+        let docs = SqliteDocumentStore::new(db.clone());
+        let now = Utc::now();
+        let text = "x".repeat(2048);
+        for i in 0..50 {
+            let body = serde_json::json!({ "text": text });
+            let key = format!("doc#{i}");
+            assert!(
+                docs.put(&key, &body, DocumentWrite::new(None, now))
+                    .await
+                    .unwrap()
+            );
+        }
+        // 100 KiB of bodies, far below the 16 MiB at which the database thread would copy the
+        // WAL itself: only the checkpointer puts them in the file.
+        let file = dir.join(DATABASE_FILE);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::fs::metadata(&file).map_or(0, |m| m.len()) < 100 * 1024 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL was not copied into the database file"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        drop((docs, db));
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[tokio::test]
