@@ -344,7 +344,11 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
     }
     if let wagate_local::backend::Expiry::Sqlite(db) = &gateway.stores().expiry {
         let (calls, commits) = db.calls_and_commits();
-        eprintln!("sqlite: {calls} calls, {commits} write transactions committed for them");
+        let (by_kind, groups) = db.calls_by_kind();
+        eprintln!("sqlite: {calls} calls in {groups} transactions, {commits} of them with writes");
+        for (kind, n) in by_kind {
+            eprintln!("  {kind}: {n}");
+        }
     }
     gateway.shutdown(Duration::from_secs(5)).await;
     Ok(reports)

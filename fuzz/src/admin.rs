@@ -265,6 +265,7 @@ async fn world() -> World {
         event_ids: vec![],
         body: "{}".into(),
         created_at: now - chrono::Duration::hours(1),
+        conversation_id: None,
     };
     let body = testing::dead_lettered(&admin, &task, now - chrono::Duration::minutes(50), now)
         .await

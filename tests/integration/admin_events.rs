@@ -91,6 +91,7 @@ async fn setup() -> Setup {
         event_ids: vec![],
         body: "{}".into(),
         created_at: Utc::now(),
+        conversation_id: None,
     };
     // Recorded as deliver leaves it; its dead-letter queue body is not needed here.
     testing::dead_lettered(&admin, &task, Utc::now(), Utc::now())

@@ -252,6 +252,7 @@ fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts
         }
         let committed = run_group(conn, &mut group, begin).map_err(sqlite_error);
         counts.calls.fetch_add(group.len() as u64, Relaxed);
+        counts.groups.fetch_add(1, Relaxed);
         if committed.as_ref().is_ok_and(|wrote| *wrote) {
             counts.commits.fetch_add(1, Relaxed);
         }
@@ -382,6 +383,62 @@ impl<T> std::fmt::Debug for Worker<T> {
 struct Counts {
     calls: std::sync::atomic::AtomicU64,
     commits: std::sync::atomic::AtomicU64,
+    /// Transactions run (groups), with or without writes.
+    groups: std::sync::atomic::AtomicU64,
+    /// Calls handed over, per [`Op`].
+    by_op: [std::sync::atomic::AtomicU64; Op::ALL.len()],
+}
+
+/// What a call to the database thread does, counted per kind for the load report: the calls a
+/// webhook costs, by port method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    DocGet,
+    DocPut,
+    DocList,
+    BlobPut,
+    BlobGet,
+    QueueSend,
+    QueueReceive,
+    QueueDelete,
+    QueueDeleteBatch,
+    QueueVisibility,
+    QueueDepth,
+    Maintenance,
+}
+
+impl Op {
+    const ALL: [Op; 12] = [
+        Op::DocGet,
+        Op::DocPut,
+        Op::DocList,
+        Op::BlobPut,
+        Op::BlobGet,
+        Op::QueueSend,
+        Op::QueueReceive,
+        Op::QueueDelete,
+        Op::QueueDeleteBatch,
+        Op::QueueVisibility,
+        Op::QueueDepth,
+        Op::Maintenance,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Op::DocGet => "document get",
+            Op::DocPut => "document put",
+            Op::DocList => "document list",
+            Op::BlobPut => "blob put",
+            Op::BlobGet => "blob get",
+            Op::QueueSend => "queue send",
+            Op::QueueReceive => "queue receive",
+            Op::QueueDelete => "queue delete",
+            Op::QueueDeleteBatch => "queue delete batch",
+            Op::QueueVisibility => "queue change visibility",
+            Op::QueueDepth => "queue depth",
+            Op::Maintenance => "maintenance",
+        }
+    }
 }
 
 /// One SQLite database (a file in WAL mode) shared by every store and queue of a gateway. Its
@@ -516,6 +573,18 @@ impl Database {
         )
     }
 
+    /// Calls handed to the database thread so far, per kind (those not made yet left out), and
+    /// the transactions it ran for them.
+    pub fn calls_by_kind(&self) -> (Vec<(&'static str, u64)>, u64) {
+        let calls = Op::ALL
+            .iter()
+            .zip(&self.counts.by_op)
+            .map(|(op, n)| (op.name(), n.load(Relaxed)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        (calls, self.counts.groups.load(Relaxed))
+    }
+
     /// Hands `work` to the database thread; `reply` gets its result once its group committed.
     fn submit<T, F, R>(&self, work: F, reply: R) -> Result<(), BackendError>
     where
@@ -537,17 +606,24 @@ impl Database {
     }
 
     /// Runs `work` on the database thread and waits for its commit without holding a thread.
-    async fn call<T, F>(&self, work: F) -> Result<T, BackendError>
+    async fn call<T, F>(&self, op: Op, work: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
     {
+        self.count(op);
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.submit(work, move |r| {
             let _ = tx.send(r);
         })?;
         rx.await
             .map_err(|_| BackendError::Unavailable("the database thread stopped".into()))?
+    }
+
+    fn count(&self, op: Op) {
+        if let Some(n) = self.counts.by_op.get(op as usize) {
+            n.fetch_add(1, Relaxed);
+        }
     }
 
     fn release_leases(conn: &Connection) -> Result<(), BackendError> {
@@ -570,7 +646,7 @@ impl Database {
         limit: u32,
     ) -> Result<Evicted, BackendError> {
         let now = millis(now);
-        self.call(move |conn| {
+        self.call(Op::Maintenance, move |conn| {
             let evict = |table: &str| -> Result<u64, BackendError> {
                 let sql = format!(
                     "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} \
@@ -592,7 +668,7 @@ impl Database {
 
     /// The database's size in bytes (pages in use and free, without the WAL).
     pub async fn size_bytes(&self) -> Result<u64, BackendError> {
-        self.call(|conn| {
+        self.call(Op::Maintenance, |conn| {
             let pages: i64 = conn
                 .query_row("PRAGMA page_count", [], |r| r.get(0))
                 .map_err(sqlite_error)?;
@@ -697,7 +773,7 @@ impl DocumentStore for SqliteDocumentStore {
         let (key, now) = (key.to_owned(), millis(now));
         let row: Option<(i64, String)> = self
             .db
-            .call(move |conn| {
+            .call(Op::DocGet, move |conn| {
                 conn.prepare_cached(
                     "SELECT version, body FROM docs WHERE key = ?1 \
                      AND (expires_at IS NULL OR expires_at > ?2)",
@@ -753,7 +829,9 @@ impl DocumentStore for SqliteDocumentStore {
                 })
             })
             .collect::<Result<_, BackendError>>()?;
-        self.db.call(move |conn| put_all_in(conn, &puts)).await
+        self.db
+            .call(Op::DocPut, move |conn| put_all_in(conn, &puts))
+            .await
     }
 
     async fn list_page(
@@ -779,7 +857,7 @@ impl DocumentStore for SqliteDocumentStore {
         );
         let rows: Vec<(String, String, i64, String)> = self
             .db
-            .call(move |conn| {
+            .call(Op::DocList, move |conn| {
                 conn.prepare_cached(sql)
                     .and_then(|mut s| {
                         s.query_map(params![partition, after, before, now], |r| {
@@ -830,7 +908,7 @@ impl BlobStore for SqliteBlobStore {
     ) -> Result<(), BackendError> {
         let (key, bytes, expires_at) = (key.to_owned(), bytes.to_vec(), millis(expires_at));
         self.db
-            .call(move |conn| {
+            .call(Op::BlobPut, move |conn| {
                 conn.prepare_cached(
                     "INSERT INTO blobs (key, bytes, expires_at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, \
@@ -846,7 +924,7 @@ impl BlobStore for SqliteBlobStore {
     async fn get(&self, key: &str, now: DateTime<Utc>) -> Result<Option<Vec<u8>>, BackendError> {
         let (key, now) = (key.to_owned(), millis(now));
         self.db
-            .call(move |conn| {
+            .call(Op::BlobGet, move |conn| {
                 conn.prepare_cached("SELECT bytes FROM blobs WHERE key = ?1 AND expires_at > ?2")
                     .and_then(|mut s| s.query_row(params![key, now], |r| r.get(0)).optional())
                     .map_err(sqlite_error)
@@ -1030,7 +1108,7 @@ impl SqliteQueue {
         let name = self.name.clone();
         let n: i64 = self
             .db
-            .call(move |conn| {
+            .call(Op::QueueDepth, move |conn| {
                 conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE queue = ?1")
                     .and_then(|mut s| s.query_row(params![&*name], |r| r.get(0)))
                     .map_err(sqlite_error)
@@ -1055,7 +1133,7 @@ impl SqliteQueue {
             .map(|dl| (dl.queue.name.clone(), dl.max_receives));
         let (out, moved, next_visible) = self
             .db
-            .call(move |conn| {
+            .call(Op::QueueReceive, move |conn| {
                 let dead_letter = dead_letter.as_ref().map(|(q, n)| (&**q, *n));
                 take_visible_in(conn, &name, dead_letter, max, now, hidden_until)
             })
@@ -1091,7 +1169,7 @@ impl Queue for SqliteQueue {
         }
         let name = self.name.clone();
         self.db
-            .call(move |conn| {
+            .call(Op::QueueSend, move |conn| {
                 let mut insert = conn
                     .prepare_cached(
                         "INSERT INTO messages (queue, message_id, body, visible_at, received_at, \
@@ -1140,7 +1218,9 @@ impl Queue for SqliteQueue {
     async fn delete(&self, receipt: &str) -> Result<(), BackendError> {
         let (name, receipt) = (self.name.clone(), receipt.to_owned());
         self.db
-            .call(move |conn| delete_message(conn, seq_of(conn, &name, &receipt)?))
+            .call(Op::QueueDelete, move |conn| {
+                delete_message(conn, seq_of(conn, &name, &receipt)?)
+            })
             .await
     }
 
@@ -1159,7 +1239,7 @@ impl Queue for SqliteQueue {
         // One call: the deletes of a batch share a transaction, as they would share a
         // DeleteMessageBatch request.
         self.db
-            .call(move |conn| {
+            .call(Op::QueueDeleteBatch, move |conn| {
                 let mut failed = Vec::new();
                 for (i, receipt) in receipts.iter().enumerate() {
                     match seq_of(conn, &name, receipt) {
@@ -1187,7 +1267,7 @@ impl Queue for SqliteQueue {
         let visibility = duration_millis(visibility);
         let (name, receipt) = (self.name.clone(), receipt.to_owned());
         self.db
-            .call(move |conn| {
+            .call(Op::QueueVisibility, move |conn| {
                 let seq = seq_of(conn, &name, &receipt)?;
                 let received_at: i64 = conn
                     .prepare_cached("SELECT received_at FROM messages WHERE seq = ?1")
@@ -1225,7 +1305,7 @@ mod tests {
 
     /// `(page_size, wal_autocheckpoint)` of the gateway's connection.
     async fn page_and_checkpoint(db: &Database) -> (i64, i64) {
-        db.call(|conn| {
+        db.call(Op::Maintenance, |conn| {
             let get = |pragma: &str| -> Result<i64, BackendError> {
                 conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
                     .map_err(sqlite_error)
@@ -1342,7 +1422,7 @@ mod tests {
         let blobs = SqliteBlobStore::new(db.clone());
         assert_eq!(blobs.get("raw#1", now).await.unwrap().unwrap(), b"{}");
         let sql: Vec<String> = db
-            .call(|conn| {
+            .call(Op::Maintenance, |conn| {
                 conn.prepare("SELECT sql FROM sqlite_master WHERE name IN ('docs', 'blobs')")
                     .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
                     .map_err(sqlite_error)
@@ -1380,7 +1460,7 @@ mod tests {
         let blocker = tokio::spawn({
             let db = db.clone();
             async move {
-                db.call(move |_| {
+                db.call(Op::Maintenance, move |_| {
                     started_tx.send(()).unwrap();
                     release_rx.recv().unwrap();
                     Ok(())
@@ -1462,7 +1542,10 @@ mod tests {
             1,
             "40 calls queued together, one commit"
         );
-        let rows = db.call(|conn| count(conn, "k%")).await.unwrap();
+        let rows = db
+            .call(Op::Maintenance, |conn| count(conn, "k%"))
+            .await
+            .unwrap();
         assert_eq!(rows, 26);
         drop(db);
         std::fs::remove_dir_all(dir).unwrap();
@@ -1476,7 +1559,7 @@ mod tests {
         let db = Database::open_dir(&dir).unwrap();
         // SQLite turns a COMMIT into a ROLLBACK and fails it while the hook says so.
         let veto = Arc::new(AtomicBool::new(false));
-        db.call({
+        db.call(Op::Maintenance, {
             let veto = veto.clone();
             move |conn| {
                 conn.commit_hook(Some(move || veto.load(Relaxed)));
@@ -1508,8 +1591,13 @@ mod tests {
         veto.store(false, Relaxed);
         // The connection is usable again: nothing of the failed group is there, and a new
         // write commits.
-        assert_eq!(db.call(|conn| count(conn, "k%")).await.unwrap(), 0);
-        db.call(|conn| {
+        assert_eq!(
+            db.call(Op::Maintenance, |conn| count(conn, "k%"))
+                .await
+                .unwrap(),
+            0
+        );
+        db.call(Op::Maintenance, |conn| {
             conn.execute(
                 "INSERT INTO docs (key, version, body) VALUES ('after', 1, '{}')",
                 [],
@@ -1518,7 +1606,12 @@ mod tests {
         })
         .await
         .unwrap();
-        assert_eq!(db.call(|conn| count(conn, "%")).await.unwrap(), 1);
+        assert_eq!(
+            db.call(Op::Maintenance, |conn| count(conn, "%"))
+                .await
+                .unwrap(),
+            1
+        );
         assert_eq!(db.calls_and_commits().1, before.1 + 1);
         drop(db);
         std::fs::remove_dir_all(dir).unwrap();
@@ -1563,13 +1656,18 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wagate-reads-{}", ulid::Ulid::new()));
         let db = Database::open_dir(&dir).unwrap();
         let before = db.calls_and_commits();
-        assert_eq!(db.call(|conn| count(conn, "%")).await.unwrap(), 0);
+        assert_eq!(
+            db.call(Op::Maintenance, |conn| count(conn, "%"))
+                .await
+                .unwrap(),
+            0
+        );
         let after_read = db.calls_and_commits();
         assert_eq!(after_read.0 - before.0, 1);
         assert_eq!(after_read.1, before.1, "a read is no write transaction");
         // A call that reads, writes, then fails: its write is undone like any other.
         let failed = db
-            .call(|conn| {
+            .call(Op::Maintenance, |conn| {
                 count(conn, "%")?;
                 conn.execute(
                     "INSERT INTO docs (key, version, body) VALUES ('gone', 1, '{}')",
@@ -1580,7 +1678,12 @@ mod tests {
             })
             .await;
         assert!(failed.is_err());
-        assert_eq!(db.call(|conn| count(conn, "%")).await.unwrap(), 0);
+        assert_eq!(
+            db.call(Op::Maintenance, |conn| count(conn, "%"))
+                .await
+                .unwrap(),
+            0
+        );
         drop(db);
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -1590,7 +1693,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("wagate-shared-{}", ulid::Ulid::new()));
         let owner = Database::open_dir(&dir).unwrap();
         owner
-            .call(|conn| {
+            .call(Op::Maintenance, |conn| {
                 conn.execute(
                     "INSERT INTO docs (key, version, body) VALUES ('k', 1, '{}')",
                     [],
@@ -1604,7 +1707,10 @@ mod tests {
         let tool = Database::open_shared(&dir).unwrap();
         // Deferred: the tool's read needs no write lock, so it is answered while the owner's
         // group is still open (an IMMEDIATE begin would wait for it, then fail after 5 s).
-        let rows = tool.call(|conn| count(conn, "%")).await.unwrap();
+        let rows = tool
+            .call(Op::Maintenance, |conn| count(conn, "%"))
+            .await
+            .unwrap();
         assert_eq!(rows, 1);
         release_tx.send(()).unwrap();
         held.await.unwrap().unwrap();

@@ -435,6 +435,7 @@ async fn seed_deliveries(a: &Admin, endpoint: &str, n: i64, base_minutes: i64) -
             event_ids: vec![crate::ids::EventId::new()],
             body: format!(r#"{{"n":{i}}}"#),
             created_at: at,
+            conversation_id: None,
         };
         let mut r = a.deliveries.new_record(&task, at).await.unwrap();
         let outcome = if i % 3 == 0 {
@@ -758,6 +759,7 @@ async fn the_dead_letter_queue_is_redriven_by_endpoint() {
             event_ids: vec![],
             body: "{}".into(),
             created_at: now(),
+            conversation_id: None,
         };
         dlq.send_batch(&[OutgoingMessage {
             id: "0".into(),

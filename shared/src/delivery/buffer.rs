@@ -24,7 +24,7 @@ use super::fanout::Fanout;
 use crate::ids::EventId;
 use crate::model::InboundEvent;
 use crate::pipeline::track::{StagedEvent, TrackError, staged_events};
-use crate::ports::codec::{Record, decode, queued_blob_expiry};
+use crate::ports::codec::{Record, by_key, decode, queued_blob_expiry};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, OutgoingMessage, Queue, VersionedJson,
 };
@@ -585,25 +585,46 @@ impl Buffer {
         Err(BufferError::Contention(key.to_owned()))
     }
 
-    /// Processes buffer-queue records; returns the message ids that failed (retried by SQS).
+    /// Processes a batch of buffer-queue records; returns the message ids that failed, for SQS
+    /// partial batch failure. The records of one pending batch (a conversation's messages and
+    /// its timers) run in the batch's order, those of different ones at the same time
+    /// ([`by_key`]).
     pub async fn process_batch(&self, records: &[Record<'_>], now: DateTime<Utc>) -> Vec<String> {
-        let mut failed = Vec::new();
+        let mut decoded = Vec::with_capacity(records.len());
         for record in records {
-            let result = match decode::<BufferMessage>(record.body, self.blobs.as_ref(), now).await
-            {
-                Ok(BufferMessage::Event(event)) => self.append(*event, now).await,
-                Ok(BufferMessage::Staged(StagedEvent { staged, event })) => {
-                    self.append_held(*event, Some(staged), now).await
-                }
-                Ok(BufferMessage::Timer { flush }) => self.flush(&flush, now).await,
-                Err(e) => Err(BufferError::Backend(BackendError::Corrupt(e.to_string()))),
-            };
-            if let Err(e) = result {
-                tracing::warn!(message_id = record.message_id, error = %e, "buffer record failed; it will be retried");
-                failed.push(record.message_id.to_owned());
-            }
+            decoded.push((
+                record,
+                decode::<BufferMessage>(record.body, self.blobs.as_ref(), now).await,
+            ));
         }
-        failed
+        let done = by_key(
+            decoded,
+            |(_, message)| match message.as_ref().ok()? {
+                BufferMessage::Timer { flush } => Some(flush.clone()),
+                BufferMessage::Staged(StagedEvent { event, .. }) | BufferMessage::Event(event) => {
+                    Some(batch_key(event))
+                }
+            },
+            |(record, message)| async move {
+                let result = match message {
+                    Ok(BufferMessage::Event(event)) => self.append(*event, now).await,
+                    Ok(BufferMessage::Staged(StagedEvent { staged, event })) => {
+                        self.append_held(*event, Some(staged), now).await
+                    }
+                    Ok(BufferMessage::Timer { flush }) => self.flush(&flush, now).await,
+                    Err(e) => Err(BufferError::Backend(BackendError::Corrupt(e.to_string()))),
+                };
+                if let Err(e) = &result {
+                    tracing::warn!(message_id = record.message_id, error = %e, "buffer record failed; it will be retried");
+                }
+                (record, result.is_ok())
+            },
+        )
+        .await;
+        done.into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(record, _)| record.message_id.to_owned())
+            .collect()
     }
 }
 

@@ -17,7 +17,9 @@ use super::record::{AttemptRecord, Deliveries, DeliveryRecord, DeliveryStatus};
 use super::request::{DeliveryTask, headers};
 use super::retry::{RetryPolicy, Verdict, judge};
 use super::ssrf::{NetworkPolicy, UrlError, check_url};
-use crate::ports::codec::{DecodeError, decode, encode, extend_claim_check, queued_blob_expiry};
+use crate::ports::codec::{
+    DecodeError, by_key, decode, encode, extend_claim_check, queued_blob_expiry,
+};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, OutgoingMessage, Queue, ReceivedMessage,
 };
@@ -429,40 +431,66 @@ impl Deliver {
     }
 
     /// Processes received delivery-queue messages; returns the message ids to report as failed
-    /// (their visibility already set to the backoff delay).
+    /// (their visibility already set to the backoff delay). The deliveries of one conversation
+    /// to one endpoint go out in the batch's order, the others at the same time ([`by_key`]): a
+    /// batch takes about its slowest endpoint's answer, not the sum of them.
     pub async fn process_batch(
         &self,
         messages: &[ReceivedMessage],
         now: DateTime<Utc>,
     ) -> Vec<String> {
-        let mut failed = Vec::new();
-        for m in messages {
-            let task: DeliveryTask = match decode(&m.body, self.blobs.as_ref(), now).await {
-                Ok(t) => t,
-                Err(e) => {
-                    tracing::error!(message_id = %m.message_id, error = %e, "unreadable delivery task");
-                    failed.push(m.message_id.clone());
-                    continue;
+        let decoded = futures::future::join_all(messages.iter().map(|m| async move {
+            (
+                m,
+                decode::<DeliveryTask>(&m.body, self.blobs.as_ref(), now).await,
+            )
+        }))
+        .await;
+        let done = by_key(
+            decoded,
+            |(_, task)| {
+                let task = task.as_ref().ok()?;
+                Some((task.endpoint_id.clone(), task.conversation_id.clone()?))
+            },
+            |(m, task)| async move { (m, self.process_message(m, task, now).await) },
+        )
+        .await;
+        done.into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(m, _)| m.message_id.clone())
+            .collect()
+    }
+
+    /// One received message of a batch; `false` when it is to be reported failed.
+    async fn process_message(
+        &self,
+        m: &ReceivedMessage,
+        task: Result<DeliveryTask, DecodeError>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let task = match task {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::error!(message_id = %m.message_id, error = %e, "unreadable delivery task");
+                return false;
+            }
+        };
+        match self
+            .deliver_received(&task, Some(m), m.receive_count.max(1), now)
+            .await
+        {
+            Ok(DeliverOutcome::RetryAfter(delay)) => {
+                if let Err(e) = self.queue.change_visibility(&m.receipt, delay).await {
+                    tracing::warn!(delivery_id = %task.delivery_id, error = %e, "could not set the retry delay; the queue default applies");
                 }
-            };
-            match self
-                .deliver_received(&task, Some(m), m.receive_count.max(1), now)
-                .await
-            {
-                Ok(DeliverOutcome::RetryAfter(delay)) => {
-                    if let Err(e) = self.queue.change_visibility(&m.receipt, delay).await {
-                        tracing::warn!(delivery_id = %task.delivery_id, error = %e, "could not set the retry delay; the queue default applies");
-                    }
-                    failed.push(m.message_id.clone());
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    tracing::warn!(delivery_id = %task.delivery_id, error = %e, "delivery bookkeeping failed; retrying");
-                    failed.push(m.message_id.clone());
-                }
+                false
+            }
+            Ok(_) => true,
+            Err(e) => {
+                tracing::warn!(delivery_id = %task.delivery_id, error = %e, "delivery bookkeeping failed; retrying");
+                false
             }
         }
-        failed
     }
 }
 

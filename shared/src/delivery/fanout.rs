@@ -119,33 +119,49 @@ impl Fanout {
     }
 
     /// Fans out a batch of outbound-queue records (one event each); returns the message ids that
-    /// failed, for SQS partial batch failure. Fanning out a record twice queues the same
-    /// delivery ids again, which receivers deduplicate by `X-Idempotency-Key`.
+    /// failed, for SQS partial batch failure. The batch's events read the endpoints once and
+    /// queue their deliveries together (early copies of messages waiting for media each on
+    /// their own); if that fails, every record of it is retried. Fanning out a record twice
+    /// queues the same delivery ids again, which receivers deduplicate by `X-Idempotency-Key`.
     pub async fn process_batch(&self, records: &[Record<'_>], now: DateTime<Utc>) -> Vec<String> {
         let mut failed = Vec::new();
+        let mut together: Vec<(&str, InboundEvent)> = Vec::new();
         for record in records {
-            let result = match decode::<OutboundItem>(record.body, self.blobs.as_ref(), now).await {
+            match decode::<OutboundItem>(record.body, self.blobs.as_ref(), now).await {
                 Ok(OutboundItem {
                     media_early: true,
                     event,
-                }) => self
-                    .events_early(&event, now)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Ok(OutboundItem { event, .. }) => self
-                    .events(std::slice::from_ref(&event), now)
-                    .await
-                    .map_err(|e| e.to_string()),
-                Err(e) => Err(e.to_string()),
-            };
-            match result {
-                Ok(n) => {
-                    tracing::info!(message_id = record.message_id, deliveries = n, "fanned out");
-                }
+                }) => match self.events_early(&event, now).await {
+                    Ok(n) => {
+                        tracing::info!(
+                            message_id = record.message_id,
+                            deliveries = n,
+                            "fanned out"
+                        );
+                    }
+                    Err(e) => {
+                        tracing::warn!(message_id = record.message_id, error = %e, "fan-out failed; the record will be retried");
+                        failed.push(record.message_id.to_owned());
+                    }
+                },
+                Ok(OutboundItem { event, .. }) => together.push((record.message_id, event)),
                 Err(e) => {
-                    tracing::warn!(message_id = record.message_id, error = %e, "fan-out failed; the record will be retried");
+                    tracing::warn!(message_id = record.message_id, error = %e, "unreadable outbound record; it will be retried");
                     failed.push(record.message_id.to_owned());
                 }
+            }
+        }
+        if together.is_empty() {
+            return failed;
+        }
+        let (ids, events): (Vec<&str>, Vec<InboundEvent>) = together.into_iter().unzip();
+        match self.events(&events, now).await {
+            Ok(n) => {
+                tracing::info!(records = ids.len(), deliveries = n, "fanned out");
+            }
+            Err(e) => {
+                tracing::warn!(records = ids.len(), error = %e, "fan-out failed; the records will be retried");
+                failed.extend(ids.into_iter().map(str::to_owned));
             }
         }
         failed

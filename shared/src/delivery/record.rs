@@ -375,6 +375,7 @@ mod tests {
             event_ids: vec![EventId::new()],
             body,
             created_at: t(n),
+            conversation_id: None,
         }
     }
 

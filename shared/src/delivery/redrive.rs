@@ -132,6 +132,7 @@ mod tests {
             event_ids: vec![event],
             body: "{}".into(),
             created_at: Utc::now(),
+            conversation_id: None,
         }
     }
 

@@ -27,6 +27,11 @@ pub struct DeliveryTask {
     pub body: String,
     /// When the delivery was created.
     pub created_at: DateTime<Utc>,
+    /// The conversation of the event (or batch) inside, if it has one: deliveries of one
+    /// conversation to one endpoint in a received batch go out in the batch's order, the others
+    /// at the same time. Absent in tasks queued before it was added.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
 }
 
 impl DeliveryTask {
@@ -45,6 +50,7 @@ impl DeliveryTask {
             event_ids,
             body: serde_json::to_string(envelope)?,
             created_at: envelope.created_at,
+            conversation_id: envelope.conversation_id().map(|id| id.to_string()),
         })
     }
 }

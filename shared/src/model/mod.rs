@@ -397,6 +397,15 @@ impl Envelope {
         }
     }
 
+    /// The conversation the event belongs to (a batch's items all belong to one).
+    pub fn conversation_id(&self) -> Option<crate::ids::ConversationId> {
+        let data = match &self.data {
+            EnvelopeData::Single(data) => Some(&**data),
+            EnvelopeData::Batch(items) => items.first(),
+        };
+        data.and_then(|d| d.conversation.as_ref()).map(|c| c.id)
+    }
+
     /// The envelope for a batch of events of one type: each item keeps its own id.
     pub fn batch(
         id: EventId,

@@ -187,6 +187,54 @@ pub async fn decode<T: for<'de> Deserialize<'de>>(
     carried(serde_json::from_str(body)?, blobs, now).await
 }
 
+/// Runs `work` on every item of a batch: items that share a key one after another in the
+/// batch's order, the rest at the same time (on the caller's task), and returns each item's
+/// result in the batch's order. An item without a key runs on its own.
+///
+/// A stage's records mostly wait on storage, so a batch handled one record after another takes
+/// the sum of their round trips; keyed by conversation, the records of different conversations
+/// overlap while those of one keep their order (and do not race each other for its state).
+pub async fn by_key<T, K, R, Fut>(
+    items: Vec<T>,
+    key: impl Fn(&T) -> Option<K>,
+    work: impl Fn(T) -> Fut,
+) -> Vec<R>
+where
+    K: Eq + std::hash::Hash,
+    Fut: std::future::Future<Output = R>,
+{
+    let count = items.len();
+    let mut groups: Vec<Vec<(usize, T)>> = Vec::new();
+    let mut group_of: std::collections::HashMap<K, usize> = std::collections::HashMap::new();
+    for (i, item) in items.into_iter().enumerate() {
+        match key(&item) {
+            Some(k) => {
+                let g = *group_of.entry(k).or_insert_with(|| {
+                    groups.push(Vec::new());
+                    groups.len() - 1
+                });
+                if let Some(group) = groups.get_mut(g) {
+                    group.push((i, item));
+                }
+            }
+            None => groups.push(vec![(i, item)]),
+        }
+    }
+    let work = &work;
+    let done = futures::future::join_all(groups.into_iter().map(|group| async move {
+        let mut out = Vec::with_capacity(group.len());
+        for (i, item) in group {
+            out.push((i, work(item).await));
+        }
+        out
+    }))
+    .await;
+    let mut results: Vec<(usize, R)> = Vec::with_capacity(count);
+    results.extend(done.into_iter().flatten());
+    results.sort_unstable_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
 /// Receives and decodes every message visible on `queue` now, hiding each for `visibility`
 /// (for reading a queue back: tests, the local tools). Stops at the first empty receive.
 pub async fn receive_all<T: for<'de> Deserialize<'de>>(
@@ -342,6 +390,42 @@ mod tests {
         let batches = pack(vec![big.clone(), big.clone(), big, "tail".into()]);
         assert_eq!(batches.iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 2]);
         assert_eq!(batches[1][1].id, "3");
+    }
+
+    #[tokio::test]
+    async fn items_of_one_key_run_in_order_and_other_keys_at_the_same_time() {
+        use std::sync::Mutex;
+        // a1 and b1 meet at a barrier of two: they only get past it when they run at the same
+        // time (one after the other, the first would wait forever: bounded by the timeout).
+        let barrier = tokio::sync::Barrier::new(2);
+        let log = Mutex::new(Vec::new());
+        let items = vec![("a", 1), ("b", 1), ("a", 2), ("-", 1), ("a", 3), ("-", 2)];
+        let run = by_key(
+            items,
+            |(k, _)| (*k != "-").then_some(*k),
+            |(k, n)| {
+                let (barrier, log) = (&barrier, &log);
+                async move {
+                    log.lock().unwrap().push(format!("start {k}{n}"));
+                    if n == 1 && k != "-" {
+                        barrier.wait().await;
+                    }
+                    tokio::task::yield_now().await;
+                    log.lock().unwrap().push(format!("end {k}{n}"));
+                    format!("{k}{n}")
+                }
+            },
+        );
+        let results = tokio::time::timeout(std::time::Duration::from_secs(60), run)
+            .await
+            .expect("items of different keys ran at the same time");
+        assert_eq!(results, ["a1", "b1", "a2", "-1", "a3", "-2"]);
+        let log = log.into_inner().unwrap();
+        let at = |entry: &str| log.iter().position(|l| l == entry).unwrap();
+        assert!(at("end a1") < at("start a2"));
+        assert!(at("end a2") < at("start a3"));
+        // Items without a key do not wait for one another.
+        assert!(at("start -2") < at("end -1"));
     }
 
     #[tokio::test]

@@ -33,11 +33,12 @@ use self::state::{
 };
 use crate::ids::EventId;
 use crate::model::{
-    ContactBody, ConversationBody, EventBody, EventData, EventType, InboundEvent, MessageStatus,
+    ContactBody, ContactProfile, ConversationBody, EventBody, EventData, EventType, InboundEvent,
+    MessageStatus,
 };
 pub use crate::ports::codec::Record;
 use crate::ports::codec::{
-    DecodeError, decode, encode, enqueue_events, pack, send_all, stash, unstash,
+    DecodeError, by_key, decode, encode, enqueue_events, pack, send_all, stash, unstash,
 };
 use crate::ports::{BackendError, BlobStore, DocumentWrite, Queue};
 
@@ -424,26 +425,60 @@ impl TrackError {
     }
 }
 
+/// What orders the tracking of a batch's records: the source and the customer (or group) an
+/// event is about, whose conversation and contact its tracking reads and writes. `None` for an
+/// event that touches no such state.
+fn order_key(event: &InboundEvent) -> Option<(String, String)> {
+    let party = match &event.data.body {
+        EventBody::Message(body) => body
+            .message
+            .group_id
+            .as_deref()
+            .or_else(|| body.contact.as_ref().and_then(ContactProfile::key)),
+        EventBody::Conversation(body) => body.contact.as_ref().and_then(ContactProfile::key),
+        _ => None,
+    }?;
+    Some((event.data.source.id.to_string(), party.to_owned()))
+}
+
 impl Track {
-    /// Processes a batch of inbound queue records in order and returns the message ids that
-    /// failed, for SQS partial batch failure: those come back after their visibility timeout, and
-    /// a record that can never succeed reaches the DLQ after the queue's `maxReceiveCount`.
+    /// Processes a batch of inbound queue records and returns the message ids that failed, for
+    /// SQS partial batch failure: those come back after their visibility timeout, and a record
+    /// that can never succeed reaches the DLQ after the queue's `maxReceiveCount`. The records of
+    /// one customer (or group) are tracked in the batch's order, those of different ones at the
+    /// same time ([`by_key`]): state is read and written per conversation and contact.
     pub async fn process_batch(&self, records: &[Record<'_>], now: DateTime<Utc>) -> Vec<String> {
         use tracing::Instrument;
-        let mut failed = Vec::new();
-        for record in records {
-            // The span is entered on every poll of the record's future, not held across awaits.
-            let span = tracing::info_span!("record", message_id = record.message_id);
-            if !self.process_record(record, now).instrument(span).await {
-                failed.push(record.message_id.to_owned());
-            }
-        }
-        failed
+        let decoded = futures::future::join_all(records.iter().map(|record| async move {
+            let event = decode::<InboundEvent>(record.body, self.blobs.as_ref(), now).await;
+            (record, event)
+        }))
+        .await;
+        let tracked = by_key(
+            decoded,
+            |(_, event)| event.as_ref().ok().and_then(order_key),
+            |(record, event)| {
+                // The span is entered on every poll of the record's future, not held across
+                // awaits.
+                let span = tracing::info_span!("record", message_id = record.message_id);
+                async move { (record, self.process_record(event, now).await) }.instrument(span)
+            },
+        )
+        .await;
+        tracked
+            .into_iter()
+            .filter(|(_, ok)| !ok)
+            .map(|(record, _)| record.message_id.to_owned())
+            .collect()
     }
 
     /// One record of a batch; `false` when it is to come back.
-    async fn process_record(&self, record: &Record<'_>, now: DateTime<Utc>) -> bool {
-        let event: InboundEvent = match decode(record.body, self.blobs.as_ref(), now).await {
+    async fn process_record(
+        &self,
+        event: Result<InboundEvent, DecodeError>,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let event = match event {
             Ok(event) => event,
             Err(e) => {
                 tracing::error!(error = %e, retryable = e.is_retryable(), "unreadable inbound record");
