@@ -432,8 +432,9 @@ impl Deliver {
 
     /// Processes received delivery-queue messages; returns the message ids to report as failed
     /// (their visibility already set to the backoff delay). The deliveries of one conversation
-    /// to one endpoint go out in the batch's order, the others at the same time ([`by_key`]): a
-    /// batch takes about its slowest endpoint's answer, not the sum of them.
+    /// to one endpoint (and copies of one delivery) go out in the batch's order, the others at
+    /// the same time ([`by_key`]): a batch takes about its slowest endpoint's answer, not the
+    /// sum of them.
     pub async fn process_batch(
         &self,
         messages: &[ReceivedMessage],
@@ -449,8 +450,11 @@ impl Deliver {
         let done = by_key(
             decoded,
             |(_, task)| {
+                // Without a conversation, by the delivery itself: two copies of one delivery in
+                // a batch run in turn, and the second finds the first's record.
                 let task = task.as_ref().ok()?;
-                Some((task.endpoint_id.clone(), task.conversation_id.clone()?))
+                let within = task.conversation_id.as_ref().unwrap_or(&task.delivery_id);
+                Some((task.endpoint_id.clone(), within.clone()))
             },
             |(m, task)| async move { (m, self.process_message(m, task, now).await) },
         )
@@ -534,6 +538,9 @@ mod replay_tests {
                 .lock()
                 .unwrap()
                 .push((key, request.body.to_vec()));
+            // An answer takes a moment, as over the network: tasks of a batch that run at the
+            // same time overlap here.
+            tokio::task::yield_now().await;
             Ok(HttpResponse {
                 status: self.status,
                 retry_after: None,
@@ -673,6 +680,59 @@ mod replay_tests {
             sent,
             calls,
         }
+    }
+
+    /// Two copies of one delivery in a batch (fanned out twice) run one after the other: the
+    /// second finds the first delivered and does not POST again.
+    #[tokio::test]
+    async fn copies_of_one_delivery_in_a_batch_post_once() {
+        let now = Utc::now();
+        let docs = Arc::new(MemoryDocumentStore::new());
+        let queue = Arc::new(MemoryQueue::new("delivery"));
+        let secret = EndpointSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let endpoint = Endpoint::new("ep", "https://hooks.example.com/in", &secret, now);
+        Endpoints { docs: docs.clone() }
+            .put(&endpoint, None, now)
+            .await
+            .unwrap();
+        let mut events = normalize(
+            &crate::ids::SourceId::parse("src").unwrap(),
+            crate::model::Provider::Meta,
+            &fixture("meta-text.json"),
+            now,
+        )
+        .unwrap();
+        let task = DeliveryTask::new(&Envelope::single(events.remove(0)), "ep").unwrap();
+        assert_eq!(task.conversation_id, None);
+        let body = serde_json::to_string(&task).unwrap();
+        let copies: Vec<OutgoingMessage> = (0..2)
+            .map(|i| OutgoingMessage {
+                id: i.to_string(),
+                body: body.clone(),
+                delay: None,
+            })
+            .collect();
+        queue.send_batch(&copies).await.unwrap();
+        let answer = Arc::new(Endpoint200Or400 {
+            status: 200,
+            posts: Mutex::new(Vec::new()),
+        });
+        let deliver = Deliver {
+            endpoints: Endpoints { docs: docs.clone() },
+            docs,
+            http: answer.clone(),
+            queue: queue.clone(),
+            dead_letter: Arc::new(MemoryQueue::new("delivery-dlq")),
+            blobs: Arc::new(MemoryBlobStore::new()),
+            config: DeliverConfig::default(),
+        };
+        let got = queue
+            .receive(10, Duration::ZERO, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(deliver.process_batch(&got, now).await.is_empty());
+        assert_eq!(answer.posts.lock().unwrap().len(), 1);
     }
 
     fn check(r: &Run, fault: Option<(u64, Fault)>, expected: DeliveryStatus) {

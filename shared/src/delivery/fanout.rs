@@ -67,7 +67,7 @@ impl Fanout {
             .filter(|e| e.wants(event_type))
             .collect();
         // Endpoints that do not wait for media had those messages at once from track (see
-        // `events_early`): their batches leave them out.
+        // `process_batch` on a record marked `media_early`): their batches leave them out.
         let waited: Vec<bool> = events.iter().map(went_through_media).collect();
         let singles: Vec<Envelope> = events.iter().cloned().map(Envelope::single).collect();
         let unwaited: Vec<InboundEvent> = events
@@ -99,69 +99,67 @@ impl Fanout {
         self.send(&tasks, now).await
     }
 
-    /// Queues a message whose media is still being fetched to the endpoints that do not wait
-    /// for media (one delivery each); returns how many were queued.
-    pub async fn events_early(
-        &self,
-        event: &InboundEvent,
-        now: DateTime<Utc>,
-    ) -> Result<usize, BackendError> {
-        let endpoints = self.endpoints.list(10_000, now).await?;
-        let envelope = Envelope::single(event.clone());
-        let mut tasks = Vec::new();
-        for endpoint in endpoints
-            .iter()
-            .filter(|e| !e.media_wait && e.wants(event.event_type))
-        {
-            tasks.push(task(&envelope, endpoint)?);
-        }
-        self.send(&tasks, now).await
-    }
-
     /// Fans out a batch of outbound-queue records (one event each); returns the message ids that
-    /// failed, for SQS partial batch failure. The batch's events read the endpoints once and
-    /// queue their deliveries together (early copies of messages waiting for media each on
-    /// their own); if that fails, every record of it is retried. Fanning out a record twice
+    /// failed, for SQS partial batch failure. The batch reads the endpoints once and queues its
+    /// deliveries together, in the records' order (track queues a conversation's lifecycle
+    /// events before the message that caused them); if that send fails, each record is sent
+    /// again on its own, so one that cannot be queued fails alone. Fanning out a record twice
     /// queues the same delivery ids again, which receivers deduplicate by `X-Idempotency-Key`.
     pub async fn process_batch(&self, records: &[Record<'_>], now: DateTime<Utc>) -> Vec<String> {
         let mut failed = Vec::new();
-        let mut together: Vec<(&str, InboundEvent)> = Vec::new();
+        let mut items = Vec::with_capacity(records.len());
         for record in records {
             match decode::<OutboundItem>(record.body, self.blobs.as_ref(), now).await {
-                Ok(OutboundItem {
-                    media_early: true,
-                    event,
-                }) => match self.events_early(&event, now).await {
-                    Ok(n) => {
-                        tracing::info!(
-                            message_id = record.message_id,
-                            deliveries = n,
-                            "fanned out"
-                        );
-                    }
-                    Err(e) => {
-                        tracing::warn!(message_id = record.message_id, error = %e, "fan-out failed; the record will be retried");
-                        failed.push(record.message_id.to_owned());
-                    }
-                },
-                Ok(OutboundItem { event, .. }) => together.push((record.message_id, event)),
+                Ok(item) => items.push((record.message_id, item)),
                 Err(e) => {
                     tracing::warn!(message_id = record.message_id, error = %e, "unreadable outbound record; it will be retried");
                     failed.push(record.message_id.to_owned());
                 }
             }
         }
-        if together.is_empty() {
+        if items.is_empty() {
             return failed;
         }
-        let (ids, events): (Vec<&str>, Vec<InboundEvent>) = together.into_iter().unzip();
-        match self.events(&events, now).await {
+        let endpoints = match self.endpoints.list(10_000, now).await {
+            Ok(endpoints) => endpoints,
+            Err(e) => {
+                let ids: Vec<&str> = items.iter().map(|(id, _)| *id).collect();
+                tracing::warn!(message_ids = ?ids, error = %e, "fan-out failed reading the endpoints; the records will be retried");
+                failed.extend(ids.into_iter().map(str::to_owned));
+                return failed;
+            }
+        };
+        let mut per_record: Vec<(&str, Vec<DeliveryTask>)> = Vec::with_capacity(items.len());
+        for (id, item) in &items {
+            match item_tasks(item, &endpoints) {
+                Ok(tasks) => per_record.push((id, tasks)),
+                Err(e) => {
+                    tracing::warn!(message_id = id, error = %e, "fan-out failed; the record will be retried");
+                    failed.push((*id).to_owned());
+                }
+            }
+        }
+        let all: Vec<DeliveryTask> = per_record
+            .iter()
+            .flat_map(|(_, tasks)| tasks.iter().cloned())
+            .collect();
+        let ids: Vec<&str> = per_record.iter().map(|(id, _)| *id).collect();
+        match self.send(&all, now).await {
             Ok(n) => {
-                tracing::info!(records = ids.len(), deliveries = n, "fanned out");
+                tracing::info!(message_ids = ?ids, deliveries = n, "fanned out");
+                return failed;
             }
             Err(e) => {
-                tracing::warn!(records = ids.len(), error = %e, "fan-out failed; the records will be retried");
-                failed.extend(ids.into_iter().map(str::to_owned));
+                tracing::warn!(message_ids = ?ids, error = %e, "fanning out the batch together failed; sending each record on its own");
+            }
+        }
+        for (id, tasks) in &per_record {
+            match self.send(tasks, now).await {
+                Ok(n) => tracing::info!(message_id = id, deliveries = n, "fanned out"),
+                Err(e) => {
+                    tracing::warn!(message_id = id, error = %e, "fan-out failed; the record will be retried");
+                    failed.push((*id).to_owned());
+                }
             }
         }
         failed
@@ -215,6 +213,21 @@ fn went_through_media(event: &InboundEvent) -> bool {
         .as_ref()
         .and_then(|c| c.media_ref())
         .is_some_and(|m| m.stored.is_some())
+}
+
+/// The deliveries of one outbound record: to every endpoint that wants its type, or for a
+/// message's early copy, to those of them that do not wait for media.
+fn item_tasks(
+    item: &OutboundItem,
+    endpoints: &[Endpoint],
+) -> Result<Vec<DeliveryTask>, BackendError> {
+    let event = &item.event;
+    let envelope = Envelope::single(event.clone());
+    endpoints
+        .iter()
+        .filter(|e| e.wants(event.event_type) && !(item.media_early && e.media_wait))
+        .map(|endpoint| task(&envelope, endpoint))
+        .collect()
 }
 
 fn task(envelope: &Envelope, endpoint: &Endpoint) -> Result<DeliveryTask, BackendError> {
@@ -366,8 +379,108 @@ mod tests {
         assert_eq!(queue.len(), 1);
     }
 
+    /// Refuses every send that carries `marker`, like a queue refusing one event every time.
+    #[derive(Debug)]
+    struct Refusing {
+        inner: Arc<MemoryQueue>,
+        marker: String,
+    }
+
+    #[async_trait::async_trait]
+    impl Queue for Refusing {
+        async fn send_batch(
+            &self,
+            messages: &[crate::ports::OutgoingMessage],
+        ) -> Result<Vec<crate::ports::FailedEntry>, BackendError> {
+            if messages.iter().any(|m| m.body.contains(&self.marker)) {
+                return Err(BackendError::Unavailable("refused".into()));
+            }
+            self.inner.send_batch(messages).await
+        }
+        async fn receive(
+            &self,
+            max: usize,
+            wait: Duration,
+            visibility: Duration,
+        ) -> Result<Vec<crate::ports::ReceivedMessage>, BackendError> {
+            self.inner.receive(max, wait, visibility).await
+        }
+        async fn delete(&self, receipt: &str) -> Result<(), BackendError> {
+            self.inner.delete(receipt).await
+        }
+        async fn change_visibility(
+            &self,
+            receipt: &str,
+            visibility: Duration,
+        ) -> Result<(), BackendError> {
+            self.inner.change_visibility(receipt, visibility).await
+        }
+    }
+
+    /// A batch queues its deliveries in the records' order, early copies included; when that
+    /// send fails, each record is sent on its own and only the one that cannot be fails.
+    #[tokio::test]
+    async fn a_batch_queues_in_record_order_and_a_refused_record_fails_alone() {
+        let mut eager = endpoint("ep_eager", &[], false);
+        eager.media_wait = false;
+        let (mut f, queue) = fanout(&[eager]).await;
+        let status = events("meta-template-status-update.json").remove(0);
+        let text = events("meta-text.json").remove(0);
+        let mut image = events("meta-image.json").remove(0);
+        crate::model::attach_media(&mut image, &crate::model::StoredMedia::pending("med_x"));
+        let bodies = [
+            serde_json::to_string(&status).unwrap(),
+            serde_json::to_string(&crate::pipeline::track::MediaEarly {
+                media_early: true,
+                event: Box::new(image.clone()),
+            })
+            .unwrap(),
+            serde_json::to_string(&text).unwrap(),
+        ];
+        let records: Vec<Record<'_>> = ["m1", "m2", "m3"]
+            .iter()
+            .zip(&bodies)
+            .map(|(id, body)| Record {
+                message_id: id,
+                body,
+            })
+            .collect();
+        let received = |queue: Arc<MemoryQueue>, blobs: Arc<dyn BlobStore>| async move {
+            let tasks: Vec<DeliveryTask> = receive_all(
+                queue.as_ref(),
+                blobs.as_ref(),
+                Duration::from_secs(60),
+                Utc::now(),
+            )
+            .await
+            .unwrap();
+            tasks
+                .into_iter()
+                .flat_map(|t| t.event_ids)
+                .collect::<Vec<_>>()
+        };
+        assert!(f.process_batch(&records, Utc::now()).await.is_empty());
+        assert_eq!(
+            received(queue.clone(), f.blobs.clone()).await,
+            vec![status.id, image.id, text.id]
+        );
+
+        f.queue = Arc::new(Refusing {
+            inner: queue.clone(),
+            marker: image.id.to_string(),
+        });
+        assert_eq!(
+            f.process_batch(&records, Utc::now()).await,
+            vec!["m2".to_owned()]
+        );
+        assert_eq!(
+            received(queue, f.blobs.clone()).await,
+            vec![status.id, text.id]
+        );
+    }
+
     /// A message that went through the media stage reaches endpoints that wait for media in
-    /// the batch; the others had its early copy (`events_early`, from an outbound record marked
+    /// the batch; the others had its early copy (`process_batch`, from an outbound record marked
     /// `media_early`) and get the batch without it.
     #[tokio::test]
     async fn messages_with_media_reach_each_endpoint_once_early_or_waited() {
