@@ -548,6 +548,16 @@ mod replay_tests {
         }
     }
 
+    /// Stores the endpoint `ep` every test here delivers to.
+    async fn store_endpoint(docs: &Arc<MemoryDocumentStore>, now: DateTime<Utc>) {
+        let secret = EndpointSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
+        let endpoint = Endpoint::new("ep", "https://hooks.example.com/in", &secret, now);
+        Endpoints { docs: docs.clone() }
+            .put(&endpoint, None, now)
+            .await
+            .unwrap();
+    }
+
     struct Run {
         posts: Vec<(String, Vec<u8>)>,
         parked: Vec<String>,
@@ -566,12 +576,7 @@ mod replay_tests {
         let blobs = Arc::new(MemoryBlobStore::new());
         let queue = Arc::new(MemoryQueue::new("delivery"));
         let dlq = Arc::new(MemoryQueue::new("delivery-dlq"));
-        let secret = EndpointSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let endpoint = Endpoint::new("ep", "https://hooks.example.com/in", &secret, now);
-        Endpoints { docs: docs.clone() }
-            .put(&endpoint, None, now)
-            .await
-            .unwrap();
+        store_endpoint(&docs, now).await;
         let event = normalize(
             &crate::ids::SourceId::parse("src").unwrap(),
             crate::model::Provider::Meta,
@@ -689,12 +694,7 @@ mod replay_tests {
         let now = Utc::now();
         let docs = Arc::new(MemoryDocumentStore::new());
         let queue = Arc::new(MemoryQueue::new("delivery"));
-        let secret = EndpointSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap();
-        let endpoint = Endpoint::new("ep", "https://hooks.example.com/in", &secret, now);
-        Endpoints { docs: docs.clone() }
-            .put(&endpoint, None, now)
-            .await
-            .unwrap();
+        store_endpoint(&docs, now).await;
         let mut events = normalize(
             &crate::ids::SourceId::parse("src").unwrap(),
             crate::model::Provider::Meta,
