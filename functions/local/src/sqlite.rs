@@ -1316,6 +1316,13 @@ mod tests {
         .unwrap()
     }
 
+    #[test]
+    fn every_kind_of_call_is_counted_in_its_own_slot() {
+        for (i, op) in Op::ALL.iter().enumerate() {
+            assert_eq!(*op as usize, i, "{}", op.name());
+        }
+    }
+
     #[tokio::test]
     async fn a_new_database_has_small_pages_and_an_earlier_one_keeps_its_own() {
         let fresh = std::env::temp_dir().join(format!("wagate-pages-{}", ulid::Ulid::new()));

@@ -38,10 +38,7 @@ impl Fanout {
         let endpoints = self.endpoints.list(10_000, now).await?;
         let mut tasks = Vec::new();
         for event in events {
-            let envelope = Envelope::single(event.clone());
-            for endpoint in endpoints.iter().filter(|e| e.wants(event.event_type)) {
-                tasks.push(task(&envelope, endpoint)?);
-            }
+            tasks.extend(event_tasks(event, false, &endpoints)?);
         }
         self.send(&tasks, now).await
     }
@@ -131,7 +128,7 @@ impl Fanout {
         };
         let mut per_record: Vec<(&str, Vec<DeliveryTask>)> = Vec::with_capacity(items.len());
         for (id, item) in &items {
-            match item_tasks(item, &endpoints) {
+            match event_tasks(&item.event, item.media_early, &endpoints) {
                 Ok(tasks) => per_record.push((id, tasks)),
                 Err(e) => {
                     tracing::warn!(message_id = id, error = %e, "fan-out failed; the record will be retried");
@@ -215,17 +212,17 @@ fn went_through_media(event: &InboundEvent) -> bool {
         .is_some_and(|m| m.stored.is_some())
 }
 
-/// The deliveries of one outbound record: to every endpoint that wants its type, or for a
-/// message's early copy, to those of them that do not wait for media.
-fn item_tasks(
-    item: &OutboundItem,
+/// The deliveries of one event: to every endpoint that wants its type, or for a message's early
+/// copy (`media_early`), to those of them that do not wait for media.
+fn event_tasks(
+    event: &InboundEvent,
+    media_early: bool,
     endpoints: &[Endpoint],
 ) -> Result<Vec<DeliveryTask>, BackendError> {
-    let event = &item.event;
     let envelope = Envelope::single(event.clone());
     endpoints
         .iter()
-        .filter(|e| e.wants(event.event_type) && !(item.media_early && e.media_wait))
+        .filter(|e| e.wants(event.event_type) && !(media_early && e.media_wait))
         .map(|endpoint| task(&envelope, endpoint))
         .collect()
 }
@@ -379,11 +376,13 @@ mod tests {
         assert_eq!(queue.len(), 1);
     }
 
-    /// Refuses every send that carries `marker`, like a queue refusing one event every time.
+    /// Fails every send that carries `marker`, like a queue refusing one event every time:
+    /// cleanly, or (`applied`) after sending it, as a send whose answer was lost.
     #[derive(Debug)]
     struct Refusing {
         inner: Arc<MemoryQueue>,
         marker: String,
+        applied: bool,
     }
 
     #[async_trait::async_trait]
@@ -393,6 +392,9 @@ mod tests {
             messages: &[crate::ports::OutgoingMessage],
         ) -> Result<Vec<crate::ports::FailedEntry>, BackendError> {
             if messages.iter().any(|m| m.body.contains(&self.marker)) {
+                if self.applied {
+                    self.inner.send_batch(messages).await?;
+                }
                 return Err(BackendError::Unavailable("refused".into()));
             }
             self.inner.send_batch(messages).await
@@ -468,6 +470,24 @@ mod tests {
         f.queue = Arc::new(Refusing {
             inner: queue.clone(),
             marker: image.id.to_string(),
+            applied: false,
+        });
+        assert_eq!(
+            f.process_batch(&records, Utc::now()).await,
+            vec!["m2".to_owned()]
+        );
+        assert_eq!(
+            received(queue.clone(), f.blobs.clone()).await,
+            vec![status.id, text.id]
+        );
+
+        // The failed sends went through: the batch's deliveries are queued, then each record's
+        // again (the same tasks, whose ids receivers and deliver's records deduplicate), and
+        // the record whose send reported a failure comes back.
+        f.queue = Arc::new(Refusing {
+            inner: queue.clone(),
+            marker: image.id.to_string(),
+            applied: true,
         });
         assert_eq!(
             f.process_batch(&records, Utc::now()).await,
@@ -475,7 +495,7 @@ mod tests {
         );
         assert_eq!(
             received(queue, f.blobs.clone()).await,
-            vec![status.id, text.id]
+            vec![status.id, image.id, text.id, status.id, image.id, text.id]
         );
     }
 
