@@ -74,7 +74,7 @@ fn task_with(raw: serde_json::Value) -> DeliveryTask {
     let source = SourceInfo::new(SourceId::parse("waha-main").unwrap(), Provider::Waha);
     let data = EventData::new(
         source,
-        EventBody::Notification(NotificationData::new("session.status", raw)),
+        EventBody::notification(NotificationData::new("session.status", raw)),
     );
     let event = InboundEvent {
         id: EventId::new(),

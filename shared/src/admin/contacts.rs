@@ -258,7 +258,7 @@ fn updated_event(
         request_id: None,
         data: EventData::new(
             source.clone(),
-            EventBody::Contact(ContactBody {
+            EventBody::contact(ContactBody {
                 contact: contact.clone(),
                 previous: None,
                 changes: change.changes.clone(),

@@ -331,7 +331,7 @@ fn change_event(
     now: DateTime<Utc>,
 ) -> InboundEvent {
     let id = EventId::new();
-    let mut data = EventData::new(doc.source.clone(), EventBody::Conversation(body));
+    let mut data = EventData::new(doc.source.clone(), EventBody::conversation(body));
     data.conversation = Some(Box::new(doc.conversation.clone()));
     let kind = event_type.as_str().rsplit('.').next().unwrap_or("changed");
     InboundEvent {

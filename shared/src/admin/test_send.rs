@@ -301,10 +301,10 @@ pub fn sample_event(
                         notes: Some("test transfer".into()),
                     });
                 }
-                (EventBody::Conversation(body), Some(c))
+                (EventBody::conversation(body), Some(c))
             }
             _ => (
-                EventBody::Notification(NotificationData::new(
+                EventBody::notification(NotificationData::new(
                     "wagate.test",
                     serde_json::json!({"test": true, "event_type": event_type.as_str()}),
                 )),

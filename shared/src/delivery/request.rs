@@ -112,7 +112,7 @@ mod tests {
         let source = SourceInfo::new(SourceId::parse("src").unwrap(), Provider::Waha);
         let data = EventData::new(
             source,
-            EventBody::Notification(NotificationData::new(
+            EventBody::notification(NotificationData::new(
                 "session.status",
                 serde_json::json!({"s": "é"}),
             )),

@@ -100,13 +100,13 @@ pub struct Message {
     pub context: Option<MessageContext>,
     /// Click-to-WhatsApp ad or other entry point the customer came from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub referral: Option<Referral>,
+    pub referral: Option<Box<Referral>>,
     /// Delivery status, on status events and on outbound messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<MessageStatus>,
     /// The first (usually only) error the provider reported.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<MessageError>,
+    pub error: Option<Box<MessageError>>,
     /// Further errors, when the provider reported more than one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub more_errors: Vec<MessageError>,
@@ -164,7 +164,7 @@ impl Message {
     /// Sets the first error as `error` and the rest as `more_errors`.
     pub fn set_errors(&mut self, errors: Vec<MessageError>) {
         let mut errors = errors.into_iter();
-        self.error = errors.next();
+        self.error = errors.next().map(Box::new);
         self.more_errors = errors.collect();
     }
 

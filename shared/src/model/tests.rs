@@ -113,14 +113,14 @@ fn every_family_round_trips_through_its_event_type() {
     let bodies = [
         (
             EventType::ConversationEnded,
-            EventBody::Conversation(ConversationBody {
+            EventBody::conversation(ConversationBody {
                 reason: Some(EndReason::Inactivity),
                 ..Default::default()
             }),
         ),
         (
             EventType::ContactUpdated,
-            EventBody::Contact(ContactBody {
+            EventBody::contact(ContactBody {
                 contact,
                 previous: Some(ContactProfile::default()),
                 changes: Vec::new(),
@@ -128,7 +128,7 @@ fn every_family_round_trips_through_its_event_type() {
         ),
         (
             EventType::SessionStatusUpdated,
-            EventBody::Notification(NotificationData::new(
+            EventBody::notification(NotificationData::new(
                 "session.status",
                 json!({"status": "WORKING"}),
             )),

@@ -14,6 +14,17 @@ pub fn opt_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::
     Ok(Scalar::deserialize(d)?.into_string())
 }
 
+/// Like [`opt_string`], borrowed from the input when the string has no escapes (a number or
+/// bool is rendered as text): for fields read and dropped, not kept.
+pub fn opt_str<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<std::borrow::Cow<'de, str>>, D::Error> {
+    Ok(match Scalar::deserialize(d)? {
+        Scalar::Str(s) => Some(s),
+        other => other.into_string().map(std::borrow::Cow::Owned),
+    })
+}
+
 /// Like [`opt_string`], but an empty string is `None` too.
 pub fn opt_nonempty_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
     Ok(Scalar::deserialize(d)?
@@ -236,6 +247,19 @@ mod tests {
             assert_eq!(all.b, bool_of);
             assert_eq!(all.t, value_to_f64(v).and_then(unix_time));
         }
+        // The borrowed reader, from text only (a `Value` has no input to borrow from).
+        #[derive(Deserialize)]
+        struct Borrowed<'a> {
+            #[serde(borrow, deserialize_with = "opt_str")]
+            s: Option<std::borrow::Cow<'a, str>>,
+        }
+        let text = json!({ "s": v }).to_string();
+        let borrowed: Borrowed<'_> = serde_json::from_str(&text).unwrap();
+        assert_eq!(
+            borrowed.s.map(|s| s.into_owned()),
+            value_to_string(v.clone()),
+            "{v}"
+        );
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub fn normalize(
     }
 }
 
+/// A dedup key already scoped by the source id: made by [`Ctx::key`] only.
+pub(crate) struct ScopedKey(String);
+
 /// What every item of one webhook shares.
 #[derive(Debug, Clone)]
 pub(crate) struct Ctx {
@@ -77,7 +80,39 @@ impl Ctx {
     pub fn event(
         &self,
         event_type: EventType,
-        dedup_key: String,
+        dedup_key: impl AsRef<str>,
+        occurred_at: Option<DateTime<Utc>>,
+        source: impl Into<Arc<SourceInfo>>,
+        body: EventBody,
+    ) -> InboundEvent {
+        let dedup_key = dedup_key.as_ref();
+        let id = self.source.id.as_str();
+        let mut key = String::with_capacity(id.len() + 1 + dedup_key.len());
+        key.push_str(id);
+        key.push(':');
+        key.push_str(dedup_key);
+        self.scoped_event(event_type, ScopedKey(key), occurred_at, source, body)
+    }
+
+    /// The dedup key `{source id}:{rest}`, written once into a buffer sized for it (the hot
+    /// items build their keys here instead of formatting and then prefixing them).
+    pub fn key(&self, rest: std::fmt::Arguments<'_>) -> ScopedKey {
+        use std::fmt::Write;
+        let id = self.source.id.as_str();
+        // Room for the longest common key: `meta:{phone number id}:{wamid}:{status}:{participant}`.
+        let mut key = String::with_capacity(id.len() + 1 + 160);
+        key.push_str(id);
+        key.push(':');
+        // Writing into a `String` cannot fail.
+        let _ = key.write_fmt(rest);
+        ScopedKey(key)
+    }
+
+    /// [`Ctx::event`] with a key already scoped by [`Ctx::key`].
+    pub fn scoped_event(
+        &self,
+        event_type: EventType,
+        ScopedKey(dedup_key): ScopedKey,
         occurred_at: Option<DateTime<Utc>>,
         source: impl Into<Arc<SourceInfo>>,
         body: EventBody,
@@ -87,11 +122,6 @@ impl Ctx {
             body.family(),
             "{event_type} with wrong body"
         );
-        let id = self.source.id.as_str();
-        let mut dedup_key = dedup_key;
-        dedup_key.reserve(id.len() + 1);
-        dedup_key.insert(0, ':');
-        dedup_key.insert_str(0, id);
         InboundEvent {
             id: EventId::new(),
             event_type,
@@ -120,7 +150,7 @@ impl Ctx {
             key,
             None,
             source,
-            EventBody::Notification(data),
+            EventBody::notification(data),
         )
     }
 }

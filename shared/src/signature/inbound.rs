@@ -48,16 +48,18 @@ pub fn verify_meta(
     let header = header.ok_or(SignatureError::MissingHeader(META_HEADER))?;
     let hex_part = strip_prefix_ignore_case(header.trim(), "sha256=")
         .ok_or(SignatureError::MalformedHeader(META_HEADER))?;
-    let expected = decode_hex(hex_part, 32).ok_or(SignatureError::MalformedHeader(META_HEADER))?;
+    let mut digest = [0u8; 32];
+    let expected =
+        decode_hex(hex_part, &mut digest).ok_or(SignatureError::MalformedHeader(META_HEADER))?;
     if secrets.is_empty() {
         return Err(SignatureError::NoSecret);
     }
-    if any_matches::<Hmac<Sha256>>(body, &expected, secrets) {
+    if any_matches::<Hmac<Sha256>>(body, expected, secrets) {
         return Ok(());
     }
     if !body.is_ascii()
         && let Ok(text) = std::str::from_utf8(body)
-        && any_matches::<Hmac<Sha256>>(escape_non_ascii(text).as_bytes(), &expected, secrets)
+        && any_matches::<Hmac<Sha256>>(escape_non_ascii(text).as_bytes(), expected, secrets)
     {
         return Ok(());
     }
@@ -114,13 +116,15 @@ pub fn verify_waha(
         WahaAlgorithm::Sha512 => 64,
         WahaAlgorithm::Sha256 => 32,
     };
-    let expected = decode_hex(header, len).ok_or(SignatureError::MalformedHeader(WAHA_HEADER))?;
+    let mut digest = [0u8; 64];
+    let expected = decode_hex(header, &mut digest[..len])
+        .ok_or(SignatureError::MalformedHeader(WAHA_HEADER))?;
     if secrets.is_empty() {
         return Err(SignatureError::NoSecret);
     }
     let ok = match algorithm {
-        WahaAlgorithm::Sha512 => any_matches::<Hmac<Sha512>>(body, &expected, secrets),
-        WahaAlgorithm::Sha256 => any_matches::<Hmac<Sha256>>(body, &expected, secrets),
+        WahaAlgorithm::Sha512 => any_matches::<Hmac<Sha512>>(body, expected, secrets),
+        WahaAlgorithm::Sha256 => any_matches::<Hmac<Sha256>>(body, expected, secrets),
     };
     if ok {
         Ok(())
@@ -185,12 +189,14 @@ fn any_matches<M: Mac + hmac::digest::KeyInit>(
     })
 }
 
-/// Lowercase or uppercase hex of exactly `len` bytes.
-fn decode_hex(s: &str, len: usize) -> Option<Vec<u8>> {
-    if s.len() != len * 2 {
+/// Lowercase or uppercase hex of exactly `out.len()` bytes, decoded into `out` (no allocation
+/// on the hot path); the filled `out`, or `None` for a wrong length or a non-hex digit.
+fn decode_hex<'o>(s: &str, out: &'o mut [u8]) -> Option<&'o [u8]> {
+    if s.len() != out.len() * 2 {
         return None;
     }
-    hex::decode(s).ok()
+    hex::decode_to_slice(s, out).ok()?;
+    Some(out)
 }
 
 fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {

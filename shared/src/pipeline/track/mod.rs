@@ -976,7 +976,7 @@ impl Track {
                 },
             ),
         };
-        let change = derived(event, event_type, None, EventBody::Contact(body), now);
+        let change = derived(event, event_type, None, EventBody::contact(body), now);
         Ok((Some(change), upserted))
     }
 }
@@ -1068,7 +1068,7 @@ pub fn conversation_event(
         reason: conversation.end_reason,
         ..Default::default()
     };
-    let mut e = derived(parent, event_type, id, EventBody::Conversation(body), now);
+    let mut e = derived(parent, event_type, id, EventBody::conversation(body), now);
     e.data.conversation = Some(Box::new(conversation.clone()));
     e
 }

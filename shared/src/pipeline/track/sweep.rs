@@ -47,7 +47,7 @@ pub fn ended_event(doc: &ConversationDoc, now: DateTime<Utc>) -> InboundEvent {
     let c = &doc.conversation;
     let mut data = EventData::new(
         doc.source.clone(),
-        EventBody::Conversation(ConversationBody {
+        EventBody::conversation(ConversationBody {
             reason: c.end_reason,
             ..Default::default()
         }),
@@ -71,7 +71,7 @@ pub fn completed_event(doc: &CampaignDoc, now: DateTime<Utc>) -> Option<InboundE
     let c = &doc.campaign;
     let data = EventData::new(
         source,
-        EventBody::Campaign(CampaignBody {
+        EventBody::campaign(CampaignBody {
             campaign: c.clone(),
         }),
     );

@@ -391,7 +391,7 @@ pub(super) fn text_of(message: &Value) -> Option<String> {
 }
 
 /// Reply and forward information, and the ad the customer came from, from a `contextInfo`.
-pub(super) fn context(info: Option<&Value>) -> (Option<MessageContext>, Option<Referral>) {
+pub(super) fn context(info: Option<&Value>) -> (Option<MessageContext>, Option<Box<Referral>>) {
     let Some(info) = info else {
         return (None, None);
     };
@@ -418,7 +418,7 @@ pub(super) fn context(info: Option<&Value>) -> (Option<MessageContext>, Option<R
         frequently_forwarded: frequently,
         referred_product: None,
     });
-    let referral = info.get("externalAdReply").and_then(referral);
+    let referral = info.get("externalAdReply").and_then(referral).map(Box::new);
     (context, referral)
 }
 

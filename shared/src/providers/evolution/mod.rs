@@ -332,7 +332,7 @@ impl EvoCtx<'_> {
     /// A notification; its `occurred_at` is the event's.
     fn notify(&self, event_type: EventType, key: String, n: NotificationData) -> InboundEvent {
         let at = n.occurred_at;
-        self.emit(event_type, key, at, EventBody::Notification(n))
+        self.emit(event_type, key, at, EventBody::notification(n))
     }
 
     /// A notification of this event about `item`, its raw value scrubbed.

@@ -62,11 +62,11 @@ impl V2Ctx<'_> {
             .and_then(decode::<ConversationIn>)
             .map(ConversationIn::into_model);
         if inner.code.is_some() || inner.reason.is_some() {
-            message.error = Some(MessageError {
+            message.error = Some(Box::new(MessageError {
                 error_code: inner.code,
                 error_message: inner.reason,
                 ..MessageError::default()
-            });
+            }));
         }
         let key = format!("gupshup:{id}:{}", status.as_str());
         message.status = Some(status);
@@ -96,7 +96,7 @@ impl V2Ctx<'_> {
             EventType::ProviderEvent,
             self.content_key(),
             None,
-            EventBody::Notification(n),
+            EventBody::notification(n),
         )
     }
 }

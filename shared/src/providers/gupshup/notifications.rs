@@ -128,7 +128,7 @@ impl V2Ctx<'_> {
             event_type,
             self.content_key(),
             None,
-            EventBody::Notification(n),
+            EventBody::notification(n),
         )
     }
 }

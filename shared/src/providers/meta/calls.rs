@@ -31,7 +31,7 @@ impl ValueCtx<'_> {
         };
         let event = c.event.as_deref().unwrap_or("call");
         let key = format!("meta:call:{id}:{event}");
-        self.emit(event_type, key, c.timestamp, EventBody::Notification(n))
+        self.emit(event_type, key, c.timestamp, EventBody::notification(n))
     }
 }
 

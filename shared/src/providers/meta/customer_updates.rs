@@ -79,6 +79,6 @@ impl ValueCtx<'_> {
         };
         n.raw = Value::Object(v);
         let dedup = self.content_key(key, raw);
-        self.emit(event_type, dedup, n.occurred_at, EventBody::Notification(n))
+        self.emit(event_type, dedup, n.occurred_at, EventBody::notification(n))
     }
 }

@@ -27,7 +27,7 @@ impl ValueCtx<'_> {
             EventType::ProviderError,
             key,
             self.entry.time,
-            EventBody::Notification(n),
+            EventBody::notification(n),
         )
     }
 }

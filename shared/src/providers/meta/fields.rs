@@ -158,7 +158,7 @@ impl EntryCtx<'_> {
             key,
             self.time,
             self.source().clone(),
-            EventBody::Notification(n),
+            EventBody::notification(n),
         )
     }
 }

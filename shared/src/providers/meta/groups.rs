@@ -37,7 +37,7 @@ impl ValueCtx<'_> {
             })
             .collect();
         let key = self.content_key("groups", raw);
-        self.emit(event_type, key, g.timestamp, EventBody::Notification(n))
+        self.emit(event_type, key, g.timestamp, EventBody::notification(n))
     }
 }
 

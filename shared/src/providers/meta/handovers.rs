@@ -116,7 +116,7 @@ impl EntryCtx<'_> {
                         EventType::ProviderEvent,
                         key,
                         at,
-                        EventBody::Notification(n),
+                        EventBody::notification(n),
                     ));
                     continue;
                 }
@@ -151,7 +151,7 @@ impl EntryCtx<'_> {
             let (event_type, mut body) = body;
             body.contact.clone_from(&contact);
             body.raw = Some(raw.clone());
-            out.extend(vctx.emit(event_type, key, at, EventBody::Conversation(body)));
+            out.extend(vctx.emit(event_type, key, at, EventBody::conversation(body)));
         }
         if out.len() == before {
             // Nothing this parser knows (a new kind of notification): passed through whole.

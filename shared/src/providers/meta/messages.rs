@@ -1,6 +1,8 @@
 //! `messages[]` and `message_echoes[]` items: one received or sent message each, its content
 //! read by `type`.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -18,25 +20,54 @@ use crate::model::{
     UnknownData, UnsupportedData,
 };
 use crate::providers::LocationIn;
-use crate::providers::lenient::{opt_string, opt_unix_time, value_to_string};
+use crate::providers::lenient::{opt_str, opt_string, opt_unix_time, value_to_string};
 
 impl ValueCtx<'_> {
     pub(super) fn message(&self, raw: &RawValue, direction: Direction) -> Option<InboundEvent> {
-        let mut m: MetaMessage<'_> = decode(raw)?;
-        let id = m.id.clone()?;
-        let mut message = Message::new(id.clone(), direction);
+        self.read_message(decode(raw)?, direction, Some(raw))
+    }
+
+    /// A `messages[]`/`message_echoes[]` item read in the one pass ([`super::parse_strict`]),
+    /// without its raw JSON: `None` when it needs that (no id, a type whose content cannot be
+    /// read, which keeps its raw object), and the caller then goes level by level.
+    pub(super) fn typed_message(
+        &self,
+        m: MetaMessage<'_>,
+        direction: Direction,
+    ) -> Option<InboundEvent> {
+        let mut event = self.read_message(m, direction, None)?;
+        if self.field == super::handovers::STANDBY {
+            super::handovers::mark_standby(&mut event);
+        }
+        Some(event)
+    }
+
+    /// The event of one message item; `whole` is the item's raw JSON, kept in the event when
+    /// its content cannot be read (without it, `None`).
+    fn read_message(
+        &self,
+        mut m: MetaMessage<'_>,
+        direction: Direction,
+        whole: Option<&RawValue>,
+    ) -> Option<InboundEvent> {
+        let id = m.id.take()?;
+        let business_id = self.source.business_id.as_deref().unwrap_or_default();
+        let key = self.ctx().key(format_args!("meta:{business_id}:{id}"));
+        let mut message = Message::new(id, direction);
         message.timestamp = m.timestamp;
         let business = self.source.business_phone_number.clone();
         let contact = match direction {
             Direction::Inbound => {
-                (message.from, message.from_user_id) = (m.from.clone(), m.from_user_id.clone());
+                let contact = self.profile(m.from.as_deref(), m.from_user_id.as_deref());
+                (message.from, message.from_user_id) = (m.from.take(), m.from_user_id.take());
                 message.to = business;
-                self.profile(m.from.as_deref(), m.from_user_id.as_deref())
+                contact
             }
             Direction::Outbound => {
-                message.from = m.from.clone().or(business);
-                (message.to, message.to_user_id) = (m.to.clone(), m.to_user_id.clone());
-                self.profile(m.to.as_deref(), m.to_user_id.as_deref())
+                let contact = self.profile(m.to.as_deref(), m.to_user_id.as_deref());
+                message.from = m.from.take().or(business);
+                (message.to, message.to_user_id) = (m.to.take(), m.to_user_id.take());
+                contact
             }
         };
         if let Some(group) = &m.group_id {
@@ -46,9 +77,9 @@ impl ValueCtx<'_> {
             .context
             .and_then(decode_owned::<ContextIn>)
             .map(ContextIn::into_model);
-        message.referral = m.referral.and_then(referral);
+        message.referral = m.referral.and_then(referral).map(Box::new);
         message.set_errors(errors(m.errors));
-        let content = m.content(raw);
+        let content = m.content(whole)?;
         let event_type = match (&content, direction) {
             (MessageContent::Edit(_), _) => EventType::MessageEdited,
             (MessageContent::Revoke(_), _) => EventType::MessageRevoked,
@@ -59,19 +90,17 @@ impl ValueCtx<'_> {
             message.status = Some(MessageStatus::Sent);
         }
         message.content = Some(content);
-        let business_id = self.source.business_id.as_deref().unwrap_or_default();
-        let key = format!("meta:{business_id}:{id}");
         let body = EventBody::message(message, contact);
         Some(
             self.ctx()
-                .event(event_type, key, m.timestamp, self.source.clone(), body),
+                .scoped_event(event_type, key, m.timestamp, self.source.clone(), body),
         )
     }
 }
 
 /// One `messages[]` / `message_echoes[]` item. Type payloads stay raw until the type is known.
 #[derive(Deserialize)]
-struct MetaMessage<'a> {
+pub(super) struct MetaMessage<'a> {
     #[serde(default, deserialize_with = "opt_string")]
     id: Option<String>,
     #[serde(default, deserialize_with = "opt_string")]
@@ -86,8 +115,8 @@ struct MetaMessage<'a> {
     group_id: Option<String>,
     #[serde(default, deserialize_with = "opt_unix_time")]
     timestamp: Option<DateTime<Utc>>,
-    #[serde(rename = "type", default, deserialize_with = "opt_string")]
-    kind: Option<String>,
+    #[serde(borrow, rename = "type", default, deserialize_with = "opt_str")]
+    kind: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     context: Option<&'a RawValue>,
     #[serde(borrow, default)]
@@ -131,8 +160,9 @@ struct MetaMessage<'a> {
 }
 
 impl MetaMessage<'_> {
-    /// The content for `type`, or `unknown` with the type's raw object when it cannot be read.
-    fn content(&mut self, whole: &RawValue) -> MessageContent {
+    /// The content for `type`, or `unknown` with the type's raw object (from `whole`, the
+    /// item's raw JSON) when it cannot be read; `None` then if `whole` is not given.
+    fn content(&mut self, whole: Option<&RawValue>) -> Option<MessageContent> {
         let kind = self.kind.as_deref().unwrap_or("unknown");
         let media = |raw: Option<&RawValue>| {
             raw.and_then(decode_owned::<MediaIn>)
@@ -213,15 +243,16 @@ impl MetaMessage<'_> {
             }),
             _ => None,
         };
-        parsed.unwrap_or_else(|| {
-            let raw = serde_json::from_str::<Value>(whole.get())
-                .ok()
-                .and_then(|mut v| v.get_mut(kind).map(Value::take))
-                .unwrap_or(Value::Null);
-            MessageContent::Unknown(UnknownData {
-                provider_type: kind.to_owned(),
-                raw,
-            })
-        })
+        if parsed.is_some() {
+            return parsed;
+        }
+        let raw = serde_json::from_str::<Value>(whole?.get())
+            .ok()
+            .and_then(|mut v| v.get_mut(kind).map(Value::take))
+            .unwrap_or(Value::Null);
+        Some(MessageContent::Unknown(UnknownData {
+            provider_type: kind.to_owned(),
+            raw,
+        }))
     }
 }

@@ -18,9 +18,11 @@ mod fields;
 mod groups;
 mod handovers;
 mod messages;
+use messages::MetaMessage;
 mod payloads;
 pub(crate) use payloads::ContactIn;
 mod statuses;
+use statuses::MetaStatus;
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -104,7 +106,7 @@ fn parse_strict(ctx: &Ctx, body: &[u8]) -> Option<Vec<InboundEvent>> {
         #[serde(borrow)]
         field: Cow<'a, str>,
         #[serde(borrow)]
-        value: FastKeyed<'a>,
+        value: FastKeyed<'a, true>,
     }
 
     let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
@@ -122,8 +124,7 @@ fn parse_strict(ctx: &Ctx, body: &[u8]) -> Option<Vec<InboundEvent>> {
                 return None;
             }
             let before = events.len();
-            entry_ctx.keyed_value(&change.field, &map, &mut events);
-            if events.len() == before {
+            if !entry_ctx.keyed_value(&change.field, map, &mut events) || events.len() == before {
                 return None;
             }
         }
@@ -272,26 +273,28 @@ enum Slot<'a> {
     Items(Vec<&'a RawValue>),
     /// Any other value (an item key that is not a list included).
     Raw(&'a RawValue),
-}
-
-impl<'a> Slot<'a> {
-    fn raw(&self) -> Option<&'a RawValue> {
-        match self {
-            Self::Raw(raw) => Some(raw),
-            Self::Items(_) => None,
-        }
-    }
+    /// `messages`/`message_echoes` read typed in the one pass ([`parse_strict`] only), so a
+    /// message's text is scanned once.
+    Messages(Vec<MetaMessage<'a>>),
+    /// `statuses` read typed in the one pass.
+    Statuses(Vec<MetaStatus<'a>>),
+    /// `metadata`, read typed in the one pass.
+    Metadata(Metadata),
+    /// `contacts`, read typed in the one pass (level by level a malformed contact is skipped
+    /// alone; here it fails the pass).
+    Contacts(Vec<MetaContact>),
 }
 
 /// Reads an object in one scan, splitting the item keys' lists as it goes; fails when an item
-/// key's value is not a list (then [`keyed`] splits key by key).
-struct FastKeyed<'a>(Keyed<'a>);
+/// key's value is not a list (then [`keyed`] splits key by key). With `TYPED` (the one pass of
+/// [`parse_strict`]), messages are read typed as well, and fail it when they do not fit.
+struct FastKeyed<'a, const TYPED: bool>(Keyed<'a>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for FastKeyed<'a> {
+impl<'de: 'a, 'a, const TYPED: bool> Deserialize<'de> for FastKeyed<'a, TYPED> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Visit<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visit<'a> {
-            type Value = FastKeyed<'a>;
+        struct Visit<'a, const TYPED: bool>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a, const TYPED: bool> serde::de::Visitor<'de> for Visit<'a, TYPED> {
+            type Value = FastKeyed<'a, TYPED>;
             fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.write_str("an object")
             }
@@ -305,7 +308,21 @@ impl<'de: 'a, 'a> Deserialize<'de> for FastKeyed<'a> {
 
                 let mut map = Keyed::new();
                 while let Some(Key(key)) = m.next_key::<Key<'de>>()? {
-                    let slot = if ITEM_KEYS.contains(&key.as_ref()) {
+                    let slot = if !TYPED {
+                        if ITEM_KEYS.contains(&key.as_ref()) {
+                            Slot::Items(m.next_value()?)
+                        } else {
+                            Slot::Raw(m.next_value()?)
+                        }
+                    } else if matches!(key.as_ref(), "messages" | "message_echoes") {
+                        Slot::Messages(m.next_value()?)
+                    } else if key == "statuses" {
+                        Slot::Statuses(m.next_value()?)
+                    } else if key == "metadata" {
+                        Slot::Metadata(m.next_value()?)
+                    } else if key == "contacts" {
+                        Slot::Contacts(m.next_value()?)
+                    } else if ITEM_KEYS.contains(&key.as_ref()) {
                         Slot::Items(m.next_value()?)
                     } else {
                         Slot::Raw(m.next_value()?)
@@ -322,7 +339,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for FastKeyed<'a> {
 /// Decodes a change's value as [`Keyed`]; `None` when it is not an object.
 fn keyed(raw: &RawValue) -> Option<Keyed<'_>> {
     if fast_paths()
-        && let Some(FastKeyed(map)) = decode::<FastKeyed<'_>>(raw)
+        && let Some(FastKeyed(map)) = decode::<FastKeyed<'_, false>>(raw)
     {
         return Some(map);
     }
@@ -385,7 +402,9 @@ impl<'c> EntryCtx<'c> {
         match keyed(value) {
             Some(map) if map.contains_key("metadata") || map.contains_key("messaging_product") => {
                 let before = out.len();
-                self.keyed_value(field, &map, out);
+                // Read level by level: no typed slots, so every item is read.
+                let complete = self.keyed_value(field, map, out);
+                debug_assert!(complete, "typed messages outside the one pass");
                 if out.len() == before {
                     // Only context keys: still a verified item, so pass it on.
                     out.push(self.ctx.passthrough(
@@ -399,24 +418,29 @@ impl<'c> EntryCtx<'c> {
         }
     }
 
-    fn keyed_value(&self, field: &str, map: &Keyed<'_>, out: &mut Vec<InboundEvent>) {
-        let metadata: Metadata = map
-            .get("metadata")
-            .and_then(Slot::raw)
-            .and_then(decode_owned)
-            .unwrap_or_default();
+    /// The events of a messages-like value. `false` when a message read typed in the one pass
+    /// needs its raw JSON (see [`ValueCtx::typed_message`]): the caller then starts over
+    /// level by level.
+    #[must_use]
+    fn keyed_value(&self, field: &str, mut map: Keyed<'_>, out: &mut Vec<InboundEvent>) -> bool {
+        let metadata: Metadata = match map.remove("metadata") {
+            Some(Slot::Metadata(metadata)) => metadata,
+            Some(Slot::Raw(raw)) => decode_owned(raw).unwrap_or_default(),
+            _ => Metadata::default(),
+        };
         let mut source = self.own_source();
         source.business_id = metadata.phone_number_id;
         source.business_phone_number = metadata.display_phone_number;
         let source = Arc::new(source);
-        let contacts = map
-            .get("contacts")
-            .and_then(Slot::raw)
-            .and_then(decode::<Vec<&RawValue>>)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(decode_owned::<MetaContact>)
-            .collect();
+        let contacts = match map.remove("contacts") {
+            Some(Slot::Contacts(contacts)) => contacts,
+            Some(Slot::Raw(raw)) => decode::<Vec<&RawValue>>(raw)
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(decode_owned::<MetaContact>)
+                .collect(),
+            _ => Vec::new(),
+        };
         let vctx = ValueCtx {
             entry: self,
             field,
@@ -428,29 +452,53 @@ impl<'c> EntryCtx<'c> {
             map.values()
                 .map(|slot| match slot {
                     Slot::Items(items) => items.len(),
-                    Slot::Raw(_) => 1,
+                    Slot::Messages(items) => items.len(),
+                    Slot::Statuses(items) => items.len(),
+                    Slot::Raw(_) | Slot::Metadata(_) | Slot::Contacts(_) => 1,
                 })
                 .sum(),
         );
         for key in ITEM_KEYS {
-            match map.get(*key) {
+            match map.remove(*key) {
                 Some(Slot::Items(items)) => {
                     for item in items {
                         out.push(vctx.item(key, item));
                     }
                 }
+                Some(Slot::Messages(items)) => {
+                    let direction = match *key {
+                        "message_echoes" => Direction::Outbound,
+                        _ => Direction::Inbound,
+                    };
+                    for item in items {
+                        let Some(event) = vctx.typed_message(item, direction) else {
+                            return false;
+                        };
+                        out.push(event);
+                    }
+                }
+                Some(Slot::Statuses(items)) => {
+                    for item in items {
+                        let Some(event) = vctx.typed_status(item) else {
+                            return false;
+                        };
+                        out.push(event);
+                    }
+                }
                 Some(Slot::Raw(raw)) => out.push(vctx.unknown(key, raw)),
-                None => {}
+                // Context keys are never item keys.
+                Some(Slot::Metadata(_) | Slot::Contacts(_)) | None => {}
             }
         }
-        for (key, slot) in map {
+        // The item keys are taken: what is left is context and keys this parser does not know.
+        for (key, slot) in &map {
             if let Slot::Raw(raw) = slot
-                && !ITEM_KEYS.contains(&key.as_ref())
                 && !CONTEXT_KEYS.contains(&key.as_ref())
             {
                 out.push(vctx.unknown(key, raw));
             }
         }
+        true
     }
 }
 

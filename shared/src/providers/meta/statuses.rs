@@ -6,6 +6,8 @@
 //! message id and the `wamid` moves to `whatsapp_message_id`), the `enqueued` status (accepted by
 //! Gupshup, not yet on WhatsApp: `pending`), and a failure's `code`/`reason` in place of `errors`.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::Value;
@@ -17,7 +19,7 @@ use crate::model::{
     BillingConversation, Direction, EventBody, EventType, InboundEvent, Message, MessageError,
     MessageStatus, NotificationData, Pricing, Subject, SubjectKind,
 };
-use crate::providers::lenient::{opt_i64, opt_nonempty_string, opt_string, opt_unix_time};
+use crate::providers::lenient::{opt_i64, opt_nonempty_string, opt_str, opt_string, opt_unix_time};
 
 impl ValueCtx<'_> {
     pub(super) fn status(&self, raw: &RawValue) -> Option<InboundEvent> {
@@ -25,6 +27,24 @@ impl ValueCtx<'_> {
         if s.kind.as_deref() == Some("call") || self.field == "calls" {
             return self.call_status(&s, raw);
         }
+        self.read_status(s)
+    }
+
+    /// A `statuses[]` item read in the one pass ([`super::parse_strict`]), without its raw
+    /// JSON: `None` when it needs that (a call's status keeps it, an item that is not a
+    /// status is passed through with it), and the caller then goes level by level.
+    pub(super) fn typed_status(&self, s: MetaStatus<'_>) -> Option<InboundEvent> {
+        if s.kind.as_deref() == Some("call") || self.field == "calls" {
+            return None;
+        }
+        let mut event = self.read_status(s)?;
+        if self.field == super::handovers::STANDBY {
+            super::handovers::mark_standby(&mut event);
+        }
+        Some(event)
+    }
+
+    fn read_status(&self, s: MetaStatus<'_>) -> Option<InboundEvent> {
         let MetaStatus {
             id: wamid,
             gs_id,
@@ -60,8 +80,12 @@ impl ValueCtx<'_> {
         let event_type = EventType::of_status(&status)?;
         let participant = recipient_participant_id.or(participant_recipient_id);
         let key = match &participant {
-            Some(p) => format!("meta:{id}:{}:{p}", status.as_str()),
-            None => format!("meta:{id}:{}", status.as_str()),
+            Some(p) => self
+                .ctx()
+                .key(format_args!("meta:{id}:{}:{p}", status.as_str())),
+            None => self
+                .ctx()
+                .key(format_args!("meta:{id}:{}", status.as_str())),
         };
         let mut message = Message::new(id, Direction::Outbound);
         message.whatsapp_message_id = whatsapp_message_id;
@@ -94,13 +118,13 @@ impl ValueCtx<'_> {
         let body = EventBody::message(message, contact);
         Some(
             self.ctx()
-                .event(event_type, key, timestamp, self.source.clone(), body),
+                .scoped_event(event_type, key, timestamp, self.source.clone(), body),
         )
     }
 
     fn call_status(&self, s: &MetaStatus<'_>, raw: &RawValue) -> Option<InboundEvent> {
         let id = s.id.clone()?;
-        let status = s.status.clone()?;
+        let status = s.status.as_deref()?.to_owned();
         let event_type = match status.to_ascii_uppercase().as_str() {
             "RINGING" => EventType::CallRinging,
             "ACCEPTED" => EventType::CallAccepted,
@@ -114,24 +138,24 @@ impl ValueCtx<'_> {
         n.contact = self.profile(s.recipient_id.as_deref(), s.recipient_user_id.as_deref());
         n.raw = raw_value(raw);
         let key = format!("meta:call:{id}:status:{status}");
-        self.emit(event_type, key, s.timestamp, EventBody::Notification(n))
+        self.emit(event_type, key, s.timestamp, EventBody::notification(n))
     }
 }
 
 /// One `statuses[]` item.
 #[derive(Deserialize)]
-struct MetaStatus<'a> {
+pub(super) struct MetaStatus<'a> {
     #[serde(default, deserialize_with = "opt_string")]
     id: Option<String>,
     /// Gupshup v3 only: Gupshup's message id.
     #[serde(default, deserialize_with = "opt_nonempty_string")]
     gs_id: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    status: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    status: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "opt_unix_time")]
     timestamp: Option<DateTime<Utc>>,
-    #[serde(rename = "type", default, deserialize_with = "opt_string")]
-    kind: Option<String>,
+    #[serde(borrow, rename = "type", default, deserialize_with = "opt_str")]
+    kind: Option<Cow<'a, str>>,
     /// Gupshup v3 only: a failure's code and reason, sent instead of `errors`.
     #[serde(default, deserialize_with = "opt_i64")]
     code: Option<i64>,
@@ -141,8 +165,8 @@ struct MetaStatus<'a> {
     recipient_id: Option<String>,
     #[serde(default, deserialize_with = "opt_string")]
     recipient_user_id: Option<String>,
-    #[serde(default, deserialize_with = "opt_string")]
-    recipient_type: Option<String>,
+    #[serde(borrow, default, deserialize_with = "opt_str")]
+    recipient_type: Option<Cow<'a, str>>,
     #[serde(default, deserialize_with = "opt_string")]
     recipient_participant_id: Option<String>,
     #[serde(default, deserialize_with = "opt_string")]

@@ -43,7 +43,7 @@ impl TwilioCtx<'_> {
 
         let mut message = self.message(self.sid.to_owned(), &source, &contact);
         message.context = self.context();
-        message.referral = self.referral();
+        message.referral = self.referral().map(Box::new);
         message.content = Some(content);
         let key = format!("twilio:{}", self.sid);
         let mut events = vec![self.received(key, source.clone(), message, &contact)];

@@ -34,7 +34,7 @@ impl TwilioCtx<'_> {
         let mut message = Message::new(self.sid, Direction::Outbound);
         message.from.clone_from(&source.business_phone_number);
         (message.to, message.to_user_id) = (contact.wa_id.clone(), contact.user_id.clone());
-        message.error = self.error(status, &model_status);
+        message.error = self.error(status, &model_status).map(Box::new);
         let key = format!("twilio:{}:{}", self.sid, model_status.as_str());
         message.status = Some(model_status);
         let contact = (contact != ContactProfile::default()).then_some(contact);

@@ -40,11 +40,11 @@ impl WahaCtx<'_> {
         }
         message.timestamp = self.envelope.timestamp;
         if let Some(e) = a.error.filter(|_| status == MessageStatus::Failed) {
-            message.error = Some(MessageError {
+            message.error = Some(Box::new(MessageError {
                 error_code: e.code,
                 error_message: e.reason,
                 ..MessageError::default()
-            });
+            }));
         }
         let event_type = EventType::of_status(&status).unwrap_or(EventType::MessageRead);
         let ack = a

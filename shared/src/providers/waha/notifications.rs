@@ -48,7 +48,7 @@ impl WahaCtx<'_> {
             ),
         };
         let at = n.occurred_at;
-        Some(self.emit(event_type, key, at, EventBody::Notification(n)))
+        Some(self.emit(event_type, key, at, EventBody::notification(n)))
     }
 
     /// The last part of the event name: `received` of `call.received`.
