@@ -35,11 +35,8 @@ impl ValueCtx<'_> {
         m: MetaMessage<'_>,
         direction: Direction,
     ) -> Option<InboundEvent> {
-        let mut event = self.read_message(m, direction, None)?;
-        if self.field == super::handovers::STANDBY {
-            super::handovers::mark_standby(&mut event);
-        }
-        Some(event)
+        let event = self.read_message(m, direction, None)?;
+        Some(self.channel_marked(event))
     }
 
     /// The event of one message item; `whole` is the item's raw JSON, kept in the event when

@@ -287,7 +287,8 @@ enum Slot<'a> {
 
 /// Reads an object in one scan, splitting the item keys' lists as it goes; fails when an item
 /// key's value is not a list (then [`keyed`] splits key by key). With `TYPED` (the one pass of
-/// [`parse_strict`]), messages are read typed as well, and fail it when they do not fit.
+/// [`parse_strict`]), messages, statuses, `metadata` and `contacts` are read typed as well,
+/// and fail it when they do not fit.
 struct FastKeyed<'a, const TYPED: bool>(Keyed<'a>);
 
 impl<'de: 'a, 'a, const TYPED: bool> Deserialize<'de> for FastKeyed<'a, TYPED> {
@@ -308,24 +309,13 @@ impl<'de: 'a, 'a, const TYPED: bool> Deserialize<'de> for FastKeyed<'a, TYPED> {
 
                 let mut map = Keyed::new();
                 while let Some(Key(key)) = m.next_key::<Key<'de>>()? {
-                    let slot = if !TYPED {
-                        if ITEM_KEYS.contains(&key.as_ref()) {
-                            Slot::Items(m.next_value()?)
-                        } else {
-                            Slot::Raw(m.next_value()?)
-                        }
-                    } else if matches!(key.as_ref(), "messages" | "message_echoes") {
-                        Slot::Messages(m.next_value()?)
-                    } else if key == "statuses" {
-                        Slot::Statuses(m.next_value()?)
-                    } else if key == "metadata" {
-                        Slot::Metadata(m.next_value()?)
-                    } else if key == "contacts" {
-                        Slot::Contacts(m.next_value()?)
-                    } else if ITEM_KEYS.contains(&key.as_ref()) {
-                        Slot::Items(m.next_value()?)
-                    } else {
-                        Slot::Raw(m.next_value()?)
+                    let slot = match (TYPED, key.as_ref()) {
+                        (true, "messages" | "message_echoes") => Slot::Messages(m.next_value()?),
+                        (true, "statuses") => Slot::Statuses(m.next_value()?),
+                        (true, "metadata") => Slot::Metadata(m.next_value()?),
+                        (true, "contacts") => Slot::Contacts(m.next_value()?),
+                        (_, k) if ITEM_KEYS.contains(&k) => Slot::Items(m.next_value()?),
+                        _ => Slot::Raw(m.next_value()?),
                     };
                     map.insert(key, slot);
                 }
@@ -404,7 +394,7 @@ impl<'c> EntryCtx<'c> {
                 let before = out.len();
                 // Read level by level: no typed slots, so every item is read.
                 let complete = self.keyed_value(field, map, out);
-                debug_assert!(complete, "typed messages outside the one pass");
+                debug_assert!(complete, "typed items outside the one pass");
                 if out.len() == before {
                     // Only context keys: still a verified item, so pass it on.
                     out.push(self.ctx.passthrough(
@@ -418,9 +408,9 @@ impl<'c> EntryCtx<'c> {
         }
     }
 
-    /// The events of a messages-like value. `false` when a message read typed in the one pass
-    /// needs its raw JSON (see [`ValueCtx::typed_message`]): the caller then starts over
-    /// level by level.
+    /// The events of a messages-like value. `false` when an item read typed in the one pass
+    /// needs its raw JSON (see [`ValueCtx::typed_message`], [`ValueCtx::typed_status`]): the
+    /// caller then starts over level by level.
     #[must_use]
     fn keyed_value(&self, field: &str, mut map: Keyed<'_>, out: &mut Vec<InboundEvent>) -> bool {
         let metadata: Metadata = match map.remove("metadata") {
@@ -531,7 +521,11 @@ impl ValueCtx<'_> {
             "groups" => self.group(raw),
             _ => self.contact_notification(key, raw),
         };
-        let mut event = parsed.unwrap_or_else(|| self.unknown(key, raw));
+        self.channel_marked(parsed.unwrap_or_else(|| self.unknown(key, raw)))
+    }
+
+    /// The item's event, marked when it came on the `standby` channel.
+    fn channel_marked(&self, mut event: InboundEvent) -> InboundEvent {
         if self.field == handovers::STANDBY {
             handovers::mark_standby(&mut event);
         }

@@ -24,7 +24,7 @@ use crate::providers::lenient::{opt_i64, opt_nonempty_string, opt_str, opt_strin
 impl ValueCtx<'_> {
     pub(super) fn status(&self, raw: &RawValue) -> Option<InboundEvent> {
         let s: MetaStatus<'_> = decode(raw)?;
-        if s.kind.as_deref() == Some("call") || self.field == "calls" {
+        if self.is_call(&s) {
             return self.call_status(&s, raw);
         }
         self.read_status(s)
@@ -34,14 +34,16 @@ impl ValueCtx<'_> {
     /// JSON: `None` when it needs that (a call's status keeps it, an item that is not a
     /// status is passed through with it), and the caller then goes level by level.
     pub(super) fn typed_status(&self, s: MetaStatus<'_>) -> Option<InboundEvent> {
-        if s.kind.as_deref() == Some("call") || self.field == "calls" {
+        if self.is_call(&s) {
             return None;
         }
-        let mut event = self.read_status(s)?;
-        if self.field == super::handovers::STANDBY {
-            super::handovers::mark_standby(&mut event);
-        }
-        Some(event)
+        let event = self.read_status(s)?;
+        Some(self.channel_marked(event))
+    }
+
+    /// Whether the item is the status of a business-initiated call (read by [`Self::call_status`]).
+    fn is_call(&self, s: &MetaStatus<'_>) -> bool {
+        s.kind.as_deref() == Some("call") || self.field == "calls"
     }
 
     fn read_status(&self, s: MetaStatus<'_>) -> Option<InboundEvent> {

@@ -343,6 +343,65 @@ fn the_one_pass_reading_gives_the_level_by_level_events_for_every_fixture() {
     }
 }
 
+/// Items the one pass reads typed but cannot finish without their raw JSON (an unknown message
+/// type keeps its raw object, an item without an id is passed through with its bytes, a call's
+/// status keeps its raw JSON, a malformed contact is skipped alone) make it give up; level by
+/// level they come out as before.
+#[test]
+fn items_that_need_their_raw_json_are_read_level_by_level() {
+    let ctx = crate::providers::Ctx {
+        source: crate::model::SourceInfo::new(
+            crate::ids::SourceId::parse("s").unwrap(),
+            Provider::Meta,
+        ),
+        received_at: chrono::Utc::now(),
+    };
+    let value = |items: &str| {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"phone_number_id":"9"}},{items}}}}}]}}]}}"#
+        )
+    };
+    let text = r#"{"id":"m1","from":"5","type":"text","text":{"body":"hi"},"timestamp":"1"}"#;
+    let unknown =
+        r#"{"id":"m2","from":"5","type":"hologram","hologram":{"depth":3},"timestamp":"1"}"#;
+    let no_id = r#"{"from":"5","type":"text","text":{"body":"hi"},"timestamp":"1"}"#;
+    let call = r#"{"id":"c1","type":"call","status":"RINGING","timestamp":"1","recipient_id":"5"}"#;
+    let bad_contact = r#""contacts":[{"wa_id":"5","profile":"Alice"}]"#;
+
+    let plain = value(&format!(r#""messages":[{text}]"#));
+    assert!(super::parse_strict(&ctx, plain.as_bytes()).is_some());
+
+    let with_unknown = value(&format!(r#""messages":[{text},{unknown}]"#));
+    let with_no_id = value(&format!(r#""messages":[{no_id}]"#));
+    let with_call = value(&format!(r#""statuses":[{call}]"#));
+    let with_bad_contact = value(&format!(r#"{bad_contact},"messages":[{text}]"#));
+    for body in [&with_unknown, &with_no_id, &with_call, &with_bad_contact] {
+        assert!(
+            super::parse_strict(&ctx, body.as_bytes()).is_none(),
+            "{body}"
+        );
+        assert_both_ways_agree(Provider::Meta, body.as_bytes());
+    }
+
+    let events = super::parse(&ctx, with_unknown.as_bytes()).unwrap();
+    let content = events[1].data.message().unwrap().content.clone();
+    let Some(crate::model::MessageContent::Unknown(unknown)) = content else {
+        panic!("{content:?}");
+    };
+    assert_eq!(unknown.provider_type, "hologram");
+    assert_eq!(unknown.raw, serde_json::json!({"depth": 3}));
+    let events = super::parse(&ctx, with_no_id.as_bytes()).unwrap();
+    assert_eq!(events[0].event_type, crate::model::EventType::ProviderEvent);
+    let events = super::parse(&ctx, with_call.as_bytes()).unwrap();
+    assert_eq!(events[0].event_type, crate::model::EventType::CallRinging);
+    // The malformed contact is skipped; the message is still read.
+    let events = super::parse(&ctx, with_bad_contact.as_bytes()).unwrap();
+    assert_eq!(
+        events[0].event_type,
+        crate::model::EventType::MessageReceived
+    );
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
