@@ -6,6 +6,7 @@
 //! unexpected shape becomes `None`, so one odd field cannot sink the rest of an item.
 
 use chrono::{DateTime, TimeZone, Utc};
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
@@ -39,12 +40,7 @@ pub fn opt_f64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error>
 
 /// A bool, or the strings `"true"` / `"false"`.
 pub fn opt_bool<'de, D: Deserializer<'de>>(d: D) -> Result<Option<bool>, D::Error> {
-    Ok(match Scalar::deserialize(d)? {
-        Scalar::Bool(b) => Some(b),
-        Scalar::Str(s) if s == "true" => Some(true),
-        Scalar::Str(s) if s == "false" => Some(false),
-        _ => None,
-    })
+    Ok(Scalar::deserialize(d)?.to_bool())
 }
 
 /// An integer, or a string holding one.
@@ -60,6 +56,111 @@ pub fn opt_i64<'de, D: Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error>
 /// A Unix time as a number or numeric string, in seconds or milliseconds (see [`unix_time`]).
 pub fn opt_unix_time<'de, D: Deserializer<'de>>(d: D) -> Result<Option<DateTime<Utc>>, D::Error> {
     Ok(Scalar::deserialize(d)?.to_f64().and_then(unix_time))
+}
+
+/// A nested object read entry by entry by [`opt_object`]: unknown keys skipped, a repeated key
+/// read again (the last one wins), every value read with the `next_*` readers below. So reading
+/// one never fails on well-formed JSON, and an odd nested object costs only itself, where a
+/// derived `Deserialize` fails the whole item on a wrong type or a repeated key.
+pub trait Entries<'de>: Default {
+    /// Reads the value of `key` from `map`; a key that is not one of its fields is skipped
+    /// with [`skip`].
+    fn entry<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error>;
+}
+
+/// An object read as `T` ([`Entries`]); anything else (a string, a number, an array, `null`) is
+/// `None`.
+pub fn opt_object<'de, D: Deserializer<'de>, T: Entries<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    Ok(Object::<T>::deserialize(d)?.0)
+}
+
+/// The value of the current entry as [`opt_string`] reads it.
+pub fn next_string<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<String>, A::Error> {
+    Ok(map.next_value::<Scalar<'de>>()?.into_string())
+}
+
+/// The value of the current entry as [`opt_bool`] reads it.
+pub fn next_bool<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Option<bool>, A::Error> {
+    Ok(map.next_value::<Scalar<'de>>()?.to_bool())
+}
+
+/// The value of the current entry as [`opt_unix_time`] reads it.
+pub fn next_unix_time<'de, A: MapAccess<'de>>(
+    map: &mut A,
+) -> Result<Option<DateTime<Utc>>, A::Error> {
+    Ok(map
+        .next_value::<Scalar<'de>>()?
+        .to_f64()
+        .and_then(unix_time))
+}
+
+/// The value of the current entry as [`opt_object`] reads it.
+pub fn next_object<'de, A: MapAccess<'de>, T: Entries<'de>>(
+    map: &mut A,
+) -> Result<Option<T>, A::Error> {
+    Ok(map.next_value::<Object<T>>()?.0)
+}
+
+/// Skips the value of the current entry.
+pub fn skip<'de, A: MapAccess<'de>>(map: &mut A) -> Result<(), A::Error> {
+    map.next_value::<IgnoredAny>().map(drop)
+}
+
+struct Object<T>(Option<T>);
+
+impl<'de, T: Entries<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(ObjectVisitor(std::marker::PhantomData))
+    }
+}
+
+struct ObjectVisitor<T>(std::marker::PhantomData<T>);
+
+impl<'de, T: Entries<'de>> Visitor<'de> for ObjectVisitor<T> {
+    type Value = Object<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = T::default();
+        while let Some(key) = map.next_key::<Scalar<'de>>()? {
+            match key {
+                Scalar::Str(key) => out.entry(&key, &mut map)?,
+                // JSON keys are strings; another deserializer's odd key is skipped.
+                _ => skip(&mut map)?,
+            }
+        }
+        Ok(Object(Some(out)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Object(None))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Object(None))
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Object(None))
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Object(None))
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Object(None))
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Object(None))
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Object(None))
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Object(None))
+    }
 }
 
 /// One JSON value as the decoders above see it: a string (borrowed from the input when it has
@@ -87,6 +188,16 @@ impl Scalar<'_> {
         }
     }
 
+    /// A bool, or the strings `"true"` / `"false"`.
+    fn to_bool(&self) -> Option<bool> {
+        match self {
+            Self::Bool(b) => Some(*b),
+            Self::Str(s) if s == "true" => Some(true),
+            Self::Str(s) if s == "false" => Some(false),
+            _ => None,
+        }
+    }
+
     /// As [`value_to_f64`].
     #[allow(clippy::cast_precision_loss)] // as serde_json's `Number::as_f64`
     fn to_f64(&self) -> Option<f64> {
@@ -109,7 +220,7 @@ impl<'de> Deserialize<'de> for Scalar<'de> {
 
 struct ScalarVisitor;
 
-impl<'de> serde::de::Visitor<'de> for ScalarVisitor {
+impl<'de> Visitor<'de> for ScalarVisitor {
     type Value = Scalar<'de>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

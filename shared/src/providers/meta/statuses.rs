@@ -14,12 +14,17 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::errors::errors;
-use super::{ValueCtx, decode, decode_owned, raw_value};
+use super::{ValueCtx, decode, raw_value};
 use crate::model::{
     BillingConversation, Direction, EventBody, EventType, InboundEvent, Message, MessageError,
     MessageStatus, NotificationData, Pricing, Subject, SubjectKind,
 };
-use crate::providers::lenient::{opt_i64, opt_nonempty_string, opt_str, opt_string, opt_unix_time};
+use serde::de::MapAccess;
+
+use crate::providers::lenient::{
+    Entries, next_bool, next_object, next_string, next_unix_time, opt_i64, opt_nonempty_string,
+    opt_object, opt_str, opt_string, opt_unix_time, skip,
+};
 
 impl ValueCtx<'_> {
     pub(super) fn status(&self, raw: &RawValue) -> Option<InboundEvent> {
@@ -103,10 +108,9 @@ impl ValueCtx<'_> {
         };
         let contact = self.profile(customer.as_deref(), customer_user_id.as_deref());
         (message.to, message.to_user_id) = (customer, customer_user_id);
-        let conversation = conversation.and_then(decode_owned::<ConversationIn>);
-        let pricing = pricing.and_then(decode_owned::<Pricing>);
-        message.pricing = pricing.or_else(|| conversation.as_ref().and_then(|c| c.pricing.clone()));
-        message.billing_conversation = conversation.map(ConversationIn::into_model);
+        let (billing, nested_pricing) = conversation.map(ConversationIn::into_model).unzip();
+        message.pricing = pricing.map(|p| p.0).or(nested_pricing.flatten());
+        message.billing_conversation = billing;
         let mut errors = errors(raw_errors);
         if errors.is_empty() && (code.is_some() || reason.is_some()) {
             errors.push(MessageError {
@@ -177,39 +181,80 @@ pub(super) struct MetaStatus<'a> {
     recipient_participant_user_id: Option<String>,
     #[serde(default, deserialize_with = "opt_string")]
     biz_opaque_callback_data: Option<String>,
-    #[serde(borrow, default)]
-    conversation: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    pricing: Option<&'a RawValue>,
+    /// Read in place, not captured and decoded again: an odd value loses only itself.
+    #[serde(default, deserialize_with = "opt_object")]
+    conversation: Option<ConversationIn>,
+    #[serde(default, deserialize_with = "opt_object")]
+    pricing: Option<PricingIn>,
     #[serde(borrow, default)]
     errors: Option<&'a RawValue>,
 }
 
-#[derive(Deserialize)]
+/// A status's `conversation`: Meta's billing conversation (before per-message pricing).
+#[derive(Default)]
 struct ConversationIn {
-    #[serde(default, deserialize_with = "opt_string")]
     id: Option<String>,
-    #[serde(default, deserialize_with = "opt_unix_time")]
     expiration_timestamp: Option<DateTime<Utc>>,
-    #[serde(default)]
     origin: Option<OriginIn>,
     /// Group examples nest pricing here.
-    #[serde(default)]
-    pricing: Option<Pricing>,
+    pricing: Option<PricingIn>,
 }
 
-#[derive(Deserialize)]
+impl<'de> Entries<'de> for ConversationIn {
+    fn entry<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "id" => self.id = next_string(map)?,
+            "expiration_timestamp" => self.expiration_timestamp = next_unix_time(map)?,
+            "origin" => self.origin = next_object(map)?,
+            "pricing" => self.pricing = next_object(map)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
+/// A conversation's `origin`.
+#[derive(Default)]
 struct OriginIn {
-    #[serde(rename = "type", default, deserialize_with = "opt_string")]
     kind: Option<String>,
 }
 
+impl<'de> Entries<'de> for OriginIn {
+    fn entry<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        match key {
+            "type" => self.kind = next_string(map)?,
+            _ => skip(map)?,
+        }
+        Ok(())
+    }
+}
+
 impl ConversationIn {
-    fn into_model(self) -> BillingConversation {
-        BillingConversation {
+    /// The billing conversation, and the pricing nested in it.
+    fn into_model(self) -> (BillingConversation, Option<Pricing>) {
+        let conversation = BillingConversation {
             id: self.id,
             origin_type: self.origin.and_then(|o| o.kind),
             expires_at: self.expiration_timestamp,
+        };
+        (conversation, self.pricing.map(|p| p.0))
+    }
+}
+
+/// A status's `pricing`, each field read on its own.
+#[derive(Default)]
+struct PricingIn(Pricing);
+
+impl<'de> Entries<'de> for PricingIn {
+    fn entry<A: MapAccess<'de>>(&mut self, key: &str, map: &mut A) -> Result<(), A::Error> {
+        let p = &mut self.0;
+        match key {
+            "billable" => p.billable = next_bool(map)?,
+            "pricing_model" => p.pricing_model = next_string(map)?,
+            "category" => p.category = next_string(map)?,
+            "type" => p.kind = next_string(map)?,
+            _ => skip(map)?,
         }
+        Ok(())
     }
 }

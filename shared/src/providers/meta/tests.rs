@@ -402,6 +402,77 @@ fn items_that_need_their_raw_json_are_read_level_by_level() {
     );
 }
 
+/// A status's `pricing` and `conversation` are read in the one pass field by field: a value
+/// of an odd shape (a string for the object, a bool as text, a repeated key, an array) loses
+/// only itself, never the status or the one pass.
+#[test]
+fn odd_pricing_and_conversation_lose_only_themselves() {
+    let ctx = crate::providers::Ctx {
+        source: crate::model::SourceInfo::new(
+            crate::ids::SourceId::parse("s").unwrap(),
+            Provider::Meta,
+        ),
+        received_at: chrono::Utc::now(),
+    };
+    let status = |extra: &str| {
+        format!(
+            r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"phone_number_id":"9"}},"statuses":[{{"id":"w1","status":"delivered","timestamp":"1730092902","recipient_id":"5"{extra}}}]}}}}]}}]}}"#
+        )
+    };
+    let read = |extra: &str| {
+        let body = status(extra);
+        assert!(
+            super::parse_strict(&ctx, body.as_bytes()).is_some(),
+            "{body}"
+        );
+        assert_both_ways_agree(Provider::Meta, body.as_bytes());
+        let events = super::parse(&ctx, body.as_bytes()).unwrap();
+        assert_eq!(events.len(), 1, "{body}");
+        assert_eq!(
+            events[0].event_type,
+            crate::model::EventType::MessageDelivered
+        );
+        let message = events[0].data.message().unwrap().clone();
+        (message.pricing, message.billing_conversation)
+    };
+    let pricing = |billable, model: Option<&str>, category: Option<&str>| crate::model::Pricing {
+        billable,
+        pricing_model: model.map(str::to_owned),
+        category: category.map(str::to_owned),
+        kind: None,
+    };
+
+    let (p, c) = read(
+        r#","pricing":{"billable":"true","pricing_model":"PMP","category":["x"],"category":"utility","extra":{"a":[1]}}"#,
+    );
+    assert_eq!(p, Some(pricing(Some(true), Some("PMP"), Some("utility"))));
+    assert_eq!(c, None);
+
+    let (p, c) = read(r#","pricing":"free","conversation":[1,2]"#);
+    assert_eq!((p, c), (None, None));
+
+    let (p, c) = read(
+        r#","conversation":{"id":7,"origin":"service","expiration_timestamp":"1730179302","pricing":{"billable":false,"category":"service"}},"pricing":null"#,
+    );
+    assert_eq!(p, Some(pricing(Some(false), None, Some("service"))));
+    let c = c.unwrap();
+    assert_eq!(c.id.as_deref(), Some("7"));
+    assert_eq!(c.origin_type, None);
+    assert_eq!(
+        c.expires_at,
+        chrono::DateTime::from_timestamp(1_730_179_302, 0)
+    );
+
+    // Pricing at the top wins over the conversation's.
+    let (p, c) = read(
+        r#","conversation":{"id":"c","origin":{"type":"marketing"},"pricing":{"category":"marketing"}},"pricing":{"pricing_model":"CBP","type":"regular"}"#,
+    );
+    let mut top = pricing(None, Some("CBP"), None);
+    top.kind = Some("regular".to_owned());
+    assert_eq!(p, Some(top));
+    assert_eq!(c.unwrap().origin_type.as_deref(), Some("marketing"));
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
 
