@@ -402,6 +402,31 @@ fn items_that_need_their_raw_json_are_read_level_by_level() {
     );
 }
 
+/// The one pass reads the body as text once it is UTF-8 as a whole; a body with a byte that is
+/// not (here in a message's text) goes level by level, as before.
+#[test]
+fn a_body_that_is_not_utf8_goes_level_by_level() {
+    let ctx = crate::providers::Ctx {
+        source: crate::model::SourceInfo::new(
+            crate::ids::SourceId::parse("s").unwrap(),
+            Provider::Meta,
+        ),
+        received_at: chrono::Utc::now(),
+    };
+    let body = |text: &[u8]| {
+        let mut body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"9"},"messages":[{"id":"m1","from":"5","type":"text","timestamp":"1","text":{"body":""#.to_vec();
+        body.extend_from_slice(text);
+        body.extend_from_slice(br#""}}]}}]}]}"#);
+        body
+    };
+    let good = body("h\u{e9}llo".as_bytes());
+    assert!(super::parse_strict(&ctx, &good).is_some());
+    assert_both_ways_agree(Provider::Meta, &good);
+    let bad = body(b"h\xe9llo");
+    assert!(super::parse_strict(&ctx, &bad).is_none());
+    assert_both_ways_agree(Provider::Meta, &bad);
+}
+
 /// A status's `pricing` and `conversation` are read in the one pass field by field: a value
 /// of an odd shape (a string for the object, a bool as text, a repeated key, an array) loses
 /// only itself, never the status or the one pass.
