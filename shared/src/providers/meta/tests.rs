@@ -273,6 +273,17 @@ fn events_without_ids(provider: Provider, body: &[u8], fast: bool) -> Vec<Value>
         .collect()
 }
 
+/// A context for calling the Meta parser's passes directly.
+fn meta_ctx() -> crate::providers::Ctx {
+    crate::providers::Ctx {
+        source: crate::model::SourceInfo::new(
+            crate::ids::SourceId::parse("s").unwrap(),
+            Provider::Meta,
+        ),
+        received_at: chrono::Utc::now(),
+    }
+}
+
 fn assert_both_ways_agree(provider: Provider, body: &[u8]) {
     assert_eq!(
         events_without_ids(provider, body, true),
@@ -300,13 +311,7 @@ fn the_one_pass_reading_gives_the_level_by_level_events_for_every_fixture() {
     assert!(checked >= 40, "only {checked} Meta-shaped fixtures");
     // The comparison above is between two different readings: messages and statuses take the
     // one-pass reader, management fields and hand-overs the level-by-level one.
-    let ctx = crate::providers::Ctx {
-        source: crate::model::SourceInfo::new(
-            crate::ids::SourceId::parse("s").unwrap(),
-            Provider::Meta,
-        ),
-        received_at: chrono::Utc::now(),
-    };
+    let ctx = meta_ctx();
     for name in [
         "meta-multi-entry-batch.json",
         "meta-status-failed.json",
@@ -349,13 +354,7 @@ fn the_one_pass_reading_gives_the_level_by_level_events_for_every_fixture() {
 /// level they come out as before.
 #[test]
 fn items_that_need_their_raw_json_are_read_level_by_level() {
-    let ctx = crate::providers::Ctx {
-        source: crate::model::SourceInfo::new(
-            crate::ids::SourceId::parse("s").unwrap(),
-            Provider::Meta,
-        ),
-        received_at: chrono::Utc::now(),
-    };
+    let ctx = meta_ctx();
     let value = |items: &str| {
         format!(
             r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"phone_number_id":"9"}},{items}}}}}]}}]}}"#
@@ -406,13 +405,7 @@ fn items_that_need_their_raw_json_are_read_level_by_level() {
 /// not (here in a message's text) goes level by level, as before.
 #[test]
 fn a_body_that_is_not_utf8_goes_level_by_level() {
-    let ctx = crate::providers::Ctx {
-        source: crate::model::SourceInfo::new(
-            crate::ids::SourceId::parse("s").unwrap(),
-            Provider::Meta,
-        ),
-        received_at: chrono::Utc::now(),
-    };
+    let ctx = meta_ctx();
     let body = |text: &[u8]| {
         let mut body = br#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"phone_number_id":"9"},"messages":[{"id":"m1","from":"5","type":"text","timestamp":"1","text":{"body":""#.to_vec();
         body.extend_from_slice(text);
@@ -425,6 +418,11 @@ fn a_body_that_is_not_utf8_goes_level_by_level() {
     let bad = body(b"h\xe9llo");
     assert!(super::parse_strict(&ctx, &bad).is_none());
     assert_both_ways_agree(Provider::Meta, &bad);
+    // In a field the typed read skips, serde_json reading bytes never checked it: the one pass
+    // read the body while level by level refused it.
+    let skipped = body(b"hello\",\"x\":\"h\xe9llo");
+    assert!(super::parse_strict(&ctx, &skipped).is_none());
+    assert_both_ways_agree(Provider::Meta, &skipped);
 }
 
 /// A status's `pricing` and `conversation` are read in the one pass field by field: a value
@@ -432,13 +430,7 @@ fn a_body_that_is_not_utf8_goes_level_by_level() {
 /// only itself, never the status or the one pass.
 #[test]
 fn odd_pricing_and_conversation_lose_only_themselves() {
-    let ctx = crate::providers::Ctx {
-        source: crate::model::SourceInfo::new(
-            crate::ids::SourceId::parse("s").unwrap(),
-            Provider::Meta,
-        ),
-        received_at: chrono::Utc::now(),
-    };
+    let ctx = meta_ctx();
     let status = |extra: &str| {
         format!(
             r#"{{"object":"whatsapp_business_account","entry":[{{"id":"1","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"phone_number_id":"9"}},"statuses":[{{"id":"w1","status":"delivered","timestamp":"1730092902","recipient_id":"5"{extra}}}]}}}}]}}]}}"#
