@@ -18,7 +18,8 @@ use wagate_local::cli::{BackendArgs, BackendKind};
 
 /// mimalloc instead of glibc's malloc: the pipeline allocates and frees many small JSON trees on
 /// one thread and drops them on another, where glibc's arenas spent about a third of the CPU
-/// (BENCHMARKS.md, pipeline throughput).
+/// (BENCHMARKS.md, pipeline throughput). `main` turns transparent huge pages off for it
+/// ([`wagate_local::pages`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -162,6 +163,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    wagate_local::pages::without_huge_pages();
     match cli.command {
         Command::FaultRun(args) => fault_run(args).await,
         Command::Load(args) => load_run(args).await,

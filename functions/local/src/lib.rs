@@ -16,6 +16,7 @@ pub mod fake;
 pub mod gateway;
 pub mod manage;
 pub mod media;
+pub mod pages;
 pub mod poller;
 pub mod receiver;
 pub mod sample;

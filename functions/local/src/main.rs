@@ -33,7 +33,8 @@ use wagate_local::sample;
 
 /// mimalloc instead of glibc's malloc: the pipeline allocates and frees many small JSON trees on
 /// one thread and drops them on another, where glibc's arenas spent about a third of the CPU
-/// (BENCHMARKS.md, pipeline throughput).
+/// (BENCHMARKS.md, pipeline throughput). `main` turns transparent huge pages off for it
+/// ([`wagate_local::pages`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -234,6 +235,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    wagate_local::pages::without_huge_pages();
     match cli.command {
         None => serve(cli.serve).await,
         Some(Command::Serve(args)) => serve(args).await,
