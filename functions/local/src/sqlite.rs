@@ -18,7 +18,8 @@
 //! transaction, each call in a savepoint so a failed one undoes only itself, and answers them
 //! after the commit (group commit: under load one WAL append serves many calls, and no caller
 //! sees a write that was not committed). Documents are encoded and decoded by the callers, not
-//! on that thread. A second thread copies the WAL into the database file in the background
+//! on that thread, and so are packed and unpacked: bodies of 512 bytes and more are stored
+//! LZ4-packed ([`packed`]). A second thread copies the WAL into the database file in the background
 //! ([`start_checkpointer`]), so the syncs of a checkpoint seldom hold up the calls.
 
 use std::path::Path;
@@ -35,6 +36,10 @@ use shared::ports::{
     OutgoingMessage, PutDocument, Queue, ReceivedMessage, Versioned, VersionedJson, check_put_all,
 };
 use tokio::sync::Notify;
+
+use packed::Stored;
+
+mod packed;
 
 /// The database file inside the data directory.
 pub const DATABASE_FILE: &str = "wagate.db";
@@ -699,7 +704,7 @@ impl SqliteDocumentStore {
 struct OwnedPut {
     key: String,
     expected: Option<u64>,
-    body: String,
+    body: Stored,
     now: i64,
     expires_at: Option<i64>,
     index: Option<(String, String)>,
@@ -771,7 +776,7 @@ impl DocumentStore for SqliteDocumentStore {
         now: DateTime<Utc>,
     ) -> Result<Option<VersionedJson>, BackendError> {
         let (key, now) = (key.to_owned(), millis(now));
-        let row: Option<(i64, String)> = self
+        let row: Option<(i64, Stored)> = self
             .db
             .call(Op::DocGet, move |conn| {
                 conn.prepare_cached(
@@ -788,7 +793,7 @@ impl DocumentStore for SqliteDocumentStore {
         row.map(|(version, body)| {
             Ok(VersionedJson {
                 version: version_of(version)?,
-                json: body.into_bytes().into(),
+                json: body.into_json()?.into(),
             })
         })
         .transpose()
@@ -822,7 +827,7 @@ impl DocumentStore for SqliteDocumentStore {
                 Ok(OwnedPut {
                     key: p.key.to_owned(),
                     expected: p.write.expected,
-                    body: p.body.text()?.into_owned(),
+                    body: Stored::pack(p.body.text()?.into_owned()),
                     now: millis(p.write.now),
                     expires_at: p.write.expires_at.map(millis),
                     index: p.write.index.map(|i| (i.partition.clone(), i.sort.clone())),
@@ -855,7 +860,7 @@ impl DocumentStore for SqliteDocumentStore {
             page.before.map(str::to_owned),
             millis(now),
         );
-        let rows: Vec<(String, String, i64, String)> = self
+        let rows: Vec<(String, String, i64, Stored)> = self
             .db
             .call(Op::DocList, move |conn| {
                 conn.prepare_cached(sql)
@@ -876,7 +881,7 @@ impl DocumentStore for SqliteDocumentStore {
                     sort,
                     doc: VersionedJson {
                         version: version_of(version)?,
-                        json: String::into_bytes(body).into(),
+                        json: body.into_json()?.into(),
                     }
                     .decode()?,
                 })
@@ -1302,6 +1307,7 @@ impl Queue for SqliteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shared::ports::IndexEntry;
 
     /// `(page_size, wal_autocheckpoint)` of the gateway's connection.
     async fn page_and_checkpoint(db: &Database) -> (i64, i64) {
@@ -1361,13 +1367,99 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn long_bodies_are_stored_packed_and_text_rows_of_before_read_as_they_did() {
+        let dir = std::env::temp_dir().join(format!("wagate-packed-{}", ulid::Ulid::new()));
+        let db = Database::open_dir(&dir).unwrap();
+        let docs = SqliteDocumentStore::new(db.clone());
+        let now = Utc::now();
+        let event = serde_json::json!({"type": "whatsapp.message.received", "text": "hello"});
+        let long = serde_json::json!({ "events": vec![event; 40] });
+        let short = serde_json::json!({ "claimed": true });
+        let entry = |sort: &str| IndexEntry {
+            partition: "p".into(),
+            sort: sort.into(),
+        };
+        for (key, body, sort) in [("long", &long, "1"), ("short", &short, "2")] {
+            let entry = entry(sort);
+            let write = DocumentWrite::new(None, now).indexed(&entry);
+            assert!(docs.put(key, body, write).await.unwrap());
+        }
+        // A long row written as text, as every row was before packing.
+        let old_text = long.to_string();
+        let (key, text) = ("old".to_owned(), old_text.clone());
+        db.call(Op::DocPut, move |conn| {
+            conn.execute(
+                "INSERT INTO docs (key, version, body, part, sort) VALUES (?1, 3, ?2, 'p', '3')",
+                params![key, text],
+            )
+            .map_err(sqlite_error)
+        })
+        .await
+        .unwrap();
+
+        let kinds: Vec<(String, String, i64)> = db
+            .call(Op::DocGet, |conn| {
+                let mut s = conn
+                    .prepare("SELECT key, typeof(body), length(body) FROM docs ORDER BY key")
+                    .map_err(sqlite_error)?;
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+                    .and_then(Iterator::collect)
+                    .map_err(sqlite_error)
+            })
+            .await
+            .unwrap();
+        let kind = |key: &str| kinds.iter().find(|k| k.0 == key).unwrap().clone();
+        let (_, long_kind, long_len) = kind("long");
+        assert_eq!(long_kind, "blob");
+        assert!(
+            usize::try_from(long_len).unwrap() < old_text.len() / 4,
+            "{long_len} of {}",
+            old_text.len()
+        );
+        assert_eq!(kind("short").1, "text");
+        assert_eq!(kind("old").1, "text");
+
+        for (key, body, version) in [("long", &long, 1), ("short", &short, 1), ("old", &long, 3)] {
+            let got = docs.get(key, now).await.unwrap().unwrap();
+            assert_eq!((&got.body, got.version), (body, version), "{key}");
+            let json = docs.get_json(key, now).await.unwrap().unwrap();
+            assert_eq!(
+                serde_json::from_slice::<serde_json::Value>(&json.json).unwrap(),
+                *body
+            );
+        }
+        let page = IndexPage {
+            partition: "p",
+            after: None,
+            before: None,
+            descending: false,
+            limit: 10,
+        };
+        let listed = docs.list_page(page, now).await.unwrap();
+        let bodies: Vec<_> = listed
+            .iter()
+            .map(|l| (l.key.as_str(), &l.doc.body))
+            .collect();
+        assert_eq!(bodies, [("long", &long), ("short", &short), ("old", &long)]);
+
+        // A rewrite with a version check packs again, and the check still reads the version.
+        let write = DocumentWrite::new(Some(3), now);
+        assert!(docs.put("old", &long, write).await.unwrap());
+        let old = docs.get("old", now).await.unwrap().unwrap();
+        assert_eq!((old.body, old.version), (long, 4));
+        drop((docs, db));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
     async fn committed_pages_reach_the_database_file_long_before_the_wal_is_full() {
         let dir = std::env::temp_dir().join(format!("wagate-checkpoint-{}", ulid::Ulid::new()));
         let db = Database::open_dir(&dir).unwrap();
         let docs = SqliteDocumentStore::new(db.clone());
         let now = Utc::now();
-        let text = "x".repeat(2048);
         for i in 0..50 {
+            // Random text, which does not pack: 2 KiB a document.
+            let text: String = (0..80).map(|_| ulid::Ulid::new().to_string()).collect();
             let body = serde_json::json!({ "text": text });
             let key = format!("doc#{i}");
             assert!(
