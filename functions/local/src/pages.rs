@@ -20,18 +20,6 @@ pub fn without_huge_pages() {
     }
 }
 
-/// Whether transparent huge pages are off for this process (`None` where it cannot be told).
-pub fn huge_pages_off() -> Option<bool> {
-    #[cfg(target_os = "linux")]
-    {
-        rustix::thread::transparent_huge_pages_are_disabled().ok()
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        None
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -39,10 +27,11 @@ mod tests {
     #[test]
     #[cfg(target_os = "linux")]
     fn turns_huge_pages_off_for_the_process() {
+        let off = || rustix::thread::transparent_huge_pages_are_disabled().unwrap();
         without_huge_pages();
-        assert_eq!(huge_pages_off(), Some(true));
+        assert!(off());
         // A second call keeps them off.
         without_huge_pages();
-        assert_eq!(huge_pages_off(), Some(true));
+        assert!(off());
     }
 }

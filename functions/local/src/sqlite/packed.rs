@@ -19,7 +19,7 @@ use shared::ports::BackendError;
 
 /// Bodies shorter than this stay text: a row that fits in a page gains little, and the
 /// small documents (claims, keys, markers) are mostly unique ids that do not pack.
-pub(super) const PACK_FROM: usize = 512;
+const PACK_FROM: usize = 512;
 
 /// The format byte of an LZ4-packed body.
 const LZ4: u8 = 1;
