@@ -741,6 +741,56 @@ async fn endpoints_made_through_the_management_api_receive_deliveries() {
     gateway.shutdown(Duration::from_secs(5)).await;
 }
 
+/// Every stage reads endpoints through one cache in local mode (for 300 s on the embedded
+/// backends): a change made through the management API still reaches the next delivery, as it
+/// clears that cache. Fan-out has listed the endpoint and deliver has read it before the change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endpoint_changed_through_the_api_is_used_by_the_next_delivery() {
+    let before = Receiver::start(vec![]).await;
+    let after = Receiver::start(vec![]).await;
+    let mut spec = endpoint("ep_moved", &before.url("/hook"));
+    spec.event_types = vec!["whatsapp.message.read".into()];
+    let gateway = start_with_api(vec![spec]).await;
+    let client = aws_adapters::http::client();
+    let deadline = Patience::embedded().deadline(4 * CALLS_PER_WEBHOOK);
+    let read = |id: &str| meta_status("15550004444", id, "read", Utc::now()).to_string();
+
+    let first = wamid();
+    assert_eq!(post(&gateway, "meta-demo", &read(&first)).await.0, 200);
+    wait::until("the first status at the first URL", deadline, || {
+        !before.received().is_empty()
+    })
+    .await;
+
+    let moved = api_call(
+        &client,
+        &gateway,
+        reqwest::Method::PATCH,
+        "/endpoints/ep_moved",
+    )
+    .body(serde_json::json!({"url": after.url("/hook")}).to_string())
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(moved.status().as_u16(), 200);
+    let second = wamid();
+    assert_eq!(post(&gateway, "meta-demo", &read(&second)).await.0, 200);
+    wait::until("the second status at the new URL", deadline, || {
+        !after.received().is_empty()
+    })
+    .await;
+    let got: Value = serde_json::from_slice(&after.received()[0].body).unwrap();
+    assert!(got.to_string().contains(&second), "{got}");
+    assert!(
+        before
+            .distinct()
+            .iter()
+            .all(|r| !String::from_utf8_lossy(&r.body).contains(&second)),
+        "nothing after the change went to the old URL"
+    );
+    gateway.shutdown(Duration::from_secs(5)).await;
+}
+
 /// Sends `request` and parses the JSON answer.
 async fn json_of(request: reqwest::RequestBuilder) -> Value {
     let text = request.send().await.unwrap().text().await.unwrap();

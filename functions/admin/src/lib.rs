@@ -160,18 +160,22 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Admin, Infra
         config.blob_ttl,
         config.sweep_page,
     );
-    let admin = Admin::new(
+    let mut admin = Admin::new(
         infra.docs(),
         infra.blobs(),
         infra.queue(&config.delivery_queue_url)?,
         infra.queue(&config.delivery_dlq_url)?,
         config.record_ttl,
         config.admin.clone(),
-    )
-    .with_conversations(sweep)
-    .with_sender(infra.http(config.admin.network)?)
-    .with_sources(Arc::new(StaticSources::new(config.sources.clone())))
-    .with_provider(Sender::new(infra.provider_api()?));
+    );
+    // Uncached on AWS, where no other instance would see the change; in local mode the
+    // stages' cache, which the change clears.
+    admin.endpoints = infra.endpoints(std::time::Duration::ZERO);
+    let admin = admin
+        .with_conversations(sweep)
+        .with_sender(infra.http(config.admin.network)?)
+        .with_sources(Arc::new(StaticSources::new(config.sources.clone())))
+        .with_provider(Sender::new(infra.provider_api()?));
     let admin = match infra.metrics(&config.metrics) {
         Some(metrics) => admin.with_metrics(metrics),
         None => admin,

@@ -4,8 +4,10 @@
 //! main passes [`Aws`], the local gateway its embedded (or DynamoDB/SQS) stores.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use shared::delivery::deliver::HttpSender;
+use shared::delivery::endpoints::Endpoints;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::ports::media::MediaStore;
 use shared::ports::{BlobStore, DocumentStore, Queue};
@@ -43,6 +45,13 @@ pub enum InfraError {
 pub trait Infrastructure: Send + Sync {
     /// Documents: state, endpoints, delivery records, pending batches.
     fn docs(&self) -> Arc<dyn DocumentStore>;
+    /// Endpoints as the stages read them, each read reused for `ttl` ([`Endpoints::cached`]):
+    /// on AWS a cache per stage (each function runs in processes of its own). Local mode
+    /// hands every stage the one cache of its process instead, which every endpoint change
+    /// clears at once, as they all go through it.
+    fn endpoints(&self, ttl: Duration) -> Endpoints {
+        Endpoints::cached(self.docs(), ttl)
+    }
     /// Raw requests and claim-checks.
     fn blobs(&self) -> Arc<dyn BlobStore>;
     /// The queue a configuration names by `url` (`*_QUEUE_URL`, `DELIVERY_DLQ_URL`).

@@ -6,7 +6,6 @@ use aws_adapters::env::{ConfigError, Env};
 use aws_adapters::infra::{InfraError, Infrastructure};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::delivery::buffer::{Buffer, BufferConfig, MAX_BATCH_SIZE};
-use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
 
 /// Everything the buffer function needs.
@@ -80,7 +79,7 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Buffer, Infr
         queue: infra.queue(&config.buffer_queue_url)?,
         blobs: infra.blobs(),
         fanout: Fanout {
-            endpoints: Endpoints::cached(infra.docs(), config.endpoint_cache),
+            endpoints: infra.endpoints(config.endpoint_cache),
             queue: infra.queue(&config.delivery_queue_url)?,
             blobs: infra.blobs(),
             blob_ttl: config.blob_ttl,

@@ -4,7 +4,6 @@ use aws_adapters::env::{ConfigError, Env};
 use aws_adapters::infra::{InfraError, Infrastructure};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::delivery::deliver::{Deliver, DeliverConfig};
-use shared::delivery::endpoints::Endpoints;
 use shared::delivery::retry::RetryPolicy;
 use shared::delivery::ssrf::NetworkPolicy;
 
@@ -85,7 +84,7 @@ impl Config {
 /// `config.deliver.network`): what the Lambda and the local gateway run.
 pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Deliver, InfraError> {
     Ok(Deliver {
-        endpoints: Endpoints::cached(infra.docs(), config.endpoint_cache),
+        endpoints: infra.endpoints(config.endpoint_cache),
         docs: infra.docs(),
         http: infra.http(config.deliver.network)?,
         queue: infra.queue(&config.delivery_queue_url)?,

@@ -5,7 +5,6 @@ use std::time::Duration;
 use aws_adapters::env::{ConfigError, Env};
 use aws_adapters::infra::{InfraError, Infrastructure};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
-use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
 
 /// Everything the fan-out function needs.
@@ -46,7 +45,7 @@ impl Config {
 /// run.
 pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Fanout, InfraError> {
     Ok(Fanout {
-        endpoints: Endpoints::cached(infra.docs(), config.endpoint_cache),
+        endpoints: infra.endpoints(config.endpoint_cache),
         queue: infra.queue(&config.delivery_queue_url)?,
         blobs: infra.blobs(),
         blob_ttl: config.blob_ttl,

@@ -248,6 +248,16 @@ impl Stores {
         }
     }
 
+    /// Whether this process is the only one that writes these documents: the memory stores
+    /// live in it, and a gateway locks its SQLite data directory (tools beside it only look);
+    /// a DynamoDB table may be shared.
+    pub fn alone_on_its_documents(&self) -> bool {
+        match self.expiry {
+            Expiry::Backend => false,
+            Expiry::Memory(..) | Expiry::Sqlite(_) => true,
+        }
+    }
+
     /// The embedded backend.
     pub fn memory() -> Self {
         let queues = queue_pairs(

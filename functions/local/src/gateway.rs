@@ -112,8 +112,8 @@ struct Stages {
 }
 
 /// Names every function's configuration needs, answered for local mode; everything else comes
-/// from the settings. Endpoints are read uncached unless `ENDPOINT_CACHE_SECONDS` is set: a
-/// change made through the API shows at once on one machine.
+/// from the settings. (`ENDPOINT_CACHE_SECONDS` is answered by [`endpoint_cache`], for the one
+/// cache every stage reads endpoints through.)
 fn lookup(
     settings: &BTreeMap<String, String>,
     media: bool,
@@ -124,9 +124,29 @@ fn lookup(
         | "DELIVERY_DLQ_URL" => Some(format!("local:{k}")),
         "MEDIA_QUEUE_URL" if media => Some(format!("local:{k}")),
         "MEDIA_BUCKET" if media => Some(LOCAL_MEDIA.into()),
-        "ENDPOINT_CACHE_SECONDS" => Some(settings.get(k).cloned().unwrap_or_else(|| "0".into())),
         _ => settings.get(k).cloned(),
     }
+}
+
+/// How long the stages reuse an endpoint they read: `ENDPOINT_CACHE_SECONDS` when set; else
+/// the longest allowed (300 s) on the embedded backends, where nothing but this process
+/// changes endpoints (the memory stores live in it; a data directory is locked by one
+/// gateway) and every change it makes goes through the cache and clears it; else (DynamoDB,
+/// which other gateways and the Lambdas may share) not at all.
+///
+/// Every stage reading endpoints from the store per event cost a document read per delivery
+/// and an index listing per outbound batch (on SQLite, an eighth of its reads).
+fn endpoint_cache(
+    settings: &BTreeMap<String, String>,
+    stores: &Stores,
+) -> anyhow::Result<Duration> {
+    Ok(if settings.contains_key("ENDPOINT_CACHE_SECONDS") {
+        Env(|k: &str| settings.get(k).cloned()).endpoint_cache()?
+    } else if stores.alone_on_its_documents() {
+        Duration::from_secs(300)
+    } else {
+        Duration::ZERO
+    })
 }
 
 /// The media store's name in local mode's configuration (`MEDIA_BUCKET`).
@@ -139,11 +159,18 @@ struct Local<'a> {
     stores: &'a Stores,
     stats: &'a Arc<Stats>,
     media: Option<Arc<dyn MediaStore>>,
+    /// The one endpoint cache of the process ([`endpoint_cache`]).
+    endpoints: Endpoints,
 }
 
 impl Infrastructure for Local<'_> {
     fn docs(&self) -> Arc<dyn DocumentStore> {
         self.stores.docs.clone()
+    }
+
+    /// Every stage reads endpoints through one cache, whose time [`endpoint_cache`] set.
+    fn endpoints(&self, _ttl: Duration) -> Endpoints {
+        self.endpoints.clone()
     }
 
     fn may_hold_unscoped_dedup_keys(&self) -> bool {
@@ -213,6 +240,7 @@ async fn build(
         stores,
         stats,
         media,
+        endpoints: Endpoints::cached(stores.docs.clone(), endpoint_cache(settings, stores)?),
     };
     let infra: &dyn Infrastructure = &infra;
     let ingest = ingest::build(

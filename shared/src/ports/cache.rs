@@ -30,8 +30,22 @@ type Entry<T> = (Instant, T);
 pub struct ReadCache {
     inner: Arc<dyn DocumentStore>,
     ttl: Duration,
-    gets: Mutex<HashMap<String, Entry<Option<Versioned>>>>,
-    lists: Mutex<HashMap<String, Entry<Vec<Listed>>>>,
+    cached: Mutex<Cached>,
+}
+
+/// What the cache holds, and how many writes went through it: a read keeps what it found only
+/// if no write went through since it began, so a read that raced a write (began before it,
+/// answered after it) cannot keep the old document for a whole `ttl`.
+#[derive(Debug, Default)]
+struct Cached {
+    writes: u64,
+    gets: HashMap<String, Entry<Option<Versioned>>>,
+    lists: HashMap<String, Entry<Vec<Listed>>>,
+}
+
+impl Cached {
+    /// Bounded: a burst of distinct keys cannot grow an instance's memory without end.
+    const MOST: usize = 10_000;
 }
 
 impl ReadCache {
@@ -40,29 +54,42 @@ impl ReadCache {
         Self {
             inner,
             ttl,
-            gets: Mutex::default(),
-            lists: Mutex::default(),
+            cached: Mutex::default(),
         }
     }
 
-    fn fresh<T: Clone>(
-        map: &Mutex<HashMap<String, Entry<T>>>,
-        key: &str,
-        ttl: Duration,
-    ) -> Option<T> {
-        let map = map.lock().unwrap_or_else(PoisonError::into_inner);
-        map.get(key)
-            .filter(|(at, _)| at.elapsed() < ttl)
-            .map(|(_, v)| v.clone())
+    fn cached(&self) -> std::sync::MutexGuard<'_, Cached> {
+        self.cached.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn keep<T>(map: &Mutex<HashMap<String, Entry<T>>>, key: String, value: T) {
-        let mut map = map.lock().unwrap_or_else(PoisonError::into_inner);
-        // Bounded: a burst of distinct keys cannot grow an instance's memory without end.
-        if map.len() >= 10_000 {
-            map.clear();
+    /// What a read sees before it goes to the store: a fresh entry, or the write count to
+    /// keep what it reads under.
+    fn look<T: Clone>(&self, pick: impl Fn(&Cached) -> Option<&Entry<T>>) -> Result<T, u64> {
+        let cached = self.cached();
+        match pick(&cached).filter(|(at, _)| at.elapsed() < self.ttl) {
+            Some((_, v)) => Ok(v.clone()),
+            None => Err(cached.writes),
         }
-        map.insert(key, (Instant::now(), value));
+    }
+
+    /// Keeps what a read found, unless a write went through since it began (`writes`).
+    fn keep(&self, writes: u64, put: impl FnOnce(&mut Cached)) {
+        let mut cached = self.cached();
+        if cached.writes != writes {
+            return;
+        }
+        if cached.gets.len() + cached.lists.len() >= Cached::MOST {
+            cached.gets.clear();
+            cached.lists.clear();
+        }
+        put(&mut cached);
+    }
+
+    fn forget(&self, key: &str) {
+        let mut cached = self.cached();
+        cached.writes = cached.writes.wrapping_add(1);
+        cached.gets.remove(key);
+        cached.lists.clear();
     }
 }
 
@@ -90,11 +117,14 @@ impl DocumentStore for ReadCache {
         if self.ttl.is_zero() {
             return self.inner.get_eventually(key, now).await;
         }
-        if let Some(doc) = Self::fresh(&self.gets, key, self.ttl) {
-            return Ok(doc);
-        }
+        let writes = match self.look(|c| c.gets.get(key)) {
+            Ok(doc) => return Ok(doc),
+            Err(writes) => writes,
+        };
         let doc = self.inner.get_eventually(key, now).await?;
-        Self::keep(&self.gets, key.to_owned(), doc.clone());
+        self.keep(writes, |c| {
+            c.gets.insert(key.to_owned(), (Instant::now(), doc.clone()));
+        });
         Ok(doc)
     }
 
@@ -142,25 +172,15 @@ impl DocumentStore for ReadCache {
             "{}\u{0}{:?}\u{0}{:?}\u{0}{}\u{0}{}",
             page.partition, page.after, page.before, page.descending, page.limit
         );
-        if let Some(listed) = Self::fresh(&self.lists, &key, self.ttl) {
-            return Ok(listed);
-        }
+        let writes = match self.look(|c| c.lists.get(&key)) {
+            Ok(listed) => return Ok(listed),
+            Err(writes) => writes,
+        };
         let listed = self.inner.list_page(page, now).await?;
-        Self::keep(&self.lists, key, listed.clone());
+        self.keep(writes, |c| {
+            c.lists.insert(key, (Instant::now(), listed.clone()));
+        });
         Ok(listed)
-    }
-}
-
-impl ReadCache {
-    fn forget(&self, key: &str) {
-        self.gets
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(key);
-        self.lists
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
     }
 }
 
@@ -263,6 +283,86 @@ mod tests {
             cache.list_page(page(), now).await.unwrap()[0].doc.body,
             json!({"v": 3})
         );
+    }
+
+    /// Reads that answer only when let go: a read that began before a write and answers after.
+    #[derive(Debug)]
+    struct HeldReads {
+        reading: tokio::sync::Notify,
+        go: tokio::sync::Semaphore,
+    }
+
+    impl crate::ports::layer::Layer for HeldReads {
+        async fn around<T, F, Fut>(&self, op: &'static str, call: F) -> Result<T, BackendError>
+        where
+            T: Send,
+            F: Fn() -> Fut + Send + Sync,
+            Fut: Future<Output = Result<T, BackendError>> + Send,
+        {
+            let answer = call().await;
+            if op == "get" {
+                self.reading.notify_one();
+                let _ = self.go.acquire().await.map(|p| p.forget());
+            }
+            answer
+        }
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_a_write_through_the_cache_is_not_kept() {
+        let held = Arc::new(HeldReads {
+            reading: tokio::sync::Notify::new(),
+            go: tokio::sync::Semaphore::new(0),
+        });
+        let inner: Arc<dyn DocumentStore> = Arc::new(MemoryDocumentStore::new());
+        let store = crate::ports::layer::Layered {
+            inner,
+            layer: held.clone(),
+        };
+        let cache = Arc::new(ReadCache::new(Arc::new(store), Duration::from_secs(3600)));
+        let now = Utc::now();
+        assert!(
+            cache
+                .put(
+                    "endpoint#ep_1",
+                    &json!({"v": 1}),
+                    DocumentWrite::new(None, now)
+                )
+                .await
+                .unwrap()
+        );
+        // A read finds version 1 in the store, then waits; a write makes version 2 meanwhile.
+        let reader = tokio::spawn({
+            let cache = cache.clone();
+            async move { cache.get_eventually("endpoint#ep_1", now).await }
+        });
+        held.reading.notified().await;
+        assert!(
+            cache
+                .put(
+                    "endpoint#ep_1",
+                    &json!({"v": 2}),
+                    DocumentWrite::new(Some(1), now)
+                )
+                .await
+                .unwrap()
+        );
+        held.go.add_permits(1);
+        let raced = reader.await.unwrap().unwrap().unwrap();
+        assert_eq!(raced.version, 1, "it answers what it read");
+        // ... but did not keep it: the next read goes to the store and finds version 2.
+        held.go.add_permits(1);
+        let next = cache.get_eventually("endpoint#ep_1", now).await.unwrap();
+        assert_eq!(next.unwrap().version, 2);
+        // That one is kept: a third read does not reach the store (no permit is left for it
+        // there, so reaching it would wait for ever).
+        let third = tokio::time::timeout(
+            Duration::from_secs(30),
+            cache.get_eventually("endpoint#ep_1", now),
+        )
+        .await
+        .expect("answered from the cache");
+        assert_eq!(third.unwrap().unwrap().version, 2);
     }
 
     #[tokio::test]
