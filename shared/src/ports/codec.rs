@@ -184,7 +184,26 @@ pub async fn decode<T: for<'de> Deserialize<'de>>(
     blobs: &dyn BlobStore,
     now: DateTime<Utc>,
 ) -> Result<T, DecodeError> {
-    carried(serde_json::from_str(body)?, blobs, now).await
+    carried(read_carried(body)?, blobs, now).await
+}
+
+/// `body` read as [`Carried`] reads it, without its untagged decoding: that copies the whole
+/// body into serde's buffered form first and decodes the item from the copy, on every message
+/// of every stage. Here the body is skimmed for a claim check (a `claim_check` string; other
+/// fields are skipped unread), and otherwise decoded once, straight into the item.
+fn read_carried<T: for<'de> Deserialize<'de>>(body: &str) -> Result<Carried<T>, serde_json::Error> {
+    /// [`Carried::ClaimCheck`] on its own.
+    #[derive(Deserialize)]
+    struct ClaimCheck {
+        claim_check: String,
+    }
+    // Only an object: the untagged variant takes no array, which the struct alone would.
+    if body.trim_start().starts_with('{')
+        && let Ok(ClaimCheck { claim_check }) = serde_json::from_str::<ClaimCheck>(body)
+    {
+        return Ok(Carried::ClaimCheck { claim_check });
+    }
+    serde_json::from_str(body).map(Carried::Inline)
 }
 
 /// Runs `work` on every item of a batch: items that share a key one after another in the
@@ -375,6 +394,44 @@ pub async fn enqueue_events(
 mod tests {
     use super::*;
     use crate::ports::memory::{MemoryBlobStore, MemoryQueue};
+
+    #[test]
+    fn bodies_are_read_as_the_untagged_carried_reads_them() {
+        #[derive(Debug, PartialEq, Deserialize)]
+        struct Item {
+            id: u64,
+            #[serde(default)]
+            note: Option<String>,
+        }
+        let bodies = [
+            r#"{"id":1}"#,
+            r#"{"id":1,"note":"x"}"#,
+            r#"{"claim_check":"raw/k"}"#,
+            r#"{"claim\u005fcheck":"raw/k"}"#,
+            r#"{"id":1,"claim_check":"raw/k"}"#,
+            r#"{"claim_check":"raw/k","extra":[1,{"a":null}]}"#,
+            r#"["raw/k"]"#,
+            r#"[1]"#,
+            r#" {"claim_check":"raw/k"} "#,
+            r#"[{"claim_check":"raw/k"}]"#,
+            r#"{"claim_check":5}"#,
+            r#"{"claim_check":5,"id":2}"#,
+            r#"{"claim_check":"a","claim_check":"b"}"#,
+            r#"{"id":1,"id":2}"#,
+            r#"{"id":-1}"#,
+            r#"{"id":1} x"#,
+            r#"{"#,
+            "",
+            "null",
+            r#""raw/k""#,
+        ];
+        for body in bodies {
+            let want = serde_json::from_str::<Carried<Item>>(body).ok();
+            assert_eq!(read_carried::<Item>(body).ok(), want, "{body}");
+            let want = serde_json::from_str::<Carried<serde_json::Value>>(body).ok();
+            assert_eq!(read_carried::<serde_json::Value>(body).ok(), want, "{body}");
+        }
+    }
 
     #[test]
     fn packing_respects_entry_count_and_total_size_and_keeps_order() {
