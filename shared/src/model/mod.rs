@@ -346,26 +346,47 @@ pub struct InboundEvent {
 
 impl<'de> Deserialize<'de> for InboundEvent {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let (event, _) = InboundEvent::with_staged(deserializer)?;
+        Ok(event)
+    }
+}
+
+impl InboundEvent {
+    /// Reads an event, and the `staged` field the track stage adds to one it hands on
+    /// (`StagedEvent`). Every field is named, none flattened: a flattened field makes serde copy
+    /// the whole event into its buffered form first, on every queue message that holds one.
+    pub fn with_staged<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<(Self, Option<Value>), D::Error> {
         #[derive(Deserialize)]
-        struct Rest {
+        struct Wire {
+            id: EventId,
+            #[serde(rename = "type")]
+            event_type: EventType,
+            data: Value,
             dedup_key: String,
             received_at: DateTime<Utc>,
             #[serde(default)]
             occurred_at: Option<DateTime<Utc>>,
             #[serde(default)]
             request_id: Option<String>,
+            // Any value, as an event with any other field reads: only a staged event needs
+            // it to be a string.
+            #[serde(default)]
+            staged: Option<Value>,
         }
-        let r = Typed::<Rest>::deserialize(deserializer)?;
-        let data = EventData::from_value(r.event_type, r.data).map_err(D::Error::custom)?;
-        Ok(Self {
-            id: r.id,
-            event_type: r.event_type,
-            dedup_key: r.rest.dedup_key,
-            received_at: r.rest.received_at,
-            occurred_at: r.rest.occurred_at,
-            request_id: r.rest.request_id,
+        let w = Wire::deserialize(deserializer)?;
+        let data = EventData::from_value(w.event_type, w.data).map_err(D::Error::custom)?;
+        let event = Self {
+            id: w.id,
+            event_type: w.event_type,
+            dedup_key: w.dedup_key,
+            received_at: w.received_at,
+            occurred_at: w.occurred_at,
+            request_id: w.request_id,
             data,
-        })
+        };
+        Ok((event, w.staged))
     }
 }
 

@@ -234,3 +234,68 @@ fn the_schema_names_every_event_type_and_message_type() {
         );
     }
 }
+
+/// An event reads the same from text, from a `Value` and from serde's buffered form (inside an
+/// untagged enum, as the buffer queue's messages are read); a `staged` field of any kind is
+/// ignored by the event, and read by a staged event only when it is a string.
+#[test]
+fn events_read_alike_from_text_values_and_buffered_forms_with_or_without_staged() {
+    use crate::pipeline::track::StagedEvent;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(untagged)]
+    enum Buffered {
+        Staged(StagedEvent),
+        Event(Box<InboundEvent>),
+    }
+
+    let mut event = received_message("hello");
+    event.occurred_at = Some(Utc.with_ymd_and_hms(2024, 10, 28, 5, 20, 0).unwrap());
+    event.request_id = Some("req_1".into());
+    let text = serde_json::to_string(&event).unwrap();
+    let value: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(serde_json::from_str::<InboundEvent>(&text).unwrap(), event);
+    assert_eq!(
+        serde_json::from_value::<InboundEvent>(value.clone()).unwrap(),
+        event
+    );
+    assert!(
+        serde_json::from_str::<StagedEvent>(&text).is_err(),
+        "no `staged`"
+    );
+    match serde_json::from_str::<Buffered>(&text).unwrap() {
+        Buffered::Event(e) => assert_eq!(*e, event),
+        Buffered::Staged(_) => panic!("read as staged without `staged`"),
+    }
+
+    let staged = StagedEvent {
+        staged: "meta:1:wamid.hello".into(),
+        event: Box::new(event.clone()),
+    };
+    let text = serde_json::to_string(&staged).unwrap();
+    let read = serde_json::from_str::<StagedEvent>(&text).unwrap();
+    assert_eq!(
+        (read.staged.as_str(), &*read.event),
+        ("meta:1:wamid.hello", &event)
+    );
+    assert_eq!(serde_json::from_str::<InboundEvent>(&text).unwrap(), event);
+    match serde_json::from_str::<Buffered>(&text).unwrap() {
+        Buffered::Staged(s) => assert_eq!(
+            (s.staged.as_str(), &*s.event),
+            (read.staged.as_str(), &event)
+        ),
+        Buffered::Event(_) => panic!("a staged event read as a plain one"),
+    }
+
+    let mut odd = value;
+    odd["staged"] = json!(5);
+    assert_eq!(
+        serde_json::from_value::<InboundEvent>(odd.clone()).unwrap(),
+        event
+    );
+    assert!(serde_json::from_value::<StagedEvent>(odd.clone()).is_err());
+    match serde_json::from_value::<Buffered>(odd).unwrap() {
+        Buffered::Event(e) => assert_eq!(*e, event),
+        Buffered::Staged(_) => panic!("a number read as `staged`"),
+    }
+}

@@ -201,13 +201,28 @@ fn media_id(event: &InboundEvent) -> Option<String> {
 /// A buffer-queue message for an event track staged in its outbox under `staged` (its dedup
 /// key): the buffer refers to it there without reading it first. On the wire it is the event
 /// with one more field, so a reader that knows only events reads it as one.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct StagedEvent {
     /// The dedup key of the outbox holding the event.
     pub staged: String,
     /// The event.
     #[serde(flatten)]
     pub event: Box<InboundEvent>,
+}
+
+/// Read in one pass with the event's fields ([`InboundEvent::with_staged`]), not through the
+/// buffered copy a flattened field costs.
+impl<'de> serde::Deserialize<'de> for StagedEvent {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        match InboundEvent::with_staged(deserializer)? {
+            (event, Some(serde_json::Value::String(staged))) => Ok(Self {
+                staged,
+                event: Box::new(event),
+            }),
+            (_, None) => Err(serde::de::Error::missing_field("staged")),
+            (_, Some(_)) => Err(serde::de::Error::custom("`staged` is not a string")),
+        }
+    }
 }
 
 /// Track settings.
