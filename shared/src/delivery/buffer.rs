@@ -24,7 +24,7 @@ use super::fanout::Fanout;
 use crate::ids::EventId;
 use crate::model::InboundEvent;
 use crate::pipeline::track::{StagedEvent, TrackError, staged_events};
-use crate::ports::codec::{Record, by_key, decode, queued_blob_expiry};
+use crate::ports::codec::{Record, by_key, decode_with, queued_blob_expiry};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, OutgoingMessage, Queue, VersionedJson,
 };
@@ -155,6 +155,34 @@ enum BufferMessage {
     Timer { flush: String },
     Staged(StagedEvent),
     Event(Box<InboundEvent>),
+}
+
+impl BufferMessage {
+    /// Reads one as the untagged enum would (a timer, else a staged event, else an event), with
+    /// the event read once: the enum would copy the message into serde's buffered form and try
+    /// the copy three times.
+    fn read(text: &[u8]) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Timer {
+            flush: String,
+        }
+        // Only an object: the untagged variant takes no array, which the struct alone would.
+        if text.trim_ascii_start().first() == Some(&b'{')
+            && let Ok(Timer { flush }) = serde_json::from_slice::<Timer>(text)
+        {
+            return Ok(Self::Timer { flush });
+        }
+        let mut de = serde_json::Deserializer::from_slice(text);
+        let (event, staged) = InboundEvent::with_staged(&mut de)?;
+        de.end()?;
+        Ok(match staged {
+            Some(serde_json::Value::String(staged)) => Self::Staged(StagedEvent {
+                staged,
+                event: Box::new(event),
+            }),
+            _ => Self::Event(Box::new(event)),
+        })
+    }
 }
 
 /// Why a buffer operation failed (the record is retried).
@@ -594,7 +622,7 @@ impl Buffer {
         for record in records {
             decoded.push((
                 record,
-                decode::<BufferMessage>(record.body, self.blobs.as_ref(), now).await,
+                decode_with(record.body, self.blobs.as_ref(), now, BufferMessage::read).await,
             ));
         }
         let done = by_key(

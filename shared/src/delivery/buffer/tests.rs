@@ -723,3 +723,47 @@ async fn a_record_marked_staged_is_referred_to_without_a_read_at_the_append() {
     w.buffer.flush(&conv.to_string(), at(6_000)).await.unwrap();
     assert_eq!(batches(&w).await, vec![vec![m.id]]);
 }
+
+/// A buffer-queue message reads as the untagged enum reads it: timers, staged events, events
+/// (with a `staged` of another kind), and what is none of them.
+#[test]
+fn buffer_messages_read_as_the_untagged_enum_reads_them() {
+    let event = message(1, ConversationId::new(), t0());
+    let staged = StagedEvent {
+        staged: event.dedup_key.clone(),
+        event: Box::new(event.clone()),
+    };
+    let mut odd = serde_json::to_value(&event).unwrap();
+    odd["staged"] = serde_json::json!(5);
+    let mut both = serde_json::to_value(&staged).unwrap();
+    both["flush"] = serde_json::json!("conv_1");
+    let bodies = [
+        serde_json::to_string(&BufferMessage::Timer {
+            flush: "conv_1".into(),
+        })
+        .unwrap(),
+        serde_json::to_string(&staged).unwrap(),
+        serde_json::to_string(&event).unwrap(),
+        odd.to_string(),
+        both.to_string(),
+        format!(" {} ", serde_json::to_string(&event).unwrap()),
+        r#"["conv_1"]"#.into(),
+        r#"{"flush": 5}"#.into(),
+        r#"{"flush": "a"} x"#.into(),
+        "{".into(),
+        String::new(),
+    ];
+    let shape = |m: &BufferMessage| serde_json::to_value(m).unwrap();
+    for body in &bodies {
+        let want = serde_json::from_str::<BufferMessage>(body).ok();
+        let got = BufferMessage::read(body.as_bytes()).ok();
+        assert_eq!(got.as_ref().map(shape), want.as_ref().map(shape), "{body}");
+        if let (Some(got), Some(want)) = (got, want) {
+            assert_eq!(
+                std::mem::discriminant(&got),
+                std::mem::discriminant(&want),
+                "{body}"
+            );
+        }
+    }
+}
