@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fanout::Fanout;
 use crate::ids::EventId;
-use crate::model::InboundEvent;
+use crate::model::{InboundEvent, StagedField};
 use crate::pipeline::track::{StagedEvent, TrackError, staged_events};
 use crate::ports::codec::{Record, by_key, decode_with, queued_blob_expiry};
 use crate::ports::{
@@ -176,7 +176,7 @@ impl BufferMessage {
         let (event, staged) = InboundEvent::with_staged(&mut de)?;
         de.end()?;
         Ok(match staged {
-            Some(serde_json::Value::String(staged)) => Self::Staged(StagedEvent {
+            StagedField::Once(serde_json::Value::String(staged)) => Self::Staged(StagedEvent {
                 staged,
                 event: Box::new(event),
             }),

@@ -351,42 +351,107 @@ impl<'de> Deserialize<'de> for InboundEvent {
     }
 }
 
+/// The `staged` field of an event on the wire ([`InboundEvent::with_staged`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StagedField {
+    /// Not there: a plain event.
+    Absent,
+    /// There once, with this value (a staged event's is a string).
+    Once(Value),
+    /// There more than once: a plain event to a reader of events, an error to one of staged
+    /// events (as serde reads a repeated field).
+    Repeated,
+}
+
 impl InboundEvent {
     /// Reads an event, and the `staged` field the track stage adds to one it hands on
-    /// (`StagedEvent`). Every field is named, none flattened: a flattened field makes serde copy
+    /// (`StagedEvent`), in one pass over its fields: a flattened field would make serde copy
     /// the whole event into its buffered form first, on every queue message that holds one.
+    /// As the flattened form did, it reads objects only, takes any other field (`staged`
+    /// included, of any kind, even repeated) and refuses a repeated field of its own.
     pub fn with_staged<'de, D: Deserializer<'de>>(
         deserializer: D,
-    ) -> Result<(Self, Option<Value>), D::Error> {
-        #[derive(Deserialize)]
-        struct Wire {
-            id: EventId,
-            #[serde(rename = "type")]
-            event_type: EventType,
-            data: Value,
-            dedup_key: String,
-            received_at: DateTime<Utc>,
-            #[serde(default)]
-            occurred_at: Option<DateTime<Utc>>,
-            #[serde(default)]
-            request_id: Option<String>,
-            // Any value, as an event with any other field reads: only a staged event needs
-            // it to be a string.
-            #[serde(default)]
-            staged: Option<Value>,
+    ) -> Result<(Self, StagedField), D::Error> {
+        deserializer.deserialize_map(EventVisitor)
+    }
+}
+
+/// The fields of an event on the wire ([`InboundEvent::with_staged`]).
+#[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum EventField {
+    Id,
+    Type,
+    Data,
+    DedupKey,
+    ReceivedAt,
+    OccurredAt,
+    RequestId,
+    Staged,
+    #[serde(other)]
+    Other,
+}
+
+/// Reads an event's object ([`InboundEvent::with_staged`]).
+struct EventVisitor;
+
+impl<'de> serde::de::Visitor<'de> for EventVisitor {
+    type Value = (InboundEvent, StagedField);
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an event object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        /// The field's value, unless it came before.
+        fn once<'de, T: Deserialize<'de>, A: serde::de::MapAccess<'de>>(
+            map: &mut A,
+            slot: &mut Option<T>,
+            name: &'static str,
+        ) -> Result<(), A::Error> {
+            if slot.is_some() {
+                return Err(A::Error::duplicate_field(name));
+            }
+            *slot = Some(map.next_value()?);
+            Ok(())
         }
-        let w = Wire::deserialize(deserializer)?;
-        let data = EventData::from_value(w.event_type, w.data).map_err(D::Error::custom)?;
-        let event = Self {
-            id: w.id,
-            event_type: w.event_type,
-            dedup_key: w.dedup_key,
-            received_at: w.received_at,
-            occurred_at: w.occurred_at,
-            request_id: w.request_id,
-            data,
+        let (mut id, mut event_type, mut data, mut dedup_key, mut received_at) =
+            (None, None, None::<Value>, None::<String>, None);
+        let (mut occurred_at, mut request_id) = (None::<Option<DateTime<Utc>>>, None);
+        let mut staged = StagedField::Absent;
+        while let Some(field) = map.next_key::<EventField>()? {
+            match field {
+                EventField::Id => once(&mut map, &mut id, "id")?,
+                EventField::Type => once(&mut map, &mut event_type, "type")?,
+                EventField::Data => once(&mut map, &mut data, "data")?,
+                EventField::DedupKey => once(&mut map, &mut dedup_key, "dedup_key")?,
+                EventField::ReceivedAt => once(&mut map, &mut received_at, "received_at")?,
+                EventField::OccurredAt => once(&mut map, &mut occurred_at, "occurred_at")?,
+                EventField::RequestId => once(&mut map, &mut request_id, "request_id")?,
+                EventField::Staged => {
+                    let value: Value = map.next_value()?;
+                    staged = match staged {
+                        StagedField::Absent => StagedField::Once(value),
+                        _ => StagedField::Repeated,
+                    };
+                }
+                EventField::Other => {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                }
+            }
+        }
+        let event_type: EventType = event_type.ok_or_else(|| A::Error::missing_field("type"))?;
+        let data = data.ok_or_else(|| A::Error::missing_field("data"))?;
+        let event = InboundEvent {
+            id: id.ok_or_else(|| A::Error::missing_field("id"))?,
+            event_type,
+            dedup_key: dedup_key.ok_or_else(|| A::Error::missing_field("dedup_key"))?,
+            received_at: received_at.ok_or_else(|| A::Error::missing_field("received_at"))?,
+            occurred_at: occurred_at.flatten(),
+            request_id: request_id.flatten(),
+            data: EventData::from_value(event_type, data).map_err(A::Error::custom)?,
         };
-        Ok((event, w.staged))
+        Ok((event, staged))
     }
 }
 

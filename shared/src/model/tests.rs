@@ -287,6 +287,33 @@ fn events_read_alike_from_text_values_and_buffered_forms_with_or_without_staged(
         Buffered::Event(_) => panic!("a staged event read as a plain one"),
     }
 
+    // Only objects, as the flattened form read them: not the same fields as an array.
+    let array = json!([
+        value["id"],
+        value["type"],
+        value["data"],
+        value["dedup_key"],
+        value["received_at"],
+        null,
+        null,
+        "k"
+    ]);
+    assert!(serde_json::from_value::<InboundEvent>(array.clone()).is_err());
+    assert!(serde_json::from_str::<StagedEvent>(&array.to_string()).is_err());
+    assert!(serde_json::from_value::<Buffered>(array).is_err());
+    // A repeated `staged` is another field to an event, and an error to a staged one; a
+    // repeated field of the event's own is an error.
+    let text = serde_json::to_string(&event).unwrap();
+    let twice = format!(r#"{{"staged":"a","staged":"b",{}"#, &text[1..]);
+    assert_eq!(serde_json::from_str::<InboundEvent>(&twice).unwrap(), event);
+    assert!(serde_json::from_str::<StagedEvent>(&twice).is_err());
+    match serde_json::from_str::<Buffered>(&twice).unwrap() {
+        Buffered::Event(e) => assert_eq!(*e, event),
+        Buffered::Staged(_) => panic!("a repeated `staged` read as a staged event"),
+    }
+    let id_twice = format!(r#"{{"id":{},{}"#, value["id"], &text[1..]);
+    assert!(serde_json::from_str::<InboundEvent>(&id_twice).is_err());
+
     let mut odd = value;
     odd["staged"] = json!(5);
     assert_eq!(

@@ -223,9 +223,11 @@ fn claim_check(body: &str) -> Option<String> {
     if !body.trim_start().starts_with('{') {
         return None;
     }
-    serde_json::from_str::<ClaimCheck>(body)
-        .ok()
-        .map(|c| c.claim_check)
+    let found = serde_json::from_str::<ClaimCheck>(body).ok()?.claim_check;
+    // The skim skips other fields at any depth; the untagged enum's buffered copy refused
+    // nesting beyond serde_json's limit (128). A claim check is a few bytes: read it whole.
+    serde_json::from_str::<serde_json::Value>(body).ok()?;
+    Some(found)
 }
 
 /// Runs `work` on every item of a batch: items that share a key one after another in the
@@ -434,6 +436,16 @@ mod tests {
             r#"{"claim_check":"raw/k","extra":[1,{"a":null}]}"#,
             r#"["raw/k"]"#,
             r#"[1]"#,
+            &format!(
+                r#"{{"claim_check":"k","x":{}{}}}"#,
+                "[".repeat(200),
+                "]".repeat(200)
+            ),
+            &format!(
+                r#"{{"claim_check":"k","x":{}{}}}"#,
+                "[".repeat(100),
+                "]".repeat(100)
+            ),
             r#" {"claim_check":"raw/k"} "#,
             r#"[{"claim_check":"raw/k"}]"#,
             r#"{"claim_check":5}"#,

@@ -735,6 +735,15 @@ fn buffer_messages_read_as_the_untagged_enum_reads_them() {
     };
     let mut odd = serde_json::to_value(&event).unwrap();
     odd["staged"] = serde_json::json!(5);
+    let text = serde_json::to_string(&event).unwrap();
+    let staged_twice = format!(r#"{{"staged":"a","staged":"b",{}"#, &text[1..]);
+    let as_array = serde_json::to_value(&event)
+        .unwrap()
+        .as_object()
+        .unwrap()
+        .values()
+        .cloned()
+        .collect::<Vec<_>>();
     let mut both = serde_json::to_value(&staged).unwrap();
     both["flush"] = serde_json::json!("conv_1");
     let bodies = [
@@ -746,6 +755,8 @@ fn buffer_messages_read_as_the_untagged_enum_reads_them() {
         serde_json::to_string(&event).unwrap(),
         odd.to_string(),
         both.to_string(),
+        staged_twice,
+        serde_json::to_string(&as_array).unwrap(),
         format!(" {} ", serde_json::to_string(&event).unwrap()),
         r#"["conv_1"]"#.into(),
         r#"{"flush": 5}"#.into(),

@@ -214,13 +214,15 @@ pub struct StagedEvent {
 /// buffered copy a flattened field costs.
 impl<'de> serde::Deserialize<'de> for StagedEvent {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use crate::model::StagedField;
         match InboundEvent::with_staged(deserializer)? {
-            (event, Some(serde_json::Value::String(staged))) => Ok(Self {
+            (event, StagedField::Once(serde_json::Value::String(staged))) => Ok(Self {
                 staged,
                 event: Box::new(event),
             }),
-            (_, None) => Err(serde::de::Error::missing_field("staged")),
-            (_, Some(_)) => Err(serde::de::Error::custom("`staged` is not a string")),
+            (_, StagedField::Absent) => Err(serde::de::Error::missing_field("staged")),
+            (_, StagedField::Repeated) => Err(serde::de::Error::duplicate_field("staged")),
+            (_, StagedField::Once(_)) => Err(serde::de::Error::custom("`staged` is not a string")),
         }
     }
 }
