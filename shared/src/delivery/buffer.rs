@@ -24,7 +24,7 @@ use super::fanout::Fanout;
 use crate::ids::EventId;
 use crate::model::{InboundEvent, StagedField};
 use crate::pipeline::track::{StagedEvent, TrackError, staged_events};
-use crate::ports::codec::{Record, by_key, decode_with, queued_blob_expiry};
+use crate::ports::codec::{Record, by_key, decode_with, queued_blob_expiry, skim};
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, DocumentWrite, OutgoingMessage, Queue, VersionedJson,
 };
@@ -166,10 +166,7 @@ impl BufferMessage {
         struct Timer {
             flush: String,
         }
-        // Only an object: the untagged variant takes no array, which the struct alone would.
-        if text.trim_ascii_start().first() == Some(&b'{')
-            && let Ok(Timer { flush }) = serde_json::from_slice::<Timer>(text)
-        {
+        if let Some(Timer { flush }) = skim::<Timer>(text) {
             return Ok(Self::Timer { flush });
         }
         let mut de = serde_json::Deserializer::from_slice(text);

@@ -129,14 +129,22 @@ async fn carried<T: for<'de> Deserialize<'de>>(
 ) -> Result<T, DecodeError> {
     match carried {
         Carried::Inline(item) => Ok(item),
-        Carried::ClaimCheck { claim_check } => {
-            let bytes = blobs
-                .get(&claim_check, now)
-                .await?
-                .ok_or(DecodeError::MissingBlob(claim_check))?;
-            Ok(serde_json::from_slice(&bytes)?)
-        }
+        Carried::ClaimCheck { claim_check } => Ok(serde_json::from_slice(
+            &claimed(claim_check, blobs, now).await?,
+        )?),
     }
+}
+
+/// What the claim check `key` points at; a blob that is gone is [`DecodeError::MissingBlob`].
+async fn claimed(
+    key: String,
+    blobs: &dyn BlobStore,
+    now: DateTime<Utc>,
+) -> Result<Vec<u8>, DecodeError> {
+    blobs
+        .get(&key, now)
+        .await?
+        .ok_or(DecodeError::MissingBlob(key))
 }
 
 /// Keeps the blob behind a claim-checked message `body` until at least `expires_at` (an inline
@@ -147,16 +155,11 @@ pub async fn extend_claim_check(
     now: DateTime<Utc>,
     expires_at: DateTime<Utc>,
 ) -> Result<(), DecodeError> {
-    let Ok(Carried::ClaimCheck { claim_check }) =
-        serde_json::from_str::<Carried<serde::de::IgnoredAny>>(body)
-    else {
+    let Some(key) = claim_check(body) else {
         return Ok(());
     };
-    let bytes = blobs
-        .get(&claim_check, now)
-        .await?
-        .ok_or_else(|| DecodeError::MissingBlob(claim_check.clone()))?;
-    blobs.put(&claim_check, &bytes, expires_at).await?;
+    let bytes = claimed(key.clone(), blobs, now).await?;
+    blobs.put(&key, &bytes, expires_at).await?;
     Ok(())
 }
 
@@ -201,13 +204,7 @@ pub async fn decode_with<T>(
     read: impl FnOnce(&[u8]) -> Result<T, serde_json::Error>,
 ) -> Result<T, DecodeError> {
     match claim_check(body) {
-        Some(claim_check) => {
-            let bytes = blobs
-                .get(&claim_check, now)
-                .await?
-                .ok_or(DecodeError::MissingBlob(claim_check))?;
-            Ok(read(&bytes)?)
-        }
+        Some(key) => Ok(read(&claimed(key, blobs, now).await?)?),
         None => Ok(read(body.as_bytes())?),
     }
 }
@@ -219,14 +216,21 @@ fn claim_check(body: &str) -> Option<String> {
     struct ClaimCheck {
         claim_check: String,
     }
-    // Only an object: the untagged variant takes no array, which the struct alone would.
-    if !body.trim_start().starts_with('{') {
+    skim::<ClaimCheck>(body.as_bytes()).map(|c| c.claim_check)
+}
+
+/// `text` as the small variant `T` of an untagged enum (a claim check, a timer), as serde's
+/// untagged decoding would find it, without copying a message that is not one into serde's
+/// buffered form: only an object (the untagged variant takes no array, which the struct alone
+/// would), its other fields skipped unread; once found, read whole, as the buffered copy
+/// refused nesting beyond serde_json's limit (128) that the skim skips. Such variants are a
+/// few bytes.
+pub(crate) fn skim<T: for<'de> Deserialize<'de>>(text: &[u8]) -> Option<T> {
+    if text.trim_ascii_start().first() != Some(&b'{') {
         return None;
     }
-    let found = serde_json::from_str::<ClaimCheck>(body).ok()?.claim_check;
-    // The skim skips other fields at any depth; the untagged enum's buffered copy refused
-    // nesting beyond serde_json's limit (128). A claim check is a few bytes: read it whole.
-    serde_json::from_str::<serde_json::Value>(body).ok()?;
+    let found = serde_json::from_slice::<T>(text).ok()?;
+    serde_json::from_slice::<serde_json::Value>(text).ok()?;
     Some(found)
 }
 

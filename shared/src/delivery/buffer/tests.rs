@@ -760,6 +760,17 @@ fn buffer_messages_read_as_the_untagged_enum_reads_them() {
         format!(" {} ", serde_json::to_string(&event).unwrap()),
         r#"["conv_1"]"#.into(),
         r#"{"flush": 5}"#.into(),
+        // Nesting beyond serde_json's limit, which the untagged enum's buffered copy refused.
+        format!(
+            r#"{{"flush":"a","x":{}{}}}"#,
+            "[".repeat(200),
+            "]".repeat(200)
+        ),
+        format!(
+            r#"{{"flush":"a","x":{}{}}}"#,
+            "[".repeat(100),
+            "]".repeat(100)
+        ),
         r#"{"flush": "a"} x"#.into(),
         "{".into(),
         String::new(),
