@@ -50,6 +50,9 @@ pub struct LoadOptions {
     pub evict_every: Duration,
     /// Go on after a step that did not keep up (a long run draws its whole curve).
     pub keep_going: bool,
+    /// Distinct customers (conversations) the webhooks come from: with fewer, each conversation
+    /// gets more messages a second and its batches grow, as at a higher rate with more of them.
+    pub customers: u64,
 }
 
 /// One step's figures.
@@ -230,7 +233,7 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
                 continue;
             };
             let id = wamid();
-            let customer = format!("1555{:07}", rng.next_u64() % 1000);
+            let customer = format!("1555{:07}", rng.next_u64() % options.customers.max(1));
             let (body, key) = if i % 2 == 0 {
                 let body = meta_text(&customer, "Load Test", &id, "load", Utc::now());
                 (body, format!("whatsapp.message.received {id}"))
@@ -378,6 +381,7 @@ mod tests {
             ttl_cap: None,
             evict_every: Duration::from_secs(60),
             keep_going: false,
+            customers: 1000,
         })
         .await
         .unwrap();

@@ -116,6 +116,10 @@ struct LoadArgs {
     /// Go on after a step that does not keep up (for a long run at one rate).
     #[arg(long)]
     keep_going: bool,
+    /// Distinct customers (conversations) the webhooks come from (fewer: bigger batches, as at
+    /// a higher rate; used to count work at a rate valgrind can follow).
+    #[arg(long, default_value_t = 1000)]
+    customers: u64,
     /// `memory` (default) or `sqlite` (in --data-dir; start from an empty directory).
     #[command(flatten)]
     backend: BackendArgs,
@@ -190,6 +194,7 @@ async fn load_run(args: LoadArgs) -> anyhow::Result<()> {
         ttl_cap: args.ttl_cap.map(Duration::from_secs),
         evict_every: Duration::from_secs(args.evict_every.max(1)),
         keep_going: args.keep_going,
+        customers: args.customers,
     })
     .await?;
     println!("{}", StepReport::header());

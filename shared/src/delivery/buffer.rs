@@ -1,11 +1,13 @@
 //! The buffer stage: bursts of inbound messages of one conversation become one batch delivery.
 //!
-//! Each `whatsapp.message.received` is appended to the conversation's pending batch (a document)
-//! and a delayed "flush" timer is put on the buffer queue. A timer flushes the batch once the
+//! Each `whatsapp.message.received` is appended to the conversation's pending batch (a document);
+//! the append that opens a batch puts a delayed "flush" timer on the buffer queue (so does the
+//! first append after a cut, see [`Buffer::sets_timer`]). A timer flushes the batch once the
 //! conversation has been quiet for the window, or the first message has waited the maximum, or
-//! the batch is full; otherwise it sets a new timer for the remaining time. Duplicate and early
-//! timers are harmless; a redelivered message still waiting in its batch sets a timer again,
-//! since the attempt that appended it may have died before its timer went out. A flush fixes
+//! the batch is full; otherwise it sets a new timer for the remaining time, so one chain of
+//! timers serves a batch however many messages join it. Duplicate and early timers are harmless;
+//! a redelivered message still waiting in its batch sets a timer again, since the attempt that
+//! appended it may have died before its timer went out. A flush fixes
 //! what the batch holds (its cut) before it fans out under the batch's fixed id, then leaves a
 //! sent marker per message, the last message's last: a crash in between repeats the same
 //! deliveries (same ids, deduplicated by receivers) and loses nothing. The batch document is not
@@ -416,6 +418,16 @@ impl Buffer {
         }
     }
 
+    /// Whether the append that left `p` (its message last) sets a timer: the one that opens a
+    /// batch, and the first one after a cut, since the flush of that cut may have read the batch
+    /// before it and then finds nothing left to hand on. Every other message joins a batch
+    /// whose chain of timers is running: the opener's, carried on by each timer that finds the
+    /// batch not yet due. (An append whose timer did not go out fails, and its record, still
+    /// waiting in the batch when it comes back, sets one again.)
+    fn sets_timer(p: &Pending) -> bool {
+        p.items.len() == 1 || p.cut.is_some_and(|c| p.items.len() == c.count + 1)
+    }
+
     /// When a batch is due: quiet for the window, or waited the maximum.
     fn due(&self, p: &Pending) -> DateTime<Utc> {
         (p.last_at + secs(self.config.window)).min(p.first_at + secs(self.config.max_wait))
@@ -489,7 +501,9 @@ impl Buffer {
                 if pending.items.len() >= self.config.max_batch {
                     return self.flush(&key, now).await;
                 }
-                self.timer(&key, self.config.window).await?;
+                if Self::sets_timer(&pending) {
+                    self.timer(&key, self.config.window).await?;
+                }
                 return Ok(());
             }
         }

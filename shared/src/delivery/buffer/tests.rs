@@ -185,8 +185,8 @@ async fn a_burst_becomes_one_batch_after_the_quiet_window_in_order() {
     }
     assert_eq!(
         w.timers.len(),
-        3,
-        "one timer per message; the extra ones are harmless"
+        1,
+        "the append that opened the batch set its timer"
     );
     w.buffer.flush(&key, at(5000)).await.unwrap(); // 2.5 s after the last message: too early
     assert!(batches(&w).await.is_empty());
@@ -787,5 +787,174 @@ fn buffer_messages_read_as_the_untagged_enum_reads_them() {
                 "{body}"
             );
         }
+    }
+}
+
+/// Runs `action` once, right after the `at`-th call made through it (counting from 1).
+#[derive(Default)]
+struct Interleave {
+    calls: std::sync::atomic::AtomicUsize,
+    at: usize,
+    action: std::sync::Mutex<Option<std::pin::Pin<Box<dyn Future<Output = ()> + Send>>>>,
+}
+
+impl std::fmt::Debug for Interleave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Interleave").field("at", &self.at).finish()
+    }
+}
+
+impl crate::ports::layer::Layer for Interleave {
+    async fn around<T, F, Fut>(&self, _op: &'static str, call: F) -> Result<T, BackendError>
+    where
+        T: Send,
+        F: Fn() -> Fut + Send + Sync,
+        Fut: Future<Output = Result<T, BackendError>> + Send,
+    {
+        let answer = call().await;
+        let n = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if n == self.at {
+            let action = self.action.lock().unwrap().take();
+            if let Some(action) = action {
+                action.await;
+            }
+        }
+        answer
+    }
+}
+
+/// `w.buffer` with every call of its documents, timers and deliveries going through `layer`.
+fn layered(w: &World, layer: &Arc<Interleave>) -> Buffer {
+    use crate::ports::layer::Layered;
+    let mut buffer = w.buffer.clone();
+    let docs: Arc<dyn DocumentStore> = buffer.docs;
+    buffer.docs = Arc::new(Layered {
+        inner: docs,
+        layer: layer.clone(),
+    });
+    let queue: Arc<dyn Queue> = buffer.queue;
+    buffer.queue = Arc::new(Layered {
+        inner: queue,
+        layer: layer.clone(),
+    });
+    let deliveries: Arc<dyn Queue> = buffer.fanout.queue;
+    buffer.fanout.queue = Arc::new(Layered {
+        inner: deliveries,
+        layer: layer.clone(),
+    });
+    buffer
+}
+
+/// The timers of a burst: the first message's append sets one; later messages join its batch
+/// without one; a timer that finds the batch not yet due sets the next, and that one flushes.
+#[tokio::test]
+async fn one_chain_of_timers_serves_a_batch_however_many_messages_join_it() {
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let msgs: Vec<InboundEvent> = (0..6)
+        .map(|n| message(n, conv, at(n as i64 * 800)))
+        .collect();
+    for m in &msgs {
+        let when = m.occurred_at.unwrap();
+        w.buffer.append(m.clone(), when).await.unwrap();
+    }
+    let timers = w.timers.take_all();
+    assert_eq!(timers.len(), 1, "only the append that opened the batch");
+    // The opener's timer fires 5 s after it: the last message came at 4 s, so not yet due.
+    let BufferMessage::Timer { flush } = serde_json::from_str(&timers[0]).unwrap() else {
+        panic!("a timer");
+    };
+    w.buffer.flush(&flush, at(5_000)).await.unwrap();
+    assert!(batches(&w).await.is_empty());
+    let next = w.timers.take_all();
+    assert_eq!(
+        next.len(),
+        1,
+        "the timer that found the batch early set the next"
+    );
+    // The next one, at 9 s (5 s after the last message), flushes all six in one batch.
+    let BufferMessage::Timer { flush } = serde_json::from_str(&next[0]).unwrap() else {
+        panic!("a timer");
+    };
+    w.buffer.flush(&flush, at(9_000)).await.unwrap();
+    assert_eq!(
+        batches(&w).await,
+        vec![msgs.iter().map(|m| m.id).collect::<Vec<_>>()]
+    );
+    assert!(w.timers.is_empty(), "nothing left waiting, no timer left");
+    // A message after the batch went out opens the next batch and sets its timer.
+    let late = message(7, conv, at(20_000));
+    w.buffer.append(late.clone(), at(20_000)).await.unwrap();
+    assert_eq!(
+        fire_timers_and_collect(&w, &w.buffer, at(25_000)).await,
+        vec![vec![late.id]]
+    );
+}
+
+/// A message appended at any point of a flush that goes through (between any two of its calls)
+/// is delivered, once, driven by nothing but the timers on the queue: one that comes in after
+/// the cut, when the flush has read the batch for the last time, sets a timer of its own.
+#[tokio::test]
+async fn a_message_appended_during_any_step_of_a_flush_is_delivered_by_the_timers_alone() {
+    let calls = {
+        let w = world(50, false).await;
+        let layer = Arc::new(Interleave::default());
+        let buffer = layered(&w, &layer);
+        let conv = ConversationId::new();
+        buffer.append(message(1, conv, at(0)), at(0)).await.unwrap();
+        w.timers.take_all();
+        let before = layer.calls.load(std::sync::atomic::Ordering::SeqCst);
+        buffer.flush(&conv.to_string(), at(10_000)).await.unwrap();
+        layer.calls.load(std::sync::atomic::Ordering::SeqCst) - before
+    };
+    assert!(calls >= 4, "{calls} calls");
+    for k in 0..=calls {
+        let w = world(50, false).await;
+        let conv = ConversationId::new();
+        let (a, c) = (message(1, conv, at(0)), message(2, conv, at(10_500)));
+        w.buffer.append(a.clone(), at(0)).await.unwrap();
+        let timers = w.timers.take_all();
+        assert_eq!(timers.len(), 1);
+        // The append runs on the same stores, after call k of the flush (0: before it).
+        let append = {
+            let (plain, c) = (w.buffer.clone(), c.clone());
+            async move { plain.append(c, at(10_500)).await.unwrap() }
+        };
+        let layer = Arc::new(Interleave {
+            at: k,
+            action: std::sync::Mutex::new(Some(Box::pin(append))),
+            ..Interleave::default()
+        });
+        if k == 0 {
+            let action = layer.action.lock().unwrap().take().unwrap();
+            action.await;
+        }
+        let buffer = layered(&w, &layer);
+        buffer.flush(&conv.to_string(), at(10_000)).await.unwrap();
+        assert!(
+            layer.action.lock().unwrap().is_none(),
+            "call {k}: the append ran"
+        );
+        // The timers fire as they come due (a round a window apart), until none is left.
+        let mut when = at(10_000);
+        for round in 0.. {
+            assert!(round < 20, "append after call {k}: the timers never stop");
+            if w.timers.is_empty() {
+                break;
+            }
+            when += chrono::Duration::seconds(5);
+            for body in w.timers.take_all() {
+                let BufferMessage::Timer { flush } = serde_json::from_str(&body).unwrap() else {
+                    panic!("only timers go on the buffer queue here");
+                };
+                w.buffer.flush(&flush, when).await.unwrap();
+            }
+        }
+        let got = fire_timers_and_collect(&w, &w.buffer, when).await;
+        let mut ids: Vec<EventId> = got.iter().flatten().copied().collect();
+        ids.sort();
+        let mut want = vec![a.id, c.id];
+        want.sort();
+        assert_eq!(ids, want, "append after call {k} of {calls}: {got:?}");
     }
 }
