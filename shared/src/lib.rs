@@ -16,6 +16,7 @@ pub mod model;
 pub mod pipeline;
 pub mod ports;
 pub mod providers;
+pub mod rfc3339;
 pub mod send;
 pub mod signature;
 #[cfg(feature = "testing")]

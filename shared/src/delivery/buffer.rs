@@ -61,7 +61,9 @@ impl Default for BufferConfig {
 struct Pending {
     /// The batch envelope id, fixed when the batch starts.
     batch_id: EventId,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     first_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     last_at: DateTime<Utc>,
     /// The messages, in the order they were appended.
     #[serde(default)]
@@ -105,6 +107,7 @@ struct Cut {
     /// The first `count` of the batch's messages (in the order they were appended).
     count: usize,
     /// The batch envelope's `created_at`.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     at: DateTime<Utc>,
 }
 

@@ -38,6 +38,7 @@ pub struct SecretEntry {
     pub secret: String,
     /// When a rotated-out secret stops being used; `None` for the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -83,8 +84,10 @@ pub struct Endpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
     /// Created.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last changed.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

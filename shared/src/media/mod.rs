@@ -164,6 +164,7 @@ struct MediaDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     holder: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     lease_until: Option<DateTime<Utc>>,
     /// Attempts made so far.
     #[serde(default)]
@@ -191,8 +192,10 @@ struct FileRecord {
     size: u64,
     sha256: String,
     filename: String,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     stored_at: DateTime<Utc>,
     url: String,
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     url_expires_at: DateTime<Utc>,
 }
 

@@ -75,11 +75,14 @@ pub struct Campaign {
     /// Open or completed.
     pub status: CampaignStatus,
     /// When it was created.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// When it completes at the latest, with what is known then.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub complete_after: DateTime<Utc>,
     /// When it completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub completed_at: Option<DateTime<Utc>>,
     /// Why it completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

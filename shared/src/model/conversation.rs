@@ -80,6 +80,7 @@ pub struct MessageSummary {
     pub campaign_id: Option<String>,
     /// When it was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub timestamp: Option<DateTime<Utc>>,
 }
 
@@ -114,6 +115,7 @@ pub struct Assignee {
     pub team_id: Option<String>,
     /// When it was assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub assigned_at: Option<DateTime<Utc>>,
 }
 
@@ -134,6 +136,7 @@ pub struct Handoff {
     pub notes: Option<String>,
     /// When it was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub requested_at: Option<DateTime<Utc>>,
 }
 
@@ -176,6 +179,7 @@ pub struct Note {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
     /// When it was written.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
 }
 
@@ -191,11 +195,14 @@ pub struct Conversation {
     /// The business side: Meta `phone_number_id` or WAHA session.
     pub business_id: String,
     /// When the first message opened it.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// When the last message (either direction) was seen.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub last_active_at: DateTime<Utc>,
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub ended_at: Option<DateTime<Utc>>,
     /// Why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -253,8 +260,10 @@ pub struct Contact {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_fields: BTreeMap<String, Value>,
     /// First seen.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// Last profile change.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -91,6 +91,7 @@ pub struct Message {
     pub group_id: Option<String>,
     /// When the provider says the message was sent or its status changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub timestamp: Option<DateTime<Utc>>,
     /// `message_type` and `message_type_data`; absent on pure status updates.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -729,5 +730,6 @@ pub struct BillingConversation {
     pub origin_type: Option<String>,
     /// When it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub expires_at: Option<DateTime<Utc>>,
 }

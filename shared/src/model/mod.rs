@@ -333,9 +333,11 @@ pub struct InboundEvent {
     /// Key under which the track stage claims the item exactly once (see DESIGN "Dedup").
     pub dedup_key: String,
     /// When wagate received the webhook.
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub received_at: DateTime<Utc>,
     /// When the provider says it happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub occurred_at: Option<DateTime<Utc>>,
     /// The webhook request this came from; its raw bytes are kept under this id for replay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -487,6 +489,7 @@ pub struct Envelope {
     #[serde(rename = "type")]
     pub event_type: EventType,
     /// When wagate created the event (RFC 3339, UTC).
+    #[serde(serialize_with = "crate::rfc3339::serialize")]
     pub created_at: DateTime<Utc>,
     /// Whether `data` is an array of items.
     pub batch: bool,

@@ -145,6 +145,7 @@ pub struct Shard {
     pub totals: CampaignTotals,
     /// When one of them was last accepted by the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(serialize_with = "crate::rfc3339::option")]
     pub last_send_at: Option<DateTime<Utc>>,
 }
 

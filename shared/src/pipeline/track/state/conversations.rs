@@ -99,6 +99,7 @@ enum Pointer {
         replaced: Option<ConversationId>,
         /// When it was claimed (the conversation is written right after).
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(serialize_with = "crate::rfc3339::option")]
         at: Option<DateTime<Utc>>,
     },
     Bare(ConversationId),
