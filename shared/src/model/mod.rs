@@ -417,15 +417,32 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
             *slot = Some(map.next_value()?);
             Ok(())
         }
-        let (mut id, mut event_type, mut data, mut dedup_key, mut received_at) =
-            (None, None, None::<Value>, None::<String>, None);
+        let (mut id, mut event_type, mut data, mut dedup_key, mut received_at) = (
+            None,
+            None::<EventType>,
+            None::<WireData>,
+            None::<String>,
+            None,
+        );
         let (mut occurred_at, mut request_id) = (None::<Option<DateTime<Utc>>>, None);
         let mut staged = StagedField::Absent;
         while let Some(field) = map.next_key::<EventField>()? {
             match field {
                 EventField::Id => once(&mut map, &mut id, "id")?,
                 EventField::Type => once(&mut map, &mut event_type, "type")?,
-                EventField::Data => once(&mut map, &mut data, "data")?,
+                EventField::Data => {
+                    if data.is_some() {
+                        return Err(A::Error::duplicate_field("data"));
+                    }
+                    // Our own events name their type before their data: a message's data is
+                    // then read straight into its types, without a `Value` tree between.
+                    data = Some(match event_type {
+                        Some(t) if t.family() == Family::Message => {
+                            WireData::Read(map.next_value_seed(MessageData)?)
+                        }
+                        _ => WireData::Tree(map.next_value()?),
+                    });
+                }
                 EventField::DedupKey => once(&mut map, &mut dedup_key, "dedup_key")?,
                 EventField::ReceivedAt => once(&mut map, &mut received_at, "received_at")?,
                 EventField::OccurredAt => once(&mut map, &mut occurred_at, "occurred_at")?,
@@ -451,9 +468,68 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
             received_at: received_at.ok_or_else(|| A::Error::missing_field("received_at"))?,
             occurred_at: occurred_at.flatten(),
             request_id: request_id.flatten(),
-            data: EventData::from_value(event_type, data).map_err(A::Error::custom)?,
+            data: match data {
+                WireData::Read(data) => data,
+                WireData::Tree(data) => {
+                    EventData::from_value(event_type, data).map_err(A::Error::custom)?
+                }
+            },
         };
         Ok((event, staged))
+    }
+}
+
+/// An event's `data` as [`EventVisitor`] found it.
+enum WireData {
+    /// Read into its types as it came (its family was known).
+    Read(EventData),
+    /// Kept whole until the event's type is known ([`EventData::from_value`]).
+    Tree(Value),
+}
+
+/// The `data` of a message-family event read straight from the wire: what
+/// [`EventData::from_value`] reads from the tree (the common fields and the body's, each object
+/// field once, unknown ones skipped), in one pass over the object.
+struct MessageData;
+
+impl<'de> serde::de::DeserializeSeed<'de> for MessageData {
+    type Value = EventData;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<EventData, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for MessageData {
+    type Value = EventData;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a message event's data object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<EventData, A::Error> {
+        /// [`MessageBody`]'s fields beside the ones every family has (`from_value`'s `Common`).
+        #[derive(Deserialize)]
+        struct Wire {
+            #[serde(default)]
+            event_id: Option<EventId>,
+            source: SourceInfo,
+            #[serde(default)]
+            conversation: Option<Conversation>,
+            message: Message,
+            #[serde(default)]
+            contact: Option<ContactProfile>,
+        }
+        let w = Wire::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+        Ok(EventData {
+            event_id: w.event_id,
+            source: Arc::new(w.source),
+            conversation: w.conversation.map(Box::new),
+            body: EventBody::Message(Box::new(MessageBody {
+                message: w.message,
+                contact: w.contact,
+            })),
+        })
     }
 }
 

@@ -326,3 +326,67 @@ fn events_read_alike_from_text_values_and_buffered_forms_with_or_without_staged(
         Buffered::Staged(_) => panic!("a number read as `staged`"),
     }
 }
+
+/// A message's `data` read straight into its types (its `type` came first, as we write events)
+/// reads as the tree did ([`EventData::from_value`]): every provider fixture's events, with a
+/// conversation attached, unknown fields among them, from text, from a `Value`, and with `data`
+/// ahead of `type`; a `data` that is not an object is refused either way.
+#[test]
+fn message_data_read_in_one_pass_reads_as_the_tree_did() {
+    use crate::providers::test_support::{fixture, normalize};
+
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/providers");
+    let mut events = Vec::new();
+    for entry in std::fs::read_dir(root).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        let Some(provider) = name
+            .split_once('-')
+            .and_then(|(p, _)| Provider::ALL.into_iter().find(|x| x.as_str() == p))
+        else {
+            continue;
+        };
+        events.extend(normalize(provider, &fixture(&name)));
+    }
+    let mut message = received_message("with a conversation");
+    message.data.conversation = Some(Box::new(conversation()));
+    message.data.event_id = Some(EventId::new());
+    events.push(message);
+    let messages = events
+        .iter()
+        .filter(|e| e.event_type.family() == Family::Message)
+        .count();
+    assert!(messages >= 40, "{messages} message events");
+    for event in &events {
+        let text = serde_json::to_string(event).unwrap();
+        let value: Value = serde_json::from_str(&text).unwrap();
+        let tree = EventData::from_value(event.event_type, value["data"].clone()).unwrap();
+        assert_eq!(tree, event.data, "{}", event.event_type);
+        let read: InboundEvent = serde_json::from_str(&text).unwrap();
+        assert_eq!(read.data, tree, "{} from text", event.event_type);
+        let read: InboundEvent = serde_json::from_value(value.clone()).unwrap();
+        assert_eq!(read.data, tree, "{} from a value", event.event_type);
+        // `data` before `type`: kept as a tree until the type is known.
+        let mut rest = value.as_object().unwrap().clone();
+        let data = rest.remove("data").unwrap();
+        let data_first = format!(
+            r#"{{"data":{data},{}"#,
+            &Value::Object(rest).to_string()[1..]
+        );
+        let read: InboundEvent = serde_json::from_str(&data_first).unwrap();
+        assert_eq!(read.data, tree, "{} with data first", event.event_type);
+        // Fields it does not know are skipped, as the tree's reading skipped them.
+        let mut extra = value.clone();
+        extra["data"]["unknown"] = json!({"deep": [1, {"x": null}]});
+        let read: InboundEvent = serde_json::from_str(&extra.to_string()).unwrap();
+        assert_eq!(
+            read.data, tree,
+            "{} with an unknown field",
+            event.event_type
+        );
+        // Not an object: refused both ways.
+        let mut array = value;
+        array["data"] = json!([array["data"]["source"], array["data"]["message"]]);
+        assert!(EventData::from_value(event.event_type, array["data"].clone()).is_err());
+        assert!(serde_json::from_str::<InboundEvent>(&array.to_string()).is_err());
+    }
+}
