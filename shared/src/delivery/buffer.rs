@@ -424,9 +424,12 @@ impl Buffer {
     /// Whether the append that left `p` (its message last) sets a timer: the one that opens a
     /// batch, and the first one after a cut, since the flush of that cut may have read the batch
     /// before it and then finds nothing left to hand on. Every other message joins a batch
-    /// whose chain of timers is running: the opener's, carried on by each timer that finds the
-    /// batch not yet due. (An append whose timer did not go out fails, and its record, still
-    /// waiting in the batch when it comes back, sets one again.)
+    /// whose chain of timers is running: the opener's, or the first post-cut message's for a
+    /// batch started with messages left over from a cut (a flush that starts one with leftovers
+    /// sets its own), carried on by each timer that finds the batch not yet due. (An append
+    /// whose timer did not go out fails, and its record, still waiting in the batch when it
+    /// comes back, sets one again; an append to a batch past its due time sets one too, in
+    /// case the chain died, e.g. its timer dead-lettered during an outage.)
     fn sets_timer(p: &Pending) -> bool {
         p.items.len() == 1 || p.cut.is_some_and(|c| p.items.len() == c.count + 1)
     }
@@ -436,7 +439,8 @@ impl Buffer {
         (p.last_at + secs(self.config.window)).min(p.first_at + secs(self.config.max_wait))
     }
 
-    /// Adds a received message to its conversation's batch (and sets a timer).
+    /// Adds a received message to its conversation's batch (and sets a timer if the batch needs
+    /// one: [`Buffer::sets_timer`]).
     pub async fn append(&self, event: InboundEvent, now: DateTime<Utc>) -> Result<(), BufferError> {
         self.append_held(event, None, now).await
     }
@@ -494,6 +498,9 @@ impl Buffer {
                 }
             };
             let mut pending = pending;
+            // A batch past its due time should have gone out already: its timer may be late,
+            // or dead (dead-lettered after an outage), so this append sets one as well.
+            let overdue = !pending.items.is_empty() && now >= self.due(&pending);
             let item = match &held {
                 Some(h) => h,
                 None => held.insert(self.hold(&event, now).await?),
@@ -504,7 +511,7 @@ impl Buffer {
                 if pending.items.len() >= self.config.max_batch {
                     return self.flush(&key, now).await;
                 }
-                if Self::sets_timer(&pending) {
+                if overdue || Self::sets_timer(&pending) {
                     self.timer(&key, self.config.window).await?;
                 }
                 return Ok(());

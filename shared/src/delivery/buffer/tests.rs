@@ -958,3 +958,27 @@ async fn a_message_appended_during_any_step_of_a_flush_is_delivered_by_the_timer
         assert_eq!(ids, want, "append after call {k} of {calls}: {got:?}");
     }
 }
+
+/// A batch whose only timer is gone (dead-lettered during an outage) does not wait for ever:
+/// the next message to come after the batch was due sets a timer, and that flushes both.
+#[tokio::test]
+async fn a_message_after_a_batch_was_due_sets_a_timer_in_case_its_chain_died() {
+    let w = world(50, false).await;
+    let conv = ConversationId::new();
+    let (a, b, c) = (
+        message(1, conv, at(0)),
+        message(2, conv, at(1_000)),
+        message(3, conv, at(60_000)),
+    );
+    w.buffer.append(a.clone(), at(0)).await.unwrap();
+    assert_eq!(w.timers.take_all().len(), 1, "lost: the chain is gone");
+    w.buffer.append(b.clone(), at(1_000)).await.unwrap();
+    assert!(
+        w.timers.is_empty(),
+        "before the batch is due, no timer of its own"
+    );
+    w.buffer.append(c.clone(), at(60_000)).await.unwrap();
+    assert_eq!(w.timers.len(), 1, "past the batch's due time: a timer");
+    let got = fire_timers_and_collect(&w, &w.buffer, at(70_000)).await;
+    assert_eq!(got, vec![vec![a.id, b.id, c.id]]);
+}
