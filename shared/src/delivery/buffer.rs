@@ -171,7 +171,7 @@ impl BufferMessage {
         struct Timer {
             flush: String,
         }
-        if let Some(Timer { flush }) = skim::<Timer>(text) {
+        if let Some(Timer { flush }) = skim::<Timer>(text, "flush") {
             return Ok(Self::Timer { flush });
         }
         let mut de = serde_json::Deserializer::from_slice(text);
