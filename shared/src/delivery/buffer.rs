@@ -61,9 +61,15 @@ impl Default for BufferConfig {
 struct Pending {
     /// The batch envelope id, fixed when the batch starts.
     batch_id: EventId,
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     first_at: DateTime<Utc>,
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     last_at: DateTime<Utc>,
     /// The messages, in the order they were appended.
     #[serde(default)]
@@ -107,7 +113,10 @@ struct Cut {
     /// The first `count` of the batch's messages (in the order they were appended).
     count: usize,
     /// The batch envelope's `created_at`.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     at: DateTime<Utc>,
 }
 

@@ -38,7 +38,10 @@ pub struct SecretEntry {
     pub secret: String,
     /// When a rotated-out secret stops being used; `None` for the current one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
 }
 
@@ -84,10 +87,16 @@ pub struct Endpoint {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
     /// Created.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub created_at: DateTime<Utc>,
     /// Last changed.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub updated_at: DateTime<Utc>,
 }
 

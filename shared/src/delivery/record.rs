@@ -67,7 +67,10 @@ pub struct AttemptRecord {
     /// 1 for the first attempt.
     pub attempt: u32,
     /// When it was made.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub at: DateTime<Utc>,
     /// The answer's status, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,13 +115,22 @@ pub struct DeliveryRecord {
     pub attempts: Vec<AttemptRecord>,
     /// When the next attempt is due, while retrying.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub next_attempt_at: Option<DateTime<Utc>>,
     /// When the delivery was created (fan-out time).
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub created_at: DateTime<Utc>,
     /// Last change.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub updated_at: DateTime<Utc>,
     /// The task, to send it again.
     pub task: StoredTask,

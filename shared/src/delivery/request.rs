@@ -26,7 +26,10 @@ pub struct DeliveryTask {
     /// The exact body to POST.
     pub body: String,
     /// When the delivery was created.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub created_at: DateTime<Utc>,
     /// The conversation of the event (or batch) inside, if it has one: deliveries of one
     /// conversation to one endpoint in a received batch go out in the batch's order, the others

@@ -164,7 +164,10 @@ struct MediaDoc {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     holder: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     lease_until: Option<DateTime<Utc>>,
     /// Attempts made so far.
     #[serde(default)]
@@ -192,10 +195,16 @@ struct FileRecord {
     size: u64,
     sha256: String,
     filename: String,
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     stored_at: DateTime<Utc>,
     url: String,
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     url_expires_at: DateTime<Utc>,
 }
 

@@ -75,14 +75,23 @@ pub struct Campaign {
     /// Open or completed.
     pub status: CampaignStatus,
     /// When it was created.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub created_at: DateTime<Utc>,
     /// When it completes at the latest, with what is known then.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub complete_after: DateTime<Utc>,
     /// When it completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub completed_at: Option<DateTime<Utc>>,
     /// Why it completed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

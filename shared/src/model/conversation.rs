@@ -80,7 +80,10 @@ pub struct MessageSummary {
     pub campaign_id: Option<String>,
     /// When it was sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub timestamp: Option<DateTime<Utc>>,
 }
 
@@ -115,7 +118,10 @@ pub struct Assignee {
     pub team_id: Option<String>,
     /// When it was assigned.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub assigned_at: Option<DateTime<Utc>>,
 }
 
@@ -136,7 +142,10 @@ pub struct Handoff {
     pub notes: Option<String>,
     /// When it was asked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub requested_at: Option<DateTime<Utc>>,
 }
 
@@ -179,7 +188,10 @@ pub struct Note {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub author: Option<String>,
     /// When it was written.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub created_at: DateTime<Utc>,
 }
 
@@ -195,14 +207,23 @@ pub struct Conversation {
     /// The business side: Meta `phone_number_id` or WAHA session.
     pub business_id: String,
     /// When the first message opened it.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub created_at: DateTime<Utc>,
     /// When the last message (either direction) was seen.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub last_active_at: DateTime<Utc>,
     /// When it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub ended_at: Option<DateTime<Utc>>,
     /// Why it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -260,10 +281,16 @@ pub struct Contact {
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_fields: BTreeMap<String, Value>,
     /// First seen.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub created_at: DateTime<Utc>,
     /// Last profile change.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub updated_at: DateTime<Utc>,
 }
 

@@ -23,7 +23,10 @@ pub struct StoredMedia {
     pub url: Option<String>,
     /// When `url` stops working.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
     /// MIME type the file is served with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -39,7 +42,10 @@ pub struct StoredMedia {
     pub filename: Option<String>,
     /// When the file was stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub stored_at: Option<DateTime<Utc>>,
     /// Why the file is pending or failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -91,7 +91,10 @@ pub struct Message {
     pub group_id: Option<String>,
     /// When the provider says the message was sent or its status changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub timestamp: Option<DateTime<Utc>>,
     /// `message_type` and `message_type_data`; absent on pure status updates.
     #[serde(flatten, default, skip_serializing_if = "Option::is_none")]
@@ -730,6 +733,9 @@ pub struct BillingConversation {
     pub origin_type: Option<String>,
     /// When it expires.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub expires_at: Option<DateTime<Utc>>,
 }

@@ -34,6 +34,7 @@ pub use message::*;
 pub use notification::{NotificationData, Participant, Subject, SubjectKind};
 
 use crate::ids::{EventId, SourceId};
+use crate::rfc3339::Timestamp;
 
 /// Which provider a source receives webhooks from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
@@ -333,11 +334,17 @@ pub struct InboundEvent {
     /// Key under which the track stage claims the item exactly once (see DESIGN "Dedup").
     pub dedup_key: String,
     /// When wagate received the webhook.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub received_at: DateTime<Utc>,
     /// When the provider says it happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub occurred_at: Option<DateTime<Utc>>,
     /// The webhook request this came from; its raw bytes are kept under this id for replay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -422,9 +429,9 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
             None::<EventType>,
             None::<WireData>,
             None::<String>,
-            None,
+            None::<Timestamp>,
         );
-        let (mut occurred_at, mut request_id) = (None::<Option<DateTime<Utc>>>, None);
+        let (mut occurred_at, mut request_id) = (None::<Option<Timestamp>>, None);
         let mut staged = StagedField::Absent;
         while let Some(field) = map.next_key::<EventField>()? {
             match field {
@@ -465,8 +472,10 @@ impl<'de> serde::de::Visitor<'de> for EventVisitor {
             id: id.ok_or_else(|| A::Error::missing_field("id"))?,
             event_type,
             dedup_key: dedup_key.ok_or_else(|| A::Error::missing_field("dedup_key"))?,
-            received_at: received_at.ok_or_else(|| A::Error::missing_field("received_at"))?,
-            occurred_at: occurred_at.flatten(),
+            received_at: received_at
+                .ok_or_else(|| A::Error::missing_field("received_at"))?
+                .0,
+            occurred_at: occurred_at.flatten().map(|t| t.0),
             request_id: request_id.flatten(),
             data: match data {
                 WireData::Read(data) => data,
@@ -565,7 +574,10 @@ pub struct Envelope {
     #[serde(rename = "type")]
     pub event_type: EventType,
     /// When wagate created the event (RFC 3339, UTC).
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub created_at: DateTime<Utc>,
     /// Whether `data` is an array of items.
     pub batch: bool,

@@ -87,7 +87,10 @@ pub struct Participant {
     pub status: Option<String>,
     /// When they were last seen, if known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub last_seen: Option<DateTime<Utc>>,
 }
 
@@ -103,7 +106,10 @@ pub struct NotificationData {
     pub kind: Option<String>,
     /// When it happened, per the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub occurred_at: Option<DateTime<Utc>>,
     /// What it is about.
     #[serde(default, skip_serializing_if = "Option::is_none")]

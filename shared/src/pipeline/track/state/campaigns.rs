@@ -145,7 +145,10 @@ pub struct Shard {
     pub totals: CampaignTotals,
     /// When one of them was last accepted by the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[serde(serialize_with = "crate::rfc3339::option")]
+    #[serde(
+        serialize_with = "crate::rfc3339::option",
+        deserialize_with = "crate::rfc3339::deserialize_option"
+    )]
     pub last_send_at: Option<DateTime<Utc>>,
 }
 

@@ -222,7 +222,10 @@ pub struct PendingEvent {
     /// The event's id (the same on every attempt to hand it on).
     pub id: EventId,
     /// When the change was made.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub at: DateTime<Utc>,
     /// What it changed.
     pub changes: Vec<ContactFieldChange>,

@@ -99,7 +99,10 @@ enum Pointer {
         replaced: Option<ConversationId>,
         /// When it was claimed (the conversation is written right after).
         #[serde(default, skip_serializing_if = "Option::is_none")]
-        #[serde(serialize_with = "crate::rfc3339::option")]
+        #[serde(
+            serialize_with = "crate::rfc3339::option",
+            deserialize_with = "crate::rfc3339::deserialize_option"
+        )]
         at: Option<DateTime<Utc>>,
     },
     Bare(ConversationId),

@@ -48,7 +48,10 @@ pub struct OutboundRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to: Option<ContactProfile>,
     /// When it was sent.
-    #[serde(serialize_with = "crate::rfc3339::serialize")]
+    #[serde(
+        serialize_with = "crate::rfc3339::serialize",
+        deserialize_with = "crate::rfc3339::deserialize"
+    )]
     pub sent_at: DateTime<Utc>,
     /// True when it was sent through wagate's API (false: seen as an echo).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
