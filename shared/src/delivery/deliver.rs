@@ -18,7 +18,7 @@ use super::request::{DeliveryTask, headers};
 use super::retry::{RetryPolicy, Verdict, judge};
 use super::ssrf::{NetworkPolicy, UrlError, check_url};
 use crate::ports::codec::{
-    DecodeError, by_key, decode, encode, extend_claim_check, queued_blob_expiry,
+    DecodeError, by_key, decode, encode, extend_claim_check, inline, queued_blob_expiry,
 };
 use crate::ports::{
     BackendError, BlobStore, DocumentStore, OutgoingMessage, Queue, ReceivedMessage,
@@ -181,7 +181,12 @@ impl Deliver {
                 });
             }
             Some((r, v)) => (r, Some(v)),
-            None => (records.new_record(task, now).await?, None),
+            // The task's JSON is the message that brought it, when it is inline: kept as it
+            // came, not written again.
+            None => match received.and_then(|m| inline(&m.body)) {
+                Some(json) => (records.new_record_as(task, json, now).await?, None),
+                None => (records.new_record(task, now).await?, None),
+            },
         };
         // Eventually consistent: an endpoint changed a moment ago may be seen as it was.
         let endpoint = match self

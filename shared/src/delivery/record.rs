@@ -89,10 +89,50 @@ pub struct AttemptRecord {
 #[serde(rename_all = "snake_case")]
 pub enum StoredTask {
     /// In the record.
-    Inline(DeliveryTask),
+    Inline(TaskJson),
     /// In the blob store under this key.
     Blob(String),
 }
+
+/// A task's JSON as it was written, kept in its record as it is: the record is written again
+/// at every attempt, and a task's body is its largest part, a JSON document inside a string
+/// (every quote escaped). Kept as text, the task is written into the record as a copy and read
+/// back as a slice, not escaped and unescaped each time; [`Deliveries::task`] reads it when it
+/// is needed. Written the same as the task itself, so records written before read unchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct TaskJson(Box<serde_json::value::RawValue>);
+
+impl TaskJson {
+    /// `task`'s JSON.
+    ///
+    /// # Errors
+    /// If it cannot be written (it always can).
+    pub fn new(task: &DeliveryTask) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(task).map(Self)
+    }
+
+    /// The task.
+    ///
+    /// # Errors
+    /// If the text is not a task.
+    pub fn task(&self) -> Result<DeliveryTask, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+
+    /// The text.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+}
+
+impl PartialEq for TaskJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Eq for TaskJson {}
 
 /// One delivery and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -248,13 +288,37 @@ impl Deliveries {
         task: &DeliveryTask,
         now: DateTime<Utc>,
     ) -> Result<DeliveryRecord, BackendError> {
-        let json = serde_json::to_vec(task).map_err(|e| corrupt(&e))?;
-        let stored = if json.len() > INLINE_TASK_BYTES {
+        let json = TaskJson::new(task).map_err(|e| corrupt(&e))?;
+        self.new_record_of(task, json, now).await
+    }
+
+    /// [`Self::new_record`] for a `task` whose JSON is at hand (`json`, which reads as `task`:
+    /// the queue message it was read from), so it is not written again.
+    pub async fn new_record_as(
+        &self,
+        task: &DeliveryTask,
+        json: &str,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryRecord, BackendError> {
+        let json =
+            serde_json::value::RawValue::from_string(json.to_owned()).map_err(|e| corrupt(&e))?;
+        self.new_record_of(task, TaskJson(json), now).await
+    }
+
+    async fn new_record_of(
+        &self,
+        task: &DeliveryTask,
+        json: TaskJson,
+        now: DateTime<Utc>,
+    ) -> Result<DeliveryRecord, BackendError> {
+        let stored = if json.text().len() > INLINE_TASK_BYTES {
             let key = format!("delivery-task#{}", task.delivery_id);
-            self.blobs.put(&key, &json, self.expiry(now)).await?;
+            self.blobs
+                .put(&key, json.text().as_bytes(), self.expiry(now))
+                .await?;
             StoredTask::Blob(key)
         } else {
-            StoredTask::Inline(task.clone())
+            StoredTask::Inline(json)
         };
         Ok(DeliveryRecord {
             id: task.delivery_id.clone(),
@@ -307,7 +371,7 @@ impl Deliveries {
         now: DateTime<Utc>,
     ) -> Result<DeliveryTask, BackendError> {
         match &record.task {
-            StoredTask::Inline(task) => Ok(task.clone()),
+            StoredTask::Inline(json) => json.task().map_err(|e| corrupt(&e)),
             StoredTask::Blob(key) => {
                 let bytes = self
                     .blobs
@@ -568,6 +632,68 @@ mod tests {
                 .unwrap()
                 .records
                 .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_tasks_json_is_kept_as_it_came_and_read_as_the_task_it_is() {
+        let s = store();
+        let mut task = task(
+            3,
+            EventType::MessageReceived,
+            r#"{"a":"é \"q\"","b":[1]}"#.into(),
+        );
+        task.conversation_id = Some("cnv_1".into());
+        // As a queue message may hold it: keys in another order, an escape, spaces.
+        let tree = serde_json::to_value(&task).unwrap();
+        let came = format!(" {} ", serde_json::to_string_pretty(&tree).unwrap())
+            .replace("cnv_1", "cnv\\u005f1");
+        let r = s.new_record_as(&task, &came, t(1)).await.unwrap();
+        let StoredTask::Inline(json) = &r.task else {
+            panic!("inline expected");
+        };
+        assert_eq!(json.text(), came.trim());
+        assert!(s.put(&r, None, t(1)).await.unwrap());
+        // Written into the record as it came, not escaped as a string.
+        let doc = s
+            .docs
+            .get_json(&Deliveries::key(&r.id), t(2))
+            .await
+            .unwrap()
+            .unwrap();
+        let text = std::str::from_utf8(&doc.json).unwrap();
+        assert!(text.contains(came.trim()), "{text}");
+        let (stored, _) = s.get(&r.id, t(2)).await.unwrap().unwrap();
+        assert_eq!(stored, r);
+        assert_eq!(s.task(&stored, t(2)).await.unwrap(), task);
+        // Through a tree (a listing reads records so): the same task.
+        let listed: DeliveryRecord =
+            serde_json::from_value(serde_json::to_value(&stored).unwrap()).unwrap();
+        assert_eq!(s.task(&listed, t(2)).await.unwrap(), task);
+        let page = s
+            .list(
+                &["ep_1".to_owned()],
+                &DeliveryFilter::default(),
+                None,
+                10,
+                t(2),
+            )
+            .await
+            .unwrap();
+        assert_eq!(s.task(&page.records[0].0, t(2)).await.unwrap(), task);
+        // A record written before, its task as the derived form wrote it, reads the same.
+        let mut old = serde_json::to_value(&stored).unwrap();
+        old["task"] = serde_json::json!({ "inline": tree });
+        let old: DeliveryRecord = serde_json::from_str(&old.to_string()).unwrap();
+        assert_eq!(s.task(&old, t(2)).await.unwrap(), task);
+        // Written from the task itself, the same task too.
+        let fresh = s.new_record(&task, t(1)).await.unwrap();
+        assert_eq!(s.task(&fresh, t(2)).await.unwrap(), task);
+        // What is not JSON is refused, not stored.
+        assert!(
+            s.new_record_as(&task, "{\"delivery_id\":", t(1))
+                .await
+                .is_err()
         );
     }
 

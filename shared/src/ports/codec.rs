@@ -209,6 +209,12 @@ pub async fn decode_with<T>(
     }
 }
 
+/// `body` itself when it carries its item inline (is not a claim-check): the item's JSON, for a
+/// stage that keeps it as it came instead of writing it again.
+pub fn inline(body: &str) -> Option<&str> {
+    claim_check(body).is_none().then_some(body)
+}
+
 /// The blob key of a claim-checked body, as [`Carried`] would find it.
 fn claim_check(body: &str) -> Option<String> {
     /// [`Carried::ClaimCheck`] on its own.
