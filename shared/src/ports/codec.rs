@@ -94,22 +94,27 @@ pub async fn encode<T: Serialize + Sync>(
 pub const DOC_INLINE_LIMIT: usize = 32 * 1024;
 
 /// `item` as a document part: inline when its JSON is at most [`DOC_INLINE_LIMIT`] bytes,
-/// otherwise written under `blob_key` (until `expires_at`) and replaced by a claim-check.
+/// otherwise written under `blob_key` (until `expires_at`) and replaced by a claim-check. The
+/// part is JSON text, written into the document as it is (not a `Value` tree parsed from the
+/// text only to be written out again).
 pub async fn stash<T: Serialize + Sync>(
     item: &T,
     blob_key: &str,
     blobs: &dyn BlobStore,
     expires_at: DateTime<Utc>,
-) -> Result<serde_json::Value, BackendError> {
-    let text = serde_json::to_string(item).map_err(|e| BackendError::Rejected(e.to_string()))?;
-    if text.len() <= DOC_INLINE_LIMIT {
-        return serde_json::from_str(&text).map_err(|e| BackendError::Rejected(e.to_string()));
+) -> Result<Box<serde_json::value::RawValue>, BackendError> {
+    let rejected = |e: serde_json::Error| BackendError::Rejected(e.to_string());
+    let text = serde_json::value::to_raw_value(item).map_err(rejected)?;
+    if text.get().len() <= DOC_INLINE_LIMIT {
+        return Ok(text);
     }
-    blobs.put(blob_key, text.as_bytes(), expires_at).await?;
-    serde_json::to_value(Carried::<()>::ClaimCheck {
+    blobs
+        .put(blob_key, text.get().as_bytes(), expires_at)
+        .await?;
+    serde_json::value::to_raw_value(&Carried::<()>::ClaimCheck {
         claim_check: blob_key.to_owned(),
     })
-    .map_err(|e| BackendError::Rejected(e.to_string()))
+    .map_err(rejected)
 }
 
 /// The item a document part written by [`stash`] holds.

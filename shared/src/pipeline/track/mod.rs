@@ -328,6 +328,14 @@ struct Outbox {
     events: Option<serde_json::Value>,
 }
 
+/// An [`Outbox`] as written: its events as [`stash`] wrote them, text put in as it is.
+#[derive(serde::Serialize)]
+struct OutboxOut<'a> {
+    by: EventId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    events: Option<&'a serde_json::value::RawValue>,
+}
+
 /// An outbox as read: written by this version, or staged events alone (before outboxes named
 /// their record).
 enum Stored {
@@ -561,9 +569,9 @@ impl Track {
         } else {
             None
         };
-        let outbox = Outbox {
+        let outbox = OutboxOut {
             by: item.id,
-            events: staged,
+            events: staged.as_deref(),
         };
         let body = serde_json::to_string(&outbox)
             .map_err(|e| TrackError::Corrupt(crate::json_error(&e)))?;

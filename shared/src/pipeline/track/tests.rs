@@ -761,6 +761,21 @@ async fn a_crash_between_staging_and_hand_off_replays_the_same_events() {
         .body;
     assert_eq!(stored["by"], json!(event.id.to_string()));
     let staged: Vec<InboundEvent> = serde_json::from_value(stored["events"].clone()).unwrap();
+    // Staged as the events' own JSON, fields in their order (each type ahead of its data, which
+    // a flush then reads in one pass), not as a tree's sorted keys.
+    let text = w
+        .docs
+        .get_json(&format!("outbox#{}", event.dedup_key), at(61))
+        .await
+        .unwrap()
+        .unwrap()
+        .json;
+    let written = format!(
+        r#"{{"by":"{}","events":{}}}"#,
+        event.id,
+        serde_json::to_string(&staged).unwrap()
+    );
+    assert_eq!(std::str::from_utf8(&text).unwrap(), written);
     let delivered: Vec<InboundEvent> = [
         drain(&w.outbound, &w.blobs).await,
         drain(&w.buffer, &w.blobs).await,
