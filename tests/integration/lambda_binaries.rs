@@ -187,17 +187,42 @@ async fn every_lambda_binary_starts_and_the_pipeline_runs_through_them_over_the_
     let (delivery_url, _) = queue_url(&stack.stores, "delivery").unwrap();
     let collector =
         tokio::spawn(async move { take(&*delivery, 12, Duration::from_secs(300)).await });
-    for (name, event) in [("track", track_event)] {
-        let process = Process::spawn(&stack, name).await.unwrap();
-        process.ready().await.unwrap();
-        let (answer, _) = process.invoke(&event).await.unwrap();
-        assert_eq!(
-            answer["batchItemFailures"],
-            serde_json::json!([]),
-            "{answer}"
-        );
-        process.stop().await;
+    let process = Process::spawn(&stack, "track").await.unwrap();
+    process.ready().await.unwrap();
+    let (mut answer, _) = process.invoke(&track_event).await.unwrap();
+    // A record reported failed comes back, as SQS hands it out again: moto on a busy machine
+    // now and then answers a DynamoDB call with a bare 500 (seen once in CI on a transaction),
+    // which track rightly reports as retryable. Every record must be through within a few
+    // rounds, as after SQS's redeliveries.
+    for _ in 0..3 {
+        let failed: Vec<&str> = answer["batchItemFailures"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .filter_map(|i| i["itemIdentifier"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if failed.is_empty() {
+            break;
+        }
+        let again: Vec<_> = records
+            .iter()
+            .filter(|r| failed.contains(&r.message_id.as_str()))
+            .cloned()
+            .collect();
+        assert_eq!(again.len(), failed.len(), "{answer}");
+        (answer, _) = process
+            .invoke(&sqs_event(&arn(&inbound_url), &again))
+            .await
+            .unwrap();
     }
+    assert_eq!(
+        answer["batchItemFailures"],
+        serde_json::json!([]),
+        "{answer}"
+    );
+    process.stop().await;
     let tasks = collector.await.unwrap().unwrap();
     stop.stop().await;
     pipeline.stop().await;
