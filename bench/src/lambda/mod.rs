@@ -253,14 +253,7 @@ async fn one_batch(
     let event = sqs_event(&arn(url), batch);
     let event_bytes = serde_json::to_vec(&event)?.len();
     let (answer, took) = process.invoke(&event).await?;
-    let failed: HashSet<&str> = answer["batchItemFailures"]
-        .as_array()
-        .map(|f| {
-            f.iter()
-                .filter_map(|x| x["itemIdentifier"].as_str())
-                .collect()
-        })
-        .unwrap_or_default();
+    let failed = stack::failed_ids(&answer);
     let report = FunctionReport::of(&process, &[took.as_secs_f64() * 1000.0], mark);
     eprintln!(
         "{name}: {} records ({event_bytes} bytes) in {took:?}, {} failed, peak RSS {:.1} MiB",

@@ -410,6 +410,18 @@ impl Process {
     }
 }
 
+/// The message ids a queue-triggered function reported failed (`batchItemFailures`).
+pub fn failed_ids(answer: &Value) -> std::collections::HashSet<&str> {
+    answer["batchItemFailures"]
+        .as_array()
+        .map(|f| {
+            f.iter()
+                .filter_map(|x| x["itemIdentifier"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// An SQS event as the event source mapping builds it.
 pub fn sqs_event(queue_arn: &str, messages: &[ReceivedMessage]) -> Value {
     let records: Vec<Value> = messages
