@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use shared::delivery::deliver::{HttpError, HttpRequest, HttpResponse, HttpSender};
 use shared::delivery::ssrf::{
-    NetworkPolicy, address_allowed, check_url, is_public, literal_address,
+    NetworkPolicy, address_allowed, check_url, host_address, is_public, literal_address,
 };
 use shared::ports::media::ByteStream;
 use shared::send::api::{
@@ -162,16 +162,19 @@ impl HttpSender for ReqwestSender {
     async fn post(&self, request: HttpRequest<'_>) -> Result<HttpResponse, HttpError> {
         // An IP literal is connected to without the resolver: check it here, read as reqwest
         // reads it.
-        if let Some(ip) = literal_address(request.url)
+        // Parsed once, for the check and for the request (a URL that does not parse goes to
+        // reqwest as text, which refuses it with its own error).
+        let parsed = reqwest::Url::parse(request.url).ok();
+        if let Some(ip) = parsed.as_ref().and_then(host_address)
             && let Err(e) = address_allowed(ip, self.policy)
         {
             return Err(HttpError::Network(format!("refused: {e}")));
         }
-        let mut builder = self
-            .client
-            .post(request.url)
-            .timeout(request.timeout)
-            .body(request.body.to_vec());
+        let builder = match parsed {
+            Some(url) => self.client.post(url),
+            None => self.client.post(request.url),
+        };
+        let mut builder = builder.timeout(request.timeout).body(request.body.to_vec());
         for (name, value) in request.headers {
             builder = builder.header(name, value);
         }

@@ -173,7 +173,12 @@ pub fn check_url(url: &str, policy: NetworkPolicy) -> Result<(), UrlError> {
 /// The IP address `url` names literally, read as the HTTP client reads it (none for a host
 /// name, or a URL that does not parse).
 pub fn literal_address(url: &str) -> Option<IpAddr> {
-    match url::Url::parse(url).ok()?.host()? {
+    host_address(&url::Url::parse(url).ok()?)
+}
+
+/// The IP address a parsed URL's host is, if it is one (none for a host name).
+pub fn host_address(url: &url::Url) -> Option<IpAddr> {
+    match url.host()? {
         url::Host::Ipv4(v4) => Some(IpAddr::V4(v4)),
         url::Host::Ipv6(v6) => Some(IpAddr::V6(v6)),
         url::Host::Domain(_) => None,
