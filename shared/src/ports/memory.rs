@@ -6,7 +6,6 @@
 //! survives a restart. Expired items are skipped at once and freed by `evict_expired`, which
 //! local mode calls every minute (DynamoDB's TTL deletion, done here).
 
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::hash::BuildHasher;
 use std::ops::Bound;
@@ -355,17 +354,22 @@ const SHARDS: usize = 64;
 /// table of a million documents took over 100 ms to grow, and every call of the pipeline waited
 /// behind it (the load run's ingest stalled long enough to leave posts unsent). Split, one growth
 /// moves a sixty-fourth of the entries; the total work is the same.
+///
+/// Keys are hashed with foldhash, seeded at random per map like std's SipHash but a fraction of
+/// its cost (every call of every stage hashes its keys twice: the shard, then the slot). Its
+/// resistance to crafted collisions is weaker than SipHash's; this backend serves tests and
+/// `--backend memory`, while `serve`'s default (SQLite) keeps its documents in B-trees.
 #[derive(Debug)]
 struct Sharded<V> {
-    shards: Vec<HashMap<String, V>>,
-    pick: RandomState,
+    shards: Vec<HashMap<String, V, foldhash::fast::RandomState>>,
+    pick: foldhash::fast::RandomState,
 }
 
 impl<V> Default for Sharded<V> {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
-            pick: RandomState::new(),
+            shards: (0..SHARDS).map(|_| HashMap::default()).collect(),
+            pick: foldhash::fast::RandomState::default(),
         }
     }
 }
