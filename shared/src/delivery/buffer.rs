@@ -175,15 +175,15 @@ impl BufferMessage {
     /// Reads one as the untagged enum would (a timer, else a staged event, else an event), with
     /// the event read once: the enum would copy the message into serde's buffered form and try
     /// the copy three times.
-    fn read(text: &[u8]) -> Result<Self, serde_json::Error> {
+    fn read(text: &str) -> Result<Self, serde_json::Error> {
         #[derive(Deserialize)]
         struct Timer {
             flush: String,
         }
-        if let Some(Timer { flush }) = skim::<Timer>(text, "flush") {
+        if let Some(Timer { flush }) = skim::<Timer>(text.as_bytes(), "flush") {
             return Ok(Self::Timer { flush });
         }
-        let mut de = serde_json::Deserializer::from_slice(text);
+        let mut de = serde_json::Deserializer::from_str(text);
         let (event, staged) = InboundEvent::with_staged(&mut de)?;
         de.end()?;
         Ok(match staged {

@@ -192,7 +192,7 @@ pub async fn decode<T: for<'de> Deserialize<'de>>(
     blobs: &dyn BlobStore,
     now: DateTime<Utc>,
 ) -> Result<T, DecodeError> {
-    decode_with(body, blobs, now, |text| serde_json::from_slice(text)).await
+    decode_with(body, blobs, now, |text| serde_json::from_str(text)).await
 }
 
 /// The item a message body carries, as `read` reads it from the item's JSON (the body's own,
@@ -206,11 +206,21 @@ pub async fn decode_with<T>(
     body: &str,
     blobs: &dyn BlobStore,
     now: DateTime<Utc>,
-    read: impl FnOnce(&[u8]) -> Result<T, serde_json::Error>,
+    read: impl FnOnce(&str) -> Result<T, serde_json::Error>,
 ) -> Result<T, DecodeError> {
     match claim_check(body) {
-        Some(key) => Ok(read(&claimed(key, blobs, now).await?)?),
-        None => Ok(read(body.as_bytes())?),
+        Some(key) => {
+            let bytes = claimed(key, blobs, now).await?;
+            let text = std::str::from_utf8(&bytes).map_err(|e| {
+                <serde_json::Error as serde::de::Error>::custom(format_args!(
+                    "the claim-checked item is not UTF-8: {e}"
+                ))
+            })?;
+            Ok(read(text)?)
+        }
+        // Read as text: a `&str` is UTF-8 already, so its strings are not checked again one by
+        // one as they would be when read as bytes.
+        None => Ok(read(body)?),
     }
 }
 
@@ -599,6 +609,22 @@ mod tests {
             .await
             .unwrap_err();
         assert!(matches!(err, DecodeError::MissingBlob(_)));
+        assert!(!err.is_retryable());
+    }
+
+    #[tokio::test]
+    async fn a_claim_checked_item_that_is_not_utf8_is_malformed() {
+        let blobs = MemoryBlobStore::new();
+        let now = Utc::now();
+        // Invalid UTF-8 inside a string the reader would skip unread.
+        blobs
+            .put("evt#bad", b"[\"a\xff\"]", now + chrono::Duration::days(1))
+            .await
+            .unwrap();
+        let err = decode::<serde::de::IgnoredAny>(r#"{"claim_check":"evt#bad"}"#, &blobs, now)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, DecodeError::Malformed(_)), "{err:?}");
         assert!(!err.is_retryable());
     }
 
