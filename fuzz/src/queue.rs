@@ -79,8 +79,9 @@ struct Input<'a> {
 /// For one item type `T`:
 ///
 /// - an inline body decodes exactly when serde_json reads it as `T`, to the same item;
-/// - a claim-check decodes to what its blob holds, and a missing blob is `MissingBlob`, not a
-///   retryable error;
+/// - a claim-check decodes to what its blob holds (read as text: a blob that is not UTF-8 is
+///   malformed, even where the bad bytes sit in a field `T` skips), and a missing blob is
+///   `MissingBlob`, not a retryable error;
 /// - whatever decodes, encodes to an SQS-safe body that decodes back to the same item.
 async fn check_as<T>(input: &Input<'_>, same: fn(&T, &T) -> bool)
 where
@@ -103,7 +104,7 @@ where
                     && decoded.as_ref().is_err_and(|e| !e.is_retryable()),
                 "claim-check to a missing blob: {decoded:?}"
             ),
-            Some(bytes) => match (&decoded, serde_json::from_slice::<T>(bytes)) {
+            Some(bytes) => match (&decoded, blob_as::<T>(bytes)) {
                 (Ok(a), Ok(b)) => assert!(same(a, &b), "claim-checked item changed"),
                 (Err(DecodeError::Malformed(_)), Err(_)) => {}
                 (a, b) => panic!("claim-check: decode {a:?}, serde_json {b:?}"),
@@ -123,6 +124,12 @@ where
             .unwrap_or_else(|e| panic!("encoded item does not decode: {e}\n{body}"));
         assert!(same(item, &back), "round trip changed the item\n{body}");
     }
+}
+
+/// What a claim-checked blob holds as a `T`: the blob is UTF-8 text, then JSON.
+fn blob_as<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| e.to_string())?;
+    serde_json::from_str(text).map_err(|e| e.to_string())
 }
 
 /// Arrays and objects nested `depth` levels deep, as a record and behind a claim-check, are
