@@ -145,8 +145,9 @@ def inbound_event(fixture_name: str, n: int) -> str:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False)
 
 
-def delivery_task(fixture_name: str, n: int) -> str:
-    """A delivery-queue message body: the task fan-out queues for endpoint `ep_events`."""
+def delivery_task(fixture_name: str, n: int, body_json: bool = False) -> str:
+    """A delivery-queue message body: the task fan-out queues for endpoint `ep_events`, its body
+    a JSON string (`body`) or, with `body_json`, the document itself (`DELIVERY_BODY_FORM=json`)."""
     expected = json.loads((EXPECTED / fixture_name).read_text())[0]
     event_id = f"evt_01JBCQ3ZX0V9K8N7M6P5Q4R3{n:02d}"
     envelope = {"id": event_id, "type": expected["type"], "created_at": "2024-10-28T05:20:02Z",
@@ -160,6 +161,10 @@ def delivery_task(fixture_name: str, n: int) -> str:
         "body": json.dumps(envelope, separators=(",", ":"), ensure_ascii=False),
         "created_at": "2024-10-28T05:20:02Z",
     }
+    if body_json:
+        del task["body"]
+        task = {k: v for k, v in task.items() if k != "created_at"} | {
+            "body_json": envelope, "created_at": task["created_at"]}
     return json.dumps(task, separators=(",", ":"), ensure_ascii=False)
 
 
@@ -347,7 +352,9 @@ def main():
         [json.dumps(campaign_completed, separators=(",", ":"))], queue="wagate-OutboundQueue"),
         indent=2, ensure_ascii=False) + "\n")
     (EVENTS / "deliver-sqs-batch.json").write_text(json.dumps(sqs_event(
-        [delivery_task("meta-template-status-update.json", 30)], queue="wagate-DeliveryQueue"), indent=2, ensure_ascii=False) + "\n")
+        [delivery_task("meta-template-status-update.json", 30),
+         delivery_task("meta-template-status-update.json", 31, body_json=True)],
+        queue="wagate-DeliveryQueue"), indent=2, ensure_ascii=False) + "\n")
     received = inbound_event("meta-text.json", 40)
     timer = json.dumps({"flush": "event-" + json.loads(received)["id"]}, separators=(",", ":"))
     (EVENTS / "buffer-sqs-batch.json").write_text(json.dumps(sqs_event(

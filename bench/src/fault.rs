@@ -598,7 +598,7 @@ async fn dead_lettered(stores: &Stores) -> anyhow::Result<HashMap<String, u32>> 
             let task: DeliveryTask = decode(&m.body, stores.blobs.as_ref(), Utc::now())
                 .await
                 .context("reading a dead-lettered task")?;
-            let envelope: serde_json::Value = serde_json::from_str(&task.body)?;
+            let envelope: serde_json::Value = serde_json::from_str(task.body.as_str())?;
             let event_type = envelope["type"].as_str().unwrap_or("?").to_owned();
             for item in items(&envelope) {
                 *out.entry(item_key(&event_type, item)).or_insert(0) += 1;

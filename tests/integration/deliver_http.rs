@@ -15,7 +15,7 @@ use shared::delivery::deliver::{
 };
 use shared::delivery::endpoints::{Endpoint, Endpoints};
 use shared::delivery::record::DeliveryStatus;
-use shared::delivery::request::DeliveryTask;
+use shared::delivery::request::{BodyForm, DeliveryTask};
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::ids::{EventId, SourceId};
 use shared::model::{
@@ -85,7 +85,7 @@ fn task_with(raw: serde_json::Value) -> DeliveryTask {
         request_id: None,
         data,
     };
-    DeliveryTask::new(&Envelope::single(event), "ep_test").unwrap()
+    DeliveryTask::new(&Envelope::single(event), "ep_test", BodyForm::Json).unwrap()
 }
 
 /// Verifies a captured delivery with the official `standardwebhooks` package (pip).

@@ -11,7 +11,7 @@ use chrono::Utc;
 use shared::delivery::deliver::Deliver;
 use shared::delivery::endpoints::{Endpoint, Endpoints};
 use shared::delivery::fanout::Fanout;
-use shared::delivery::request::DeliveryTask;
+use shared::delivery::request::{BodyForm, DeliveryTask};
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::ports::codec::receive_all;
 use shared::ports::memory::{MemoryBlobStore, MemoryDocumentStore, MemoryQueue};
@@ -54,6 +54,7 @@ async fn the_fanout_fixture_queues_one_task_per_matching_endpoint_and_event() {
         queue: queue.clone(),
         blobs: blobs.clone(),
         blob_ttl: config.blob_ttl,
+        body_form: config.body_form,
     };
     let response = fanout::handle(&f, sqs("fanout-sqs-batch.json")).await;
     assert!(response.batch_item_failures.is_empty());
@@ -90,6 +91,7 @@ async fn the_campaign_completed_fixture_reaches_endpoints_that_want_campaigns() 
         queue: queue.clone(),
         blobs: blobs.clone(),
         blob_ttl: Duration::from_secs(86400),
+        body_form: BodyForm::Json,
     };
     let response = fanout::handle(&f, sqs("fanout-sqs-campaign-completed.json")).await;
     assert!(response.batch_item_failures.is_empty());
@@ -99,7 +101,7 @@ async fn the_campaign_completed_fixture_reaches_endpoints_that_want_campaigns() 
             .unwrap();
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].event_type.as_str(), "whatsapp.campaign.completed");
-    let envelope: serde_json::Value = serde_json::from_str(&tasks[0].body).unwrap();
+    let envelope: serde_json::Value = serde_json::from_str(tasks[0].body.as_str()).unwrap();
     assert_eq!(envelope["data"]["campaign"]["totals"]["read"], 96);
     assert_eq!(envelope["data"]["campaign"]["completion"], "all_final");
 }
@@ -121,22 +123,30 @@ async fn the_deliver_fixture_posts_the_task_body_signed() {
         blobs: Arc::new(MemoryBlobStore::new()),
         config: config.deliver,
     };
+    // The fixture's two tasks carry their bodies in the two forms (a JSON string, the document).
     let event = sqs("deliver-sqs-batch.json");
-    let task: DeliveryTask =
-        serde_json::from_str(event.records[0].body.as_deref().unwrap()).unwrap();
+    let tasks: Vec<DeliveryTask> = event
+        .records
+        .iter()
+        .map(|r| serde_json::from_str(r.body.as_deref().unwrap()).unwrap())
+        .collect();
+    let forms: Vec<BodyForm> = tasks.iter().map(|t| t.body.form()).collect();
+    assert_eq!(forms, [BodyForm::Text, BodyForm::Json]);
     let response = deliver::handle(&d, event).await;
     assert!(response.batch_item_failures.is_empty());
     let got = receiver.received();
-    assert_eq!(got.len(), 1);
-    assert_eq!(got[0].body, task.body.as_bytes());
-    assert_eq!(
-        got[0].header("x-webhook-signature"),
-        Some(webhook_signature(&secret, &got[0].body).as_str())
-    );
-    assert_eq!(
-        got[0].header("x-idempotency-key"),
-        Some(task.delivery_id.as_str())
-    );
+    assert_eq!(got.len(), 2);
+    for task in &tasks {
+        let post = got
+            .iter()
+            .find(|p| p.header("x-idempotency-key") == Some(task.delivery_id.as_str()))
+            .unwrap();
+        assert_eq!(post.body, task.body.as_bytes());
+        assert_eq!(
+            post.header("x-webhook-signature"),
+            Some(webhook_signature(&secret, &post.body).as_str())
+        );
+    }
 }
 
 #[tokio::test]
@@ -166,6 +176,7 @@ async fn the_buffer_fixture_appends_the_message_and_its_timer_waits_for_the_wind
             queue: deliveries.clone(),
             blobs: blobs.clone(),
             blob_ttl: config.blob_ttl,
+            body_form: config.body_form,
         },
         config: config.buffer,
     };

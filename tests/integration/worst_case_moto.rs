@@ -14,7 +14,7 @@ use serde_json::json;
 use shared::delivery::buffer::{Buffer, BufferConfig, MAX_BATCH_SIZE};
 use shared::delivery::endpoints::{Endpoint, Endpoints};
 use shared::delivery::fanout::Fanout;
-use shared::delivery::request::DeliveryTask;
+use shared::delivery::request::{BodyForm, DeliveryTask};
 use shared::ids::SourceId;
 use shared::model::{Envelope, EnvelopeData, Note, Provider};
 use shared::pipeline::track::state::{ConversationSettings, State};
@@ -114,6 +114,7 @@ async fn a_full_batch_of_the_largest_messages_in_a_conversation_at_its_limits_fi
             queue: delivery.clone(),
             blobs: blobs.clone(),
             blob_ttl: Duration::from_secs(86400),
+            body_form: BodyForm::Text,
         },
         // Timers far off: the batch goes out because it is full, however slow moto is.
         config: BufferConfig {
@@ -221,7 +222,7 @@ async fn a_full_batch_of_the_largest_messages_in_a_conversation_at_its_limits_fi
     assert!(!tasks.is_empty(), "the batch went out");
     assert!(tasks.iter().all(|t| t == &tasks[0]));
     tasks.truncate(1);
-    let envelope: Envelope = serde_json::from_str(&tasks[0].body).unwrap();
+    let envelope: Envelope = serde_json::from_str(tasks[0].body.as_str()).unwrap();
     let EnvelopeData::Batch(items) = envelope.data else {
         panic!("a batch");
     };
@@ -231,7 +232,8 @@ async fn a_full_batch_of_the_largest_messages_in_a_conversation_at_its_limits_fi
         let c = i.conversation.as_ref().unwrap();
         c.notes.len() == notes.len() && c.labels.len() == 50
     }));
-    assert!(tasks[0].body.len() > 20_000_000, "{}", tasks[0].body.len());
+    let body = tasks[0].body.as_str();
+    assert!(body.len() > 20_000_000, "{}", body.len());
 
     // Every item in the table, measured as DynamoDB counts it.
     let mut largest: Vec<(usize, String)> = Vec::new();

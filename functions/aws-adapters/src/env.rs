@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use shared::delivery::request::BodyForm;
 use shared::media::MediaConfig;
 
 /// A configuration problem, naming the variable.
@@ -100,6 +101,19 @@ impl<F: Fn(&str) -> Option<String>> Env<F> {
             });
         }
         Ok(d)
+    }
+
+    /// `DELIVERY_BODY_FORM` (`text`, the default, or `json`): how fan-out and the buffer write
+    /// a delivery task's body ([`shared::delivery::request::BodyForm`]). `json` only once every
+    /// deliver reading the queue reads it.
+    pub fn body_form(&self) -> Result<BodyForm, ConfigError> {
+        match (self.0)("DELIVERY_BODY_FORM") {
+            None => Ok(BodyForm::default()),
+            Some(name) => BodyForm::parse(name.trim()).ok_or(ConfigError::Invalid {
+                name: "DELIVERY_BODY_FORM",
+                reason: "must be text or json".into(),
+            }),
+        }
     }
 }
 
@@ -216,5 +230,25 @@ mod tests {
         assert!(too_long.is_err());
         let off = Env(lookup_in(&[("ENDPOINT_CACHE_SECONDS", "0")])).endpoint_cache();
         assert_eq!(off.unwrap(), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_body_form_is_text_unless_json_is_asked_for() {
+        let form = |pairs: &[(&str, &str)]| Env(lookup_in(pairs)).body_form();
+        assert_eq!(form(&[]).unwrap(), BodyForm::Text);
+        let json = form(&[("DELIVERY_BODY_FORM", "json")]);
+        assert_eq!(json.unwrap(), BodyForm::Json);
+        let text = form(&[("DELIVERY_BODY_FORM", "text")]);
+        assert_eq!(text.unwrap(), BodyForm::Text);
+        for bad in ["", "JSON", "raw"] {
+            let e = form(&[("DELIVERY_BODY_FORM", bad)]).unwrap_err();
+            assert!(matches!(
+                e,
+                ConfigError::Invalid {
+                    name: "DELIVERY_BODY_FORM",
+                    ..
+                }
+            ));
+        }
     }
 }

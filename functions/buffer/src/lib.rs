@@ -7,6 +7,7 @@ use aws_adapters::infra::{InfraError, Infrastructure};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::delivery::buffer::{Buffer, BufferConfig, MAX_BATCH_SIZE};
 use shared::delivery::fanout::Fanout;
+use shared::delivery::request::BodyForm;
 
 /// Everything the buffer function needs.
 #[derive(Debug, Clone)]
@@ -23,6 +24,8 @@ pub struct Config {
     pub blob_ttl: Duration,
     /// `ENDPOINT_CACHE_SECONDS` (default 5): how long an instance reuses the endpoints it read.
     pub endpoint_cache: Duration,
+    /// `DELIVERY_BODY_FORM` (`text` or `json`, default `text`): how tasks carry their bodies.
+    pub body_form: BodyForm,
 }
 
 impl Config {
@@ -36,6 +39,7 @@ impl Config {
         "MAX_WAIT_SECONDS",
         "RAW_TTL_DAYS",
         "ENDPOINT_CACHE_SECONDS",
+        "DELIVERY_BODY_FORM",
     ];
 
     /// Reads the configuration through `lookup`.
@@ -67,6 +71,7 @@ impl Config {
             },
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
             endpoint_cache: env.endpoint_cache()?,
+            body_form: env.body_form()?,
         })
     }
 }
@@ -83,6 +88,7 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Buffer, Infr
             queue: infra.queue(&config.delivery_queue_url)?,
             blobs: infra.blobs(),
             blob_ttl: config.blob_ttl,
+            body_form: config.body_form,
         },
         config: config.buffer.clone(),
     })

@@ -6,6 +6,7 @@ use aws_adapters::env::{ConfigError, Env};
 use aws_adapters::infra::{InfraError, Infrastructure};
 use aws_lambda_events::sqs::{SqsBatchResponse, SqsEvent};
 use shared::delivery::fanout::Fanout;
+use shared::delivery::request::BodyForm;
 
 /// Everything the fan-out function needs.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct Config {
     pub blob_ttl: Duration,
     /// `ENDPOINT_CACHE_SECONDS` (default 5): how long an instance reuses the endpoints it read.
     pub endpoint_cache: Duration,
+    /// `DELIVERY_BODY_FORM` (`text` or `json`, default `text`): how tasks carry their bodies.
+    pub body_form: BodyForm,
 }
 
 impl Config {
@@ -27,6 +30,7 @@ impl Config {
         "DELIVERY_QUEUE_URL",
         "RAW_TTL_DAYS",
         "ENDPOINT_CACHE_SECONDS",
+        "DELIVERY_BODY_FORM",
     ];
 
     /// Reads the configuration through `lookup`.
@@ -37,6 +41,7 @@ impl Config {
             delivery_queue_url: env.required("DELIVERY_QUEUE_URL")?,
             blob_ttl: env.duration("RAW_TTL_DAYS", 7, 0, 24 * 3600)?,
             endpoint_cache: env.endpoint_cache()?,
+            body_form: env.body_form()?,
         })
     }
 }
@@ -49,6 +54,7 @@ pub fn build(config: &Config, infra: &dyn Infrastructure) -> Result<Fanout, Infr
         queue: infra.queue(&config.delivery_queue_url)?,
         blobs: infra.blobs(),
         blob_ttl: config.blob_ttl,
+        body_form: config.body_form,
     })
 }
 

@@ -14,6 +14,7 @@ use shared::delivery::buffer::Buffer;
 use shared::delivery::deliver::{Deliver, HttpSender};
 use shared::delivery::endpoints::Endpoints;
 use shared::delivery::fanout::Fanout;
+use shared::delivery::request::BodyForm;
 use shared::delivery::ssrf::NetworkPolicy;
 use shared::pipeline::ingest::Ingest;
 use shared::pipeline::track::Track;
@@ -149,6 +150,20 @@ fn endpoint_cache(
     })
 }
 
+/// How delivery tasks carry their bodies: `DELIVERY_BODY_FORM` when set; else, on the embedded
+/// backends, whose queues only this process's deliver reads, as the document itself (copied in
+/// and out, not escaped into a string and back); else (SQS queues, which a deliver of an older
+/// version may read) as a string.
+fn body_form(settings: &BTreeMap<String, String>, stores: &Stores) -> anyhow::Result<BodyForm> {
+    Ok(if settings.contains_key("DELIVERY_BODY_FORM") {
+        Env(|k: &str| settings.get(k).cloned()).body_form()?
+    } else if stores.alone_on_its_documents() {
+        BodyForm::Json
+    } else {
+        BodyForm::Text
+    })
+}
+
 /// The media store's name in local mode's configuration (`MEDIA_BUCKET`).
 const LOCAL_MEDIA: &str = "local-media";
 
@@ -248,8 +263,13 @@ async fn build(
         infra,
     )?;
     let track = track::build(&track::Config::from_lookup(lookup(settings))?, infra).await?;
-    let fanout = fanout::build(&fanout::Config::from_lookup(lookup(settings))?, infra)?;
-    let buffer = buffer::build(&buffer::Config::from_lookup(lookup(settings))?, infra)?;
+    let body_form = body_form(settings, stores)?;
+    let mut fanout_config = fanout::Config::from_lookup(lookup(settings))?;
+    fanout_config.body_form = body_form;
+    let fanout = fanout::build(&fanout_config, infra)?;
+    let mut buffer_config = buffer::Config::from_lookup(lookup(settings))?;
+    buffer_config.body_form = body_form;
+    let buffer = buffer::build(&buffer_config, infra)?;
     // Local mode delivers to receivers on this machine too.
     let mut deliver_config = deliver::Config::from_lookup(lookup(settings))?;
     deliver_config.deliver.network = NetworkPolicy::AllowLoopback;
@@ -613,6 +633,25 @@ mod tests {
             assert_eq!(stages.track.config.legacy_keys_until, None);
             let scheme = stores.docs.get("dedup-scheme", chrono::Utc::now()).await;
             assert!(scheme.unwrap().is_none());
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test]
+    async fn on_the_embedded_backends_tasks_carry_their_body_as_a_document_unless_told() {
+        let dir = std::env::temp_dir().join(format!("wagate-form-{}", ulid::Ulid::new()));
+        for stores in [Stores::memory(), Stores::sqlite(&dir).unwrap()] {
+            let options = Options::new(crate::config::LocalConfig::sample().unwrap());
+            let stages = build(&stores, &options, &Arc::new(Stats::default()), None)
+                .await
+                .unwrap();
+            assert_eq!(stages.fanout.body_form, BodyForm::Json);
+            assert_eq!(stages.buffer.fanout.body_form, BodyForm::Json);
+            let told = |v: &str| BTreeMap::from([("DELIVERY_BODY_FORM".to_owned(), v.to_owned())]);
+            assert_eq!(body_form(&told("text"), &stores).unwrap(), BodyForm::Text);
+            assert_eq!(body_form(&told(" json "), &stores).unwrap(), BodyForm::Json);
+            let e = body_form(&told("yaml"), &stores).unwrap_err().to_string();
+            assert!(e.contains("DELIVERY_BODY_FORM"), "{e}");
         }
         std::fs::remove_dir_all(dir).unwrap();
     }

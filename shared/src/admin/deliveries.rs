@@ -119,7 +119,7 @@ impl DeliveryView {
                     .collect(),
             );
         }
-        view.body = Some(task.body);
+        view.body = Some(task.body.into_string());
         Ok(view)
     }
 }

@@ -19,7 +19,7 @@ use super::openapi::{IdempotencyKey, ItemChangeErrors};
 use super::{Admin, ApiError};
 use crate::delivery::deliver::{Deliver, DeliverConfig, DeliverOutcome};
 use crate::delivery::record::AttemptRecord;
-use crate::delivery::request::DeliveryTask;
+use crate::delivery::request::{BodyForm, DeliveryTask};
 use crate::ids::{ConversationId, EventId, SourceId};
 use crate::model::{
     ContactProfile, Conversation, ConversationBody, ConversationContext, ConversationStatus,
@@ -369,7 +369,7 @@ async fn test_endpoint(
     let source = SourceId::parse("wagate-test")
         .map_err(|_| ApiError::new(500, "internal", "could not build the test event"))?;
     let event = sample_event(&source, event_type, now);
-    let task = DeliveryTask::new(&Envelope::single(event), &id)
+    let task = DeliveryTask::new(&Envelope::single(event), &id, BodyForm::default())
         .map_err(|_| ApiError::new(500, "internal", "could not build the test event"))?;
     let nowhere: Arc<dyn Queue> = Arc::new(Nowhere);
     let deliver = Deliver {

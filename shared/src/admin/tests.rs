@@ -433,7 +433,7 @@ async fn seed_deliveries(a: &Admin, endpoint: &str, n: i64, base_minutes: i64) -
             },
             batch: false,
             event_ids: vec![crate::ids::EventId::new()],
-            body: format!(r#"{{"n":{i}}}"#),
+            body: format!(r#"{{"n":{i}}}"#).into(),
             created_at: at,
             conversation_id: None,
         };
@@ -714,7 +714,7 @@ async fn deliveries_are_listed_filtered_shown_and_retried() {
     .unwrap();
     assert_eq!(tasks.len(), 1);
     assert_eq!(tasks[0].delivery_id, ids1[1]);
-    assert_eq!(tasks[0].body, r#"{"n":1}"#);
+    assert_eq!(tasks[0].body.as_str(), r#"{"n":1}"#);
 
     // Recover: the endpoint's failed deliveries since a time go back on the queue.
     let since = (now() - chrono::Duration::minutes(58)).to_rfc3339();

@@ -515,6 +515,7 @@ mod replay_tests {
 
     use super::*;
     use crate::delivery::endpoints::Endpoint;
+    use crate::delivery::request::BodyForm;
     use crate::model::Envelope;
     use crate::ports::codec::encode;
     use crate::ports::faults::{Fault, Faults, FaultyBlobs, FaultyDocs, FaultyQueue};
@@ -575,7 +576,12 @@ mod replay_tests {
 
     /// One task through deliver with `fault` at one call; `lose_first_delete`: the poller's
     /// delete after the first successful processing is lost, so the message comes again.
-    async fn run(status: u16, fault: Option<(u64, Fault)>, lose_first_delete: bool) -> Run {
+    async fn run(
+        status: u16,
+        fault: Option<(u64, Fault)>,
+        lose_first_delete: bool,
+        form: BodyForm,
+    ) -> Run {
         let now = Utc::now();
         let docs = Arc::new(MemoryDocumentStore::new());
         let blobs = Arc::new(MemoryBlobStore::new());
@@ -590,7 +596,7 @@ mod replay_tests {
         )
         .unwrap()
         .remove(0);
-        let task = DeliveryTask::new(&Envelope::single(event), "ep").unwrap();
+        let task = DeliveryTask::new(&Envelope::single(event), "ep", form).unwrap();
         let sent = encode(
             &task,
             "dlv#t",
@@ -707,7 +713,8 @@ mod replay_tests {
             now,
         )
         .unwrap();
-        let task = DeliveryTask::new(&Envelope::single(events.remove(0)), "ep").unwrap();
+        let task =
+            DeliveryTask::new(&Envelope::single(events.remove(0)), "ep", BodyForm::Json).unwrap();
         assert_eq!(task.conversation_id, None);
         let body = serde_json::to_string(&task).unwrap();
         let copies: Vec<OutgoingMessage> = (0..2)
@@ -766,17 +773,19 @@ mod replay_tests {
 
     #[tokio::test]
     async fn a_delivery_survives_any_failed_call_without_a_second_key_or_body() {
-        for (status, expected) in [
-            (200, DeliveryStatus::Delivered),
-            (400, DeliveryStatus::DeadLettered),
-        ] {
-            let plain = run(status, None, false).await;
-            check(&plain, None, expected);
-            assert_eq!(plain.posts.len(), 1);
-            for k in 1..=plain.calls {
-                for kind in [Fault::Clean, Fault::Ambiguous] {
-                    let r = run(status, Some((k, kind)), false).await;
-                    check(&r, Some((k, kind)), expected);
+        for form in [BodyForm::Text, BodyForm::Json] {
+            for (status, expected) in [
+                (200, DeliveryStatus::Delivered),
+                (400, DeliveryStatus::DeadLettered),
+            ] {
+                let plain = run(status, None, false, form).await;
+                check(&plain, None, expected);
+                assert_eq!(plain.posts.len(), 1);
+                for k in 1..=plain.calls {
+                    for kind in [Fault::Clean, Fault::Ambiguous] {
+                        let r = run(status, Some((k, kind)), false, form).await;
+                        check(&r, Some((k, kind)), expected);
+                    }
                 }
             }
         }
@@ -784,12 +793,14 @@ mod replay_tests {
 
     #[tokio::test]
     async fn a_message_whose_acknowledgement_was_lost_is_not_posted_or_parked_twice() {
-        let r = run(200, None, true).await;
-        check(&r, None, DeliveryStatus::Delivered);
-        assert_eq!(r.posts.len(), 1);
-        let r = run(400, None, true).await;
-        check(&r, None, DeliveryStatus::DeadLettered);
-        assert_eq!(r.posts.len(), 1, "the repeat parks again without posting");
-        assert!(r.parked.len() <= 2);
+        for form in [BodyForm::Text, BodyForm::Json] {
+            let r = run(200, None, true, form).await;
+            check(&r, None, DeliveryStatus::Delivered);
+            assert_eq!(r.posts.len(), 1);
+            let r = run(400, None, true, form).await;
+            check(&r, None, DeliveryStatus::DeadLettered);
+            assert_eq!(r.posts.len(), 1, "the repeat parks again without posting");
+            assert!(r.parked.len() <= 2);
+        }
     }
 }

@@ -9,7 +9,7 @@ use crate::metrics::{self, Metric};
 use chrono::{DateTime, Utc};
 
 use super::endpoints::{Endpoint, Endpoints};
-use super::request::DeliveryTask;
+use super::request::{BodyForm, DeliveryTask};
 use crate::ids::EventId;
 use crate::model::{Envelope, InboundEvent};
 use crate::ports::codec::{Record, decode, encode, pack, send_all};
@@ -26,6 +26,8 @@ pub struct Fanout {
     pub blobs: Arc<dyn BlobStore>,
     /// How long claim-checked deliveries are kept.
     pub blob_ttl: Duration,
+    /// How tasks carry their bodies on the delivery queue.
+    pub body_form: BodyForm,
 }
 
 impl Fanout {
@@ -38,7 +40,7 @@ impl Fanout {
         let endpoints = self.endpoints.list(10_000, now).await?;
         let mut tasks = Vec::new();
         for event in events {
-            tasks.extend(event_tasks(event, false, &endpoints)?);
+            tasks.extend(event_tasks(event, false, &endpoints, self.body_form)?);
         }
         self.send(&tasks, now).await
     }
@@ -81,14 +83,14 @@ impl Fanout {
             let skip_waited = !endpoint.media_wait;
             if endpoint.batching {
                 if !skip_waited || !waited.iter().any(|w| *w) {
-                    tasks.push(task(&batch, endpoint)?);
+                    tasks.push(task(&batch, endpoint, self.body_form)?);
                 } else if let Some(partial) = &partial {
-                    tasks.push(task(partial, endpoint)?);
+                    tasks.push(task(partial, endpoint, self.body_form)?);
                 }
             } else {
                 for (single, w) in singles.iter().zip(&waited) {
                     if !(skip_waited && *w) {
-                        tasks.push(task(single, endpoint)?);
+                        tasks.push(task(single, endpoint, self.body_form)?);
                     }
                 }
             }
@@ -128,7 +130,7 @@ impl Fanout {
         };
         let mut per_record: Vec<(&str, Vec<DeliveryTask>)> = Vec::with_capacity(items.len());
         for (id, item) in &items {
-            match event_tasks(&item.event, item.media_early, &endpoints) {
+            match event_tasks(&item.event, item.media_early, &endpoints, self.body_form) {
                 Ok(tasks) => per_record.push((id, tasks)),
                 Err(e) => {
                     tracing::warn!(message_id = id, error = %e, "fan-out failed; the record will be retried");
@@ -218,22 +220,29 @@ fn event_tasks(
     event: &InboundEvent,
     media_early: bool,
     endpoints: &[Endpoint],
+    form: BodyForm,
 ) -> Result<Vec<DeliveryTask>, BackendError> {
     let envelope = Envelope::single(event.clone());
     endpoints
         .iter()
         .filter(|e| e.wants(event.event_type) && !(media_early && e.media_wait))
-        .map(|endpoint| task(&envelope, endpoint))
+        .map(|endpoint| task(&envelope, endpoint, form))
         .collect()
 }
 
-fn task(envelope: &Envelope, endpoint: &Endpoint) -> Result<DeliveryTask, BackendError> {
-    DeliveryTask::new(envelope, &endpoint.id).map_err(|e| BackendError::Rejected(e.to_string()))
+fn task(
+    envelope: &Envelope,
+    endpoint: &Endpoint,
+    form: BodyForm,
+) -> Result<DeliveryTask, BackendError> {
+    DeliveryTask::new(envelope, &endpoint.id, form)
+        .map_err(|e| BackendError::Rejected(e.to_string()))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::request::TaskBody;
     use crate::ids::SourceId;
     use crate::model::{EnvelopeData, EventType, Provider};
     use crate::ports::codec::receive_all;
@@ -263,6 +272,7 @@ mod tests {
             queue: queue.clone(),
             blobs: Arc::new(MemoryBlobStore::new()),
             blob_ttl: Duration::from_secs(3600),
+            body_form: BodyForm::Json,
         };
         (f, queue)
     }
@@ -345,7 +355,7 @@ mod tests {
         let batch = tasks.iter().find(|t| t.endpoint_id == "ep_batch").unwrap();
         assert!(batch.batch);
         assert_eq!(batch.event_ids, ids);
-        let envelope: Envelope = serde_json::from_str(&batch.body).unwrap();
+        let envelope: Envelope = serde_json::from_str(batch.body.as_str()).unwrap();
         assert!(matches!(envelope.data, EnvelopeData::Batch(ref items) if items.len() == 2));
         let singles: Vec<_> = tasks
             .iter()
@@ -550,7 +560,7 @@ mod tests {
         let wait = of("ep_wait");
         assert_eq!(wait.len(), 1);
         assert_eq!(wait[0].event_ids, vec![text.id, image.id]);
-        assert!(wait[0].body.contains("https://files.example/x"));
+        assert!(wait[0].body.as_str().contains("https://files.example/x"));
         for ep in ["ep_eager_batch", "ep_eager_single"] {
             let got = of(ep);
             assert_eq!(got.len(), 2, "{ep}: the early copy and the text");
@@ -560,7 +570,12 @@ mod tests {
                 .collect();
             assert_eq!(image_tasks.len(), 1, "{ep}");
             assert!(!image_tasks[0].batch);
-            assert!(image_tasks[0].body.contains(r#""status":"pending""#));
+            assert!(
+                image_tasks[0]
+                    .body
+                    .as_str()
+                    .contains(r#""status":"pending""#)
+            );
             assert!(got.iter().any(|t| t.event_ids == vec![text.id]), "{ep}");
         }
     }
@@ -591,7 +606,7 @@ mod tests {
         ];
         let evs = events("meta-multi-entry-batch.json");
         let now = Utc::now();
-        let run = |fault: Option<(u64, Fault)>| {
+        let run = |fault: Option<(u64, Fault)>, form: BodyForm| {
             let evs = evs.clone();
             let endpoints = endpoints.clone();
             async move {
@@ -613,6 +628,7 @@ mod tests {
                         layer: faults.clone(),
                     }),
                     blob_ttl: plain.blob_ttl,
+                    body_form: form,
                 };
                 if let Some((k, kind)) = fault {
                     faults.fail_in(k, kind);
@@ -630,7 +646,7 @@ mod tests {
                 )
                 .await
                 .unwrap();
-                let mut by_id: BTreeMap<String, String> = BTreeMap::new();
+                let mut by_id: BTreeMap<String, TaskBody> = BTreeMap::new();
                 for t in tasks {
                     let body = by_id.entry(t.delivery_id.clone()).or_insert(t.body.clone());
                     assert_eq!(
@@ -641,12 +657,14 @@ mod tests {
                 (by_id, faults.calls())
             }
         };
-        let (clean_run, calls) = run(None).await;
-        assert_eq!(clean_run.len(), 5 + 1);
-        for k in 1..=calls {
-            for kind in [Fault::Clean, Fault::Ambiguous] {
-                let (got, _) = run(Some((k, kind))).await;
-                assert_eq!(got, clean_run, "call {k} failed {kind:?}");
+        for form in [BodyForm::Text, BodyForm::Json] {
+            let (clean_run, calls) = run(None, form).await;
+            assert_eq!(clean_run.len(), 5 + 1);
+            for k in 1..=calls {
+                for kind in [Fault::Clean, Fault::Ambiguous] {
+                    let (got, _) = run(Some((k, kind)), form).await;
+                    assert_eq!(got, clean_run, "call {k} failed {kind:?} ({form:?})");
+                }
             }
         }
     }

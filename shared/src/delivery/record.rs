@@ -7,7 +7,7 @@ use std::sync::Arc;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::request::DeliveryTask;
+use super::request::{AsText, BodyForm, DeliveryTask};
 use crate::ids::EventId;
 use crate::model::EventType;
 use crate::ports::{BackendError, BlobStore, DocumentStore, DocumentWrite, IndexEntry};
@@ -99,6 +99,11 @@ pub enum StoredTask {
 /// (every quote escaped). Kept as text, the task is written into the record as a copy and read
 /// back as a slice, not escaped and unescaped each time; [`Deliveries::task`] reads it when it
 /// is needed. Written the same as the task itself, so records written before read unchanged.
+///
+/// The body is always a string here, even for a task that came with its body as a document
+/// (`body_json`): records are also read through a `serde_json::Value` (listings), which keeps a
+/// string's content but not the order of an object's keys, and a delivery must POST the same
+/// bytes at every attempt, including one resent from its record.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct TaskJson(Box<serde_json::value::RawValue>);
@@ -109,7 +114,7 @@ impl TaskJson {
     /// # Errors
     /// If it cannot be written (it always can).
     pub fn new(task: &DeliveryTask) -> Result<Self, serde_json::Error> {
-        serde_json::value::to_raw_value(task).map(Self)
+        serde_json::value::to_raw_value(&AsText(task)).map(Self)
     }
 
     /// The task.
@@ -293,16 +298,23 @@ impl Deliveries {
     }
 
     /// [`Self::new_record`] for a `task` whose JSON is at hand (`json`, which reads as `task`:
-    /// the queue message it was read from), so it is not written again.
+    /// the queue message it was read from). A task whose body is a JSON string is kept as that
+    /// text (checked as JSON, not escaped again); one carrying its body as a document is
+    /// written with its body as a string ([`TaskJson`] says why).
     pub async fn new_record_as(
         &self,
         task: &DeliveryTask,
         json: &str,
         now: DateTime<Utc>,
     ) -> Result<DeliveryRecord, BackendError> {
-        let json =
-            serde_json::value::RawValue::from_string(json.to_owned()).map_err(|e| corrupt(&e))?;
-        self.new_record_of(task, TaskJson(json), now).await
+        let json = match task.body.form() {
+            BodyForm::Json => TaskJson::new(task).map_err(|e| corrupt(&e))?,
+            BodyForm::Text => TaskJson(
+                serde_json::value::RawValue::from_string(json.to_owned())
+                    .map_err(|e| corrupt(&e))?,
+            ),
+        };
+        self.new_record_of(task, json, now).await
     }
 
     async fn new_record_of(
@@ -438,6 +450,13 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 21, 12, 0, 0).unwrap() + chrono::Duration::seconds(s)
     }
 
+    /// The first record of endpoint `ep_1` as a listing reads it (through a `Value`).
+    async fn first_listed(s: &Deliveries) -> DeliveryRecord {
+        let filter = DeliveryFilter::default();
+        let page = s.list(&["ep_1".to_owned()], &filter, None, 10, t(2)).await;
+        page.unwrap().records.remove(0).0
+    }
+
     fn store() -> Deliveries {
         Deliveries {
             docs: Arc::new(MemoryDocumentStore::new()),
@@ -453,7 +472,7 @@ mod tests {
             event_type,
             batch: false,
             event_ids: vec![EventId::new()],
-            body,
+            body: body.into(),
             created_at: t(n),
             conversation_id: None,
         }
@@ -670,17 +689,8 @@ mod tests {
         let listed: DeliveryRecord =
             serde_json::from_value(serde_json::to_value(&stored).unwrap()).unwrap();
         assert_eq!(s.task(&listed, t(2)).await.unwrap(), task);
-        let page = s
-            .list(
-                &["ep_1".to_owned()],
-                &DeliveryFilter::default(),
-                None,
-                10,
-                t(2),
-            )
-            .await
-            .unwrap();
-        assert_eq!(s.task(&page.records[0].0, t(2)).await.unwrap(), task);
+        let listed = first_listed(&s).await;
+        assert_eq!(s.task(&listed, t(2)).await.unwrap(), task);
         // A record written before, its task as the derived form wrote it, reads the same.
         let mut old = serde_json::to_value(&stored).unwrap();
         old["task"] = serde_json::json!({ "inline": tree });
@@ -695,6 +705,36 @@ mod tests {
                 .await
                 .is_err()
         );
+    }
+
+    /// A task that came with its body as a document is kept with its body as a string, so a
+    /// listing (through a `Value`, which sorts an object's keys) gives back the same bytes.
+    #[tokio::test]
+    async fn a_task_carrying_its_body_as_a_document_keeps_its_bytes_in_the_record() {
+        let s = store();
+        let body = r#"{"z":1,"a":{"y":"é \"q\"","b":[2.5,null]}}"#;
+        let text_task = task(4, EventType::MessageReceived, body.into());
+        let mut message = serde_json::to_string(&text_task).unwrap();
+        message = message.replace(
+            &format!(",\"body\":{},", serde_json::to_string(body).unwrap()),
+            &format!(",\"body_json\":{body},"),
+        );
+        let came: DeliveryTask = serde_json::from_str(&message).unwrap();
+        assert_eq!(came.body.form(), BodyForm::Json, "{message}");
+        let r = s.new_record_as(&came, &message, t(1)).await.unwrap();
+        let StoredTask::Inline(json) = &r.task else {
+            panic!("inline expected");
+        };
+        assert_eq!(json.text(), serde_json::to_string(&text_task).unwrap());
+        assert!(s.put(&r, None, t(1)).await.unwrap());
+        let (stored, _) = s.get(&r.id, t(2)).await.unwrap().unwrap();
+        for record in [&stored, &first_listed(&s).await] {
+            let back = s.task(record, t(2)).await.unwrap();
+            assert_eq!(back.body.as_str(), body);
+            assert_eq!(back, came);
+        }
+        let fresh = s.new_record(&came, t(1)).await.unwrap();
+        assert_eq!(fresh.task, r.task);
     }
 
     #[tokio::test]

@@ -171,7 +171,7 @@ pub async fn extend_claim_check(
 /// Escapes the characters SQS refuses (U+FFFE, U+FFFF; serde_json already escapes control
 /// characters) as JSON `\uXXXX`. They can only occur inside JSON strings, where the escape means
 /// the same character, so the document is unchanged for any JSON reader.
-fn sqs_safe(body: String) -> String {
+pub(crate) fn sqs_safe(body: String) -> String {
     if crate::ports::limits::sqs_allows(&body) {
         return body;
     }

@@ -5,7 +5,7 @@ use chrono::TimeZone;
 
 use super::*;
 use crate::delivery::endpoints::{Endpoint, Endpoints};
-use crate::delivery::request::DeliveryTask;
+use crate::delivery::request::{BodyForm, DeliveryTask, TaskBody};
 use crate::ids::{ConversationId, SourceId};
 use crate::model::{
     ContactProfile, Conversation, ConversationContext, ConversationStatus, Envelope, EnvelopeData,
@@ -50,6 +50,7 @@ async fn world(max_batch: usize, fail_fanout: bool) -> World {
         queue: delivery_queue,
         blobs: blobs.clone(),
         blob_ttl: Duration::from_secs(3600),
+        body_form: BodyForm::Json,
     };
     let config = BufferConfig {
         max_batch,
@@ -158,7 +159,7 @@ async fn delivered(w: &World) -> Vec<(Vec<EventId>, Vec<EventData>)> {
     tasks
         .iter()
         .map(|t| {
-            let envelope: Envelope = serde_json::from_str(&t.body).unwrap();
+            let envelope: Envelope = serde_json::from_str(t.body.as_str()).unwrap();
             let EnvelopeData::Batch(items) = envelope.data else {
                 panic!("a batch delivery");
             };
@@ -426,7 +427,7 @@ async fn fire_timers_and_collect(
     .await
     .unwrap();
     // A repeated flush may queue a delivery again: always with the same body.
-    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    let mut seen: std::collections::HashMap<String, TaskBody> = Default::default();
     tasks
         .into_iter()
         .filter(|t| match seen.get(&t.delivery_id) {
@@ -534,7 +535,7 @@ async fn a_message_appended_while_a_failed_flush_is_retried_waits_for_the_next_b
             fire_timers_and_collect(&w, &buffer, at(30_000)).await;
             let context = format!("flush call {k} of {calls} failed ({fault:?}, error: {failed})");
             let all = w.deliveries.take_all();
-            let mut bodies: std::collections::HashMap<String, String> = Default::default();
+            let mut bodies: std::collections::HashMap<String, TaskBody> = Default::default();
             let mut delivered: Vec<Vec<EventId>> = Vec::new();
             for body in all {
                 let task: DeliveryTask = serde_json::from_str(&body).unwrap();
