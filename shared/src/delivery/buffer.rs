@@ -302,7 +302,7 @@ impl Buffer {
 
     /// A pending batch read as its stored text (no `Value` tree between).
     fn decode_pending(doc: &VersionedJson) -> Result<Pending, BackendError> {
-        serde_json::from_slice::<Pending>(&doc.json)
+        crate::from_json_bytes::<Pending>(&doc.json)
             .map(Pending::upgraded)
             .map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
     }
@@ -384,7 +384,7 @@ impl Buffer {
         }
         let key = h.blob.as_deref().ok_or_else(missing)?;
         let bytes = self.blobs.get(key, now).await?.ok_or_else(missing)?;
-        serde_json::from_slice(&bytes).map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
+        crate::from_json_bytes(&bytes).map_err(|e| BackendError::Corrupt(crate::json_error(&e)))
     }
 
     async fn write(

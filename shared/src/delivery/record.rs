@@ -283,7 +283,7 @@ impl Deliveries {
         let Some(doc) = self.docs.get_json(&Self::key(id), now).await? else {
             return Ok(None);
         };
-        let record = serde_json::from_slice(&doc.json).map_err(|e| corrupt(&e))?;
+        let record = crate::from_json_bytes(&doc.json).map_err(|e| corrupt(&e))?;
         Ok(Some((record, doc.version)))
     }
 
@@ -390,7 +390,7 @@ impl Deliveries {
                     .get(key, now)
                     .await?
                     .ok_or_else(|| BackendError::Corrupt(format!("task {key} has expired")))?;
-                serde_json::from_slice(&bytes).map_err(|e| corrupt(&e))
+                crate::from_json_bytes(&bytes).map_err(|e| corrupt(&e))
             }
         }
     }

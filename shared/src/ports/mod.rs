@@ -260,7 +260,7 @@ impl VersionedJson {
     /// The document as a [`Versioned`] (what [`DocumentStore::get`] answers): stored text that
     /// is not JSON is a [`BackendError::Corrupt`].
     pub fn decode(&self) -> Result<Versioned, BackendError> {
-        serde_json::from_slice(&self.json)
+        crate::from_json_bytes(&self.json)
             .map(|body| Versioned {
                 version: self.version,
                 body,

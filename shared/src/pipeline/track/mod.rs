@@ -399,7 +399,7 @@ fn staged_inline(json: &[u8]) -> Option<Option<Vec<InboundEvent>>> {
     if json.first() != Some(&b'{') {
         return None;
     }
-    let outbox: OutboxText<'_> = serde_json::from_slice(json).ok()?;
+    let outbox: OutboxText<'_> = crate::from_json_bytes(json).ok()?;
     match outbox.events {
         None => Some(None),
         // An array that decodes as events (objects) is not a claim check (which an array of
@@ -427,7 +427,7 @@ pub async fn staged_events(
         return Ok(events);
     }
     // Text that is not JSON at all is what a store's `get` reports as corrupt: the same error.
-    let body = serde_json::from_slice(&doc.json).map_err(|e| {
+    let body = crate::from_json_bytes(&doc.json).map_err(|e| {
         TrackError::Backend(crate::ports::BackendError::Corrupt(crate::json_error(&e)))
     })?;
     match stored(body)? {

@@ -75,7 +75,7 @@ impl Body for Versioned {
 
 impl Body for crate::ports::VersionedJson {
     fn decode_as<T: for<'de> Deserialize<'de>>(&self) -> serde_json::Result<T> {
-        serde_json::from_slice(&self.json)
+        crate::from_json_bytes(&self.json)
     }
 }
 
