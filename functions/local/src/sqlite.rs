@@ -22,6 +22,7 @@
 //! LZ4-packed ([`packed`]). A second thread copies the WAL into the database file in the background
 //! ([`start_checkpointer`]), so the syncs of a checkpoint seldom hold up the calls.
 
+use std::cell::RefCell;
 use std::path::Path;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::{Arc, mpsc};
@@ -29,7 +30,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{Connection, OptionalExtension, Statement, params};
 use shared::ports::limits::{self, check_batch, sqs_allows};
 use shared::ports::{
     BackendError, BlobStore, DocBody, DocumentStore, DocumentWrite, FailedEntry, IndexPage, Listed,
@@ -189,15 +190,101 @@ const PAGE_SIZE: i64 = 1024;
 /// that size once reached, and a restart reads it back).
 const WAL_CHECKPOINT_BYTES: i64 = 16 * 1024 * 1024;
 
-/// Prepared statements the connection keeps (the ports use about 30 distinct ones).
+/// Prepared statements rusqlite's cache keeps for the statements whose text is built at run
+/// time (the ports' fixed statements are kept by [`Db`]).
 const STATEMENT_CACHE: usize = 64;
+
+/// The database thread's connection with the fixed statements it keeps prepared. rusqlite's
+/// `prepare_cached` finds a statement by its text: it trims and hashes the text and copies it
+/// into a new `Arc<str>` on every use, and hashes it again to put it back, which came to about a
+/// fifth of the database thread's instructions. [`Db::cached`] takes `&'static str` and finds
+/// the statement by the text's address and length, among the few dozen the ports have.
+struct Db<'c> {
+    conn: &'c Connection,
+    /// Statements not in use, by their text's address and length.
+    idle: RefCell<Vec<((usize, usize), Statement<'c>)>>,
+}
+
+impl<'c> Db<'c> {
+    fn new(conn: &'c Connection) -> Self {
+        Self {
+            conn,
+            idle: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// `sql` prepared once and kept: taken out while in use (so statements can be nested, each
+    /// its own), put back when dropped. A statement is reset after each use (rusqlite does
+    /// that when it finishes or its rows are dropped) and every use binds all its parameters.
+    fn cached<'s>(&'s self, sql: &'static str) -> rusqlite::Result<Kept<'s, 'c>> {
+        let key = (sql.as_ptr() as usize, sql.len());
+        let found = {
+            let mut idle = self.idle.borrow_mut();
+            idle.iter()
+                .position(|(k, _)| *k == key)
+                .map(|i| idle.swap_remove(i).1)
+        };
+        let stmt = match found {
+            Some(stmt) => stmt,
+            None => self
+                .conn
+                .prepare_with_flags(sql, rusqlite::PrepFlags::SQLITE_PREPARE_PERSISTENT)?,
+        };
+        Ok(Kept {
+            key,
+            stmt: Some(stmt),
+            home: self,
+        })
+    }
+}
+
+impl std::ops::Deref for Db<'_> {
+    type Target = Connection;
+
+    fn deref(&self) -> &Connection {
+        self.conn
+    }
+}
+
+/// A statement of [`Db::cached`], back among the idle ones when dropped.
+struct Kept<'s, 'c> {
+    key: (usize, usize),
+    stmt: Option<Statement<'c>>,
+    home: &'s Db<'c>,
+}
+
+impl<'c> std::ops::Deref for Kept<'_, 'c> {
+    type Target = Statement<'c>;
+
+    fn deref(&self) -> &Statement<'c> {
+        self.stmt
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only in drop"))
+    }
+}
+
+impl std::ops::DerefMut for Kept<'_, '_> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        self.stmt
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only in drop"))
+    }
+}
+
+impl Drop for Kept<'_, '_> {
+    fn drop(&mut self) {
+        if let Some(stmt) = self.stmt.take() {
+            self.home.idle.borrow_mut().push((self.key, stmt));
+        }
+    }
+}
 
 /// One port call for the database thread: [`Job::run`] does its statements inside the group's
 /// transaction (its own savepoint), [`Job::finish`] answers the caller once the group's commit
 /// is known.
 trait Job: Send {
     /// Runs the call's statements; `false` when it failed, so its savepoint is rolled back.
-    fn run(&mut self, conn: &Connection) -> bool;
+    fn run(&mut self, conn: &Db<'_>) -> bool;
     /// Answers the caller: the call's result if `committed` is `Ok` (an error of the call
     /// itself included), otherwise the commit's error (nothing of the group was written).
     fn finish(self: Box<Self>, committed: Result<(), &BackendError>);
@@ -213,10 +300,10 @@ struct Call<T, F, R> {
 impl<T, F, R> Job for Call<T, F, R>
 where
     T: Send,
-    F: FnOnce(&Connection) -> Result<T, BackendError> + Send,
+    F: FnOnce(&Db<'_>) -> Result<T, BackendError> + Send,
     R: FnOnce(Result<T, BackendError>) + Send,
 {
-    fn run(&mut self, conn: &Connection) -> bool {
+    fn run(&mut self, conn: &Db<'_>) -> bool {
         let Some(work) = self.work.take() else {
             return false;
         };
@@ -245,7 +332,13 @@ where
 /// only itself), commits, and only then answers them. Calls that arrive while a group runs form
 /// the next one, so under load one commit (one append to the WAL) serves many calls, and a
 /// caller never holds a lock or a worker thread while it waits.
-fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts, begin: &str) {
+fn serve(
+    conn: &Connection,
+    jobs: &mpsc::Receiver<Box<dyn Job>>,
+    counts: &Counts,
+    begin: &'static str,
+) {
+    let conn = &Db::new(conn);
     while let Ok(first) = jobs.recv() {
         let mut group = Vec::with_capacity(MAX_GROUP);
         group.push(first);
@@ -276,25 +369,29 @@ fn serve(conn: &Connection, jobs: &mpsc::Receiver<Box<dyn Job>>, counts: &Counts
 /// own savepoint, so a call that fails undoes only itself, whatever it did: nobody labels calls
 /// as reads or writes. A group of reads only appends nothing to the WAL at its commit. `begin`
 /// is [`OWNER_BEGIN`] or [`SHARED_BEGIN`]. Returns whether a call that succeeded changed rows.
-fn run_group(conn: &Connection, group: &mut [Box<dyn Job>], begin: &str) -> rusqlite::Result<bool> {
+fn run_group(
+    conn: &Db<'_>,
+    group: &mut [Box<dyn Job>],
+    begin: &'static str,
+) -> rusqlite::Result<bool> {
     let mut wrote = false;
     if !conn.is_autocommit() {
         // The best-effort ROLLBACK after an earlier group's failure failed too: end that
         // transaction now, or this BEGIN would fail.
         conn.execute_batch("ROLLBACK")?;
     }
-    conn.prepare_cached(begin)?.execute([])?;
+    conn.cached(begin)?.execute([])?;
     for job in group.iter_mut() {
-        conn.prepare_cached("SAVEPOINT call")?.execute([])?;
+        conn.cached("SAVEPOINT call")?.execute([])?;
         let before = conn.total_changes();
         if job.run(conn) {
             wrote |= conn.total_changes() != before;
         } else {
-            conn.prepare_cached("ROLLBACK TO call")?.execute([])?;
+            conn.cached("ROLLBACK TO call")?.execute([])?;
         }
-        conn.prepare_cached("RELEASE call")?.execute([])?;
+        conn.cached("RELEASE call")?.execute([])?;
     }
-    conn.prepare_cached("COMMIT")?.execute([])?;
+    conn.cached("COMMIT")?.execute([])?;
     Ok(wrote)
 }
 
@@ -594,7 +691,7 @@ impl Database {
     fn submit<T, F, R>(&self, work: F, reply: R) -> Result<(), BackendError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T, BackendError> + Send + 'static,
         R: FnOnce(Result<T, BackendError>) + Send + 'static,
     {
         let job = Box::new(Call {
@@ -614,7 +711,7 @@ impl Database {
     async fn call<T, F>(&self, op: Op, work: F) -> Result<T, BackendError>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T, BackendError> + Send + 'static,
+        F: FnOnce(&Db<'_>) -> Result<T, BackendError> + Send + 'static,
     {
         self.count(op);
         let (tx, rx) = tokio::sync::oneshot::channel();
@@ -712,9 +809,9 @@ struct OwnedPut {
 
 /// Writes every put if each one's stored version is its expected one; `false`, writing
 /// nothing, otherwise.
-fn put_all_in(conn: &Connection, puts: &[OwnedPut]) -> Result<bool, BackendError> {
+fn put_all_in(conn: &Db<'_>, puts: &[OwnedPut]) -> Result<bool, BackendError> {
     let mut current = conn
-        .prepare_cached(
+        .cached(
             "SELECT version FROM docs WHERE key = ?1 \
              AND (expires_at IS NULL OR expires_at > ?2)",
         )
@@ -730,7 +827,7 @@ fn put_all_in(conn: &Connection, puts: &[OwnedPut]) -> Result<bool, BackendError
         }
     }
     let mut upsert = conn
-        .prepare_cached(
+        .cached(
             "INSERT INTO docs (key, version, body, expires_at, part, sort) \
              VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
              ON CONFLICT (key) DO UPDATE SET version = excluded.version, \
@@ -779,7 +876,7 @@ impl DocumentStore for SqliteDocumentStore {
         let row: Option<(i64, Stored)> = self
             .db
             .call(Op::DocGet, move |conn| {
-                conn.prepare_cached(
+                conn.cached(
                     "SELECT version, body FROM docs WHERE key = ?1 \
                      AND (expires_at IS NULL OR expires_at > ?2)",
                 )
@@ -863,7 +960,7 @@ impl DocumentStore for SqliteDocumentStore {
         let rows: Vec<(String, String, i64, Stored)> = self
             .db
             .call(Op::DocList, move |conn| {
-                conn.prepare_cached(sql)
+                conn.cached(sql)
                     .and_then(|mut s| {
                         s.query_map(params![partition, after, before, now], |r| {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
@@ -914,7 +1011,7 @@ impl BlobStore for SqliteBlobStore {
         let (key, bytes, expires_at) = (key.to_owned(), bytes.to_vec(), millis(expires_at));
         self.db
             .call(Op::BlobPut, move |conn| {
-                conn.prepare_cached(
+                conn.cached(
                     "INSERT INTO blobs (key, bytes, expires_at) VALUES (?1, ?2, ?3) \
                      ON CONFLICT (key) DO UPDATE SET bytes = excluded.bytes, \
                      expires_at = excluded.expires_at",
@@ -930,7 +1027,7 @@ impl BlobStore for SqliteBlobStore {
         let (key, now) = (key.to_owned(), millis(now));
         self.db
             .call(Op::BlobGet, move |conn| {
-                conn.prepare_cached("SELECT bytes FROM blobs WHERE key = ?1 AND expires_at > ?2")
+                conn.cached("SELECT bytes FROM blobs WHERE key = ?1 AND expires_at > ?2")
                     .and_then(|mut s| s.query_row(params![key, now], |r| r.get(0)).optional())
                     .map_err(sqlite_error)
             })
@@ -943,7 +1040,7 @@ impl BlobStore for SqliteBlobStore {
 /// `maxReceiveCount`). Returns them, whether any moved, and when the next hidden one turns
 /// visible.
 fn take_visible_in(
-    conn: &Connection,
+    conn: &Db<'_>,
     queue: &str,
     dead_letter: Option<(&str, u32)>,
     max: usize,
@@ -953,28 +1050,28 @@ fn take_visible_in(
     let mut out = Vec::new();
     let mut moved = false;
     let mut visible = conn
-        .prepare_cached(
+        .cached(
             "SELECT seq, message_id, body, receive_count FROM messages \
              WHERE queue = ?1 AND visible_at <= ?2 ORDER BY visible_at, seq",
         )
         .map_err(sqlite_error)?;
     let mut lease = conn
-        .prepare_cached(
+        .cached(
             "UPDATE messages SET receive_count = ?2, visible_at = ?3, received_at = ?4, \
              leased = 1 WHERE seq = ?1",
         )
         .map_err(sqlite_error)?;
     let mut receipt_of = conn
-        .prepare_cached("INSERT INTO receipts (receipt, seq) VALUES (?1, ?2)")
+        .cached("INSERT INTO receipts (receipt, seq) VALUES (?1, ?2)")
         .map_err(sqlite_error)?;
     let mut to_dead_letter = conn
-        .prepare_cached(
+        .cached(
             "UPDATE messages SET queue = ?2, visible_at = ?3, received_at = ?3, \
              receive_count = 0, leased = 0 WHERE seq = ?1",
         )
         .map_err(sqlite_error)?;
     let mut forget = conn
-        .prepare_cached("DELETE FROM receipts WHERE seq = ?1")
+        .cached("DELETE FROM receipts WHERE seq = ?1")
         .map_err(sqlite_error)?;
     // Messages moved to the dead-letter queue do not count towards `max`: look again while a
     // pass moved some. A message taken with zero visibility is visible again at once: it is
@@ -1029,7 +1126,7 @@ fn take_visible_in(
         }
     }
     let next_visible: Option<i64> = conn
-        .prepare_cached("SELECT MIN(visible_at) FROM messages WHERE queue = ?1")
+        .cached("SELECT MIN(visible_at) FROM messages WHERE queue = ?1")
         .and_then(|mut s| s.query_row(params![queue], |r| r.get(0)))
         .map_err(sqlite_error)?;
     Ok((out, moved, next_visible))
@@ -1037,8 +1134,8 @@ fn take_visible_in(
 
 /// The message a receipt names, if the receipt was issued by `queue` and the message is still
 /// there.
-fn seq_of(conn: &Connection, queue: &str, receipt: &str) -> Result<i64, BackendError> {
-    conn.prepare_cached(
+fn seq_of(conn: &Db<'_>, queue: &str, receipt: &str) -> Result<i64, BackendError> {
+    conn.cached(
         "SELECT m.seq FROM receipts r JOIN messages m ON m.seq = r.seq \
          WHERE r.receipt = ?1 AND m.queue = ?2",
     )
@@ -1051,11 +1148,11 @@ fn seq_of(conn: &Connection, queue: &str, receipt: &str) -> Result<i64, BackendE
 }
 
 /// Deletes message `seq` and its receipts.
-fn delete_message(conn: &Connection, seq: i64) -> Result<(), BackendError> {
-    conn.prepare_cached("DELETE FROM messages WHERE seq = ?1")
+fn delete_message(conn: &Db<'_>, seq: i64) -> Result<(), BackendError> {
+    conn.cached("DELETE FROM messages WHERE seq = ?1")
         .and_then(|mut s| s.execute(params![seq]))
         .map_err(sqlite_error)?;
-    conn.prepare_cached("DELETE FROM receipts WHERE seq = ?1")
+    conn.cached("DELETE FROM receipts WHERE seq = ?1")
         .and_then(|mut s| s.execute(params![seq]))
         .map_err(sqlite_error)?;
     Ok(())
@@ -1114,7 +1211,7 @@ impl SqliteQueue {
         let n: i64 = self
             .db
             .call(Op::QueueDepth, move |conn| {
-                conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE queue = ?1")
+                conn.cached("SELECT COUNT(*) FROM messages WHERE queue = ?1")
                     .and_then(|mut s| s.query_row(params![&*name], |r| r.get(0)))
                     .map_err(sqlite_error)
             })
@@ -1176,7 +1273,7 @@ impl Queue for SqliteQueue {
         self.db
             .call(Op::QueueSend, move |conn| {
                 let mut insert = conn
-                    .prepare_cached(
+                    .cached(
                         "INSERT INTO messages (queue, message_id, body, visible_at, received_at, \
                          receive_count) VALUES (?1, ?2, ?3, ?4, ?5, 0)",
                     )
@@ -1275,7 +1372,7 @@ impl Queue for SqliteQueue {
             .call(Op::QueueVisibility, move |conn| {
                 let seq = seq_of(conn, &name, &receipt)?;
                 let received_at: i64 = conn
-                    .prepare_cached("SELECT received_at FROM messages WHERE seq = ?1")
+                    .cached("SELECT received_at FROM messages WHERE seq = ?1")
                     .and_then(|mut s| s.query_row(params![seq], |r| r.get(0)))
                     .map_err(sqlite_error)?;
                 // As SQS: hidden at most 12 hours from the receive, not from this call.
@@ -1287,11 +1384,9 @@ impl Queue for SqliteQueue {
                     ));
                 }
                 // No longer a lease a restart releases: the consumer chose when it comes back.
-                conn.prepare_cached(
-                    "UPDATE messages SET visible_at = ?2, leased = 0 WHERE seq = ?1",
-                )
-                .and_then(|mut s| s.execute(params![seq, now.saturating_add(visibility)]))
-                .map_err(sqlite_error)?;
+                conn.cached("UPDATE messages SET visible_at = ?2, leased = 0 WHERE seq = ?1")
+                    .and_then(|mut s| s.execute(params![seq, now.saturating_add(visibility)]))
+                    .map_err(sqlite_error)?;
                 Ok(())
             })
             .await?;
@@ -1307,6 +1402,53 @@ impl Queue for SqliteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The database thread's statements: prepared once each and reused, several in use at once
+    /// (the same text too), usable again after one failed.
+    #[test]
+    fn kept_statements_are_prepared_once_and_come_back_after_use_and_failure() {
+        const INSERT: &str = "INSERT INTO t (k, v) VALUES (?1, ?2)";
+        const SELECT: &str = "SELECT v FROM t WHERE k = ?1";
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)")
+            .unwrap();
+        let db = Db::new(&conn);
+        for (k, v) in [("a", 1), ("b", 2), ("c", 3)] {
+            db.cached(INSERT).unwrap().execute(params![k, v]).unwrap();
+        }
+        assert_eq!(db.idle.borrow().len(), 1, "one statement, reused");
+        // A key already there fails the insert; the statement is fine for the next one.
+        assert!(db.cached(INSERT).unwrap().execute(params!["a", 9]).is_err());
+        db.cached(INSERT).unwrap().execute(params!["d", 4]).unwrap();
+        assert_eq!(db.idle.borrow().len(), 1);
+        // Two of the same text at once, each its own statement, both kept afterwards.
+        {
+            let mut outer = db.cached(SELECT).unwrap();
+            let mut rows = outer.query(params!["a"]).unwrap();
+            let a: i64 = rows.next().unwrap().unwrap().get(0).unwrap();
+            let mut inner = db.cached(SELECT).unwrap();
+            let b: i64 = inner.query_row(params!["b"], |r| r.get(0)).unwrap();
+            assert_eq!((a, b), (1, 2));
+        }
+        assert_eq!(db.idle.borrow().len(), 3);
+        // Put back, a statement reads afresh (reset, its new parameters bound).
+        for (k, v) in [("c", 3), ("d", 4), ("a", 1)] {
+            let got: i64 = db
+                .cached(SELECT)
+                .unwrap()
+                .query_row(params![k], |r| r.get(0))
+                .unwrap();
+            assert_eq!(got, v);
+        }
+        // The same text at another address is another statement, and as good.
+        let copy: &'static str = Box::leak(SELECT.to_owned().into_boxed_str());
+        let got: i64 = db
+            .cached(copy)
+            .unwrap()
+            .query_row(params!["b"], |r| r.get(0))
+            .unwrap();
+        assert_eq!(got, 2);
+    }
     use shared::ports::IndexEntry;
 
     /// `(page_size, wal_autocheckpoint)` of the gateway's connection.
@@ -1729,7 +1871,7 @@ mod tests {
         assert!(!conn.is_autocommit());
         let (tx, rx) = std::sync::mpsc::channel();
         let mut group: Vec<Box<dyn Job>> = vec![Box::new(Call {
-            work: Some(|conn: &Connection| {
+            work: Some(|conn: &Db<'_>| {
                 conn.execute(
                     "INSERT INTO docs (key, version, body) VALUES ('new', 1, '{}')",
                     [],
@@ -1739,7 +1881,7 @@ mod tests {
             result: None,
             reply: move |r| tx.send(r).unwrap(),
         })];
-        assert!(run_group(&conn, &mut group, OWNER_BEGIN).unwrap());
+        assert!(run_group(&Db::new(&conn), &mut group, OWNER_BEGIN).unwrap());
         for job in group {
             job.finish(Ok(()));
         }
