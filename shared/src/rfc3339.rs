@@ -168,9 +168,16 @@ pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<DateTim
 }
 
 /// A timestamp read by [`deserialize`], for a hand-written reader (`next_value::<Timestamp>()`);
-/// `Option<Timestamp>` reads as `Option<DateTime<Utc>>` does.
+/// `Option<Timestamp>` reads as `Option<DateTime<Utc>>` does. Written by [`serialize`], for a
+/// hand-written writer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timestamp(pub DateTime<Utc>);
+
+impl serde::Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serialize(&self.0, serializer)
+    }
+}
 
 impl<'de> serde::Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {

@@ -149,12 +149,6 @@ impl PartialEq for TaskBody {
 
 impl Eq for TaskBody {}
 
-impl std::fmt::Display for TaskBody {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A task as it is read: one of the two body fields.
 #[derive(Deserialize)]
 struct TaskWire {
@@ -220,12 +214,6 @@ fn write_task<S: Serializer>(
     form: BodyForm,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
-    struct At<'a>(&'a DateTime<Utc>);
-    impl Serialize for At<'_> {
-        fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-            crate::rfc3339::serialize(self.0, serializer)
-        }
-    }
     let fields = 7 + usize::from(t.conversation_id.is_some());
     let mut task = serializer.serialize_struct("DeliveryTask", fields)?;
     task.serialize_field("delivery_id", &t.delivery_id)?;
@@ -237,7 +225,7 @@ fn write_task<S: Serializer>(
         (BodyForm::Json, TaskBody::Json(raw)) => task.serialize_field("body_json", raw)?,
         (_, body) => task.serialize_field("body", body.as_str())?,
     }
-    task.serialize_field("created_at", &At(&t.created_at))?;
+    task.serialize_field("created_at", &crate::rfc3339::Timestamp(t.created_at))?;
     if let Some(id) = &t.conversation_id {
         task.serialize_field("conversation_id", id)?;
     }
@@ -474,11 +462,11 @@ mod tests {
         let text = DeliveryTask::new(&env, "ep_1", BodyForm::Text).unwrap();
         let json = DeliveryTask::new(&env, "ep_1", BodyForm::Json).unwrap();
         assert!(text.body.as_str().contains('\u{fffe}'));
-        assert!(sqs_allows(json.body.as_str()), "{}", json.body);
+        assert!(sqs_allows(json.body.as_str()), "{}", json.body.as_str());
         assert!(
             json.body.as_str().contains(r"a\ufffeb\uffffc"),
             "{}",
-            json.body
+            json.body.as_str()
         );
         assert_eq!(
             serde_json::from_str::<Envelope>(json.body.as_str()).unwrap(),
