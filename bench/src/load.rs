@@ -425,6 +425,14 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
         for (kind, n) in by_kind {
             eprintln!("  {kind}: {n}");
         }
+        let (restarts, short, limit) = db.wal_restarts();
+        if let Some((at, most)) = db.wal_bound_frames() {
+            eprintln!(
+                "sqlite: the WAL (started over at {at} frames, {most} at most) started over \
+                 {restarts} times; the database thread copied its rest {short} times after a \
+                 short pass of the checkpointer, {limit} at the limit"
+            );
+        }
     }
     gateway.shutdown(Duration::from_secs(5)).await;
     Ok(reports)

@@ -20,11 +20,13 @@
 //! sees a write that was not committed). Documents are encoded and decoded by the callers, not
 //! on that thread, and so are packed and unpacked: bodies of 512 bytes and more are stored
 //! LZ4-packed ([`packed`]). A second thread copies the WAL into the database file in the background
-//! ([`start_checkpointer`]), so the syncs of a checkpoint seldom hold up the calls.
+//! ([`start_checkpointer`]), so the syncs of a checkpoint seldom hold up the calls; the two take
+//! turns to start the WAL over from its beginning ([`WalBound`]), the database thread's part kept
+//! short.
 
 use std::cell::RefCell;
 use std::path::Path;
-use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -186,9 +188,15 @@ const MAX_GROUP: usize = 64;
 /// The page size of a database this gateway creates.
 const PAGE_SIZE: i64 = 1024;
 
-/// The WAL's size at which a commit is followed by a checkpoint (16 MiB; the WAL file keeps
-/// that size once reached, and a restart reads it back).
-const WAL_CHECKPOINT_BYTES: i64 = 16 * 1024 * 1024;
+/// The WAL's size at which the gateway starts it over from its beginning (16 MiB; the WAL file
+/// keeps about that size once reached, and opening the database reads it back). A tool beside
+/// the gateway checkpoints at this size itself, as SQLite does at 1,000 pages.
+const WAL_RESTART_BYTES: i64 = 16 * 1024 * 1024;
+
+/// The WAL's size at which the database thread copies it into the database file itself, however
+/// much is left to copy ([`WalBound`]): the bound on the WAL when the checkpointer cannot get the
+/// copy short (a slow disk, a tool's long read).
+const WAL_LIMIT_BYTES: i64 = 4 * WAL_RESTART_BYTES;
 
 /// Prepared statements rusqlite's cache keeps for the statements whose text is built at run
 /// time (the ports' fixed statements are kept by [`Db`]).
@@ -337,6 +345,7 @@ fn serve(
     jobs: &mpsc::Receiver<Box<dyn Job>>,
     counts: &Counts,
     begin: &'static str,
+    bound: Option<&WalBound>,
 ) {
     let conn = &Db::new(conn);
     while let Ok(first) = jobs.recv() {
@@ -361,6 +370,11 @@ fn serve(
         let committed = committed.map(drop);
         for job in group {
             job.finish(committed.as_ref().copied());
+        }
+        // After the answers: a checkpoint here holds up the calls that arrived meanwhile, not
+        // the ones just committed.
+        if let (Some(bound), Some(frames)) = (bound, WAL_FRAMES.take()) {
+            bound.after_commit(conn, frames);
         }
     }
 }
@@ -407,36 +421,229 @@ const SHARED_BEGIN: &str = "BEGIN";
 /// How often the checkpointer copies what the WAL gained into the database file.
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
+/// A checkpointer's pass that copied at most this many frames (of the pages committed while the
+/// pass before ran) took a millisecond or two, so what is left after it is about as little: the
+/// database thread's own checkpoint will be as short.
+const SHORT_PASS_FRAMES: i64 = 256;
+
+/// How long the checkpointer waits between passes while the database thread wants the WAL
+/// short and the last pass found little to copy (or while it waits for that thread's turn).
+const TURN_WAIT: Duration = Duration::from_millis(1);
+
+thread_local! {
+    /// The WAL's frame count after the database thread's last commit, from SQLite's WAL hook
+    /// ([`note_wal_frames`]), which runs on the thread that commits.
+    static WAL_FRAMES: std::cell::Cell<Option<i32>> = const { std::cell::Cell::new(None) };
+}
+
+fn note_wal_frames(_: &rusqlite::hooks::Wal, frames: std::ffi::c_int) -> rusqlite::Result<()> {
+    WAL_FRAMES.set(Some(frames));
+    Ok(())
+}
+
+/// How the database thread and the checkpointer take turns to start the WAL over
+/// ([`WalBound`]).
+#[derive(Debug, Default)]
+struct WalTurn {
+    /// [`TURN_IDLE`], [`TURN_WANTED`] or [`TURN_READY`].
+    state: std::sync::atomic::AtomicU8,
+    /// Set when the checkpointer is to stop.
+    stopping: std::sync::atomic::AtomicBool,
+}
+
+/// The WAL is below [`WAL_RESTART_BYTES`]: the checkpointer copies every [`CHECKPOINT_EVERY`].
+const TURN_IDLE: u8 = 0;
+/// The WAL has reached [`WAL_RESTART_BYTES`]: the checkpointer copies pass after pass until a
+/// pass finds little to copy.
+const TURN_WANTED: u8 = 1;
+/// A pass found little to copy: the database thread copies the rest itself after its next
+/// commit, and the commit after that starts the WAL over.
+const TURN_READY: u8 = 2;
+
+/// Keeps the owner's WAL short without holding up the calls for long.
+///
+/// SQLite starts the WAL over from its beginning only at the start of a write transaction that
+/// finds every frame copied into the database file, and a copy of frames has to be synced (the
+/// WAL before, the database file after) before they may be overwritten. Under load the database
+/// thread commits while the checkpointer copies, so the checkpointer alone never catches up: the
+/// database thread has to make the last copy itself, with the calls waiting behind its syncs.
+/// That copy used to be whatever the WAL gained since the checkpointer's last pass (up to 100 ms
+/// of commits, thousands of pages to sync): 10–25 ms with every call waiting, at every 16 MiB of
+/// WAL, a dozen times a second at 2,000 webhooks/s. Now, once the WAL holds
+/// [`WAL_RESTART_BYTES`], the checkpointer copies pass after pass, each shorter than the one
+/// before, until one finds little to copy; the database thread then copies what is left (a
+/// pass's worth of commits) and syncs that, after answering its calls. At [`WAL_LIMIT_BYTES`] it
+/// copies whatever is left, as SQLite's automatic checkpoint would.
+#[derive(Debug)]
+struct WalBound {
+    turn: Arc<WalTurn>,
+    counts: Arc<Counts>,
+    /// The checkpointer, woken when the WAL reaches [`WAL_RESTART_BYTES`].
+    checkpointer: std::thread::Thread,
+    /// [`WAL_RESTART_BYTES`] and [`WAL_LIMIT_BYTES`] in frames of the database's page size.
+    restart_frames: i64,
+    limit_frames: i64,
+}
+
+impl WalBound {
+    /// `restart_bytes`: [`WAL_RESTART_BYTES`] (smaller in tests); the limit is four times it.
+    fn new(
+        checkpointer: &Checkpointer,
+        counts: Arc<Counts>,
+        page_size: i64,
+        restart_bytes: i64,
+    ) -> Option<Self> {
+        let page_size = page_size.max(512);
+        Some(Self {
+            turn: checkpointer.turn.clone(),
+            counts,
+            checkpointer: checkpointer.thread.as_ref()?.thread().clone(),
+            restart_frames: (restart_bytes / page_size).max(1),
+            limit_frames: (restart_bytes * (WAL_LIMIT_BYTES / WAL_RESTART_BYTES) / page_size)
+                .max(1),
+        })
+    }
+
+    /// After a commit that left `frames` in the WAL.
+    fn after_commit(&self, conn: &Db<'_>, frames: i32) {
+        let frames = i64::from(frames);
+        let state = &self.turn.state;
+        let last = self.counts.wal_frames.swap(frames, Relaxed);
+        if frames < last {
+            self.counts.wal_restarts.fetch_add(1, Relaxed);
+        }
+        if frames < self.restart_frames {
+            // Started over (or not yet full).
+            state.store(TURN_IDLE, Relaxed);
+            return;
+        }
+        if frames < self.limit_frames && state.load(Acquire) != TURN_READY {
+            if state
+                .compare_exchange(TURN_IDLE, TURN_WANTED, AcqRel, Acquire)
+                .is_ok()
+            {
+                self.checkpointer.unpark();
+            }
+            return;
+        }
+        // What is left is short (or the WAL is at its limit): copy it here, so the next write
+        // transaction finds every frame copied and starts the WAL over. Busy (the checkpointer
+        // is in a pass): the next commit tries again.
+        if frames < self.limit_frames {
+            self.counts.wal_short_copies.fetch_add(1, Relaxed);
+        } else {
+            self.counts.wal_limit_copies.fetch_add(1, Relaxed);
+        }
+        let copied = conn
+            .cached("PRAGMA wal_checkpoint(PASSIVE)")
+            .and_then(|mut stmt| stmt.query_row([], |r| r.get::<_, i64>(0)));
+        match copied {
+            Ok(0) => state.store(TURN_IDLE, Release),
+            Ok(_) => {}
+            Err(e) => tracing::debug!(error = %e, "the WAL's checkpoint failed; retried"),
+        }
+    }
+}
+
 /// Starts a thread with a connection of its own that runs passive checkpoints every
-/// [`CHECKPOINT_EVERY`]: it copies committed pages from the WAL into the database file and syncs
-/// both, work the database thread did itself at each automatic checkpoint, with every call
-/// waiting behind it. A passive checkpoint never waits for a lock and never blocks a writer.
-/// The database thread's automatic checkpoint at [`WAL_CHECKPOINT_BYTES`] stays as the bound:
-/// it finds little left to copy, and lets the next commit start the WAL from its beginning.
-fn start_checkpointer(path: &Path) -> Result<Worker<()>, BackendError> {
+/// [`CHECKPOINT_EVERY`], and pass after pass while the database thread wants the WAL short
+/// ([`WalBound`]): it copies committed pages from the WAL into the database file and syncs
+/// both. A passive checkpoint never waits for a lock and never blocks a writer.
+fn start_checkpointer(path: &Path) -> Result<Checkpointer, BackendError> {
     let conn = Connection::open(path).map_err(sqlite_error)?;
     // A passive checkpoint never waits, but opening a read of the WAL index may.
     conn.busy_timeout(Duration::from_secs(1))
         .map_err(sqlite_error)?;
-    Worker::spawn("wagate-checkpoint", move |stopped: mpsc::Receiver<()>| {
-        // Said once when checkpoints start failing and once when they work again, not
-        // ten times a second; the database thread's own checkpoint still bounds the WAL.
-        let mut failing = false;
-        while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-            let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get::<_, i64>(0));
-            match done {
-                Err(e) if !failing => {
-                    tracing::warn!(error = %e, "background checkpoints are failing");
-                    failing = true;
-                }
-                Ok(_) if failing => {
+    let turn = Arc::new(WalTurn::default());
+    let thread = std::thread::Builder::new()
+        .name("wagate-checkpoint".into())
+        .spawn({
+            let turn = turn.clone();
+            move || checkpoints(&conn, &turn)
+        })
+        .map_err(BackendError::unavailable)?;
+    Ok(Checkpointer {
+        turn,
+        thread: Some(thread),
+    })
+}
+
+/// The checkpointer's loop ([`start_checkpointer`]).
+fn checkpoints(conn: &Connection, turn: &WalTurn) {
+    // Said once when checkpoints start failing and once when they work again, not ten times a
+    // second; the database thread's checkpoint at WAL_LIMIT_BYTES still bounds the WAL.
+    let mut failing = false;
+    // Frames copied as of the last pass (counted from the WAL's beginning, which moves when the
+    // WAL starts over).
+    let mut copied_to = 0_i64;
+    while !turn.stopping.load(Acquire) {
+        let state = turn.state.load(Acquire);
+        if state == TURN_READY {
+            // The database thread's turn: a pass now would only make its checkpoint busy.
+            std::thread::park_timeout(TURN_WAIT);
+            continue;
+        }
+        let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        });
+        let mut short = false;
+        let mut copied = 0;
+        match pass {
+            Ok((busy, log, done)) => {
+                copied = if done >= copied_to {
+                    done - copied_to
+                } else {
+                    done
+                };
+                copied_to = done;
+                short = busy == 0 && done == log && copied <= SHORT_PASS_FRAMES;
+                if failing {
                     tracing::info!("background checkpoints work again");
                     failing = false;
                 }
-                _ => {}
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "background checkpoints are failing");
+                    failing = true;
+                }
             }
         }
-    })
+        if turn.state.load(Acquire) == TURN_IDLE {
+            std::thread::park_timeout(CHECKPOINT_EVERY);
+        } else if short {
+            // Only if the database thread still wants it: it may have started the WAL over
+            // while this pass ran.
+            let _ = turn
+                .state
+                .compare_exchange(TURN_WANTED, TURN_READY, AcqRel, Acquire);
+        } else if copied <= SHORT_PASS_FRAMES {
+            // Little copied but not all (a pass found the checkpoint lock taken, or a tool's
+            // read holds frames back): not again at once.
+            std::thread::park_timeout(TURN_WAIT);
+        }
+    }
+}
+
+/// The owner's checkpointer thread ([`start_checkpointer`]); dropped, it stops and is waited for.
+#[derive(Debug)]
+struct Checkpointer {
+    turn: Arc<WalTurn>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.turn.stopping.store(true, Release);
+        if let Some(thread) = self.thread.take() {
+            thread.thread().unpark();
+            let _ = thread.join();
+        }
+    }
 }
 
 /// A thread fed through a channel. Dropping it drops the channel's sender, which ends the
@@ -489,6 +696,13 @@ struct Counts {
     groups: std::sync::atomic::AtomicU64,
     /// Calls handed over, per [`Op`].
     by_op: [std::sync::atomic::AtomicU64; Op::ALL.len()],
+    /// The owner's WAL ([`WalBound`]): frames after the last commit, times it started over,
+    /// the database thread's checkpoints after a short pass of the checkpointer, and at the
+    /// limit.
+    wal_frames: std::sync::atomic::AtomicI64,
+    wal_restarts: std::sync::atomic::AtomicU64,
+    wal_short_copies: std::sync::atomic::AtomicU64,
+    wal_limit_copies: std::sync::atomic::AtomicU64,
 }
 
 /// What a call to the database thread does, counted per kind for the load report: the calls a
@@ -550,13 +764,15 @@ pub struct Database {
     /// Calls handed to the thread, and transactions it committed for them.
     counts: Arc<Counts>,
     /// The owner's background checkpoints ([`start_checkpointer`]), stopped first.
-    _checkpointer: Option<Worker<()>>,
+    _checkpointer: Option<Checkpointer>,
     /// The database thread ([`serve`]): dropped, it ends once the calls already handed over are
     /// answered.
     thread: Worker<Box<dyn Job>>,
     /// The owner's lock on [`LOCK_FILE`], held until the database is dropped (after the thread
     /// has closed the connection: fields drop in this order).
     _owner: Option<std::fs::File>,
+    /// The owner's [`WalBound`] in frames: where the WAL is started over, and its limit.
+    wal_bound_frames: Option<(i64, i64)>,
 }
 
 impl Database {
@@ -565,6 +781,11 @@ impl Database {
     /// is gone, so nobody will delete them, and waiting out their visibility timeout (up to 18
     /// minutes) would only delay the retry.
     pub fn open_dir(dir: &Path) -> Result<Arc<Self>, BackendError> {
+        Self::open_dir_with(dir, WAL_RESTART_BYTES)
+    }
+
+    /// [`Database::open_dir`] with the WAL started over at `restart_bytes` (tests use less).
+    fn open_dir_with(dir: &Path, restart_bytes: i64) -> Result<Arc<Self>, BackendError> {
         std::fs::create_dir_all(dir).map_err(BackendError::unavailable)?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -585,7 +806,7 @@ impl Database {
         }
         let path = dir.join(DATABASE_FILE);
         let conn = Connection::open(&path).map_err(sqlite_error)?;
-        Self::setup(conn, Some((lock, &path))).map(Arc::new)
+        Self::setup(conn, Some((lock, &path, restart_bytes))).map(Arc::new)
     }
 
     /// Opens the database of a data directory another process owns, to look at it (queue
@@ -596,11 +817,11 @@ impl Database {
         Self::setup(conn, None).map(Arc::new)
     }
 
-    /// `owner`: the lock on the data directory and the database's path, for the gateway that
-    /// owns it (`None` for a tool beside it).
+    /// `owner`: the lock on the data directory, the database's path and the WAL's size at which
+    /// it is started over, for the gateway that owns it (`None` for a tool beside it).
     fn setup(
         conn: Connection,
-        owner: Option<(std::fs::File, &Path)>,
+        owner: Option<(std::fs::File, &Path, i64)>,
     ) -> Result<Self, BackendError> {
         // The owner releases a killed predecessor's leases and begins its groups with the write
         // lock; a tool beside it does neither.
@@ -629,15 +850,14 @@ impl Database {
              PRAGMA cache_size = -4096;"
         ))
         .map_err(sqlite_error)?;
-        // The database thread checkpoints when the WAL holds WAL_CHECKPOINT_BYTES, not at
-        // SQLite's 1,000 pages: a checkpoint there syncs the WAL and the database file with
-        // every call waiting. The owner's [`start_checkpointer`] does the copying in between on a
-        // thread of its own, so this one mostly finds the WAL copied and lets the next commit
-        // start it from its beginning.
+        // A tool beside the gateway checkpoints when the WAL holds WAL_RESTART_BYTES, not at
+        // SQLite's 1,000 pages (its writes are few). The owner's checkpoints are its own
+        // ([`WalBound`]): SQLite's automatic one would sync whatever the WAL gained since the
+        // checkpointer's last pass with every call waiting.
         let page_size: i64 = conn
             .query_row("PRAGMA page_size", [], |r| r.get(0))
             .map_err(sqlite_error)?;
-        let pages = WAL_CHECKPOINT_BYTES / page_size.max(512);
+        let pages = WAL_RESTART_BYTES / page_size.max(512);
         conn.execute_batch(&format!("PRAGMA wal_autocheckpoint = {pages};"))
             .map_err(sqlite_error)?;
         // Every statement of the ports is prepared once and kept: more of them are in use than
@@ -646,23 +866,29 @@ impl Database {
         migrate(&conn)?;
         conn.execute_batch(SCHEMA).map_err(sqlite_error)?;
         // Only once the database is in WAL mode: the checkpointer's connection finds it so.
-        let (owner, checkpointer) = match owner {
-            Some((lock, path)) => {
-                Self::release_leases(&conn)?;
-                (Some(lock), Some(start_checkpointer(path)?))
-            }
-            None => (None, None),
-        };
         let counts = Arc::new(Counts::default());
+        let (owner, checkpointer, bound) = match owner {
+            Some((lock, path, restart_bytes)) => {
+                Self::release_leases(&conn)?;
+                let checkpointer = start_checkpointer(path)?;
+                let bound = WalBound::new(&checkpointer, counts.clone(), page_size, restart_bytes);
+                // In place of SQLite's automatic checkpoint (one hook per connection).
+                conn.wal_hook(Some(note_wal_frames));
+                (Some(lock), Some(checkpointer), bound)
+            }
+            None => (None, None, None),
+        };
+        let wal_bound_frames = bound.as_ref().map(|b| (b.restart_frames, b.limit_frames));
         let thread = Worker::spawn("wagate-sqlite", {
             let counts = counts.clone();
-            move |jobs| serve(&conn, &jobs, &counts, begin)
+            move |jobs| serve(&conn, &jobs, &counts, begin, bound.as_ref())
         })?;
         Ok(Self {
             counts,
             _checkpointer: checkpointer,
             thread,
             _owner: owner,
+            wal_bound_frames,
         })
     }
 
@@ -673,6 +899,23 @@ impl Database {
             self.counts.calls.load(Relaxed),
             self.counts.commits.load(Relaxed),
         )
+    }
+
+    /// The owner's WAL so far: the times it started over from its beginning, and the database
+    /// thread's own checkpoints before that, after a short pass of the checkpointer and at the
+    /// limit ([`WalBound`]).
+    pub fn wal_restarts(&self) -> (u64, u64, u64) {
+        let c = &self.counts;
+        (
+            c.wal_restarts.load(Relaxed),
+            c.wal_short_copies.load(Relaxed),
+            c.wal_limit_copies.load(Relaxed),
+        )
+    }
+
+    /// The frames at which the owner's WAL is started over, and its limit (`None` for a tool).
+    pub fn wal_bound_frames(&self) -> Option<(i64, i64)> {
+        self.wal_bound_frames
     }
 
     /// Calls handed to the database thread so far, per kind (those not made yet left out), and
@@ -1451,17 +1694,20 @@ mod tests {
     }
     use shared::ports::IndexEntry;
 
-    /// `(page_size, wal_autocheckpoint)` of the gateway's connection.
-    async fn page_and_checkpoint(db: &Database) -> (i64, i64) {
-        db.call(Op::Maintenance, |conn| {
-            let get = |pragma: &str| -> Result<i64, BackendError> {
-                conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
-                    .map_err(sqlite_error)
-            };
-            Ok((get("page_size")?, get("wal_autocheckpoint")?))
-        })
-        .await
-        .unwrap()
+    /// `(page_size, wal_autocheckpoint)` of the database thread's connection, and the frames at
+    /// which the owner's WAL is started over and its limit.
+    async fn page_and_checkpoint(db: &Database) -> (i64, i64, Option<(i64, i64)>) {
+        let (page, auto) = db
+            .call(Op::Maintenance, |conn| {
+                let get = |pragma: &str| -> Result<i64, BackendError> {
+                    conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))
+                        .map_err(sqlite_error)
+                };
+                Ok((get("page_size")?, get("wal_autocheckpoint")?))
+            })
+            .await
+            .unwrap();
+        (page, auto, db.wal_bound_frames)
     }
 
     #[test]
@@ -1474,12 +1720,21 @@ mod tests {
     #[tokio::test]
     async fn a_new_database_has_small_pages_and_an_earlier_one_keeps_its_own() {
         let fresh = std::env::temp_dir().join(format!("wagate-pages-{}", ulid::Ulid::new()));
+        // The owner's checkpoints are its own (no automatic one): the WAL is started over at
+        // 16 MiB of 1 KiB frames, 64 MiB at most.
+        let owned = (PAGE_SIZE, 0, Some((16 * 1024, 64 * 1024)));
         let db = Database::open_dir(&fresh).unwrap();
-        assert_eq!(page_and_checkpoint(&db).await, (PAGE_SIZE, 16 * 1024));
-        drop(db);
+        assert_eq!(page_and_checkpoint(&db).await, owned);
+        // A tool beside it checkpoints at 16 MiB itself.
+        let tool = Database::open_shared(&fresh).unwrap();
+        assert_eq!(
+            page_and_checkpoint(&tool).await,
+            (PAGE_SIZE, 16 * 1024, None)
+        );
+        drop((tool, db));
         // Reopened, it is the same database.
         let db = Database::open_dir(&fresh).unwrap();
-        assert_eq!(page_and_checkpoint(&db).await, (PAGE_SIZE, 16 * 1024));
+        assert_eq!(page_and_checkpoint(&db).await, owned);
         drop(db);
 
         let earlier = std::env::temp_dir().join(format!("wagate-pages-{}", ulid::Ulid::new()));
@@ -1489,8 +1744,11 @@ mod tests {
             .execute_batch("PRAGMA page_size = 4096; CREATE TABLE before_us (x);")
             .unwrap();
         let db = Database::open_dir(&earlier).unwrap();
-        // The same 16 MiB of WAL before a checkpoint, in 4 KiB pages.
-        assert_eq!(page_and_checkpoint(&db).await, (4096, 4096));
+        // The same 16 MiB of WAL (64 MiB at most), in 4 KiB pages.
+        assert_eq!(
+            page_and_checkpoint(&db).await,
+            (4096, 0, Some((4096, 16 * 1024)))
+        );
         let docs = SqliteDocumentStore::new(db.clone());
         let now = Utc::now();
         let written = docs
@@ -1622,6 +1880,104 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         drop((docs, db));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    /// Writes `n` new documents of 2 KiB of random text (which does not pack), keyed
+    /// `{prefix}#{writer}#{i}`, from `writers` tasks at once, so the database thread has a call
+    /// waiting most of the time.
+    async fn write_documents(db: &Arc<Database>, prefix: &str, writers: usize, n: usize) {
+        let tasks: Vec<_> = (0..writers)
+            .map(|w| {
+                let docs = SqliteDocumentStore::new(db.clone());
+                let prefix = prefix.to_owned();
+                tokio::spawn(async move {
+                    for i in 0..n {
+                        let text: String = (0..80).map(|_| ulid::Ulid::new().to_string()).collect();
+                        let body = serde_json::json!({ "text": text });
+                        let key = format!("{prefix}#{w}#{i}");
+                        let put = docs.put(&key, &body, DocumentWrite::new(None, Utc::now()));
+                        assert!(put.await.unwrap());
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    }
+
+    /// The WAL file's size in frames of `page_size` (it keeps the largest size it reached).
+    fn wal_frames_on_disk(dir: &Path, page_size: i64) -> i64 {
+        let wal = dir.join(format!("{DATABASE_FILE}-wal"));
+        let bytes = std::fs::metadata(wal).map_or(0, |m| m.len());
+        (i64::try_from(bytes).unwrap() - 32) / (page_size + 24)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_busy_owners_wal_is_started_over_again_and_again_and_stays_within_its_limit() {
+        let dir = std::env::temp_dir().join(format!("wagate-restart-{}", ulid::Ulid::new()));
+        // Started over at 64 KiB (64 frames of 1 KiB), 256 frames at most.
+        let db = Database::open_dir_with(&dir, 64 * 1024).unwrap();
+        let (restart, limit) = db.wal_bound_frames.unwrap();
+        assert_eq!((restart, limit), (64, 256));
+        // 8 writers, 1,200 documents of 2 KiB: about 4,000 frames through the WAL.
+        write_documents(&db, "doc", 8, 150).await;
+        let (restarts, short, at_limit) = db.wal_restarts();
+        assert!(restarts >= 5, "started over {restarts} times");
+        assert!(
+            short + at_limit >= 1,
+            "the database thread never copied the rest itself"
+        );
+        // About the limit at most: past it, the database thread's checkpoint is retried at each
+        // commit while a pass of the checkpointer keeps it busy (generous on a slow disk), far
+        // below the 4,000 frames that went through.
+        let on_disk = wal_frames_on_disk(&dir, PAGE_SIZE);
+        assert!(on_disk <= 4 * limit, "{on_disk} frames in the WAL file");
+        drop(db);
+        // Every document is there after the restarts, read by a new process' worth of state.
+        let db = Database::open_dir(&dir).unwrap();
+        let docs = SqliteDocumentStore::new(db.clone());
+        for (w, i) in [(0, 0), (3, 77), (7, 149)] {
+            let got = docs.get(&format!("doc#{w}#{i}"), Utc::now()).await.unwrap();
+            assert!(got.is_some(), "doc#{w}#{i}");
+        }
+        drop((docs, db));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn a_wal_held_by_a_tools_read_grows_to_its_limit_and_then_starts_over() {
+        let dir = std::env::temp_dir().join(format!("wagate-held-{}", ulid::Ulid::new()));
+        let db = Database::open_dir_with(&dir, 64 * 1024).unwrap();
+        let (restart, limit) = db.wal_bound_frames.unwrap();
+        write_documents(&db, "before", 1, 5).await;
+        // A tool's read keeps the frames it sees: nothing after them is copied, and the WAL
+        // cannot start over while it lasts.
+        let tool = Connection::open(dir.join(DATABASE_FILE)).unwrap();
+        tool.execute_batch("BEGIN").unwrap();
+        let seen: i64 = tool
+            .query_row("SELECT count(*) FROM docs", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(seen, 5);
+        write_documents(&db, "held", 2, 60).await;
+        assert_eq!(db.wal_restarts().0, 0);
+        assert!(wal_frames_on_disk(&dir, PAGE_SIZE) > limit);
+        tool.execute_batch("COMMIT").unwrap();
+        drop(tool);
+        // Once it ends, the next commits start the WAL over.
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let mut round = 0;
+        while db.wal_restarts().0 == 0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the WAL never started over"
+            );
+            round += 1;
+            write_documents(&db, &format!("after{round}"), 1, 5).await;
+        }
+        assert!(db.counts.wal_frames.load(Relaxed) < restart);
+        drop(db);
         let _ = std::fs::remove_dir_all(dir);
     }
 
