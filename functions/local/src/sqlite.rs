@@ -185,8 +185,8 @@ pub struct Evicted {
 /// lands in, so this bounds the wait behind a burst.
 const MAX_GROUP: usize = 64;
 
-/// The page size of a database this gateway creates.
-const PAGE_SIZE: i64 = 1024;
+/// The page size of a database this gateway creates (SQLite's default, set all the same).
+const PAGE_SIZE: i64 = 4096;
 
 /// The WAL's size at which the gateway starts it over from its beginning (16 MiB; the WAL file
 /// keeps about that size once reached, and opening the database reads it back). A tool beside
@@ -838,10 +838,14 @@ impl Database {
         // table, so a larger one (32 MiB) cost more CPU at each commit than it saved in reads
         // (the kernel's page cache holds the rest of the file).
         //
-        // A new database gets pages of 1 KiB (SQLite's default is 4 KiB; a database written
-        // before keeps its size, as `page_size` only applies before the first table). The rows
-        // are small and a commit appends every page it changed to the WAL, so smaller pages
-        // halved the bytes written to disk per webhook (BENCHMARKS.md, "the WAL's writes").
+        // A new database gets pages of 4 KiB, the size of the kernel's pages (a database
+        // written before keeps its size, as `page_size` only applies before the first table).
+        // Pages of 1 KiB, the default from session 23 to 33, wrote half the bytes to disk, since
+        // a commit appends every page it changed to the WAL; once checkpoints left the database
+        // thread, 4 KiB pages cost the same CPU and cut ingest's p99 by a third at 2,000 and
+        // 2,800 webhooks/s: a fifth of the WAL frames to write (two `pwrite`s each) and no
+        // partial kernel pages in the database file for a checkpoint to read back and sync
+        // (BENCHMARKS.md, session 33).
         conn.execute_batch(&format!(
             "PRAGMA page_size = {PAGE_SIZE};
              PRAGMA journal_mode = WAL;
@@ -1718,19 +1722,16 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_new_database_has_small_pages_and_an_earlier_one_keeps_its_own() {
+    async fn a_new_database_has_4_kib_pages_and_an_earlier_one_keeps_its_own() {
         let fresh = std::env::temp_dir().join(format!("wagate-pages-{}", ulid::Ulid::new()));
         // The owner's checkpoints are its own (no automatic one): the WAL is started over at
-        // 16 MiB of 1 KiB frames, 64 MiB at most.
-        let owned = (PAGE_SIZE, 0, Some((16 * 1024, 64 * 1024)));
+        // 16 MiB of 4 KiB frames, 64 MiB at most.
+        let owned = (4096, 0, Some((4096, 16 * 1024)));
         let db = Database::open_dir(&fresh).unwrap();
         assert_eq!(page_and_checkpoint(&db).await, owned);
         // A tool beside it checkpoints at 16 MiB itself.
         let tool = Database::open_shared(&fresh).unwrap();
-        assert_eq!(
-            page_and_checkpoint(&tool).await,
-            (PAGE_SIZE, 16 * 1024, None)
-        );
+        assert_eq!(page_and_checkpoint(&tool).await, (4096, 4096, None));
         drop((tool, db));
         // Reopened, it is the same database.
         let db = Database::open_dir(&fresh).unwrap();
@@ -1741,13 +1742,13 @@ mod tests {
         std::fs::create_dir_all(&earlier).unwrap();
         Connection::open(earlier.join(DATABASE_FILE))
             .unwrap()
-            .execute_batch("PRAGMA page_size = 4096; CREATE TABLE before_us (x);")
+            .execute_batch("PRAGMA page_size = 1024; CREATE TABLE before_us (x);")
             .unwrap();
         let db = Database::open_dir(&earlier).unwrap();
-        // The same 16 MiB of WAL (64 MiB at most), in 4 KiB pages.
+        // The same 16 MiB of WAL (64 MiB at most), in the 1 KiB pages of wagate before.
         assert_eq!(
             page_and_checkpoint(&db).await,
-            (4096, 0, Some((4096, 16 * 1024)))
+            (1024, 0, Some((16 * 1024, 64 * 1024)))
         );
         let docs = SqliteDocumentStore::new(db.clone());
         let now = Utc::now();
@@ -1917,11 +1918,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_busy_owners_wal_is_started_over_again_and_again_and_stays_within_its_limit() {
         let dir = std::env::temp_dir().join(format!("wagate-restart-{}", ulid::Ulid::new()));
-        // Started over at 64 KiB (64 frames of 1 KiB), 256 frames at most.
-        let db = Database::open_dir_with(&dir, 64 * 1024).unwrap();
+        // Started over at 256 KiB (64 frames of 4 KiB), 256 frames at most.
+        let db = Database::open_dir_with(&dir, 256 * 1024).unwrap();
         let (restart, limit) = db.wal_bound_frames.unwrap();
         assert_eq!((restart, limit), (64, 256));
-        // 8 writers, 1,200 documents of 2 KiB: about 4,000 frames through the WAL.
+        // 8 writers, 1,200 documents of 2 KiB: about 2,500 frames through the WAL.
         write_documents(&db, "doc", 8, 150).await;
         let (restarts, short, at_limit) = db.wal_restarts();
         assert!(restarts >= 5, "started over {restarts} times");
@@ -1931,7 +1932,7 @@ mod tests {
         );
         // About the limit at most: past it, the database thread's checkpoint is retried at each
         // commit while a pass of the checkpointer keeps it busy (generous on a slow disk), far
-        // below the 4,000 frames that went through.
+        // below the 2,500 frames that went through.
         let on_disk = wal_frames_on_disk(&dir, PAGE_SIZE);
         assert!(on_disk <= 4 * limit, "{on_disk} frames in the WAL file");
         drop(db);
@@ -1949,7 +1950,7 @@ mod tests {
     #[tokio::test]
     async fn a_wal_held_by_a_tools_read_grows_to_its_limit_and_then_starts_over() {
         let dir = std::env::temp_dir().join(format!("wagate-held-{}", ulid::Ulid::new()));
-        let db = Database::open_dir_with(&dir, 64 * 1024).unwrap();
+        let db = Database::open_dir_with(&dir, 256 * 1024).unwrap();
         let (restart, limit) = db.wal_bound_frames.unwrap();
         write_documents(&db, "before", 1, 5).await;
         // A tool's read keeps the frames it sees: nothing after them is copied, and the WAL
