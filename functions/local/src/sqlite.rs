@@ -427,8 +427,9 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 const SHORT_PASS_FRAMES: i64 = 256;
 
 /// How long the checkpointer waits between passes while the database thread wants the WAL
-/// short and the last pass found little to copy (or while it waits for that thread's turn).
-const TURN_WAIT: Duration = Duration::from_millis(1);
+/// short but a pass copied little and not everything (the checkpoint lock was taken, or a tool's
+/// read holds frames back).
+const TURN_WAIT: Duration = Duration::from_millis(10);
 
 thread_local! {
     /// The WAL's frame count after the database thread's last commit, from SQLite's WAL hook
@@ -449,6 +450,8 @@ struct WalTurn {
     state: std::sync::atomic::AtomicU8,
     /// Set when the checkpointer is to stop.
     stopping: std::sync::atomic::AtomicBool,
+    /// Passes the checkpointer ran.
+    passes: std::sync::atomic::AtomicU64,
 }
 
 /// The WAL is below [`WAL_RESTART_BYTES`]: the checkpointer copies every [`CHECKPOINT_EVERY`].
@@ -579,10 +582,17 @@ fn checkpoints(conn: &Connection, turn: &WalTurn) {
     while !turn.stopping.load(Acquire) {
         let state = turn.state.load(Acquire);
         if state == TURN_READY {
-            // The database thread's turn: a pass now would only make its checkpoint busy.
-            std::thread::park_timeout(TURN_WAIT);
+            // The database thread's turn, after its next commit: a pass now would only make its
+            // checkpoint busy. If it makes none meanwhile (nothing more to write), the passes
+            // go on, so what it committed last is still copied and synced within
+            // CHECKPOINT_EVERY, not left waiting for its next commit.
+            std::thread::park_timeout(CHECKPOINT_EVERY);
+            let _ = turn
+                .state
+                .compare_exchange(TURN_READY, TURN_WANTED, AcqRel, Acquire);
             continue;
         }
+        turn.passes.fetch_add(1, Relaxed);
         let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -1944,6 +1954,48 @@ mod tests {
             assert!(got.is_some(), "doc#{w}#{i}");
         }
         drop((docs, db));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[tokio::test]
+    async fn once_the_writes_stop_the_checkpointer_copies_the_rest_and_goes_back_to_its_pace() {
+        let dir = std::env::temp_dir().join(format!("wagate-quiet-{}", ulid::Ulid::new()));
+        let db = Database::open_dir_with(&dir, 256 * 1024).unwrap();
+        let turn = db._checkpointer.as_ref().unwrap().turn.clone();
+        // Writes, then nothing more, with the turn left to the database thread as after a
+        // short pass (whether the WAL started over meanwhile or not depends on timing).
+        write_documents(&db, "doc", 4, 40).await;
+        turn.state.store(TURN_READY, Release);
+        // The checkpointer copies what is left although the database thread makes no more
+        // commits to take its turn after: the database file's header, page 1 as last copied,
+        // comes to count the pages a reader sees through the WAL.
+        let tool = Connection::open(dir.join(DATABASE_FILE)).unwrap();
+        let seen: i64 = tool
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        drop(tool);
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let file = std::fs::read(dir.join(DATABASE_FILE)).unwrap();
+            let in_file = file.get(28..32).map_or(0, |b| {
+                i64::from(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+            });
+            if in_file == seen {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the rest was not copied"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // ...and then runs its passes at its usual pace, not every millisecond: at most one
+        // every CHECKPOINT_EVERY and a few for the turn in half a second (fewer on a slow host).
+        let before = turn.passes.load(Relaxed);
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let passes = turn.passes.load(Relaxed) - before;
+        assert!(passes <= 15, "{passes} passes in half a second");
+        drop(db);
         let _ = std::fs::remove_dir_all(dir);
     }
 
