@@ -194,7 +194,7 @@ const PAGE_SIZE: i64 = 4096;
 const WAL_RESTART_BYTES: i64 = 16 * 1024 * 1024;
 
 /// The WAL's size at which the database thread copies it into the database file itself, however
-/// much is left to copy ([`WalBound`]): the bound on the WAL when the checkpointer cannot get the
+/// much is left to copy ([`WalBound`]): about the most the WAL holds when the checkpointer cannot get the
 /// copy short (a slow disk, a tool's long read).
 const WAL_LIMIT_BYTES: i64 = 4 * WAL_RESTART_BYTES;
 
@@ -452,9 +452,14 @@ struct WalTurn {
     stopping: std::sync::atomic::AtomicBool,
     /// Passes the checkpointer ran.
     passes: std::sync::atomic::AtomicU64,
+    /// Times the database thread saw the WAL start over: frame counts of before are of another
+    /// WAL.
+    restarts: std::sync::atomic::AtomicU64,
 }
 
-/// The WAL is below [`WAL_RESTART_BYTES`]: the checkpointer copies every [`CHECKPOINT_EVERY`].
+/// The WAL is below [`WAL_RESTART_BYTES`] (or the database thread's last checkpoint found the
+/// checkpoint lock free, whatever a tool's read held back): the checkpointer copies every
+/// [`CHECKPOINT_EVERY`].
 const TURN_IDLE: u8 = 0;
 /// The WAL has reached [`WAL_RESTART_BYTES`]: the checkpointer copies pass after pass until a
 /// pass finds little to copy.
@@ -514,6 +519,7 @@ impl WalBound {
         let last = self.counts.wal_frames.swap(frames, Relaxed);
         if frames < last {
             self.counts.wal_restarts.fetch_add(1, Relaxed);
+            self.turn.restarts.fetch_add(1, Release);
         }
         if frames < self.restart_frames {
             // Started over (or not yet full).
@@ -531,7 +537,10 @@ impl WalBound {
         }
         // What is left is short (or the WAL is at its limit): copy it here, so the next write
         // transaction finds every frame copied and starts the WAL over. Busy (the checkpointer
-        // is in a pass): the next commit tries again.
+        // is in a pass): the turn stays ready, so the next commit tries again (unless the
+        // checkpointer took it back meanwhile and hands it over after another short pass). Not
+        // busy but not all copied (a tool's read holds frames back): idle, and wanted again at
+        // the next commit.
         if frames < self.limit_frames {
             self.counts.wal_short_copies.fetch_add(1, Relaxed);
         } else {
@@ -579,6 +588,10 @@ fn checkpoints(conn: &Connection, turn: &WalTurn) {
     // Frames copied as of the last pass (counted from the WAL's beginning, which moves when the
     // WAL starts over).
     let mut copied_to = 0_i64;
+    let mut restarts = 0;
+    // Passes in a row that copied nothing while the database thread wants the WAL short: a
+    // tool's read holds frames back, so wait longer each time, up to CHECKPOINT_EVERY.
+    let mut fruitless = 0_u32;
     while !turn.stopping.load(Acquire) {
         let state = turn.state.load(Acquire);
         if state == TURN_READY {
@@ -593,6 +606,12 @@ fn checkpoints(conn: &Connection, turn: &WalTurn) {
             continue;
         }
         turn.passes.fetch_add(1, Relaxed);
+        let seen_restarts = turn.restarts.load(Acquire);
+        if seen_restarts != restarts {
+            // The WAL started over since the last pass: its frames count from 0 again.
+            restarts = seen_restarts;
+            copied_to = 0;
+        }
         let pass = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
@@ -603,19 +622,21 @@ fn checkpoints(conn: &Connection, turn: &WalTurn) {
         let mut short = false;
         let mut copied = 0;
         match pass {
-            Ok((busy, log, done)) => {
+            // Busy (the database thread's own checkpoint had the lock): nothing known.
+            Ok((0, log, done)) => {
                 copied = if done >= copied_to {
                     done - copied_to
                 } else {
                     done
                 };
                 copied_to = done;
-                short = busy == 0 && done == log && copied <= SHORT_PASS_FRAMES;
+                short = done == log && copied <= SHORT_PASS_FRAMES;
                 if failing {
                     tracing::info!("background checkpoints work again");
                     failing = false;
                 }
             }
+            Ok(_) => {}
             Err(e) => {
                 if !failing {
                     tracing::warn!(error = %e, "background checkpoints are failing");
@@ -623,6 +644,7 @@ fn checkpoints(conn: &Connection, turn: &WalTurn) {
                 }
             }
         }
+        fruitless = if copied == 0 { fruitless + 1 } else { 0 };
         if turn.state.load(Acquire) == TURN_IDLE {
             std::thread::park_timeout(CHECKPOINT_EVERY);
         } else if short {
@@ -633,8 +655,9 @@ fn checkpoints(conn: &Connection, turn: &WalTurn) {
                 .compare_exchange(TURN_WANTED, TURN_READY, AcqRel, Acquire);
         } else if copied <= SHORT_PASS_FRAMES {
             // Little copied but not all (a pass found the checkpoint lock taken, or a tool's
-            // read holds frames back): not again at once.
-            std::thread::park_timeout(TURN_WAIT);
+            // read holds frames back): not again at once, and later each time nothing is.
+            let wait = TURN_WAIT.saturating_mul(1 << fruitless.min(4));
+            std::thread::park_timeout(wait.min(CHECKPOINT_EVERY));
         }
     }
 }
@@ -1932,26 +1955,34 @@ mod tests {
         let db = Database::open_dir_with(&dir, 256 * 1024).unwrap();
         let (restart, limit) = db.wal_bound_frames.unwrap();
         assert_eq!((restart, limit), (64, 256));
-        // 8 writers, 1,200 documents of 2 KiB: about 2,500 frames through the WAL.
-        write_documents(&db, "doc", 8, 150).await;
-        let (restarts, short, at_limit) = db.wal_restarts();
-        assert!(restarts >= 5, "started over {restarts} times");
-        assert!(
-            short + at_limit >= 1,
-            "the database thread never copied the rest itself"
-        );
+        // 8 writers, 400 documents of 2 KiB a round (about 800 frames through the WAL), until
+        // it started over 5 times and at least once after the database thread's own copy.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut rounds = 0;
+        loop {
+            write_documents(&db, &format!("doc{rounds}"), 8, 50).await;
+            rounds += 1;
+            let (restarts, short, at_limit) = db.wal_restarts();
+            if restarts >= 5 && short + at_limit >= 1 {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "started over {restarts} times, {short} + {at_limit} after its own copy"
+            );
+        }
         // About the limit at most: past it, the database thread's checkpoint is retried at each
         // commit while a pass of the checkpointer keeps it busy (generous on a slow disk), far
-        // below the 2,500 frames that went through.
+        // below the frames that went through.
         let on_disk = wal_frames_on_disk(&dir, PAGE_SIZE);
         assert!(on_disk <= 4 * limit, "{on_disk} frames in the WAL file");
         drop(db);
         // Every document is there after the restarts, read by a new process' worth of state.
         let db = Database::open_dir(&dir).unwrap();
         let docs = SqliteDocumentStore::new(db.clone());
-        for (w, i) in [(0, 0), (3, 77), (7, 149)] {
-            let got = docs.get(&format!("doc#{w}#{i}"), Utc::now()).await.unwrap();
-            assert!(got.is_some(), "doc#{w}#{i}");
+        for (r, w, i) in [(0, 0, 0), (0, 3, 27), (rounds - 1, 7, 49)] {
+            let key = format!("doc{r}#{w}#{i}");
+            assert!(docs.get(&key, Utc::now()).await.unwrap().is_some(), "{key}");
         }
         drop((docs, db));
         let _ = std::fs::remove_dir_all(dir);
@@ -2006,22 +2037,33 @@ mod tests {
         let (restart, limit) = db.wal_bound_frames.unwrap();
         write_documents(&db, "before", 1, 5).await;
         // A tool's read keeps the frames it sees: nothing after them is copied, and the WAL
-        // cannot start over while it lasts.
+        // cannot start over while it lasts. (Had a pass copied every frame just before the read
+        // began, the read is of the database file alone and the next commit may start the WAL
+        // over once, but nothing can be copied after it: once at most.)
         let tool = Connection::open(dir.join(DATABASE_FILE)).unwrap();
         tool.execute_batch("BEGIN").unwrap();
         let seen: i64 = tool
             .query_row("SELECT count(*) FROM docs", [], |r| r.get(0))
             .unwrap();
         assert_eq!(seen, 5);
-        write_documents(&db, "held", 2, 60).await;
-        assert_eq!(db.wal_restarts().0, 0);
+        write_documents(&db, "held0", 1, 1).await;
+        let base = db.wal_restarts().0;
+        // Past the limit, however many frames a group of commits makes.
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        let mut round = 0;
+        while db.counts.wal_frames.load(Relaxed) <= limit {
+            assert!(std::time::Instant::now() < deadline, "the WAL did not grow");
+            round += 1;
+            write_documents(&db, &format!("held{round}"), 2, 20).await;
+        }
+        assert_eq!(db.wal_restarts().0, base);
         assert!(wal_frames_on_disk(&dir, PAGE_SIZE) > limit);
         tool.execute_batch("COMMIT").unwrap();
         drop(tool);
         // Once it ends, the next commits start the WAL over.
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let mut round = 0;
-        while db.wal_restarts().0 == 0 {
+        while db.wal_restarts().0 == base {
             assert!(
                 std::time::Instant::now() < deadline,
                 "the WAL never started over"
