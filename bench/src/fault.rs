@@ -459,9 +459,9 @@ pub async fn run(options: FaultOptions) -> anyhow::Result<FaultReport> {
             Stores::open(&Backend::Aws(aws)).await?
         }
         (Backend::Sqlite(dir), _) => {
-            let db = wagate_local::sqlite::Database::open_shared(dir)
+            let data = wagate_local::sqlite::DataDir::open_shared(dir)
                 .map_err(|e| anyhow::anyhow!("opening {}: {e}", dir.display()))?;
-            Stores::on_database(&db, format!("SQLite in {}", dir.display()))
+            Stores::on_data_dir(&data, format!("SQLite in {}", dir.display()))
         }
         (Backend::Memory, _) => anyhow::bail!("the gateway did not restart"),
     };

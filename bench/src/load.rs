@@ -418,20 +418,25 @@ pub async fn run(options: LoadOptions) -> anyhow::Result<Vec<StepReport>> {
             break;
         }
     }
-    if let wagate_local::backend::Expiry::Sqlite(db) = &gateway.stores().expiry {
-        let (calls, commits) = db.calls_and_commits();
-        let (by_kind, groups) = db.calls_by_kind();
-        eprintln!("sqlite: {calls} calls in {groups} transactions, {commits} of them with writes");
-        for (kind, n) in by_kind {
-            eprintln!("  {kind}: {n}");
-        }
-        let (restarts, short, limit) = db.wal_restarts();
-        if let Some((at, most)) = db.wal_bound_frames() {
+    if let wagate_local::backend::Expiry::Sqlite(data) = &gateway.stores().expiry {
+        for (name, db) in data.databases() {
+            let (calls, commits) = db.calls_and_commits();
+            let (by_kind, groups) = db.calls_by_kind();
             eprintln!(
-                "sqlite: the WAL (started over at {at} frames, {most} at most) started over \
-                 {restarts} times; the database thread copied its rest {short} times after a \
-                 short pass of the checkpointer, {limit} at the limit"
+                "sqlite ({name}): {calls} calls in {groups} transactions, {commits} of them with \
+                 writes"
             );
+            for (kind, n) in by_kind {
+                eprintln!("  {kind}: {n}");
+            }
+            let (restarts, short, limit) = db.wal_restarts();
+            if let Some((at, most)) = db.wal_bound_frames() {
+                eprintln!(
+                    "sqlite ({name}): the WAL (started over at {at} frames, {most} at most) \
+                     started over {restarts} times; the database thread copied its rest {short} \
+                     times after a short pass of the checkpointer, {limit} at the limit"
+                );
+            }
         }
     }
     gateway.shutdown(Duration::from_secs(5)).await;

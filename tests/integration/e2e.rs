@@ -471,13 +471,12 @@ async fn failures_retries_dead_letters_and_redrive_on_the_template_resources_in_
     failures_retries_dead_letters_and_redrive(stores, patience).await;
 }
 
-/// A fresh durable backend (SQLite) in a directory of its own; returns it and the directory.
+/// A fresh durable backend (SQLite, a gateway's data directory with its two databases) in a
+/// directory of its own; returns it and the directory.
 fn sqlite_stores() -> (Stores, std::path::PathBuf) {
-    let (db, dir) = tests::sqlite_database();
-    (
-        Stores::on_database(&db, format!("SQLite in {}", dir.display())),
-        dir,
-    )
+    let dir = std::env::temp_dir().join(moto::unique("wagate-sqlite"));
+    let stores = Stores::sqlite(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    (stores, dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

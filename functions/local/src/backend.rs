@@ -23,7 +23,7 @@ use shared::ports::memory::{DeadLetter, MemoryBlobStore, MemoryDocumentStore, Me
 use shared::ports::{BackendError, BlobStore, DocumentStore, Queue};
 
 use crate::sqlite::{
-    Database, SqliteBlobStore, SqliteDeadLetter, SqliteDocumentStore, SqliteQueue,
+    DataDir, Database, SqliteBlobStore, SqliteDeadLetter, SqliteDocumentStore, SqliteQueue,
 };
 
 /// One queue as `template.yaml` declares it.
@@ -189,8 +189,8 @@ pub enum Expiry {
     Backend,
     /// The in-memory stores.
     Memory(Arc<MemoryDocumentStore>, Arc<MemoryBlobStore>),
-    /// The SQLite database.
-    Sqlite(Arc<Database>),
+    /// The SQLite databases.
+    Sqlite(DataDir),
 }
 
 impl Expiry {
@@ -213,25 +213,14 @@ impl Expiry {
                 .await
                 .map_err(|e| BackendError::Unavailable(e.to_string().into()))
             }
-            Self::Sqlite(db) => {
-                let mut total = 0;
-                loop {
-                    let evicted = db.evict_expired(now, Self::BATCH).await?;
-                    total += evicted.documents + evicted.blobs;
-                    if evicted.documents < u64::from(Self::BATCH)
-                        && evicted.blobs < u64::from(Self::BATCH)
-                    {
-                        return Ok(total);
-                    }
-                }
-            }
+            Self::Sqlite(data) => data.evict_expired(now, Self::BATCH).await,
         }
     }
 
-    /// The database file's size in bytes (the SQLite backend only).
+    /// The database files' size in bytes (the SQLite backend only).
     pub async fn database_bytes(&self) -> Option<u64> {
         match self {
-            Self::Sqlite(db) => db.size_bytes().await.ok(),
+            Self::Sqlite(data) => data.size_bytes().await.ok(),
             _ => None,
         }
     }
@@ -284,21 +273,31 @@ impl Stores {
         }
     }
 
-    /// The durable embedded backend: one SQLite database under `dir` (created when missing).
+    /// The durable embedded backend: the SQLite databases under `dir` (created when missing,
+    /// [`DataDir`]).
     pub fn sqlite(dir: &Path) -> anyhow::Result<Self> {
-        let db = Database::open_dir(dir)
+        let data = DataDir::open(dir)
             .map_err(|e| anyhow::anyhow!("opening the data directory {}: {e}", dir.display()))?;
-        Ok(Self::on_database(
-            &db,
+        Ok(Self::on_data_dir(
+            &data,
             format!("embedded, durable (SQLite in {})", dir.display()),
         ))
     }
 
-    /// The SQLite stores and queues of `db`.
+    /// The SQLite stores and queues of `db` alone.
     pub fn on_database(db: &Arc<Database>, description: String) -> Self {
+        Self::on_data_dir(&DataDir::single(db.clone()), description)
+    }
+
+    /// The SQLite stores and queues of a data directory: blobs and the inbound queue in its
+    /// inbound database, the rest in its main one.
+    pub fn on_data_dir(data: &DataDir, description: String) -> Self {
         let queues = queue_pairs(
             |spec| {
-                let dlq = Arc::new(SqliteQueue::new(db.clone(), format!("{}-dlq", spec.name)));
+                let db = data.for_queue(spec.name);
+                let dlq_name = format!("{}-dlq", spec.name);
+                debug_assert!(Arc::ptr_eq(db, data.for_queue(&dlq_name)));
+                let dlq = Arc::new(SqliteQueue::new(db.clone(), dlq_name));
                 let dead_letter = SqliteDeadLetter {
                     queue: dlq.clone(),
                     max_receives: spec.max_receives,
@@ -309,12 +308,12 @@ impl Stores {
             Depth::Sqlite,
         );
         Self {
-            docs: Arc::new(SqliteDocumentStore::new(db.clone())),
-            blobs: Arc::new(SqliteBlobStore::new(db.clone())),
+            docs: Arc::new(SqliteDocumentStore::new(data.main().clone())),
+            blobs: Arc::new(SqliteBlobStore::new(data.inbound().clone())),
             queues,
             media_bucket: None,
             description,
-            expiry: Expiry::Sqlite(db.clone()),
+            expiry: Expiry::Sqlite(data.clone()),
         }
     }
 
