@@ -4,6 +4,7 @@
 Usage, while a load run writes DIR (wagate-bench load --backend sqlite --data-dir DIR):
     cp DIR/wagate.db-wal snap1; sleep 1; cp DIR/wagate.db-wal snap2   # during the run
     python3 bench/wal-frames.py DIR/wagate.db snap1 snap2              # after it
+(the same with wagate-inbound.db for ingest's writes: blobs and the inbound queue).
 
 Each WAL frame is a 24-byte header (page number, and the database size on a commit's last
 frame) and one page. Pages are attributed to the table or index that owns them at the end

@@ -1,7 +1,7 @@
 //! The durable embedded backend: documents, blobs and queues in SQLite databases in WAL mode
 //! (`--backend sqlite --data-dir DIR`, the default of `serve`): a gateway's data directory
 //! ([`DataDir`]) holds two, one for what ingest writes (blobs and the `inbound` queue) and one
-//! for the rest, so ingest's calls never wait behind the stages' transactions.
+//! for the rest, so ingest's calls are not grouped behind the stages' document writes.
 //!
 //! Owns: the schema, the ports over it ([`SqliteDocumentStore`], [`SqliteBlobStore`],
 //! [`SqliteQueue`]) with the semantics of the memory backend and of DynamoDB/SQS (conditional
@@ -13,8 +13,8 @@
 //! every committed transaction through a crash of the process (`kill -9`); a power cut may lose
 //! the last few, never corrupt the file. One gateway owns a data directory: it holds a lock on
 //! `wagate.lock` there, so a second `wagate` on the same directory fails at start instead of
-//! taking over its work; tools that only look (the fault run's check) open the database beside
-//! it ([`Database::open_shared`]).
+//! taking over its work; tools that only look (the fault run's check) open the databases beside
+//! it ([`DataDir::open_shared`]).
 //!
 //! The connection lives on a thread of its own. Port calls are handed to it and awaited (no
 //! async worker waits on a lock or a statement); it runs the calls waiting for it as one
@@ -804,7 +804,7 @@ impl Op {
     }
 }
 
-/// One SQLite database (a file in WAL mode) shared by every store and queue of a gateway. Its
+/// One SQLite database (a file in WAL mode) shared by the stores and queues that live in it. Its
 /// connection lives on a thread of its own ([`serve`]); the ports hand it calls.
 #[derive(Debug)]
 pub struct Database {
@@ -1104,7 +1104,9 @@ fn lock_dir(dir: &Path) -> Result<Arc<std::fs::File>, BackendError> {
 /// checkpointer. [`INBOUND_FILE`] holds what ingest writes (the raw request, claim-checks and
 /// the `inbound` queue, [`INBOUND_QUEUES`]); [`DATABASE_FILE`] the
 /// documents and the queues after ingest. Ingest's calls so never wait in a group behind the
-/// stages' larger transactions, nor behind the main file's checkpoints; every port call is
+/// stages' document writes, nor behind the main file's checkpoints (they share their file's
+/// groups with the inbound stage's receives and deletes and with claim-checked tasks' blobs);
+/// every port call is
 /// committed on its own either way (as a DynamoDB write and an SQS send are), so nothing needs
 /// a transaction across the two. Both are owned through one lock, [`LOCK_FILE`].
 #[derive(Debug, Clone)]
@@ -1664,7 +1666,8 @@ pub struct SqliteDeadLetter {
     pub max_receives: u32,
 }
 
-/// An SQS-like queue in SQLite: messages survive the process; one table holds every queue.
+/// An SQS-like queue in SQLite: messages survive the process; one table holds every queue of a
+/// database.
 #[derive(Debug)]
 pub struct SqliteQueue {
     db: Arc<Database>,
