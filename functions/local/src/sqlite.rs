@@ -856,8 +856,12 @@ impl Database {
         Self::open_shared_file(&dir.join(DATABASE_FILE))
     }
 
+    /// A tool creates no file: the gateway does.
     fn open_shared_file(path: &Path) -> Result<Arc<Self>, BackendError> {
-        let conn = Connection::open(path).map_err(sqlite_error)?;
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE
+            | rusqlite::OpenFlags::SQLITE_OPEN_URI
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(sqlite_error)?;
         Self::setup(conn, None).map(Arc::new)
     }
 
@@ -1201,9 +1205,10 @@ impl DataDir {
 
 /// Moves the blobs and the messages of [`INBOUND_QUEUES`] that a wagate before the inbound file
 /// left in [`DATABASE_FILE`] over to [`INBOUND_FILE`] (open already, as the owner, with no calls
-/// made yet). Two transactions, as SQLite's commits are atomic per file, not across attached
-/// files in WAL mode: the copy commits in the inbound file, then the originals are deleted, so
-/// a crash between the two leaves both and the next start copies again. The copy skips a blob
+/// made yet). Copies and deletion are transactions apart, as SQLite's commits are atomic per
+/// file, not across attached files in WAL mode: the copies commit in the inbound file (blobs in
+/// batches of [`MOVE_BATCH`], then the messages), then the originals are deleted, so a crash
+/// before the deletion leaves both and the next start copies again. The copy skips a blob
 /// whose key, or a message whose queue and id, the inbound file already holds, so it is done
 /// once; leases of the process before are released in the copy (its receipts are deleted with
 /// the originals).
@@ -1246,11 +1251,43 @@ fn move_inbound_rows(dir: &Path) -> Result<(), BackendError> {
         .ok_or_else(|| BackendError::Rejected(format!("{} is not UTF-8", inbound.display())))?;
     conn.execute("ATTACH DATABASE ?1 AS moved", [inbound])
         .map_err(sqlite_error)?;
+    let undo = |e: rusqlite::Error| {
+        let _ = conn.execute_batch("ROLLBACK");
+        sqlite_error(e)
+    };
+    // The blobs (raw requests for days, large tasks for weeks: gigabytes, maybe) in batches,
+    // each committed on its own, so the inbound file's WAL holds one batch, not all of them.
+    // By key, which both the blobs table of today and its earlier `WITHOUT ROWID` form index.
+    let mut last: Option<String> = None;
+    loop {
+        let bound = last.as_deref().map_or("", |_| "WHERE key > ?1");
+        let batch = format!("SELECT key FROM main.blobs {bound} ORDER BY key LIMIT {MOVE_BATCH}");
+        let keys: Vec<String> = {
+            let mut stmt = conn.prepare(&batch).map_err(sqlite_error)?;
+            stmt.query_map(rusqlite::params_from_iter(&last), |r| r.get(0))
+                .and_then(Iterator::collect)
+                .map_err(sqlite_error)?
+        };
+        let (Some(first), Some(end)) = (keys.first(), keys.last()) else {
+            break;
+        };
+        conn.execute_batch("BEGIN IMMEDIATE")
+            .map_err(sqlite_error)?;
+        conn.execute(
+            "INSERT OR IGNORE INTO moved.blobs (key, bytes, expires_at)
+                 SELECT key, bytes, expires_at FROM main.blobs WHERE key BETWEEN ?1 AND ?2",
+            [first, end],
+        )
+        .map_err(undo)?;
+        conn.execute_batch("COMMIT").map_err(undo)?;
+        if keys.len() < MOVE_BATCH {
+            break;
+        }
+        last = Some(end.clone());
+    }
     let script = format!(
         "BEGIN IMMEDIATE;
          CREATE INDEX IF NOT EXISTS moved.{MOVED_INDEX} ON messages (queue, message_id);
-         INSERT OR IGNORE INTO moved.blobs (key, bytes, expires_at)
-             SELECT key, bytes, expires_at FROM main.blobs;
          INSERT INTO moved.messages
                  (queue, message_id, body, visible_at, received_at, receive_count, leased)
              SELECT queue, message_id, body,
@@ -1267,16 +1304,20 @@ fn move_inbound_rows(dir: &Path) -> Result<(), BackendError> {
              WHERE seq IN (SELECT seq FROM main.messages WHERE queue IN {queues});
          DELETE FROM main.messages WHERE queue IN {queues};
          DELETE FROM main.blobs;
-         COMMIT;
-         DROP INDEX IF EXISTS moved.{MOVED_INDEX};
-         DETACH DATABASE moved;",
+         COMMIT;",
         now = now_millis(),
     );
-    conn.execute_batch(&script).map_err(|e| {
-        let _ = conn.execute_batch("ROLLBACK");
-        sqlite_error(e)
-    })
+    conn.execute_batch(&script).map_err(undo)?;
+    // The move is done: a failure to tidy up does not fail the start (the next owner's start
+    // drops the index).
+    let _ = conn.execute_batch(&format!(
+        "DROP INDEX IF EXISTS moved.{MOVED_INDEX}; DETACH DATABASE moved;"
+    ));
+    Ok(())
 }
+
+/// Blobs [`move_inbound_rows`] copies in one transaction.
+const MOVE_BATCH: usize = 200;
 
 /// The index [`move_inbound_rows`] finds moved messages by while it runs; dropped at every start
 /// of an owner in case a crash left it.
@@ -2432,6 +2473,11 @@ mod tests {
         let inbound = SqliteQueue::new(tool.for_queue("inbound").clone(), "inbound");
         assert_eq!(inbound.depth().await.unwrap(), 1);
         drop((buffer, again, inbound, tool));
+        // A tool creates no database where no gateway has run.
+        let empty = dir.join("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(DataDir::open_shared(&empty).is_err());
+        assert!(!empty.join(DATABASE_FILE).exists() && !empty.join(INBOUND_FILE).exists());
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -2450,6 +2496,13 @@ mod tests {
             let blobs = SqliteBlobStore::new(db.clone());
             blobs.put("raw#1", b"raw", later).await.unwrap();
             blobs.put("claim#1", b"claim", later).await.unwrap();
+            // Enough for two full batches of the move (and an empty third).
+            for n in 2..2 * MOVE_BATCH {
+                blobs
+                    .put(&format!("raw#{n:04}"), b"more", later)
+                    .await
+                    .unwrap();
+            }
             for name in ["inbound", "inbound-dlq", "buffer"] {
                 let queue = SqliteQueue::new(db.clone(), name);
                 for n in 0..3 {
@@ -2496,6 +2549,8 @@ mod tests {
         assert_eq!(rows_in(&dir, DATABASE_FILE, "messages", inbound_rows), 0);
         assert_eq!(rows_in(&dir, DATABASE_FILE, "receipts", "1"), 0);
         assert_eq!(rows_in(&dir, INBOUND_FILE, "messages", "1"), 6);
+        let blobs_moved = i64::try_from(2 * MOVE_BATCH).unwrap();
+        assert_eq!(rows_in(&dir, INBOUND_FILE, "blobs", "1"), blobs_moved);
         check(&data).await;
         drop(data);
         // A crash after the copy committed and before the originals were deleted: the main
@@ -2522,10 +2577,38 @@ mod tests {
         let data = DataDir::open(&dir).unwrap();
         assert_eq!(rows_in(&dir, DATABASE_FILE, "messages", inbound_rows), 0);
         assert_eq!(rows_in(&dir, INBOUND_FILE, "messages", "1"), 6);
-        assert_eq!(rows_in(&dir, INBOUND_FILE, "blobs", "1"), 2);
+        assert_eq!(rows_in(&dir, INBOUND_FILE, "blobs", "1"), blobs_moved);
+        assert_eq!(rows_in(&dir, DATABASE_FILE, "blobs", "1"), 0);
         let index = format!("type = 'index' AND name = '{MOVED_INDEX}'");
         assert_eq!(rows_in(&dir, INBOUND_FILE, "sqlite_master", &index), 0);
         drop(data);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// The move to the inbound file reads the blobs of the earliest schema too (a `WITHOUT
+    /// ROWID` table, carried over to today's form only after the move).
+    #[tokio::test]
+    async fn blobs_of_the_earliest_schema_are_moved_to_the_inbound_file() {
+        let dir = std::env::temp_dir().join(format!("wagate-moved-old-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let old = Connection::open(dir.join(DATABASE_FILE)).unwrap();
+            old.execute_batch(
+                "CREATE TABLE blobs (key TEXT PRIMARY KEY, bytes BLOB NOT NULL,
+                     expires_at INTEGER NOT NULL) WITHOUT ROWID;
+                 INSERT INTO blobs VALUES ('raw#1', x'7b7d', 4102444800000);",
+            )
+            .unwrap();
+            old.execute_batch(SCHEMA).unwrap();
+        }
+        let data = DataDir::open(&dir).unwrap();
+        let blobs = SqliteBlobStore::new(data.inbound().clone());
+        assert_eq!(
+            blobs.get("raw#1", Utc::now()).await.unwrap().unwrap(),
+            b"{}"
+        );
+        assert_eq!(rows_in(&dir, DATABASE_FILE, "blobs", "1"), 0);
+        drop((blobs, data));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
