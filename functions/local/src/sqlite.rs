@@ -1106,13 +1106,12 @@ fn lock_dir(dir: &Path) -> Result<Arc<std::fs::File>, BackendError> {
 
 /// A gateway's data directory: two SQLite databases, each with its own thread, WAL and
 /// checkpointer. [`INBOUND_FILE`] holds what ingest writes (the raw request, claim-checks and
-/// the `inbound` queue, [`INBOUND_QUEUES`]); [`DATABASE_FILE`] the
-/// documents and the queues after ingest. Ingest's calls so never wait in a group behind the
-/// stages' document writes, nor behind the main file's checkpoints (they share their file's
-/// groups with the inbound stage's receives and deletes and with claim-checked tasks' blobs);
-/// every port call is
-/// committed on its own either way (as a DynamoDB write and an SQS send are), so nothing needs
-/// a transaction across the two. Both are owned through one lock, [`LOCK_FILE`].
+/// the `inbound` queue, [`INBOUND_QUEUES`]); [`DATABASE_FILE`] the documents and the queues
+/// after ingest. Ingest's calls so never wait in a group behind the stages' document writes, nor
+/// behind the main file's checkpoints (they share their file's groups with the inbound stage's
+/// receives and deletes and with claim-checked tasks' blobs); every port call is committed on
+/// its own either way (as a DynamoDB write and an SQS send are), so nothing needs a transaction
+/// across the two. Both are owned through one lock, [`LOCK_FILE`].
 #[derive(Debug, Clone)]
 pub struct DataDir {
     main: Arc<Database>,
@@ -1231,7 +1230,8 @@ fn move_inbound_rows(dir: &Path) -> Result<(), BackendError> {
     if tables < 3 {
         return Ok(());
     }
-    let queues = "('inbound', 'inbound-dlq')";
+    let queues = INBOUND_QUEUES.map(|q| format!("'{q}'")).join(", ");
+    let queues = format!("({queues})");
     let left: bool = conn
         .query_row(
             &format!(
@@ -1251,10 +1251,6 @@ fn move_inbound_rows(dir: &Path) -> Result<(), BackendError> {
         .ok_or_else(|| BackendError::Rejected(format!("{} is not UTF-8", inbound.display())))?;
     conn.execute("ATTACH DATABASE ?1 AS moved", [inbound])
         .map_err(sqlite_error)?;
-    let undo = |e: rusqlite::Error| {
-        let _ = conn.execute_batch("ROLLBACK");
-        sqlite_error(e)
-    };
     // The blobs (raw requests for days, large tasks for weeks: gigabytes, maybe) in batches,
     // each committed on its own, so the inbound file's WAL holds one batch, not all of them.
     // By key, which both the blobs table of today and its earlier `WITHOUT ROWID` form index.
@@ -1271,15 +1267,13 @@ fn move_inbound_rows(dir: &Path) -> Result<(), BackendError> {
         let (Some(first), Some(end)) = (keys.first(), keys.last()) else {
             break;
         };
-        conn.execute_batch("BEGIN IMMEDIATE")
-            .map_err(sqlite_error)?;
+        // One statement: a transaction of its own.
         conn.execute(
             "INSERT OR IGNORE INTO moved.blobs (key, bytes, expires_at)
                  SELECT key, bytes, expires_at FROM main.blobs WHERE key BETWEEN ?1 AND ?2",
             [first, end],
         )
-        .map_err(undo)?;
-        conn.execute_batch("COMMIT").map_err(undo)?;
+        .map_err(sqlite_error)?;
         if keys.len() < MOVE_BATCH {
             break;
         }
@@ -1307,7 +1301,10 @@ fn move_inbound_rows(dir: &Path) -> Result<(), BackendError> {
          COMMIT;",
         now = now_millis(),
     );
-    conn.execute_batch(&script).map_err(undo)?;
+    conn.execute_batch(&script).map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        sqlite_error(e)
+    })?;
     // The move is done: a failure to tidy up does not fail the start (the next owner's start
     // drops the index).
     let _ = conn.execute_batch(&format!(
