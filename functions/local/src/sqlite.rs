@@ -18,8 +18,8 @@
 //!
 //! The connection lives on a thread of its own. Port calls are handed to it and awaited (no
 //! async worker waits on a lock or a statement); it runs the calls waiting for it as one
-//! transaction, each call in a savepoint so a failed one undoes only itself, and answers them
-//! after the commit (group commit: under load one WAL append serves many calls, and no caller
+//! transaction (a call that fails has written nothing, or its group is rolled back), and answers
+//! them after the commit (group commit: under load one WAL append serves many calls, and no caller
 //! sees a write that was not committed). Documents are encoded and decoded by the callers, not
 //! on that thread, and so are packed and unpacked: bodies of 512 bytes and more are stored
 //! LZ4-packed ([`packed`]). A second thread copies the WAL into the database file in the background
@@ -61,7 +61,35 @@ pub const INBOUND_QUEUES: [&str; 2] = ["inbound", "inbound-dlq"];
 /// The file whose lock says a gateway owns the data directory.
 pub const LOCK_FILE: &str = "wagate.lock";
 
-const SCHEMA: &str = "
+/// The columns of the queues' messages table ([`SCHEMA`], [`migrate_queue_tables`]).
+macro_rules! messages_columns {
+    () => {
+        "
+    seq INTEGER PRIMARY KEY,
+    queue TEXT NOT NULL,
+    message_id TEXT NOT NULL,
+    body TEXT NOT NULL,
+    visible_at INTEGER NOT NULL,
+    received_at INTEGER NOT NULL,
+    receive_count INTEGER NOT NULL,
+    leased INTEGER NOT NULL DEFAULT 0
+"
+    };
+}
+
+/// The columns of the receipts table, keyed by the message they name.
+macro_rules! receipts_columns {
+    () => {
+        "
+    seq INTEGER NOT NULL,
+    receipt TEXT NOT NULL,
+    PRIMARY KEY (seq, receipt)
+"
+    };
+}
+
+const SCHEMA: &str = concat!(
+    "
 CREATE TABLE IF NOT EXISTS docs (
     id INTEGER PRIMARY KEY,
     key TEXT NOT NULL UNIQUE,
@@ -80,23 +108,79 @@ CREATE TABLE IF NOT EXISTS blobs (
     expires_at INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS blobs_by_expiry ON blobs (expires_at);
-CREATE TABLE IF NOT EXISTS messages (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    queue TEXT NOT NULL,
-    message_id TEXT NOT NULL,
-    body TEXT NOT NULL,
-    visible_at INTEGER NOT NULL,
-    received_at INTEGER NOT NULL,
-    receive_count INTEGER NOT NULL,
-    leased INTEGER NOT NULL DEFAULT 0
-);
+CREATE TABLE IF NOT EXISTS messages (",
+    messages_columns!(),
+    ");
 CREATE INDEX IF NOT EXISTS messages_by_visibility ON messages (queue, visible_at, seq);
-CREATE TABLE IF NOT EXISTS receipts (
-    receipt TEXT PRIMARY KEY,
-    seq INTEGER NOT NULL
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS receipts_by_message ON receipts (seq);
-";
+CREATE TABLE IF NOT EXISTS receipts (",
+    receipts_columns!(),
+    ") WITHOUT ROWID;
+"
+);
+
+/// Brings the queue tables of a database written by an earlier wagate to [`SCHEMA`], for the
+/// owner, at its start (in one transaction: a crash part-way leaves them as they were). The
+/// messages table was `AUTOINCREMENT`, so every send also updated `sqlite_sequence`; seq numbers
+/// may now be used again once the highest message is deleted, which no receipt can confuse, as
+/// a message's receipts go with it and each names its own lease. Receipts were keyed by the
+/// receipt with an index by message, two B-trees for every receive and delete; they are now
+/// keyed by message then receipt (a receipt names its message: `{queue}:{seq}:{ulid}`). The
+/// owner's start releases every lease, so the old receipts are not copied.
+fn migrate_queue_tables(conn: &Connection) -> Result<(), BackendError> {
+    let sql_of = |name: &str| -> Result<String, BackendError> {
+        conn.query_row(
+            "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?1",
+            [name],
+            |r| r.get(0),
+        )
+        .optional()
+        .map(Option::unwrap_or_default)
+        .map_err(sqlite_error)
+    };
+    let autoincrement = sql_of("messages")?
+        .to_ascii_uppercase()
+        .contains("AUTOINCREMENT");
+    let receipts_by_receipt: bool = conn
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM pragma_table_info('receipts') \
+             WHERE name = 'receipt' AND pk = 1)",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sqlite_error)?;
+    if !autoincrement && !receipts_by_receipt {
+        return Ok(());
+    }
+    let mut script = String::from("BEGIN IMMEDIATE;");
+    if autoincrement {
+        script.push_str(concat!(
+            "CREATE TABLE messages_plain (",
+            messages_columns!(),
+            ");
+             INSERT INTO messages_plain (seq, queue, message_id, body, visible_at, received_at,
+                     receive_count, leased)
+                 SELECT seq, queue, message_id, body, visible_at, received_at, receive_count,
+                        leased
+                 FROM messages;
+             DROP TABLE messages;
+             ALTER TABLE messages_plain RENAME TO messages;
+             CREATE INDEX messages_by_visibility ON messages (queue, visible_at, seq);
+             DELETE FROM sqlite_sequence WHERE name = 'messages';"
+        ));
+    }
+    if receipts_by_receipt {
+        script.push_str(concat!(
+            "DROP TABLE receipts; CREATE TABLE receipts (",
+            receipts_columns!(),
+            ") WITHOUT ROWID;"
+        ));
+    }
+    script.push_str("COMMIT;");
+    conn.execute_batch(&script).map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        sqlite_error(e)
+    })
+}
 
 /// Brings a database written by an earlier wagate to [`SCHEMA`]. Documents and blobs used to be
 /// `WITHOUT ROWID` tables keyed by their key: every insert landed on a random page of one
@@ -299,13 +383,15 @@ impl Drop for Kept<'_, '_> {
 }
 
 /// One port call for the database thread: [`Job::run`] does its statements inside the group's
-/// transaction (its own savepoint), [`Job::finish`] answers the caller once the group's commit
-/// is known.
+/// transaction, [`Job::finish`] answers the caller once the group's commit is known.
 trait Job: Send {
-    /// Runs the call's statements; `false` when it failed, so its savepoint is rolled back.
+    /// Runs the call's statements; `false` when it failed.
     fn run(&mut self, conn: &Db<'_>) -> bool;
-    /// Answers the caller: the call's result if `committed` is `Ok` (an error of the call
-    /// itself included), otherwise the commit's error (nothing of the group was written).
+    /// Whether the call runs in a savepoint of its own, so that when it fails whatever it did
+    /// is undone and nothing else ([`run_group`]).
+    fn isolated(&self) -> bool;
+    /// Answers the caller: the call's result if `committed` is `Ok`, otherwise its own error if
+    /// it failed, or the group's (nothing of the group was written).
     fn finish(self: Box<Self>, committed: Result<(), &BackendError>);
 }
 
@@ -314,6 +400,7 @@ struct Call<T, F, R> {
     work: Option<F>,
     result: Option<Result<T, BackendError>>,
     reply: R,
+    isolated: bool,
 }
 
 impl<T, F, R> Job for Call<T, F, R>
@@ -334,9 +421,15 @@ where
         ok
     }
 
+    fn isolated(&self) -> bool {
+        self.isolated
+    }
+
     fn finish(self: Box<Self>, committed: Result<(), &BackendError>) {
         let answer = match (committed, self.result) {
             (Ok(()), Some(result)) => result,
+            // Nothing of the group was committed; the call failed on its own anyway.
+            (Err(_), Some(Err(own))) => Err(own),
             (Err(e), _) => Err(BackendError::Unavailable(e.to_string().into())),
             (Ok(()), None) => Err(BackendError::Unavailable(
                 "the database call did not run".into(),
@@ -347,10 +440,10 @@ where
 }
 
 /// The thread that owns the connection: it takes the calls waiting for it (at most
-/// [`MAX_GROUP`]), runs them in one transaction, each in a savepoint (a failed call rolls back
-/// only itself), commits, and only then answers them. Calls that arrive while a group runs form
-/// the next one, so under load one commit (one append to the WAL) serves many calls, and a
-/// caller never holds a lock or a worker thread while it waits.
+/// [`MAX_GROUP`]), runs them in one transaction ([`run_group`]), commits, and only then answers
+/// them. Calls that arrive while a group runs form the next one, so under load one commit (one
+/// append to the WAL) serves many calls, and a caller never holds a lock or a worker thread
+/// while it waits. Calls a rolled-back group had not run yet lead the next group.
 fn serve(
     conn: &Connection,
     jobs: &mpsc::Receiver<Box<dyn Job>>,
@@ -359,17 +452,22 @@ fn serve(
     bound: Option<&WalBound>,
 ) {
     let conn = &Db::new(conn);
-    while let Ok(first) = jobs.recv() {
-        let mut group = Vec::with_capacity(MAX_GROUP);
-        group.push(first);
+    let mut not_run: Vec<Box<dyn Job>> = Vec::new();
+    loop {
+        let mut group = std::mem::take(&mut not_run);
+        if group.is_empty() {
+            let Ok(first) = jobs.recv() else { return };
+            group.reserve(MAX_GROUP);
+            group.push(first);
+        }
         while group.len() < MAX_GROUP {
             match jobs.try_recv() {
                 Ok(job) => group.push(job),
                 Err(_) => break,
             }
         }
-        let committed = run_group(conn, &mut group, begin).map_err(sqlite_error);
-        counts.calls.fetch_add(group.len() as u64, Relaxed);
+        let (answered, committed) = run_group(conn, &mut group, begin);
+        counts.calls.fetch_add(answered as u64, Relaxed);
         counts.groups.fetch_add(1, Relaxed);
         if committed.as_ref().is_ok_and(|wrote| *wrote) {
             counts.commits.fetch_add(1, Relaxed);
@@ -378,6 +476,7 @@ fn serve(
             // Best effort: a failed COMMIT may leave the transaction open.
             let _ = conn.execute_batch("ROLLBACK");
         }
+        not_run = group.split_off(answered.min(group.len()));
         let committed = committed.map(drop);
         for job in group {
             job.finish(committed.as_ref().copied());
@@ -390,34 +489,85 @@ fn serve(
     }
 }
 
-/// One group's transaction; an error means nothing of it was committed. Every call runs in its
-/// own savepoint, so a call that fails undoes only itself, whatever it did: nobody labels calls
-/// as reads or writes. A group of reads only appends nothing to the WAL at its commit. `begin`
-/// is [`OWNER_BEGIN`] or [`SHARED_BEGIN`]. Returns whether a call that succeeded changed rows.
+/// One group's transaction. Returns how many of the calls it answers (from the first), and
+/// whether a call changed rows, or the error that rolled everything back.
+///
+/// A call that fails has, as a rule, changed nothing: the ports check before they write, and a
+/// failed statement leaves no change behind (SQLite undoes it). So calls run without a savepoint
+/// each, which would copy every page they touch to a journal in memory (a tenth of the database
+/// thread's time at 3,000 webhooks/s, BENCHMARKS.md, session 35); the count of changed rows
+/// tells when a failed call did change some (a statement failed after an earlier one wrote, the
+/// disk is full), and then the whole group is rolled back: the calls run so far fail, and those
+/// after it have not run and lead the next group. The same when SQLite itself rolled the
+/// transaction back. [`Job::isolated`] calls (maintenance, whose statements may change the
+/// schema, which that count does not see) run in a savepoint as before. A group of reads only
+/// appends nothing to the WAL at its commit. `begin` is [`OWNER_BEGIN`] or [`SHARED_BEGIN`].
 fn run_group(
     conn: &Db<'_>,
     group: &mut [Box<dyn Job>],
     begin: &'static str,
-) -> rusqlite::Result<bool> {
-    let mut wrote = false;
-    if !conn.is_autocommit() {
-        // The best-effort ROLLBACK after an earlier group's failure failed too: end that
-        // transaction now, or this BEGIN would fail.
-        conn.execute_batch("ROLLBACK")?;
-    }
-    conn.cached(begin)?.execute([])?;
-    for job in group.iter_mut() {
-        conn.cached("SAVEPOINT call")?.execute([])?;
-        let before = conn.total_changes();
-        if job.run(conn) {
-            wrote |= conn.total_changes() != before;
-        } else {
-            conn.cached("ROLLBACK TO call")?.execute([])?;
+) -> (usize, Result<bool, BackendError>) {
+    let all = group.len();
+    let began = (|| {
+        if !conn.is_autocommit() {
+            // The best-effort ROLLBACK after an earlier group's failure failed too: end that
+            // transaction now, or this BEGIN would fail.
+            conn.execute_batch("ROLLBACK")?;
         }
-        conn.cached("RELEASE call")?.execute([])?;
+        conn.cached(begin)?.execute([]).map(drop)
+    })();
+    if let Err(e) = began {
+        return (all, Err(sqlite_error(e)));
     }
-    conn.cached("COMMIT")?.execute([])?;
-    Ok(wrote)
+    let mut wrote = false;
+    for (i, job) in group.iter_mut().enumerate() {
+        let before = conn.total_changes();
+        let isolated = job.isolated();
+        let ok = if isolated {
+            match run_isolated(conn, job.as_mut()) {
+                Ok(ok) => ok,
+                Err(e) => return (i + 1, Err(sqlite_error(e))),
+            }
+        } else {
+            job.run(conn)
+        };
+        // The count goes on across a rollback to a savepoint: a failed isolated call's changes
+        // are counted, and undone.
+        let changed = conn.total_changes() != before;
+        if conn.is_autocommit() {
+            return (
+                i + 1,
+                Err(BackendError::Unavailable(
+                    "the database rolled the transaction back".into(),
+                )),
+            );
+        }
+        if !ok && changed && !isolated {
+            let _ = conn.execute_batch("ROLLBACK");
+            return (
+                i + 1,
+                Err(BackendError::Unavailable(
+                    "a call failed after it wrote, so nothing of its transaction was kept".into(),
+                )),
+            );
+        }
+        wrote |= ok && changed;
+    }
+    match conn.cached("COMMIT").and_then(|mut s| s.execute([])) {
+        Ok(_) => (all, Ok(wrote)),
+        Err(e) => (all, Err(sqlite_error(e))),
+    }
+}
+
+/// Runs `job` in a savepoint of its own: when it fails, whatever it did is undone.
+fn run_isolated(conn: &Db<'_>, job: &mut dyn Job) -> rusqlite::Result<bool> {
+    conn.cached("SAVEPOINT call")?.execute([])?;
+    let ok = job.run(conn);
+    if !ok {
+        conn.cached("ROLLBACK TO call")?.execute([])?;
+    }
+    conn.cached("RELEASE call")?.execute([])?;
+    Ok(ok)
 }
 
 /// How the owner's groups begin: with the write lock taken, so a write late in a group never
@@ -802,6 +952,12 @@ impl Op {
             Op::Maintenance => "maintenance",
         }
     }
+
+    /// Whether calls of this kind run in a savepoint of their own ([`run_group`]): the ports'
+    /// calls check before they write; maintenance may do anything, schema changes included.
+    fn isolated(self) -> bool {
+        matches!(self, Op::Maintenance)
+    }
 }
 
 /// One SQLite database (a file in WAL mode) shared by the stores and queues that live in it. Its
@@ -921,6 +1077,7 @@ impl Database {
         let counts = Arc::new(Counts::default());
         let (owner, checkpointer, bound) = match owner {
             Some((lock, path, restart_bytes)) => {
+                migrate_queue_tables(&conn)?;
                 Self::release_leases(&conn)?;
                 conn.execute_batch(&format!("DROP INDEX IF EXISTS {MOVED_INDEX}"))
                     .map_err(sqlite_error)?;
@@ -990,7 +1147,7 @@ impl Database {
     }
 
     /// Hands `work` to the database thread; `reply` gets its result once its group committed.
-    fn submit<T, F, R>(&self, work: F, reply: R) -> Result<(), BackendError>
+    fn submit<T, F, R>(&self, isolated: bool, work: F, reply: R) -> Result<(), BackendError>
     where
         T: Send + 'static,
         F: FnOnce(&Db<'_>) -> Result<T, BackendError> + Send + 'static,
@@ -1000,6 +1157,7 @@ impl Database {
             work: Some(work),
             result: None,
             reply,
+            isolated,
         });
         self.thread
             .sender
@@ -1017,7 +1175,7 @@ impl Database {
     {
         self.count(op);
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(work, move |r| {
+        self.submit(op.isolated(), work, move |r| {
             let _ = tx.send(r);
         })?;
         rx.await
@@ -1353,15 +1511,20 @@ fn put_all_in(conn: &Db<'_>, puts: &[OwnedPut]) -> Result<bool, BackendError> {
              AND (expires_at IS NULL OR expires_at > ?2)",
         )
         .map_err(sqlite_error)?;
+    // Everything that can fail is checked before anything is written ([`run_group`]).
+    let mut versions = Vec::with_capacity(puts.len());
     for p in puts {
         let version: Option<i64> = current
             .query_row(params![p.key, p.now], |r| r.get(0))
             .optional()
             .map_err(sqlite_error)?;
         if version.map(version_of).transpose()? != p.expected {
-            // Checked before anything is written: nothing to undo.
             return Ok(false);
         }
+        versions.push(
+            i64::try_from(p.expected.unwrap_or(0) + 1)
+                .map_err(|_| BackendError::Rejected("version out of range".into()))?,
+        );
     }
     let mut upsert = conn
         .cached(
@@ -1372,9 +1535,7 @@ fn put_all_in(conn: &Db<'_>, puts: &[OwnedPut]) -> Result<bool, BackendError> {
              part = excluded.part, sort = excluded.sort",
         )
         .map_err(sqlite_error)?;
-    for p in puts {
-        let version = i64::try_from(p.expected.unwrap_or(0) + 1)
-            .map_err(|_| BackendError::Rejected("version out of range".into()))?;
+    for (p, version) in puts.iter().zip(versions) {
         let (part, sort) = p
             .index
             .as_ref()
@@ -1670,18 +1831,26 @@ fn take_visible_in(
 }
 
 /// The message a receipt names, if the receipt was issued by `queue` and the message is still
-/// there.
+/// there. A receipt is `{queue}:{seq}:{ulid}` ([`take_visible_in`]); receipts are found by the
+/// message they name.
 fn seq_of(conn: &Db<'_>, queue: &str, receipt: &str) -> Result<i64, BackendError> {
+    let not_valid =
+        || BackendError::Rejected(format!("receipt handle not valid for queue {queue}"));
+    let named: i64 = receipt
+        .rsplit(':')
+        .nth(1)
+        .and_then(|seq| seq.parse().ok())
+        .ok_or_else(not_valid)?;
     conn.cached(
         "SELECT m.seq FROM receipts r JOIN messages m ON m.seq = r.seq \
-         WHERE r.receipt = ?1 AND m.queue = ?2",
+         WHERE r.seq = ?3 AND r.receipt = ?1 AND m.queue = ?2",
     )
     .and_then(|mut s| {
-        s.query_row(params![receipt, queue], |r| r.get(0))
+        s.query_row(params![receipt, queue, named], |r| r.get(0))
             .optional()
     })
     .map_err(sqlite_error)?
-    .ok_or_else(|| BackendError::Rejected(format!("receipt handle not valid for queue {queue}")))
+    .ok_or_else(not_valid)
 }
 
 /// Deletes message `seq` and its receipts.
@@ -2609,6 +2778,89 @@ mod tests {
         std::fs::remove_dir_all(dir).unwrap();
     }
 
+    /// The queue tables of session 34 (an `AUTOINCREMENT` messages table; receipts keyed by
+    /// receipt with an index by message) are rebuilt at the owner's start, the messages kept.
+    #[tokio::test]
+    async fn queue_tables_of_before_are_rebuilt_with_their_messages_kept() {
+        let dir = std::env::temp_dir().join(format!("wagate-queues-old-{}", ulid::Ulid::new()));
+        std::fs::create_dir_all(&dir).unwrap();
+        {
+            let old = Connection::open(dir.join(DATABASE_FILE)).unwrap();
+            old.execute_batch(
+                "CREATE TABLE messages (
+                     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                     queue TEXT NOT NULL,
+                     message_id TEXT NOT NULL,
+                     body TEXT NOT NULL,
+                     visible_at INTEGER NOT NULL,
+                     received_at INTEGER NOT NULL,
+                     receive_count INTEGER NOT NULL,
+                     leased INTEGER NOT NULL DEFAULT 0
+                 );
+                 CREATE INDEX messages_by_visibility ON messages (queue, visible_at, seq);
+                 CREATE TABLE receipts (receipt TEXT PRIMARY KEY, seq INTEGER NOT NULL)
+                     WITHOUT ROWID;
+                 CREATE INDEX receipts_by_message ON receipts (seq);
+                 INSERT INTO messages VALUES (7, 'track', 'm7', 'leased', 4102444800000, 1, 1, 1);
+                 INSERT INTO messages VALUES (9, 'track', 'm9', 'waiting', 0, 0, 0, 0);
+                 INSERT INTO receipts VALUES ('track:7:01ABC', 7);",
+            )
+            .unwrap();
+            old.execute_batch(SCHEMA).unwrap();
+        }
+        let data = DataDir::open(&dir).unwrap();
+        let queue = SqliteQueue::new(data.main().clone(), "track");
+        // The lease of before is released and its receipt is gone with the old table.
+        let got = queue
+            .receive(10, Duration::ZERO, Duration::from_secs(30))
+            .await
+            .unwrap();
+        let mut ids: Vec<&str> = got.iter().map(|m| m.message_id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(ids, ["m7", "m9"]);
+        assert!(
+            got.iter()
+                .any(|m| m.receive_count == 2 && m.body == "leased")
+        );
+        assert!(matches!(
+            queue.delete("track:7:01ABC").await,
+            Err(BackendError::Rejected(_))
+        ));
+        for m in &got {
+            queue.delete(&m.receipt).await.unwrap();
+        }
+        // Seq numbers go on from the highest message left, and receipts are found by them.
+        let new = OutgoingMessage {
+            id: "n".into(),
+            body: "new".into(),
+            delay: None,
+        };
+        queue.send_batch(&[new]).await.unwrap();
+        let again = queue
+            .receive(10, Duration::ZERO, Duration::from_secs(30))
+            .await
+            .unwrap();
+        assert_eq!(again.len(), 1);
+        queue.delete(&again[0].receipt).await.unwrap();
+        assert_eq!(queue.depth().await.unwrap(), 0);
+        drop((queue, data));
+        let conn = Connection::open(dir.join(DATABASE_FILE)).unwrap();
+        let sql: Vec<String> = conn
+            .prepare("SELECT sql FROM sqlite_master WHERE sql IS NOT NULL")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            sql.iter()
+                .all(|s| !s.contains("AUTOINCREMENT") && !s.contains("receipts_by_message")),
+            "{sql:?}"
+        );
+        drop(conn);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     fn count(conn: &Connection, like: &str) -> Result<i64, BackendError> {
         conn.query_row("SELECT COUNT(*) FROM docs WHERE key LIKE ?1", [like], |r| {
             r.get(0)
@@ -2641,25 +2893,41 @@ mod tests {
         (blocker, release_tx)
     }
 
-    /// Submits `n` calls: call `i` inserts the document `k{i}`, then fails when `fails(i)`,
-    /// else answers how many `k` documents it sees.
+    /// What a call of [`queue_inserts`] does.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Plan {
+        /// Inserts its document and answers how many `k` documents it sees.
+        Writes,
+        /// Fails before it writes anything, as the ports' calls do when a check fails.
+        FailsFirst,
+        /// Inserts its document, then fails.
+        FailsAfterWriting,
+    }
+
+    /// Submits `n` calls, isolated ones ([`Job::isolated`]) or not: call `i` is document `k{i}`
+    /// and does what `plan(i)` says.
     fn queue_inserts(
         db: &Database,
         n: u32,
-        fails: impl Fn(u32) -> bool,
+        isolated: bool,
+        plan: impl Fn(u32) -> Plan,
     ) -> Vec<tokio::sync::oneshot::Receiver<Result<i64, BackendError>>> {
         (0..n)
             .map(|i| {
-                let fail = fails(i);
+                let plan = plan(i);
                 let (tx, rx) = tokio::sync::oneshot::channel();
                 db.submit(
+                    isolated,
                     move |conn| {
+                        if plan == Plan::FailsFirst {
+                            return Err(BackendError::Rejected(format!("call {i} fails")));
+                        }
                         conn.execute(
                             "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
                             [format!("k{i}")],
                         )
                         .map_err(sqlite_error)?;
-                        if fail {
+                        if plan == Plan::FailsAfterWriting {
                             return Err(BackendError::Rejected(format!("call {i} fails")));
                         }
                         count(conn, "k%")
@@ -2675,15 +2943,72 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn calls_queued_together_commit_together_and_a_failed_one_undoes_only_itself() {
+    async fn a_call_that_fails_after_writing_rolls_its_group_back_and_the_calls_after_it_run_next()
+    {
+        let dir = std::env::temp_dir().join(format!("wagate-poison-{}", ulid::Ulid::new()));
+        let db = Database::open_dir(&dir).unwrap();
+        let (blocker, release_tx) = hold(&db);
+        let before = db.calls_and_commits();
+        // Calls 0-4 write, call 5 writes and fails, calls 6-11 write.
+        let calls = queue_inserts(&db, 12, false, |n| {
+            if n == 5 {
+                Plan::FailsAfterWriting
+            } else {
+                Plan::Writes
+            }
+        });
+        release_tx.send(()).unwrap();
+        blocker.await.unwrap().unwrap();
+        let mut answers = Vec::new();
+        for call in calls {
+            answers.push(call.await.unwrap());
+        }
+        for (n, answer) in answers.iter().enumerate() {
+            match (n, answer) {
+                // Ran in the group that call 5 rolled back: nothing of theirs was kept.
+                (0..=4, Err(BackendError::Unavailable(_))) => {}
+                (5, Err(BackendError::Rejected(e))) => assert_eq!(e, "call 5 fails"),
+                // Not run in that group: they led the next one, which committed.
+                (6..=11, Ok(rows)) => assert_eq!(*rows, i64::try_from(n).unwrap() - 5),
+                _ => panic!("call {n}: {answer:?}"),
+            }
+        }
+        let keys: Vec<String> = db
+            .call(Op::Maintenance, |conn| {
+                let mut s = conn
+                    .prepare("SELECT key FROM docs ORDER BY id")
+                    .map_err(sqlite_error)?;
+                let keys = s
+                    .query_map([], |r| r.get(0))
+                    .and_then(|rows| rows.collect())
+                    .map_err(sqlite_error)?;
+                Ok(keys)
+            })
+            .await
+            .unwrap();
+        assert_eq!(keys, (6..12).map(|n| format!("k{n}")).collect::<Vec<_>>());
+        let (calls, commits) = db.calls_and_commits();
+        assert_eq!(calls - before.0, 1 + 12 + 1, "every call answered once");
+        assert_eq!(
+            commits - before.1,
+            1,
+            "only the second group committed writes"
+        );
+        drop(db);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Every third of 40 calls queued together fails (`failing`); the others commit in one
+    /// transaction, each seeing the ones before it and none of the failed ones.
+    async fn every_third_call_fails(isolated: bool, failing: Plan) {
         let dir = std::env::temp_dir().join(format!("wagate-group-{}", ulid::Ulid::new()));
         let db = Database::open_dir(&dir).unwrap();
         // Hold the thread so that the calls below queue up behind it.
         let (blocker, release_tx) = hold(&db);
         let before = db.calls_and_commits();
-        // Every third call fails after its write; the next ones still see the writes of the
-        // earlier successful calls of the group.
-        let calls = queue_inserts(&db, 40, |n| n % 3 == 0);
+        let calls = queue_inserts(&db, 40, isolated, |n| {
+            if n % 3 == 0 { failing } else { Plan::Writes }
+        });
         release_tx.send(()).unwrap();
         blocker.await.unwrap().unwrap();
         let mut seen = Vec::new();
@@ -2700,8 +3025,6 @@ mod tests {
                 Err(e) => panic!("call {n}: {e}"),
             }
         }
-        // The successful calls ran in order, each seeing the ones before it and none of the
-        // failed ones.
         assert_eq!(seen, (1..=26).collect::<Vec<i64>>());
         let (calls, commits) = db.calls_and_commits();
         // The blocker is counted once its group is done, after `before` was taken.
@@ -2718,6 +3041,16 @@ mod tests {
         assert_eq!(rows, 26);
         drop(db);
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_queued_together_commit_together_and_a_failed_isolated_one_undoes_only_itself() {
+        every_third_call_fails(true, Plan::FailsAfterWriting).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_that_fail_before_writing_leave_their_group_to_commit_without_savepoints() {
+        every_third_call_fails(false, Plan::FailsFirst).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -2740,7 +3073,7 @@ mod tests {
         // Hold the thread so that the calls below queue up as one group behind it.
         let (blocker, release_tx) = hold(&db);
         let before = db.calls_and_commits();
-        let calls = queue_inserts(&db, 10, |_| false);
+        let calls = queue_inserts(&db, 10, false, |_| Plan::Writes);
         veto.store(true, Relaxed);
         release_tx.send(()).unwrap();
         // The blocker's own group may be vetoed too: either answer is fine for it.
@@ -2808,8 +3141,11 @@ mod tests {
             }),
             result: None,
             reply: move |r| tx.send(r).unwrap(),
+            isolated: false,
         })];
-        assert!(run_group(&Db::new(&conn), &mut group, OWNER_BEGIN).unwrap());
+        let (answered, wrote) = run_group(&Db::new(&conn), &mut group, OWNER_BEGIN);
+        assert_eq!(answered, 1);
+        assert!(wrote.unwrap());
         for job in group {
             job.finish(Ok(()));
         }
