@@ -6,8 +6,10 @@ Usage, while a load run writes DIR (wagate-bench load --backend sqlite --data-di
     python3 bench/wal-frames.py DIR/wagate.db snap1 snap2              # after it
 (the same with wagate-inbound.db for ingest's writes: blobs and the inbound queue).
 
-Each WAL frame is a 24-byte header (page number, and the database size on a commit's last
-frame) and one page. Pages are attributed to the table or index that owns them at the end
+Each WAL frame is a 24-byte header (page number, the database size on a commit's last frame,
+and the WAL's salts) and one page. A WAL started over is written again from its beginning: the
+frames after the last one written since carry the salts of before and are not counted (before
+session 35 they were). Pages are attributed to the table or index that owns them at the end
 (SQLite's dbstat), so pages freed and reused during the run (the queue tables' churn) may be
 counted under whatever owns them last.
 """
@@ -26,8 +28,11 @@ for snapshot in sys.argv[2:]:
     data = open(snapshot, "rb").read()
     frame = 24 + page_size
     offset = 32  # the WAL header
+    salts = struct.unpack(">II", data[16:24])
     while offset + frame <= len(data):
-        page, size_after_commit = struct.unpack(">II", data[offset : offset + 8])
+        page, size_after_commit, salt1, salt2 = struct.unpack(">IIII", data[offset : offset + 16])
+        if (salt1, salt2) != salts:
+            break  # a frame of the WAL before it started over
         if page == 0:
             break
         by_tree[owner.get(page, "(free or new)")] += 1
