@@ -122,7 +122,7 @@ CREATE TABLE IF NOT EXISTS receipts (",
 /// owner, at its start (in one transaction: a crash part-way leaves them as they were). The
 /// messages table was `AUTOINCREMENT`, so every send also updated `sqlite_sequence`; seq numbers
 /// may now be used again once the highest message is deleted, which no receipt can confuse, as
-/// a message's receipts go with it and each names its own lease. Receipts were keyed by the
+/// a message's receipts go with it and each carries a ULID of its own. Receipts were keyed by the
 /// receipt with an index by message, two B-trees for every receive and delete; they are now
 /// keyed by message then receipt (a receipt names its message: `{queue}:{seq}:{ulid}`). The
 /// owner's start releases every lease, so the old receipts are not copied.
@@ -149,7 +149,10 @@ fn migrate_queue_tables(conn: &Connection) -> Result<(), BackendError> {
         )
         .map_err(sqlite_error)?;
     if !autoincrement && !receipts_by_receipt {
-        return Ok(());
+        // Left by a wagate of before started on a database of after.
+        return conn
+            .execute_batch("DROP INDEX IF EXISTS receipts_by_message")
+            .map_err(sqlite_error);
     }
     let mut script = String::from("BEGIN IMMEDIATE;");
     if autoincrement {
@@ -164,8 +167,7 @@ fn migrate_queue_tables(conn: &Connection) -> Result<(), BackendError> {
                  FROM messages;
              DROP TABLE messages;
              ALTER TABLE messages_plain RENAME TO messages;
-             CREATE INDEX messages_by_visibility ON messages (queue, visible_at, seq);
-             DELETE FROM sqlite_sequence WHERE name = 'messages';"
+             CREATE INDEX messages_by_visibility ON messages (queue, visible_at, seq);"
         ));
     }
     if receipts_by_receipt {
@@ -954,9 +956,15 @@ impl Op {
     }
 
     /// Whether calls of this kind run in a savepoint of their own ([`run_group`]): the ports'
-    /// calls check before they write; maintenance may do anything, schema changes included.
+    /// calls check before they write, but a receive reads rows again after it moved some to the
+    /// dead-letter queue, and a batch delete goes on past a receipt it cannot use, so a row that
+    /// cannot be read fails that call alone, not every group it lands in; maintenance may do
+    /// anything, schema changes included.
     fn isolated(self) -> bool {
-        matches!(self, Op::Maintenance)
+        matches!(
+            self,
+            Op::Maintenance | Op::QueueReceive | Op::QueueDeleteBatch
+        )
     }
 }
 
@@ -2810,7 +2818,7 @@ mod tests {
         }
         let data = DataDir::open(&dir).unwrap();
         let queue = SqliteQueue::new(data.main().clone(), "track");
-        // The lease of before is released and its receipt is gone with the old table.
+        // The lease of before is released (the receipts of before go with it, as at any start).
         let got = queue
             .receive(10, Duration::ZERO, Duration::from_secs(30))
             .await
@@ -2829,7 +2837,7 @@ mod tests {
         for m in &got {
             queue.delete(&m.receipt).await.unwrap();
         }
-        // Seq numbers go on from the highest message left, and receipts are found by them.
+        // The rebuilt tables take new messages and their receipts.
         let new = OutgoingMessage {
             id: "n".into(),
             body: "new".into(),
@@ -2858,6 +2866,61 @@ mod tests {
             "{sql:?}"
         );
         drop(conn);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Without `AUTOINCREMENT`, a message sent after the highest one was deleted gets its seq
+    /// number again; a receipt of the deleted message does not name the new one.
+    #[tokio::test]
+    async fn a_seq_number_used_again_is_not_reached_by_a_receipt_of_before() {
+        let dir = std::env::temp_dir().join(format!("wagate-seq-{}", ulid::Ulid::new()));
+        let db = Database::open_dir(&dir).unwrap();
+        let queue = SqliteQueue::new(db.clone(), "track");
+        let send = |body: &str| OutgoingMessage {
+            id: "e".into(),
+            body: body.into(),
+            delay: None,
+        };
+        let receive_one = || async {
+            let got = queue
+                .receive(1, Duration::ZERO, Duration::from_secs(30))
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1);
+            got.into_iter().next().unwrap()
+        };
+        queue.send_batch(&[send("first")]).await.unwrap();
+        let first = receive_one().await;
+        // Received twice: both receipts are valid until the message is deleted.
+        queue
+            .change_visibility(&first.receipt, Duration::ZERO)
+            .await
+            .unwrap();
+        let again = receive_one().await;
+        queue.delete(&again.receipt).await.unwrap();
+        queue.send_batch(&[send("second")]).await.unwrap();
+        let second = receive_one().await;
+        assert_eq!(second.body, "second");
+        let seq = |receipt: &str| receipt.split(':').nth(1).unwrap().to_owned();
+        assert_eq!(
+            seq(&second.receipt),
+            seq(&first.receipt),
+            "the seq is used again"
+        );
+        for stale in [&first.receipt, &again.receipt] {
+            assert!(matches!(
+                queue.delete(stale).await,
+                Err(BackendError::Rejected(_))
+            ));
+            assert!(matches!(
+                queue.change_visibility(stale, Duration::ZERO).await,
+                Err(BackendError::Rejected(_))
+            ));
+        }
+        assert_eq!(queue.depth().await.unwrap(), 1);
+        queue.delete(&second.receipt).await.unwrap();
+        assert_eq!(queue.depth().await.unwrap(), 0);
+        drop((queue, db));
         std::fs::remove_dir_all(dir).unwrap();
     }
 
@@ -2902,6 +2965,8 @@ mod tests {
         FailsFirst,
         /// Inserts its document, then fails.
         FailsAfterWriting,
+        /// Runs an insert that SQLite refuses (a `NOT NULL` column left null), and fails.
+        StatementFails,
     }
 
     /// Submits `n` calls, isolated ones ([`Job::isolated`]) or not: call `i` is document `k{i}`
@@ -2921,6 +2986,13 @@ mod tests {
                     move |conn| {
                         if plan == Plan::FailsFirst {
                             return Err(BackendError::Rejected(format!("call {i} fails")));
+                        }
+                        if plan == Plan::StatementFails {
+                            conn.execute(
+                                "INSERT INTO docs (key, version, body) VALUES (?1, NULL, '{}')",
+                                [format!("k{i}")],
+                            )
+                            .map_err(|_| BackendError::Rejected(format!("call {i} fails")))?;
                         }
                         conn.execute(
                             "INSERT INTO docs (key, version, body) VALUES (?1, 1, '{}')",
@@ -3051,6 +3123,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn calls_that_fail_before_writing_leave_their_group_to_commit_without_savepoints() {
         every_third_call_fails(false, Plan::FailsFirst).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn calls_whose_statement_sqlite_refuses_leave_their_group_to_commit() {
+        every_third_call_fails(false, Plan::StatementFails).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
