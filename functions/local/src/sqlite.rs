@@ -501,8 +501,8 @@ fn serve(
 /// tells when a failed call did change some (a statement failed after an earlier one wrote, the
 /// disk is full), and then the whole group is rolled back: the calls run so far fail, and those
 /// after it have not run and lead the next group. The same when SQLite itself rolled the
-/// transaction back. [`Job::isolated`] calls (maintenance, whose statements may change the
-/// schema, which that count does not see) run in a savepoint as before. A group of reads only
+/// transaction back. [`Job::isolated`] calls ([`Op::isolated`]: receives, batch deletes and
+/// maintenance) run in a savepoint as before. A group of reads only
 /// appends nothing to the WAL at its commit. `begin` is [`OWNER_BEGIN`] or [`SHARED_BEGIN`].
 fn run_group(
     conn: &Db<'_>,
